@@ -1,0 +1,32 @@
+# The two set-up commands of the README are `make demo` and `make test`.
+# Both create .venv and install what they need; both are idempotent.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint check ci-checks clean browsers
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+## demo: the whole product on this machine (SQLite, filesystem broker, Zero simulator, dev sign-in proxy)
+demo: $(STAMP)
+	$(PY) manage.py run_demo
+
+## test: the whole test suite (SQLite unless DATABASE_URL is set; see README "Testing")
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## lint: ruff (format + lint), mypy, and migrations that match the models
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy apps jitportal
+	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-data test-artifacts

@@ -1,0 +1,35 @@
+"""Domain events that trigger notifications, dispatched after commit.
+
+Services call ``emit`` inside their transaction; the notification task is enqueued only
+once the transaction commits, and a failure to enqueue never undoes a decision.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+
+REQUEST_SUBMITTED = "request_submitted"
+REQUEST_DECIDED = "request_decided"
+GRANT_REVOKED = "grant_revoked"
+GRANT_LIVE = "grant_live"
+BREAK_GLASS = "break_glass"
+EXPIRY_REMINDER = "expiry_reminder"
+REQUEST_WAITING = "request_waiting"
+
+
+def emit(event: str, **ids: Any) -> None:
+    transaction.on_commit(lambda: _dispatch(event, ids))
+
+
+def _dispatch(event: str, ids: dict[str, Any]) -> None:
+    try:
+        from .tasks import notify
+
+        notify.delay(event=event, **ids)
+    except Exception:  # the broker is down; the decision stands, the notice is lost-and-logged
+        log.exception("could not enqueue notification %s %s", event, ids)

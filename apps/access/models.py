@@ -1,0 +1,376 @@
+"""Resources people can ask for, their requests, and the grants approval creates.
+
+Models are declarative; every state change goes through ``apps.access.services``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, ClassVar
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from .states import (
+    OPEN_GRANT_STATES,
+    GrantState,
+    RequestKind,
+    RequestState,
+    SyncStatus,
+)
+
+if TYPE_CHECKING:
+    from apps.accounts.models import User
+
+
+def default_durations() -> list[int]:
+    return [60, 240, 480]
+
+
+class ResourceQuerySet(models.QuerySet["Resource"]):
+    def active(self) -> ResourceQuerySet:
+        return self.filter(is_active=True)
+
+    def requestable_by(self, user: User) -> list[Resource]:
+        groups = set(user.groups.values_list("name", flat=True))
+        return [r for r in self.active().order_by("name") if r.may_request(user, groups)]
+
+
+class Resource(models.Model):
+    """Something behind Pomerium that people ask for: one managed Zero policy each."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    zero_policy_name = models.CharField(
+        max_length=120,
+        blank=True,
+        validators=[RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9 ._:-]*$", "Letters, digits, . _ : -")],
+        help_text="Name of the Pomerium Zero policy the portal manages; default jit-<slug>.",
+    )
+    requester_groups = models.JSONField(
+        default=list, blank=True, help_text="Groups that may ask; empty means everyone signed in."
+    )
+    approver_groups = models.JSONField(
+        default=list, blank=True, help_text="Groups that may decide; superusers always may."
+    )
+    duration_choices = models.JSONField(
+        default=default_durations, help_text="Durations offered, in minutes."
+    )
+    max_duration_minutes = models.PositiveIntegerField(
+        default=480,
+        validators=[MinValueValidator(1)],
+        help_text="Hard maximum of a grant, counted from its start (extensions included).",
+    )
+    justification_required = models.BooleanField(default=True)
+    justification_min_length = models.PositiveIntegerField(default=10)
+    ticket_required = models.BooleanField(default=False)
+    allow_scheduled = models.BooleanField(
+        default=True, help_text="Requesters may choose a start time in the future."
+    )
+    max_schedule_ahead_days = models.PositiveIntegerField(default=30)
+    base_ppl = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Always-on PPL rules kept in the policy, e.g. an SRE group's allow rule.",
+    )
+    # Approval policy
+    approvals_required = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1)], help_text="Distinct approvals needed."
+    )
+    auto_approve_rules = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='e.g. [{"group": "oncall", "max_minutes": 240}]: members get up to '
+        "max_minutes without review.",
+    )
+    break_glass_groups = models.JSONField(
+        default=list, blank=True, help_text="Groups that may self-activate in an emergency."
+    )
+    break_glass_max_minutes = models.PositiveIntegerField(default=60)
+    slack_webhook_url = models.URLField(blank=True, help_text="Optional Slack incoming webhook.")
+    is_active = models.BooleanField(default=True, help_text="Archived resources take no requests.")
+    # Sync bookkeeping: bumped with every change that alters the desired policy.
+    sync_generation = models.PositiveBigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects: ClassVar[ResourceQuerySet] = ResourceQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def resource_slug_for_audit(self) -> str:
+        return self.slug
+
+    @property
+    def policy_name(self) -> str:
+        return self.zero_policy_name or f"jit-{self.slug}"
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        choices = self.duration_choices
+        if not isinstance(choices, list) or not choices or not all(
+            isinstance(c, int) and c > 0 for c in choices
+        ):
+            errors["duration_choices"] = "A list of positive whole minutes, e.g. [60, 240]."
+        elif max(choices) > self.max_duration_minutes:
+            errors["duration_choices"] = "No offered duration may exceed the maximum."
+        for name in ("requester_groups", "approver_groups", "break_glass_groups"):
+            value = getattr(self, name)
+            if not isinstance(value, list) or not all(isinstance(g, str) and g for g in value):
+                errors[name] = 'A list of group names, e.g. ["sre"].'
+        rules = self.auto_approve_rules
+        if not isinstance(rules, list) or not all(
+            isinstance(r, dict)
+            and isinstance(r.get("group"), str)
+            and isinstance(r.get("max_minutes"), int)
+            and r["max_minutes"] > 0
+            for r in rules
+        ):
+            errors["auto_approve_rules"] = 'A list like [{"group": "oncall", "max_minutes": 240}].'
+        if not isinstance(self.base_ppl, list) or not all(isinstance(r, dict) for r in self.base_ppl):
+            errors["base_ppl"] = "A list of PPL rules (JSON objects)."
+        else:
+            from apps.zero.ppl import validate_ppl
+
+            problems = validate_ppl(self.base_ppl)
+            if problems:
+                errors["base_ppl"] = "; ".join(problems[:3])
+        if self.break_glass_max_minutes > self.max_duration_minutes:
+            errors["break_glass_max_minutes"] = "May not exceed the maximum duration."
+        if errors:
+            raise ValidationError(errors)
+
+    def may_request(self, user: User, groups: set[str] | None = None) -> bool:
+        if not self.is_active:
+            return False
+        if not self.requester_groups:
+            return True
+        if groups is None:
+            groups = set(user.groups.values_list("name", flat=True))
+        return bool(groups & set(self.requester_groups))
+
+    def is_approver(self, user: User, groups: set[str] | None = None) -> bool:
+        if user.is_superuser:
+            return True
+        if groups is None:
+            groups = set(user.groups.values_list("name", flat=True))
+        return bool(groups & set(self.approver_groups))
+
+    def auto_approve_rule_for(self, groups: set[str], minutes: int) -> dict[str, object] | None:
+        for rule in self.auto_approve_rules:
+            if rule["group"] in groups and minutes <= rule["max_minutes"]:
+                return rule
+        return None
+
+
+class AccessRequestQuerySet(models.QuerySet["AccessRequest"]):
+    def pending(self) -> AccessRequestQuerySet:
+        return self.filter(state=RequestState.PENDING)
+
+    def due_for_expiry(self, now: datetime) -> AccessRequestQuerySet:
+        return self.pending().filter(expires_at__lte=now)
+
+    def open_for(self, user: User, resource: Resource) -> AccessRequestQuerySet:
+        return self.pending().filter(requester=user, resource=resource)
+
+
+class AccessRequest(models.Model):
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="access_requests"
+    )
+    filed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Who filed it: the requester, or an approver acting on their behalf.",
+    )
+    resource = models.ForeignKey(Resource, on_delete=models.PROTECT, related_name="requests")
+    kind = models.CharField(max_length=16, choices=RequestKind.choices, default=RequestKind.NEW)
+    extends_grant = models.ForeignKey(
+        "Grant", null=True, blank=True, on_delete=models.PROTECT, related_name="extension_requests"
+    )
+    duration_minutes = models.PositiveIntegerField()
+    start_at = models.DateTimeField(
+        null=True, blank=True, help_text="Empty: start when approved."
+    )
+    justification = models.TextField(blank=True)
+    ticket = models.CharField(max_length=120, blank=True)
+    state = models.CharField(
+        max_length=16, choices=RequestState.choices, default=RequestState.PENDING
+    )
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(help_text="Undecided by then, the request expires.")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    approved_duration_minutes = models.PositiveIntegerField(null=True, blank=True)
+    auto_approved_rule = models.JSONField(null=True, blank=True)
+    reminded_at = models.DateTimeField(
+        null=True, blank=True, help_text="When approvers were told it waits too long."
+    )
+
+    objects: ClassVar[AccessRequestQuerySet] = AccessRequestQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("decide_accessrequest", "Can approve or reject access requests")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["requester", "resource"],
+                condition=Q(state="pending"),
+                name="one_pending_request_per_user_and_resource",
+            )
+        ]
+        indexes = [models.Index(fields=["state", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.requester} → {self.resource} ({self.get_state_display()})"
+
+    @property
+    def resource_slug_for_audit(self) -> str:
+        return self.resource.slug
+
+    @property
+    def duration(self) -> timedelta:
+        return timedelta(minutes=self.duration_minutes)
+
+
+class Approval(models.Model):
+    """One approver's yes on a request (quorum counts distinct approvers)."""
+
+    request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="approvals")
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "approver"], name="one_approval_per_approver")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.approver} approved #{self.request_id}"
+
+
+class GrantQuerySet(models.QuerySet["Grant"]):
+    def open(self) -> GrantQuerySet:
+        return self.filter(state__in=OPEN_GRANT_STATES)
+
+    def active_at(self, at: datetime) -> GrantQuerySet:
+        return self.open().filter(not_before__lte=at, expires_at__gt=at)
+
+    def due_for_activation(self, now: datetime) -> GrantQuerySet:
+        return self.filter(state=GrantState.SCHEDULED, not_before__lte=now, expires_at__gt=now)
+
+    def due_for_expiry(self, now: datetime) -> GrantQuerySet:
+        return self.open().filter(expires_at__lte=now)
+
+    def in_policy(self, resource: Resource, now: datetime) -> GrantQuerySet:
+        """Grants the resource's policy must carry: not revoked, window not yet over."""
+        return self.filter(resource=resource, state__in=OPEN_GRANT_STATES, expires_at__gt=now)
+
+    def needing_review(self) -> GrantQuerySet:
+        return self.filter(is_break_glass=True, reviewed_at__isnull=True)
+
+
+class Grant(models.Model):
+    request = models.OneToOneField(AccessRequest, on_delete=models.PROTECT, related_name="grant")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="grants")
+    email = models.EmailField(help_text="The user's email when approved; what the PPL rule names.")
+    resource = models.ForeignKey(Resource, on_delete=models.PROTECT, related_name="grants")
+    not_before = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    state = models.CharField(max_length=16, choices=GrantState.choices)
+    created_at = models.DateTimeField()
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoke_reason = models.TextField(blank=True)
+    is_break_glass = models.BooleanField(default=False)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
+    # Filled by the Zero sync.
+    sync_status = models.CharField(
+        max_length=16, choices=SyncStatus.choices, default=SyncStatus.PENDING
+    )
+    sync_error = models.TextField(blank=True)
+    live_at = models.DateTimeField(null=True, blank=True, help_text="Zero confirmed the rule.")
+    enforced_at = models.DateTimeField(
+        null=True, blank=True, help_text="When Zero applied the latest change for this grant."
+    )
+    removed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When Zero confirmed the rule was gone."
+    )
+    reminder_sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects: ClassVar[GrantQuerySet] = GrantQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        ordering = ["-not_before"]
+        permissions = [
+            ("revoke_grant", "Can revoke grants"),
+            ("extend_grant", "Can extend grants"),
+            ("review_grant", "Can mark break-glass grants reviewed"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "resource"],
+                condition=Q(state__in=["scheduled", "active"]),
+                name="one_open_grant_per_user_and_resource",
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=models.F("not_before")), name="grant_window_not_empty"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["state", "expires_at"]),
+            models.Index(fields=["resource", "state"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.resource} ({self.get_state_display()})"
+
+    @property
+    def resource_slug_for_audit(self) -> str:
+        return self.resource.slug
+
+    def window(self) -> dict[str, str]:
+        return {"not_before": self.not_before.isoformat(), "expires_at": self.expires_at.isoformat()}
+
+
+class GrantExtension(models.Model):
+    grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="extensions")
+    extended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    old_expires_at = models.DateTimeField()
+    new_expires_at = models.DateTimeField()
+    reason = models.TextField()
+    over_maximum = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.grant} extended to {self.new_expires_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,735 @@
+"""Every state change of requests and grants.
+
+Each public function is one transaction: it locks the rows it changes (request → grant →
+resource, always in that order, before the first audit write), checks the rules, writes
+the new state and its audit entries, and schedules side effects (the Zero sync,
+notifications) with ``transaction.on_commit`` so a worker never sees a rolled-back row.
+A double click, two approvers at once, or a task delivered twice does no harm: the second
+caller finds the row already moved on and gets ``IllegalTransition``.
+
+All functions take the actor as a keyword and raise ``AccessError`` subclasses with a
+sentence a person can read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.audit.models import AuditAction
+from apps.audit.services import record
+
+from . import events
+from .models import AccessRequest, Approval, Grant, GrantExtension, Resource
+from .states import (
+    AccessError,
+    Conflict,
+    GrantState,
+    IllegalTransition,
+    NotAllowed,
+    PolicyViolation,
+    RequestKind,
+    RequestState,
+    SyncStatus,
+    check_grant_transition,
+    check_request_transition,
+)
+from .sync import request_sync
+
+if TYPE_CHECKING:
+    from apps.accounts.models import User
+
+__all__ = [
+    "AccessError",
+    "approve_request",
+    "break_glass",
+    "cancel_request",
+    "expire_due",
+    "extend_grant",
+    "mark_reviewed",
+    "reject_request",
+    "revoke_grant",
+    "submit_on_behalf",
+    "submit_request",
+]
+
+MAX_TEXT = 4000
+
+
+def _groups(user: User) -> set[str]:
+    return set(user.groups.values_list("name", flat=True))
+
+
+def _lock_request(req: AccessRequest) -> AccessRequest:
+    return AccessRequest.objects.select_for_update().select_related("resource", "requester").get(
+        pk=req.pk
+    )
+
+
+def _lock_grant(grant: Grant) -> Grant:
+    return Grant.objects.select_for_update().select_related("resource", "user").get(pk=grant.pk)
+
+
+def _check_text(value: str, name: str) -> str:
+    value = (value or "").strip()
+    if len(value) > MAX_TEXT:
+        raise PolicyViolation(f"The {name} is too long (at most {MAX_TEXT} characters).")
+    return value
+
+
+def _request_details(req: AccessRequest) -> dict[str, Any]:
+    return {
+        "requester": req.requester.email,
+        "resource": req.resource.slug,
+        "kind": req.kind,
+        "duration_minutes": req.duration_minutes,
+        "start_at": req.start_at.isoformat() if req.start_at else None,
+        "justification": req.justification,
+        "ticket": req.ticket,
+    }
+
+
+# --- Submitting ----------------------------------------------------------------------------
+
+
+def _validate_submission(
+    *,
+    requester: User,
+    resource: Resource,
+    duration_minutes: int,
+    justification: str,
+    ticket: str,
+    start_at: datetime | None,
+    now: datetime,
+    offered_only: bool = True,
+) -> None:
+    if not resource.is_active:
+        raise PolicyViolation(f"{resource.name} is archived and takes no requests.")
+    if not requester.email:
+        raise PolicyViolation("Your account has no email address, which Pomerium rules need.")
+    if not isinstance(duration_minutes, int) or duration_minutes <= 0:
+        raise PolicyViolation("Choose how long you need access.")
+    if duration_minutes > resource.max_duration_minutes:
+        raise PolicyViolation(
+            f"{resource.name} allows at most {resource.max_duration_minutes} minutes."
+        )
+    if offered_only and duration_minutes not in resource.duration_choices:
+        raise PolicyViolation("Choose one of the durations offered for this resource.")
+    if resource.justification_required and len(justification) < resource.justification_min_length:
+        raise PolicyViolation(
+            f"Say why you need access (at least {resource.justification_min_length} characters)."
+        )
+    if resource.ticket_required and not ticket:
+        raise PolicyViolation(f"{resource.name} needs a ticket reference.")
+    if start_at is not None:
+        if not resource.allow_scheduled:
+            raise PolicyViolation(f"{resource.name} only grants access starting now.")
+        if start_at <= now:
+            raise PolicyViolation("A scheduled start must be in the future.")
+        if start_at > now + timedelta(days=resource.max_schedule_ahead_days):
+            raise PolicyViolation(
+                f"A start can be at most {resource.max_schedule_ahead_days} days ahead."
+            )
+
+
+def submit_request(
+    *,
+    requester: User,
+    resource: Resource,
+    duration_minutes: int,
+    justification: str = "",
+    ticket: str = "",
+    start_at: datetime | None = None,
+    filed_by: User | None = None,
+    now: datetime | None = None,
+) -> AccessRequest:
+    """File a request. Returns it pending, or already approved when an auto-approval rule matched.
+
+    With a scheduled or active grant on the resource, the request becomes an extension
+    request of that grant (``kind=extension``). A second pending request is refused
+    (``Conflict``). Audits ``request.submitted`` (and the auto-approval entries).
+    """
+    now = now or timezone.now()
+    filed_by = filed_by or requester
+    justification = _check_text(justification, "justification")
+    ticket = _check_text(ticket, "ticket reference")[:120]
+    with transaction.atomic():
+        # Serialise one person's submissions so "one open request" holds under double clicks.
+        type(requester).objects.select_for_update().filter(pk=requester.pk).first()
+        groups = _groups(requester)
+        if not resource.may_request(requester, groups):
+            raise NotAllowed(f"You may not request {resource.name}.")
+        _validate_submission(
+            requester=requester,
+            resource=resource,
+            duration_minutes=duration_minutes,
+            justification=justification,
+            ticket=ticket,
+            start_at=start_at,
+            now=now,
+        )
+        if AccessRequest.objects.open_for(requester, resource).exists():
+            raise Conflict(
+                f"You already have a pending request for {resource.name}; wait for it or cancel it."
+            )
+        live = Grant.objects.open().filter(user=requester, resource=resource).first()
+        if live is not None and start_at is not None:
+            raise Conflict(
+                f"You already have access to {resource.name}; ask for an extension instead."
+            )
+        req = AccessRequest(
+            requester=requester,
+            filed_by=filed_by,
+            resource=resource,
+            kind=RequestKind.EXTENSION if live else RequestKind.NEW,
+            extends_grant=live,
+            duration_minutes=duration_minutes,
+            start_at=start_at,
+            justification=justification,
+            ticket=ticket,
+            state=RequestState.PENDING,
+            created_at=now,
+            expires_at=now + timedelta(hours=settings.REQUEST_PENDING_TTL_HOURS),
+        )
+        try:
+            with transaction.atomic():
+                req.save()
+        except IntegrityError:
+            raise Conflict(f"You already have a pending request for {resource.name}.") from None
+        details = _request_details(req)
+        if filed_by != requester:
+            details["filed_by"] = filed_by.email
+        record(
+            AuditAction.REQUEST_SUBMITTED,
+            actor=filed_by,
+            target=req,
+            resource_slug=resource.slug,
+            details=details,
+        )
+        rule = resource.auto_approve_rule_for(groups, duration_minutes)
+        if rule is not None and filed_by == requester:
+            _approve_locked(req, approver=None, now=now, auto_rule=rule)
+        else:
+            events.emit(events.REQUEST_SUBMITTED, request_id=req.pk)
+    return req
+
+
+def submit_on_behalf(
+    *,
+    approver: User,
+    user: User,
+    resource: Resource,
+    duration_minutes: int,
+    justification: str,
+    ticket: str = "",
+    start_at: datetime | None = None,
+    approve: bool = True,
+    now: datetime | None = None,
+) -> AccessRequest:
+    """An approver files (and by default approves) a request for someone else, e.g. in an incident.
+
+    Both people are in the audit entries: ``filed_by`` on ``request.submitted``, the approver
+    on ``request.approved``. The approver may not file for themselves this way.
+    """
+    if approver.pk == user.pk:
+        raise NotAllowed("File your own requests from the request page.")
+    if not resource.is_approver(approver):
+        raise NotAllowed(f"You are not an approver of {resource.name}.")
+    with transaction.atomic():
+        req = submit_request(
+            requester=user,
+            resource=resource,
+            duration_minutes=duration_minutes,
+            justification=justification,
+            ticket=ticket,
+            start_at=start_at,
+            filed_by=approver,
+            now=now,
+        )
+        if approve and req.state == RequestState.PENDING:
+            approve_request(req, approver=approver, note="filed on behalf", now=now)
+            req.refresh_from_db()
+    return req
+
+
+# --- Deciding ------------------------------------------------------------------------------
+
+
+def _check_decider(req: AccessRequest, actor: User, now: datetime) -> None:
+    if req.state == RequestState.PENDING and req.expires_at <= now:
+        raise IllegalTransition("This request waited too long and has expired; it cannot be decided.")
+    check_request_transition(req.state, RequestState.APPROVED)
+    if actor.pk == req.requester_id:
+        raise NotAllowed("You cannot decide your own request.")
+    if not req.resource.is_approver(actor):
+        raise NotAllowed(f"You are not an approver of {req.resource.name}.")
+
+
+def approve_request(
+    req: AccessRequest,
+    *,
+    approver: User,
+    duration_minutes: int | None = None,
+    note: str = "",
+    now: datetime | None = None,
+) -> Grant | None:
+    """Record ``approver``'s approval; when the quorum is met, approve and grant.
+
+    Returns the new (or extended) grant, or None while more approvals are needed
+    (``request.approval_recorded`` is audited then). ``duration_minutes`` may shorten, never
+    lengthen, what was asked. The window starts at approval (or at the requested start if
+    that is later). Raises ``NotAllowed`` for the requester or a non-approver,
+    ``IllegalTransition`` when the request is no longer pending, ``Conflict`` when this
+    approver already approved.
+    """
+    now = now or timezone.now()
+    note = _check_text(note, "note")
+    with transaction.atomic():
+        req = _lock_request(req)
+        _check_decider(req, approver, now)
+        if duration_minutes is not None:
+            if not 0 < duration_minutes <= req.duration_minutes:
+                raise PolicyViolation(
+                    f"An approver may shorten the duration (1 to {req.duration_minutes} minutes), "
+                    "not lengthen it."
+                )
+            req.approved_duration_minutes = duration_minutes
+        if Approval.objects.filter(request=req, approver=approver).exists():
+            raise Conflict("You have already approved this request.")
+        Approval.objects.create(request=req, approver=approver, created_at=now, note=note)
+        count = Approval.objects.filter(request=req).count()
+        needed = req.resource.approvals_required
+        if count < needed:
+            if req.approved_duration_minutes is not None:
+                req.save(update_fields=["approved_duration_minutes"])
+            record(
+                AuditAction.REQUEST_APPROVAL_RECORDED,
+                actor=approver,
+                target=req,
+                resource_slug=req.resource.slug,
+                details={"approvals": count, "required": needed, "note": note},
+            )
+            return None
+        return _approve_locked(req, approver=approver, now=now, note=note)
+
+
+def _approve_locked(
+    req: AccessRequest,
+    *,
+    approver: User | None,
+    now: datetime,
+    note: str = "",
+    auto_rule: dict[str, Any] | None = None,
+) -> Grant:
+    """Approve a locked, pending request and create or extend its grant (inside a transaction)."""
+    check_request_transition(req.state, RequestState.APPROVED)
+    minutes = req.approved_duration_minutes or req.duration_minutes
+    req.state = RequestState.APPROVED
+    req.decided_by = approver
+    req.decided_at = now
+    req.decision_reason = note
+    req.auto_approved_rule = auto_rule
+    if req.kind == RequestKind.EXTENSION and req.extends_grant_id:
+        grant = _lock_grant(req.extends_grant)  # type: ignore[arg-type]
+        if grant.state not in (GrantState.SCHEDULED, GrantState.ACTIVE) or grant.expires_at <= now:
+            raise IllegalTransition("The grant this request extends has already ended.")
+        new_end = grant.expires_at + timedelta(minutes=minutes)
+        req.save()
+        _audit_decision(req, approver, auto_rule, note)
+        _extend_locked(grant, actor=approver, new_expires_at=new_end, reason=req.justification, now=now)
+        return grant
+    start = max(now, req.start_at) if req.start_at else now
+    grant = Grant(
+        request=req,
+        user=req.requester,
+        email=req.requester.email.lower(),
+        resource=req.resource,
+        not_before=start,
+        expires_at=start + timedelta(minutes=minutes),
+        state=GrantState.ACTIVE if start <= now else GrantState.SCHEDULED,
+        created_at=now,
+        is_break_glass=req.kind == RequestKind.BREAK_GLASS,
+    )
+    try:
+        with transaction.atomic():
+            req.save()
+            grant.save()
+    except IntegrityError:
+        raise Conflict(
+            f"{req.requester} already has access to {req.resource.name}; extend that grant instead."
+        ) from None
+    request_sync(req.resource)
+    _audit_decision(req, approver, auto_rule, note)
+    record(
+        AuditAction.GRANT_ACTIVATED if grant.state == GrantState.ACTIVE else AuditAction.GRANT_SCHEDULED,
+        actor=approver,
+        target=grant,
+        resource_slug=req.resource.slug,
+        details={"email": grant.email, **grant.window(), "break_glass": grant.is_break_glass},
+    )
+    return grant
+
+
+def _audit_decision(
+    req: AccessRequest, approver: User | None, auto_rule: dict[str, Any] | None, note: str
+) -> None:
+    details: dict[str, Any] = {
+        "requester": req.requester.email,
+        "duration_minutes": req.approved_duration_minutes or req.duration_minutes,
+        "approvers": list(req.approvals.values_list("approver__email", flat=True)),
+        "note": note,
+    }
+    if auto_rule is not None:
+        details["rule"] = auto_rule
+    if req.filed_by_id != req.requester_id:
+        details["filed_by"] = req.filed_by.email
+    record(
+        AuditAction.REQUEST_AUTO_APPROVED if auto_rule else AuditAction.REQUEST_APPROVED,
+        actor=approver,
+        target=req,
+        resource_slug=req.resource.slug,
+        details=details,
+    )
+    events.emit(events.REQUEST_DECIDED, request_id=req.pk)
+
+
+def reject_request(
+    req: AccessRequest, *, approver: User, reason: str, now: datetime | None = None
+) -> AccessRequest:
+    """Reject a pending request; ``reason`` is required and shown to the requester.
+
+    Any single approver's rejection rejects, also after others approved (quorum).
+    """
+    now = now or timezone.now()
+    reason = _check_text(reason, "reason")
+    if not reason:
+        raise PolicyViolation("Say why the request is rejected.")
+    with transaction.atomic():
+        req = _lock_request(req)
+        _check_decider(req, approver, now)
+        req.state = RequestState.REJECTED
+        req.decided_by = approver
+        req.decided_at = now
+        req.decision_reason = reason
+        req.save()
+        record(
+            AuditAction.REQUEST_REJECTED,
+            actor=approver,
+            target=req,
+            resource_slug=req.resource.slug,
+            details={"requester": req.requester.email, "reason": reason},
+        )
+        events.emit(events.REQUEST_DECIDED, request_id=req.pk)
+    return req
+
+
+def cancel_request(
+    req: AccessRequest, *, actor: User, now: datetime | None = None
+) -> AccessRequest:
+    """The requester (or whoever filed it) withdraws a pending request."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        req = _lock_request(req)
+        if actor.pk not in (req.requester_id, req.filed_by_id):
+            raise NotAllowed("Only the requester can cancel this request.")
+        check_request_transition(req.state, RequestState.CANCELLED)
+        req.state = RequestState.CANCELLED
+        req.decided_at = now
+        req.save()
+        record(
+            AuditAction.REQUEST_CANCELLED,
+            actor=actor,
+            target=req,
+            resource_slug=req.resource.slug,
+            details={"requester": req.requester.email},
+        )
+    return req
+
+
+# --- Grants --------------------------------------------------------------------------------
+
+
+def revoke_grant(
+    grant: Grant, *, actor: User, reason: str, now: datetime | None = None
+) -> Grant:
+    """End a scheduled or active grant now. Approvers of the resource may revoke anyone's;
+    a user may give up their own. The rule leaves Zero at the next sync, which is
+    enqueued on commit and retried until it lands (a revocation is never dropped).
+    """
+    now = now or timezone.now()
+    reason = _check_text(reason, "reason")
+    if not reason:
+        raise PolicyViolation("Say why the grant is revoked.")
+    with transaction.atomic():
+        grant = _lock_grant(grant)
+        if actor.pk != grant.user_id and not grant.resource.is_approver(actor):
+            raise NotAllowed(f"You are not an approver of {grant.resource.name}.")
+        check_grant_transition(grant.state, GrantState.REVOKED)
+        grant.state = GrantState.REVOKED
+        grant.revoked_by = actor
+        grant.revoked_at = now
+        grant.revoke_reason = reason
+        grant.sync_status = SyncStatus.PENDING
+        grant.save()
+        request_sync(grant.resource)
+        record(
+            AuditAction.GRANT_REVOKED,
+            actor=actor,
+            target=grant,
+            resource_slug=grant.resource.slug,
+            details={"email": grant.email, "reason": reason, **grant.window()},
+        )
+        events.emit(events.GRANT_REVOKED, grant_id=grant.pk)
+    return grant
+
+
+def extend_grant(
+    grant: Grant,
+    *,
+    actor: User,
+    new_expires_at: datetime,
+    reason: str,
+    override: bool = False,
+    now: datetime | None = None,
+) -> Grant:
+    """Move a grant's end later, atomically: the new window replaces the old one, no gap.
+
+    Only an approver of the resource, never the grant's own user. Beyond the resource's
+    maximum (counted from the grant's start) only with ``override=True`` and a reason.
+    """
+    now = now or timezone.now()
+    reason = _check_text(reason, "reason")
+    if not reason:
+        raise PolicyViolation("Say why the grant is extended.")
+    with transaction.atomic():
+        grant = _lock_grant(grant)
+        if actor.pk == grant.user_id:
+            raise NotAllowed("You cannot extend your own grant; ask for an extension instead.")
+        if not grant.resource.is_approver(actor):
+            raise NotAllowed(f"You are not an approver of {grant.resource.name}.")
+        limit = grant.not_before + timedelta(minutes=grant.resource.max_duration_minutes)
+        if new_expires_at > limit and not override:
+            raise PolicyViolation(
+                f"That is past {grant.resource.name}'s maximum of "
+                f"{grant.resource.max_duration_minutes} minutes from the start; "
+                "override with a reason to go further."
+            )
+        _extend_locked(grant, actor=actor, new_expires_at=new_expires_at, reason=reason, now=now,
+                       over_maximum=new_expires_at > limit)
+    return grant
+
+
+def _extend_locked(
+    grant: Grant,
+    *,
+    actor: User | None,
+    new_expires_at: datetime,
+    reason: str,
+    now: datetime,
+    over_maximum: bool = False,
+) -> None:
+    if grant.state not in (GrantState.SCHEDULED, GrantState.ACTIVE) or grant.expires_at <= now:
+        raise IllegalTransition("Only a scheduled or active grant can be extended.")
+    if new_expires_at <= grant.expires_at:
+        raise PolicyViolation("The new end must be later than the current end.")
+    old = grant.expires_at
+    GrantExtension.objects.create(
+        grant=grant,
+        extended_by=actor,
+        created_at=now,
+        old_expires_at=old,
+        new_expires_at=new_expires_at,
+        reason=reason,
+        over_maximum=over_maximum,
+    )
+    grant.expires_at = new_expires_at
+    grant.sync_status = SyncStatus.PENDING
+    grant.reminder_sent_at = None
+    grant.save()
+    request_sync(grant.resource)
+    record(
+        AuditAction.GRANT_EXTENDED,
+        actor=actor,
+        target=grant,
+        resource_slug=grant.resource.slug,
+        details={
+            "email": grant.email,
+            "old_expires_at": old.isoformat(),
+            "new_expires_at": new_expires_at.isoformat(),
+            "reason": reason,
+            "over_maximum": over_maximum,
+        },
+    )
+
+
+def break_glass(
+    *,
+    user: User,
+    resource: Resource,
+    duration_minutes: int,
+    justification: str,
+    now: datetime | None = None,
+) -> Grant:
+    """Emergency self-activation: granted at once, flagged, every approver told, queued for review."""
+    now = now or timezone.now()
+    justification = _check_text(justification, "justification")
+    with transaction.atomic():
+        type(user).objects.select_for_update().filter(pk=user.pk).first()
+        if not set(resource.break_glass_groups) & _groups(user):
+            raise NotAllowed(f"You may not use break-glass access for {resource.name}.")
+        if not 0 < duration_minutes <= resource.break_glass_max_minutes:
+            raise PolicyViolation(
+                f"Break-glass access lasts at most {resource.break_glass_max_minutes} minutes."
+            )
+        if len(justification) < max(resource.justification_min_length, 10):
+            raise PolicyViolation("Break-glass access needs a justification saying what is on fire.")
+        if Grant.objects.open().filter(user=user, resource=resource).exists():
+            raise Conflict(f"You already have access to {resource.name}.")
+        # Born approved: it never waits, so it never meets the one-pending-request rule.
+        req = AccessRequest.objects.create(
+            requester=user,
+            filed_by=user,
+            resource=resource,
+            kind=RequestKind.BREAK_GLASS,
+            duration_minutes=duration_minutes,
+            justification=justification,
+            state=RequestState.APPROVED,
+            created_at=now,
+            expires_at=now,
+            decided_at=now,
+            decision_reason="break-glass self-activation",
+        )
+        grant = Grant.objects.create(
+            request=req,
+            user=user,
+            email=user.email.lower(),
+            resource=resource,
+            not_before=now,
+            expires_at=now + timedelta(minutes=duration_minutes),
+            state=GrantState.ACTIVE,
+            created_at=now,
+            is_break_glass=True,
+        )
+        request_sync(resource)
+        record(
+            AuditAction.GRANT_BREAK_GLASS,
+            actor=user,
+            target=grant,
+            resource_slug=resource.slug,
+            details={
+                "email": grant.email,
+                "justification": justification,
+                "request": req.pk,
+                **grant.window(),
+            },
+        )
+        events.emit(events.BREAK_GLASS, grant_id=grant.pk)
+    return grant
+
+
+def mark_reviewed(grant: Grant, *, reviewer: User, note: str, now: datetime | None = None) -> Grant:
+    """An approver (not the user) closes the review of a break-glass grant."""
+    now = now or timezone.now()
+    note = _check_text(note, "note")
+    if not note:
+        raise PolicyViolation("Write what the review found.")
+    with transaction.atomic():
+        grant = _lock_grant(grant)
+        if not grant.is_break_glass:
+            raise IllegalTransition("Only break-glass grants need a review.")
+        if grant.reviewed_at is not None:
+            raise IllegalTransition("This grant was already reviewed.")
+        if reviewer.pk == grant.user_id:
+            raise NotAllowed("You cannot review your own break-glass access.")
+        if not grant.resource.is_approver(reviewer):
+            raise NotAllowed(f"You are not an approver of {grant.resource.name}.")
+        grant.reviewed_by = reviewer
+        grant.reviewed_at = now
+        grant.review_note = note
+        grant.save()
+        record(
+            AuditAction.GRANT_REVIEWED,
+            actor=reviewer,
+            target=grant,
+            resource_slug=grant.resource.slug,
+            details={"email": grant.email, "note": note},
+        )
+    return grant
+
+
+# --- Time passing --------------------------------------------------------------------------
+
+
+def expire_due(now: datetime | None = None) -> dict[str, int]:
+    """Apply the clock: expire stale requests, start scheduled grants, end finished ones.
+
+    Idempotent and safe to run concurrently: each row is claimed under its lock and only
+    moved if it is still due (``skip_locked`` leaves rows another runner holds to it).
+    Returns how many rows moved, by kind. Actor: system.
+    """
+    now = now or timezone.now()
+    counts = {"requests_expired": 0, "grants_activated": 0, "grants_expired": 0}
+    for pk in list(AccessRequest.objects.due_for_expiry(now).values_list("pk", flat=True)[:500]):
+        with transaction.atomic():
+            req = (
+                AccessRequest.objects.select_for_update(skip_locked=True)
+                .select_related("resource", "requester")
+                .filter(pk=pk, state=RequestState.PENDING, expires_at__lte=now)
+                .first()
+            )
+            if req is None:
+                continue
+            req.state = RequestState.EXPIRED
+            req.save(update_fields=["state"])
+            record(
+                AuditAction.REQUEST_EXPIRED,
+                target=req,
+                resource_slug=req.resource.slug,
+                details={"requester": req.requester.email, "waited_until": req.expires_at.isoformat()},
+            )
+            counts["requests_expired"] += 1
+    for pk in list(Grant.objects.due_for_activation(now).values_list("pk", flat=True)[:500]):
+        with transaction.atomic():
+            grant = (
+                Grant.objects.select_for_update(skip_locked=True)
+                .select_related("resource")
+                .filter(pk=pk, state=GrantState.SCHEDULED, not_before__lte=now, expires_at__gt=now)
+                .first()
+            )
+            if grant is None:
+                continue
+            grant.state = GrantState.ACTIVE
+            grant.save(update_fields=["state"])
+            record(
+                AuditAction.GRANT_ACTIVATED,
+                target=grant,
+                resource_slug=grant.resource.slug,
+                details={"email": grant.email, **grant.window()},
+            )
+            counts["grants_activated"] += 1
+    for pk in list(Grant.objects.due_for_expiry(now).values_list("pk", flat=True)[:500]):
+        with transaction.atomic():
+            grant = (
+                Grant.objects.select_for_update(skip_locked=True)
+                .select_related("resource")
+                .filter(pk=pk, state__in=(GrantState.SCHEDULED, GrantState.ACTIVE), expires_at__lte=now)
+                .first()
+            )
+            if grant is None:
+                continue
+            grant.state = GrantState.EXPIRED
+            grant.save(update_fields=["state"])
+            # The PPL's date.before already ended access; the sync only tidies the policy.
+            request_sync(grant.resource)
+            record(
+                AuditAction.GRANT_EXPIRED,
+                target=grant,
+                resource_slug=grant.resource.slug,
+                details={"email": grant.email, **grant.window()},
+            )
+            counts["grants_expired"] += 1
+    return counts

@@ -1,0 +1,93 @@
+"""States of requests and grants, and the transitions between them.
+
+An illegal transition raises ``IllegalTransition``; nothing ever silently does nothing.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class AccessError(Exception):
+    """A rule of the domain said no. ``str(exc)`` is a sentence for the person who asked."""
+
+
+class IllegalTransition(AccessError):
+    pass
+
+
+class NotAllowed(AccessError):
+    """The actor may not do this (own request, not an approver of the resource, ...)."""
+
+
+class PolicyViolation(AccessError):
+    """The request breaks the resource's rules (duration, justification, ticket, ...)."""
+
+
+class Conflict(AccessError):
+    """Something already exists that this would duplicate (an open request, a live grant)."""
+
+
+class RequestState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired undecided"
+
+
+class GrantState(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
+class SyncStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for sync"
+    PENDING_APPLY = "pending_apply", "Written, waiting for changeset apply"
+    LIVE = "live", "Live in Pomerium"
+    REMOVED = "removed", "Removed from Pomerium"
+    ERROR = "error", "Sync error"
+
+
+class RequestKind(models.TextChoices):
+    NEW = "new", "New access"
+    EXTENSION = "extension", "Extension of a live grant"
+    BREAK_GLASS = "break_glass", "Break-glass (emergency)"
+
+
+REQUEST_TRANSITIONS: dict[str, frozenset[str]] = {
+    RequestState.PENDING: frozenset(
+        {RequestState.APPROVED, RequestState.REJECTED, RequestState.CANCELLED, RequestState.EXPIRED}
+    ),
+    RequestState.APPROVED: frozenset(),
+    RequestState.REJECTED: frozenset(),
+    RequestState.CANCELLED: frozenset(),
+    RequestState.EXPIRED: frozenset(),
+}
+
+GRANT_TRANSITIONS: dict[str, frozenset[str]] = {
+    GrantState.SCHEDULED: frozenset({GrantState.ACTIVE, GrantState.REVOKED, GrantState.EXPIRED}),
+    GrantState.ACTIVE: frozenset({GrantState.EXPIRED, GrantState.REVOKED}),
+    GrantState.EXPIRED: frozenset(),
+    GrantState.REVOKED: frozenset(),
+}
+
+OPEN_GRANT_STATES = (GrantState.SCHEDULED, GrantState.ACTIVE)
+
+
+def check_request_transition(current: str, new: str) -> None:
+    if new not in REQUEST_TRANSITIONS[current]:
+        raise IllegalTransition(
+            f"This request is {RequestState(current).label.lower()}; it cannot become "
+            f"{RequestState(new).label.lower()}."
+        )
+
+
+def check_grant_transition(current: str, new: str) -> None:
+    if new not in GRANT_TRANSITIONS[current]:
+        raise IllegalTransition(
+            f"This grant is {GrantState(current).label.lower()}; it cannot become "
+            f"{GrantState(new).label.lower()}."
+        )

@@ -1,0 +1,29 @@
+"""Celery tasks of the access domain: thin, named, idempotent."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+
+from . import services
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="access.tick", ignore_result=True)
+def tick() -> dict[str, int]:
+    """Every 30 s (beat): expire stale requests, start and end grants."""
+    counts = services.expire_due()
+    if any(counts.values()):
+        log.info("access tick", extra=counts)
+    return counts
+
+
+@shared_task(name="access.notify", ignore_result=True)
+def notify(event: str, **ids: Any) -> None:
+    """Send the notices for one domain event (see apps.access.notifications)."""
+    from . import notifications
+
+    notifications.dispatch(event, **ids)

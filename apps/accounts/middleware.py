@@ -1,0 +1,114 @@
+"""Pomerium is the front door: every request must carry a verified assertion.
+
+``HealthCheckMiddleware`` answers ``/healthz`` before sessions or identity are touched: it
+is the only path served without an assertion, and it reveals nothing but "ok".
+
+``PomeriumAssertionMiddleware`` (after AuthenticationMiddleware) verifies the assertion on
+every request, logs in the person it names, and logs the session out when the assertion
+is missing, invalid, or names someone else: a session never outlives its assertion.
+Rejections get a plain 403 page (503 when Pomerium's keys cannot be read), a log line and
+an audit entry; there is no fallback login.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib import auth
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+
+from apps.audit import context
+from apps.audit.models import AuditAction
+from apps.audit.services import record_now
+
+from .assertion import AssertionRejected, verify
+from .services import sync_user
+
+log = logging.getLogger(__name__)
+
+HEADER = "HTTP_X_POMERIUM_JWT_ASSERTION"
+HEALTH_PATH = "/healthz"
+
+
+class HealthCheckMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path != HEALTH_PATH:
+            return self.get_response(request)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except DatabaseError:
+            log.error("health check: database unreachable")
+            return HttpResponse("unavailable\n", status=503, content_type="text/plain")
+        return HttpResponse("ok\n", content_type="text/plain")
+
+
+def rejection_response(request: HttpRequest, exc: AssertionRejected) -> HttpResponse:
+    html = render_to_string(
+        "accounts/assertion_rejected.html",
+        {
+            "message": exc.message,
+            "code": exc.code,
+            "request_id": getattr(request, "request_id", ""),
+            "status": exc.status,
+            "sign_out_url": settings.POMERIUM_SIGN_OUT_URL,
+        },
+    )
+    return HttpResponse(html, status=exc.status)
+
+
+class PomeriumAssertionMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            identity = verify(request.META.get(HEADER))
+        except AssertionRejected as exc:
+            return self.reject(request, exc)
+
+        context.update(assertion_jti=identity.jti, assertion_sid=identity.sid)
+        current = request.user
+        if current.is_authenticated and current.get_username() == identity.sub:
+            user = sync_user(identity, user=current)  # type: ignore[arg-type]
+            if not user.is_active:
+                auth.logout(request)
+                return self.reject(
+                    request, AssertionRejected("inactive", "Your portal account is disabled.")
+                )
+            request.user = user
+        else:
+            if current.is_authenticated:
+                log.info("assertion names another user; ending the old session")
+                auth.logout(request)
+            user = auth.authenticate(request, identity=identity)
+            if user is None:
+                return self.reject(
+                    request, AssertionRejected("inactive", "Your portal account is disabled.")
+                )
+            auth.login(request, user)
+        return self.get_response(request)
+
+    def reject(self, request: HttpRequest, exc: AssertionRejected) -> HttpResponse:
+        user = request.user if request.user.is_authenticated else None
+        if user is not None:
+            auth.logout(request)
+        log.warning(
+            "assertion rejected: %s",
+            exc.code,
+            extra={"reason": exc.code, "path": request.path[:200]},
+        )
+        record_now(
+            AuditAction.ASSERTION_REJECTED,
+            actor=user,
+            details={"reason": exc.code, "message": exc.message, "path": request.path[:200],
+                     "method": request.method},
+        )
+        return rejection_response(request, exc)

@@ -1,0 +1,23 @@
+from django.conf import settings
+from django.contrib import auth
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods
+
+
+@require_http_methods(["GET", "POST"])
+def sign_out(request: HttpRequest) -> HttpResponse:
+    """End the portal session, then Pomerium's (the one that matters)."""
+    auth.logout(request)
+    return HttpResponseRedirect(settings.POMERIUM_SIGN_OUT_URL)
+
+
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """Replaces the admin's password form: Pomerium already said who this is."""
+    if request.user.is_authenticated and request.user.is_staff:
+        target = request.GET.get("next", "/admin/")
+        if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+            target = "/admin/"
+        return HttpResponseRedirect(target)
+    return render(request, "accounts/not_staff.html", status=403)

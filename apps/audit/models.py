@@ -1,0 +1,118 @@
+"""The append-only, hash-chained audit trail.
+
+Every entry carries ``hash = sha256(canonical content including prev_hash)``; ``seq``
+numbers entries 1, 2, 3, ... in the order their transactions took the chain head, so
+an altered, removed or inserted row breaks the chain (see ``chain.verify``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.db import models
+
+
+class AuditAction(models.TextChoices):
+    # Identity
+    ASSERTION_REJECTED = "auth.assertion_rejected", "Assertion rejected"
+    USER_CREATED = "user.created", "User first seen"
+    USER_UPDATED = "user.updated", "User email or name changed"
+    USER_GROUPS_CHANGED = "user.groups_changed", "User groups changed"
+    USER_ADMIN_GRANTED = "user.admin_granted", "Admin rights granted"
+    USER_ADMIN_REVOKED = "user.admin_revoked", "Admin rights removed"
+    # Requests
+    REQUEST_SUBMITTED = "request.submitted", "Request submitted"
+    REQUEST_CANCELLED = "request.cancelled", "Request cancelled"
+    REQUEST_EXPIRED = "request.expired", "Request expired undecided"
+    REQUEST_APPROVAL_RECORDED = "request.approval_recorded", "Approval recorded (quorum)"
+    REQUEST_APPROVED = "request.approved", "Request approved"
+    REQUEST_AUTO_APPROVED = "request.auto_approved", "Request auto-approved"
+    REQUEST_REJECTED = "request.rejected", "Request rejected"
+    # Grants
+    GRANT_SCHEDULED = "grant.scheduled", "Grant scheduled"
+    GRANT_ACTIVATED = "grant.activated", "Grant activated"
+    GRANT_EXTENDED = "grant.extended", "Grant extended"
+    GRANT_REVOKED = "grant.revoked", "Grant revoked"
+    GRANT_EXPIRED = "grant.expired", "Grant expired"
+    GRANT_BREAK_GLASS = "grant.break_glass", "Break-glass activation"
+    GRANT_REVIEWED = "grant.reviewed", "Break-glass grant reviewed"
+    GRANT_ENFORCED = "grant.enforced", "Grant change enforced in Pomerium"
+    # Zero
+    ZERO_POLICY_CREATED = "zero.policy_created", "Zero policy created"
+    ZERO_POLICY_WRITTEN = "zero.policy_written", "Zero policy written"
+    ZERO_DRIFT_REPAIRED = "zero.drift_repaired", "Zero drift repaired"
+    ZERO_SYNC_FAILED = "zero.sync_failed", "Zero sync failed"
+    ZERO_CHANGESET_APPLIED = "zero.changeset_applied", "Zero changeset applied"
+    # Configuration and records
+    RESOURCE_CREATED = "resource.created", "Resource created"
+    RESOURCE_CHANGED = "resource.changed", "Resource configuration changed"
+    FIELD_CHANGED = "record.changed", "Record fields changed"
+    AUDIT_EXPORTED = "audit.exported", "Audit trail exported"
+    REPORT_VIEWED = "audit.report_viewed", "Access report viewed"
+
+
+class AppendOnlyError(Exception):
+    """Raised on any attempt to change or remove an audit entry."""
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnlyError("audit entries cannot be updated")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("audit entries cannot be deleted")
+
+    def in_chain_order(self) -> AuditEventQuerySet:
+        return self.order_by("seq")
+
+
+class AuditEvent(models.Model):
+    seq = models.BigIntegerField(unique=True, editable=False)
+    created_at = models.DateTimeField(db_index=True, editable=False)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,  # the trail outlives users; the copied label keeps the name
+    )
+    actor_label = models.CharField(max_length=254, help_text="Email at the time, or 'system'.")
+    action = models.CharField(max_length=64, choices=AuditAction.choices, db_index=True)
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField(max_length=300, blank=True)
+    resource_slug = models.CharField(max_length=64, blank=True, db_index=True)
+    request_id = models.CharField(max_length=128, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    assertion_jti = models.CharField(max_length=64, blank=True)
+    assertion_sid = models.CharField(max_length=128, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects: ClassVar[AuditEventQuerySet] = AuditEventQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        ordering = ["-seq"]
+        indexes = [
+            models.Index(fields=["actor_label", "created_at"]),
+            models.Index(fields=["resource_slug", "created_at"]),
+            models.Index(fields=["target_type", "target_id"]),
+        ]
+        permissions = [("export_auditevent", "Can export the audit trail and see access reports")]
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit trail"
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} by {self.actor_label}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("audit entries cannot be updated")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("audit entries cannot be deleted")

@@ -1,0 +1,22 @@
+"""The Celery app and its beat schedule.
+
+The schedule lives here, in code, so every deployment runs the same periodic work.
+Every periodic task is idempotent: running one twice, or two beats at once, does no harm.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jitportal.settings")
+
+app = Celery("jitportal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+app.conf.beat_schedule = {
+    # Start scheduled grants, end expired ones, expire stale requests, remind before expiry.
+    "access-tick": {"task": "access.tick", "schedule": 30.0},
+    # Compare every managed policy with Zero and repair drift.
+    "zero-reconcile": {"task": "zero.reconcile_all", "schedule": 300.0},
+}

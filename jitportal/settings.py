@@ -1,0 +1,270 @@
+"""jitportal settings: one module, read from the environment, failing fast.
+
+Every name read here is documented in README.md ("Configuration"). Secrets also
+accept a ``NAME_FILE`` variant that points at a file holding the value (Docker
+and Kubernetes secrets).
+
+``DEBUG`` defaults to false. With ``DEBUG`` false (production) the process
+refuses to start unless ``SECRET_KEY``, ``ALLOWED_HOSTS``, ``JWKS_ENDPOINT`` and
+``POMERIUM_JWT_AUDIENCE`` are set; cross-field checks live in
+``jitportal/checks.py`` as Django system checks.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+
+def env_secret(name: str, default: str = "") -> str:
+    """Read a secret from ``NAME`` or from the file named by ``NAME_FILE``."""
+    file_name = os.environ.get(f"{name}_FILE")
+    if file_name:
+        try:
+            return Path(file_name).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            # Name the variable, never the content.
+            raise ImproperlyConfigured(f"{name}_FILE={file_name} cannot be read: {exc.strerror}") from None
+    return os.environ.get(name, default)
+
+
+DEBUG = env.bool("DEBUG", default=False)
+
+_missing = [
+    name
+    for name, value in (
+        ("SECRET_KEY", env_secret("SECRET_KEY")),
+        ("ALLOWED_HOSTS", os.environ.get("ALLOWED_HOSTS", "")),
+        ("JWKS_ENDPOINT", os.environ.get("JWKS_ENDPOINT", "")),
+        ("POMERIUM_JWT_AUDIENCE", os.environ.get("POMERIUM_JWT_AUDIENCE", "")),
+    )
+    if not value
+]
+if not DEBUG and _missing:
+    raise ImproperlyConfigured(
+        "Refusing to start in production mode (DEBUG is false) without: "
+        + ", ".join(_missing)
+        + ". Set them, or set DEBUG=true for local development."
+    )
+
+# A random per-process key in development; production must set its own (above).
+SECRET_KEY = env_secret("SECRET_KEY") or "dev-only-" + os.urandom(24).hex()
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "auditlog",
+    "apps.audit",
+    "apps.accounts",
+    "apps.access",
+    "apps.zero",
+    "apps.demo",
+]
+
+MIDDLEWARE = [
+    "apps.audit.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "apps.accounts.middleware.HealthCheckMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.accounts.middleware.PomeriumAssertionMiddleware",
+    "auditlog.middleware.AuditlogMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+# The only way in is a verified Pomerium assertion: no password backend at all.
+AUTHENTICATION_BACKENDS = ["apps.accounts.backends.PomeriumAssertionBackend"]
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "/"
+
+ROOT_URLCONF = "jitportal.urls"
+WSGI_APPLICATION = "jitportal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "apps.accounts.context_processors.portal",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Waiting for the write lock beats "database is locked" with a worker beside the web process.
+    # BEGIN IMMEDIATE takes the write lock up front, so the audit chain head is read under it.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    )
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+# --- Security: TLS ends at Pomerium, which sets X-Forwarded-Proto. ----------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+# A session is only a cache of the last verified assertion; keep it short.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# --- Pomerium identity -------------------------------------------------------------
+JWKS_ENDPOINT = env.str("JWKS_ENDPOINT", default="")
+POMERIUM_JWT_AUDIENCE = env.str("POMERIUM_JWT_AUDIENCE", default="")
+# Empty: accept the audience host in both of Pomerium's issuer formats
+# ("jit.example.com" and "https://jit.example.com/").
+POMERIUM_JWT_ISSUER = env.str("POMERIUM_JWT_ISSUER", default="")
+POMERIUM_JWT_LEEWAY_SECONDS = env.int("POMERIUM_JWT_LEEWAY_SECONDS", default=60)
+# Keys are refreshed at most this often when an unknown kid shows up...
+JWKS_MIN_REFRESH_SECONDS = env.int("JWKS_MIN_REFRESH_SECONDS", default=30)
+# ...and re-read after this long in any case, so a removed key stops working.
+JWKS_CACHE_SECONDS = env.int("JWKS_CACHE_SECONDS", default=3600)
+JWKS_TIMEOUT_SECONDS = env.float("JWKS_TIMEOUT_SECONDS", default=5.0)
+POMERIUM_SIGN_OUT_URL = env.str("POMERIUM_SIGN_OUT_URL", default="/.pomerium/sign_out")
+PORTAL_ADMIN_GROUPS = env.list("PORTAL_ADMIN_GROUPS", default=[])
+PORTAL_ADMIN_EMAILS = [e.lower() for e in env.list("PORTAL_ADMIN_EMAILS", default=[])]
+PORTAL_APPROVER_GROUPS = env.list("PORTAL_APPROVER_GROUPS", default=[])
+PORTAL_AUDITOR_GROUPS = env.list("PORTAL_AUDITOR_GROUPS", default=[])
+# Public URL of the portal, used in links (Pomerium's 403 page, mail, Slack).
+PORTAL_URL = env.str("PORTAL_URL", default="http://localhost:8000").rstrip("/")
+
+# --- Pomerium Zero -----------------------------------------------------------------
+ZERO_API_URL = env.str("ZERO_API_URL", default="https://console.pomerium.app/api/v0").rstrip("/")
+API_USER_TOKEN = env_secret("API_USER_TOKEN")
+ORGANIZATION_ID = env.str("ORGANIZATION_ID", default="")
+CLUSTER_ID = env.str("CLUSTER_ID", default="")
+ZERO_AUTH_SCHEME = env.str("ZERO_AUTH_SCHEME", default="Bearer")
+ZERO_TIMEOUT_SECONDS = env.float("ZERO_TIMEOUT_SECONDS", default=10.0)
+ZERO_APPLY_CHANGESETS = env.bool("ZERO_APPLY_CHANGESETS", default=True)
+ZERO_SYNC_ENABLED = env.bool("ZERO_SYNC_ENABLED", default=bool(API_USER_TOKEN))
+
+# --- Access domain -----------------------------------------------------------------
+REQUEST_PENDING_TTL_HOURS = env.int("REQUEST_PENDING_TTL_HOURS", default=24)
+EXPIRY_REMINDER_MINUTES = env.int("EXPIRY_REMINDER_MINUTES", default=15)
+
+# --- Celery ------------------------------------------------------------------------
+_default_broker = "filesystem://"
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or env.str("REDIS_URL", default="")
+CELERY_BROKER_URL = CELERY_BROKER_URL or _default_broker
+BROKER_DATA_DIR = Path(env.str("BROKER_DATA_DIR", default=str(BASE_DIR / "demo-data" / "broker")))
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
+if CELERY_BROKER_URL.startswith("filesystem"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DATA_DIR / "queue"),
+        "data_folder_out": str(BROKER_DATA_DIR / "queue"),
+        "processed_folder": str(BROKER_DATA_DIR / "processed"),
+        "store_processed": False,
+    }
+# Results are recorded on our own rows; no result backend is needed.
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE_FILENAME = env.str(
+    "CELERY_BEAT_SCHEDULE_FILENAME", default=str(BASE_DIR / "demo-data" / "celerybeat-schedule")
+)
+
+# --- Mail ----------------------------------------------------------------------------
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="jitportal <jitportal@localhost>")
+
+# --- django-auditlog -------------------------------------------------------------------
+# Pomerium is the only client; the address comes from X-Forwarded-For, which it sets.
+AUDITLOG_DISABLE_REMOTE_ADDR = False
+AUDITLOG_INCLUDE_ALL_MODELS = False
+
+# --- Logging ---------------------------------------------------------------------------
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_context": {"()": "apps.audit.logging.RequestContextFilter"}},
+    "formatters": {
+        "json": {"()": "apps.audit.logging.JsonFormatter"},
+        "text": {
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_context"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # Never log request bodies or headers (they carry assertions).
+        "django.request": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from apps.accounts import views as accounts_views
+
+admin.site.site_header = "jitportal administration"
+admin.site.site_title = "jitportal"
+admin.site.index_title = "Access requests, grants and the audit trail"
+
+urlpatterns = [
+    # No password form: Pomerium already said who this is.
+    path("admin/login/", accounts_views.admin_login, name="admin_login"),
+    path("admin/logout/", accounts_views.sign_out),
+    path("admin/", admin.site.urls),
+    path("signout", accounts_views.sign_out, name="sign_out"),
+    path("audit/", include("apps.audit.urls")),
+    path("", include("apps.access.urls")),
+]
+
+handler403 = "apps.access.views.forbidden"
+handler404 = "apps.access.views.not_found"
+handler500 = "apps.access.views.server_error"
