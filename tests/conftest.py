@@ -1,0 +1,130 @@
+"""Shared fixtures: a real JWKS server, a Pomerium-like signer, and clients that carry assertions.
+
+Services: PostgreSQL and Redis tests are marked ``postgres`` / ``redis``. Outside CI they
+skip when the service is absent; with CI=true they fail instead (see ``require_service``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from apps.accounts.assertion import reset_key_caches
+from tests.support.jwks import AUDIENCE, JwksServer, SigningKey, claims_for, mint
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_service(name: str, available: bool, why: str) -> None:
+    """Skip locally, fail in CI: CI must never pass by skipping a service test."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{name} is required in CI but unavailable: {why}")
+    pytest.skip(f"{name} unavailable: {why}")
+
+
+def redis_url() -> str:
+    url = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or ""
+    return url if url.startswith("redis") else "redis://127.0.0.1:6379/0"
+
+
+def redis_available(url: str) -> bool:
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        return True
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(pytest.mark.usefixtures("_needs_postgres"))
+        if "redis" in item.keywords:
+            item.add_marker(pytest.mark.usefixtures("_needs_redis"))
+
+
+@pytest.fixture
+def _needs_postgres() -> None:
+    require_service(
+        "PostgreSQL",
+        connection.vendor == "postgresql",
+        f"DATABASE_URL selects {connection.vendor}; set it to a PostgreSQL database",
+    )
+
+
+@pytest.fixture
+def _needs_redis() -> None:
+    url = redis_url()
+    require_service("Redis", redis_available(url), f"no answer at {url}")
+
+
+@pytest.fixture(scope="session")
+def jwks_server() -> Iterator[JwksServer]:
+    server = JwksServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def signing_key(jwks_server: JwksServer) -> SigningKey:
+    return jwks_server.publish(SigningKey.generate("ES256"))
+
+
+@pytest.fixture(autouse=True)
+def pomerium_settings(settings: Any, jwks_server: JwksServer, signing_key: SigningKey) -> Iterator[None]:
+    settings.JWKS_ENDPOINT = jwks_server.url
+    settings.POMERIUM_JWT_AUDIENCE = AUDIENCE
+    settings.POMERIUM_JWT_ISSUER = ""
+    settings.PORTAL_ADMIN_GROUPS = ["portal-admins"]
+    settings.PORTAL_ADMIN_EMAILS = []
+    settings.PORTAL_APPROVER_GROUPS = ["approvers"]
+    settings.PORTAL_AUDITOR_GROUPS = ["compliance"]
+    settings.ZERO_SYNC_ENABLED = False
+    settings.ALLOWED_HOSTS = ["testserver", "localhost", AUDIENCE]
+    reset_key_caches()
+    yield
+    reset_key_caches()
+
+
+class PomeriumClient(Client):
+    """A test client that sends a freshly signed assertion with every request, like Pomerium."""
+
+    def __init__(self, key: SigningKey, identity: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.key = key
+        self.identity = identity
+
+    def request(self, **request: Any) -> Any:
+        if self.identity:
+            token = mint(self.key, claims_for(**self.identity))
+            request.setdefault("HTTP_X_POMERIUM_JWT_ASSERTION", token)
+        return super().request(**request)
+
+
+@pytest.fixture
+def as_user(signing_key: SigningKey) -> Any:
+    """``as_user(sub, email, groups=[...])`` → a client signed in as that person."""
+
+    def make(sub: str, email: str, *, groups: list[str] | None = None, name: str = "") -> PomeriumClient:
+        return PomeriumClient(
+            signing_key, {"sub": sub, "email": email, "groups": groups or [], "name": name}
+        )
+
+    return make
+
+
+@pytest.fixture
+def assertion_for(signing_key: SigningKey) -> Any:
+    def make(sub: str, email: str, **kwargs: Any) -> str:
+        return mint(signing_key, claims_for(sub, email, **kwargs))
+
+    return make
