@@ -43,6 +43,8 @@ def sync_user(identity: Identity, user: User | None = None) -> User:
             if getattr(user, field) != value:
                 changes[field] = [getattr(user, field), value]
                 setattr(user, field, value)
+        if created:
+            user.set_unusable_password()  # there is no password sign-in, ever
         is_admin = roles.ADMIN in user_roles
         user.is_superuser = is_admin
         user.is_staff = bool(user_roles)
