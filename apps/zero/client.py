@@ -1,0 +1,538 @@
+"""The Pomerium Zero management API client: the only code that talks to Zero.
+
+Contract (see docs/pomerium.md, section 2):
+
+* The API user token is exchanged at ``POST /token`` for an ID token, cached
+  and renewed when fewer than ``TOKEN_RENEW_MARGIN`` seconds remain. The cache
+  is per client; ``get_client()`` keeps one client per process so a worker's
+  tasks share it.
+* Every failure raises a ``ZeroError``: ``ZeroTransientError`` for network
+  errors, timeouts, 429 and 5xx (retry later, honouring ``retry_after``),
+  ``ZeroPermanentError`` for everything else. A 401 drops the ID token and the
+  call is retried once with a new one. The client never retries anything else
+  itself: retry policy (backoff, attempts) belongs to the caller, typically a
+  Celery task.
+* Neither token ever appears in an exception message or a log line.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import os
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from apps.zero import ppl as ppl_lib
+
+__all__ = [
+    "POLICY_PROPERTIES",
+    "TOKEN_RENEW_MARGIN",
+    "ZeroClient",
+    "ZeroError",
+    "ZeroPermanentError",
+    "ZeroTransientError",
+    "get_client",
+    "reset_client_cache",
+]
+
+logger = logging.getLogger("apps.zero.client")
+
+TOKEN_RENEW_MARGIN = 60.0  # seconds of validity left below which we renew
+PAGE_SIZE = 100
+MAX_PAGES = 1000  # a server that ignores offset must not keep us looping
+BODY_EXCERPT = 200
+REDACTED = "[REDACTED]"
+POLICY_PROPERTIES = (
+    "name",
+    "description",
+    "explanation",
+    "remediation",
+    "enforced",
+    "namespaceId",
+    "ppl",
+)
+_PROPERTY_DEFAULTS: dict[str, Any] = {
+    "description": "",
+    "explanation": "",
+    "remediation": "",
+    "enforced": False,
+}
+
+
+class ZeroError(Exception):
+    """A Zero API call failed.
+
+    ``status`` is the HTTP status (``None`` for network errors), ``transient``
+    says whether retrying later may succeed, ``retry_after`` is the server's
+    requested delay in seconds when it gave one.
+    """
+
+    transient: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ZeroTransientError(ZeroError):
+    """Network error, timeout, 429 or 5xx: the same call may succeed later."""
+
+    transient = True
+
+
+class ZeroPermanentError(ZeroError):
+    """4xx (other than 429), a repeated 401, or a malformed answer: do not retry as is."""
+
+    transient = False
+
+
+def _parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _decode_ppl(value: object) -> object:
+    """The API carries PPL as text; give callers structures when it is JSON."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value  # YAML or junk typed in the console: keep it verbatim
+    return value
+
+
+def _decode_policy(policy: object) -> dict[str, Any]:
+    if not isinstance(policy, dict):
+        raise ZeroPermanentError(f"expected a policy object, got {type(policy).__name__}")
+    if "ppl" in policy:
+        policy = {**policy, "ppl": _decode_ppl(policy["ppl"])}
+    return policy
+
+
+class ZeroClient:
+    """A Zero API client for one organization and cluster.
+
+    Thread-safe: the ID token is guarded by a lock, so one exchange serves all
+    threads. ``calls`` counts requests by (method, path template), e.g.
+    ``calls[("POST", "/token")]``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_token: str,
+        organization_id: str,
+        cluster_id: str,
+        auth_scheme: str = "Bearer",
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_token = api_token
+        self.organization_id = organization_id
+        self.cluster_id = cluster_id
+        self.auth_scheme = auth_scheme
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.clock = clock
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self._token_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self._id_token: str | None = None
+        self._id_token_expires_at = 0.0
+        # Recent ID tokens, redacted from messages along with the API token.
+        self._recent_id_tokens: deque[str] = deque(maxlen=3)
+        self._namespace_id: str | None = None
+
+    def __repr__(self) -> str:
+        # Deliberately without the token.
+        return f"<ZeroClient {self.base_url} org={self.organization_id} cluster={self.cluster_id}>"
+
+    @classmethod
+    def from_settings(cls) -> ZeroClient:
+        """Build a client from Django settings (ZERO_API_URL, API_USER_TOKEN, ...)."""
+        from django.conf import settings
+
+        return cls(
+            base_url=settings.ZERO_API_URL,
+            api_token=settings.API_USER_TOKEN,
+            organization_id=settings.ORGANIZATION_ID,
+            cluster_id=settings.CLUSTER_ID,
+            auth_scheme=getattr(settings, "ZERO_AUTH_SCHEME", "Bearer"),
+            timeout=float(getattr(settings, "ZERO_TIMEOUT_SECONDS", 10.0)),
+        )
+
+    # ------------------------------------------------------------------ #
+    # Plumbing
+    # ------------------------------------------------------------------ #
+
+    def _redact(self, text: str) -> str:
+        secrets = [s for s in (self._api_token, *self._recent_id_tokens) if s]
+        for secret in sorted(secrets, key=len, reverse=True):
+            text = text.replace(secret, REDACTED)
+            escaped = json.dumps(secret)[1:-1]
+            if escaped != secret:
+                text = text.replace(escaped, REDACTED)
+        return text
+
+    def _count(self, method: str, template: str) -> None:
+        with self._stats_lock:
+            self.calls[(method, template)] += 1
+
+    def _org_path(self, template: str, **params: str) -> tuple[str, str]:
+        """(concrete path, template) for an org-scoped endpoint."""
+        template = "/organizations/{org}" + template
+        values = {"org": self.organization_id, **params}
+        path = template.format(**{k: quote(str(v), safe="") for k, v in values.items()})
+        return path, template
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        template: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: object = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """One HTTP request; network failures become ZeroTransientError."""
+        self._count(method, template)
+        started = time.monotonic()
+        try:
+            response = self.session.request(
+                method,
+                self.base_url + path,
+                params=params,
+                json=json_body,
+                headers=dict(headers or {}),
+                timeout=self.timeout,
+            )
+        except requests.Timeout as exc:
+            raise ZeroTransientError(
+                self._redact(f"Zero API {method} {path} timed out after {self.timeout}s")
+            ) from exc
+        except requests.RequestException as exc:
+            raise ZeroTransientError(
+                self._redact(f"Zero API {method} {path} failed: {type(exc).__name__}: {exc}")
+            ) from exc
+        logger.debug(
+            "Zero API %s %s -> %s in %.0f ms",
+            method,
+            path,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        return response
+
+    def _error_for(self, method: str, path: str, response: requests.Response) -> ZeroError:
+        status = response.status_code
+        body = self._redact(response.text or "")
+        if len(body) > BODY_EXCERPT:
+            body = body[:BODY_EXCERPT] + "..."
+        message = f"Zero API {method} {path} returned {status}"
+        if body:
+            message += f": {body}"
+        retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+        if status == 429 or status >= 500:
+            return ZeroTransientError(message, status=status, retry_after=retry_after)
+        return ZeroPermanentError(message, status=status, retry_after=retry_after)
+
+    def _exchange_token(self) -> None:
+        """POST /token; caller holds ``_token_lock``."""
+        if not self._api_token:
+            raise ZeroPermanentError("no Zero API user token is configured (API_USER_TOKEN)")
+        response = self._send(
+            "POST", "/token", "/token", json_body={"refreshToken": self._api_token}
+        )
+        if not 200 <= response.status_code < 300:
+            raise self._error_for("POST", "/token", response)
+        try:
+            data = response.json()
+            id_token = data["idToken"]
+            lifetime = float(data["expiresInSeconds"])  # a string per the contract; ints too
+        except (ValueError, KeyError, TypeError):
+            # "from None": a chained decode error would carry the body, i.e. the token.
+            raise ZeroPermanentError(
+                "Zero API POST /token answered without a usable idToken/expiresInSeconds",
+                status=response.status_code,
+            ) from None
+        if not isinstance(id_token, str) or not id_token:
+            raise ZeroPermanentError(
+                "Zero API POST /token answered with an empty idToken", status=response.status_code
+            )
+        self._recent_id_tokens.append(id_token)
+        self._id_token = id_token
+        self._id_token_expires_at = self.clock() + lifetime
+        logger.info("Obtained a Zero ID token valid for %.0f s", lifetime)
+
+    def _current_token(self) -> str:
+        with self._token_lock:
+            remaining = self._id_token_expires_at - self.clock()
+            if self._id_token is None or remaining < TOKEN_RENEW_MARGIN:
+                self._exchange_token()
+            assert self._id_token is not None
+            return self._id_token
+
+    def _drop_token(self, stale: str) -> None:
+        with self._token_lock:
+            # Another thread may already have replaced it; keep the fresh one.
+            if self._id_token == stale:
+                self._id_token = None
+
+    def _call(
+        self,
+        method: str,
+        template: str,
+        *,
+        path_params: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json_body: object = None,
+        decode: bool = True,
+    ) -> Any:
+        """An authenticated org-scoped call; returns the decoded JSON (or None).
+
+        Any 2xx is success. A 401 renews the ID token and repeats the call
+        once; a second 401 is a ZeroPermanentError.
+        """
+        path, full_template = self._org_path(template, **(path_params or {}))
+        response: requests.Response | None = None
+        for attempt in (1, 2):
+            token = self._current_token()
+            response = self._send(
+                method,
+                path,
+                full_template,
+                params=params,
+                json_body=json_body,
+                headers={"Authorization": f"{self.auth_scheme} {token}"},
+            )
+            if response.status_code == 401 and attempt == 1:
+                logger.info("Zero API %s %s returned 401; renewing the ID token", method, path)
+                self._drop_token(token)
+                continue
+            break
+        assert response is not None
+        if not 200 <= response.status_code < 300:
+            raise self._error_for(method, path, response)
+        if not decode or response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise ZeroPermanentError(
+                f"Zero API {method} {path} returned {response.status_code} with a non-JSON body",
+                status=response.status_code,
+            ) from None
+
+    def _get_list(self, template: str, **kwargs: Any) -> list[Any]:
+        data = self._call("GET", template, **kwargs)
+        if not isinstance(data, list):
+            raise ZeroPermanentError(
+                f"Zero API GET {template} returned {type(data).__name__}, expected a list"
+            )
+        return data
+
+    def _get_object(self, template: str, **kwargs: Any) -> dict[str, Any]:
+        data = self._call("GET", template, **kwargs)
+        if not isinstance(data, dict):
+            raise ZeroPermanentError(
+                f"Zero API GET {template} returned {type(data).__name__}, expected an object"
+            )
+        return data
+
+    def _policy_properties(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        """Every PolicyProperties key, PPL serialized as canonical JSON text.
+
+        Missing optional keys get defaults, so to keep console-set text pass the
+        whole current policy (extra keys such as ``id`` are ignored).
+        """
+        missing = [key for key in ("name", "ppl") if key not in props]
+        if missing:
+            raise ValueError(f"policy properties need {', '.join(missing)}")
+        body = {key: props.get(key, default) for key, default in _PROPERTY_DEFAULTS.items()}
+        body["name"] = props["name"]
+        body["namespaceId"] = props.get("namespaceId") or self.namespace_id()
+        raw = props["ppl"]
+        body["ppl"] = raw if isinstance(raw, str) else ppl_lib.dumps(raw)
+        return {key: body[key] for key in POLICY_PROPERTIES}
+
+    # ------------------------------------------------------------------ #
+    # Operations
+    # ------------------------------------------------------------------ #
+
+    def namespace_id(self) -> str:
+        """The namespace holding this cluster's policies (cached after the first call).
+
+        Read from the cluster's ``namespaceId``; falls back to the cluster id,
+        which is what the docs show. Raises ZeroPermanentError if the cluster
+        is not in the organization.
+        """
+        if self._namespace_id is not None:
+            return self._namespace_id
+        for cluster in self._get_list("/clusters"):
+            if isinstance(cluster, dict) and cluster.get("id") == self.cluster_id:
+                self._namespace_id = str(cluster.get("namespaceId") or self.cluster_id)
+                return self._namespace_id
+        raise ZeroPermanentError(
+            f"cluster {self.cluster_id!r} not found in organization {self.organization_id!r}"
+        )
+
+    def list_policies(self) -> list[dict[str, Any]]:
+        """All policies of the namespace, following limit/offset pagination."""
+        namespace = self.namespace_id()
+        policies: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for page_number in range(MAX_PAGES):
+            page = self._get_list(
+                "/policies",
+                params={
+                    "namespaceId": namespace,
+                    "limit": PAGE_SIZE,
+                    "offset": page_number * PAGE_SIZE,
+                    "orderBy": "name",
+                },
+            )
+            decoded = [_decode_policy(p) for p in page]
+            fresh = [p for p in decoded if p.get("id") is None or str(p["id"]) not in seen]
+            seen.update(str(p["id"]) for p in fresh if p.get("id") is not None)
+            policies.extend(fresh)
+            # A short page ends the list; a long one means the server ignored
+            # limit and sent everything; no new ids means it ignored offset.
+            if len(page) != PAGE_SIZE or not fresh:
+                break
+        return policies
+
+    def find_policy_by_name(self, name: str) -> dict[str, Any] | None:
+        """The namespace's policy called ``name``, or None."""
+        matches = [p for p in self.list_policies() if p.get("name") == name]
+        if len(matches) > 1:
+            logger.warning("%d Zero policies are named %r; using the first", len(matches), name)
+        return matches[0] if matches else None
+
+    def get_policy(self, policy_id: str) -> dict[str, Any]:
+        """One policy; ZeroPermanentError(status=404) if it does not exist."""
+        return _decode_policy(self._get_object("/policies/{id}", path_params={"id": policy_id}))
+
+    def create_policy(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a policy from PolicyProperties (expects 201, accepts 200)."""
+        body = self._policy_properties(props)
+        return _decode_policy(self._call("POST", "/policies", json_body=body))
+
+    def replace_policy(self, policy_id: str, props: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT every PolicyProperties key of policy ``policy_id``."""
+        body = self._policy_properties(props)
+        return _decode_policy(
+            self._call("PUT", "/policies/{id}", path_params={"id": policy_id}, json_body=body)
+        )
+
+    def delete_policy(self, policy_id: str) -> None:
+        """Delete a policy (204 or 200)."""
+        self._call("DELETE", "/policies/{id}", path_params={"id": policy_id}, decode=False)
+
+    def list_routes(self) -> list[dict[str, Any]]:
+        """The namespace's routes (to show which routes a policy protects)."""
+        return self._get_list("/routes", params={"namespaceId": self.namespace_id()})
+
+    def cluster_settings(self) -> dict[str, Any]:
+        """The cluster's settings, e.g. ``autoApplyChangesets``."""
+        return self._get_object(
+            "/clusters/{cluster}/settings", path_params={"cluster": self.cluster_id}
+        )
+
+    def pending_changesets(self) -> list[dict[str, Any]]:
+        """Changesets of this cluster still waiting to be applied."""
+        return self._get_list(
+            "/changesets", params={"clusterId": self.cluster_id, "status": "pending"}
+        )
+
+    def apply_changeset(self, changeset_id: str) -> dict[str, Any] | None:
+        """Apply a pending changeset; returns the server's answer if it sent one."""
+        data = self._call("POST", "/changesets/{id}/apply", path_params={"id": changeset_id})
+        return data if isinstance(data, dict) else None
+
+    def activity_logs(self, entity_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Newest-first activity entries for one policy (who edited it, when)."""
+        return self._get_list(
+            "/activityLogs",
+            params={
+                "entityType": "policy",
+                "entityId": entity_id,
+                "limit": limit,
+                "orderBy": "-updatedAt",
+            },
+        )
+
+
+# --------------------------------------------------------------------------- #
+# One client per process
+# --------------------------------------------------------------------------- #
+
+_cache_lock = threading.Lock()
+_cached: tuple[tuple[Any, ...], ZeroClient] | None = None
+
+
+def _settings_key() -> tuple[Any, ...]:
+    from django.conf import settings
+
+    return (
+        # A forked worker must not reuse its parent's pooled connections.
+        os.getpid(),
+        settings.ZERO_API_URL,
+        settings.API_USER_TOKEN,
+        settings.ORGANIZATION_ID,
+        settings.CLUSTER_ID,
+        getattr(settings, "ZERO_AUTH_SCHEME", "Bearer"),
+        float(getattr(settings, "ZERO_TIMEOUT_SECONDS", 10.0)),
+    )
+
+
+def get_client() -> ZeroClient:
+    """The process-wide client for the current settings.
+
+    Shared so a worker's tasks share one ID token; rebuilt when the settings
+    change (e.g. under ``override_settings`` in tests) and in a forked child.
+    """
+    global _cached
+    key = _settings_key()
+    with _cache_lock:
+        if _cached is None or _cached[0] != key:
+            _cached = (key, ZeroClient.from_settings())
+        return _cached[1]
+
+
+def reset_client_cache() -> None:
+    """Forget the process-wide client (tests, or after a fork)."""
+    global _cached
+    with _cache_lock:
+        _cached = None

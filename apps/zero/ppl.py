@@ -1,0 +1,437 @@
+"""Pomerium Policy Language (PPL): rendering, canonical form, validation, evaluation.
+
+Pure, deterministic functions with no I/O and no Django. The portal renders the
+managed policy from the base rules an operator configured plus one rule per live
+grant; the simulator validates and evaluates PPL with the same code, so what we
+write is what the tests check.
+
+Semantics follow Pomerium's generator (``pkg/policy/generator``):
+
+* access = at least one ``allow`` rule matches and no ``deny`` rule matches;
+* inside a rule body each operator forms a term and the body matches when ANY
+  term matches; an empty operator list contributes no term;
+* ``and``: all criteria match; ``or``: at least one; ``not``: none match
+  (NOT A AND NOT B); ``nor``: at least one does not match (NOT A OR NOT B).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = [
+    "DENY_ALL_RULE",
+    "KNOWN_CRITERIA",
+    "GrantRule",
+    "digest",
+    "dumps",
+    "evaluate",
+    "normalize",
+    "parse_rfc3339",
+    "render_policy",
+    "rfc3339",
+    "validate_ppl",
+]
+
+# An allow rule that can never match: unambiguous "nobody" (a policy with no
+# rules at all is also a deny, but an empty list reads like a mistake).
+DENY_ALL_RULE: dict[str, Any] = {"allow": {"and": [{"reject": True}]}}
+
+ACTIONS = frozenset({"allow", "deny"})
+OPERATORS = ("and", "or", "not", "nor")
+KNOWN_CRITERIA = frozenset(
+    {
+        "accept",
+        "reject",
+        "authenticated_user",
+        "email",
+        "user",
+        "groups",
+        "domain",
+        "date",
+        "claim",
+        "http_method",
+        "http_path",
+        "cors_preflight",
+        "device",
+        "invalid_client_certificate",
+        "pomerium_routes",
+        "record",
+        "time_of_day",
+        "day_of_week",
+        "client_certificate",
+        "source_ip",
+    }
+)
+STRING_MATCHER_KEYS = frozenset({"is", "in", "starts_with", "ends_with", "contains", "not"})
+LIST_MATCHER_KEYS = frozenset({"has", "is", "exclude"})
+DATE_KEYS = frozenset({"after", "before"})
+_STRING_CRITERIA = frozenset({"email", "user", "domain"})
+
+# RFC 3339 date-time: full date, "T" (or space), time, optional fraction and a
+# mandatory zone. datetime.fromisoformat alone also accepts naive and basic
+# ISO 8601 forms, which Pomerium would not read the same way.
+_RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+@dataclass(frozen=True)
+class GrantRule:
+    """One live grant as it appears in the policy: who, from when, until when.
+
+    Both datetimes must be timezone-aware; rendering raises ``ValueError``
+    otherwise.
+    """
+
+    email: str
+    not_before: datetime
+    expires_at: datetime
+
+
+# --------------------------------------------------------------------------- #
+# Rendering and canonical form
+# --------------------------------------------------------------------------- #
+
+
+def rfc3339(dt: datetime) -> str:
+    """Format an aware datetime as UTC RFC 3339 with seconds precision and ``Z``.
+
+    Microseconds are truncated (not rounded) so the output never moves past the
+    input. Raises ``ValueError`` for a naive datetime: guessing its zone could
+    shift a grant window by hours.
+    """
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError(f"naive datetime {dt.isoformat()} has no time zone")
+    return dt.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(value: object) -> datetime | None:
+    """Parse an RFC 3339 timestamp with an explicit zone; ``None`` if it is not one."""
+    if not isinstance(value, str) or not _RFC3339_RE.match(value):
+        return None
+    text = value.replace("t", "T").replace("z", "Z")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def render_policy(
+    base_rules: Sequence[Mapping[str, Any]], grants: Iterable[GrantRule]
+) -> list[dict[str, Any]]:
+    """Render the managed policy: base rules (as given), then one rule per grant.
+
+    Grants are sorted by (email, not_before, expires_at) so the result does not
+    depend on the order grants were loaded in. With neither base rules nor
+    grants the result is ``[DENY_ALL_RULE]``. The returned structures are fresh
+    copies; mutating them does not affect the inputs or ``DENY_ALL_RULE``.
+    """
+    rules: list[dict[str, Any]] = [dict(copy.deepcopy(rule)) for rule in base_rules]
+    # Sort on the rendered values: grants that tie render identical rules, so
+    # the output is the same for every input order.
+    rendered = sorted(
+        (g.email.lower(), rfc3339(g.not_before), rfc3339(g.expires_at)) for g in grants
+    )
+    rules.extend(
+        {
+            "allow": {
+                "and": [
+                    {"email": {"is": email}},
+                    {"date": {"after": after, "before": before}},
+                ]
+            }
+        }
+        for email, after, before in rendered
+    )
+    if not rules:
+        rules.append(copy.deepcopy(DENY_ALL_RULE))
+    return rules
+
+
+def dumps(ppl: object) -> str:
+    """Canonical JSON text: same input, byte-identical output."""
+    return json.dumps(ppl, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest(ppl: object) -> str:
+    """SHA-256 hex digest of ``dumps(ppl)``."""
+    return hashlib.sha256(dumps(ppl).encode("utf-8")).hexdigest()
+
+
+def _parse_text(text: str) -> object:
+    """JSON first; then YAML (the console's native form) when PyYAML is present."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - PyYAML is a project dependency
+        return text
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return loaded if isinstance(loaded, list | dict) else text
+
+
+def normalize(remote_ppl: object) -> list | dict | str:
+    """Bring a policy's ``ppl`` as read from the API into comparable form.
+
+    A string is parsed (JSON, else YAML); a single rule dict becomes a
+    one-element list; ``None`` or an empty string become ``[]``. Text that is
+    not PPL at all is returned unchanged as a string, which never compares
+    equal to a rendered policy. Compare with ``dumps(normalize(remote)) ==
+    dumps(desired)``.
+    """
+    value: object = remote_ppl
+    if value is None:
+        return []
+    if isinstance(value, str):
+        if not value.strip():
+            return []
+        value = _parse_text(value)
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list | str):
+        return value
+    return str(value)
+
+
+# --------------------------------------------------------------------------- #
+# Validation
+# --------------------------------------------------------------------------- #
+
+
+def _validate_string_matcher(where: str, value: object) -> list[str]:
+    if isinstance(value, str):
+        return []
+    if not isinstance(value, dict) or not value:
+        return [f"{where}: expected a string or a non-empty string matcher object"]
+    errors = []
+    for key, operand in value.items():
+        if key not in STRING_MATCHER_KEYS:
+            errors.append(f"{where}: unknown string matcher {key!r}")
+        elif key == "in":
+            if not isinstance(operand, list) or not all(isinstance(s, str) for s in operand):
+                errors.append(f"{where}.in: expected a list of strings")
+        elif not isinstance(operand, str):
+            errors.append(f"{where}.{key}: expected a string")
+    return errors
+
+
+def _validate_list_matcher(where: str, value: object) -> list[str]:
+    if isinstance(value, str):
+        return []
+    if not isinstance(value, dict) or not value:
+        return [f"{where}: expected a string or a non-empty list matcher object"]
+    errors = []
+    for key, operand in value.items():
+        if key not in LIST_MATCHER_KEYS:
+            errors.append(f"{where}: unknown list matcher {key!r}")
+        elif not isinstance(operand, str):
+            errors.append(f"{where}.{key}: expected a string")
+    return errors
+
+
+def _validate_date(where: str, value: object) -> list[str]:
+    if not isinstance(value, dict) or not value:
+        return [f"{where}: expected an object with 'after' and/or 'before'"]
+    errors = []
+    for key, operand in value.items():
+        if key not in DATE_KEYS:
+            errors.append(f"{where}: unknown date matcher {key!r}")
+        elif parse_rfc3339(operand) is None:
+            errors.append(
+                f"{where}.{key}: {operand!r} is not an RFC 3339 timestamp with Z or an offset"
+            )
+    return errors
+
+
+def _validate_criterion(where: str, criterion: object) -> list[str]:
+    if not isinstance(criterion, dict) or len(criterion) != 1:
+        return [f"{where}: a criterion must be an object with exactly one key"]
+    (name, value), *_ = criterion.items()
+    base = name.split("/", 1)[0]
+    if base not in KNOWN_CRITERIA:
+        return [f"{where}: unknown criterion {name!r}"]
+    if base in _STRING_CRITERIA:
+        return _validate_string_matcher(f"{where}.{name}", value)
+    if base == "groups":
+        return _validate_list_matcher(f"{where}.{name}", value)
+    if base == "date":
+        return _validate_date(f"{where}.{name}", value)
+    return []
+
+
+def _validate_rule(where: str, rule: object) -> list[str]:
+    # Pomerium's schema allows "allow" and "deny" side by side in one object
+    # (its docs' first example does this), so accept either or both.
+    if not isinstance(rule, dict) or not rule:
+        return [f"{where}: a rule must be an object with an 'allow' or 'deny' key"]
+    errors = []
+    for action, body in rule.items():
+        if action not in ACTIONS:
+            errors.append(f"{where}: unknown action {action!r} (expected allow or deny)")
+            continue
+        if not isinstance(body, dict) or not body:
+            errors.append(f"{where}.{action}: expected an object with and/or/not/nor")
+            continue
+        for operator, criteria in body.items():
+            here = f"{where}.{action}.{operator}"
+            if operator not in OPERATORS:
+                errors.append(f"{where}.{action}: unknown operator {operator!r}")
+            elif not isinstance(criteria, list):
+                errors.append(f"{here}: expected a list of criteria")
+            else:
+                for i, criterion in enumerate(criteria):
+                    errors.extend(_validate_criterion(f"{here}[{i}]", criterion))
+    return errors
+
+
+def validate_ppl(ppl: object) -> list[str]:
+    """Return human-readable errors for ``ppl``; an empty list means valid.
+
+    Accepts a rule, a list of rules, or JSON text of either. Unknown actions,
+    operators and criteria are errors, as are malformed matchers and ``date``
+    bounds without an explicit zone.
+    """
+    value = ppl
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            return [f"policy is not valid JSON: {exc}"]
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        return ["policy must be a rule object or a list of rules"]
+    errors: list[str] = []
+    for i, rule in enumerate(value):
+        errors.extend(_validate_rule(f"rule[{i}]", rule))
+    return errors
+
+
+# --------------------------------------------------------------------------- #
+# Evaluation
+# --------------------------------------------------------------------------- #
+
+
+def _match_string(subject: str, matcher: object) -> bool:
+    if isinstance(matcher, str):
+        return subject == matcher
+    if not isinstance(matcher, dict) or not matcher:
+        return False
+    checks = {
+        "is": lambda v: subject == v,
+        "not": lambda v: subject != v,
+        "in": lambda v: isinstance(v, list) and subject in v,
+        "starts_with": lambda v: isinstance(v, str) and subject.startswith(v),
+        "ends_with": lambda v: isinstance(v, str) and subject.endswith(v),
+        "contains": lambda v: isinstance(v, str) and v in subject,
+    }
+    # Several operators in one matcher must all hold (Pomerium ANDs them).
+    return all(key in checks and checks[key](value) for key, value in matcher.items())
+
+
+def _match_list(items: Sequence[str], matcher: object) -> bool:
+    if isinstance(matcher, str):
+        matcher = {"has": matcher}
+    if not isinstance(matcher, dict) or not matcher:
+        return False
+    checks = {
+        "has": lambda v: v in items,
+        "is": lambda v: len(items) == 1 and v in items,
+        "exclude": lambda v: v not in items,
+    }
+    return all(key in checks and checks[key](value) for key, value in matcher.items())
+
+
+def _match_date(at: datetime, matcher: object) -> bool:
+    if not isinstance(matcher, dict) or not matcher:
+        return False
+    for key, value in matcher.items():
+        bound = parse_rfc3339(value)
+        if bound is None:
+            return False  # fail closed on a bound we cannot read
+        if key == "after" and not at >= bound:
+            return False
+        if key == "before" and not at < bound:
+            return False
+        if key not in DATE_KEYS:
+            return False
+    return True
+
+
+def _match_criterion(criterion: object, email: str, at: datetime, groups: Sequence[str]) -> bool:
+    if not isinstance(criterion, dict) or len(criterion) != 1:
+        return False
+    (name, value), *_ = criterion.items()
+    if name == "accept":
+        return True
+    if name == "reject":
+        return False
+    if name == "authenticated_user":
+        return bool(email)
+    # The simulator has no separate user id: a user is identified by email.
+    if name in ("email", "user"):
+        return _match_string(email, value)
+    if name == "domain":
+        return "@" in email and _match_string(email.rsplit("@", 1)[1], value)
+    if name == "groups":
+        return _match_list(groups, value)
+    if name == "date":
+        return _match_date(at, value)
+    return False  # unknown or request-dependent criteria never match here
+
+
+def _match_body(body: object, email: str, at: datetime, groups: Sequence[str]) -> bool:
+    if not isinstance(body, dict):
+        return False
+    terms: list[bool] = []
+    for operator in OPERATORS:
+        criteria = body.get(operator)
+        if not isinstance(criteria, list) or not criteria:
+            continue
+        results = [_match_criterion(c, email, at, groups) for c in criteria]
+        if operator == "and":
+            terms.append(all(results))
+        elif operator == "or":
+            terms.append(any(results))
+        elif operator == "not":
+            terms.append(not any(results))
+        else:  # nor
+            terms.append(not all(results))
+    return any(terms)
+
+
+def evaluate(ppl: object, email: str, at: datetime, groups: Iterable[str] = ()) -> bool:
+    """Would Pomerium let ``email`` (in ``groups``) through at instant ``at``?
+
+    ``ppl`` may be a rule, a list of rules or their JSON/YAML text. Criteria
+    that depend on the request (paths, methods, devices, ...) never match.
+    ``after`` is inclusive and ``before`` exclusive; Pomerium does not document
+    the boundary, so callers must not depend on the exact second. Raises
+    ``ValueError`` if ``at`` is naive.
+    """
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("evaluate() needs an aware datetime")
+    rules = normalize(ppl)
+    if not isinstance(rules, list):
+        return False
+    group_list = list(groups)
+    allowed = False
+    for rule in rules:
+        if not isinstance(rule, dict):
+            continue
+        if _match_body(rule.get("deny"), email, at, group_list):
+            return False  # deny always wins
+        if _match_body(rule.get("allow"), email, at, group_list):
+            allowed = True
+    return allowed
