@@ -161,7 +161,7 @@ def submit_request(
         # Serialise one person's submissions so "one open request" holds under double clicks.
         type(requester).objects.select_for_update().filter(pk=requester.pk).first()
         groups = _groups(requester)
-        if not resource.may_request(requester, groups):
+        if resource.is_active and not resource.may_request(requester, groups):
             raise NotAllowed(f"You may not request {resource.name}.")
         _validate_submission(
             requester=requester,
