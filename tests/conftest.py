@@ -80,7 +80,9 @@ def signing_key(jwks_server: JwksServer) -> SigningKey:
 
 
 @pytest.fixture(autouse=True)
-def pomerium_settings(settings: Any, jwks_server: JwksServer, signing_key: SigningKey) -> Iterator[None]:
+def pomerium_settings(
+    settings: Any, jwks_server: JwksServer, signing_key: SigningKey
+) -> Iterator[None]:
     settings.JWKS_ENDPOINT = jwks_server.url
     settings.POMERIUM_JWT_AUDIENCE = AUDIENCE
     settings.POMERIUM_JWT_ISSUER = ""
@@ -114,7 +116,9 @@ class PomeriumClient(Client):
 def as_user(signing_key: SigningKey) -> Any:
     """``as_user(sub, email, groups=[...])`` → a client signed in as that person."""
 
-    def make(sub: str, email: str, *, groups: list[str] | None = None, name: str = "") -> PomeriumClient:
+    def make(
+        sub: str, email: str, *, groups: list[str] | None = None, name: str = ""
+    ) -> PomeriumClient:
         return PomeriumClient(
             signing_key, {"sub": sub, "email": email, "groups": groups or [], "name": name}
         )

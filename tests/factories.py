@@ -9,9 +9,9 @@ import factory
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from apps.accounts.models import User
 from apps.access.models import AccessRequest, Grant, Resource
 from apps.access.states import GrantState, RequestState
+from apps.accounts.models import User
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -117,8 +117,10 @@ class Resource(models.Model):
     def clean(self) -> None:
         errors: dict[str, str] = {}
         choices = self.duration_choices
-        if not isinstance(choices, list) or not choices or not all(
-            isinstance(c, int) and c > 0 for c in choices
+        if (
+            not isinstance(choices, list)
+            or not choices
+            or not all(isinstance(c, int) and c > 0 for c in choices)
         ):
             errors["duration_choices"] = "A list of positive whole minutes, e.g. [60, 240]."
         elif max(choices) > self.max_duration_minutes:
@@ -136,7 +138,9 @@ class Resource(models.Model):
             for r in rules
         ):
             errors["auto_approve_rules"] = 'A list like [{"group": "oncall", "max_minutes": 240}].'
-        if not isinstance(self.base_ppl, list) or not all(isinstance(r, dict) for r in self.base_ppl):
+        if not isinstance(self.base_ppl, list) or not all(
+            isinstance(r, dict) for r in self.base_ppl
+        ):
             errors["base_ppl"] = "A list of PPL rules (JSON objects)."
         else:
             from apps.zero.ppl import validate_ppl
@@ -199,9 +203,7 @@ class AccessRequest(models.Model):
         "Grant", null=True, blank=True, on_delete=models.PROTECT, related_name="extension_requests"
     )
     duration_minutes = models.PositiveIntegerField()
-    start_at = models.DateTimeField(
-        null=True, blank=True, help_text="Empty: start when approved."
-    )
+    start_at = models.DateTimeField(null=True, blank=True, help_text="Empty: start when approved.")
     justification = models.TextField(blank=True)
     ticket = models.CharField(max_length=120, blank=True)
     state = models.CharField(
@@ -254,14 +256,18 @@ class Approval(models.Model):
     """One approver's yes on a request (quorum counts distinct approvers)."""
 
     request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="approvals")
-    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField()
     note = models.TextField(blank=True)
 
     class Meta:
         ordering = ["created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["request", "approver"], name="one_approval_per_approver")
+            models.UniqueConstraint(
+                fields=["request", "approver"], name="one_approval_per_approver"
+            )
         ]
 
     def __str__(self) -> str:
@@ -291,7 +297,9 @@ class GrantQuerySet(models.QuerySet["Grant"]):
 
 class Grant(models.Model):
     request = models.OneToOneField(AccessRequest, on_delete=models.PROTECT, related_name="grant")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="grants")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="grants"
+    )
     email = models.EmailField(help_text="The user's email when approved; what the PPL rule names.")
     resource = models.ForeignKey(Resource, on_delete=models.PROTECT, related_name="grants")
     not_before = models.DateTimeField()
@@ -355,7 +363,10 @@ class Grant(models.Model):
         return self.resource.slug
 
     def window(self) -> dict[str, str]:
-        return {"not_before": self.not_before.isoformat(), "expires_at": self.expires_at.isoformat()}
+        return {
+            "not_before": self.not_before.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+        }
 
 
 class GrantExtension(models.Model):

@@ -65,8 +65,10 @@ def _groups(user: User) -> set[str]:
 
 
 def _lock_request(req: AccessRequest) -> AccessRequest:
-    return AccessRequest.objects.select_for_update().select_related("resource", "requester").get(
-        pk=req.pk
+    return (
+        AccessRequest.objects.select_for_update()
+        .select_related("resource", "requester")
+        .get(pk=req.pk)
     )
 
 
@@ -261,7 +263,9 @@ def submit_on_behalf(
 
 def _check_decider(req: AccessRequest, actor: User, now: datetime) -> None:
     if req.state == RequestState.PENDING and req.expires_at <= now:
-        raise IllegalTransition("This request waited too long and has expired; it cannot be decided.")
+        raise IllegalTransition(
+            "This request waited too long and has expired; it cannot be decided."
+        )
     check_request_transition(req.state, RequestState.APPROVED)
     if actor.pk == req.requester_id:
         raise NotAllowed("You cannot decide your own request.")
@@ -340,7 +344,9 @@ def _approve_locked(
         new_end = grant.expires_at + timedelta(minutes=minutes)
         req.save()
         _audit_decision(req, approver, auto_rule, note)
-        _extend_locked(grant, actor=approver, new_expires_at=new_end, reason=req.justification, now=now)
+        _extend_locked(
+            grant, actor=approver, new_expires_at=new_end, reason=req.justification, now=now
+        )
         return grant
     start = max(now, req.start_at) if req.start_at else now
     grant = Grant(
@@ -365,7 +371,9 @@ def _approve_locked(
     request_sync(req.resource)
     _audit_decision(req, approver, auto_rule, note)
     record(
-        AuditAction.GRANT_ACTIVATED if grant.state == GrantState.ACTIVE else AuditAction.GRANT_SCHEDULED,
+        AuditAction.GRANT_ACTIVATED
+        if grant.state == GrantState.ACTIVE
+        else AuditAction.GRANT_SCHEDULED,
         actor=approver,
         target=grant,
         resource_slug=req.resource.slug,
@@ -453,9 +461,7 @@ def cancel_request(
 # --- Grants --------------------------------------------------------------------------------
 
 
-def revoke_grant(
-    grant: Grant, *, actor: User, reason: str, now: datetime | None = None
-) -> Grant:
+def revoke_grant(grant: Grant, *, actor: User, reason: str, now: datetime | None = None) -> Grant:
     """End a scheduled or active grant now. Approvers of the resource may revoke anyone's;
     a user may give up their own. The rule leaves Zero at the next sync, which is
     enqueued on commit and retried until it lands (a revocation is never dropped).
@@ -518,8 +524,14 @@ def extend_grant(
                 f"{grant.resource.max_duration_minutes} minutes from the start; "
                 "override with a reason to go further."
             )
-        _extend_locked(grant, actor=actor, new_expires_at=new_expires_at, reason=reason, now=now,
-                       over_maximum=new_expires_at > limit)
+        _extend_locked(
+            grant,
+            actor=actor,
+            new_expires_at=new_expires_at,
+            reason=reason,
+            now=now,
+            over_maximum=new_expires_at > limit,
+        )
     return grant
 
 
@@ -574,7 +586,7 @@ def break_glass(
     justification: str,
     now: datetime | None = None,
 ) -> Grant:
-    """Emergency self-activation: granted at once, flagged, every approver told, queued for review."""
+    """Emergency self-activation: granted at once, flagged, approvers told, queued for review."""
     now = now or timezone.now()
     justification = _check_text(justification, "justification")
     with transaction.atomic():
@@ -586,7 +598,9 @@ def break_glass(
                 f"Break-glass access lasts at most {resource.break_glass_max_minutes} minutes."
             )
         if len(justification) < max(resource.justification_min_length, 10):
-            raise PolicyViolation("Break-glass access needs a justification saying what is on fire.")
+            raise PolicyViolation(
+                "Break-glass access needs a justification saying what is on fire."
+            )
         if Grant.objects.open().filter(user=user, resource=resource).exists():
             raise Conflict(f"You already have access to {resource.name}.")
         # Born approved: it never waits, so it never meets the one-pending-request rule.
@@ -689,7 +703,10 @@ def expire_due(now: datetime | None = None) -> dict[str, int]:
                 AuditAction.REQUEST_EXPIRED,
                 target=req,
                 resource_slug=req.resource.slug,
-                details={"requester": req.requester.email, "waited_until": req.expires_at.isoformat()},
+                details={
+                    "requester": req.requester.email,
+                    "waited_until": req.expires_at.isoformat(),
+                },
             )
             counts["requests_expired"] += 1
     for pk in list(Grant.objects.due_for_activation(now).values_list("pk", flat=True)[:500]):
@@ -716,7 +733,9 @@ def expire_due(now: datetime | None = None) -> dict[str, int]:
             grant = (
                 Grant.objects.select_for_update(skip_locked=True)
                 .select_related("resource")
-                .filter(pk=pk, state__in=(GrantState.SCHEDULED, GrantState.ACTIVE), expires_at__lte=now)
+                .filter(
+                    pk=pk, state__in=(GrantState.SCHEDULED, GrantState.ACTIVE), expires_at__lte=now
+                )
                 .first()
             )
             if grant is None:

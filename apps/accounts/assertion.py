@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 ALLOWED_ALGORITHMS = ("ES256", "RS256")
 
 
-class AssertionRejected(Exception):  # noqa: N818  (a verdict, not a programming error)
-    """The request carries no acceptable assertion. ``code`` is stable, ``message`` is for people."""
+class AssertionRejected(Exception):
+    """No acceptable assertion. ``code`` is stable, ``message`` is for people."""
 
     status = 403
 

@@ -77,7 +77,7 @@ class PomeriumAssertionMiddleware:
         context.update(assertion_jti=identity.jti, assertion_sid=identity.sid)
         current = request.user
         if current.is_authenticated and current.get_username() == identity.sub:
-            user = sync_user(identity, user=current)  # type: ignore[arg-type]
+            user = sync_user(identity, user=current)
             if not user.is_active:
                 auth.logout(request)
                 return self.reject(
@@ -88,12 +88,12 @@ class PomeriumAssertionMiddleware:
             if current.is_authenticated:
                 log.info("assertion names another user; ending the old session")
                 auth.logout(request)
-            user = auth.authenticate(request, identity=identity)
-            if user is None:
+            new_user = auth.authenticate(request, identity=identity)
+            if new_user is None:
                 return self.reject(
                     request, AssertionRejected("inactive", "Your portal account is disabled.")
                 )
-            auth.login(request, user)
+            auth.login(request, new_user)
         return self.get_response(request)
 
     def reject(self, request: HttpRequest, exc: AssertionRejected) -> HttpResponse:
@@ -108,7 +108,11 @@ class PomeriumAssertionMiddleware:
         record_now(
             AuditAction.ASSERTION_REJECTED,
             actor=user,
-            details={"reason": exc.code, "message": exc.message, "path": request.path[:200],
-                     "method": request.method},
+            details={
+                "reason": exc.code,
+                "message": exc.message,
+                "path": request.path[:200],
+                "method": request.method,
+            },
         )
         return rejection_response(request, exc)

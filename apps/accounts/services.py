@@ -64,7 +64,11 @@ def sync_user(identity: Identity, user: User | None = None) -> User:
                 AuditAction.USER_CREATED,
                 actor=user,
                 target=user,
-                details={"email": identity.email, "name": identity.name, "groups": sorted(after_groups)},
+                details={
+                    "email": identity.email,
+                    "name": identity.name,
+                    "groups": sorted(after_groups),
+                },
             )
         elif changes:
             record(AuditAction.USER_UPDATED, actor=user, target=user, details={"changes": changes})
@@ -79,7 +83,17 @@ def sync_user(identity: Identity, user: User | None = None) -> User:
                 },
             )
         if is_admin and not was_admin:
-            record(AuditAction.USER_ADMIN_GRANTED, actor=user, target=user, details={"roles": list(user_roles)})
+            record(
+                AuditAction.USER_ADMIN_GRANTED,
+                actor=user,
+                target=user,
+                details={"roles": list(user_roles)},
+            )
         elif was_admin and not is_admin:
-            record(AuditAction.USER_ADMIN_REVOKED, actor=user, target=user, details={"roles": list(user_roles)})
+            record(
+                AuditAction.USER_ADMIN_REVOKED,
+                actor=user,
+                target=user,
+                details={"roles": list(user_roles)},
+            )
     return user

@@ -21,8 +21,10 @@ class AuditContext:
     assertion_sid: str = ""
 
 
+# AuditContext is frozen, so sharing one default instance is safe.
 _current: contextvars.ContextVar[AuditContext] = contextvars.ContextVar(
-    "audit_context", default=AuditContext()
+    "audit_context",
+    default=AuditContext(),  # noqa: B039
 )
 
 

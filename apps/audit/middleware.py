@@ -19,8 +19,8 @@ def client_ip(request: HttpRequest) -> str | None:
     candidate = forwarded.split(",")[0].strip() if forwarded else request.META.get("REMOTE_ADDR")
     if not candidate:
         return None
-    from django.core.validators import validate_ipv46_address
     from django.core.exceptions import ValidationError
+    from django.core.validators import validate_ipv46_address
 
     try:
         validate_ipv46_address(candidate)

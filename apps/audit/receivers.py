@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from auditlog.signals import post_log
@@ -54,7 +55,6 @@ def open_task_context(task_id: str | None = None, **kwargs: Any) -> None:
 def close_task_context(task_id: str | None = None, **kwargs: Any) -> None:
     token = _task_tokens.pop(task_id or "", None)
     if token is not None:
-        try:
+        # A token from another context (eager mode) has nothing to undo.
+        with contextlib.suppress(ValueError):
             context.deactivate(token)
-        except ValueError:  # a token from another context (eager mode); nothing to undo
-            pass

@@ -23,7 +23,9 @@ from .models import AuditAction, AuditEvent
 SYSTEM = "system"
 
 # Keys whose values never enter the trail, at any depth.
-_SECRET_KEY = re.compile(r"(token|secret|password|passwd|assertion|authorization|cookie|api_key)", re.I)
+_SECRET_KEY = re.compile(
+    r"(token|secret|password|passwd|assertion|authorization|cookie|api_key)", re.I
+)
 MASK = "***"
 
 # Any constant identifies our lock among other advisory locks; this one spells "audit".

@@ -49,11 +49,16 @@ def test_approve_and_reject_at_once_one_decision_wins(attempt: int) -> None:
     bob = UserFactory(email="bob@example.com", groups=["approvers"])
     erin = UserFactory(email="erin@example.com", groups=["approvers"])
     req = services.submit_request(
-        requester=alice, resource=resource, duration_minutes=60, justification="Incident INC-42 debugging"
+        requester=alice,
+        resource=resource,
+        duration_minutes=60,
+        justification="Incident INC-42 debugging",
     )
     results = race(
         lambda: services.approve_request(AccessRequest.objects.get(pk=req.pk), approver=bob),
-        lambda: services.reject_request(AccessRequest.objects.get(pk=req.pk), approver=erin, reason="No"),
+        lambda: services.reject_request(
+            AccessRequest.objects.get(pk=req.pk), approver=erin, reason="No"
+        ),
     )
     errors = [r for r in results if isinstance(r, AccessError)]
     assert len(errors) == 1, results
@@ -75,12 +80,19 @@ def test_approve_and_reject_at_once_one_decision_wins(attempt: int) -> None:
 def test_double_click_submit_creates_one_request() -> None:
     resource = ResourceFactory()
     alice = UserFactory()
-    results = race(*[
-        (lambda: services.submit_request(
-            requester=alice, resource=resource, duration_minutes=60, justification="Double click test"
-        ))
-        for _ in range(4)
-    ])
+    results = race(
+        *[
+            (
+                lambda: services.submit_request(
+                    requester=alice,
+                    resource=resource,
+                    duration_minutes=60,
+                    justification="Double click test",
+                )
+            )
+            for _ in range(4)
+        ]
+    )
     assert sum(isinstance(r, AccessRequest) for r in results) == 1
     assert AccessRequest.objects.count() == 1
 
@@ -90,11 +102,16 @@ def test_two_approvers_approve_at_once_one_grant() -> None:
     alice = UserFactory()
     approvers = [UserFactory(groups=["approvers"]) for _ in range(3)]
     req = services.submit_request(
-        requester=alice, resource=resource, duration_minutes=60, justification="Concurrent approvals"
+        requester=alice,
+        resource=resource,
+        duration_minutes=60,
+        justification="Concurrent approvals",
     )
-    race(*[
-        (lambda a=a: services.approve_request(AccessRequest.objects.get(pk=req.pk), approver=a))
-        for a in approvers
-    ])
+    race(
+        *[
+            (lambda a=a: services.approve_request(AccessRequest.objects.get(pk=req.pk), approver=a))
+            for a in approvers
+        ]
+    )
     assert Grant.objects.count() == 1
     assert AuditEvent.objects.filter(action=AuditAction.REQUEST_APPROVED).count() == 1

@@ -56,7 +56,10 @@ def erin() -> Any:
 
 
 def submit(user: Any, resource: Resource, **kw: Any) -> AccessRequest:
-    kw.setdefault("duration_minutes", 120 if 120 in resource.duration_choices else resource.duration_choices[0])
+    kw.setdefault(
+        "duration_minutes",
+        120 if 120 in resource.duration_choices else resource.duration_choices[0],
+    )
     kw.setdefault("justification", "Debugging the checkout outage")
     kw.setdefault("now", T0)
     return services.submit_request(requester=user, resource=resource, **kw)
@@ -87,7 +90,9 @@ def test_submit_creates_pending_request_and_one_audit_row(alice: Any, resource: 
         ({"start_at": T0 + timedelta(days=90)}, PolicyViolation),
     ],
 )
-def test_submit_refusals_change_nothing(alice: Any, resource: Resource, kwargs: Any, error: type) -> None:
+def test_submit_refusals_change_nothing(
+    alice: Any, resource: Resource, kwargs: Any, error: type
+) -> None:
     with pytest.raises(error):
         submit(alice, resource, **kwargs)
     assert not AccessRequest.objects.exists()
@@ -127,7 +132,9 @@ def test_second_pending_request_is_refused(alice: Any, resource: Resource) -> No
     assert trail() == [(AuditAction.REQUEST_SUBMITTED, "alice@example.com")]
 
 
-def test_request_with_live_grant_becomes_extension_request(alice: Any, bob: Any, resource: Resource) -> None:
+def test_request_with_live_grant_becomes_extension_request(
+    alice: Any, bob: Any, resource: Resource
+) -> None:
     grant = services.approve_request(submit(alice, resource), approver=bob, now=T0)
     assert grant is not None
     second = submit(alice, resource, duration_minutes=60, now=T0 + timedelta(minutes=30))
@@ -300,12 +307,16 @@ def test_user_may_end_own_grant_but_stranger_may_not(grant: Grant, alice: Any) -
 
 def test_extend_within_maximum(grant: Grant, bob: Any) -> None:
     new_end = T0 + timedelta(hours=4)
-    services.extend_grant(grant, actor=bob, new_expires_at=new_end, reason="Still debugging", now=T0)
+    services.extend_grant(
+        grant, actor=bob, new_expires_at=new_end, reason="Still debugging", now=T0
+    )
     grant.refresh_from_db()
     assert grant.expires_at == new_end
     ext = GrantExtension.objects.get()
     assert (ext.old_expires_at, ext.new_expires_at, ext.over_maximum) == (
-        T0 + timedelta(hours=2), new_end, False,
+        T0 + timedelta(hours=2),
+        new_end,
+        False,
     )
     assert trail()[-1] == (AuditAction.GRANT_EXTENDED, "bob@example.com")
 
@@ -324,12 +335,16 @@ def test_extend_past_maximum_needs_override(grant: Grant, bob: Any) -> None:
 
 def test_nobody_extends_own_grant(grant: Grant, alice: Any) -> None:
     with pytest.raises(NotAllowed):
-        services.extend_grant(grant, actor=alice, new_expires_at=T0 + timedelta(hours=3), reason="x", now=T0)
+        services.extend_grant(
+            grant, actor=alice, new_expires_at=T0 + timedelta(hours=3), reason="x", now=T0
+        )
 
 
 def test_extend_must_move_later(grant: Grant, bob: Any) -> None:
     with pytest.raises(PolicyViolation):
-        services.extend_grant(grant, actor=bob, new_expires_at=T0 + timedelta(hours=1), reason="x", now=T0)
+        services.extend_grant(
+            grant, actor=bob, new_expires_at=T0 + timedelta(hours=1), reason="x", now=T0
+        )
 
 
 def test_expire_due_moves_each_row_once(alice: Any, bob: Any, resource: Resource) -> None:
@@ -342,7 +357,9 @@ def test_expire_due_moves_each_row_once(alice: Any, bob: Any, resource: Resource
     counts = services.expire_due(T0 + timedelta(hours=3, minutes=1))
     assert counts == {"requests_expired": 0, "grants_activated": 0, "grants_expired": 1}
     assert services.expire_due(T0 + timedelta(hours=4)) == {
-        "requests_expired": 0, "grants_activated": 0, "grants_expired": 0,
+        "requests_expired": 0,
+        "grants_activated": 0,
+        "grants_expired": 0,
     }
     scheduled.refresh_from_db()
     assert scheduled.state == GrantState.EXPIRED
@@ -354,8 +371,12 @@ def test_one_open_grant_per_user_and_resource_is_a_database_rule(grant: Grant) -
     from django.db import IntegrityError, transaction
 
     with pytest.raises(IntegrityError), transaction.atomic():
-        GrantFactory(user=grant.user, resource=grant.resource, request__requester=grant.user,
-                     request__resource=grant.resource)
+        GrantFactory(
+            user=grant.user,
+            resource=grant.resource,
+            request__requester=grant.user,
+            request__resource=grant.resource,
+        )
 
 
 # --- quorum, auto-approval, break-glass, on behalf --------------------------------------------
@@ -402,7 +423,8 @@ def test_quorum_requesters_own_approval_refused(bob: Any, erin: Any) -> None:
 def test_auto_approval_for_matching_group_and_duration() -> None:
     oncall = UserFactory(email="dave@example.com", groups=["oncall"])
     resource = ResourceFactory(
-        duration_choices=[60, 240, 480], auto_approve_rules=[{"group": "oncall", "max_minutes": 240}]
+        duration_choices=[60, 240, 480],
+        auto_approve_rules=[{"group": "oncall", "max_minutes": 240}],
     )
     req = submit(oncall, resource, duration_minutes=240)
     req.refresh_from_db()
@@ -415,14 +437,16 @@ def test_auto_approval_for_matching_group_and_duration() -> None:
         (AuditAction.GRANT_ACTIVATED, "system"),
     ]
     assert AuditEvent.objects.get(action=AuditAction.REQUEST_AUTO_APPROVED).details["rule"] == {
-        "group": "oncall", "max_minutes": 240,
+        "group": "oncall",
+        "max_minutes": 240,
     }
 
 
 def test_auto_approval_longer_duration_stays_pending() -> None:
     oncall = UserFactory(groups=["oncall"])
     resource = ResourceFactory(
-        duration_choices=[60, 240, 480], auto_approve_rules=[{"group": "oncall", "max_minutes": 240}]
+        duration_choices=[60, 240, 480],
+        auto_approve_rules=[{"group": "oncall", "max_minutes": 240}],
     )
     req = submit(oncall, resource, duration_minutes=480)
     assert req.state == RequestState.PENDING
@@ -433,7 +457,11 @@ def test_break_glass() -> None:
     sre = UserFactory(email="sre@example.com", groups=["sre"])
     resource = ResourceFactory(break_glass_groups=["sre"], break_glass_max_minutes=60)
     grant = services.break_glass(
-        user=sre, resource=resource, duration_minutes=30, justification="Prod DB is down, paging", now=T0
+        user=sre,
+        resource=resource,
+        duration_minutes=30,
+        justification="Prod DB is down, paging",
+        now=T0,
     )
     assert grant.state == GrantState.ACTIVE and grant.is_break_glass
     assert list(Grant.objects.needing_review()) == [grant]
@@ -454,22 +482,37 @@ def test_break_glass_refusals(groups: list[str], minutes: int, error: type) -> N
     user = UserFactory(groups=groups)
     resource = ResourceFactory(break_glass_groups=["sre"], break_glass_max_minutes=60)
     with pytest.raises(error):
-        services.break_glass(user=user, resource=resource, duration_minutes=minutes,
-                             justification="Prod DB is down, paging", now=T0)
+        services.break_glass(
+            user=user,
+            resource=resource,
+            duration_minutes=minutes,
+            justification="Prod DB is down, paging",
+            now=T0,
+        )
     assert not Grant.objects.exists()
     assert trail() == []
 
 
 def test_on_behalf_request_audits_both_people(alice: Any, bob: Any, resource: Resource) -> None:
     req = services.submit_on_behalf(
-        approver=bob, user=alice, resource=resource, duration_minutes=60,
-        justification="Incident INC-9 bridge", now=T0,
+        approver=bob,
+        user=alice,
+        resource=resource,
+        duration_minutes=60,
+        justification="Incident INC-9 bridge",
+        now=T0,
     )
     assert req.state == RequestState.APPROVED
     assert (req.requester, req.filed_by, req.decided_by) == (alice, bob, bob)
     submitted = AuditEvent.objects.get(action=AuditAction.REQUEST_SUBMITTED)
-    assert (submitted.actor_label, submitted.details["requester"], submitted.details["filed_by"]) == (
-        "bob@example.com", "alice@example.com", "bob@example.com",
+    assert (
+        submitted.actor_label,
+        submitted.details["requester"],
+        submitted.details["filed_by"],
+    ) == (
+        "bob@example.com",
+        "alice@example.com",
+        "bob@example.com",
     )
     approved = AuditEvent.objects.get(action=AuditAction.REQUEST_APPROVED)
     assert approved.details["filed_by"] == "bob@example.com"
@@ -477,14 +520,22 @@ def test_on_behalf_request_audits_both_people(alice: Any, bob: Any, resource: Re
 
 def test_on_behalf_by_non_approver_refused(alice: Any, resource: Resource) -> None:
     with pytest.raises(NotAllowed):
-        services.submit_on_behalf(approver=UserFactory(), user=alice, resource=resource,
-                                  duration_minutes=60, justification="Incident bridge", now=T0)
+        services.submit_on_behalf(
+            approver=UserFactory(),
+            user=alice,
+            resource=resource,
+            duration_minutes=60,
+            justification="Incident bridge",
+            now=T0,
+        )
 
 
 # --- the trail itself ---------------------------------------------------------------------
 
 
-def test_field_changes_are_mirrored_and_chain_verifies(alice: Any, bob: Any, resource: Resource) -> None:
+def test_field_changes_are_mirrored_and_chain_verifies(
+    alice: Any, bob: Any, resource: Resource
+) -> None:
     services.approve_request(submit(alice, resource), approver=bob, now=T0)
     mirrored = AuditEvent.objects.filter(action=AuditAction.FIELD_CHANGED)
     assert {e.target_type for e in mirrored} >= {"access.accessrequest", "access.grant"}

@@ -236,7 +236,9 @@ def test_unknown_kid_flood_is_rate_limited(jwks_server: Any, signing_key: Signin
     assert jwks_server.fetches - before == 1  # one interval later: exactly one more
 
 
-def test_key_rotation_without_restart(jwks_server: Any, signing_key: SigningKey, settings: Any) -> None:
+def test_key_rotation_without_restart(
+    jwks_server: Any, signing_key: SigningKey, settings: Any
+) -> None:
     settings.JWKS_MIN_REFRESH_SECONDS = 0  # let the unknown kid trigger a refetch at once
     reset_key_caches()
     assert get_with(mint(signing_key, good_claims())).status_code == 200
@@ -258,4 +260,6 @@ def test_jwt_library_refuses_none_even_if_asked() -> None:
 
     assert set(ALLOWED_ALGORITHMS) == {"ES256", "RS256"}
     with pytest.raises(jwt.InvalidAlgorithmError):
-        jwt.decode(unsigned({"alg": "none"}, good_claims()), "", algorithms=list(ALLOWED_ALGORITHMS))
+        jwt.decode(
+            unsigned({"alg": "none"}, good_claims()), "", algorithms=list(ALLOWED_ALGORITHMS)
+        )

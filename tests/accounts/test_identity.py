@@ -17,7 +17,9 @@ pytestmark = pytest.mark.django_db
 HEADER = "HTTP_X_POMERIUM_JWT_ASSERTION"
 
 
-def token(key: SigningKey, sub: str = "idp|alice", email: str = "alice@example.com", **kw: Any) -> str:
+def token(
+    key: SigningKey, sub: str = "idp|alice", email: str = "alice@example.com", **kw: Any
+) -> str:
     return mint(key, claims_for(sub, email, **kw))
 
 
@@ -31,7 +33,11 @@ def actions(user: User | None = None) -> list[str]:
 def test_user_keyed_on_sub_email_lowercased(signing_key: SigningKey) -> None:
     Client().get("/", **{HEADER: token(signing_key, email="Alice@Example.COM", name="Alice A")})
     user = User.objects.get()
-    assert (user.username, user.email, user.display_name) == ("idp|alice", "alice@example.com", "Alice A")
+    assert (user.username, user.email, user.display_name) == (
+        "idp|alice",
+        "alice@example.com",
+        "Alice A",
+    )
     assert not user.has_usable_password()
 
 
@@ -58,7 +64,9 @@ def test_groups_mirrored_and_changes_audited(signing_key: SigningKey) -> None:
     assert change.details == {"added": ["dba"], "removed": ["sre"]}
 
 
-def test_unchanged_assertion_writes_nothing(signing_key: SigningKey, django_assert_max_num_queries: Any) -> None:
+def test_unchanged_assertion_writes_nothing(
+    signing_key: SigningKey, django_assert_max_num_queries: Any
+) -> None:
     client = Client()
     client.get("/", **{HEADER: token(signing_key, groups=["eng"])})
     count = AuditEvent.objects.count()
@@ -129,7 +137,9 @@ def test_token_for_another_user_replaces_the_session(signing_key: SigningKey) ->
     client = Client()
     client.get("/", **{HEADER: token(signing_key)})
     first_session = client.session.session_key
-    response = client.get("/", **{HEADER: token(signing_key, sub="idp|bob", email="bob@example.com")})
+    response = client.get(
+        "/", **{HEADER: token(signing_key, sub="idp|bob", email="bob@example.com")}
+    )
     assert response.status_code == 200
     assert response.wsgi_request.user.username == "idp|bob"
     assert client.session.session_key != first_session
@@ -176,8 +186,13 @@ def test_staff_reaches_admin(signing_key: SigningKey) -> None:
 
 def test_request_id_and_assertion_ids_reach_the_audit(signing_key: SigningKey) -> None:
     claims = claims_for("idp|alice", "alice@example.com")
-    Client().get("/", HTTP_X_REQUEST_ID="req-12345678", HTTP_X_FORWARDED_FOR="203.0.113.9",
-                 HTTP_USER_AGENT="pytest-browser", **{HEADER: mint(signing_key, claims)})
+    Client().get(
+        "/",
+        HTTP_X_REQUEST_ID="req-12345678",
+        HTTP_X_FORWARDED_FOR="203.0.113.9",
+        HTTP_USER_AGENT="pytest-browser",
+        **{HEADER: mint(signing_key, claims)},
+    )
     event = AuditEvent.objects.get(action=AuditAction.USER_CREATED)
     assert event.request_id == "req-12345678"
     assert event.assertion_jti == claims["jti"]

@@ -1,0 +1,32 @@
+"""gunicorn settings, read from the environment (``gunicorn -c jitportal/gunicorn.conf.py``).
+
+Defaults suit one container behind Pomerium: a few sync workers, requests that finish or
+fail within 30 s (a Zero API call has its own shorter timeout), and an access log on
+stdout for the container runtime to collect.
+"""
+
+import os
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+# Every interface of the container; compose publishes no port for it (Pomerium only).
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+# Heroku's convention, also honoured by gunicorn itself; 3 fits a small VM.
+workers = _int("WEB_CONCURRENCY", 3)
+threads = _int("GUNICORN_THREADS", 1)
+timeout = _int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+# Pomerium keeps upstream connections open; outlive its idle timeout less than it does.
+keepalive = _int("GUNICORN_KEEPALIVE", 5)
+# Recycle workers now and then so a slow leak cannot grow without bound.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 1000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 100)
+# The worker heartbeat file on tmpfs: a container's overlay filesystem can stall it.
+worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", "/dev/shm")  # noqa: S108 - tmpfs
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+errorlog = "-"
+# Only Pomerium can reach the container (no published port), so its X-Forwarded-* is trusted.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
