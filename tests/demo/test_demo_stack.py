@@ -1,0 +1,148 @@
+"""The real demo stack on spare ports: the portal accepts the proxy's assertions, and only them.
+
+This starts what ``run_demo`` starts (simulator, portal, worker with beat, proxy) with the
+same supervisor and environment, in a temporary data folder, then signs in through the
+proxy like a browser. It needs no Django test database: the stack migrates its own SQLite.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import re
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from apps.demo.supervisor import (
+    BASE_DIR,
+    DemoPorts,
+    Supervisor,
+    demo_children,
+    demo_environment,
+    missing_parts,
+    prepare_data_dir,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def get(
+    port: int, path: str, cookie: str = "", method: str = "GET", body: str = ""
+) -> tuple[int, http.client.HTTPMessage, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Host": f"localhost:{port}"}
+    if cookie:
+        headers["Cookie"] = cookie
+    if body:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    try:
+        conn.request(method, path, body=body or None, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.msg, response.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoPorts, io.StringIO]]:
+    missing = missing_parts()
+    if missing:
+        pytest.skip(f"demo parts not there yet: {missing}")
+    data_dir = tmp_path_factory.mktemp("demo-data")
+    ports = DemoPorts(*free_ports(3))
+    # The stack keeps its own storage, whatever database or broker the test run uses.
+    base_env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "SECRET_KEY")
+    }
+    prepare_data_dir(data_dir)
+    out = io.StringIO()
+    supervisor = Supervisor(demo_environment(ports, data_dir, base_env), out=out)
+    try:
+        code = supervisor.run_once(
+            "migrate", [sys.executable, str(BASE_DIR / "manage.py"), "migrate", "--noinput"]
+        )
+        assert code == 0, out.getvalue()
+        for child in demo_children(ports):
+            supervisor.add(child)
+        supervisor.start()
+        supervisor.wait_ready(timeout=90)
+        yield ports, out
+    finally:
+        supervisor.stop()
+
+
+def sign_in(ports: DemoPorts, key: str) -> str:
+    _, _, page = get(ports.proxy, "/.pomerium/sign_in")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token, page
+    status, headers, _ = get(
+        ports.proxy,
+        "/.pomerium/sign_in",
+        method="POST",
+        body=f"csrf_token={token.group(1)}&identity={key}&next=/",
+    )
+    assert status == 302
+    return "; ".join(c.split(";", 1)[0] for c in headers.get_all("Set-Cookie") or [])
+
+
+def test_portal_signs_in_the_person_the_proxy_asserts(stack):
+    ports, out = stack
+    cookie = sign_in(ports, "alice")
+
+    status, _, page = get(ports.proxy, "/", cookie=cookie)
+
+    assert status == 200, out.getvalue()[-3000:]
+    assert "Alice Requester" in page
+
+
+def test_portal_refuses_requests_that_bypass_the_proxy(stack):
+    ports, _ = stack
+
+    status, _, _ = get(ports.portal, "/")
+
+    assert status == 403
+
+
+def test_health_endpoint_answers_without_an_assertion(stack):
+    ports, _ = stack
+
+    status, _, body = get(ports.portal, "/healthz")
+
+    assert (status, body) == (200, "ok\n")
+
+
+def test_simulator_accepts_the_token_the_portal_is_given(stack):
+    ports, _ = stack
+    env = demo_environment(ports, Path("unused"), {})
+
+    def exchange(token: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", ports.zero, timeout=10)
+        try:
+            body = json.dumps({"refreshToken": token})
+            conn.request("POST", "/api/v0/token", body, {"Content-Type": "application/json"})
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    assert env["ZERO_API_URL"] == f"http://127.0.0.1:{ports.zero}/api/v0"
+    assert exchange(env["API_USER_TOKEN"]) == 200
+    assert exchange("wrong") == 401
