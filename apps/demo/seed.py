@@ -1,0 +1,152 @@
+"""Demo data: the example resources, the demo people, and a history with every state.
+
+History is made through the real services with past times, so the demo's audit trail,
+grants and Zero policies are exactly what production would produce. Idempotent: once
+the story is there, seeding again only re-applies the resource definitions.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import yaml
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.access import services
+from apps.access.models import AccessRequest, Resource
+from apps.access.resources import ApplySummary, apply_definitions
+from apps.accounts.assertion import Identity
+from apps.accounts.models import User
+from apps.accounts.services import sync_user
+
+from .identities import DEMO_IDENTITIES
+
+RESOURCES_FILE = Path(settings.BASE_DIR) / "deploy" / "resources.example.yaml"
+
+
+def demo_users() -> dict[str, User]:
+    """Create the demo people exactly as their first sign-in through Pomerium would."""
+    return {
+        i.key: sync_user(Identity(sub=i.sub, email=i.email, name=i.name, groups=i.groups))
+        for i in DEMO_IDENTITIES
+    }
+
+
+def seed(now: datetime | None = None) -> tuple[ApplySummary, bool]:
+    """Apply the resources and, the first time, write the story. Returns (summary, wrote_story)."""
+    now = now or timezone.now()
+    definitions = yaml.safe_load(RESOURCES_FILE.read_text(encoding="utf-8"))["resources"]
+    summary = apply_definitions(definitions)
+    users = demo_users()
+    if AccessRequest.objects.exists():
+        return summary, False
+    with transaction.atomic():
+        _story(users, now)
+    services.expire_due(now)
+    return summary, True
+
+
+def _story(u: dict[str, User], now: datetime) -> None:
+    grafana = Resource.objects.get(slug="grafana-admin")
+    prod_db = Resource.objects.get(slug="prod-db")
+    billing = Resource.objects.get(slug="billing-admin")
+    day = timedelta(days=1)
+
+    # Rejected: Alice asked for the prod DB two days ago; Bob said no.
+    r = services.submit_request(
+        requester=u["alice"],
+        resource=prod_db,
+        duration_minutes=60,
+        ticket="INC-2211",
+        justification="Check the orders table for the double charges",
+        now=now - 2 * day,
+    )
+    services.reject_request(
+        r,
+        approver=u["bob"],
+        reason="Use the read replica for that",
+        now=now - 2 * day + timedelta(minutes=9),
+    )
+    # Expired undecided: Dave's prod DB request nobody looked at.
+    services.submit_request(
+        requester=u["dave"],
+        resource=prod_db,
+        duration_minutes=30,
+        ticket="CHG-0991",
+        justification="Rotate the reporting user's password",
+        now=now - 2 * day,
+    )
+    # Approved, then over: Alice had billing admin for an hour yesterday.
+    r = services.submit_request(
+        requester=u["alice"],
+        resource=billing,
+        duration_minutes=60,
+        justification="Refund the duplicate invoices for ACME",
+        now=now - day,
+    )
+    services.approve_request(r, approver=u["bob"], now=now - day + timedelta(minutes=5))
+    # Revoked: Erin's billing grant, ended early by Bob.
+    r = services.submit_request(
+        requester=u["erin"],
+        resource=billing,
+        duration_minutes=240,
+        justification="Quarter-end reconciliation with finance",
+        now=now - timedelta(hours=5),
+    )
+    g = services.approve_request(r, approver=u["bob"], now=now - timedelta(hours=5))
+    assert g is not None
+    services.revoke_grant(
+        g, actor=u["bob"], reason="Reconciliation finished", now=now - timedelta(hours=3)
+    )
+    # Break-glass, over and waiting for review: Dave during last night's outage.
+    services.break_glass(
+        user=u["dave"],
+        resource=billing,
+        duration_minutes=60,
+        justification="Payments failing, need to pause the dunning run",
+        now=now - timedelta(hours=10),
+    )
+    # Cancelled: Erin changed her mind about Grafana.
+    r = services.submit_request(
+        requester=u["erin"],
+        resource=grafana,
+        duration_minutes=60,
+        justification="Tune the latency alert thresholds",
+        now=now - timedelta(hours=2),
+    )
+    services.cancel_request(r, actor=u["erin"], now=now - timedelta(hours=2) + timedelta(minutes=3))
+    # Active via auto-approval: Dave is on call.
+    services.submit_request(
+        requester=u["dave"],
+        resource=grafana,
+        duration_minutes=240,
+        justification="On call: silence the flapping disk alerts",
+        now=now - timedelta(minutes=30),
+    )
+    services.expire_due(now - timedelta(hours=1, minutes=30))  # yesterday's grants are over
+    # Scheduled: Alice's billing window tomorrow morning.
+    start = (now + day).replace(hour=9, minute=0, second=0, microsecond=0)
+    r = services.submit_request(
+        requester=u["alice"],
+        resource=billing,
+        duration_minutes=240,
+        start_at=start,
+        justification="Migrate the price plans to the new catalogue",
+        now=now - timedelta(hours=1),
+    )
+    services.approve_request(r, approver=u["bob"], now=now - timedelta(minutes=50))
+    # Pending with one of two approvals: Bob's own prod DB request, Erin approved.
+    r = services.submit_request(
+        requester=u["bob"],
+        resource=prod_db,
+        duration_minutes=60,
+        ticket="CHG-1042",
+        justification="Apply the index migration by hand",
+        now=now - timedelta(minutes=20),
+    )
+    services.approve_request(
+        r, approver=u["erin"], note="Looks fine", now=now - timedelta(minutes=10)
+    )
