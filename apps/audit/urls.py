@@ -1,3 +1,9 @@
 from django.urls import path
 
-urlpatterns: list = []
+from . import views
+
+app_name = "audit"
+
+urlpatterns = [
+    path("export", views.export_page, name="export"),
+]

@@ -1,0 +1,322 @@
+"""Exporting the audit trail: filters, the documented column order, CSV and JSON Lines.
+
+Column order (CSV header and JSON Lines key order; stable, append-only if it ever grows):
+
+    seq, created_at, actor_id, actor_label, action, target_type, target_id, target_repr,
+    resource_slug, request_id, ip, user_agent, assertion_jti, assertion_sid, details,
+    prev_hash, hash
+
+i.e. ``chain.CHAINED_FIELDS`` followed by ``hash``. Values are the canonical values that
+are hashed (``chain.canonical_values``): created_at is ISO 8601 UTC with microseconds,
+actor_id a string or null, ip a string or null, details a JSON object.
+
+* JSON Lines: one JSON object per line, exactly those keys and values, UTF-8. A line minus
+  its ``hash`` key, serialised canonically, hashes to ``hash``.
+* CSV (RFC 4180, CRLF line ends, UTF-8 with a byte-order mark so spreadsheets read it as
+  UTF-8): null is the empty cell; details is canonical JSON text (keys sorted, no spaces).
+  Spreadsheet formula injection is neutralised with one rule for every cell: a value that
+  starts with ``= + - @``, a tab, a carriage return, or an apostrophe gets one apostrophe
+  (``'``) put in front. To get the original value back (and re-verify hashes), remove one
+  leading apostrophe from every cell that starts with one. Hashes, seq and timestamps never
+  start with those characters, so in practice only free-text cells are touched.
+
+Break-glass activations are ordinary rows with action ``grant.break_glass`` (filter on it);
+no derived column is added, so the columns stay exactly the chained ones.
+
+Every export is itself audited (``audit.exported``) *before* the first row is streamed,
+and covers the matching entries up to and including that entry: a consistent cut even
+while others keep writing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from . import chain
+from .models import AuditAction, AuditEvent
+from .services import record_now
+
+EXPORT_COLUMNS: tuple[str, ...] = (*chain.CHAINED_FIELDS, "hash")
+
+CHUNK_SIZE = 2000  # rows per database fetch
+BUFFER_BYTES = 64 * 1024  # characters per streamed piece
+
+FORMATS: dict[str, str] = {
+    "csv": "text/csv; charset=utf-8",
+    "jsonl": "application/x-ndjson; charset=utf-8",
+}
+
+# A spreadsheet treats cells starting with these as formulas (OWASP "CSV injection"); the
+# apostrophe is included so that adding one is always reversible.
+_NEUTRALISE = frozenset("=+-@\t\r'")
+
+
+class ExportFileError(ValueError):
+    """An export file cannot be read back: ``line`` is 1-based (the CSV header is line 1)."""
+
+    def __init__(self, line: int, problem: str) -> None:
+        super().__init__(f"line {line}: {problem}")
+        self.line = line
+        self.problem = problem
+
+
+# --- Filters -------------------------------------------------------------------------
+
+
+def parse_bound(text: str, *, end: bool) -> datetime:
+    """An ISO 8601 date or date-time as an aware UTC instant.
+
+    A date alone means the start of that day (UTC) for a lower bound and the start of the
+    next day for an upper bound, so ``--until 2026-11-23`` includes all of the 23rd.
+    A date-time without an offset is UTC. Raises ValueError with a readable message.
+    """
+    text = text.strip()
+    example = "e.g. 2026-11-01 or 2026-11-01T09:30:00Z"
+    try:
+        day: date | None = date.fromisoformat(text)
+    except ValueError:
+        day = None
+    try:
+        if day is not None:
+            start = datetime.combine(day, time.min, tzinfo=UTC)
+            return start + timedelta(days=1) if end else start
+        value = datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{text!r} is not an ISO 8601 date or date-time ({example})") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _stamp(value: datetime, *, end: bool) -> str:
+    value = value.astimezone(UTC)
+    if value.time() == time.min:
+        # Midnight is a whole-day bound; an upper bound at midnight ends the day before.
+        return (value - timedelta(days=1) if end else value).date().isoformat()
+    return value.strftime("%Y-%m-%dT%H%M%SZ")
+
+
+@dataclass(frozen=True)
+class ExportFilters:
+    """Which entries to export. ``since`` is inclusive, ``until`` exclusive (UTC instants)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    actor: str = ""  # actor_label: an email (stored lower-cased) or "system"
+    resource: str = ""  # resource_slug
+    action: str = ""  # an AuditAction value
+
+    def __post_init__(self) -> None:
+        if self.action and self.action not in AuditAction.values:
+            raise ValueError(f"unknown action {self.action!r}")
+        if self.since and self.until and self.until <= self.since:
+            raise ValueError("until must be later than since")
+
+    @property
+    def is_contiguous(self) -> bool:
+        """No filter at all: the export is the whole chain and verifies as a chain."""
+        return not (self.since or self.until or self.actor or self.resource or self.action)
+
+    def apply(self, queryset: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
+        if self.since:
+            queryset = queryset.filter(created_at__gte=self.since)
+        if self.until:
+            queryset = queryset.filter(created_at__lt=self.until)
+        if self.actor:
+            queryset = queryset.filter(actor_label=self.actor.strip().lower())
+        if self.resource:
+            queryset = queryset.filter(resource_slug=self.resource)
+        if self.action:
+            queryset = queryset.filter(action=self.action)
+        return queryset
+
+    def as_details(self) -> dict[str, str | None]:
+        return {
+            "since": chain.format_time(self.since) if self.since else None,
+            "until": chain.format_time(self.until) if self.until else None,
+            "actor": self.actor.strip().lower() or None,
+            "resource": self.resource or None,
+            "action": self.action or None,
+        }
+
+
+def filename(
+    fmt: str,
+    since: datetime | None,
+    until: datetime | None,
+    *,
+    now: datetime | None = None,
+    prefix: str = "audit",
+) -> str:
+    """``audit_2026-11-01_to_2026-11-23.csv``: whole days as dates, other instants as
+    ``2026-11-23T101500Z``; an open start is ``start``, an open end is the export time."""
+    first = _stamp(since, end=False) if since else "start"
+    last = (
+        _stamp(until, end=True) if until else (now or timezone.now()).strftime("%Y-%m-%dT%H%M%SZ")
+    )
+    return f"{prefix}_{first}_to_{last}.{fmt}"
+
+
+# --- Reading the trail -----------------------------------------------------------------
+
+
+def entries(
+    queryset: QuerySet[AuditEvent], *, upto_seq: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """The rows of ``queryset`` in chain order as plain dicts (no model instances),
+    fetched ``CHUNK_SIZE`` at a time (a server-side cursor on PostgreSQL): flat memory."""
+    if upto_seq is not None:
+        queryset = queryset.filter(seq__lte=upto_seq)
+    values = queryset.order_by("seq").values(*EXPORT_COLUMNS)
+    return values.iterator(chunk_size=CHUNK_SIZE)
+
+
+def export_values(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One entry as exported: the canonical chained values plus ``hash``, in column order."""
+    data = chain.canonical_values(row)
+    data["hash"] = row["hash"]
+    return {name: data[name] for name in EXPORT_COLUMNS}
+
+
+# --- Writing ----------------------------------------------------------------------------
+
+
+def neutralise(cell: str) -> str:
+    """Make a cell inert in a spreadsheet; reversible with ``unneutralise``."""
+    return "'" + cell if cell and cell[0] in _NEUTRALISE else cell
+
+
+def unneutralise(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") else cell
+
+
+def csv_cells(row: Mapping[str, Any]) -> list[str]:
+    values = export_values(row)
+    cells = []
+    for name in EXPORT_COLUMNS:
+        value = values[name]
+        if value is None:
+            text = ""
+        elif name == "details":
+            text = chain.dumps(value)
+        else:
+            text = str(value)
+        cells.append(neutralise(text))
+    return cells
+
+
+def csv_chunks(rows: Iterable[Mapping[str, Any]], *, bom: bool = True) -> Iterator[str]:
+    """The CSV text in pieces of about BUFFER_BYTES characters, header first."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    if bom:
+        buffer.write("\ufeff")
+    writer.writerow(EXPORT_COLUMNS)
+    for row in rows:
+        writer.writerow(csv_cells(row))
+        if buffer.tell() >= BUFFER_BYTES:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def jsonl_line(row: Mapping[str, Any]) -> str:
+    return json.dumps(export_values(row), ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def jsonl_chunks(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    parts: list[str] = []
+    size = 0
+    for row in rows:
+        line = jsonl_line(row)
+        parts.append(line)
+        size += len(line)
+        if size >= BUFFER_BYTES:
+            yield "".join(parts)
+            parts.clear()
+            size = 0
+    if parts:
+        yield "".join(parts)
+
+
+def chunks(rows: Iterable[Mapping[str, Any]], fmt: str) -> Iterator[str]:
+    if fmt == "csv":
+        return csv_chunks(rows)
+    if fmt == "jsonl":
+        return jsonl_chunks(rows)
+    raise ValueError(f"unknown format {fmt!r} (csv or jsonl)")
+
+
+def encoded(pieces: Iterable[str]) -> Iterator[bytes]:
+    for piece in pieces:
+        yield piece.encode("utf-8")
+
+
+def record_export(
+    *, actor: Any, fmt: str, filters: Mapping[str, Any], via: str, **extra: Any
+) -> AuditEvent:
+    """Write the ``audit.exported`` entry in a transaction of its own; call it before the
+    first byte is sent, so no export goes unrecorded. Returns the entry (its seq bounds
+    the export)."""
+    details = {"format": fmt, "filters": dict(filters), "via": via, **extra}
+    return record_now(AuditAction.AUDIT_EXPORTED, actor=actor, details=details)
+
+
+# --- Reading an export back (verify_audit --file) ---------------------------------------
+
+
+def _checked(data: Any, line: int) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ExportFileError(line, "not a JSON object")
+    missing = [name for name in EXPORT_COLUMNS if name not in data]
+    if missing:
+        raise ExportFileError(line, "missing " + ", ".join(missing))
+    try:
+        int(data["seq"])
+    except (TypeError, ValueError):
+        raise ExportFileError(line, f"seq {data['seq']!r} is not a number") from None
+    return data
+
+
+def read_jsonl(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ExportFileError(number, f"invalid JSON ({exc.msg})") from None
+        yield _checked(data, number)
+
+
+def read_csv(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """Rows of a CSV export as chain entries (neutralisation undone, details parsed).
+
+    Open the file with ``encoding="utf-8-sig", newline=""``.
+    """
+    reader = csv.reader(lines)
+    header = next(reader, None)
+    if header is None:
+        return
+    if tuple(header) != EXPORT_COLUMNS:
+        raise ExportFileError(1, "the header is not the documented column order")
+    for cells in reader:
+        number = reader.line_num
+        if len(cells) != len(EXPORT_COLUMNS):
+            raise ExportFileError(number, f"{len(cells)} cells, expected {len(EXPORT_COLUMNS)}")
+        data: dict[str, Any] = dict(zip(EXPORT_COLUMNS, map(unneutralise, cells), strict=True))
+        try:
+            data["details"] = json.loads(data["details"])
+        except json.JSONDecodeError as exc:
+            raise ExportFileError(number, f"details is not JSON ({exc.msg})") from None
+        yield _checked(data, number)

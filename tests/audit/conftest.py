@@ -1,0 +1,76 @@
+"""Helpers for the audit tests: entries at chosen times, and raw SQL that bypasses the
+model (on PostgreSQL with the append-only trigger disabled for that one statement)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.db import connection, transaction
+
+from apps.audit import services
+from apps.audit.models import AuditAction, AuditEvent
+
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+DISABLE = "ALTER TABLE audit_auditevent DISABLE TRIGGER audit_append_only"
+ENABLE = "ALTER TABLE audit_auditevent ENABLE TRIGGER audit_append_only"
+
+
+def add_entry(
+    action: AuditAction | str = AuditAction.GRANT_REVOKED,
+    *,
+    at: datetime | None = None,
+    **kwargs: Any,
+) -> AuditEvent:
+    """One entry through ``record`` (the real writer), created at ``at`` if given."""
+    clock = SimpleNamespace(now=lambda: at) if at else services.timezone
+    with mock.patch.object(services, "timezone", clock), transaction.atomic():
+        return services.record(action, **kwargs)
+
+
+def add_entries(count: int, **kwargs: Any) -> list[AuditEvent]:
+    """``count`` entries by user0@, user1@, ... with details {"n": i} unless given."""
+    return [
+        add_entry(**{"details": {"n": i}, "actor_label": f"user{i}@example.com", **kwargs})
+        for i in range(count)
+    ]
+
+
+@pytest.fixture
+def raw_sql() -> Callable[..., None]:
+    """Run SQL straight at the table, as an attacker with database access would."""
+
+    def run(sql: str, params: Sequence[Any] = ()) -> None:
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(DISABLE)
+            cursor.execute(sql, list(params))
+            if connection.vendor == "postgresql":
+                cursor.execute(ENABLE)
+
+    return run
+
+
+@pytest.fixture
+def auditor(as_user: Any) -> Any:
+    return as_user("idp|carol", "carol@example.com", groups=["compliance"], name="Carol")
+
+
+@pytest.fixture
+def superuser(as_user: Any) -> Any:
+    return as_user("idp|root", "root@example.com", groups=["portal-admins"])
+
+
+@pytest.fixture
+def approver(as_user: Any) -> Any:
+    return as_user("idp|bob", "bob@example.com", groups=["approvers"])
+
+
+@pytest.fixture
+def plain_user(as_user: Any) -> Any:
+    return as_user("idp|dave", "dave@example.com", groups=["engineering"])
