@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 ## demo: the whole product on this machine (SQLite, filesystem broker, Zero simulator, dev sign-in proxy)
 demo: $(STAMP)
-	$(PY) manage.py run_demo
+	DEBUG=true $(PY) manage.py run_demo $(DEMO_ARGS)
 
 ## test: the whole test suite (SQLite unless DATABASE_URL is set; see README "Testing")
 test: $(STAMP)

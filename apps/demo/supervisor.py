@@ -323,6 +323,7 @@ def demo_environment(
             "CLUSTER_ID": ZERO_CLUSTER_ID,
             "PORTAL_ADMIN_GROUPS": "portal-admins",
             "PORTAL_AUDITOR_GROUPS": "compliance",
+            "PORTAL_APPROVER_GROUPS": "approvers",
             "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
         }
     )

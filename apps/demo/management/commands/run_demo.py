@@ -130,12 +130,13 @@ class Command(BaseCommand):
 {people}
 
   What to try:
-    1. Open {url}, sign in as Alice and request access to a resource.
+    1. Open {url}, sign in as Alice and request "Grafana admin" for an hour.
     2. Switch user ({url}/.pomerium/sign_out) to Bob and approve it in {url}/admin/
     3. Watch the grant go live in the Zero simulator's evaluator:
-         {evaluator}?policy=<the resource's policy>&email=alice@example.com
-    4. Revoke the grant as Bob; the evaluator denies Alice again.
-    5. Sign in as Carol and export the audit log: {url}/audit/export
+         {evaluator}?policy=jit-grafana-admin&email=alice@example.com
+    4. Revoke the grant as Bob (Admin > Grants); the evaluator denies Alice again.
+    5. Sign in as Dave (on call) and use break-glass on "Billing admin".
+    6. Sign in as Carol and export the audit log: {url}/audit/export
 
   Parts: portal http://127.0.0.1:{ports.portal} (reach it through the proxy only),
          Zero simulator http://127.0.0.1:{ports.zero}/api/v0, Celery worker with beat,
