@@ -44,12 +44,18 @@ def redis_available(url: str) -> bool:
         return False
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(pytest.mark.usefixtures("_needs_postgres"))
-        if "redis" in item.keywords:
-            item.add_marker(pytest.mark.usefixtures("_needs_redis"))
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Marked tests need their service: skip locally, fail in CI (before any fixture runs)."""
+    if item.get_closest_marker("postgres"):
+        require_service(
+            "PostgreSQL",
+            connection.vendor == "postgresql",
+            f"DATABASE_URL selects {connection.vendor}; set it to a PostgreSQL database",
+        )
+    if item.get_closest_marker("redis"):
+        url = redis_url()
+        require_service("Redis", redis_available(url), f"no answer at {url}")
 
 
 @pytest.fixture
