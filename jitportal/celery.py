@@ -15,8 +15,10 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 app.conf.beat_schedule = {
-    # Start scheduled grants, end expired ones, expire stale requests, remind before expiry.
+    # Start scheduled grants, end expired ones, expire stale requests.
     "access-tick": {"task": "access.tick", "schedule": 30.0},
+    # Expiry and waiting-request reminders; re-enqueue notifications the broker lost.
+    "notifications-tick": {"task": "notifications.tick", "schedule": 30.0},
     # Compare every managed policy with Zero and repair drift.
     "zero-reconcile": {"task": "zero.reconcile_all", "schedule": 300.0},
 }

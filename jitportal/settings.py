@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.access",
     "apps.zero",
+    "apps.notifications",
     "apps.demo",
 ]
 

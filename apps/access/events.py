@@ -31,5 +31,15 @@ def _dispatch(event: str, ids: dict[str, Any]) -> None:
         from .tasks import notify
 
         notify.delay(event=event, **ids)
-    except Exception:  # the broker is down; the decision stands, the notice is lost-and-logged
-        log.exception("could not enqueue notification %s %s", event, ids)
+        return
+    except Exception:
+        log.exception("could not enqueue notification %s %s; storing it here", event, ids)
+    # The broker is down: store the notices in this process instead. Their sending is
+    # retried by the notifications tick once the broker is back. The decision stands
+    # whatever happens here.
+    try:
+        from . import notifications
+
+        notifications.dispatch(event, **ids)
+    except Exception:
+        log.exception("could not store notification %s %s", event, ids)

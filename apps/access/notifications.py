@@ -1,12 +1,16 @@
-"""Who is told what, for each domain event. Filled in by the notifications work (issue 7)."""
+"""Who is told what, for each domain event: delegated to ``apps.notifications``.
+
+Kept as the access domain's one seam to notifications, so ``events`` and ``tasks`` name a
+module of their own app.
+"""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 
 def dispatch(event: str, **ids: Any) -> None:
-    log.info("notification event %s %s", event, ids)
+    """Store the notices of ``event`` (``request_id=`` / ``grant_id=``); enqueue sending."""
+    from apps.notifications import services
+
+    services.dispatch(event, **ids)

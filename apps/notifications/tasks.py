@@ -1,0 +1,34 @@
+"""Celery tasks of the notifications app: thin, keyword ids, the row records the outcome."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task, shared_task
+
+from . import services
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, name="notifications.send", ignore_result=True, max_retries=None)
+def send(self: Task, notification_id: int) -> str:
+    """Deliver one notification; on a transient failure retry after the row's backoff.
+
+    The attempt count lives on the row (``services.MAX_ATTEMPTS``), not in Celery's retry
+    counter, because the tick may re-enqueue a row as a fresh message.
+    """
+    result = services.deliver(notification_id)
+    if result.retry_in is not None:
+        raise self.retry(countdown=result.retry_in)
+    return result.outcome
+
+
+@shared_task(name="notifications.tick", ignore_result=True)
+def tick() -> dict[str, Any]:
+    """Every 30 s (beat): due expiry reminders, overdue-request reminders, stuck rows."""
+    counts = services.run_tick()
+    if any(counts.values()):
+        log.info("notifications tick", extra=counts)
+    return counts
