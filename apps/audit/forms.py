@@ -21,9 +21,11 @@ class InstantField(forms.CharField):
 
     def __init__(self, *, end: bool = False, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
-        kwargs.setdefault("max_length", 40)
         kwargs.setdefault(
-            "widget", forms.TextInput(attrs={"placeholder": "2026-11-01 or 2026-11-01T09:30Z"})
+            "widget",
+            forms.TextInput(
+                attrs={"placeholder": "2026-11-01 or 2026-11-01T09:30Z", "maxlength": "40"}
+            ),
         )
         super().__init__(**kwargs)
         self.end = end
@@ -32,6 +34,8 @@ class InstantField(forms.CharField):
         text = super().to_python(value)
         if not text:
             return None
+        if len(text) > 40:
+            raise forms.ValidationError("Too long for a date or date-time.", code="invalid")
         try:
             return parse_bound(text, end=self.end)
         except ValueError as exc:
