@@ -1,18 +1,364 @@
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""The requester pages: plain server-rendered forms that work without JavaScript.
+
+Views read, validate with a form, and call one service; they never write a request's or a
+grant's state themselves. Every page renders inside the person's time zone
+(``forms.zone_for``), so templates show local times while the database keeps UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib import messages
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseServerError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template import loader
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.accounts.models import User
+
+from . import services
+from .forms import (
+    BreakGlassForm,
+    PreferencesForm,
+    RequestForm,
+    duration_label,
+    request_user,
+    zone_for,
+    zone_label,
+)
+from .models import AccessRequest, Grant, Resource
+from .states import OPEN_GRANT_STATES, AccessError, RequestKind, RequestState
+
+# The dashboard shows the newest requests; older ones stay in the audit trail and admin.
+DASHBOARD_REQUESTS = 50
+ENDED_EARLY_REASON = "ended early by the user"
 
 
+def _groups(user: User) -> set[str]:
+    return set(user.groups.values_list("name", flat=True))
+
+
+def _render(
+    request: HttpRequest, template: str, context: dict[str, Any], status: int = 200
+) -> HttpResponse:
+    zone = zone_for(request)
+    # render() is eager, so every {{ datetime }} is converted while the override holds.
+    with timezone.override(zone):
+        return render(request, template, {**context, "zone_name": zone_label(zone)}, status=status)
+
+
+def _forbidden(request: HttpRequest, reason: str) -> HttpResponse:
+    return _render(request, "errors/403.html", {"reason": reason}, status=403)
+
+
+def _label_durations(items: list[Any], attr: str = "duration_minutes") -> None:
+    for item in items:
+        item.duration_text = duration_label(getattr(item, attr))
+
+
+# --- Dashboard -----------------------------------------------------------------------------
+
+
+@require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "access/dashboard.html", {})
+    user = request_user(request)
+    groups = _groups(user)
+    resources = list(Resource.objects.active())
+    requestable = [r for r in resources if r.may_request(user, groups)]
+    grants = list(
+        Grant.objects.open()
+        .filter(user=user)
+        .select_related("resource")
+        .order_by("not_before", "pk")
+    )
+    with_grant = {g.resource_id for g in grants}
+    break_glass = [
+        r for r in resources if groups & set(r.break_glass_groups) and r.pk not in with_grant
+    ]
+    requests = list(
+        AccessRequest.objects.filter(requester=user)
+        .select_related("resource")
+        .annotate(approval_count=Count("approvals"))
+        .order_by("-created_at", "-pk")[:DASHBOARD_REQUESTS]
+    )
+    _label_durations(requests)
+    return _render(
+        request,
+        "access/dashboard.html",
+        {
+            "grants": grants,
+            "requests": requests,
+            "requestable": requestable,
+            "break_glass": break_glass,
+            "now": timezone.now(),
+            "limit": DASHBOARD_REQUESTS,
+        },
+    )
+
+
+# --- New request ---------------------------------------------------------------------------
+
+
+def _resource_hints(
+    resources: list[Resource], open_grants: dict[int, Grant]
+) -> dict[str, dict[str, Any]]:
+    """What the page's small script needs to adapt the form to the chosen resource."""
+    hints = {}
+    for r in resources:
+        grant = open_grants.get(r.pk)
+        hints[r.slug] = {
+            "durations": [[m, duration_label(m)] for m in sorted(set(r.duration_choices))],
+            "extends": bool(grant),
+            "allow_scheduled": r.allow_scheduled,
+            "justification_min": r.justification_min_length if r.justification_required else 0,
+            "ticket_required": r.ticket_required,
+            "description": r.description,
+        }
+    return hints
+
+
+@require_http_methods(["GET", "POST"])
+def request_new(request: HttpRequest) -> HttpResponse:
+    user = request_user(request)
+    resources = Resource.objects.requestable_by(user)
+    if not resources:
+        return _render(
+            request,
+            "access/nothing_to_request.html",
+            {"groups": sorted(_groups(user))},
+        )
+    open_grants = {
+        g.resource_id: g for g in Grant.objects.open().filter(user=user).select_related("resource")
+    }
+    preselect_error = ""
+    if request.method == "POST":
+        form = RequestForm(request.POST, user=user, resources=resources)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                req = services.submit_request(
+                    requester=user,
+                    resource=data["resource_obj"],
+                    duration_minutes=data["duration"],
+                    justification=data["justification"],
+                    ticket=data["ticket"],
+                    start_at=data["start_at_utc"],
+                )
+            except AccessError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, _submitted_message(req))
+                return redirect("request_detail", pk=req.pk)
+    else:
+        slug = request.GET.get("resource", "")[:100]
+        known = {r.slug for r in resources}
+        initial: dict[str, Any] = {}
+        if slug in known:
+            initial["resource"] = slug
+        elif slug:
+            preselect_error = (
+                "There is no resource with that name that you may request; choose one below."
+            )
+        form = RequestForm(initial=initial, user=user, resources=resources)
+    selected_slug = str(form.data.get("resource") or form.initial.get("resource") or "")
+    selected = next((r for r in resources if r.slug == selected_slug), None)
+    return _render(
+        request,
+        "access/request_form.html",
+        {
+            "form": form,
+            "selected": selected,
+            "extends": open_grants.get(selected.pk) if selected else None,
+            "open_grants": sorted(open_grants.values(), key=lambda g: g.resource.name),
+            "hints": _resource_hints(resources, open_grants),
+            "preselect_error": preselect_error,
+            "user_has_zone": bool(user.time_zone),
+        },
+    )
+
+
+def _submitted_message(req: AccessRequest) -> str:
+    name = req.resource.name
+    if req.state == RequestState.APPROVED:
+        return f"Your request for {name} was approved automatically."
+    if req.kind == RequestKind.EXTENSION:
+        return f"Your request to extend your access to {name} is waiting for approval."
+    return f"Your request for {name} is waiting for approval."
+
+
+# --- Request detail and the requester's own actions ----------------------------------------
+
+
+def _visible_request(request: HttpRequest, pk: int) -> AccessRequest:
+    """The request if this person may see it; 404 otherwise (its existence is not confirmed)."""
+    req = get_object_or_404(
+        AccessRequest.objects.select_related(
+            "resource", "requester", "filed_by", "decided_by", "extends_grant"
+        ),
+        pk=pk,
+    )
+    user = request_user(request)
+    if user.pk in (req.requester_id, req.filed_by_id):
+        return req
+    if req.resource.is_approver(user):
+        return req
+    if user.is_staff and user.has_perm("access.view_accessrequest"):
+        return req
+    raise Http404("No such request.")
+
+
+def _grant_of(req: AccessRequest) -> Grant | None:
+    """The grant this request created, or for an extension request the grant it extends."""
+    if req.kind == RequestKind.EXTENSION and req.extends_grant_id:
+        return req.extends_grant
+    return Grant.objects.filter(request=req).first()
+
+
+def _is_live(grant: Grant | None, now: datetime) -> bool:
+    return bool(grant and grant.state in OPEN_GRANT_STATES and grant.expires_at > now)
+
+
+@require_GET
+def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    req = _visible_request(request, pk)
+    user = request_user(request)
+    now = timezone.now()
+    grant = _grant_of(req)
+    approvals = list(req.approvals.select_related("approver"))
+    extensions = list(grant.extensions.select_related("extended_by")) if grant else []
+    live = _is_live(grant, now)
+    own_grant = bool(grant and grant.user_id == user.pk)
+    req.duration_text = duration_label(req.duration_minutes)  # type: ignore[attr-defined]
+    return _render(
+        request,
+        "access/request_detail.html",
+        {
+            "req": req,
+            "grant": grant,
+            "approvals": approvals,
+            "extensions": extensions,
+            "approved_text": duration_label(req.approved_duration_minutes)
+            if req.approved_duration_minutes
+            else "",
+            "can_cancel": req.state == RequestState.PENDING
+            and user.pk in (req.requester_id, req.filed_by_id),
+            "can_extend": live and own_grant,
+            "can_end": live and own_grant,
+            "live": live,
+            "now": now,
+        },
+    )
+
+
+@require_POST
+def request_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    req = _visible_request(request, pk)
+    try:
+        services.cancel_request(req, actor=request_user(request))
+    except AccessError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Your request for {req.resource.name} was cancelled.")
+    return redirect("request_detail", pk=req.pk)
+
+
+@require_POST
+def request_end_access(request: HttpRequest, pk: int) -> HttpResponse:
+    req = _visible_request(request, pk)
+    user = request_user(request)
+    grant = _grant_of(req)
+    if grant is None:
+        raise Http404("This request has no grant.")
+    if grant.user_id != user.pk:
+        return _forbidden(request, "Only the person who holds this access can end it here.")
+    try:
+        services.revoke_grant(grant, actor=user, reason=ENDED_EARLY_REASON)
+    except AccessError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"Your access to {grant.resource.name} has ended. Pomerium drops the rule at the "
+            "next sync.",
+        )
+    return redirect("request_detail", pk=req.pk)
+
+
+# --- Break-glass ---------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def break_glass(request: HttpRequest, slug: str) -> HttpResponse:
+    resource = get_object_or_404(Resource.objects.active(), slug=slug)
+    user = request_user(request)
+    if not set(resource.break_glass_groups) & _groups(user):
+        return _forbidden(
+            request,
+            f"Break-glass access to {resource.name} is only for members of its emergency "
+            "groups. Request access the usual way instead.",
+        )
+    form = BreakGlassForm(request.POST or None, resource=resource)
+    if request.method == "POST" and form.is_valid():
+        try:
+            grant = services.break_glass(
+                user=user,
+                resource=resource,
+                duration_minutes=form.cleaned_data["duration"],
+                justification=form.cleaned_data["justification"],
+            )
+        except AccessError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.warning(
+                request,
+                f"Break-glass access to {resource.name} is active. Every approver has been "
+                "told, and it will be reviewed.",
+            )
+            return redirect("request_detail", pk=grant.request_id)
+    return _render(request, "access/break_glass.html", {"form": form, "resource": resource})
+
+
+# --- Preferences ---------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def preferences(request: HttpRequest) -> HttpResponse:
+    user = request_user(request)
+    if request.method == "POST":
+        form = PreferencesForm(request.POST)
+        if form.is_valid():
+            # Preferences, not access state: a plain save of two fields the IdP does not own.
+            user.time_zone = form.cleaned_data["time_zone"]
+            user.notify_expiry = form.cleaned_data["notify_expiry"]
+            user.save(update_fields=["time_zone", "notify_expiry"])
+            messages.success(request, "Your preferences were saved.")
+            return redirect("preferences")
+    else:
+        form = PreferencesForm(
+            initial={"time_zone": user.time_zone, "notify_expiry": user.notify_expiry}
+        )
+    return _render(request, "access/preferences.html", {"form": form})
+
+
+# --- Error pages ---------------------------------------------------------------------------
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return render(request, "errors/403.html", status=403)
+    return _render(request, "errors/403.html", {}, status=403)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return render(request, "errors/404.html", status=404)
+    return _render(request, "errors/404.html", {}, status=404)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    return render(request, "errors/500.html", status=500)
+    # No base template, no context processors, no database: this page must render even
+    # when whatever broke the request is still broken.
+    html = loader.get_template("errors/500.html").render(
+        {"request_id": getattr(request, "request_id", "")}
+    )
+    return HttpResponseServerError(html)

@@ -1,0 +1,348 @@
+"""The Django admin is the approval UI, so it is locked down.
+
+Requests and grants are read-only here (no add, no edit, no delete): they change only
+through the confirmed actions (``admin_actions``), each of which calls a service per object
+and is guarded by a custom permission. Resources are configuration: editable by those
+with the change permission, never deleted (archive instead), and every save is audited and
+re-syncs the resource's Zero policy in the same transaction (``resources.save_resource``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db import models
+from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
+from django.forms import ModelForm, Textarea
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.text import Truncator
+from django.utils.timesince import timesince
+
+from . import services
+from .admin_actions import (
+    ConfirmedAction,
+    ParentViewInline,
+    ReadOnlyAdmin,
+    badge,
+    run_confirmed,
+    without_delete_selected,
+)
+from .forms import (
+    ApproveForm,
+    RejectForm,
+    duration_label,
+    request_user,
+)
+from .models import AccessRequest, Approval, Resource
+from .resources import save_resource
+from .states import RequestState
+
+# --- Resources -----------------------------------------------------------------------------
+
+
+@admin.register(Resource)
+class ResourceAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "is_active", "approvals_required", "policy", "updated_at")
+    list_filter = (
+        "is_active",
+        "allow_scheduled",
+        "justification_required",
+        "ticket_required",
+        "approvals_required",
+    )
+    search_fields = ("name", "slug", "description", "zero_policy_name")
+    readonly_fields = ("sync_generation", "created_at", "updated_at")
+    actions = ("archive_selected",)
+    formfield_overrides = {
+        models.URLField: {"assume_scheme": "https"},
+        models.JSONField: {
+            "widget": Textarea(attrs={"rows": 3, "cols": 80, "style": "font-family:monospace"})
+        },
+    }
+    fieldsets = (
+        (None, {"fields": ("name", "slug", "description", "is_active")}),
+        (
+            "Pomerium Zero policy",
+            {
+                "fields": ("zero_policy_name", "base_ppl"),
+                "description": "The portal owns this policy: grants are added to the base "
+                "rules below, and the whole policy is rewritten on every change.",
+            },
+        ),
+        (
+            "Who may ask and who decides",
+            {
+                "fields": (
+                    "requester_groups",
+                    "approver_groups",
+                    "approvals_required",
+                    "auto_approve_rules",
+                )
+            },
+        ),
+        (
+            "Durations",
+            {
+                "fields": (
+                    "duration_choices",
+                    "max_duration_minutes",
+                    "allow_scheduled",
+                    "max_schedule_ahead_days",
+                )
+            },
+        ),
+        (
+            "What a request must say",
+            {"fields": ("justification_required", "justification_min_length", "ticket_required")},
+        ),
+        ("Break-glass", {"fields": ("break_glass_groups", "break_glass_max_minutes")}),
+        ("Notifications", {"fields": ("slack_webhook_url",)}),
+        ("Bookkeeping", {"fields": ("sync_generation", "created_at", "updated_at")}),
+    )
+
+    @admin.display(description="Zero policy")
+    def policy(self, obj: Resource) -> str:
+        return obj.policy_name
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        return without_delete_selected(super().get_actions(request))
+
+    def save_model(
+        self, request: HttpRequest, obj: Resource, form: ModelForm, change: bool
+    ) -> None:
+        # The resource-config service saves, audits resource.created/changed with the
+        # changed field names, and bumps the sync generation (the Zero sync is enqueued
+        # after commit), all in one transaction; bootstrap uses the same path.
+        save_resource(
+            obj, actor=request_user(request), changed=form.changed_data, created=not change
+        )
+
+    @admin.action(
+        description="Archive selected resources (no new requests)", permissions=["change"]
+    )
+    def archive_selected(self, request: HttpRequest, queryset: QuerySet[Resource]) -> None:
+        actor = request_user(request)
+        archived = 0
+        for resource in queryset.filter(is_active=True).order_by("pk"):
+            resource.is_active = False
+            save_resource(resource, actor=actor, changed=["is_active"], created=False)
+            archived += 1
+        self.message_user(request, f"{archived} archived.", messages.SUCCESS)
+
+
+# --- Requests ------------------------------------------------------------------------------
+
+
+def _approve(actor: Any, req: AccessRequest, data: dict[str, Any]) -> str:
+    cap = data.get("duration_minutes")
+    # A batch cap shortens only the requests that asked for more than it.
+    minutes = cap if cap and cap < req.duration_minutes else None
+    grant = services.approve_request(
+        req, approver=actor, duration_minutes=minutes, note=data.get("note") or ""
+    )
+    return "approved" if grant is not None else "recorded (more approvals needed)"
+
+
+def _reject(actor: Any, req: AccessRequest, data: dict[str, Any]) -> str:
+    services.reject_request(req, approver=actor, reason=data["reason"])
+    return "rejected"
+
+
+def _is_pending(req: AccessRequest) -> bool:
+    return req.state == RequestState.PENDING
+
+
+APPROVE = ConfirmedAction(
+    name="approve_selected",
+    slug="approve",
+    title="Approve access requests",
+    button="Approve",
+    permission="decide",
+    form_class=ApproveForm,
+    apply=_approve,
+    applicable=_is_pending,
+)
+REJECT = ConfirmedAction(
+    name="reject_selected",
+    slug="reject",
+    title="Reject access requests",
+    button="Reject",
+    permission="decide",
+    form_class=RejectForm,
+    apply=_reject,
+    applicable=_is_pending,
+    danger=True,
+)
+
+
+class WaitingFilter(admin.SimpleListFilter):
+    title = "age"
+    parameter_name = "age"
+    BANDS = {
+        "1h": ("under an hour", 0, 1),
+        "4h": ("1 to 4 hours", 1, 4),
+        "24h": ("4 to 24 hours", 4, 24),
+        "old": ("over a day", 24, None),
+    }
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(key, band[0]) for key, band in self.BANDS.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        band = self.BANDS.get(self.value() or "")
+        if band is None:
+            return queryset
+        now = timezone.now()
+        _, younger, older = band
+        queryset = queryset.filter(created_at__lte=now - timedelta(hours=younger))
+        if older is not None:
+            queryset = queryset.filter(created_at__gt=now - timedelta(hours=older))
+        return queryset
+
+
+class ApprovalInline(ParentViewInline):
+    model = Approval
+    fields = readonly_fields = ("approver", "created_at", "note")
+    verbose_name_plural = "approvals so far"
+
+
+@admin.register(AccessRequest)
+class AccessRequestAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "requester",
+        "resource",
+        "kind",
+        "duration",
+        "start",
+        "justification_excerpt",
+        "age",
+        "approvals",
+        "state_badge",
+    )
+    list_display_links = ("id",)
+    list_filter = (
+        "state",
+        "kind",
+        ("resource", admin.RelatedOnlyFieldListFilter),
+        ("requester", admin.RelatedOnlyFieldListFilter),
+        WaitingFilter,
+    )
+    search_fields = ("requester__email", "justification", "ticket")
+    date_hierarchy = "created_at"
+    list_select_related = ("requester", "resource")
+    list_per_page = 100
+    actions = ("approve_selected", "reject_selected")
+    confirmed_actions = (APPROVE, REJECT)
+    inlines = (ApprovalInline,)
+    fieldsets = (
+        (
+            "Request",
+            {
+                "fields": (
+                    "requester",
+                    "filed_by",
+                    "resource",
+                    "kind",
+                    "extends_grant",
+                    "duration_minutes",
+                    "start_at",
+                    "justification",
+                    "ticket",
+                )
+            },
+        ),
+        (
+            "Decision",
+            {
+                "fields": (
+                    "state",
+                    "approval_quorum",
+                    "created_at",
+                    "expires_at",
+                    "decided_by",
+                    "decided_at",
+                    "decision_reason",
+                    "approved_duration_minutes",
+                    "auto_approved_rule",
+                    "reminded_at",
+                )
+            },
+        ),
+    )
+    readonly_fields = ("approval_quorum",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AccessRequest]:
+        return super().get_queryset(request).annotate(approval_count=Count("approvals"))
+
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
+        # Pending first, newest first within each group. An expression, because `ordering`
+        # may only name model fields.
+        pending_first = Case(
+            When(state=RequestState.PENDING, then=Value(0)),
+            default=Value(1),
+            output_field=IntegerField(),
+        )
+        return [pending_first.asc(), "-created_at"]
+
+    def has_decide_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("access.decide_accessrequest")
+
+    @admin.action(description="Approve selected requests…", permissions=["decide"])
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[AccessRequest]) -> Any:
+        return run_confirmed(self, request, queryset, APPROVE)
+
+    @admin.action(description="Reject selected requests…", permissions=["decide"])
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet[AccessRequest]) -> Any:
+        return run_confirmed(self, request, queryset, REJECT)
+
+    @admin.display(description="duration", ordering="duration_minutes")
+    def duration(self, obj: AccessRequest) -> str:
+        text = duration_label(obj.duration_minutes)
+        if obj.approved_duration_minutes and obj.approved_duration_minutes != obj.duration_minutes:
+            text += f" (approved {duration_label(obj.approved_duration_minutes)})"
+        return text
+
+    @admin.display(description="start", ordering="start_at")
+    def start(self, obj: AccessRequest) -> str:
+        if obj.start_at is None:
+            return "on approval"
+        return timezone.localtime(obj.start_at).strftime("%Y-%m-%d %H:%M")
+
+    @admin.display(description="justification")
+    def justification_excerpt(self, obj: AccessRequest) -> str:
+        return Truncator(obj.justification).chars(60)
+
+    @admin.display(description="age", ordering="created_at")
+    def age(self, obj: AccessRequest) -> str:
+        return timesince(obj.created_at, depth=1)
+
+    @staticmethod
+    def _approval_counts(obj: AccessRequest) -> tuple[int, int]:
+        # The changelist annotates the count; the change page falls back to one query.
+        count = getattr(obj, "approval_count", None)
+        if count is None:
+            count = obj.approvals.count()
+        return count, obj.resource.approvals_required
+
+    @admin.display(description="approvals")
+    def approvals(self, obj: AccessRequest) -> str:
+        return "{}/{}".format(*self._approval_counts(obj))
+
+    @admin.display(description="approvals (quorum)")
+    def approval_quorum(self, obj: AccessRequest) -> str:
+        return "{} of {}".format(*self._approval_counts(obj))
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, obj: AccessRequest) -> str:
+        return badge(obj.state, obj.get_state_display())
+
+
+# Registers GrantAdmin; kept in its own module to keep each under ~500 lines.
+from . import admin_grants  # noqa: E402, F401

@@ -1,0 +1,274 @@
+"""Admin actions that ask before they act, then call one service per object.
+
+Approving, rejecting, revoking, extending and reviewing all share one shape: the reviewer
+selects objects (or presses a button on one object's page), an intermediate page asks for
+the reason/duration/end, and on confirmation each object goes through its service
+separately, so one refusal ("you cannot decide your own request") skips that object only.
+The result is reported per object: "3 approved, 1 skipped: #12 You cannot decide your own
+request."
+
+``ConfirmedActionsMixin`` adds the per-object URLs (``<id>/approve/`` ...) that reuse the
+same intermediate page; they accept POST only, behind the admin's CSRF protection.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from .forms import request_user, zone_for, zone_label
+from .states import AccessError
+
+if TYPE_CHECKING:
+    from apps.accounts.models import User
+
+# Above this many objects the page would be unwieldy and the loop long; filter first.
+MAX_BATCH = 500
+CONFIRM = "apply"
+
+
+@dataclass(frozen=True)
+class ConfirmedAction:
+    """One confirmed action: its form, its permission, and the service call per object."""
+
+    name: str  # the admin action's function name, e.g. "approve_selected"
+    slug: str  # the per-object URL part, e.g. "approve"
+    title: str  # heading of the intermediate page
+    button: str  # label of the confirm button (and of the change-page button)
+    permission: str  # "decide" -> ModelAdmin.has_decide_permission
+    form_class: type[forms.Form]
+    # (actor, object, cleaned form data) -> outcome word ("approved"); raises AccessError.
+    apply: Callable[[User, Any, dict[str, Any]], str]
+    # Whether the change page offers the button for this object.
+    applicable: Callable[[Any], bool]
+    danger: bool = False
+    form_kwargs: Callable[[HttpRequest], dict[str, Any]] = field(default=lambda request: {})
+
+
+@dataclass
+class Outcome:
+    done: Counter[str] = field(default_factory=Counter)
+    skipped: list[str] = field(default_factory=list)
+
+    def message(self) -> str:
+        parts = [f"{n} {word}" for word, n in self.done.items()]
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped: " + "; ".join(self.skipped))
+        return ", ".join(parts) or "Nothing was changed."
+
+    def level(self) -> int:
+        if not self.skipped:
+            return messages.SUCCESS
+        return messages.WARNING if self.done else messages.ERROR
+
+
+def run_confirmed(
+    modeladmin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    queryset: models.QuerySet[Any],
+    action: ConfirmedAction,
+    *,
+    single: models.Model | None = None,
+) -> HttpResponse | None:
+    """Show the intermediate page, or on confirmation apply ``action`` to each object.
+
+    Returns None once applied (the admin then redirects back to where it came from) and a
+    page while the form is unconfirmed or invalid. Nothing is changed before confirmation.
+    """
+    objects = list(queryset.order_by("pk")[: MAX_BATCH + 1])
+    if len(objects) > MAX_BATCH:
+        modeladmin.message_user(
+            request,
+            f"Select at most {MAX_BATCH} at a time; nothing was changed.",
+            messages.ERROR,
+        )
+        return None
+    kwargs = action.form_kwargs(request)
+    if CONFIRM in request.POST:
+        form = action.form_class(request.POST, **kwargs)
+        if form.is_valid():
+            actor = request_user(request)
+            outcome = Outcome()
+            for obj in objects:
+                try:
+                    outcome.done[action.apply(actor, obj, form.cleaned_data)] += 1
+                except AccessError as exc:
+                    outcome.skipped.append(f"#{obj.pk} {exc}")
+            modeladmin.message_user(request, outcome.message(), outcome.level())
+            return None
+    else:
+        form = action.form_class(**kwargs)
+    opts = modeladmin.model._meta
+    zone = zone_for(request)
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": action.title,
+        "opts": opts,
+        "action": action,
+        "form": form,
+        "objects": objects,
+        "single": single,
+        "confirm_name": CONFIRM,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "zone_name": zone_label(zone),
+        "now": timezone.now(),
+        "media": modeladmin.media,
+    }
+    with timezone.override(zone):
+        response = TemplateResponse(
+            request,
+            [
+                f"admin/{opts.app_label}/{opts.model_name}/action_confirmation.html",
+                "admin/access/action_confirmation.html",
+            ],
+            context,
+        )
+        # Render now, while the person's zone is active (TemplateResponse is lazy).
+        return response.render()
+
+
+class ConfirmedActionsMixin(admin.ModelAdmin):
+    """Per-object buttons for the model's confirmed actions, on its change page."""
+
+    confirmed_actions: tuple[ConfirmedAction, ...] = ()
+    change_form_template = "admin/access/change_form_with_actions.html"
+
+    def has_action_permission(self, request: HttpRequest, action: ConfirmedAction) -> bool:
+        check = getattr(self, f"has_{action.permission}_permission")
+        return bool(check(request))
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        custom = [
+            path(
+                f"<path:object_id>/{action.slug}/",
+                self.admin_site.admin_view(self._object_view(action)),
+                name=f"{info[0]}_{info[1]}_{action.slug}",
+            )
+            for action in self.confirmed_actions
+        ]
+        # Before the defaults: their "<path:object_id>/" catch-all would swallow these.
+        return custom + super().get_urls()
+
+    def _object_view(self, action: ConfirmedAction) -> Callable[..., HttpResponse]:
+        def view(request: HttpRequest, object_id: str) -> HttpResponse:
+            # A state change never happens on GET; the change page's button POSTs here.
+            if request.method != "POST":
+                return HttpResponseNotAllowed(["POST"])
+            if not self.has_action_permission(request, action):
+                raise PermissionDenied
+            obj = self.get_object(request, unquote(object_id))
+            if obj is None:
+                raise Http404(f"No {self.opts.verbose_name} with that id.")
+            queryset = self.get_queryset(request).filter(pk=obj.pk)
+            response = run_confirmed(self, request, queryset, action, single=obj)
+            if response is not None:
+                return response
+            info = self.opts.app_label, self.opts.model_name
+            return redirect(reverse(f"admin:{info[0]}_{info[1]}_change", args=[obj.pk]))
+
+        view.__name__ = f"{action.slug}_view"
+        return view
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        obj = self.get_object(request, unquote(object_id))
+        buttons = []
+        if obj is not None:
+            info = self.opts.app_label, self.opts.model_name
+            buttons = [
+                {
+                    "label": action.button,
+                    "url": reverse(f"admin:{info[0]}_{info[1]}_{action.slug}", args=[obj.pk]),
+                    "danger": action.danger,
+                }
+                for action in self.confirmed_actions
+                if action.applicable(obj) and self.has_action_permission(request, action)
+            ]
+        extra = {**(extra_context or {}), "object_action_buttons": buttons}
+        return super().change_view(request, object_id, form_url, extra)
+
+
+# --- Shared shapes of the access admin ------------------------------------------------------
+
+BADGE = (
+    '<span style="display:inline-block;padding:0 .45em;border-radius:9px;'
+    'background:{};color:{};font-weight:600">{}</span>'
+)
+STATE_COLOURS = {
+    "pending": ("#fff4d6", "#9a6700"),
+    "scheduled": ("#fff4d6", "#9a6700"),
+    "approved": ("#dcf5e3", "#1a7f37"),
+    "active": ("#dcf5e3", "#1a7f37"),
+    "live": ("#dcf5e3", "#1a7f37"),
+    "rejected": ("#fde2e1", "#b42318"),
+    "revoked": ("#fde2e1", "#b42318"),
+    "error": ("#fde2e1", "#b42318"),
+}
+
+
+def badge(value: str, label: str) -> str:
+    bg, fg = STATE_COLOURS.get(value, ("#eceef3", "#5d6677"))
+    return format_html(BADGE, bg, fg, label)
+
+
+def without_delete_selected(actions: dict[str, Any]) -> dict[str, Any]:
+    # Deleting would bypass the services and erase history; archive or revoke instead.
+    actions.pop("delete_selected", None)
+    return actions
+
+
+class ParentViewInline(admin.TabularInline):
+    """A read-only inline visible to whoever may view the parent (no separate perm needed)."""
+
+    extra = 0
+    can_delete = False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        parent = self.parent_model._meta
+        return request.user.has_perm(f"{parent.app_label}.view_{parent.model_name}")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyAdmin(ConfirmedActionsMixin):
+    """Records that only services change: viewable, never added, edited or deleted here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        return without_delete_selected(super().get_actions(request))

@@ -1,0 +1,236 @@
+"""Grant admin: live, scheduled and ended access, with Revoke, Extend and Mark reviewed.
+
+Registered from ``admin.py``. Grants are read-only; every change goes through a confirmed
+action (``admin_actions``) that calls the service per grant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.timesince import timeuntil
+
+from . import services
+from .admin_actions import (
+    BADGE,
+    ConfirmedAction,
+    ParentViewInline,
+    ReadOnlyAdmin,
+    badge,
+    run_confirmed,
+)
+from .forms import ExtendForm, ReviewForm, RevokeForm, zone_for
+from .models import Grant, GrantExtension
+from .states import OPEN_GRANT_STATES
+
+
+def _revoke(actor: Any, grant: Grant, data: dict[str, Any]) -> str:
+    services.revoke_grant(grant, actor=actor, reason=data["reason"])
+    return "revoked"
+
+
+def _extend(actor: Any, grant: Grant, data: dict[str, Any]) -> str:
+    services.extend_grant(
+        grant,
+        actor=actor,
+        new_expires_at=data["new_end"],
+        reason=data["reason"],
+        override=data["override"],
+    )
+    return "extended"
+
+
+def _review(actor: Any, grant: Grant, data: dict[str, Any]) -> str:
+    services.mark_reviewed(grant, reviewer=actor, note=data["note"])
+    return "marked reviewed"
+
+
+def _is_open(grant: Grant) -> bool:
+    return grant.state in OPEN_GRANT_STATES
+
+
+def _needs_review(grant: Grant) -> bool:
+    return grant.is_break_glass and grant.reviewed_at is None
+
+
+REVOKE = ConfirmedAction(
+    name="revoke_selected",
+    slug="revoke",
+    title="Revoke grants",
+    button="Revoke",
+    permission="revoke",
+    form_class=RevokeForm,
+    apply=_revoke,
+    applicable=_is_open,
+    danger=True,
+)
+EXTEND = ConfirmedAction(
+    name="extend_selected",
+    slug="extend",
+    title="Extend grants",
+    button="Extend",
+    permission="extend",
+    form_class=ExtendForm,
+    apply=_extend,
+    applicable=_is_open,
+    form_kwargs=lambda request: {"zone": zone_for(request)},
+)
+REVIEW = ConfirmedAction(
+    name="mark_reviewed_selected",
+    slug="review",
+    title="Mark break-glass grants reviewed",
+    button="Mark reviewed",
+    permission="review",
+    form_class=ReviewForm,
+    apply=_review,
+    applicable=_needs_review,
+)
+
+
+class NeedsReviewFilter(admin.SimpleListFilter):
+    title = "needs review"
+    parameter_name = "needs_review"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Break-glass, not yet reviewed"), ("no", "Reviewed or not break-glass")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.needing_review()  # type: ignore[attr-defined]
+        if self.value() == "no":
+            return queryset.exclude(Q(is_break_glass=True, reviewed_at__isnull=True))
+        return queryset
+
+
+class GrantExtensionInline(ParentViewInline):
+    model = GrantExtension
+    fk_name = "grant"
+    fields = readonly_fields = (
+        "created_at",
+        "extended_by",
+        "old_expires_at",
+        "new_expires_at",
+        "reason",
+        "over_maximum",
+    )
+
+
+@admin.register(Grant)
+class GrantAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "email",
+        "resource",
+        "state_badge",
+        "flags",
+        "not_before",
+        "expires_at",
+        "time_left",
+        "sync_badge",
+        "live_at",
+        "enforced_at",
+    )
+    list_display_links = ("id", "email")
+    list_filter = (
+        "state",
+        "sync_status",
+        ("resource", admin.RelatedOnlyFieldListFilter),
+        "is_break_glass",
+        NeedsReviewFilter,
+    )
+    search_fields = ("email", "user__username", "resource__slug", "resource__name")
+    date_hierarchy = "not_before"
+    list_select_related = ("resource",)
+    list_per_page = 100
+    ordering = ("-not_before",)
+    actions = ("revoke_selected", "extend_selected", "mark_reviewed_selected")
+    confirmed_actions = (REVOKE, EXTEND, REVIEW)
+    inlines = (GrantExtensionInline,)
+    fieldsets = (
+        (
+            "Grant",
+            {
+                "fields": (
+                    "user",
+                    "email",
+                    "resource",
+                    "request",
+                    "state",
+                    "not_before",
+                    "expires_at",
+                    "created_at",
+                )
+            },
+        ),
+        ("Revocation", {"fields": ("revoked_by", "revoked_at", "revoke_reason")}),
+        (
+            "Break-glass",
+            {"fields": ("is_break_glass", "reviewed_by", "reviewed_at", "review_note")},
+        ),
+        (
+            "Pomerium Zero",
+            {
+                "fields": (
+                    "sync_status",
+                    "sync_error",
+                    "live_at",
+                    "enforced_at",
+                    "removed_at",
+                    "reminder_sent_at",
+                )
+            },
+        ),
+    )
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("access.revoke_grant")
+
+    def has_extend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("access.extend_grant")
+
+    def has_review_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("access.review_grant")
+
+    @admin.action(description="Revoke selected grants…", permissions=["revoke"])
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[Grant]) -> Any:
+        return run_confirmed(self, request, queryset, REVOKE)
+
+    @admin.action(description="Extend selected grants…", permissions=["extend"])
+    def extend_selected(self, request: HttpRequest, queryset: QuerySet[Grant]) -> Any:
+        return run_confirmed(self, request, queryset, EXTEND)
+
+    @admin.action(description="Mark selected break-glass grants reviewed…", permissions=["review"])
+    def mark_reviewed_selected(self, request: HttpRequest, queryset: QuerySet[Grant]) -> Any:
+        return run_confirmed(self, request, queryset, REVIEW)
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, obj: Grant) -> str:
+        return badge(obj.state, obj.get_state_display())
+
+    @admin.display(description="sync", ordering="sync_status")
+    def sync_badge(self, obj: Grant) -> str:
+        return badge(obj.sync_status, obj.get_sync_status_display())
+
+    @admin.display(description="flags", ordering="is_break_glass")
+    def flags(self, obj: Grant) -> str:
+        if not obj.is_break_glass:
+            return ""
+        if obj.reviewed_at is None:
+            return format_html(BADGE, "#b42318", "#fff", "BREAK-GLASS · needs review")
+        return format_html(BADGE, "#fde2e1", "#b42318", "break-glass · reviewed")
+
+    @admin.display(description="time left", ordering="expires_at")
+    def time_left(self, obj: Grant) -> str:
+        if obj.state not in OPEN_GRANT_STATES:
+            return "—"
+        now = timezone.now()
+        if obj.expires_at <= now:
+            return "ending"
+        if obj.not_before > now:
+            return f"starts in {timeuntil(obj.not_before, now, depth=1)}"
+        return timeuntil(obj.expires_at, now, depth=2)

@@ -1,0 +1,358 @@
+"""Forms of the requester pages and of the admin's intermediate action pages.
+
+Forms validate shape (choices, lengths, dates) and the resource's rules so the person sees
+the error next to the right field; the services check every rule again and stay the
+authority. Times typed into a ``datetime-local`` input are wall-clock times in the
+person's zone (``zone_for``); they are converted to UTC here, never in templates.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, cast
+
+from django import forms
+from django.http import HttpRequest
+from django.utils import timezone
+
+from .models import Resource
+from .services import MAX_TEXT
+
+if TYPE_CHECKING:
+    from apps.accounts.models import User
+
+# Set by a tiny script from Intl.DateTimeFormat when the person has no zone preference.
+TZ_COOKIE = "jitportal_tz"
+DATETIME_LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
+
+
+# --- Time zones ----------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def zone_names() -> tuple[str, ...]:
+    # available_timezones() walks the tz database on disk; once per process is plenty.
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+def valid_zone(name: str | None) -> tzinfo | None:
+    if not name or len(name) > 64 or name not in zone_names():
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def request_user(request: HttpRequest) -> User:
+    """The signed-in person as a plain ``User``.
+
+    When the session already names the assertion's subject, the middleware keeps
+    AuthenticationMiddleware's ``SimpleLazyObject`` on ``request.user``; services use
+    ``type(user).objects`` to lock the person's row, which needs the real instance.
+    PomeriumAssertionMiddleware lets no anonymous request reach a view.
+    """
+    user = request.user
+    wrapped = getattr(user, "_wrapped", None)  # already evaluated by the middleware
+    return cast("User", wrapped if wrapped is not None and hasattr(wrapped, "pk") else user)
+
+
+def zone_for(request: HttpRequest, browser_zone: str = "") -> tzinfo:
+    """The zone to show and read times in: preference, then the browser's, then UTC."""
+    user = getattr(request, "user", None)
+    preferred = getattr(user, "time_zone", "") if user is not None and user.is_authenticated else ""
+    return (
+        valid_zone(preferred)
+        or valid_zone(browser_zone)
+        or valid_zone(request.COOKIES.get(TZ_COOKIE, ""))
+        or UTC
+    )
+
+
+def zone_label(zone: tzinfo) -> str:
+    return getattr(zone, "key", None) or "UTC"
+
+
+def _ambiguous_or_imaginary(naive: datetime, zone: tzinfo) -> bool:
+    # PEP 495: a wall time that is skipped or repeated has a different offset per fold.
+    try:
+        return (
+            naive.replace(tzinfo=zone, fold=0).utcoffset()
+            != naive.replace(tzinfo=zone, fold=1).utcoffset()
+        )
+    except (OverflowError, ValueError):
+        return False
+
+
+def local_to_utc(naive: datetime, zone: tzinfo) -> datetime:
+    """Attach ``zone`` to a wall-clock time and convert it to UTC.
+
+    Raises ``ValidationError`` for times the zone skips or repeats (DST changes) and for
+    dates so close to the calendar's edge that the conversion overflows.
+    """
+    if _ambiguous_or_imaginary(naive, zone):
+        raise forms.ValidationError(
+            "That time does not exist or occurs twice in %(zone)s (a daylight-saving change); "
+            "pick another.",
+            params={"zone": zone_label(zone)},
+        )
+    try:
+        return naive.replace(tzinfo=zone).astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise forms.ValidationError("That date is out of range.") from None
+
+
+class LocalDateTimeField(forms.Field):
+    """A ``datetime-local`` input returning a *naive* wall-clock time.
+
+    Django's DateTimeField would attach the active zone while cleaning, before the form
+    knows which zone the browser reported; ``local_to_utc`` does it afterwards instead.
+    """
+
+    widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+    default_error_messages = {"invalid": "Enter a date and time like 2030-01-31 14:30."}
+
+    def to_python(self, value: Any) -> datetime | None:
+        if value in self.empty_values:
+            return None
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=None)
+        text = str(value).strip()
+        if len(text) > 32:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        for fmt in DATETIME_LOCAL_FORMATS:
+            try:
+                return datetime.strptime(text, fmt)  # noqa: DTZ007 - zone attached later
+            except ValueError:
+                continue
+        raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+
+
+# --- Words for durations -------------------------------------------------------------------
+
+
+def duration_label(minutes: int) -> str:
+    """60 → "1 hour", 90 → "1 hour 30 minutes", 2880 → "2 days"."""
+    if minutes <= 0:
+        return f"{minutes} minutes"
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    parts = []
+    for value, unit in ((days, "day"), (hours, "hour"), (mins, "minute")):
+        if value:
+            parts.append(f"{value} {unit}{'' if value == 1 else 's'}")
+    return " ".join(parts)
+
+
+# --- Requester forms -----------------------------------------------------------------------
+
+
+class RequestForm(forms.Form):
+    """New access (or an extension, when a live grant exists) for one resource."""
+
+    START_NOW = "now"
+    START_LATER = "later"
+
+    resource = forms.ChoiceField(
+        label="Resource",
+        error_messages={"invalid_choice": "Choose a resource you may request from the list."},
+    )
+    duration = forms.TypedChoiceField(
+        label="For how long",
+        coerce=int,
+        error_messages={"invalid_choice": "Choose one of the durations offered."},
+    )
+    justification = forms.CharField(
+        label="Why do you need access?",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        max_length=MAX_TEXT,
+    )
+    ticket = forms.CharField(
+        label="Ticket reference", required=False, max_length=120, help_text="e.g. INC-1234"
+    )
+    start = forms.ChoiceField(
+        label="Start",
+        choices=[(START_NOW, "As soon as it is approved"), (START_LATER, "At a chosen time")],
+        widget=forms.RadioSelect,
+        initial=START_NOW,
+    )
+    start_at = LocalDateTimeField(label="Start at", required=False)
+    # Filled by JavaScript with the browser's zone; ignored when the person set a preference.
+    tz = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
+
+    def __init__(self, *args: Any, user: User, resources: list[Resource], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.resources = {r.slug: r for r in resources}
+        self.zone: tzinfo = valid_zone(user.time_zone) or UTC
+        cast(forms.ChoiceField, self.fields["resource"]).choices = [("", "Choose…")] + [
+            (r.slug, r.name) for r in resources
+        ]
+        # Offer the chosen resource's durations (a bound form narrows to the posted
+        # resource, so another resource's duration is refused); before a choice, all.
+        chosen = self.resources.get(
+            str(self.data.get("resource") or self.initial.get("resource") or "")
+        )
+        minutes = (
+            sorted(set(chosen.duration_choices))
+            if chosen
+            else sorted({m for r in resources for m in r.duration_choices})
+        )
+        duration = cast(forms.ChoiceField, self.fields["duration"])
+        duration.choices = [(m, duration_label(m)) for m in minutes]
+        if chosen:
+            duration.error_messages["invalid_choice"] = (
+                f"Choose one of the durations offered for {chosen.name}: "
+                + ", ".join(duration_label(m) for m in minutes)
+                + "."
+            )
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        resource = self.resources.get(data.get("resource") or "")
+        if resource is None:
+            return data
+        data["resource_obj"] = resource
+        if not self.user.time_zone:
+            self.zone = valid_zone(data.get("tz")) or UTC
+        justification = (data.get("justification") or "").strip()
+        needed = resource.justification_min_length if resource.justification_required else 0
+        if len(justification) < needed:
+            self.add_error(
+                "justification", f"Say why you need access (at least {needed} characters)."
+            )
+        if resource.ticket_required and not (data.get("ticket") or "").strip():
+            self.add_error("ticket", f"{resource.name} needs a ticket reference.")
+        data["start_at_utc"] = None
+        if data.get("start") == self.START_LATER:
+            self._clean_start(resource, data)
+        return data
+
+    def _clean_start(self, resource: Resource, data: dict[str, Any]) -> None:
+        if not resource.allow_scheduled:
+            self.add_error("start", f"{resource.name} only grants access starting now.")
+            return
+        naive = data.get("start_at")
+        if naive is None:
+            if "start_at" not in self.errors:
+                self.add_error("start_at", "Choose when access should start.")
+            return
+        try:
+            start = local_to_utc(naive, self.zone)
+        except forms.ValidationError as exc:
+            self.add_error("start_at", exc)
+            return
+        now = timezone.now()
+        if start <= now:
+            self.add_error("start_at", "A scheduled start must be in the future.")
+        elif start > now + timedelta(days=resource.max_schedule_ahead_days):
+            self.add_error(
+                "start_at",
+                f"A start can be at most {resource.max_schedule_ahead_days} days ahead.",
+            )
+        else:
+            data["start_at_utc"] = start
+
+
+class BreakGlassForm(forms.Form):
+    duration = forms.TypedChoiceField(
+        label="For how long",
+        coerce=int,
+        error_messages={"invalid_choice": "Choose one of the durations offered."},
+    )
+    justification = forms.CharField(
+        label="What is on fire?",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=MAX_TEXT,
+        help_text="Every approver is told at once, and the activation is reviewed afterwards.",
+    )
+
+    def __init__(self, *args: Any, resource: Resource, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cap = resource.break_glass_max_minutes
+        minutes = sorted({m for m in resource.duration_choices if m <= cap} | {cap})
+        cast(forms.ChoiceField, self.fields["duration"]).choices = [
+            (m, duration_label(m)) for m in minutes
+        ]
+        self.fields["duration"].initial = minutes[0]
+
+
+class PreferencesForm(forms.Form):
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        required=False,
+        help_text="Times on these pages are shown in this zone.",
+        error_messages={"invalid_choice": "Choose a time zone from the list."},
+    )
+    notify_expiry = forms.BooleanField(
+        label="Email me before one of my grants ends", required=False
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["time_zone"]).choices = [
+            ("", "My browser's time zone")
+        ] + [(name, name) for name in zone_names()]
+
+
+# --- Admin intermediate pages --------------------------------------------------------------
+
+
+class ApproveForm(forms.Form):
+    duration_minutes = forms.IntegerField(
+        label="Shorten to at most (minutes)",
+        required=False,
+        min_value=1,
+        max_value=100_000,
+        help_text="Optional. Requests asking for less keep what they asked for.",
+    )
+    note = forms.CharField(
+        label="Note", required=False, max_length=MAX_TEXT, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason (shown to the requester)",
+        max_length=MAX_TEXT,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+
+class RevokeForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason", max_length=MAX_TEXT, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
+class ExtendForm(forms.Form):
+    new_end = LocalDateTimeField(label="New end")
+    reason = forms.CharField(
+        label="Reason", max_length=MAX_TEXT, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    override = forms.BooleanField(
+        label="Override the resource's maximum duration",
+        required=False,
+        help_text="Only with a reason that justifies going past the maximum.",
+    )
+
+    def __init__(self, *args: Any, zone: tzinfo = UTC, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.zone = zone
+        self.fields["new_end"].label = f"New end ({zone_label(zone)})"
+
+    def clean_new_end(self) -> datetime:
+        naive = self.cleaned_data["new_end"]
+        return local_to_utc(naive, self.zone)
+
+
+class ReviewForm(forms.Form):
+    note = forms.CharField(
+        label="What did the review find?",
+        max_length=MAX_TEXT,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
