@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class ZeroConfig(AppConfig):
-    """The Pomerium Zero client, the policy renderer and the test simulator (no models)."""
+    """The Zero client, the PPL renderer, the sync (and its bookkeeping row), the simulator."""
 
     name = "apps.zero"
     label = "zero"

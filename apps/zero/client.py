@@ -391,6 +391,16 @@ class ZeroClient:
     # Operations
     # ------------------------------------------------------------------ #
 
+    def authenticate(self) -> float:
+        """Exchange the API token now (ignoring any cached ID token).
+
+        Returns the new ID token's lifetime in seconds; raises ZeroError like any call.
+        For connectivity checks: normal calls renew the token by themselves.
+        """
+        with self._token_lock:
+            self._exchange_token()
+            return self._id_token_expires_at - self.clock()
+
     def namespace_id(self) -> str:
         """The namespace holding this cluster's policies (cached after the first call).
 

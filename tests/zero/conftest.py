@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -30,3 +31,28 @@ def _fresh_client_cache() -> Iterator[None]:
     reset_client_cache()
     yield
     reset_client_cache()
+
+
+@pytest.fixture
+def zero_settings(settings: Any, sim: ZeroSimulator) -> ZeroSimulator:
+    """Point the portal's Zero settings at ``sim`` (the process-wide client follows)."""
+    settings.ZERO_API_URL = sim.url
+    settings.API_USER_TOKEN = sim.api_token
+    settings.ORGANIZATION_ID = sim.organization_id
+    settings.CLUSTER_ID = sim.cluster_id
+    settings.ZERO_TIMEOUT_SECONDS = 5.0
+    settings.ZERO_APPLY_CHANGESETS = True
+    settings.PORTAL_URL = "https://jit.example.com"
+    reset_client_cache()
+    return sim
+
+
+@pytest.fixture
+def eager_celery() -> Iterator[None]:
+    """Run ``.delay()`` in-process (the Celery app caches its config, so set it there)."""
+    from jitportal.celery import app
+
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved

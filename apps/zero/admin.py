@@ -1,0 +1,128 @@
+"""The "Zero policy sync" admin: per resource, what Zero holds and whether it is current.
+
+View-only (rows are written by the sync alone); one action, "Sync now", which enqueues
+a forced sync per selected row and is allowed to superusers and to those who may decide
+access requests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.text import Truncator
+
+from apps.zero.models import PolicySync
+
+SYNC_PERMISSION = "access.decide_accessrequest"
+
+
+@admin.register(PolicySync)
+class PolicySyncAdmin(admin.ModelAdmin):
+    list_display = (
+        "resource",
+        "remote_policy_id",
+        "generations",
+        "last_success_at",
+        "error_summary",
+        "pending_apply",
+        "routes_attached",
+    )
+    list_filter = ("pending_apply", "resource__is_active")
+    list_select_related = ("resource",)
+    search_fields = ("resource__name", "resource__slug", "remote_policy_id")
+    actions = ("sync_now",)
+    fields = (
+        "resource",
+        "remote_policy_id",
+        "synced_generation",
+        "desired_generation",
+        "remote_digest",
+        "last_written_at",
+        "last_attempt_at",
+        "last_success_at",
+        "last_error",
+        "last_error_at",
+        "consecutive_failures",
+        "pending_apply",
+        "pending_changeset_ids",
+        "routes_attached",
+        "lease_owner",
+        "lease_until",
+    )
+    readonly_fields = fields
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # Deleting a row would only make the next sync re-adopt the policy by name.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Approvers see why a grant is not live yet, without a separate permission.
+        return super().has_view_permission(request, obj) or self.has_sync_permission(request)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return super().has_module_permission(request) or self.has_sync_permission(request)
+
+    def has_sync_permission(self, request: HttpRequest) -> bool:
+        user = request.user
+        return bool(user.is_active and (user.is_superuser or user.has_perm(SYNC_PERMISSION)))
+
+    @admin.display(description="Synced / desired generation")
+    def generations(self, obj: PolicySync) -> str:
+        return f"{obj.synced_generation} / {obj.resource.sync_generation}"
+
+    @admin.display(description="Desired generation")
+    def desired_generation(self, obj: PolicySync) -> int:
+        return obj.resource.sync_generation
+
+    @admin.display(description="Last error")
+    def error_summary(self, obj: PolicySync) -> str:
+        if not obj.last_error:
+            return "-"
+        failures = f" ({obj.consecutive_failures} in a row)" if obj.consecutive_failures else ""
+        return Truncator(obj.last_error).chars(120) + failures
+
+    @admin.display(description="Routes attached")
+    def routes_attached(self, obj: PolicySync) -> str:
+        routes = obj.routes if isinstance(obj.routes, list) else []
+        names = [
+            str(r.get("name") or r.get("from") or r.get("id"))
+            + (f" ({r['from']})" if r.get("from") and r.get("name") else "")
+            for r in routes
+            if isinstance(r, dict)
+        ]
+        return ", ".join(names) or "none"
+
+    @admin.action(description="Sync now", permissions=["sync"])
+    def sync_now(self, request: HttpRequest, queryset: QuerySet[PolicySync]) -> None:
+        from apps.zero.tasks import sync_resource
+
+        queued = failed = 0
+        for resource_id in queryset.values_list("resource_id", flat=True):
+            try:
+                sync_resource.delay(resource_id=resource_id, force=True)
+                queued += 1
+            except Exception:  # the broker is down; say so instead of a 500
+                failed += 1
+        if queued:
+            self.message_user(request, f"Queued a sync of {queued} resource(s).", messages.SUCCESS)
+        if failed:
+            self.message_user(
+                request,
+                f"Could not queue {failed} sync(s): the task broker is unreachable. "
+                "The periodic reconcile will still run.",
+                messages.ERROR,
+            )

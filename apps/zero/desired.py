@@ -1,0 +1,146 @@
+"""What a resource's Zero policy should hold, and how to compare it with what Zero holds.
+
+Pure reads of the database plus pure functions: no HTTP, no writes. ``apps.zero.sync``
+builds on these; ``manage.py sync_zero --dry-run`` prints them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+
+from apps.access.models import Grant, Resource
+from apps.zero import ppl as ppl_lib
+
+# The managed properties: what the portal owns in a policy and compares on every sync.
+MANAGED_KEYS = ("name", "description", "explanation", "remediation", "enforced", "ppl")
+MAX_LISTED_RULES = 20  # per list in an audit diff; the digests cover the rest
+
+RuleKey = tuple[str, str, str]  # (lower-cased email, after, before) as rendered
+
+
+def rule_key(email: str, not_before: datetime, expires_at: datetime) -> RuleKey:
+    """A grant's rule as rendered: equal keys render byte-identical rules."""
+    return (email.lower(), ppl_lib.rfc3339(not_before), ppl_lib.rfc3339(expires_at))
+
+
+def wanted_grants(resource: Resource, now: datetime) -> dict[int, RuleKey]:
+    """Grant id -> rule key of every grant the policy must carry at ``now``.
+
+    These are ``Grant.objects.in_policy``: not revoked, window not over (scheduled ones
+    included: their ``date.after`` keeps them closed until they start).
+    """
+    rows = (
+        Grant.objects.in_policy(resource, now)
+        .order_by("pk")
+        .values_list("pk", "email", "not_before", "expires_at")
+    )
+    return {pk: rule_key(email, start, end) for pk, email, start, end in rows}
+
+
+def render(resource: Resource, wanted: Mapping[int, RuleKey]) -> list[dict[str, Any]]:
+    """The PPL for the base rules plus the given grant rules (deterministic)."""
+    rules = [
+        ppl_lib.GrantRule(email, _parse(after), _parse(before))
+        for email, after, before in wanted.values()
+    ]
+    return ppl_lib.render_policy(resource.base_ppl or [], rules)
+
+
+def _parse(value: str) -> datetime:
+    parsed = ppl_lib.parse_rfc3339(value)
+    assert parsed is not None  # produced by rfc3339() above
+    return parsed
+
+
+def desired_policy(resource: Resource, now: datetime) -> list[dict[str, Any]]:
+    """The resource's PPL at ``now``: base rules, then one allow rule per grant in policy.
+
+    Same grants and base rules -> byte-identical ``ppl.dumps`` output. No rules at all ->
+    ``[ppl.DENY_ALL_RULE]``.
+    """
+    return render(resource, wanted_grants(resource, now))
+
+
+def request_link(resource: Resource) -> str:
+    """The portal page that files a request for ``resource``, pre-filled."""
+    return f"{settings.PORTAL_URL}/requests/new?{urlencode({'resource': resource.slug})}"
+
+
+def properties(resource: Resource, policy: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every PolicyProperties key the portal manages, for ``policy`` (the rendered PPL).
+
+    ``explanation`` and ``remediation`` are what Pomerium shows on its 403 page: they
+    send a denied user to the request form for this resource. ``enforced`` is always
+    false: the policy protects only the routes it is attached to.
+    """
+    link = request_link(resource)
+    return {
+        "name": resource.policy_name,
+        "description": (
+            f"Managed by jitportal for the resource {resource.slug!r} ({resource.name}). "
+            "Do not edit by hand: the portal rewrites this policy from its grants and "
+            "overwrites changes made here."
+        ),
+        "explanation": (
+            f"{resource.name} needs a just-in-time access grant, and you have none that is "
+            "valid right now."
+        ),
+        "remediation": f"Request access in the portal: {link}",
+        "enforced": False,
+        "ppl": policy,
+    }
+
+
+def managed_state(policy: Mapping[str, Any]) -> dict[str, Any]:
+    """The managed properties of a policy (ours or Zero's), PPL normalized for comparing."""
+    state = {key: policy.get(key) for key in MANAGED_KEYS}
+    state["enforced"] = bool(state["enforced"])
+    for key in ("name", "description", "explanation", "remediation"):
+        state[key] = state[key] or ""
+    state["ppl"] = ppl_lib.normalize(policy.get("ppl"))
+    return state
+
+
+def state_digest(state: Mapping[str, Any]) -> str:
+    """SHA-256 of a managed state's canonical JSON."""
+    return ppl_lib.digest(dict(state))
+
+
+def _rules(state: Mapping[str, Any]) -> list[str]:
+    value = state.get("ppl")
+    if isinstance(value, list):
+        return [ppl_lib.dumps(rule) for rule in value]
+    return [json.dumps(value)]  # text that is not PPL: show it as one "rule"
+
+
+def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """A readable difference for the audit trail: rules added/removed, fields changed.
+
+    Rules are canonical JSON strings, at most ``MAX_LISTED_RULES`` per list (the counts
+    are exact).
+    """
+    old, new = _rules(before), _rules(after)
+    added = [rule for rule in new if rule not in old]
+    removed = [rule for rule in old if rule not in new]
+    return {
+        "rules_before": len(old),
+        "rules_after": len(new),
+        "rules_added_count": len(added),
+        "rules_removed_count": len(removed),
+        "rules_added": added[:MAX_LISTED_RULES],
+        "rules_removed": removed[:MAX_LISTED_RULES],
+        "fields_changed": [
+            key for key in MANAGED_KEYS if key != "ppl" and before.get(key) != after.get(key)
+        ],
+    }
+
+
+def pretty(value: object) -> str:
+    """Stable, human-readable JSON (for the command's output and diffs)."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)

@@ -1,0 +1,63 @@
+"""Bookkeeping of the Zero sync: one row per resource, owned by ``apps.zero.sync``.
+
+The access models hold the truth (grants, ``Resource.sync_generation``); this row only
+remembers what the portal last did to the resource's Zero policy, so a sync can tell its
+own writes from a hand edit, skip work that is already done, and show the admin what is
+going on. Nothing here is edited by hand.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class PolicySync(models.Model):
+    """The state of one resource's managed Zero policy, as the portal last saw it."""
+
+    resource = models.OneToOneField(
+        "access.Resource", on_delete=models.CASCADE, related_name="zero", editable=False
+    )
+    remote_policy_id = models.CharField(max_length=128, blank=True, editable=False)
+    synced_generation = models.PositiveBigIntegerField(
+        default=0,
+        editable=False,
+        help_text="The Resource.sync_generation the last successful sync settled.",
+    )
+    remote_digest = models.CharField(
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text="Digest of the managed properties as the portal last wrote or confirmed them; "
+        "a remote policy with another digest was edited elsewhere (drift).",
+    )
+    last_written_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_attempt_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    pending_apply = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="The portal's last change waits for a changeset apply in Zero.",
+    )
+    pending_changeset_ids = models.JSONField(default=list, blank=True, editable=False)
+    routes = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="Routes the policy is attached to: [{id, name, from}] from Zero's listing.",
+    )
+    # A lease, not a database lock: a sync must not hold a transaction open across HTTP
+    # calls, so it claims the row with a conditional UPDATE and frees it when done. An
+    # expired lease (a crashed worker) is simply claimed again.
+    lease_owner = models.CharField(max_length=200, blank=True, editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "Zero policy sync"
+        verbose_name_plural = "Zero policy sync"
+        ordering = ["resource__name"]
+
+    def __str__(self) -> str:
+        return f"Zero policy sync of {self.resource}"

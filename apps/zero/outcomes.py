@@ -1,0 +1,226 @@
+"""Recording what a sync pass did: the row, each grant, the audit trail, in one transaction.
+
+Called by ``apps.zero.sync`` after its remote calls, never while it waits on Zero. Lock
+order matches the services (rows first, then the audit chain through ``record``):
+the ``PolicySync`` row, then the grants, then the audit entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from apps.access import events
+from apps.access.models import Grant, Resource
+from apps.access.states import OPEN_GRANT_STATES, GrantState, SyncStatus
+from apps.audit.models import AuditAction
+from apps.audit.services import record
+from apps.zero.desired import RuleKey, rule_key
+from apps.zero.models import PolicySync
+
+CLOSED_GRANT_STATES = (GrantState.REVOKED, GrantState.EXPIRED)
+MAX_ERROR = 1000
+
+
+@dataclass
+class PassResult:
+    """What the remote phase of a pass found and did (filled in as it goes)."""
+
+    generation: int
+    wanted: dict[int, RuleKey]
+    policy_id: str = ""
+    created: bool = False
+    wrote: bool = False
+    drift: bool = False
+    remote_digest: str = ""
+    has_unsettled: bool = False
+    confirmed_at: datetime | None = None
+    routes: list[dict[str, Any]] | None = None
+    pending_changesets: list[str] = field(default_factory=list)
+    applied_changesets: list[str] = field(default_factory=list)
+    audits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def audit(self, action: str, details: dict[str, Any]) -> None:
+        """Queue an entry about the policy; written with the pass's outcome."""
+        self.audits.append((action, details))
+
+
+def _removable(resource: Resource, wanted: dict[int, RuleKey]) -> Q:
+    """Grants whose rule must be gone and is not yet confirmed gone."""
+    return (
+        Q(resource=resource, state__in=CLOSED_GRANT_STATES)
+        & ~Q(sync_status=SyncStatus.REMOVED)
+        & ~Q(pk__in=list(wanted))
+    )
+
+
+def has_unsettled(resource: Resource, wanted: dict[int, RuleKey]) -> bool:
+    """Does any grant wait for a confirmation (live or removed) from this pass?"""
+    waiting_live = (
+        Grant.objects.filter(pk__in=list(wanted)).exclude(sync_status=SyncStatus.LIVE).exists()
+    )
+    return waiting_live or Grant.objects.filter(_removable(resource, wanted)).exists()
+
+
+def _write_audits(resource: Resource, result: PassResult) -> None:
+    for action, details in result.audits:
+        record(action, target=resource, resource_slug=resource.slug, details=details)
+
+
+def record_success(
+    state_pk: int, owner: str, resource: Resource, result: PassResult
+) -> tuple[int, int]:
+    """Settle the row and the grants after a successful pass; returns (live, removed).
+
+    Grants in the written policy become ``live`` (``pending_apply`` while a changeset
+    waits), closed grants no longer in it ``removed``; each such change is audited as
+    ``grant.enforced`` with the time Zero's confirmation arrived, and a grant's first
+    ``live`` emits ``events.GRANT_LIVE``. A grant changed since the pass read it
+    (another window, a revocation) is left for the pass its change triggered.
+    ``synced_generation`` only ever grows. If the lease was lost meanwhile (an overlong
+    pass), only the queued audit entries are written: another pass owns the outcome.
+    """
+    now = timezone.now()
+    enforced_at = result.confirmed_at or now
+    pending = bool(result.pending_changesets)
+    live = removed = 0
+    with transaction.atomic():
+        state = PolicySync.objects.select_for_update().get(pk=state_pk)
+        if state.lease_owner != owner:
+            _write_audits(resource, result)
+            return 0, 0
+        grants = list(
+            Grant.objects.select_for_update()
+            .filter(Q(pk__in=list(result.wanted)) | _removable(resource, result.wanted))
+            .order_by("pk")
+        )
+        PolicySync.objects.filter(pk=state_pk).update(
+            synced_generation=Greatest(F("synced_generation"), result.generation),
+            remote_policy_id=result.policy_id,
+            remote_digest=result.remote_digest,
+            last_success_at=now,
+            last_error="",
+            consecutive_failures=0,
+            pending_apply=pending,
+            pending_changeset_ids=result.pending_changesets,
+            routes=result.routes if result.routes is not None else state.routes,
+        )
+        _write_audits(resource, result)
+        for grant in grants:
+            current = rule_key(grant.email, grant.not_before, grant.expires_at)
+            in_policy = result.wanted.get(grant.pk) == current
+            if in_policy and grant.state in OPEN_GRANT_STATES:
+                live += _settle_live(grant, resource, result, enforced_at, pending)
+            elif grant.pk not in result.wanted and grant.state in CLOSED_GRANT_STATES:
+                removed += _settle_removed(grant, resource, result, enforced_at, pending)
+    return live, removed
+
+
+def _settle_live(
+    grant: Grant, resource: Resource, result: PassResult, at: datetime, pending: bool
+) -> int:
+    if grant.sync_status == SyncStatus.LIVE:
+        return 0
+    if pending:
+        # The rule is written but Zero does not enforce it yet.
+        Grant.objects.filter(pk=grant.pk).update(
+            sync_status=SyncStatus.PENDING_APPLY, sync_error=""
+        )
+        return 0
+    first = grant.live_at is None
+    Grant.objects.filter(pk=grant.pk).update(
+        sync_status=SyncStatus.LIVE,
+        sync_error="",
+        live_at=grant.live_at or at,
+        enforced_at=at,
+    )
+    record(
+        AuditAction.GRANT_ENFORCED,
+        target=grant,
+        resource_slug=resource.slug,
+        details={
+            "email": grant.email,
+            **grant.window(),
+            "enforced_at": at.isoformat(),
+            "policy_id": result.policy_id,
+            "first_time": first,
+        },
+    )
+    if first:
+        events.emit(events.GRANT_LIVE, grant_id=grant.pk)
+    return 1
+
+
+def _settle_removed(
+    grant: Grant, resource: Resource, result: PassResult, at: datetime, pending: bool
+) -> int:
+    if pending:
+        if grant.sync_status != SyncStatus.PENDING_APPLY:
+            Grant.objects.filter(pk=grant.pk).update(
+                sync_status=SyncStatus.PENDING_APPLY, sync_error=""
+            )
+        return 0
+    Grant.objects.filter(pk=grant.pk).update(
+        sync_status=SyncStatus.REMOVED, sync_error="", removed_at=at, enforced_at=at
+    )
+    record(
+        AuditAction.GRANT_ENFORCED,
+        target=grant,
+        resource_slug=resource.slug,
+        details={
+            "email": grant.email,
+            **grant.window(),
+            "state": grant.state,
+            "removed": True,
+            "enforced_at": at.isoformat(),
+            "policy_id": result.policy_id,
+        },
+    )
+    return 1
+
+
+def record_failure(
+    state_pk: int, resource: Resource, result: PassResult, message: str, *, transient: bool
+) -> None:
+    """Record a failed pass: unsettled grants -> ``error`` with ``message``, the row's
+    ``last_error``, audit entries for remote changes that did happen, and
+    ``zero.sync_failed`` on the first failure of a streak only (retries stay quiet)."""
+    message = message[:MAX_ERROR]
+    now = timezone.now()
+    with transaction.atomic():
+        state = PolicySync.objects.select_for_update().get(pk=state_pk)
+        first = state.consecutive_failures == 0
+        unsettled = (
+            Q(pk__in=list(result.wanted))
+            & ~Q(sync_status=SyncStatus.LIVE)
+            & Q(state__in=OPEN_GRANT_STATES)
+        ) | _removable(resource, result.wanted)
+        errored = Grant.objects.filter(unsettled).update(
+            sync_status=SyncStatus.ERROR, sync_error=message
+        )
+        PolicySync.objects.filter(pk=state_pk).update(
+            last_error=message,
+            last_error_at=now,
+            consecutive_failures=F("consecutive_failures") + 1,
+        )
+        _write_audits(resource, result)
+        if first:
+            record(
+                AuditAction.ZERO_SYNC_FAILED,
+                target=resource,
+                resource_slug=resource.slug,
+                details={
+                    "error": message,
+                    "transient": transient,
+                    "policy_name": resource.policy_name,
+                    "policy_id": result.policy_id or state.remote_policy_id or None,
+                    "generation": result.generation,
+                    "grants_in_error": errored,
+                },
+            )

@@ -1,0 +1,503 @@
+"""Keep each resource's Zero policy equal to its grants: the database is the truth.
+
+``sync_resource(resource_id)`` guarantees, per call:
+
+* **Serialised per resource.** A lease on the resource's ``PolicySync`` row, claimed
+  with a conditional UPDATE (rows changed = 0 -> another sync runs: outcome ``busy``),
+  is held across the HTTP calls instead of a database transaction, and released at the
+  end, also on error. A crashed holder's lease lapses after ``LEASE_SECONDS``.
+* **Nothing lost, little written.** ``Resource.sync_generation`` is read *before* the
+  desired state, so a change committed during the sync bumps it past what this pass
+  settles and its own task runs another pass. A pass that finds ``synced_generation``
+  already at the resource's generation makes no remote call at all (unless ``force``).
+  The policy is written only when its managed properties differ from the desired ones.
+* **Drift is named.** A remote policy that differs from what the portal last wrote was
+  edited elsewhere: it is overwritten and audited as ``zero.drift_repaired`` with the
+  rules added/removed and, from Zero's activity log, who edited it.
+* **Live means enforced.** When the cluster does not auto-apply changesets the portal
+  applies its own (``ZERO_APPLY_CHANGESETS``) or marks grants ``pending_apply``. Grants
+  become ``live``/``removed`` only once Zero applied the change, with that time in
+  ``enforced_at`` and a ``grant.enforced`` audit entry.
+* **Failures are visible.** Unsettled grants turn ``error`` with a readable reason, the
+  row keeps ``last_error``, and one ``zero.sync_failed`` entry is written per failure
+  streak. Messages come from the Zero client, which redacts tokens.
+
+All per-grant outcomes and audit entries of a pass are written in one short
+transaction after the remote calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from apps.access.models import Grant, Resource
+from apps.access.states import SyncStatus
+from apps.audit.models import AuditAction
+from apps.zero import desired
+from apps.zero import ppl as ppl_lib
+from apps.zero.client import ZeroClient, ZeroError, ZeroPermanentError, get_client
+from apps.zero.desired import desired_policy
+from apps.zero.models import PolicySync
+from apps.zero.outcomes import PassResult, has_unsettled, record_failure, record_success
+
+__all__ = ["LEASE_SECONDS", "SyncOutcome", "desired_policy", "resources_to_reconcile"]
+
+logger = logging.getLogger("apps.zero.sync")
+
+LEASE_SECONDS = 120
+ACTIVITY_LOOKBACK = 20
+
+SYNCED = "synced"
+UP_TO_DATE = "up_to_date"
+BUSY = "busy"
+FAILED = "failed"
+MISSING = "missing"
+
+
+@dataclass
+class SyncOutcome:
+    """What one ``sync_resource`` call did. ``status`` is one of the constants above."""
+
+    resource_id: int
+    status: str
+    generation: int | None = None
+    policy_id: str = ""
+    created: bool = False
+    wrote: bool = False
+    drift: bool = False
+    pending_apply: bool = False
+    applied_changesets: list[str] = field(default_factory=list)
+    live: int = 0
+    removed: int = 0
+    calls: int = 0
+    error: str = ""
+    transient: bool = False
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (SYNCED, UP_TO_DATE)
+
+    def summary(self) -> str:
+        """One line for logs and the management command."""
+        if self.status == FAILED:
+            kind = "transient" if self.transient else "permanent"
+            return f"failed ({kind}): {self.error}"
+        if self.status != SYNCED:
+            return self.status.replace("_", " ")
+        action = "created" if self.created else "wrote" if self.wrote else "unchanged"
+        parts = [f"synced generation {self.generation}", f"policy {self.policy_id} {action}"]
+        if self.drift:
+            parts.append("drift repaired")
+        if self.applied_changesets:
+            parts.append(f"{len(self.applied_changesets)} changeset(s) applied")
+        if self.pending_apply:
+            parts.append("waiting for changeset apply")
+        parts.append(f"{self.live} grant(s) live, {self.removed} removed, {self.calls} API calls")
+        return "; ".join(parts)
+
+
+class SyncRefused(Exception):
+    """The desired policy cannot be written as configured (e.g. invalid base rules)."""
+
+
+# --------------------------------------------------------------------------- #
+# Lease
+# --------------------------------------------------------------------------- #
+
+
+def _lease_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
+
+
+def _claim_lease(state_pk: int, owner: str) -> bool:
+    now = timezone.now()
+    claimed = (
+        PolicySync.objects.filter(pk=state_pk)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(
+            lease_owner=owner,
+            lease_until=now + timedelta(seconds=LEASE_SECONDS),
+            last_attempt_at=now,
+        )
+    )
+    return claimed == 1
+
+
+def _release_lease(state_pk: int, owner: str) -> None:
+    PolicySync.objects.filter(pk=state_pk, lease_owner=owner).update(
+        lease_owner="", lease_until=None
+    )
+
+
+# --------------------------------------------------------------------------- #
+# The pass
+# --------------------------------------------------------------------------- #
+
+
+def sync_resource(
+    resource_id: int,
+    *,
+    client: ZeroClient | None = None,
+    now: datetime | None = None,
+    force: bool = False,
+) -> SyncOutcome:
+    """Bring the resource's Zero policy to the desired state and record the outcome.
+
+    ``now`` decides which grant windows are over (default: the current time);
+    ``force`` compares with Zero even when the generation says nothing changed
+    (reconcile, "Sync now"). Returns a ``SyncOutcome``; Zero errors are recorded and
+    returned (``status="failed"``, ``transient`` says whether retrying may help), not
+    raised. Must not be called inside a transaction that the caller keeps open: the
+    lease and the outcome must be visible to other workers.
+    """
+    resource = Resource.objects.filter(pk=resource_id).first()
+    if resource is None:
+        return SyncOutcome(resource_id, MISSING)
+    state, _ = PolicySync.objects.get_or_create(resource=resource)
+    if not force and _settled(state, resource.sync_generation):
+        return SyncOutcome(resource_id, UP_TO_DATE, generation=state.synced_generation)
+    owner = _lease_owner()
+    if not _claim_lease(state.pk, owner):
+        return SyncOutcome(resource_id, BUSY, generation=resource.sync_generation)
+    try:
+        return _leased_pass(state.pk, owner, client or get_client(), now, force)
+    finally:
+        _release_lease(state.pk, owner)
+
+
+def _settled(state: PolicySync, generation: int) -> bool:
+    """Has a successful pass already settled ``generation``? (A resource never synced
+    has not, even at generation 0: its policy must exist.)"""
+    return state.last_success_at is not None and state.synced_generation >= generation
+
+
+def _leased_pass(
+    state_pk: int, owner: str, client: ZeroClient, now: datetime | None, force: bool
+) -> SyncOutcome:
+    state = PolicySync.objects.select_related("resource").get(pk=state_pk)
+    resource = state.resource
+    # Read before the grants: whatever commits after this point bumps the generation
+    # past what this pass settles, so its own task runs another pass.
+    generation = resource.sync_generation
+    outcome = SyncOutcome(resource.pk, SYNCED, generation=generation)
+    if not force and _settled(state, generation):
+        outcome.status = UP_TO_DATE  # another worker settled it while we queued
+        return outcome
+    now = now or timezone.now()
+    wanted = desired.wanted_grants(resource, now)
+    props = desired.properties(resource, desired.render(resource, wanted))
+    result = PassResult(generation=generation, wanted=wanted)
+    result.has_unsettled = has_unsettled(resource, wanted)
+    calls_before = sum(client.calls.values())
+    try:
+        problems = ppl_lib.validate_ppl(props["ppl"])
+        if problems:
+            raise SyncRefused("the resource's base PPL is invalid: " + "; ".join(problems[:3]))
+        _remote(client, state, resource, props, result, force)
+    except (ZeroError, SyncRefused) as exc:
+        outcome.calls = sum(client.calls.values()) - calls_before
+        return _failed(outcome, state_pk, owner, resource, result, exc)
+    except Exception as exc:
+        # A bug or a database error: still leave a trace on the row and the grants.
+        _failed(outcome, state_pk, owner, resource, result, exc)
+        raise
+    outcome.calls = sum(client.calls.values()) - calls_before
+    live, removed = record_success(state_pk, owner, resource, result)
+    outcome.policy_id = result.policy_id
+    outcome.created, outcome.wrote, outcome.drift = result.created, result.wrote, result.drift
+    outcome.pending_apply = bool(result.pending_changesets)
+    outcome.applied_changesets = result.applied_changesets
+    outcome.live, outcome.removed = live, removed
+    logger.info("Zero sync of %s: %s", resource.slug, outcome.summary())
+    return outcome
+
+
+def _failed(
+    outcome: SyncOutcome,
+    state_pk: int,
+    owner: str,
+    resource: Resource,
+    result: PassResult,
+    exc: Exception,
+) -> SyncOutcome:
+    if isinstance(exc, ZeroError | SyncRefused):
+        message = str(exc)
+    else:
+        message = f"internal error ({type(exc).__name__}); see the worker log"
+    outcome.status = FAILED
+    outcome.error = message
+    outcome.transient = isinstance(exc, ZeroError) and exc.transient
+    outcome.retry_after = exc.retry_after if isinstance(exc, ZeroError) else None
+    outcome.policy_id = result.policy_id
+    outcome.wrote = result.wrote
+    logger.warning("Zero sync of %s failed: %s", resource.slug, message)
+    record_failure(state_pk, resource, result, message, transient=outcome.transient)
+    return outcome
+
+
+def _remote(
+    client: ZeroClient,
+    state: PolicySync,
+    resource: Resource,
+    props: dict[str, Any],
+    result: PassResult,
+    force: bool,
+) -> None:
+    """Every Zero call of a pass; fills ``result``. Raises ZeroError."""
+    wanted_state = desired.managed_state(props)
+    wanted_digest = desired.state_digest(wanted_state)
+    policy = _find(client, state, resource)
+    if policy is None:
+        policy = _create(client, resource, props)
+        result.created = True
+        result.wrote = True
+        result.policy_id = str(policy["id"])
+        _remember(state.pk, result, policy, wanted_digest)
+        result.audit(
+            AuditAction.ZERO_POLICY_CREATED,
+            {
+                "policy_id": result.policy_id,
+                "policy_name": props["name"],
+                "digest": result.remote_digest,
+                "rules": len(props["ppl"]),
+                "grants": len(result.wanted),
+                "generation": result.generation,
+                "replaces_policy_id": state.remote_policy_id or None,
+            },
+        )
+    else:
+        result.policy_id = str(policy["id"])
+        found_state = desired.managed_state(policy)
+        found_digest = desired.state_digest(found_state)
+        result.remote_digest = found_digest
+        if found_digest != wanted_digest:
+            _write(client, state, policy, props, found_state, found_digest, result)
+    result.confirmed_at = timezone.now()
+    result.routes = _routes(client, state, policy, result.policy_id, force)
+    if result.wrote or result.has_unsettled or state.pending_apply or force:
+        _settle_changesets(client, policy, result)
+
+
+def _find(client: ZeroClient, state: PolicySync, resource: Resource) -> dict[str, Any] | None:
+    if state.remote_policy_id:
+        try:
+            return client.get_policy(state.remote_policy_id)
+        except ZeroPermanentError as exc:
+            if exc.status != 404:
+                raise
+            logger.warning(
+                "Zero policy %s of %s is gone; looking it up by name",
+                state.remote_policy_id,
+                resource.slug,
+            )
+    return client.find_policy_by_name(resource.policy_name)
+
+
+def _create(client: ZeroClient, resource: Resource, props: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return client.create_policy(props)
+    except ZeroPermanentError as exc:
+        # 409: it exists after all (a listing that missed it, or a create whose answer
+        # was lost): adopt it; the next pass compares and writes it.
+        if exc.status != 409:
+            raise
+        found = client.find_policy_by_name(resource.policy_name)
+        if found is None:
+            raise
+        return found
+
+
+def _write(
+    client: ZeroClient,
+    state: PolicySync,
+    policy: dict[str, Any],
+    props: dict[str, Any],
+    found_state: dict[str, Any],
+    found_digest: str,
+    result: PassResult,
+) -> None:
+    wanted_state = desired.managed_state(props)
+    wanted_digest = desired.state_digest(wanted_state)
+    # Drift: the remote policy is neither what we want nor what we last wrote.
+    drift = bool(state.remote_digest) and found_digest != state.remote_digest
+    editors = _hand_editors(client, state, result.policy_id) if drift else None
+    body = {**props, "namespaceId": policy.get("namespaceId") or None}
+    written = client.replace_policy(result.policy_id, body)
+    result.wrote = True
+    result.drift = drift
+    _remember(state.pk, result, written, wanted_digest)
+    details: dict[str, Any] = {
+        "policy_id": result.policy_id,
+        "policy_name": props["name"],
+        "before_digest": found_digest,
+        "after_digest": result.remote_digest,
+        "grants": len(result.wanted),
+        "generation": result.generation,
+        **desired.diff(found_state, wanted_state),
+    }
+    if drift:
+        details["expected_digest"] = state.remote_digest
+        details["changed_by"] = editors
+        result.audit(AuditAction.ZERO_DRIFT_REPAIRED, details)
+    else:
+        details["adopted"] = not state.remote_digest  # first write to a policy found by name
+        result.audit(AuditAction.ZERO_POLICY_WRITTEN, details)
+
+
+def _remember(state_pk: int, result: PassResult, policy: dict[str, Any], fallback: str) -> None:
+    """Store the id and digest of what Zero now holds, at once and outside the final
+    transaction: if a later step fails, the next pass must not mistake our own write
+    for a hand edit."""
+    result.remote_digest = (
+        desired.state_digest(desired.managed_state(policy)) if "ppl" in policy else fallback
+    )
+    PolicySync.objects.filter(pk=state_pk).update(
+        remote_policy_id=result.policy_id,
+        remote_digest=result.remote_digest,
+        last_written_at=timezone.now(),
+    )
+
+
+def _hand_editors(client: ZeroClient, state: PolicySync, policy_id: str) -> list[str] | None:
+    """Who edited the policy since our last write, newest first; None if Zero won't say.
+
+    Walks the activity log back to the entry whose data is our last write (by digest),
+    or, when entries carry no data, to our last write's time.
+    """
+    try:
+        entries = client.activity_logs(policy_id, limit=ACTIVITY_LOOKBACK)
+    except ZeroError as exc:
+        logger.info("Zero activity log of %s unavailable: %s", policy_id, exc)
+        return None
+    editors: list[str] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        data = (entry.get("entity") or {}).get("data")
+        if isinstance(data, dict) and "ppl" in data:
+            if desired.state_digest(desired.managed_state(data)) == state.remote_digest:
+                break
+        else:
+            created = ppl_lib.parse_rfc3339(entry.get("createdAt"))
+            if created and state.last_written_at and created <= state.last_written_at:
+                break
+        user = entry.get("user") or {}
+        who = user.get("email") or user.get("displayName") or user.get("id")
+        if who and who not in editors:
+            editors.append(str(who))
+    return editors
+
+
+def _routes(
+    client: ZeroClient, state: PolicySync, policy: dict[str, Any], policy_id: str, force: bool
+) -> list[dict[str, Any]]:
+    """Routes the policy is attached to: from the routes listing on forced passes (it has
+    the ``from`` URLs), otherwise from the policy's own ``routes`` when they changed."""
+    cached = state.routes if isinstance(state.routes, list) else []
+    if force:
+        try:
+            listing = client.list_routes()
+        except ZeroError as exc:
+            logger.info("Zero routes listing unavailable: %s", exc)
+            return cached
+        return [
+            {"id": r.get("id"), "name": r.get("name"), "from": r.get("from")}
+            for r in listing
+            if isinstance(r, dict) and policy_id in (r.get("policyIds") or [])
+        ]
+    refs = policy.get("routes")
+    if not isinstance(refs, list):
+        return cached
+    known = {r.get("id"): r for r in cached if isinstance(r, dict)}
+    if {r.get("id") for r in refs if isinstance(r, dict)} == set(known):
+        return cached
+    return [
+        {"id": r.get("id"), "name": r.get("name"), "from": known.get(r.get("id"), {}).get("from")}
+        for r in refs
+        if isinstance(r, dict)
+    ]
+
+
+def _settle_changesets(client: ZeroClient, policy: dict[str, Any], result: PassResult) -> None:
+    """Make sure our change is applied, or note that it waits (one settings read)."""
+    cluster = client.cluster_settings()
+    if cluster.get("autoApplyChangesets") is True:
+        return
+    namespace = policy.get("namespaceId")
+    ours = [
+        c
+        for c in client.pending_changesets()
+        if isinstance(c, dict) and c.get("id") and _touches(c, result.policy_id, namespace)
+    ]
+    if not ours:
+        return
+    if not settings.ZERO_APPLY_CHANGESETS:
+        result.pending_changesets = [str(c["id"]) for c in ours]
+        return
+    for changeset in ours:
+        answer = client.apply_changeset(str(changeset["id"])) or {}
+        status = answer.get("status", "applied")
+        if status in ("failed", "rejected"):
+            reason = answer.get("failureMessage") or "no reason given"
+            raise ZeroPermanentError(f"Zero changeset {changeset['id']} {status}: {reason}")
+        if status == "applying":
+            result.pending_changesets.append(str(changeset["id"]))
+            continue
+        result.applied_changesets.append(str(changeset["id"]))
+        result.audit(
+            AuditAction.ZERO_CHANGESET_APPLIED,
+            {
+                "changeset_id": str(changeset["id"]),
+                "policy_id": result.policy_id,
+                "status": status,
+                "zero_applied_at": answer.get("appliedAt"),
+            },
+        )
+    result.confirmed_at = timezone.now()
+
+
+def _touches(changeset: dict[str, Any], policy_id: str, namespace: object) -> bool:
+    """Is this pending changeset (possibly) ours? Only changes to our policy are applied
+    when Zero lists them; without that list, any in our namespace may be."""
+    if namespace and changeset.get("namespaceId") not in (None, "", namespace):
+        return False
+    changes = changeset.get("changes")
+    if isinstance(changes, list) and changes:
+        return any(isinstance(c, dict) and c.get("entityId") == policy_id for c in changes)
+    return True
+
+
+# --------------------------------------------------------------------------- #
+# Reconcile
+# --------------------------------------------------------------------------- #
+
+
+def resources_to_reconcile() -> list[int]:
+    """Ids of resources the periodic reconcile syncs: active ones, plus archived ones
+    whose grants are not all confirmed removed or whose policy is not settled."""
+    unsettled = Grant.objects.exclude(sync_status=SyncStatus.REMOVED).values("resource_id")
+    return list(
+        Resource.objects.filter(
+            Q(is_active=True)
+            | Q(pk__in=unsettled)
+            | Q(zero__consecutive_failures__gt=0)
+            | Q(zero__pending_apply=True)
+            | Q(sync_generation__gt=F("zero__synced_generation"))
+            | Q(zero__isnull=True, sync_generation__gt=0)
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .distinct()
+    )
