@@ -49,10 +49,14 @@ def zero_settings(settings: Any, sim: ZeroSimulator) -> ZeroSimulator:
 
 @pytest.fixture
 def eager_celery() -> Iterator[None]:
-    """Run ``.delay()`` in-process (the Celery app caches its config, so set it there)."""
+    """Run ``.delay()`` in-process (the Celery app caches its config, so set it there).
+
+    Eager exceptions are not propagated at once, so eager retries run as Celery runs them
+    (immediately); ``.get()`` on the result still raises a task's error.
+    """
     from jitportal.celery import app
 
     saved = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, False
     yield
     app.conf.task_always_eager, app.conf.task_eager_propagates = saved

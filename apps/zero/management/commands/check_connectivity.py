@@ -54,9 +54,9 @@ class Command(BaseCommand):
                 except Exception as exc:
                     failures += 1
                     reason = str(exc) or type(exc).__name__
-                    self.stdout.write(_clean(f"FAIL  {name}: {reason}"))
+                    self.stdout.write(f"FAIL  {name}: {_clean(reason)}")
                 else:
-                    self.stdout.write(_clean(f"ok    {name}: {detail}"))
+                    self.stdout.write(f"ok    {name}: {_clean(detail)}")
         finally:
             client.session.close()
         if failures:

@@ -1,0 +1,181 @@
+"""sync_zero and check_connectivity: output, exit codes, and no secrets in either."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from apps.access import services
+from apps.access.models import Resource
+from apps.audit.models import AuditAction, AuditEvent
+from apps.zero import ppl
+from apps.zero.models import PolicySync
+from apps.zero.simulator import ZeroSimulator
+from tests.factories import ResourceFactory, UserFactory
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("zero_settings")]
+
+
+def run(*args: str) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def resource() -> Resource:
+    resource = ResourceFactory(slug="grafana", name="Grafana admin")
+    user = UserFactory(email="alice@example.com")
+    bob = UserFactory(username="idp|bob", email="bob@example.com", groups=["approvers"])
+    req = services.submit_request(
+        requester=user, resource=resource, duration_minutes=60, justification="Need to debug"
+    )
+    services.approve_request(req, approver=bob)
+    resource.refresh_from_db()
+    return resource
+
+
+# ----------------------------------------------------------------------------- sync_zero
+
+
+def test_dry_run_prints_desired_ppl_and_diff_and_writes_nothing(
+    sim: ZeroSimulator, resource: Resource
+) -> None:
+    out, _ = run("sync_zero", "--resource", "grafana", "--dry-run")
+
+    assert "# grafana: Zero policy 'jit-grafana'" in out
+    body = out.split("\n", 1)[1].split("\n(Zero has no policy")[0]
+    rules = json.loads(body)
+    assert rules[0]["allow"]["and"][0] == {"email": {"is": "alice@example.com"}}
+    assert "a sync creates it" in out
+    assert sim.write_count == 0 and not PolicySync.objects.exists()
+
+
+def test_dry_run_shows_a_unified_diff_against_zero(sim: ZeroSimulator, resource: Resource) -> None:
+    run("sync_zero", "--resource", "grafana")
+    sim.hand_edit("jit-grafana", [ppl.DENY_ALL_RULE], by_email="eve@example.com")
+
+    out, _ = run("sync_zero", "--resource", "grafana", "--dry-run")
+
+    diff = out[out.index("--- zero/") :]
+    assert "+++ desired" in diff
+    assert any(line.startswith("+") and "alice@example.com" in line for line in diff.splitlines())
+    assert any(line.startswith("-") and '"reject": true' in line for line in diff.splitlines())
+    assert sim.write_count == 1  # still only the first sync's write
+
+
+def test_sync_runs_a_forced_sync_and_prints_the_outcome(
+    sim: ZeroSimulator, resource: Resource
+) -> None:
+    out, _ = run("sync_zero", "--resource", "grafana")
+
+    assert "grafana: synced generation" in out and "created" in out
+    assert sim.evaluate("jit-grafana", "alice@example.com")
+    again, _ = run("sync_zero", "--resource", "grafana")
+    assert "(no difference)" in again and "unchanged" in again
+    assert AuditEvent.objects.filter(action=AuditAction.ZERO_POLICY_CREATED).count() == 1
+
+
+def test_without_a_slug_every_resource_is_synced(sim: ZeroSimulator, resource: Resource) -> None:
+    ResourceFactory(slug="db")
+
+    out, _ = run("sync_zero")
+
+    assert "grafana: synced" in out and "db: synced" in out
+    assert sim.policy_by_name("jit-db") is not None
+
+
+def test_unknown_slug_exits_2_with_one_line(sim: ZeroSimulator) -> None:
+    with pytest.raises(CommandError) as caught:
+        run("sync_zero", "--resource", "nope")
+    assert caught.value.returncode == 2
+    assert str(caught.value) == "unknown resource 'nope'"
+
+
+def test_zero_unreachable_exits_1_with_one_line_and_no_token(
+    settings: Any, resource: Resource
+) -> None:
+    settings.ZERO_API_URL = f"http://127.0.0.1:{free_port()}/api/v0"
+    settings.API_USER_TOKEN = "secret-api-token-123456"
+
+    with pytest.raises(CommandError) as caught:
+        run("sync_zero", "--resource", "grafana")
+
+    message = str(caught.value)
+    assert caught.value.returncode == 1
+    assert message.startswith("Zero unreachable:") and "\n" not in message
+    assert "secret-api-token-123456" not in message
+
+
+def test_failed_sync_exits_1(sim: ZeroSimulator, resource: Resource) -> None:
+    sim.set_faults(error_rate=1.0, faults_on_token=False)
+    # Let the read for the diff through, then fail the sync's calls.
+    calls = {"n": 0}
+    original = sim.draw_fault
+
+    def draw(*, is_token: bool) -> tuple[float, int | None]:
+        calls["n"] += 1
+        return (0.0, None) if calls["n"] <= 3 else original(is_token=is_token)
+
+    sim.draw_fault = draw  # type: ignore[method-assign]
+    out = io.StringIO()
+    with pytest.raises(CommandError) as caught:
+        call_command("sync_zero", "--resource", "grafana", stdout=out)
+    assert caught.value.returncode == 1
+    assert "grafana: failed (transient)" in out.getvalue()
+
+
+# ------------------------------------------------------------------- check_connectivity
+
+
+def test_check_connectivity_all_ok(settings: Any, sim: ZeroSimulator) -> None:
+    settings.CELERY_BROKER_URL = "memory://"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
+
+    out, _ = run("check_connectivity")
+
+    lines = out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "ok    Zero token exchange",
+        "ok    Zero namespace lookup",
+        "ok    Zero policy list access",
+        "ok    JWKS endpoint",
+        "ok    Task broker",
+    ]
+    assert "namespace ns-sim" in lines[1]
+    assert "1 key(s)" in lines[3]
+    assert sim.calls[("POST", "/token")] == 1
+    assert sim.api_token not in out
+
+
+def test_check_connectivity_reports_each_failure_and_exits_1(
+    settings: Any, sim: ZeroSimulator
+) -> None:
+    settings.API_USER_TOKEN = "wrong-secret-token-987"
+    settings.JWKS_ENDPOINT = f"http://127.0.0.1:{free_port()}/.well-known/pomerium/jwks.json"
+    settings.CELERY_BROKER_URL = f"redis://:brokerpass@127.0.0.1:{free_port()}/0"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    out = io.StringIO()
+
+    with pytest.raises(CommandError) as caught:
+        call_command("check_connectivity", stdout=out)
+
+    text = out.getvalue()
+    assert caught.value.returncode == 1
+    assert str(caught.value) == "5 of 5 checks failed"
+    lines = text.splitlines()
+    assert len(lines) == 5 and all(line.startswith("FAIL  ") for line in lines)
+    assert "returned 401" in lines[0]
+    assert "wrong-secret-token-987" not in text and "brokerpass" not in text
