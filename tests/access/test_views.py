@@ -95,7 +95,7 @@ def test_dashboard_shows_window_sync_and_time_left(alice: Any, grafana: Any) -> 
 
 def test_dashboard_empty_state_when_nothing_is_requestable(signed_in: Any) -> None:
     ResourceFactory(requester_groups=["sre"])
-    client, user = signed_in("nobody", groups=["marketing"])
+    client, _ = signed_in("nobody", groups=["marketing"])
 
     response = client.get("/")
     new = client.get("/requests/new")
@@ -104,7 +104,7 @@ def test_dashboard_empty_state_when_nothing_is_requestable(signed_in: Any) -> No
     assert "There is nothing you can request yet" in response.content.decode()
     assert 'class="button" href="/requests/new"' not in response.content.decode()
     assert new.status_code == 200
-    assert [t.name for t in new.templates][0] == "access/nothing_to_request.html"
+    assert new.templates[0].name == "access/nothing_to_request.html"
     assert "<code>marketing</code>" in new.content.decode()
 
 
@@ -120,7 +120,9 @@ def test_dashboard_offers_break_glass_only_to_its_groups(signed_in: Any) -> None
 # --- New request ---------------------------------------------------------------------------
 
 
-def test_new_request_creates_one_pending_request_and_its_audit_row(alice: Any, grafana: Any) -> None:
+def test_new_request_creates_one_pending_request_and_its_audit_row(
+    alice: Any, grafana: Any
+) -> None:
     client, user = alice
 
     response = client.post("/requests/new", post_data(ticket="INC-42"))
@@ -208,12 +210,21 @@ def test_unknown_resource_in_query_string_is_explained_not_an_error(
         ({"start": "later", "start_at": "yesterday"}, "start_at", "Enter a date and time"),
         ({"start": "later", "start_at": "2001-01-01T10:00"}, "start_at", "must be in the future"),
         ({"start": "later", "start_at": "9999-12-31T23:59"}, "start_at", "at most 30 days"),
-        ({"start": "later", "start_at": "9999-12-31T23:59", "tz": "Etc/GMT+12"},
-         "start_at", "out of range"),
-        ({"start": "later", "start_at": "0001-01-01T00:00", "tz": "Etc/GMT-14"},
-         "start_at", "out of range"),
-        ({"start": "later", "start_at": "2031-03-30T02:30", "tz": "Europe/Berlin"},
-         "start_at", "does not exist or occurs twice"),
+        (
+            {"start": "later", "start_at": "9999-12-31T23:59", "tz": "Etc/GMT+12"},
+            "start_at",
+            "out of range",
+        ),
+        (
+            {"start": "later", "start_at": "0001-01-01T00:00", "tz": "Etc/GMT-14"},
+            "start_at",
+            "out of range",
+        ),
+        (
+            {"start": "later", "start_at": "2031-03-30T02:30", "tz": "Europe/Berlin"},
+            "start_at",
+            "does not exist or occurs twice",
+        ),
     ],
 )
 def test_invalid_request_shows_the_error_and_saves_nothing(
