@@ -1,3 +1,5 @@
+import logging
+
 from django.apps import AppConfig
 
 
@@ -8,3 +10,12 @@ class NotificationsConfig(AppConfig):
     label = "notifications"
     verbose_name = "Notifications"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from .slack import RedactWebhookPaths
+
+        # urllib3 logs each request line at DEBUG; for a Slack webhook that line holds the
+        # credential. Mask it wherever the logs go.
+        logger = logging.getLogger("urllib3.connectionpool")
+        if not any(isinstance(f, RedactWebhookPaths) for f in logger.filters):
+            logger.addFilter(RedactWebhookPaths())

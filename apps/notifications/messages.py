@@ -9,6 +9,7 @@ Slack messages are built here (Block Kit JSON) in UTC. Every link is absolute, f
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -153,7 +154,8 @@ def email(
         channel=Channel.EMAIL,
         recipient=user.email.lower(),
         subject=subject,
-        body=text.strip() + "\n",
+        # Optional template lines leave blank runs behind; one blank line is enough.
+        body=re.sub(r"\n{3,}", "\n\n", text.strip()) + "\n",
         body_html=html,
         request_id=request_id,
         grant_id=grant_id,

@@ -72,6 +72,10 @@ def _grant(grant_id: int | None) -> Grant | None:
     )
 
 
+def _grant_of(req: AccessRequest) -> Grant | None:
+    return Grant.objects.filter(request=req).first()
+
+
 def _request_context(req: AccessRequest) -> dict[str, Any]:
     minutes = req.approved_duration_minutes or req.duration_minutes
     return {
@@ -207,10 +211,6 @@ def request_decided(*, request_id: int | None = None, **_: Any) -> list[Message]
             )
         )
     return out
-
-
-def _grant_of(req: AccessRequest) -> Grant | None:
-    return Grant.objects.filter(request=req).first()
 
 
 def request_waiting(*, request_id: int | None = None, **_: Any) -> list[Message]:

@@ -23,13 +23,14 @@ import smtplib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from apps.access import events
 from apps.access.models import AccessRequest, Grant, Resource
@@ -70,7 +71,7 @@ class DeliveryError(Exception):
 class Delivery:
     """What ``deliver`` did: ``sent``, ``failed``, ``retry`` (in ``retry_in`` s) or ``skipped``."""
 
-    outcome: str
+    outcome: Literal["sent", "failed", "retry", "skipped"]
     retry_in: int | None = None
 
 
@@ -133,9 +134,12 @@ def enqueue(notification_ids: Iterable[int]) -> None:
     for pk in notification_ids:
         try:
             send.delay(notification_id=pk)
+        except OperationalError:
+            # The broker is unreachable; the next ones would only wait for it too.
+            log.warning("broker unavailable; notification %s and later ones wait for the tick", pk)
+            return
         except Exception:
             log.exception("could not enqueue notification %s; the tick will retry", pk)
-            return
 
 
 # --- Delivering ----------------------------------------------------------------------------
@@ -346,9 +350,12 @@ def requeue_stuck(now: datetime | None = None, *, limit: int = 200) -> int:
             from .tasks import send
 
             send.delay(notification_id=pk)
-        except Exception:
-            log.exception("broker still unavailable; notifications stay queued")
+        except OperationalError:
+            log.warning("broker still unavailable; notifications stay queued")
             break
+        except Exception:
+            log.exception("could not enqueue notification %s", pk)
+            continue
         count += 1
     return count
 

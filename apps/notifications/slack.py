@@ -6,6 +6,8 @@ appears in an error message, a log line or a chained exception raised from here.
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 import requests
@@ -37,6 +39,30 @@ def redact(text: str, secret: str) -> str:
     return text
 
 
+# Paths of Slack webhooks (incoming webhooks, workflow triggers): the secret is the path.
+_WEBHOOK_PATH = re.compile(r"/(services|triggers|workflows)/[^\s\"']+")
+
+
+class RedactWebhookPaths(logging.Filter):
+    """Masks webhook paths in urllib3's DEBUG lines ("POST /services/T…/B…/secret 200").
+
+    Installed on ``urllib3.connectionpool`` by the app config; it never drops a record.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            if isinstance(record.args, tuple):
+                record.args = tuple(
+                    _WEBHOOK_PATH.sub(r"/\1/[webhook]", a) if isinstance(a, str) else a
+                    for a in record.args
+                )
+            if isinstance(record.msg, str):
+                record.msg = _WEBHOOK_PATH.sub(r"/\1/[webhook]", record.msg)
+        except Exception:  # a log filter must never break the caller
+            return True
+        return True
+
+
 def _retry_after(response: requests.Response) -> int | None:
     try:
         return max(0, int(response.headers.get("Retry-After", "")))
@@ -45,14 +71,15 @@ def _retry_after(response: requests.Response) -> int | None:
 
 
 def post_message(
-    webhook_url: str, payload: dict[str, Any], *, timeout: float = TIMEOUT_SECONDS
+    webhook_url: str, payload: dict[str, Any], *, timeout: float | None = None
 ) -> None:
     """POST ``payload`` as JSON to the webhook; return when Slack answered 2xx.
 
     Raises ``SlackError``: transient for timeouts, connection failures, 429 and 5xx;
     permanent for any other answer (400 invalid_payload, 403, 404 no_service, 410
-    channel_is_archived, a redirect).
+    channel_is_archived, a redirect). ``timeout`` defaults to ``TIMEOUT_SECONDS``.
     """
+    timeout = timeout or TIMEOUT_SECONDS
     try:
         response = requests.post(webhook_url, json=payload, timeout=timeout, allow_redirects=False)
     # ``from None``: the requests exception's text names the URL.
