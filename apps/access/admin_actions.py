@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django import forms
@@ -206,7 +207,26 @@ class ConfirmedActionsMixin(admin.ModelAdmin):
                 if action.applicable(obj) and self.has_action_permission(request, action)
             ]
         extra = {**(extra_context or {}), "object_action_buttons": buttons}
-        return super().change_view(request, object_id, form_url, extra)
+        view = partial(super().change_view, request, object_id, form_url, extra)
+        return in_zone(request, view)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return in_zone(request, partial(super().changelist_view, request, extra_context))
+
+
+def in_zone(request: HttpRequest, view: Callable[[], HttpResponse]) -> HttpResponse:
+    """Run and render an admin view in the reviewer's zone, as the requester pages do.
+
+    The admin's TemplateResponses render lazily, after the view returns; render them
+    while the override holds so every time on the page is in one zone.
+    """
+    with timezone.override(zone_for(request)):
+        response = view()
+        if isinstance(response, TemplateResponse) and not response.is_rendered:
+            response.render()
+    return response
 
 
 # --- Shared shapes of the access admin ------------------------------------------------------

@@ -254,3 +254,19 @@ def test_grant_list_shows_time_left_and_sync(bob: Any, resource: Any) -> None:
 
     assert "1\xa0hour, 34\xa0minutes" in html or "1\xa0hour, 35\xa0minutes" in html
     assert "Live in Pomerium" in html
+
+
+def test_admin_pages_show_times_in_the_reviewers_zone(bob: Any, resource: Any) -> None:
+    client, user = bob
+    user.time_zone = "Asia/Kolkata"
+    user.save()
+    start = timezone.now().replace(hour=12, minute=0, second=0, microsecond=0, tzinfo=UTC)
+    grant = GrantFactory(
+        request__resource=resource, not_before=start, expires_at=start + timedelta(days=400)
+    )
+
+    listing = client.get(CHANGELIST).content.decode()
+    change = client.get(f"{CHANGELIST}{grant.pk}/change/").content.decode()
+
+    assert "5:30 p.m." in listing  # 12:00 UTC is 17:30 in India
+    assert "5:30 p.m." in change
