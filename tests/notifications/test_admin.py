@@ -123,3 +123,19 @@ def test_other_staff_may_look_but_not_retry(
         )
     assert Notification.objects.get(pk=rows["failed"].pk).status == Status.FAILED
     assert mail.outbox == []
+
+
+def test_changelist_queries_do_not_grow_with_rows(superuser: Any) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert superuser.get(CHANGELIST).status_code == 200
+        return len(ctx.captured_queries)
+
+    row("one@example.com", Status.SENT)
+    one = queries()
+    for n in range(30):
+        row(f"r{n}@example.com", Status.FAILED)
+    assert queries() == one
