@@ -24,7 +24,7 @@ SYSTEM = "system"
 
 # Keys whose values never enter the trail, at any depth.
 _SECRET_KEY = re.compile(
-    r"(token|secret|password|passwd|assertion|authorization|cookie|api_key)", re.I
+    r"(token|secret|password|passwd|assertion|authorization|cookie|api_key|webhook)", re.I
 )
 MASK = "***"
 

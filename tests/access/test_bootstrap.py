@@ -107,3 +107,20 @@ def test_missing_file_exits_2(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="cannot read") as info:
         run(tmp_path / "nope.yaml")
     assert info.value.returncode == 2
+
+
+def test_slack_webhook_never_enters_the_audit_trail(tmp_path: Path) -> None:
+    secret = "https://hooks.slack.com/services/T000/B000/very-secret-token"
+    path = tmp_path / "r.json"
+    path.write_text(
+        json.dumps({"resources": [{"slug": "s", "name": "S", "slack_webhook_url": secret}]})
+    )
+    run(path)
+    path.write_text(
+        json.dumps({"resources": [{"slug": "s", "name": "S", "slack_webhook_url": secret + "2"}]})
+    )
+    run(path)
+    dumped = json.dumps(list(AuditEvent.objects.values("details", "target_repr")))
+    assert "very-secret-token" not in dumped
+    changed = AuditEvent.objects.get(action=AuditAction.RESOURCE_CHANGED)
+    assert changed.details == {"changed": ["slack_webhook_url"]}
