@@ -319,6 +319,8 @@ def demo_environment(
             ),
             "ZERO_API_URL": f"http://127.0.0.1:{ports.zero}/api/v0",
             "API_USER_TOKEN": ZERO_API_TOKEN,
+            # The story is the grant going live: a stray "false" would silently stop syncing.
+            "ZERO_SYNC_ENABLED": "true",
             "ORGANIZATION_ID": ZERO_ORGANIZATION_ID,
             "CLUSTER_ID": ZERO_CLUSTER_ID,
             "PORTAL_ADMIN_GROUPS": "portal-admins",
