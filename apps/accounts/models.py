@@ -30,6 +30,13 @@ class User(AbstractUser):
     def __str__(self) -> str:
         return self.email or self.display_name or self.username
 
+    def get_short_name(self) -> str:
+        # The admin greets with this; the IdP subject in username means nothing to people.
+        return self.display_name or self.email or self.username
+
+    def get_full_name(self) -> str:
+        return self.display_name or self.email
+
     @property
     def label(self) -> str:
         return self.display_name or self.email or self.username
