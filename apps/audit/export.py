@@ -182,9 +182,27 @@ def entries(
 
 def export_values(row: Mapping[str, Any]) -> dict[str, Any]:
     """One entry as exported: the canonical chained values plus ``hash``, in column order."""
-    data = chain.canonical_values(row)
-    data["hash"] = row["hash"]
-    return {name: data[name] for name in EXPORT_COLUMNS}
+    created = row["created_at"]
+    actor_id = row["actor_id"]
+    return {
+        "seq": int(row["seq"]),
+        "created_at": chain.format_time(created) if isinstance(created, datetime) else created,
+        "actor_id": None if actor_id is None or actor_id == "" else str(actor_id),
+        "actor_label": row["actor_label"],
+        "action": row["action"],
+        "target_type": row["target_type"],
+        "target_id": row["target_id"],
+        "target_repr": row["target_repr"],
+        "resource_slug": row["resource_slug"],
+        "request_id": row["request_id"],
+        "ip": row["ip"] or None,
+        "user_agent": row["user_agent"],
+        "assertion_jti": row["assertion_jti"],
+        "assertion_sid": row["assertion_sid"],
+        "details": row["details"],
+        "prev_hash": row["prev_hash"],
+        "hash": row["hash"],
+    }
 
 
 # --- Writing ----------------------------------------------------------------------------
@@ -200,18 +218,33 @@ def unneutralise(cell: str) -> str:
 
 
 def csv_cells(row: Mapping[str, Any]) -> list[str]:
-    values = export_values(row)
-    cells = []
-    for name in EXPORT_COLUMNS:
-        value = values[name]
-        if value is None:
-            text = ""
-        elif name == "details":
-            text = chain.dumps(value)
-        else:
-            text = str(value)
-        cells.append(neutralise(text))
-    return cells
+    """One entry as CSV cells in EXPORT_COLUMNS order, neutralised.
+
+    Written out field by field rather than through ``export_values``: this is the hot loop
+    of a million-row export (see bench/). tests/audit checks it against ``export_values``.
+    """
+    created = row["created_at"]
+    actor_id = row["actor_id"]
+    cells = [
+        str(row["seq"]),
+        chain.format_time(created) if isinstance(created, datetime) else created,
+        "" if actor_id is None or actor_id == "" else str(actor_id),
+        row["actor_label"],
+        row["action"],
+        row["target_type"],
+        row["target_id"],
+        row["target_repr"],
+        row["resource_slug"],
+        row["request_id"],
+        row["ip"] or "",
+        row["user_agent"],
+        row["assertion_jti"],
+        row["assertion_sid"],
+        chain.dumps(row["details"]),
+        row["prev_hash"],
+        row["hash"],
+    ]
+    return ["'" + cell if cell and cell[0] in _NEUTRALISE else cell for cell in cells]
 
 
 def csv_chunks(rows: Iterable[Mapping[str, Any]], *, bom: bool = True) -> Iterator[str]:

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from apps.audit import chain, export
+from apps.audit import chain, context, export
 from apps.audit.models import AuditAction, AuditEvent
+from tests.factories import UserFactory
 
 from .conftest import T0, add_entry
 
@@ -189,6 +190,27 @@ class TestWriters:
         parsed = list(export.read_csv(io.StringIO(text.removeprefix("\ufeff"), newline="")))
         assert parsed[0]["actor_label"] == "@evil"
         assert chain.verify(parsed).ok
+
+    def test_fast_paths_match_the_canonical_values(self, events: list[AuditEvent]) -> None:
+        user = UserFactory(email="=eve@example.com")
+        token = context.activate(
+            context.AuditContext(request_id="r-1", ip="2001:db8::1", user_agent="-ua")
+        )
+        try:
+            add_entry(at=T0 + timedelta(seconds=1), actor=user, details={})
+        finally:
+            context.deactivate(token)
+        rows = list(self.rows())
+        assert rows[-1]["actor_id"] == user.pk and rows[-1]["ip"] == "2001:db8::1"
+        for row in rows:
+            values = export.export_values(row)
+            assert tuple(values) == export.EXPORT_COLUMNS
+            assert values == {**chain.canonical_values(row), "hash": row["hash"]}
+            assert export.csv_cells(row) == [
+                export.neutralise("" if v is None else chain.dumps(v) if k == "details" else str(v))
+                for k, v in values.items()
+            ]
+        assert export.csv_cells(rows[-1])[2:4] == [str(user.pk), "'=eve@example.com"]
 
     def test_large_exports_come_in_pieces(
         self, events: list[AuditEvent], monkeypatch: pytest.MonkeyPatch
