@@ -59,16 +59,11 @@ def request_user(request: HttpRequest) -> User:
     return cast("User", wrapped if wrapped is not None and hasattr(wrapped, "pk") else user)
 
 
-def zone_for(request: HttpRequest, browser_zone: str = "") -> tzinfo:
-    """The zone to show and read times in: preference, then the browser's, then UTC."""
+def zone_for(request: HttpRequest) -> tzinfo:
+    """The zone to show times in: the preference, then the browser's (cookie), then UTC."""
     user = getattr(request, "user", None)
     preferred = getattr(user, "time_zone", "") if user is not None and user.is_authenticated else ""
-    return (
-        valid_zone(preferred)
-        or valid_zone(browser_zone)
-        or valid_zone(request.COOKIES.get(TZ_COOKIE, ""))
-        or UTC
-    )
+    return valid_zone(preferred) or valid_zone(request.COOKIES.get(TZ_COOKIE, "")) or UTC
 
 
 def zone_label(zone: tzinfo) -> str:
@@ -221,11 +216,16 @@ class RequestForm(forms.Form):
             self.zone = valid_zone(data.get("tz")) or UTC
         justification = (data.get("justification") or "").strip()
         needed = resource.justification_min_length if resource.justification_required else 0
-        if len(justification) < needed:
+        # A field that already failed (too long, NUL byte) keeps that one clear message.
+        if "justification" not in self.errors and len(justification) < needed:
             self.add_error(
                 "justification", f"Say why you need access (at least {needed} characters)."
             )
-        if resource.ticket_required and not (data.get("ticket") or "").strip():
+        if (
+            resource.ticket_required
+            and "ticket" not in self.errors
+            and not (data.get("ticket") or "").strip()
+        ):
             self.add_error("ticket", f"{resource.name} needs a ticket reference.")
         data["start_at_utc"] = None
         if data.get("start") == self.START_LATER:
