@@ -41,14 +41,6 @@ def add_entries(count: int, **kwargs: Any) -> list[AuditEvent]:
     ]
 
 
-@pytest.fixture(autouse=True)
-def _postgres_marker(request: pytest.FixtureRequest) -> None:
-    """Honour the ``postgres`` marker here: the root conftest adds its skip fixture in
-    pytest_collection_modifyitems, too late for pytest to set it up."""
-    if request.node.get_closest_marker("postgres"):
-        request.getfixturevalue("_needs_postgres")
-
-
 @pytest.fixture
 def raw_sql() -> Callable[..., None]:
     """Run SQL straight at the table, as an attacker with database access would."""
