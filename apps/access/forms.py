@@ -47,16 +47,12 @@ def valid_zone(name: str | None) -> tzinfo | None:
 
 
 def request_user(request: HttpRequest) -> User:
-    """The signed-in person as a plain ``User``.
+    """The signed-in person, typed as our ``User``.
 
-    When the session already names the assertion's subject, the middleware keeps
-    AuthenticationMiddleware's ``SimpleLazyObject`` on ``request.user``; services use
-    ``type(user).objects`` to lock the person's row, which needs the real instance.
-    PomeriumAssertionMiddleware lets no anonymous request reach a view.
+    PomeriumAssertionMiddleware lets no anonymous request reach a view, so this is always
+    a verified person (possibly behind Django's lazy wrapper, which the services accept).
     """
-    user = request.user
-    wrapped = getattr(user, "_wrapped", None)  # already evaluated by the middleware
-    return cast("User", wrapped if wrapped is not None and hasattr(wrapped, "pk") else user)
+    return cast("User", request.user)
 
 
 def zone_for(request: HttpRequest) -> tzinfo:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -161,7 +162,7 @@ def submit_request(
     ticket = _check_text(ticket, "ticket reference")[:120]
     with transaction.atomic():
         # Serialise one person's submissions so "one open request" holds under double clicks.
-        type(requester).objects.select_for_update().filter(pk=requester.pk).first()
+        get_user_model().objects.select_for_update().filter(pk=requester.pk).first()
         groups = _groups(requester)
         if resource.is_active and not resource.may_request(requester, groups):
             raise NotAllowed(f"You may not request {resource.name}.")
@@ -590,7 +591,7 @@ def break_glass(
     now = now or timezone.now()
     justification = _check_text(justification, "justification")
     with transaction.atomic():
-        type(user).objects.select_for_update().filter(pk=user.pk).first()
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
         if not set(resource.break_glass_groups) & _groups(user):
             raise NotAllowed(f"You may not use break-glass access for {resource.name}.")
         if not 0 < duration_minutes <= resource.break_glass_max_minutes:
