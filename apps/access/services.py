@@ -13,12 +13,13 @@ sentence a person can read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from apps.audit.models import AuditAction
@@ -679,77 +680,81 @@ def mark_reviewed(grant: Grant, *, reviewer: User, note: str, now: datetime | No
 # --- Time passing --------------------------------------------------------------------------
 
 
+_BATCH = 500
+
+
+def _move_due(
+    due: models.QuerySet[Any], still_due: models.QuerySet[Any], move: Callable[[Any], None]
+) -> int:
+    """Claim each row of ``due`` under its lock, re-check it against ``still_due``, move it.
+
+    One small transaction per row; ``skip_locked`` leaves a row another runner holds to it,
+    and the re-check makes a second runner that comes later find nothing to do.
+    """
+    moved = 0
+    for pk in list(due.values_list("pk", flat=True)[:_BATCH]):
+        with transaction.atomic():
+            row = still_due.select_for_update(skip_locked=True).filter(pk=pk).first()
+            if row is not None:
+                move(row)
+                moved += 1
+    return moved
+
+
+def _expire_request(req: AccessRequest) -> None:
+    req.state = RequestState.EXPIRED
+    req.save(update_fields=["state"])
+    record(
+        AuditAction.REQUEST_EXPIRED,
+        target=req,
+        resource_slug=req.resource.slug,
+        details={"requester": req.requester.email, "waited_until": req.expires_at.isoformat()},
+    )
+
+
+def _activate_grant(grant: Grant) -> None:
+    grant.state = GrantState.ACTIVE
+    grant.save(update_fields=["state"])
+    record(
+        AuditAction.GRANT_ACTIVATED,
+        target=grant,
+        resource_slug=grant.resource.slug,
+        details={"email": grant.email, **grant.window()},
+    )
+
+
+def _expire_grant(grant: Grant) -> None:
+    grant.state = GrantState.EXPIRED
+    grant.save(update_fields=["state"])
+    # The PPL's date.before already ended access; the sync only tidies the policy.
+    request_sync(grant.resource)
+    record(
+        AuditAction.GRANT_EXPIRED,
+        target=grant,
+        resource_slug=grant.resource.slug,
+        details={"email": grant.email, **grant.window()},
+    )
+
+
 def expire_due(now: datetime | None = None) -> dict[str, int]:
     """Apply the clock: expire stale requests, start scheduled grants, end finished ones.
 
     Idempotent and safe to run concurrently: each row is claimed under its lock and only
-    moved if it is still due (``skip_locked`` leaves rows another runner holds to it).
-    Returns how many rows moved, by kind. Actor: system.
+    moved if it is still due. Returns how many rows moved, by kind. Actor: system.
     """
     now = now or timezone.now()
-    counts = {"requests_expired": 0, "grants_activated": 0, "grants_expired": 0}
-    for pk in list(AccessRequest.objects.due_for_expiry(now).values_list("pk", flat=True)[:500]):
-        with transaction.atomic():
-            req = (
-                AccessRequest.objects.select_for_update(skip_locked=True)
-                .select_related("resource", "requester")
-                .filter(pk=pk, state=RequestState.PENDING, expires_at__lte=now)
-                .first()
-            )
-            if req is None:
-                continue
-            req.state = RequestState.EXPIRED
-            req.save(update_fields=["state"])
-            record(
-                AuditAction.REQUEST_EXPIRED,
-                target=req,
-                resource_slug=req.resource.slug,
-                details={
-                    "requester": req.requester.email,
-                    "waited_until": req.expires_at.isoformat(),
-                },
-            )
-            counts["requests_expired"] += 1
-    for pk in list(Grant.objects.due_for_activation(now).values_list("pk", flat=True)[:500]):
-        with transaction.atomic():
-            grant = (
-                Grant.objects.select_for_update(skip_locked=True)
-                .select_related("resource")
-                .filter(pk=pk, state=GrantState.SCHEDULED, not_before__lte=now, expires_at__gt=now)
-                .first()
-            )
-            if grant is None:
-                continue
-            grant.state = GrantState.ACTIVE
-            grant.save(update_fields=["state"])
-            record(
-                AuditAction.GRANT_ACTIVATED,
-                target=grant,
-                resource_slug=grant.resource.slug,
-                details={"email": grant.email, **grant.window()},
-            )
-            counts["grants_activated"] += 1
-    for pk in list(Grant.objects.due_for_expiry(now).values_list("pk", flat=True)[:500]):
-        with transaction.atomic():
-            grant = (
-                Grant.objects.select_for_update(skip_locked=True)
-                .select_related("resource")
-                .filter(
-                    pk=pk, state__in=(GrantState.SCHEDULED, GrantState.ACTIVE), expires_at__lte=now
-                )
-                .first()
-            )
-            if grant is None:
-                continue
-            grant.state = GrantState.EXPIRED
-            grant.save(update_fields=["state"])
-            # The PPL's date.before already ended access; the sync only tidies the policy.
-            request_sync(grant.resource)
-            record(
-                AuditAction.GRANT_EXPIRED,
-                target=grant,
-                resource_slug=grant.resource.slug,
-                details={"email": grant.email, **grant.window()},
-            )
-            counts["grants_expired"] += 1
-    return counts
+    requests = AccessRequest.objects.select_related("resource", "requester")
+    grants = Grant.objects.select_related("resource")
+    return {
+        "requests_expired": _move_due(
+            AccessRequest.objects.due_for_expiry(now),
+            requests.due_for_expiry(now),
+            _expire_request,
+        ),
+        "grants_activated": _move_due(
+            Grant.objects.due_for_activation(now), grants.due_for_activation(now), _activate_grant
+        ),
+        "grants_expired": _move_due(
+            Grant.objects.due_for_expiry(now), grants.due_for_expiry(now), _expire_grant
+        ),
+    }
