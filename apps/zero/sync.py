@@ -8,7 +8,8 @@
   end, also on error. A crashed holder's lease lapses after ``LEASE_SECONDS``.
 * **Nothing lost, little written.** ``Resource.sync_generation`` is read *before* the
   desired state, so a change committed during the sync bumps it past what this pass
-  settles and its own task runs another pass. A pass that finds ``synced_generation``
+  settles; the lease holder runs up to ``MAX_PASSES`` passes while that happens (and
+  the change's own task finds the work done). A pass that finds ``synced_generation``
   already at the resource's generation makes no remote call at all (unless ``force``).
   The policy is written only when its managed properties differ from the desired ones.
 * **Drift is named.** A remote policy that differs from what the portal last wrote was
@@ -33,7 +34,7 @@ import os
 import socket
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,6 +57,7 @@ __all__ = ["LEASE_SECONDS", "SyncOutcome", "desired_policy", "resources_to_recon
 logger = logging.getLogger("apps.zero.sync")
 
 LEASE_SECONDS = 120
+MAX_PASSES = 5  # per call: the first plus follow-ups for changes made meanwhile
 ACTIVITY_LOOKBACK = 20
 
 SYNCED = "synced"
@@ -84,10 +86,25 @@ class SyncOutcome:
     error: str = ""
     transient: bool = False
     retry_after: float | None = None
+    passes: int = 1
 
     @property
     def ok(self) -> bool:
         return self.status in (SYNCED, UP_TO_DATE)
+
+    def then(self, later: SyncOutcome) -> SyncOutcome:
+        """This outcome followed by ``later`` (a follow-up pass), as one."""
+        return replace(
+            later,
+            created=self.created or later.created,
+            wrote=self.wrote or later.wrote,
+            drift=self.drift or later.drift,
+            applied_changesets=self.applied_changesets + later.applied_changesets,
+            live=self.live + later.live,
+            removed=self.removed + later.removed,
+            calls=self.calls + later.calls,
+            passes=self.passes + later.passes,
+        )
 
     def summary(self) -> str:
         """One line for logs and the management command."""
@@ -135,6 +152,12 @@ def _claim_lease(state_pk: int, owner: str) -> bool:
     return claimed == 1
 
 
+def _renew_lease(state_pk: int, owner: str) -> None:
+    PolicySync.objects.filter(pk=state_pk, lease_owner=owner).update(
+        lease_until=timezone.now() + timedelta(seconds=LEASE_SECONDS)
+    )
+
+
 def _release_lease(state_pk: int, owner: str) -> None:
     PolicySync.objects.filter(pk=state_pk, lease_owner=owner).update(
         lease_owner="", lease_until=None
@@ -171,8 +194,18 @@ def sync_resource(
     owner = _lease_owner()
     if not _claim_lease(state.pk, owner):
         return SyncOutcome(resource_id, BUSY, generation=resource.sync_generation)
+    client = client or get_client()
     try:
-        return _leased_pass(state.pk, owner, client or get_client(), now, force)
+        outcome = _leased_pass(state.pk, owner, client, now, force)
+        # Changes committed during the pass: settle them while we hold the lease, rather
+        # than leave their tasks to find it busy and wait for a retry.
+        while outcome.status == SYNCED and outcome.passes < MAX_PASSES:
+            _renew_lease(state.pk, owner)
+            follow = _leased_pass(state.pk, owner, client, now, False)
+            if follow.status == UP_TO_DATE:
+                break
+            outcome = outcome.then(follow)
+        return outcome
     finally:
         _release_lease(state.pk, owner)
 

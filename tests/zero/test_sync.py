@@ -234,24 +234,30 @@ def test_a_change_during_the_sync_triggers_another_pass(
     sim: ZeroSimulator, resource: Resource, bob: Any
 ) -> None:
     approve("alice@example.com", resource, bob)
+    generations: list[int] = []
 
     class ApprovesMidway(ZeroClient):
-        """Someone approves carol while the sync talks to Zero."""
+        """Someone approves carol while the first pass talks to Zero."""
 
         def cluster_settings(self) -> dict[str, Any]:
-            approve("carol@example.com", resource, bob)
+            generations.append(Resource.objects.get(pk=resource.pk).sync_generation)
+            if len(generations) == 1:
+                approve("carol@example.com", resource, bob)
             return super().cluster_settings()
 
     client = ApprovesMidway(sim.url, sim.api_token, sim.organization_id, sim.cluster_id)
-    first = sync_resource(resource.pk, client=client)
+    outcome = sync_resource(resource.pk, client=client)
 
-    state = PolicySync.objects.get(resource=resource)
     resource.refresh_from_db()
-    assert state.synced_generation == first.generation < resource.sync_generation
-    assert not sim.evaluate("jit-grafana", "carol@example.com")
-    second = sync_resource(resource.pk)  # the pass carol's approval enqueued
-    assert second.status == SYNCED and second.live == 1
+    # The first pass settled the generation it read before carol's change; the lease
+    # holder saw the generation move on and ran a second pass at once.
+    assert outcome.passes == 2 and outcome.live == 2
+    assert generations == [resource.sync_generation - 1, resource.sync_generation]
+    assert outcome.generation == resource.sync_generation
+    assert PolicySync.objects.get(resource=resource).synced_generation == resource.sync_generation
     assert sim.evaluate("jit-grafana", "carol@example.com")
+    assert sim.write_count == 2  # created with alice, then rewritten with carol
+    assert sync_resource(resource.pk).status == UP_TO_DATE  # carol's own task: nothing to do
 
 
 def test_synced_generation_never_goes_down(resource: Resource, bob: Any) -> None:
