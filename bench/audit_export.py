@@ -15,6 +15,8 @@ to that measurement alone:
 * ``jsonl`` - the same with ``"jsonl"``
 * ``verify``- ``chain.verify(export.entries(...))``, what ``manage.py verify_audit`` runs
 
+and finally the latency to the first row with and without a transaction around the cursor.
+
 Output goes to /dev/null; RSS (current and peak) is sampled every 100,000 rows.
 """
 
@@ -45,7 +47,7 @@ import django  # noqa: E402
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 
 from apps.audit import chain, export  # noqa: E402
 from apps.audit.models import AuditAction, AuditEvent  # noqa: E402
@@ -315,6 +317,28 @@ def main() -> None:
         )
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     report(results, load_average)
+    first_row_latency()
+
+
+def first_row_latency() -> None:
+    """Outside a transaction Django declares the server-side cursor WITH HOLD, and
+    PostgreSQL materialises the whole result before the first row; inside one it streams."""
+
+    def first() -> float:
+        started = time.perf_counter()
+        rows = export.entries(AuditEvent.objects.all())
+        next(rows)
+        seconds = time.perf_counter() - started
+        rows.close()
+        return seconds
+
+    held = first()
+    with transaction.atomic():
+        streamed = first()
+    print(
+        f"\nfirst row after {held:.2f} s in autocommit (WITH HOLD cursor, as the view and "
+        f"command run), {streamed:.2f} s inside a transaction"
+    )
 
 
 def report(results: list[dict[str, Any]], load_average: float) -> None:
