@@ -1,8 +1,9 @@
 """gunicorn settings, read from the environment (``gunicorn -c jitportal/gunicorn.conf.py``).
 
-Defaults suit one container behind Pomerium: a few sync workers, requests that finish or
-fail within 30 s (a Zero API call has its own shorter timeout), and an access log on
-stdout for the container runtime to collect.
+Defaults suit one container behind Pomerium: a few threaded workers, and an access log on
+stdout for the container runtime to collect. Threads (gthread) keep the worker's heartbeat
+going while one thread streams a long audit export; with sync workers ``timeout`` would
+kill any response that takes longer than 30 s to send.
 """
 
 import os
@@ -16,7 +17,7 @@ def _int(name: str, default: int) -> int:
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # Heroku's convention, also honoured by gunicorn itself; 3 fits a small VM.
 workers = _int("WEB_CONCURRENCY", 3)
-threads = _int("GUNICORN_THREADS", 1)
+threads = _int("GUNICORN_THREADS", 4)
 timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 # Pomerium keeps upstream connections open; outlive its idle timeout less than it does.
