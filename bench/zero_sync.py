@@ -230,7 +230,7 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
         results.append(
             f"- Burst of {args.burst} approvals on one resource ({args.threads} threads, "
             f"approved in {approved_in:.1f} s): **{writes} policy writes**, "
-            f"{sum(burst_calls.values())} API calls, {burst_calls[TOKEN]} token exchanges; "
+            f"{sum(burst_calls.values())} API calls, {burst_calls[TOKEN]} token exchange(s); "
             f"all live {settled_in:.1f} s after the first approval"
         )
         results.append(f"- Approval->live in the burst (commit -> live_at): {describe(lag)}")
@@ -294,7 +294,7 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
         results.append(
             f"- Through the worker, isolated approvals cost "
             f"{sum(solo_calls.values()) / args.latency:.1f} API calls each, "
-            f"{solo_calls[TOKEN]} token exchanges in total"
+            f"{solo_calls[TOKEN]} token exchange(s) in total"
         )
 
     print(f"\nZero sync bench ({os.cpu_count()} CPUs, simulator on loopback, PostgreSQL, Redis,")

@@ -220,7 +220,7 @@ def _leased_pass(
     state = PolicySync.objects.select_related("resource").get(pk=state_pk)
     resource = state.resource
     # Read before the grants: whatever commits after this point bumps the generation
-    # past what this pass settles, so its own task runs another pass.
+    # past what this pass settles, so a follow-up pass (or its own task) picks it up.
     generation = resource.sync_generation
     outcome = SyncOutcome(resource.pk, SYNCED, generation=generation)
     if not force and _settled(state, generation):
@@ -239,10 +239,14 @@ def _leased_pass(
         _remote(client, state, resource, props, result, force)
     except (ZeroError, SyncRefused) as exc:
         outcome.calls = sum(client.calls.values()) - calls_before
-        return _failed(outcome, state_pk, owner, resource, result, exc)
+        return _failed(outcome, state_pk, resource, result, exc)
     except Exception as exc:
-        # A bug or a database error: still leave a trace on the row and the grants.
-        _failed(outcome, state_pk, owner, resource, result, exc)
+        # A bug or a database error: still try to leave a trace on the row and the
+        # grants, and let the original error surface either way.
+        try:
+            _failed(outcome, state_pk, resource, result, exc)
+        except Exception:
+            logger.exception("could not record the failed Zero sync of %s", resource.slug)
         raise
     outcome.calls = sum(client.calls.values()) - calls_before
     live, removed = record_success(state_pk, owner, resource, result)
@@ -258,7 +262,6 @@ def _leased_pass(
 def _failed(
     outcome: SyncOutcome,
     state_pk: int,
-    owner: str,
     resource: Resource,
     result: PassResult,
     exc: Exception,
