@@ -191,7 +191,8 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
     # 2 and 3 go through a real worker.
     settings.ZERO_SYNC_ENABLED = True
     purge_broker(args.broker)
-    with CeleryWorker(env, pool="prefork", concurrency=2):
+    worker = CeleryWorker(env, pool="prefork", concurrency=2)
+    with worker:
         # 2. A burst of approvals on one resource, from several threads.
         burst = resource("burst")
         services.approve_request(pending(burst, 1)[0], approver=boss)
@@ -297,6 +298,7 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
             f"{solo_calls[TOKEN]} token exchange(s) in total"
         )
 
+    worker.log_path.unlink(missing_ok=True)
     print(f"\nZero sync bench ({os.cpu_count()} CPUs, simulator on loopback, PostgreSQL, Redis,")
     print("Celery prefork worker x2):\n")
     print("\n".join(results))
