@@ -17,7 +17,9 @@ from django.db import models
 from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
 from django.forms import ModelForm, Textarea
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
@@ -45,7 +47,16 @@ from .states import RequestState
 
 @admin.register(Resource)
 class ResourceAdmin(admin.ModelAdmin):
-    list_display = ("name", "slug", "is_active", "approvals_required", "policy", "updated_at")
+    list_display = (
+        "name",
+        "slug",
+        "is_active",
+        "approvals_required",
+        "policy",
+        "zero_sync",
+        "updated_at",
+    )
+    list_select_related = ("zero",)
     list_filter = (
         "is_active",
         "allow_scheduled",
@@ -54,7 +65,7 @@ class ResourceAdmin(admin.ModelAdmin):
         "approvals_required",
     )
     search_fields = ("name", "slug", "description", "zero_policy_name")
-    readonly_fields = ("sync_generation", "created_at", "updated_at")
+    readonly_fields = ("zero_status", "sync_generation", "created_at", "updated_at")
     actions = ("archive_selected",)
     formfield_overrides = {
         models.URLField: {"assume_scheme": "https"},
@@ -67,7 +78,7 @@ class ResourceAdmin(admin.ModelAdmin):
         (
             "Pomerium Zero policy",
             {
-                "fields": ("zero_policy_name", "base_ppl"),
+                "fields": ("zero_policy_name", "base_ppl", "zero_status"),
                 "description": "The portal owns this policy: grants are added to the base "
                 "rules below, and the whole policy is rewritten on every change.",
             },
@@ -106,6 +117,37 @@ class ResourceAdmin(admin.ModelAdmin):
     @admin.display(description="Zero policy")
     def policy(self, obj: Resource) -> str:
         return obj.policy_name
+
+    @admin.display(description="Zero sync")
+    def zero_sync(self, obj: Resource) -> str:
+        state = getattr(obj, "zero", None)
+        if state is None or state.last_attempt_at is None:
+            return "not synced yet"
+        if state.last_error and (
+            state.last_success_at is None or state.last_error_at > state.last_success_at
+        ):
+            return "error"
+        if state.pending_apply:
+            return "waiting for changeset apply"
+        return "current" if state.synced_generation >= obj.sync_generation else "pending"
+
+    @admin.display(description="Sync status in Pomerium Zero")
+    def zero_status(self, obj: Resource) -> str:
+        state = getattr(obj, "zero", None) if obj.pk else None
+        if state is None:
+            return "The worker has not synced this resource yet."
+        link = reverse("admin:zero_policysync_change", args=[state.pk])
+        routes = ", ".join(r.get("name", "?") for r in state.routes or []) or "none yet"
+        return format_html(
+            "{} · remote policy <code>{}</code> · last success {} · last error: {} · "
+            "routes using it: {} · <a href='{}'>details and Sync now</a>",
+            self.zero_sync(obj),
+            state.remote_policy_id or "—",
+            state.last_success_at or "never",
+            state.last_error or "none",
+            routes,
+            link,
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

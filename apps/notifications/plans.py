@@ -29,7 +29,7 @@ from typing import Any
 
 from apps.access import events
 from apps.access.models import AccessRequest, Grant
-from apps.access.states import OPEN_GRANT_STATES, RequestKind, RequestState
+from apps.access.states import OPEN_GRANT_STATES, GrantState, RequestKind, RequestState
 
 from . import audience
 from .messages import (
@@ -258,7 +258,8 @@ def grant_live(*, grant_id: int | None = None, **_: Any) -> list[Message]:
             grant.user,
             event=events.GRANT_LIVE,
             template="grant_live",
-            context=_grant_context(grant),
+            # The rule reaches Zero before a scheduled window opens: say when it starts.
+            context={**_grant_context(grant), "scheduled": grant.state == GrantState.SCHEDULED},
             request_id=grant.request_id,
             grant_id=grant.pk,
         )

@@ -334,3 +334,22 @@ def test_expired_request_gets_no_waiting_reminder_and_unknown_events_are_ignored
     )
     assert outbox.dispatch(events.REQUEST_WAITING, request_id=req.pk) == []
     assert outbox.dispatch(events.REQUEST_SUBMITTED, request_id=req.pk) == []
+
+
+def test_grant_live_for_a_scheduled_grant_says_when_it_starts(
+    people: dict[str, Any], resource: Resource, after_commit: Any
+) -> None:
+    from datetime import timedelta
+
+    start = (timezone.now() + timedelta(days=2)).replace(microsecond=0)
+    req = submit(people["alice"], resource, after_commit, start_at=start)
+    with after_commit():
+        grant = services.approve_request(req, approver=people["bob"])
+    assert isinstance(grant, Grant)
+    mail.outbox.clear()
+    with after_commit(), transaction.atomic():
+        events.emit(events.GRANT_LIVE, grant_id=grant.pk)
+    message = sent()["alice@example.com"]
+    assert "is set for" in message.subject
+    assert "Pomerium will let you into Grafana admin from" in message.body
+    assert "now lets you in" not in message.body
