@@ -25,7 +25,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy apps jitportal
+	DEBUG=true $(VENV)/bin/mypy apps jitportal
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 
 clean:
