@@ -54,7 +54,9 @@ def live_sim() -> Iterator[ZeroSimulator]:
         yield sim
 
 
-@pytest.fixture(scope="module")
+# One worker per test: it must be stopped (its retries and in-flight syncs with it) before
+# the transactional test's database flush, or TRUNCATE deadlocks with its row locks.
+@pytest.fixture
 def worker(
     django_db_setup: Any, django_db_blocker: Any, live_sim: ZeroSimulator
 ) -> Iterator[CeleryWorker]:
