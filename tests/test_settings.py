@@ -1,0 +1,113 @@
+"""Production configuration: refuses to start unsafe, passes check --deploy, logs JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PRODUCTION = {
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "ALLOWED_HOSTS": "jit.example.com",
+    "JWKS_ENDPOINT": "https://jit.example.com/.well-known/pomerium/jwks.json",
+    "POMERIUM_JWT_AUDIENCE": "jit.example.com",
+    "DATABASE_URL": "postgres://jitportal@db.internal:5432/jitportal",
+    "CELERY_BROKER_URL": "redis://redis.internal:6379/0",
+    "PORTAL_URL": "https://jit.example.com",
+    "API_USER_TOKEN": "zero-api-token-for-the-test",
+    "ORGANIZATION_ID": "org",
+    "CLUSTER_ID": "cluster",
+}
+
+
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "missing", ["SECRET_KEY", "ALLOWED_HOSTS", "JWKS_ENDPOINT", "POMERIUM_JWT_AUDIENCE"]
+)
+def test_production_refuses_to_start_without_required_settings(missing: str) -> None:
+    env = {k: v for k, v in PRODUCTION.items() if k != missing}
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert "Refusing to start in production mode" in result.stderr
+    assert missing in result.stderr
+    assert PRODUCTION["API_USER_TOKEN"] not in result.stderr
+
+
+def test_production_settings_pass_check_deploy() -> None:
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_check_deploy_warns_about_demo_parts_in_production() -> None:
+    env = {
+        **PRODUCTION,
+        "CELERY_BROKER_URL": "filesystem://",
+        "DATABASE_URL": "sqlite:////tmp/x.db",
+    }
+    result = manage("check", "--deploy", env=env)
+    assert "jitportal.W003" in result.stderr
+    assert "jitportal.W004" in result.stderr
+
+
+def test_zero_sync_without_its_settings_is_an_error() -> None:
+    env = {**PRODUCTION, "ORGANIZATION_ID": "", "ZERO_SYNC_ENABLED": "true"}
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert "jitportal.E001" in result.stderr
+
+
+def test_secret_from_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "secret"
+    key_file.write_text(PRODUCTION["SECRET_KEY"] + "\n")
+    env = {k: v for k, v in PRODUCTION.items() if k != "SECRET_KEY"}
+    env["SECRET_KEY_FILE"] = str(key_file)
+    assert manage("check", env=env).returncode == 0
+    env["SECRET_KEY_FILE"] = str(tmp_path / "missing")
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert "SECRET_KEY_FILE" in result.stderr
+
+
+def test_json_log_lines_carry_the_request_id() -> None:
+    from apps.audit import context
+    from apps.audit.logging import JsonFormatter, RequestContextFilter
+
+    token = context.activate(context.AuditContext(request_id="req-abc12345"))
+    try:
+        record = logging.makeLogRecord(
+            {
+                "name": "apps.x",
+                "levelname": "INFO",
+                "msg": "hello %s",
+                "args": ("world",),
+                "reason": "expired",
+            }
+        )
+        RequestContextFilter().filter(record)
+        line = json.loads(JsonFormatter().format(record))
+    finally:
+        context.deactivate(token)
+    assert line["message"] == "hello world"
+    assert line["request_id"] == "req-abc12345"
+    assert line["reason"] == "expired"
