@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.models import User
+from apps.accounts.services import update_preferences
 
 from . import services
 from .forms import (
@@ -331,10 +332,11 @@ def preferences(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = PreferencesForm(request.POST)
         if form.is_valid():
-            # Preferences, not access state: a plain save of two fields the IdP does not own.
-            user.time_zone = form.cleaned_data["time_zone"]
-            user.notify_expiry = form.cleaned_data["notify_expiry"]
-            user.save(update_fields=["time_zone", "notify_expiry"])
+            update_preferences(
+                user,
+                time_zone=form.cleaned_data["time_zone"],
+                notify_expiry=form.cleaned_data["notify_expiry"],
+            )
             messages.success(request, "Your preferences were saved.")
             return redirect("preferences")
     else:

@@ -97,3 +97,19 @@ def sync_user(identity: Identity, user: User | None = None) -> User:
                 details={"roles": list(user_roles)},
             )
     return user
+
+
+def update_preferences(user: User, *, time_zone: str, notify_expiry: bool) -> User:
+    """Save a person's own preferences; audits ``user.updated`` with what changed (if anything)."""
+    changes = {
+        name: [getattr(user, name), value]
+        for name, value in (("time_zone", time_zone), ("notify_expiry", notify_expiry))
+        if getattr(user, name) != value
+    }
+    if not changes:
+        return user
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(time_zone=time_zone, notify_expiry=notify_expiry)
+        user.time_zone, user.notify_expiry = time_zone, notify_expiry
+        record(AuditAction.USER_UPDATED, actor=user, target=user, details={"changes": changes})
+    return user

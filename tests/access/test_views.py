@@ -465,6 +465,12 @@ def test_preferences_save_and_change_how_times_are_shown(alice: Any) -> None:
     assert response.status_code == 302
     assert (user.time_zone, user.notify_expiry) == ("Europe/Berlin", False)
     assert "Times are shown in Europe/Berlin." in client.get("/").content.decode()
+    update = AuditEvent.objects.filter(action=AuditAction.USER_UPDATED, actor=user).get()
+    assert update.details == {
+        "changes": {"time_zone": ["", "Europe/Berlin"], "notify_expiry": [True, False]}
+    }
+    client.post("/preferences", {"time_zone": "Europe/Berlin"})  # unchanged: no new entry
+    assert AuditEvent.objects.filter(action=AuditAction.USER_UPDATED, actor=user).count() == 1
 
 
 def test_browser_zone_cookie_is_used_without_a_preference(alice: Any) -> None:
