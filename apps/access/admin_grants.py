@@ -2,6 +2,11 @@
 
 Registered from ``admin.py``. Grants are read-only; every change goes through a confirmed
 action (``admin_actions``) that calls the service per grant.
+
+The access reports live here too: "who had access to X between T1 and T2" and "who has
+access now" (``reports``), as a page or a CSV download. Like the audit trail's exports,
+they are for auditors (``audit.export_auditevent``) and superusers only, and every view
+of one is audited (``audit.report_viewed``).
 """
 
 from __future__ import annotations
@@ -9,13 +14,19 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timeuntil
 
-from . import services
+from apps.audit import export
+from apps.audit.views import may_export
+
+from . import reports, services
 from .admin_actions import (
     BADGE,
     ConfirmedAction,
@@ -26,6 +37,7 @@ from .admin_actions import (
 )
 from .forms import ExtendForm, ReviewForm, RevokeForm, zone_for
 from .models import Grant, GrantExtension
+from .report_forms import AccessReportForm
 from .states import OPEN_GRANT_STATES
 
 
@@ -90,6 +102,13 @@ REVIEW = ConfirmedAction(
     apply=_review,
     applicable=_needs_review,
 )
+
+
+def may_see_reports(request: HttpRequest) -> bool:
+    """Whoever may read the audit trail in the admin and export it: auditors, superusers."""
+    user = request.user
+    reads_trail = user.has_perm("audit.view_auditevent") or user.has_perm("audit.change_auditevent")
+    return reads_trail and may_export(user)
 
 
 class NeedsReviewFilter(admin.SimpleListFilter):
@@ -234,3 +253,88 @@ class GrantAdmin(ReadOnlyAdmin):
         if obj.not_before > now:
             return f"starts in {timeuntil(obj.not_before, now, depth=1)}"
         return timeuntil(obj.expires_at, now, depth=2)
+
+    # --- Access reports ----------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "access-report/",
+                wrap(self.access_report_view),
+                name="access_grant_access_report",
+            ),
+            path("access-now/", wrap(self.access_now_view), name="access_grant_access_now"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        context = {"can_report": may_see_reports(request), **(extra_context or {})}
+        return super().changelist_view(request, extra_context=context)
+
+    def access_report_view(self, request: HttpRequest) -> HttpResponse:
+        return self._access_report(request, between=True)
+
+    def access_now_view(self, request: HttpRequest) -> HttpResponse:
+        return self._access_report(request, between=False)
+
+    def _access_report(self, request: HttpRequest, *, between: bool) -> HttpResponse:
+        if not may_see_reports(request):
+            raise PermissionDenied
+        submitted = bool(request.GET) or not between
+        form = AccessReportForm(request.GET if submitted else None, between=between)
+        rows: list[reports.AccessRow] | None = None
+        status = 200
+        if submitted and form.is_valid():
+            resource = form.cleaned_data["resource"]
+            start = form.cleaned_data.get("start")
+            end = form.cleaned_data.get("end")
+            if between:
+                assert start is not None and end is not None  # required fields
+                rows = reports.who_had_access(resource, start, end)
+                name = "who_had_access"
+            else:
+                now = timezone.now()
+                rows = reports.who_has_access_now(resource, now=now)
+                name, start, end = "who_has_access_now", now, None
+            fmt = "csv" if request.GET.get("download") == "csv" else "html"
+            reports.record_report(
+                actor=request.user,
+                report=name,
+                resource=resource,
+                start=start,
+                end=end,
+                rows=len(rows),
+                via="admin",
+                fmt=fmt,
+            )
+            if fmt == "csv":
+                response = HttpResponse(reports.to_csv(rows), content_type=export.FORMATS["csv"])
+                slug = resource.slug if resource else "all"
+                if between:
+                    file_name = export.filename("csv", start, end, prefix=f"access_{slug}")
+                else:
+                    file_name = f"access_{slug}_now_{start:%Y-%m-%dT%H%M%SZ}.csv"
+                response["Content-Disposition"] = f'attachment; filename="{file_name}"'
+                response["Cache-Control"] = "no-store"
+                return response
+        elif submitted:
+            status = 400
+        query = request.GET.copy()
+        query["download"] = "csv"
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Who had access" if between else "Who has access now",
+            "form": form,
+            "rows": rows,
+            "between": between,
+            "csv_query": query.urlencode(),
+            "columns": reports.REPORT_COLUMNS,
+        }
+        # Rendered in UTC, as the page says (not in the reviewer's zone, as the list is).
+        return TemplateResponse(
+            request, "admin/access/grant/access_report.html", context, status=status
+        )

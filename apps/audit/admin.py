@@ -1,10 +1,10 @@
-"""The audit trail in the admin: view-only, filterable, exportable, with access reports.
+"""The audit trail in the admin: view-only, filterable, exportable.
 
 Nobody adds, changes or deletes entries here (the model and, on PostgreSQL, the database
 refuse anyway). The changelist's Export links stream exactly what the changelist shows
-(its filters and search), in chain order; the report views answer "who had access to X
-between T1 and T2" and "who has access now". Exports and reports are audited and are
-for auditors (``audit.export_auditevent``) and superusers only.
+(its filters and search), in chain order. Exports are audited and are for auditors
+(``audit.export_auditevent``) and superusers only. The changelist also links to the
+access reports, which live with the grants' admin.
 """
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ from django.contrib.admin.views.main import ERROR_FLAG, PAGE_VAR
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
-from . import export, reports
-from .forms import AccessReportForm
+from . import export
 from .models import AuditEvent
 from .views import download, may_export
 
@@ -86,8 +84,6 @@ class AuditEventAdmin(admin.ModelAdmin):
         wrap = self.admin_site.admin_view
         return [
             path("export/", wrap(self.export_view), name="audit_auditevent_export"),
-            path("access-report/", wrap(self.access_report_view), name="audit_auditevent_access"),
-            path("access-now/", wrap(self.access_now_view), name="audit_auditevent_access_now"),
             *super().get_urls(),
         ]
 
@@ -143,66 +139,3 @@ class AuditEventAdmin(admin.ModelAdmin):
             now=now,
         )
         return download(changelist.queryset, fmt=fmt, name=name, upto_seq=event.seq)
-
-    def access_report_view(self, request: HttpRequest) -> HttpResponse:
-        return self._access_report(request, between=True)
-
-    def access_now_view(self, request: HttpRequest) -> HttpResponse:
-        return self._access_report(request, between=False)
-
-    def _access_report(self, request: HttpRequest, *, between: bool) -> HttpResponse:
-        self._require_export(request)
-        submitted = bool(request.GET) or not between
-        form = AccessReportForm(request.GET if submitted else None, between=between)
-        rows: list[reports.AccessRow] | None = None
-        status = 200
-        if submitted and form.is_valid():
-            resource = form.cleaned_data["resource"]
-            start = form.cleaned_data.get("start")
-            end = form.cleaned_data.get("end")
-            if between:
-                assert start is not None and end is not None  # required fields
-                rows = reports.who_had_access(resource, start, end)
-                name = "who_had_access"
-            else:
-                now = timezone.now()
-                rows = reports.who_has_access_now(resource, now=now)
-                name, start, end = "who_has_access_now", now, None
-            fmt = "csv" if request.GET.get("download") == "csv" else "html"
-            reports.record_report(
-                actor=request.user,
-                report=name,
-                resource=resource,
-                start=start,
-                end=end,
-                rows=len(rows),
-                via="admin",
-                fmt=fmt,
-            )
-            if fmt == "csv":
-                response = HttpResponse(reports.to_csv(rows), content_type=export.FORMATS["csv"])
-                slug = resource.slug if resource else "all"
-                if between:
-                    file_name = export.filename("csv", start, end, prefix=f"access_{slug}")
-                else:
-                    file_name = f"access_{slug}_now_{start:%Y-%m-%dT%H%M%SZ}.csv"
-                response["Content-Disposition"] = f'attachment; filename="{file_name}"'
-                response["Cache-Control"] = "no-store"
-                return response
-        elif submitted:
-            status = 400
-        query = request.GET.copy()
-        query["download"] = "csv"
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": "Who had access" if between else "Who has access now",
-            "form": form,
-            "rows": rows,
-            "between": between,
-            "csv_query": query.urlencode(),
-            "columns": reports.REPORT_COLUMNS,
-        }
-        return TemplateResponse(
-            request, "admin/audit/auditevent/access_report.html", context, status=status
-        )

@@ -107,22 +107,9 @@ class TestExportAudit:
                 "cannot write /nonexistent-dir/x.csv: No such file or directory",
             ),
             (["--format", "csv", "--bogus"], "unrecognized arguments: --bogus"),
-            (["--format", "csv", "--at", "2026-11-01"], "--at and --between belong to --report"),
-            (["--report", "who"], "--report 'who': the only report is 'access'"),
-            (["--report", "access", "--resource", "nope"], "--resource 'nope': no such resource"),
-            (
-                [
-                    "--report",
-                    "access",
-                    "--at",
-                    "2026-11-01",
-                    "--between",
-                    "2026-11-01",
-                    "2026-11-02",
-                ],
-                "use --at or --between, not both",
-            ),
-            (["--report", "access", "--format", "jsonl"], "--format does not apply to --report"),
+            # Access reports are their own command now (manage.py access_report).
+            (["--format", "csv", "--at", "2026-11-01"], "unrecognized arguments: --at"),
+            (["--report", "access"], "unrecognized arguments: --report"),
         ],
     )
     def test_bad_arguments_exit_2_with_one_line(self, args: list[str], message: str) -> None:
@@ -132,41 +119,6 @@ class TestExportAudit:
         assert message in str(caught.value)
         assert "\n" not in str(caught.value)
         assert AuditEvent.objects.count() == 0  # nothing written, nothing audited
-
-    def test_access_report(self) -> None:
-        from tests.factories import GrantFactory, ResourceFactory
-
-        resource = ResourceFactory(slug="prod-db")
-        g = GrantFactory(
-            resource=resource,
-            request__resource=resource,
-            not_before=T0,
-            expires_at=T0.replace(hour=10),
-            state="expired",
-        )
-        out, _ = run(
-            "export_audit",
-            "--report",
-            "access",
-            "--resource",
-            "prod-db",
-            "--between",
-            "2026-11-01T09:30Z",
-            "2026-11-01T12:00Z",
-        )
-        lines = out.splitlines()
-        assert lines[0].startswith("resource,email,access_from,access_until,")
-        assert lines[1].startswith(f"prod-db,{g.email},2026-11-01T09:00:00.000000+00:00,")
-        out, _ = run("export_audit", "--report", "access", "--at", "2026-11-01T10:00Z")
-        assert len(out.splitlines()) == 1  # the window is half-open: over at 10:00
-        out, _ = run("export_audit", "--report", "access")
-        assert len(out.splitlines()) == 1  # nobody now
-        reports = AuditEvent.objects.filter(action=AuditAction.REPORT_VIEWED).order_by("seq")
-        assert [(e.details["report"], e.details["rows"], e.details["via"]) for e in reports] == [
-            ("who_had_access", 1, "command"),
-            ("who_had_access_at", 0, "command"),
-            ("who_has_access_now", 0, "command"),
-        ]
 
 
 class TestVerifyAudit:

@@ -50,7 +50,16 @@ class Command(OneLineErrorsMixin, BaseCommand):
             raise usage_error("--rows-only and --segment need --file")
         if path is None:
             rows: Iterator[dict[str, Any]] = export.entries(AuditEvent.objects.all())
-            self._report(chain.verify(rows), mode="chain")
+            try:
+                result = chain.verify(rows)
+            finally:
+                # A broken chain stops the walk early: close the server-side cursor now,
+                # not whenever the generator is garbage-collected (by then its transaction
+                # may be gone, and the failed CLOSE would abort whatever transaction is open).
+                close = getattr(rows, "close", None)
+                if close is not None:
+                    close()
+            self._report(result, mode="chain")
             return
         suffix = Path(path).suffix.lower()
         if suffix not in (".jsonl", ".ndjson", ".csv"):

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from apps.access import reports
 from apps.access.models import Approval, Grant, Resource
 from apps.access.states import GrantState, RequestKind
-from apps.audit import reports
 from apps.audit.models import AuditAction, AuditEvent
 from tests.factories import GrantFactory, ResourceFactory, UserFactory
 
@@ -155,8 +155,8 @@ def test_report_query_count_does_not_grow(
 
 
 class TestAdminViews:
-    URL = "/admin/audit/auditevent/access-report/"
-    NOW_URL = "/admin/audit/auditevent/access-now/"
+    URL = "/admin/access/grant/access-report/"
+    NOW_URL = "/admin/access/grant/access-now/"
 
     def viewed(self) -> list[AuditEvent]:
         return list(AuditEvent.objects.filter(action=AuditAction.REPORT_VIEWED))
@@ -207,6 +207,17 @@ class TestAdminViews:
         response = auditor.get(self.URL, {"resource": "prod-db", "start": "soon", "end": ""})
         assert response.status_code == 400
         assert set(response.context["form"].errors) == {"start", "end"}
+        assert self.viewed() == []
+
+    def test_linked_from_the_grants_list_and_the_audit_list(
+        self, auditor: Any, approver: Any
+    ) -> None:
+        for page in ("/admin/access/grant/", "/admin/audit/auditevent/"):
+            html = auditor.get(page).content.decode()
+            assert f'href="{self.URL}"' in html and f'href="{self.NOW_URL}"' in html
+        response = approver.get("/admin/access/grant/")
+        assert response.status_code == 200
+        assert self.URL not in response.content.decode()  # no link to what they may not see
         assert self.viewed() == []
 
     def test_approver_gets_403(self, approver: Any, db_res: Any) -> None:

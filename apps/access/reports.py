@@ -1,7 +1,7 @@
 """Access reports: who had access to a resource during a window, and who has it now.
 
-They read the grants (``apps.access``), the system of record for windows; every grant
-change is also in the audit trail (``grant.*`` entries), which backs these rows up.
+They read the grants, the system of record for windows; every grant change is also in
+the audit trail (``grant.*`` entries), which backs these rows up.
 
 A grant's effective window is ``[not_before, min(expires_at, revoked_at))``: revocation
 ends it early, extension moves ``expires_at``. A grant revoked before it started never
@@ -20,12 +20,12 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
-from apps.access.models import Grant, Resource
+from apps.audit import chain
+from apps.audit.export import neutralise
+from apps.audit.models import AuditAction
+from apps.audit.services import record_now
 
-from . import chain
-from .export import neutralise
-from .models import AuditAction
-from .services import record_now
+from .models import Grant, Resource
 
 REPORT_COLUMNS = (
     "resource",
