@@ -93,6 +93,29 @@ def test_dashboard_shows_window_sync_and_time_left(alice: Any, grafana: Any) -> 
     assert "1\xa0hour, 29\xa0minutes" in html or "1\xa0hour, 30\xa0minutes" in html
 
 
+def test_scheduled_grant_says_the_rule_is_in_place_not_that_access_is_open(
+    alice: Any, grafana: Any
+) -> None:
+    client, user = alice
+    live_at = timezone.now() - timedelta(minutes=3)
+    start = timezone.now() + timedelta(days=1)
+    GrantFactory(
+        request__requester=user,
+        request__resource=grafana,
+        state=GrantState.SCHEDULED,
+        sync_status=SyncStatus.LIVE,
+        live_at=live_at,
+        not_before=start,
+        expires_at=start + timedelta(hours=1),
+    )
+
+    html = client.get("/").content.decode()
+
+    assert f"rule in place since {live_at:%a %-d %b %H:%M}" in html
+    assert f"opens {start:%a %-d %b %H:%M}" in html
+    assert "live in Pomerium since" not in html
+
+
 def test_dashboard_empty_state_when_nothing_is_requestable(signed_in: Any) -> None:
     ResourceFactory(requester_groups=["sre"])
     client, _ = signed_in("nobody", groups=["marketing"])
