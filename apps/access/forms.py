@@ -8,14 +8,14 @@ person's zone (``zone_for``); they are converted to UTC here, never in templates
 
 from __future__ import annotations
 
-import zoneinfo
 from datetime import UTC, datetime, timedelta, tzinfo
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.http import HttpRequest
 from django.utils import timezone
+
+from apps.accounts.timezones import valid_zone, zone_names
 
 from .models import Resource
 from .services import MAX_TEXT
@@ -29,21 +29,6 @@ DATETIME_LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M
 
 
 # --- Time zones ----------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def zone_names() -> tuple[str, ...]:
-    # available_timezones() walks the tz database on disk; once per process is plenty.
-    return tuple(sorted(zoneinfo.available_timezones()))
-
-
-def valid_zone(name: str | None) -> tzinfo | None:
-    if not name or len(name) > 64 or name not in zone_names():
-        return None
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return None
 
 
 def request_user(request: HttpRequest) -> User:

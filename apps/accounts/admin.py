@@ -19,6 +19,7 @@ from apps.audit.models import AuditAction
 from apps.audit.services import record
 
 from .models import User
+from .timezones import zone_names
 
 IDENTITY_FIELDS = (
     "username",
@@ -41,8 +42,6 @@ class UserAdminForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if "time_zone" in self.fields:
-            from apps.access.forms import zone_names
-
             self.fields["time_zone"] = forms.ChoiceField(
                 required=False,
                 choices=[("", "The browser's zone")] + [(z, z) for z in zone_names()],
