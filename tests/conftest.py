@@ -138,3 +138,26 @@ def assertion_for(signing_key: SigningKey) -> Any:
         return mint(signing_key, claims_for(sub, email, **kwargs))
 
     return make
+
+
+# People by role, as their groups make them (PORTAL_* groups set in ``pomerium_settings``).
+
+
+@pytest.fixture
+def auditor(as_user: Any) -> Any:
+    return as_user("idp|carol", "carol@example.com", groups=["compliance"], name="Carol")
+
+
+@pytest.fixture
+def superuser(as_user: Any) -> Any:
+    return as_user("idp|root", "root@example.com", groups=["portal-admins"])
+
+
+@pytest.fixture
+def approver(as_user: Any) -> Any:
+    return as_user("idp|bob", "bob@example.com", groups=["approvers"])
+
+
+@pytest.fixture
+def plain_user(as_user: Any) -> Any:
+    return as_user("idp|dave", "dave@example.com", groups=["engineering"])

@@ -7,10 +7,11 @@ import logging
 import os
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.processes import run_manage
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,16 +30,9 @@ PRODUCTION = {
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # Only the basics from this process: the settings under test come from ``env`` alone.
     clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_manage(*args, env={**clean, **env})
 
 
 @pytest.mark.parametrize(

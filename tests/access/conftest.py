@@ -42,21 +42,3 @@ def csrf_client(signing_key: SigningKey) -> Callable[..., PomeriumClient]:
         )
 
     return make
-
-
-# The roles by their groups, for the access reports (as in tests/audit/conftest.py).
-
-
-@pytest.fixture
-def auditor(as_user: Any) -> Any:
-    return as_user("idp|carol", "carol@example.com", groups=["compliance"], name="Carol")
-
-
-@pytest.fixture
-def superuser(as_user: Any) -> Any:
-    return as_user("idp|root", "root@example.com", groups=["portal-admins"])
-
-
-@pytest.fixture
-def approver(as_user: Any) -> Any:
-    return as_user("idp|bob", "bob@example.com", groups=["approvers"])

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from apps.audit.models import AuditAction, AuditEvent
 from tests.factories import GrantFactory, ResourceFactory
+from tests.support.processes import run_manage
 
 pytestmark = pytest.mark.django_db
 
@@ -106,13 +104,5 @@ def test_bad_arguments_exit_2_with_one_line(args: list[str], message: str) -> No
 )
 def test_from_the_shell_one_line_on_stderr(args: list[str], code: int, line: str) -> None:
     env = {**os.environ, "DEBUG": "true", "DATABASE_URL": "sqlite:///:memory:"}
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_manage(*args, env=env, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (code, "", line + "\n")

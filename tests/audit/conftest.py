@@ -54,23 +54,3 @@ def raw_sql() -> Callable[..., None]:
                 cursor.execute(ENABLE)
 
     return run
-
-
-@pytest.fixture
-def auditor(as_user: Any) -> Any:
-    return as_user("idp|carol", "carol@example.com", groups=["compliance"], name="Carol")
-
-
-@pytest.fixture
-def superuser(as_user: Any) -> Any:
-    return as_user("idp|root", "root@example.com", groups=["portal-admins"])
-
-
-@pytest.fixture
-def approver(as_user: Any) -> Any:
-    return as_user("idp|bob", "bob@example.com", groups=["approvers"])
-
-
-@pytest.fixture
-def plain_user(as_user: Any) -> Any:
-    return as_user("idp|dave", "dave@example.com", groups=["engineering"])

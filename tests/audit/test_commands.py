@@ -5,18 +5,16 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from apps.audit.management.commands import export_audit
 from apps.audit.models import AuditAction, AuditEvent
+from tests.support.processes import run_manage
 
 from .conftest import T0, add_entries, add_entry
 
@@ -214,13 +212,5 @@ class TestVerifyAudit:
 )
 def test_from_the_shell_one_line_on_stderr(args: list[str], code: int, line: str) -> None:
     env = {**os.environ, "DEBUG": "true", "DATABASE_URL": "sqlite:///:memory:"}
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_manage(*args, env=env, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (code, "", line + "\n")

@@ -16,7 +16,6 @@ import http.client
 import io
 import json
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from apps.demo.supervisor import (
     prepare_data_dir,
 )
 from tests.conftest import require_service
+from tests.support.processes import free_ports
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -75,17 +75,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         )
         missing = missing_parts()
         require_service("The demo stack", not missing, f"missing modules: {missing}")
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @dataclass
