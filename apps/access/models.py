@@ -35,7 +35,7 @@ class ResourceQuerySet(models.QuerySet["Resource"]):
         return self.filter(is_active=True)
 
     def requestable_by(self, user: User) -> list[Resource]:
-        groups = set(user.groups.values_list("name", flat=True))
+        groups = user.group_names()
         return [r for r in self.active().order_by("name") if r.may_request(user, groups)]
 
 
@@ -159,14 +159,14 @@ class Resource(models.Model):
         if not self.requester_groups:
             return True
         if groups is None:
-            groups = set(user.groups.values_list("name", flat=True))
+            groups = user.group_names()
         return bool(groups & set(self.requester_groups))
 
     def is_approver(self, user: User, groups: set[str] | None = None) -> bool:
         if user.is_superuser:
             return True
         if groups is None:
-            groups = set(user.groups.values_list("name", flat=True))
+            groups = user.group_names()
         return bool(groups & set(self.approver_groups))
 
     def auto_approve_rule_for(self, groups: set[str], minutes: int) -> dict[str, object] | None:

@@ -62,10 +62,6 @@ __all__ = [
 MAX_TEXT = 4000
 
 
-def _groups(user: User) -> set[str]:
-    return set(user.groups.values_list("name", flat=True))
-
-
 def _lock_request(req: AccessRequest) -> AccessRequest:
     return (
         AccessRequest.objects.select_for_update()
@@ -164,7 +160,7 @@ def submit_request(
     with transaction.atomic():
         # Serialise one person's submissions so "one open request" holds under double clicks.
         get_user_model().objects.select_for_update().filter(pk=requester.pk).first()
-        groups = _groups(requester)
+        groups = requester.group_names()
         if resource.is_active and not resource.may_request(requester, groups):
             raise NotAllowed(f"You may not request {resource.name}.")
         _validate_submission(
@@ -593,7 +589,7 @@ def break_glass(
     justification = _check_text(justification, "justification")
     with transaction.atomic():
         get_user_model().objects.select_for_update().filter(pk=user.pk).first()
-        if not set(resource.break_glass_groups) & _groups(user):
+        if not set(resource.break_glass_groups) & user.group_names():
             raise NotAllowed(f"You may not use break-glass access for {resource.name}.")
         if not 0 < duration_minutes <= resource.break_glass_max_minutes:
             raise PolicyViolation(

@@ -18,7 +18,6 @@ from django.template import loader
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.accounts.models import User
 from apps.accounts.services import update_preferences
 
 from . import services
@@ -37,10 +36,6 @@ from .states import OPEN_GRANT_STATES, AccessError, RequestKind, RequestState
 # The dashboard shows the newest requests; older ones stay in the audit trail and admin.
 DASHBOARD_REQUESTS = 50
 ENDED_EARLY_REASON = "ended early by the user"
-
-
-def _groups(user: User) -> set[str]:
-    return set(user.groups.values_list("name", flat=True))
 
 
 def _render(
@@ -67,7 +62,7 @@ def _label_durations(items: list[Any], attr: str = "duration_minutes") -> None:
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     user = request_user(request)
-    groups = _groups(user)
+    groups = user.group_names()
     resources = list(Resource.objects.active())
     requestable = [r for r in resources if r.may_request(user, groups)]
     grants = list(
@@ -130,7 +125,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
         return _render(
             request,
             "access/nothing_to_request.html",
-            {"groups": sorted(_groups(user))},
+            {"groups": sorted(user.group_names())},
         )
     open_grants = {
         g.resource_id: g for g in Grant.objects.open().filter(user=user).select_related("resource")
@@ -296,7 +291,7 @@ def request_end_access(request: HttpRequest, pk: int) -> HttpResponse:
 def break_glass(request: HttpRequest, slug: str) -> HttpResponse:
     resource = get_object_or_404(Resource.objects.active(), slug=slug)
     user = request_user(request)
-    if not set(resource.break_glass_groups) & _groups(user):
+    if not set(resource.break_glass_groups) & user.group_names():
         return _forbidden(
             request,
             f"Break-glass access to {resource.name} is only for members of its emergency "

@@ -30,6 +30,10 @@ class User(AbstractUser):
     def __str__(self) -> str:
         return self.email or self.display_name or self.username
 
+    def group_names(self) -> set[str]:
+        """Names of the user's groups (the assertion's groups plus the portal's role groups)."""
+        return set(self.groups.values_list("name", flat=True))
+
     def get_short_name(self) -> str:
         # The admin greets with this; the IdP subject in username means nothing to people.
         return self.display_name or self.email or self.username

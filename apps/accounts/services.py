@@ -36,7 +36,7 @@ def sync_user(identity: Identity, user: User | None = None) -> User:
         )
         if user.claims_digest == digest:  # another request got here first
             return user
-        before_groups = set(user.groups.values_list("name", flat=True))
+        before_groups = user.group_names()
         was_admin = user.is_superuser
         changes = {}
         for field, value in (("email", identity.email), ("display_name", identity.name)):
