@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_ipv46_address
 from django.http import HttpRequest, HttpResponse
 
 from . import context
@@ -19,9 +21,6 @@ def client_ip(request: HttpRequest) -> str | None:
     candidate = forwarded.split(",")[0].strip() if forwarded else request.META.get("REMOTE_ADDR")
     if not candidate:
         return None
-    from django.core.exceptions import ValidationError
-    from django.core.validators import validate_ipv46_address
-
     try:
         validate_ipv46_address(candidate)
     except ValidationError:
