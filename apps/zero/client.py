@@ -1,6 +1,7 @@
 """The Pomerium Zero management API client: the only code that talks to Zero.
 
-Contract (see docs/pomerium.md, section 2):
+Contract (docs/zero-api.md; the JSON Schemas in ``apps/zero/contract`` are the written
+form, and the tests validate every body this client sends against them):
 
 * The API user token is exchanged at ``POST /token`` for an ID token, cached
   and renewed when fewer than ``TOKEN_RENEW_MARGIN`` seconds remain. The cache
@@ -47,8 +48,9 @@ __all__ = [
 logger = logging.getLogger("apps.zero.client")
 
 TOKEN_RENEW_MARGIN = 60.0  # seconds of validity left below which we renew
-PAGE_SIZE = 100
+PAGE_SIZE = 100  # asked for; the server may send fewer (see ``_paged``)
 MAX_PAGES = 1000  # a server that ignores offset must not keep us looping
+SETTINGS_MAX_AGE = 30.0  # seconds a cluster-settings answer is reused
 BODY_EXCERPT = 200
 REDACTED = "[REDACTED]"
 POLICY_PROPERTIES = (
@@ -121,12 +123,17 @@ def _parse_retry_after(value: str | None, now: datetime | None = None) -> float 
 
 
 def _decode_ppl(value: object) -> object:
-    """The API carries PPL as text; give callers structures when it is JSON."""
+    """``ppl`` as read: the contract says a rule object or an array of them.
+
+    A server that answers with text anyway (not Zero's contract) gets it parsed when it is
+    JSON; anything else is kept verbatim, so it never compares equal to what we want and
+    the sync rewrites it.
+    """
     if isinstance(value, str):
         try:
             return json.loads(value)
         except ValueError:
-            return value  # YAML or junk typed in the console: keep it verbatim
+            return value
     return value
 
 
@@ -173,6 +180,8 @@ class ZeroClient:
         # Recent ID tokens, redacted from messages along with the API token.
         self._recent_id_tokens: deque[str] = deque(maxlen=3)
         self._namespace_id: str | None = None
+        self.namespace_source = ""
+        self._settings_cache: tuple[float, dict[str, Any]] | None = None
 
     def __repr__(self) -> str:
         # Deliberately without the token.
@@ -372,20 +381,54 @@ class ZeroClient:
         return data
 
     def _policy_properties(self, props: Mapping[str, Any]) -> dict[str, Any]:
-        """Every PolicyProperties key, PPL serialized as canonical JSON text.
+        """The PolicyProperties body: every required key, ``ppl`` as a structure.
 
-        Missing optional keys get defaults, so to keep console-set text pass the
-        whole current policy (extra keys such as ``id`` are ignored).
+        Zero's schema types ``ppl`` as a rule object or an array of rule objects; text is
+        refused (a ``TypeError`` here, before anything is sent). Missing text keys get
+        defaults, so to keep console-set text pass the whole current policy (extra keys
+        such as ``id`` or ``routes`` are dropped).
         """
         missing = [key for key in ("name", "ppl") if key not in props]
         if missing:
             raise ValueError(f"policy properties need {', '.join(missing)}")
+        raw = props["ppl"]
+        if not isinstance(raw, list | dict):
+            raise TypeError(f"ppl must be a rule object or a list of rules, not {type(raw)}")
         body = {key: props.get(key, default) for key, default in _PROPERTY_DEFAULTS.items()}
         body["name"] = props["name"]
         body["namespaceId"] = props.get("namespaceId") or self.namespace_id()
-        raw = props["ppl"]
-        body["ppl"] = raw if isinstance(raw, str) else ppl_lib.dumps(raw)
+        body["ppl"] = json.loads(ppl_lib.dumps(raw))  # a deep, JSON-clean copy
         return {key: body[key] for key in POLICY_PROPERTIES}
+
+    def _paged(self, template: str, params: Mapping[str, Any]) -> list[Any]:
+        """Every item of a list endpoint, following ``limit``/``offset``.
+
+        Zero answers bare arrays with no total and no cursor, and does not promise to honour
+        the ``limit`` asked for. So the offset advances by what actually came back, and the
+        list ends at an empty page, or at a page shorter than the largest one seen before
+        it (a server capping pages at 10 sends 10, 10, ..., then fewer). Items already seen
+        (by ``id``) are dropped, and a page of nothing new ends the loop, so a server that
+        ignores ``offset`` cannot keep us paging.
+        """
+        items: list[Any] = []
+        seen: set[str] = set()
+        offset = 0
+        largest = 0
+        for _ in range(MAX_PAGES):
+            page = self._get_list(template, params={**params, "limit": PAGE_SIZE, "offset": offset})
+            ids = [str(i["id"]) for i in page if isinstance(i, dict) and i.get("id") is not None]
+            fresh = [
+                i
+                for i in page
+                if not (isinstance(i, dict) and i.get("id") is not None and str(i["id"]) in seen)
+            ]
+            seen.update(ids)
+            items.extend(fresh)
+            if not page or not fresh or (largest and len(page) < largest):
+                break
+            largest = max(largest, len(page))
+            offset += len(page)
+        return items
 
     # ------------------------------------------------------------------ #
     # Operations
@@ -404,51 +447,46 @@ class ZeroClient:
     def namespace_id(self) -> str:
         """The namespace holding this cluster's policies (cached after the first call).
 
-        Read from the cluster's ``namespaceId``; falls back to the cluster id,
-        which is what the docs show. Raises ZeroPermanentError if the cluster
-        is not in the organization.
+        Read with the narrowest call, ``GET /clusters/{CLUSTER_ID}``. A token that may not
+        read the cluster (403) or a cluster the API does not show (404) falls back to the
+        cluster id itself, which is what Pomerium's jit-example passes as ``namespaceId``;
+        ``namespace_source`` then says so (``check_connectivity`` prints it).
         """
         if self._namespace_id is not None:
             return self._namespace_id
-        for cluster in self._get_list("/clusters"):
-            if isinstance(cluster, dict) and cluster.get("id") == self.cluster_id:
-                self._namespace_id = str(cluster.get("namespaceId") or self.cluster_id)
-                return self._namespace_id
-        raise ZeroPermanentError(
-            f"cluster {self.cluster_id!r} not found in organization {self.organization_id!r}"
-        )
+        try:
+            cluster = self.get_cluster()
+        except ZeroPermanentError as exc:
+            if exc.status not in (403, 404):
+                raise
+            self._namespace_id = self.cluster_id
+            self.namespace_source = (
+                f"fallback: reading cluster {self.cluster_id} was refused ({exc.status}), "
+                "so the cluster id is used as the namespace id"
+            )
+            logger.warning("Zero: %s", self.namespace_source)
+            return self._namespace_id
+        namespace = cluster.get("namespaceId")
+        if not isinstance(namespace, str) or not namespace:
+            raise ZeroPermanentError(
+                f"Zero API cluster {self.cluster_id} answered without a namespaceId"
+            )
+        self._namespace_id = namespace
+        self.namespace_source = f"read from cluster {self.cluster_id}"
+        return namespace
+
+    def get_cluster(self) -> dict[str, Any]:
+        """This cluster (``GET /clusters/{CLUSTER_ID}``)."""
+        return self._get_object("/clusters/{cluster}", path_params={"cluster": self.cluster_id})
 
     def list_policies(self) -> list[dict[str, Any]]:
-        """All policies of the namespace, following limit/offset pagination."""
-        namespace = self.namespace_id()
-        policies: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for page_number in range(MAX_PAGES):
-            page = self._get_list(
-                "/policies",
-                params={
-                    "namespaceId": namespace,
-                    "limit": PAGE_SIZE,
-                    "offset": page_number * PAGE_SIZE,
-                    "orderBy": "name",
-                },
-            )
-            decoded = [_decode_policy(p) for p in page]
-            fresh = [p for p in decoded if p.get("id") is None or str(p["id"]) not in seen]
-            seen.update(str(p["id"]) for p in fresh if p.get("id") is not None)
-            policies.extend(fresh)
-            # A short page ends the list; a long one means the server ignored
-            # limit and sent everything; no new ids means it ignored offset.
-            if len(page) != PAGE_SIZE or not fresh:
-                break
-        return policies
+        """Every policy of the namespace, however the server pages."""
+        pages = self._paged("/policies", {"namespaceId": self.namespace_id(), "orderBy": "name"})
+        return [_decode_policy(p) for p in pages]
 
-    def find_policy_by_name(self, name: str) -> dict[str, Any] | None:
-        """The namespace's policy called ``name``, or None."""
-        matches = [p for p in self.list_policies() if p.get("name") == name]
-        if len(matches) > 1:
-            logger.warning("%d Zero policies are named %r; using the first", len(matches), name)
-        return matches[0] if matches else None
+    def find_policies_by_name(self, name: str) -> list[dict[str, Any]]:
+        """Every policy of the namespace called ``name`` (Zero may allow duplicates)."""
+        return [p for p in self.list_policies() if p.get("name") == name]
 
     def get_policy(self, policy_id: str) -> dict[str, Any]:
         """One policy; ZeroPermanentError(status=404) if it does not exist."""
@@ -472,36 +510,76 @@ class ZeroClient:
 
     def list_routes(self) -> list[dict[str, Any]]:
         """The namespace's routes (to show which routes a policy protects)."""
-        return self._get_list("/routes", params={"namespaceId": self.namespace_id()})
+        return self._paged("/routes", {"namespaceId": self.namespace_id()})
 
     def cluster_settings(self) -> dict[str, Any]:
         """The cluster's settings, e.g. ``autoApplyChangesets``."""
-        return self._get_object(
+        settings = self._get_object(
             "/clusters/{cluster}/settings", path_params={"cluster": self.cluster_id}
         )
+        with self._stats_lock:
+            self._settings_cache = (self.clock(), settings)
+        return settings
 
-    def pending_changesets(self) -> list[dict[str, Any]]:
-        """Changesets of this cluster still waiting to be applied."""
-        return self._get_list(
-            "/changesets", params={"clusterId": self.cluster_id, "status": "pending"}
-        )
+    def auto_apply_changesets(self, max_age: float = SETTINGS_MAX_AGE) -> bool:
+        """Does the cluster apply API writes at once? Read at most every ``max_age`` s.
 
-    def apply_changeset(self, changeset_id: str) -> dict[str, Any] | None:
-        """Apply a pending changeset; returns the server's answer if it sent one."""
+        Only ``autoApplyChangesets: true`` counts as yes: a missing or non-boolean value is
+        "no", so the portal then follows its write to a changeset instead of assuming.
+        """
+        with self._stats_lock:
+            cached = self._settings_cache
+        if cached is None or self.clock() - cached[0] > max_age:
+            settings = self.cluster_settings()
+        else:
+            settings = cached[1]
+        return settings.get("autoApplyChangesets") is True
+
+    def list_changesets(self, status: str | None = None) -> list[dict[str, Any]]:
+        """This cluster's changesets, newest change first (all pages)."""
+        params: dict[str, Any] = {"clusterId": self.cluster_id, "orderBy": "-updatedAt"}
+        if status:
+            params["status"] = status
+        return [c for c in self._paged("/changesets", params) if isinstance(c, dict)]
+
+    def find_changeset(self, changeset_id: str) -> dict[str, Any] | None:
+        """One changeset by id, or None. The API has no call for one changeset, so this
+        pages the cluster's list (newest first: ours is near the top) until it is found."""
+        params = {"clusterId": self.cluster_id, "orderBy": "-updatedAt"}
+        offset, largest = 0, 0
+        for _ in range(MAX_PAGES):
+            page = self._get_list(
+                "/changesets", params={**params, "limit": PAGE_SIZE, "offset": offset}
+            )
+            for changeset in page:
+                if isinstance(changeset, dict) and str(changeset.get("id")) == changeset_id:
+                    return changeset
+            if not page or (largest and len(page) < largest):
+                return None
+            largest = max(largest, len(page))
+            offset += len(page)
+        return None
+
+    def apply_changeset(self, changeset_id: str) -> dict[str, Any]:
+        """Apply a changeset; returns it with its status after the call (``applying``,
+        ``applied`` or a failure: not necessarily final)."""
         data = self._call("POST", "/changesets/{id}/apply", path_params={"id": changeset_id})
-        return data if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            raise ZeroPermanentError(
+                f"Zero API POST /changesets/{changeset_id}/apply answered without a changeset"
+            )
+        return data
 
-    def activity_logs(self, entity_id: str, limit: int = 20) -> list[dict[str, Any]]:
-        """Newest-first activity entries for one policy (who edited it, when)."""
-        return self._get_list(
-            "/activityLogs",
-            params={
-                "entityType": "policy",
-                "entityId": entity_id,
-                "limit": limit,
-                "orderBy": "-updatedAt",
-            },
-        )
+    def activity_logs(self, *, limit: int | None = None, **filters: str) -> list[dict[str, Any]]:
+        """Activity entries matching ``filters`` (entityType, entityId, changesetId, ...),
+        newest first. With ``limit``, only the first page of that size is read (the
+        server may send fewer); without, every page."""
+        params: dict[str, Any] = {**filters, "orderBy": "-updatedAt"}
+        if limit is not None:
+            entries = self._get_list("/activityLogs", params={**params, "limit": limit})
+        else:
+            entries = self._paged("/activityLogs", params)
+        return [e for e in entries if isinstance(e, dict)]
 
 
 # --------------------------------------------------------------------------- #

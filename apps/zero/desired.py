@@ -21,12 +21,18 @@ from apps.zero import ppl as ppl_lib
 MANAGED_KEYS = ("name", "description", "explanation", "remediation", "enforced", "ppl")
 MAX_LISTED_RULES = 20  # per list in an audit diff; the digests cover the rest
 
-RuleKey = tuple[str, str, str]  # (lower-cased email, after, before) as rendered
+RuleKey = tuple[str, str, str]  # (email exactly as the assertion carried it, after, before)
 
 
 def rule_key(email: str, not_before: datetime, expires_at: datetime) -> RuleKey:
-    """A grant's rule as rendered: equal keys render byte-identical rules."""
-    return (email.lower(), ppl_lib.rfc3339(not_before), ppl_lib.rfc3339(expires_at))
+    """A grant's rule as rendered: equal keys render byte-identical rules.
+
+    The email is kept as it is (``First.Last@Corp.com``): Pomerium compares it
+    case-sensitively with the identity provider's value, so lower-casing it here would
+    write a rule that never matches. Case-insensitive identity is the portal's business
+    (apps.accounts), not the rule's.
+    """
+    return (email, ppl_lib.rfc3339(not_before), ppl_lib.rfc3339(expires_at))
 
 
 def wanted_grants(resource: Resource, now: datetime) -> dict[int, RuleKey]:

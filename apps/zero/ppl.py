@@ -2,8 +2,9 @@
 
 Pure, deterministic functions with no I/O and no Django. The portal renders the
 managed policy from the base rules an operator configured plus one rule per live
-grant; the simulator validates and evaluates PPL with the same code, so what we
-write is what the tests check.
+grant, and validates operator-written base rules no more strictly than Pomerium does
+(docs/ppl.md). The Zero simulator does NOT use this module: it checks what we send
+against the written contract with its own code, so a bug here cannot hide itself.
 
 Semantics follow Pomerium's generator (``pkg/policy/generator``):
 
@@ -33,6 +34,7 @@ __all__ = [
     "dumps",
     "evaluate",
     "normalize",
+    "parse_date_bound",
     "parse_rfc3339",
     "render_policy",
     "rfc3339",
@@ -45,39 +47,51 @@ DENY_ALL_RULE: dict[str, Any] = {"allow": {"and": [{"reject": True}]}}
 
 ACTIONS = frozenset({"allow", "deny"})
 OPERATORS = ("and", "or", "not", "nor")
+# Every criterion Pomerium registers (docs/ppl.md); ``claim/<name>`` is matched on its
+# prefix. Anything Pomerium accepts in a base rule, the portal accepts too.
 KNOWN_CRITERIA = frozenset(
     {
         "accept",
-        "reject",
         "authenticated_user",
-        "email",
-        "user",
-        "groups",
-        "domain",
-        "date",
         "claim",
+        "client_certificate",
+        "cors_preflight",
+        "date",
+        "day_of_week",
+        "device",
+        "domain",
+        "email",
+        "groups",
         "http_method",
         "http_path",
-        "cors_preflight",
-        "device",
         "invalid_client_certificate",
+        "mcp_tool",
         "pomerium_routes",
         "record",
-        "time_of_day",
-        "day_of_week",
-        "client_certificate",
+        "reject",
         "source_ip",
+        "ssh_publickey",
+        "ssh_user_ca",
+        "ssh_username",
+        "ssh_username_matches_claim",
+        "ssh_username_matches_email",
+        "time_of_day",
+        "user",
     }
 )
-STRING_MATCHER_KEYS = frozenset({"is", "in", "starts_with", "ends_with", "contains", "not"})
+STRING_MATCHER_KEYS = frozenset(
+    {"is", "in", "not_in", "starts_with", "ends_with", "contains", "not"}
+)
 LIST_MATCHER_KEYS = frozenset({"has", "is", "exclude"})
 DATE_KEYS = frozenset({"after", "before"})
-_STRING_CRITERIA = frozenset({"email", "user", "domain"})
+_STRING_CRITERIA = frozenset({"email", "user", "domain", "http_method", "http_path"})
 
 # RFC 3339 date-time: full date, "T" (or space), time, optional fraction and a
 # mandatory zone. datetime.fromisoformat alone also accepts naive and basic
 # ISO 8601 forms, which Pomerium would not read the same way.
 _RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+# A ``date`` bound as Pomerium's own docs write it, without a zone: read as UTC.
+_ZONELESS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
 
 
 @dataclass(frozen=True)
@@ -122,22 +136,40 @@ def parse_rfc3339(value: object) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
+def parse_date_bound(value: object) -> datetime | None:
+    """A ``date`` matcher bound: RFC 3339 with a zone, or a zone-less date-time read as
+    UTC (Pomerium's docs show ``2150-01-02T16:20:00``). ``None`` if it is neither.
+
+    The portal itself always writes an explicit ``Z`` (``rfc3339``).
+    """
+    parsed = parse_rfc3339(value)
+    if parsed is not None:
+        return parsed
+    if not isinstance(value, str) or not _ZONELESS_RE.match(value):
+        return None
+    try:
+        naive = datetime.fromisoformat(value.replace("t", "T"))
+    except ValueError:
+        return None
+    return naive.replace(tzinfo=UTC)
+
+
 def render_policy(
     base_rules: Sequence[Mapping[str, Any]], grants: Iterable[GrantRule]
 ) -> list[dict[str, Any]]:
     """Render the managed policy: base rules (as given), then one rule per grant.
 
-    Grants are sorted by (email, not_before, expires_at) so the result does not
-    depend on the order grants were loaded in. With neither base rules nor
+    Each email is written exactly as given: Pomerium's ``email`` criterion is exact,
+    case-sensitive equality with the identity provider's value, so ``First.Last@Corp.com``
+    must stay as it is. Grants are sorted by (email, not_before, expires_at) so the result
+    does not depend on the order grants were loaded in. With neither base rules nor
     grants the result is ``[DENY_ALL_RULE]``. The returned structures are fresh
     copies; mutating them does not affect the inputs or ``DENY_ALL_RULE``.
     """
     rules: list[dict[str, Any]] = [dict(copy.deepcopy(rule)) for rule in base_rules]
     # Sort on the rendered values: grants that tie render identical rules, so
     # the output is the same for every input order.
-    rendered = sorted(
-        (g.email.lower(), rfc3339(g.not_before), rfc3339(g.expires_at)) for g in grants
-    )
+    rendered = sorted((g.email, rfc3339(g.not_before), rfc3339(g.expires_at)) for g in grants)
     rules.extend(
         {
             "allow": {
@@ -218,9 +250,9 @@ def _validate_string_matcher(where: str, value: object) -> list[str]:
     for key, operand in value.items():
         if key not in STRING_MATCHER_KEYS:
             errors.append(f"{where}: unknown string matcher {key!r}")
-        elif key == "in":
+        elif key in ("in", "not_in"):
             if not isinstance(operand, list) or not all(isinstance(s, str) for s in operand):
-                errors.append(f"{where}.in: expected a list of strings")
+                errors.append(f"{where}.{key}: expected a list of strings")
         elif not isinstance(operand, str):
             errors.append(f"{where}.{key}: expected a string")
     return errors
@@ -247,10 +279,8 @@ def _validate_date(where: str, value: object) -> list[str]:
     for key, operand in value.items():
         if key not in DATE_KEYS:
             errors.append(f"{where}: unknown date matcher {key!r}")
-        elif parse_rfc3339(operand) is None:
-            errors.append(
-                f"{where}.{key}: {operand!r} is not an RFC 3339 timestamp with Z or an offset"
-            )
+        elif parse_date_bound(operand) is None:
+            errors.append(f"{where}.{key}: {operand!r} is not an RFC 3339 date-time")
     return errors
 
 
@@ -273,14 +303,15 @@ def _validate_criterion(where: str, criterion: object) -> list[str]:
 def _validate_rule(where: str, rule: object) -> list[str]:
     # Pomerium's schema allows "allow" and "deny" side by side in one object
     # (its docs' first example does this), so accept either or both.
-    if not isinstance(rule, dict) or not rule:
-        return [f"{where}: a rule must be an object with an 'allow' or 'deny' key"]
+    # ``{}`` and ``{"allow": {}}`` are valid and add nothing.
+    if not isinstance(rule, dict):
+        return [f"{where}: a rule must be an object with 'allow' and/or 'deny'"]
     errors = []
     for action, body in rule.items():
         if action not in ACTIONS:
             errors.append(f"{where}: unknown action {action!r} (expected allow or deny)")
             continue
-        if not isinstance(body, dict) or not body:
+        if not isinstance(body, dict):
             errors.append(f"{where}.{action}: expected an object with and/or/not/nor")
             continue
         for operator, criteria in body.items():
@@ -332,6 +363,7 @@ def _match_string(subject: str, matcher: object) -> bool:
         "is": lambda v: subject == v,
         "not": lambda v: subject != v,
         "in": lambda v: isinstance(v, list) and subject in v,
+        "not_in": lambda v: isinstance(v, list) and subject not in v,
         "starts_with": lambda v: isinstance(v, str) and subject.startswith(v),
         "ends_with": lambda v: isinstance(v, str) and subject.endswith(v),
         "contains": lambda v: isinstance(v, str) and v in subject,
@@ -357,7 +389,7 @@ def _match_date(at: datetime, matcher: object) -> bool:
     if not isinstance(matcher, dict) or not matcher:
         return False
     for key, value in matcher.items():
-        bound = parse_rfc3339(value)
+        bound = parse_date_bound(value)
         if bound is None:
             return False  # fail closed on a bound we cannot read
         if key == "after" and not at >= bound:

@@ -63,11 +63,14 @@ def add_token(
     )
 
 
-def add_clusters(rsps: responses.RequestsMock, namespace: str | None = "ns-1") -> None:
-    ours: dict[str, object] = {"id": "cluster-1", "name": "prod"}
+def add_clusters(
+    rsps: responses.RequestsMock, namespace: str | None = "ns-1", cluster: str = "cluster-1"
+) -> responses.BaseResponse:
+    """The narrow cluster read, ``GET /clusters/{id}`` (the client never lists all)."""
+    ours: dict[str, object] = {"id": cluster, "name": "prod"}
     if namespace is not None:
         ours["namespaceId"] = namespace
-    rsps.get(f"{ORG}/clusters", json=[{"id": "other", "namespaceId": "ns-other"}, ours])
+    return rsps.get(f"{ORG}/clusters/{cluster}", json=ours)
 
 
 def auth_headers(rsps: responses.RequestsMock) -> list[str | None]:
@@ -281,7 +284,7 @@ def test_tokens_never_leak_into_errors_or_logs(
     add_token(rsps)
     echo = json.dumps({"error": "bad request", "refreshToken": API_TOKEN, "token": ID_TOKEN})
     rsps.get(SETTINGS_URL, status=500, body=echo)
-    rsps.get(f"{ORG}/clusters", status=400, body=f"Authorization: Bearer {ID_TOKEN}")
+    rsps.get(f"{ORG}/clusters/cluster-1", status=400, body=f"Authorization: Bearer {ID_TOKEN}")
 
     failures = []
     with pytest.raises(ZeroTransientError) as info:
@@ -313,60 +316,83 @@ def test_tokens_never_leak_into_errors_or_logs(
 # ------------------------------------------------------------------ operations
 
 
-def test_namespace_id_read_from_cluster_and_cached(
+def test_namespace_id_read_from_the_one_cluster_and_cached(
     rsps: responses.RequestsMock, zc: ZeroClient
 ) -> None:
     add_token(rsps)
-    add_clusters(rsps, namespace="ns-1")
+    narrow = add_clusters(rsps, namespace="ns-1")
     listing = rsps.get(
         f"{ORG}/policies",
         json=[],
         match=[matchers.query_param_matcher({"namespaceId": "ns-1"}, strict_match=False)],
     )
     assert zc.namespace_id() == "ns-1"
+    assert zc.namespace_source == "read from cluster cluster-1"
     zc.list_policies()
     zc.list_policies()
     assert listing.call_count == 2
-    assert zc.calls[("GET", "/organizations/{org}/clusters")] == 1
+    assert narrow.call_count == 1
+    assert zc.calls[("GET", "/organizations/{org}/clusters")] == 0  # never lists all clusters
 
 
-def test_namespace_id_falls_back_to_cluster_id(
+@pytest.mark.parametrize("status", [403, 404])
+def test_namespace_falls_back_to_cluster_id_when_the_cluster_read_is_refused(
+    rsps: responses.RequestsMock, zc: ZeroClient, status: int
+) -> None:
+    add_token(rsps)
+    rsps.get(f"{ORG}/clusters/cluster-1", status=status, json={"error": "no"})
+    assert zc.namespace_id() == "cluster-1"
+    assert f"refused ({status})" in zc.namespace_source
+    assert "cluster id is used" in zc.namespace_source
+
+
+def test_cluster_without_namespace_is_permanent(
     rsps: responses.RequestsMock, zc: ZeroClient
 ) -> None:
     add_token(rsps)
     add_clusters(rsps, namespace=None)
-    assert zc.namespace_id() == "cluster-1"
-
-
-def test_unknown_cluster_is_permanent(rsps: responses.RequestsMock, clock: FakeClock) -> None:
-    add_token(rsps)
-    add_clusters(rsps)
-    zc = ZeroClient(BASE, API_TOKEN, "org-1", "cluster-404", clock=clock)
-    with pytest.raises(ZeroPermanentError, match="cluster-404"):
+    with pytest.raises(ZeroPermanentError, match="without a namespaceId"):
         zc.namespace_id()
 
 
-@pytest.mark.parametrize(("total", "pages"), [(0, 1), (99, 1), (100, 2), (250, 3)])
-def test_list_policies_paginates(
-    rsps: responses.RequestsMock, zc: ZeroClient, total: int, pages: int
+def test_other_cluster_read_errors_are_not_papered_over(
+    rsps: responses.RequestsMock, zc: ZeroClient
+) -> None:
+    add_token(rsps)
+    rsps.get(f"{ORG}/clusters/cluster-1", status=400, json={"error": "bad"})
+    with pytest.raises(ZeroPermanentError, match="returned 400"):
+        zc.namespace_id()
+
+
+def _serve_pages(
+    rsps: responses.RequestsMock, url: str, items: list[dict[str, object]], cap: int
+) -> None:
+    """A server that sends at most ``cap`` items per page, whatever limit is asked."""
+
+    def answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        query = dict(
+            pair.split("=", 1) for pair in (request.url or "").split("?", 1)[1].split("&")
+        )
+        offset, limit = int(query.get("offset", 0)), int(query.get("limit", 1000))
+        return 200, {}, json.dumps(items[offset : offset + min(cap, limit)])
+
+    rsps.add_callback(responses.GET, url, callback=answer)
+
+
+@pytest.mark.parametrize(
+    ("total", "cap", "calls"),
+    [(0, 100, 1), (99, 100, 2), (100, 100, 2), (250, 100, 3), (25, 10, 3), (20, 10, 3)],
+)
+def test_list_policies_pages_until_a_short_page_whatever_the_server_cap(
+    rsps: responses.RequestsMock, zc: ZeroClient, total: int, cap: int, calls: int
 ) -> None:
     add_token(rsps)
     add_clusters(rsps)
-    policies = [{"id": f"p{i:03}", "name": f"n{i:03}", "ppl": "[]"} for i in range(total)]
-    for page in range(pages):
-        rsps.get(
-            f"{ORG}/policies",
-            json=policies[page * 100 : page * 100 + 100],
-            match=[
-                matchers.query_param_matcher(
-                    {"namespaceId": "ns-1", "limit": "100", "offset": str(page * 100)},
-                    strict_match=False,
-                )
-            ],
-        )
+    policies = [{"id": f"p{i:03}", "name": f"n{i:03}", "ppl": []} for i in range(total)]
+    _serve_pages(rsps, f"{ORG}/policies", policies, cap)
     result = zc.list_policies()
     assert [p["id"] for p in result] == [p["id"] for p in policies]
-    assert zc.calls[("GET", "/organizations/{org}/policies")] == pages
+    assert zc.calls[("GET", "/organizations/{org}/policies")] == calls
 
 
 def test_list_policies_stops_when_server_ignores_offset(
@@ -380,24 +406,27 @@ def test_list_policies_stops_when_server_ignores_offset(
     assert zc.calls[("GET", "/organizations/{org}/policies")] == 2
 
 
-def test_find_policy_by_name_and_ppl_decoding(rsps: responses.RequestsMock, zc: ZeroClient) -> None:
+def test_find_policies_by_name_returns_every_duplicate_and_reads_ppl_structures(
+    rsps: responses.RequestsMock, zc: ZeroClient
+) -> None:
     add_token(rsps)
     add_clusters(rsps)
     rsps.get(
         f"{ORG}/policies",
         json=[
-            {"id": "1", "name": "json", "ppl": '[{"allow":{"and":[{"accept":true}]}}]'},
-            {"id": "2", "name": "yaml", "ppl": "allow:\n  and:\n  - accept: true\n"},
-            {"id": "3", "name": "parsed", "ppl": [{"deny": {"and": [{"accept": True}]}}]},
+            {"id": "1", "name": "object", "ppl": {"allow": {"and": [{"accept": True}]}}},
+            {"id": "2", "name": "array", "ppl": [{"deny": {"and": [{"accept": True}]}}]},
+            {"id": "3", "name": "dup", "ppl": {}},
+            {"id": "4", "name": "dup", "ppl": []},
         ],
     )
-    assert zc.find_policy_by_name("json")["ppl"] == [{"allow": {"and": [{"accept": True}]}}]
-    assert zc.find_policy_by_name("yaml")["ppl"] == "allow:\n  and:\n  - accept: true\n"
-    assert zc.find_policy_by_name("parsed")["ppl"] == [{"deny": {"and": [{"accept": True}]}}]
-    assert zc.find_policy_by_name("missing") is None
+    assert zc.find_policies_by_name("object")[0]["ppl"] == {"allow": {"and": [{"accept": True}]}}
+    assert zc.find_policies_by_name("array")[0]["ppl"] == [{"deny": {"and": [{"accept": True}]}}]
+    assert [p["id"] for p in zc.find_policies_by_name("dup")] == ["3", "4"]
+    assert zc.find_policies_by_name("missing") == []
 
 
-def test_create_policy_sends_every_property_and_accepts_200_or_201(
+def test_create_policy_sends_ppl_as_a_structure_and_accepts_200_or_201(
     rsps: responses.RequestsMock, zc: ZeroClient
 ) -> None:
     add_token(rsps)
@@ -410,7 +439,7 @@ def test_create_policy_sends_every_property_and_accepts_200_or_201(
         "remediation": "",
         "enforced": False,
         "namespaceId": "ns-1",
-        "ppl": '[{"allow":{"and":[{"reject":true}]}}]',
+        "ppl": ppl,
     }
     for status in (201, 200):
         rsps.upsert(
@@ -425,6 +454,14 @@ def test_create_policy_sends_every_property_and_accepts_200_or_201(
         assert created["ppl"] == ppl
 
 
+def test_ppl_text_is_refused_before_anything_is_sent(
+    rsps: responses.RequestsMock, zc: ZeroClient
+) -> None:
+    with pytest.raises(TypeError, match="rule object or a list"):
+        zc.create_policy({"name": "jit", "namespaceId": "ns-1", "ppl": "[]"})
+    assert len(rsps.calls) == 0
+
+
 def test_replace_policy_puts_all_properties(rsps: responses.RequestsMock, zc: ZeroClient) -> None:
     add_token(rsps)
     current = {
@@ -435,11 +472,11 @@ def test_replace_policy_puts_all_properties(rsps: responses.RequestsMock, zc: Ze
         "remediation": "ask",
         "enforced": True,
         "namespaceId": "ns-1",
-        "ppl": [{"allow": {"and": [{"accept": True}]}}],
+        "ppl": {"allow": {"and": [{"accept": True}]}},
         "createdAt": "2026-01-01T00:00:00Z",
         "routes": [],
     }
-    put = rsps.put(f"{ORG}/policies/p-1", json={**current, "ppl": "[]"})
+    put = rsps.put(f"{ORG}/policies/p-1", json={**current, "ppl": []})
     zc.replace_policy("p-1", current)
     body = json.loads(put.calls[0].request.body)
     assert body == {
@@ -449,7 +486,7 @@ def test_replace_policy_puts_all_properties(rsps: responses.RequestsMock, zc: Ze
         "remediation": "ask",
         "enforced": True,
         "namespaceId": "ns-1",
-        "ppl": '[{"allow":{"and":[{"accept":true}]}}]',
+        "ppl": {"allow": {"and": [{"accept": True}]}},
     }
     with pytest.raises(ValueError, match="ppl"):
         zc.replace_policy("p-1", {"name": "jit"})
@@ -463,14 +500,19 @@ def test_routes_changesets_and_activity_queries(
     rsps.get(
         f"{ORG}/routes",
         json=[{"id": "r1", "policyIds": ["p-1"]}],
-        match=[matchers.query_param_matcher({"namespaceId": "ns-1"})],
+        match=[matchers.query_param_matcher({"namespaceId": "ns-1"}, strict_match=False)],
     )
+    changeset = {"id": "cs-1", "namespaceId": "ns-1", "status": "pending"}
     rsps.get(
         f"{ORG}/changesets",
-        json=[{"id": "cs-1", "status": "pending"}],
-        match=[matchers.query_param_matcher({"clusterId": "cluster-1", "status": "pending"})],
+        json=[changeset],
+        match=[
+            matchers.query_param_matcher(
+                {"clusterId": "cluster-1", "status": "pending"}, strict_match=False
+            )
+        ],
     )
-    apply = rsps.post(f"{ORG}/changesets/cs-1/apply", json={"id": "cs-1", "status": "applied"})
+    apply = rsps.post(f"{ORG}/changesets/cs-1/apply", json={**changeset, "status": "applying"})
     rsps.get(
         f"{ORG}/activityLogs",
         json=[{"id": "a1"}],
@@ -483,17 +525,45 @@ def test_routes_changesets_and_activity_queries(
     rsps.delete(f"{ORG}/policies/p-1", status=204)
 
     assert zc.list_routes() == [{"id": "r1", "policyIds": ["p-1"]}]
-    assert zc.pending_changesets() == [{"id": "cs-1", "status": "pending"}]
-    assert zc.apply_changeset("cs-1") == {"id": "cs-1", "status": "applied"}
+    assert zc.list_changesets(status="pending") == [changeset]
+    assert zc.apply_changeset("cs-1")["status"] == "applying"
     assert apply.call_count == 1
-    assert zc.activity_logs("p-1", limit=5) == [{"id": "a1"}]
+    assert zc.activity_logs(entityType="policy", entityId="p-1", limit=5) == [{"id": "a1"}]
     assert zc.delete_policy("p-1") is None
     assert zc.calls[("POST", "/organizations/{org}/changesets/{id}/apply")] == 1
 
 
+def test_find_changeset_pages_through_a_capped_listing(
+    rsps: responses.RequestsMock, zc: ZeroClient
+) -> None:
+    add_token(rsps)
+    changesets = [
+        {"id": f"cs-{i}", "namespaceId": "ns-1", "status": "applied"} for i in range(23)
+    ]
+    _serve_pages(rsps, f"{ORG}/changesets", changesets, cap=10)
+    assert zc.find_changeset("cs-21") == changesets[21]
+    assert zc.calls[("GET", "/organizations/{org}/changesets")] == 3
+    assert zc.find_changeset("cs-missing") is None
+
+
+def test_auto_apply_setting_is_cached_and_only_true_counts(
+    rsps: responses.RequestsMock, zc: ZeroClient, clock: FakeClock
+) -> None:
+    add_token(rsps)
+    read = rsps.get(SETTINGS_URL, json={"autoApplyChangesets": True})
+    assert zc.auto_apply_changesets() is True
+    clock.now += 10
+    assert zc.auto_apply_changesets() is True
+    assert read.call_count == 1
+    clock.now += 30
+    rsps.replace(responses.GET, SETTINGS_URL, json={"autoApplyChangesets": "true"})
+    assert zc.auto_apply_changesets() is False  # a string is not the boolean true
+    assert zc.calls[("GET", "/organizations/{org}/clusters/{cluster}/settings")] == 2
+
+
 def test_path_segments_are_quoted(rsps: responses.RequestsMock, zc: ZeroClient) -> None:
     add_token(rsps)
-    rsps.get(f"{ORG}/policies/a%2Fb", json={"id": "a/b", "ppl": "[]"})
+    rsps.get(f"{ORG}/policies/a%2Fb", json={"id": "a/b", "ppl": []})
     assert zc.get_policy("a/b")["id"] == "a/b"
 
 

@@ -58,9 +58,10 @@ def test_render_puts_base_rules_first_then_grants() -> None:
     assert len(rules) == 2
 
 
-def test_render_lowercases_email() -> None:
-    rules = render_policy([], [grant("Alice.Smith@Example.COM")])
-    assert rules[0]["allow"]["and"][0] == {"email": {"is": "alice.smith@example.com"}}
+def test_render_keeps_the_email_exactly_as_the_assertion_carried_it() -> None:
+    # Pomerium's email criterion is exact, case-sensitive equality with the IdP's value.
+    rules = render_policy([], [grant("First.Last@Corp.com")])
+    assert rules[0]["allow"]["and"][0] == {"email": {"is": "First.Last@Corp.com"}}
 
 
 def test_render_sorts_by_email_then_window() -> None:
@@ -77,10 +78,10 @@ def test_render_sorts_by_email_then_window() -> None:
         for r in render_policy([], grants)
     ]
     assert rendered == [
+        ("Bob@example.com", "2026-09-01T17:00:00Z"),
         ("alice@example.com", "2026-09-01T10:00:00Z"),
         ("alice@example.com", "2026-09-01T11:00:00Z"),
         ("alice@example.com", "2026-09-02T10:00:00Z"),
-        ("bob@example.com", "2026-09-01T17:00:00Z"),
         ("carol@example.com", "2026-09-01T17:00:00Z"),
     ]
 
@@ -201,10 +202,8 @@ def test_validate_rejects_unknown_criterion() -> None:
     assert "unknown criterion 'emails_like'" in errors[0]
 
 
-@pytest.mark.parametrize(
-    "bound", ["2026-09-01T09:00:00", "2026-09-01", "tomorrow", "20260901T090000Z", 1756717200]
-)
-def test_validate_rejects_dates_without_zone_or_not_rfc3339(bound: object) -> None:
+@pytest.mark.parametrize("bound", ["2026-09-01", "tomorrow", "20260901T090000Z", 1756717200])
+def test_validate_rejects_dates_that_are_not_rfc3339(bound: object) -> None:
     errors = validate_ppl([{"allow": {"and": [{"date": {"before": bound}}]}}])
     assert len(errors) == 1
     assert "RFC 3339" in errors[0]
@@ -221,7 +220,8 @@ def test_validate_rejects_dates_without_zone_or_not_rfc3339(bound: object) -> No
         ([{"allow": {"and": [{"email": {"in": "a@example.com"}}]}}], "list of strings"),
         ([{"allow": {"and": [{"date": {"until": "2026-09-01T09:00:00Z"}}]}}], "unknown date"),
         ([{"allow": {"and": [{"groups": {"contains": "x"}}]}}], "unknown list matcher"),
-        ([{"allow": {}}], "and/or/not/nor"),
+        ([{"allow": []}], "and/or/not/nor"),
+        ([{"allow": {"and": [{"email": {"not_in": "a@example.com"}}]}}], "list of strings"),
         (["allow"], "rule must be an object"),
         (42, "rule object or a list"),
         ("{not json", "not valid JSON"),
@@ -244,7 +244,7 @@ def test_evaluate_grant_window() -> None:
     assert not evaluate(rules, "alice@example.com", T0 - timedelta(seconds=1))
     assert not evaluate(rules, "alice@example.com", T1 + timedelta(seconds=1))
     assert not evaluate(rules, "bob@example.com", T0 + timedelta(hours=1))
-    # Matching is case-sensitive, which is why rendering lower-cases.
+    # Matching is case-sensitive, which is why rendering keeps the IdP's spelling.
     assert not evaluate(rules, "Alice@example.com", T0 + timedelta(hours=1))
 
 
@@ -324,7 +324,7 @@ def test_evaluate_accepts_json_text_and_fails_closed_on_junk() -> None:
     rules = render_policy([], [grant("a@example.com")])
     assert evaluate(dumps(rules), "a@example.com", T0)
     assert not evaluate("junk", "a@example.com", T0)
-    bad_date = {"allow": {"and": [{"date": {"after": "2026-09-01T09:00:00"}}]}}
+    bad_date = {"allow": {"and": [{"date": {"after": "1 September"}}]}}
     assert not evaluate(bad_date, "a@example.com", T1)
 
 
@@ -357,3 +357,48 @@ def test_render_dumps_is_stable_under_permutation(pair: tuple[list, list]) -> No
     rendered = dumps(render_policy(BASE, grants))
     assert dumps(render_policy(BASE, shuffled)) == rendered
     assert validate_ppl(json.loads(rendered)) == []
+
+
+# ---------------------------------------------- no stricter than Pomerium
+
+
+@pytest.mark.parametrize(
+    "ppl",
+    [
+        [{"allow": {"and": [{"email": {"not_in": ["a@example.com", "b@example.com"]}}]}}],
+        [{"allow": {"and": [{"mcp_tool": {"in": ["search"]}}]}}],
+        [{"allow": {"and": [{"ssh_username": {"is": "root"}}, {"ssh_publickey": "ssh-ed25519 A"}]}}],
+        [{"allow": {"or": [{"ssh_username_matches_email": True}, {"ssh_user_ca": "ca"}]}}],
+        [{"allow": {"and": [{"ssh_username_matches_claim": "username"}]}}],
+        [{}],
+        {},
+        [{"allow": {}}],
+        [{"deny": {"and": []}}],
+        [{"allow": {"and": [{"date": {"after": "2150-01-02T16:20:00"}}]}}],
+        [{"allow": {"and": [{"http_method": {"in": ["GET", "HEAD"]}}]}}],
+        [{"allow": {"and": [{"http_path": {"starts_with": "/api/"}}]}}],
+        [{"allow": {"and": [{"day_of_week": "mon-fri"}]}}],
+        [{"allow": {"and": [{"claim/department": "sre"}]}}],
+    ],
+)
+def test_validate_accepts_what_pomerium_accepts(ppl: object) -> None:
+    assert validate_ppl(ppl) == []
+
+
+def test_zone_less_date_bounds_are_read_as_utc() -> None:
+    from apps.zero.ppl import parse_date_bound
+
+    assert parse_date_bound("2150-01-02T16:20:00") == datetime(2150, 1, 2, 16, 20, tzinfo=UTC)
+    assert parse_date_bound("2150-01-02T16:20:00+02:00") == datetime(
+        2150, 1, 2, 14, 20, tzinfo=UTC
+    )
+    assert parse_date_bound("tomorrow") is None
+    rules = [{"allow": {"and": [{"date": {"after": "2026-09-01T09:00:00"}}]}}]
+    assert evaluate(rules, "a@example.com", T0)  # T0 is 09:00 UTC: after is inclusive
+    assert not evaluate(rules, "a@example.com", T0 - timedelta(seconds=1))
+
+
+def test_not_in_matcher_evaluates() -> None:
+    rules = [{"allow": {"and": [{"email": {"not_in": ["mallory@example.com"]}}]}}]
+    assert evaluate(rules, "alice@example.com", T0)
+    assert not evaluate(rules, "mallory@example.com", T0)
