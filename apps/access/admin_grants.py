@@ -139,6 +139,19 @@ class GrantExtensionInline(ParentViewInline):
     )
 
 
+class RemovalOverdueFilter(admin.SimpleListFilter):
+    title = "revocation enforced"
+    parameter_name = "removal"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("overdue", "Revocation not yet enforced")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Grant]) -> QuerySet[Grant]:
+        if self.value() == "overdue":
+            return queryset.removal_overdue(timezone.now())  # type: ignore[attr-defined]
+        return queryset
+
+
 @admin.register(Grant)
 class GrantAdmin(ReadOnlyAdmin):
     list_display = (
@@ -161,6 +174,7 @@ class GrantAdmin(ReadOnlyAdmin):
         ("resource", admin.RelatedOnlyFieldListFilter),
         "is_break_glass",
         NeedsReviewFilter,
+        RemovalOverdueFilter,
     )
     search_fields = ("email", "user__username", "resource__slug", "resource__name")
     date_hierarchy = "not_before"
@@ -233,6 +247,9 @@ class GrantAdmin(ReadOnlyAdmin):
 
     @admin.display(description="sync", ordering="sync_status")
     def sync_badge(self, obj: Grant) -> str:
+        if obj.removal_is_overdue(timezone.now()):
+            # The user may still get in: say it louder than any other state.
+            return format_html(BADGE, "#b42318", "#fff", "REVOCATION NOT YET ENFORCED")
         return badge(obj.sync_status, obj.get_sync_status_display())
 
     @admin.display(description="flags", ordering="is_break_glass")

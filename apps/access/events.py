@@ -20,6 +20,8 @@ GRANT_LIVE = "grant_live"
 BREAK_GLASS = "break_glass"
 EXPIRY_REMINDER = "expiry_reminder"
 REQUEST_WAITING = "request_waiting"
+# Emitted by the Zero sync: a revocation Zero has not confirmed within the alert threshold.
+REMOVAL_OVERDUE = "removal_overdue"
 
 
 def emit(event: str, **ids: Any) -> None:

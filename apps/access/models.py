@@ -291,6 +291,14 @@ class GrantQuerySet(models.QuerySet["Grant"]):
         """Grants the resource's policy must carry: not revoked, window not yet over."""
         return self.filter(resource=resource, state__in=OPEN_GRANT_STATES, expires_at__gt=now)
 
+    def removal_overdue(self, now: datetime) -> GrantQuerySet:
+        """Revoked grants whose window is still open and whose removal Pomerium Zero has
+        not confirmed within ``ZERO_REMOVAL_ALERT_SECONDS``: the user may still get in."""
+        threshold = now - timedelta(seconds=settings.ZERO_REMOVAL_ALERT_SECONDS)
+        return self.filter(
+            state=GrantState.REVOKED, revoked_at__lte=threshold, expires_at__gt=now
+        ).exclude(sync_status=SyncStatus.REMOVED)
+
     def needing_review(self) -> GrantQuerySet:
         return self.filter(is_break_glass=True, reviewed_at__isnull=True)
 
@@ -361,6 +369,17 @@ class Grant(models.Model):
     @property
     def resource_slug_for_audit(self) -> str:
         return self.resource.slug
+
+    def removal_is_overdue(self, now: datetime) -> bool:
+        """The instance form of ``GrantQuerySet.removal_overdue``."""
+        threshold = now - timedelta(seconds=settings.ZERO_REMOVAL_ALERT_SECONDS)
+        return (
+            self.state == GrantState.REVOKED
+            and self.revoked_at is not None
+            and self.revoked_at <= threshold
+            and self.expires_at > now
+            and self.sync_status != SyncStatus.REMOVED
+        )
 
     def window(self) -> dict[str, str]:
         return {

@@ -44,6 +44,9 @@ class AuditAction(models.TextChoices):
     ZERO_DRIFT_REPAIRED = "zero.drift_repaired", "Zero drift repaired"
     ZERO_SYNC_FAILED = "zero.sync_failed", "Zero sync failed"
     ZERO_CHANGESET_APPLIED = "zero.changeset_applied", "Zero changeset applied"
+    ZERO_CHANGESET_WAITING = "zero.changeset_waiting", "Zero changeset left for a human to apply"
+    ZERO_WRITE_CONFIRMED = "zero.write_confirmed_late", "Zero write confirmed after a lost answer"
+    ZERO_REMOVAL_OVERDUE = "zero.removal_overdue", "Revocation not yet enforced in Pomerium"
     # Configuration and records
     RESOURCE_CREATED = "resource.created", "Resource created"
     RESOURCE_CHANGED = "resource.changed", "Resource configuration changed"

@@ -16,6 +16,8 @@ grant_live             the grant's user                                         
 expiry_reminder        the grant's user, if they want reminders                   no
 grant_revoked          the grant's user, unless they ended it themselves          no
 break_glass            every approver of the resource and every superuser         yes
+removal_overdue        every approver of the resource and every superuser         no
+                       (a revocation Zero has not confirmed within the threshold)
 =====================  =========================================================  ========
 
 "Approvers" are the members of the resource's approver groups; superusers stand in when
@@ -29,7 +31,13 @@ from typing import Any
 
 from apps.access import events
 from apps.access.models import AccessRequest, Grant
-from apps.access.states import OPEN_GRANT_STATES, GrantState, RequestKind, RequestState
+from apps.access.states import (
+    OPEN_GRANT_STATES,
+    GrantState,
+    RequestKind,
+    RequestState,
+    SyncStatus,
+)
 
 from . import audience
 from .messages import (
@@ -349,6 +357,26 @@ def break_glass(*, grant_id: int | None = None, **_: Any) -> list[Message]:
     return out
 
 
+def removal_overdue(*, grant_id: int | None = None, **_: Any) -> list[Message]:
+    """A revocation Zero has not confirmed in time: every approver must know the user may
+    still get in. Nothing is planned once Zero confirmed the removal meanwhile."""
+    grant = _grant(grant_id)
+    if grant is None or grant.revoked_at is None or grant.sync_status == SyncStatus.REMOVED:
+        return []
+    ctx = {**_grant_context(grant), "admin_url": admin_grant_url(grant)}
+    return [
+        email(
+            user,
+            event=events.REMOVAL_OVERDUE,
+            template="removal_overdue",
+            context=ctx,
+            request_id=grant.request_id,
+            grant_id=grant.pk,
+        )
+        for user in audience.approvers(grant.resource, with_superusers=True)
+    ]
+
+
 PLANNERS: dict[str, Planner] = {
     events.REQUEST_SUBMITTED: request_submitted,
     events.REQUEST_DECIDED: request_decided,
@@ -357,4 +385,5 @@ PLANNERS: dict[str, Planner] = {
     events.EXPIRY_REMINDER: expiry_reminder,
     events.GRANT_REVOKED: grant_revoked,
     events.BREAK_GLASS: break_glass,
+    events.REMOVAL_OVERDUE: removal_overdue,
 }

@@ -12,11 +12,13 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from apps.zero.models import PolicySync
 
 SYNC_PERMISSION = "access.decide_accessrequest"
+WARNING = '<strong style="color:#b42318">{}</strong>'
 
 
 @admin.register(PolicySync)
@@ -27,7 +29,7 @@ class PolicySyncAdmin(admin.ModelAdmin):
         "generations",
         "last_success_at",
         "error_summary",
-        "pending_apply",
+        "enforcement",
         "routes_attached",
     )
     list_filter = ("pending_apply", "resource__is_active")
@@ -46,8 +48,12 @@ class PolicySyncAdmin(admin.ModelAdmin):
         "last_error",
         "last_error_at",
         "consecutive_failures",
+        "enforcement",
         "pending_apply",
         "pending_changeset_ids",
+        "pending_reason",
+        "duplicates",
+        "attempted_digests",
         "routes_attached",
         "lease_owner",
         "lease_until",
@@ -94,6 +100,26 @@ class PolicySyncAdmin(admin.ModelAdmin):
             return "-"
         failures = f" ({obj.consecutive_failures} in a row)" if obj.consecutive_failures else ""
         return Truncator(obj.last_error).chars(120) + failures
+
+    @admin.display(description="Enforced in Zero")
+    def enforcement(self, obj: PolicySync) -> str:
+        """One loud line: duplicates first (the portal will not pick one), then a change
+        that waits for a human to apply a changeset, else "yes"."""
+        if obj.duplicate_policy_ids:
+            return format_html(
+                WARNING,
+                f"DUPLICATE POLICIES: {len(obj.duplicate_policy_ids)} Zero policies are named "
+                f"{obj.resource.policy_name!r}; delete all but one in the Zero console",
+            )
+        if obj.pending_apply:
+            return format_html(WARNING, "NOT YET: " + (obj.pending_reason or "changeset pending"))
+        if obj.last_success_at is None:
+            return "never synced"
+        return "yes"
+
+    @admin.display(description="Duplicate policies")
+    def duplicates(self, obj: PolicySync) -> str:
+        return ", ".join(obj.duplicate_policy_ids or []) or "none"
 
     @admin.display(description="Routes attached")
     def routes_attached(self, obj: PolicySync) -> str:

@@ -42,6 +42,26 @@ class PolicySync(models.Model):
         help_text="The portal's last change waits for a changeset apply in Zero.",
     )
     pending_changeset_ids = models.JSONField(default=list, blank=True, editable=False)
+    pending_reason = models.TextField(
+        blank=True,
+        editable=False,
+        help_text="Why the portal's change is not enforced yet, e.g. a changeset that also "
+        "holds other people's changes and must be applied by a human in the Zero console.",
+    )
+    attempted_digests = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="Digests of the portal's latest write attempts, newest last: a remote policy "
+        "equal to one of them is the portal's own write whose answer was lost, not drift.",
+    )
+    duplicate_policy_ids = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="Ids of every Zero policy carrying this resource's policy name, when there "
+        "is more than one. The portal never picks one silently.",
+    )
     routes = models.JSONField(
         default=list,
         blank=True,
@@ -61,3 +81,23 @@ class PolicySync(models.Model):
 
     def __str__(self) -> str:
         return f"Zero policy sync of {self.resource}"
+
+
+class RemovalAlert(models.Model):
+    """A revocation Zero had not confirmed in time, and when the approvers were told.
+
+    One row per grant, written by ``sync.flag_overdue_removals``: its existence is what
+    makes the alert go out once, not every tick.
+    """
+
+    grant = models.OneToOneField(
+        "access.Grant", on_delete=models.CASCADE, related_name="+", editable=False
+    )
+    raised_at = models.DateTimeField(editable=False)
+    revoked_at = models.DateTimeField(editable=False)
+
+    class Meta:
+        verbose_name = "overdue revocation alert"
+
+    def __str__(self) -> str:
+        return f"Revocation of grant {self.grant_id} not enforced by {self.raised_at:%H:%M:%S}"

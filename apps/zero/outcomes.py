@@ -42,8 +42,12 @@ class PassResult:
     has_unsettled: bool = False
     confirmed_at: datetime | None = None
     routes: list[dict[str, Any]] | None = None
+    pending_apply: bool = False  # written, not yet enforced (see remote.settle_changesets)
+    pending_reason: str = ""
+    applying: bool = False  # we applied a changeset and Zero is still applying it
     pending_changesets: list[str] = field(default_factory=list)
     applied_changesets: list[str] = field(default_factory=list)
+    duplicate_policy_ids: list[str] | None = None  # None: not looked at in this pass
     audits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def audit(self, action: str, details: dict[str, Any]) -> None:
@@ -88,7 +92,8 @@ def record_success(
     """
     now = timezone.now()
     enforced_at = result.confirmed_at or now
-    pending = bool(result.pending_changesets)
+    # No grant becomes live or removed without Zero's confirmation of this pass.
+    unconfirmed = result.pending_apply or result.confirmed_at is None
     live = removed = 0
     with transaction.atomic():
         state = PolicySync.objects.select_for_update().get(pk=state_pk)
@@ -107,18 +112,24 @@ def record_success(
             last_success_at=now,
             last_error="",
             consecutive_failures=0,
-            pending_apply=pending,
+            pending_apply=result.pending_apply,
             pending_changeset_ids=result.pending_changesets,
+            pending_reason=result.pending_reason if result.pending_apply else "",
             routes=result.routes if result.routes is not None else state.routes,
+            duplicate_policy_ids=(
+                result.duplicate_policy_ids
+                if result.duplicate_policy_ids is not None
+                else state.duplicate_policy_ids
+            ),
         )
         _write_audits(resource, result)
         for grant in grants:
             current = rule_key(grant.email, grant.not_before, grant.expires_at)
             in_policy = result.wanted.get(grant.pk) == current
             if in_policy and grant.state in OPEN_GRANT_STATES:
-                live += _settle_live(grant, resource, result, enforced_at, pending)
+                live += _settle_live(grant, resource, result, enforced_at, unconfirmed)
             elif grant.pk not in result.wanted and grant.state in CLOSED_GRANT_STATES:
-                removed += _settle_removed(grant, resource, result, enforced_at, pending)
+                removed += _settle_removed(grant, resource, result, enforced_at, unconfirmed)
     return live, removed
 
 
@@ -208,6 +219,11 @@ def record_failure(
             last_error=message,
             last_error_at=now,
             consecutive_failures=F("consecutive_failures") + 1,
+            duplicate_policy_ids=(
+                result.duplicate_policy_ids
+                if result.duplicate_policy_ids is not None
+                else state.duplicate_policy_ids
+            ),
         )
         _write_audits(resource, result)
         if first:

@@ -1,13 +1,30 @@
 """The read-mostly Zero calls of a sync pass: who edited a policy, which routes use it,
-and whether the portal's change is applied (changesets).
+and whether the portal's change is enforced (changesets).
 
 Helpers of ``apps.zero.sync``; each raises ``ZeroError`` like the client unless it says
-otherwise, and none touches the database.
+otherwise, and none writes to the database.
+
+How "enforced" is decided (docs/zero-api.md, "Changesets"):
+
+* A cluster with ``autoApplyChangesets: true`` applies an API write when it answers it,
+  so the write's answer is the confirmation.
+* Otherwise the write waits in the namespace's pending changeset, together with whatever
+  anyone else changed there. A changeset lists no entities, so the one link from our
+  write to it is our policy's newest activity-log entry, ``applied.changesetId``. That
+  changeset's ``status`` decides: ``applied``/``current`` enforced, ``failed``/
+  ``rejected`` never took effect, ``pending``/``applying`` not yet. A missing or unknown
+  status is never read as applied.
+* With ``ZERO_APPLY_CHANGESETS`` the portal applies a pending changeset itself, but only
+  when Zero's activity log shows that every change in it is a write to a policy the
+  portal manages. One foreign change (another admin's console edit, a route, a
+  setting) and the changeset is left for a human, and the admin says so.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -25,34 +42,84 @@ logger = logging.getLogger("apps.zero.sync")
 ACTIVITY_LOOKBACK = 20
 
 
-def hand_editors(client: ZeroClient, state: PolicySync, policy_id: str) -> list[str] | None:
-    """Who edited the policy since our last write, newest first; None if Zero won't say.
+def _obj(value: object) -> dict[str, Any]:
+    """A JSON object from an answer, or ``{}`` for anything else (absent, null, junk)."""
+    return value if isinstance(value, dict) else {}
 
-    Walks the activity log back to the entry whose data is our last write (by digest),
-    or, when entries carry no data, to our last write's time.
+
+ENFORCED = frozenset({"applied", "current"})
+NEVER_APPLIED = frozenset({"failed", "rejected"})
+MAX_LISTED_FOREIGN = 5
+
+
+# --------------------------------------------------------------------------- #
+# Who changed the policy
+# --------------------------------------------------------------------------- #
+
+
+def _entry_digest(entry: Mapping[str, Any]) -> str | None:
+    data = _obj(entry.get("entity")).get("data")
+    if isinstance(data, dict) and "ppl" in data:
+        return desired.state_digest(desired.managed_state(data))
+    return None
+
+
+def _who(user: object) -> str | None:
+    if not isinstance(user, dict):
+        return None
+    who = user.get("email") or user.get("displayName") or user.get("id")
+    return str(who) if who else None
+
+
+def hand_editors(
+    client: ZeroClient, state: PolicySync, policy_id: str, found_digest: str
+) -> tuple[list[str], bool] | None:
+    """Who changed the policy since our last confirmed write, newest first, and whether
+    the change Zero now holds is one the portal itself wrote; None if Zero won't say.
+
+    Walks the activity log back to the entry of our last confirmed write (by digest) or,
+    when entries carry no data, to that write's time. Entries whose data equals one of
+    our write attempts are ours; so is anything else by the same Zero user (the portal's
+    API user). What is left are other people's edits.
     """
     try:
-        entries = client.activity_logs(policy_id, limit=ACTIVITY_LOOKBACK)
+        entries = client.activity_logs(
+            entityType="policy", entityId=policy_id, limit=ACTIVITY_LOOKBACK
+        )
     except ZeroError as exc:
         logger.info("Zero activity log of %s unavailable: %s", policy_id, exc)
         return None
-    editors: list[str] = []
+    attempted = set(state.attempted_digests or [])
+    window: list[dict[str, Any]] = []
     for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        data = (entry.get("entity") or {}).get("data")
-        if isinstance(data, dict) and "ppl" in data:
-            if desired.state_digest(desired.managed_state(data)) == state.remote_digest:
-                break
-        else:
+        digest = _entry_digest(entry)
+        if digest is not None and digest == state.remote_digest:
+            break
+        if digest is None:
             created = ppl_lib.parse_rfc3339(entry.get("createdAt"))
             if created and state.last_written_at and created <= state.last_written_at:
                 break
-        user = entry.get("user") or {}
-        who = user.get("email") or user.get("displayName") or user.get("id")
+        window.append(entry)
+    own_users = {
+        str(_obj(e.get("user")).get("id"))
+        for e in window
+        if _entry_digest(e) in attempted and _obj(e.get("user")).get("id")
+    }
+    editors: list[str] = []
+    for entry in window:
+        user = _obj(entry.get("user"))
+        if _entry_digest(entry) in attempted or str(user.get("id")) in own_users:
+            continue
+        who = _who(user)
         if who and who not in editors:
-            editors.append(str(who))
-    return editors
+            editors.append(who)
+    ours = found_digest in attempted or (bool(window) and not editors)
+    return editors, ours
+
+
+# --------------------------------------------------------------------------- #
+# Routes
+# --------------------------------------------------------------------------- #
 
 
 def attached_routes(
@@ -85,50 +152,159 @@ def attached_routes(
     ]
 
 
-def settle_changesets(client: ZeroClient, policy: dict[str, Any], result: PassResult) -> None:
-    """Make sure our change is applied, or note that it waits (one settings read)."""
-    cluster = client.cluster_settings()
-    if cluster.get("autoApplyChangesets") is True:
+# --------------------------------------------------------------------------- #
+# Enforcement: changesets
+# --------------------------------------------------------------------------- #
+
+
+def settle_changesets(
+    client: ZeroClient,
+    state: PolicySync,
+    result: PassResult,
+    managed_policy_ids: Collection[str],
+    *,
+    written_at: datetime,
+) -> None:
+    """Decide whether what the policy now holds is enforced; fill ``result``.
+
+    Sets ``result.confirmed_at`` when Zero says it is enforced, or
+    ``result.pending_apply`` with ``result.pending_reason`` when it is not yet. Raises
+    ``ZeroPermanentError`` when the changeset carrying our write failed or was rejected:
+    that write never took effect.
+    """
+    if client.auto_apply_changesets():
+        result.confirmed_at = written_at
         return
-    namespace = policy.get("namespaceId")
-    ours = [
-        c
-        for c in client.pending_changesets()
-        if isinstance(c, dict) and c.get("id") and _touches(c, result.policy_id, namespace)
-    ]
-    if not ours:
+    entries = client.activity_logs(
+        entityType="policy", entityId=result.policy_id, limit=ACTIVITY_LOOKBACK
+    )
+    entry = _newest_write(entries, result.remote_digest)
+    if entry is None:
+        _wait(result, None, "Zero's activity log shows no write of this policy yet")
+        return
+    applied = _obj(entry.get("applied"))
+    changeset_id = str(applied.get("changesetId") or "")
+    applied_at = ppl_lib.parse_rfc3339(applied.get("at"))
+    if not changeset_id:
+        if applied_at is not None:
+            result.confirmed_at = applied_at
+        else:
+            _wait(result, None, "Zero has not yet linked the portal's write to a changeset")
+        return
+    changeset = client.find_changeset(changeset_id)
+    status = str(changeset.get("status") or "") if changeset else ""
+    if status in ENFORCED:
+        assert changeset is not None
+        result.confirmed_at = applied_at or _updated_at(changeset)
+        return
+    if status in NEVER_APPLIED:
+        assert changeset is not None
+        raise _never_applied(changeset_id, status, changeset)
+    if status != "pending":
+        shown = status or "not listed by Zero"
+        _wait(result, changeset_id, f"changeset {changeset_id} is {shown}; checked again soon")
         return
     if not settings.ZERO_APPLY_CHANGESETS:
-        result.pending_changesets = [str(c["id"]) for c in ours]
-        return
-    for changeset in ours:
-        answer = client.apply_changeset(str(changeset["id"])) or {}
-        status = answer.get("status", "applied")
-        if status in ("failed", "rejected"):
-            reason = answer.get("failureMessage") or "no reason given"
-            raise ZeroPermanentError(f"Zero changeset {changeset['id']} {status}: {reason}")
-        if status == "applying":
-            result.pending_changesets.append(str(changeset["id"]))
-            continue
-        result.applied_changesets.append(str(changeset["id"]))
-        result.audit(
-            AuditAction.ZERO_CHANGESET_APPLIED,
-            {
-                "changeset_id": str(changeset["id"]),
-                "policy_id": result.policy_id,
-                "status": status,
-                "zero_applied_at": answer.get("appliedAt"),
-            },
+        _wait(
+            result,
+            changeset_id,
+            f"changeset {changeset_id} waits for someone to apply it in the Zero console "
+            "(ZERO_APPLY_CHANGESETS is off)",
         )
-    result.confirmed_at = timezone.now()
+        return
+    foreign = foreign_changes(client, changeset_id, entry, managed_policy_ids)
+    if foreign:
+        listed = "; ".join(foreign[:MAX_LISTED_FOREIGN])
+        more = len(foreign) - MAX_LISTED_FOREIGN
+        if more > 0:
+            listed += f"; and {more} more"
+        reason = (
+            f"changeset {changeset_id} also holds {len(foreign)} change(s) the portal did not "
+            f"make ({listed}). Applying it would deploy them too, so a human must review and "
+            "apply it in the Zero console"
+        )
+        if changeset_id not in (state.pending_changeset_ids or []):
+            result.audit(
+                AuditAction.ZERO_CHANGESET_WAITING,
+                {
+                    "changeset_id": changeset_id,
+                    "policy_id": result.policy_id,
+                    "foreign_changes": foreign[:MAX_LISTED_FOREIGN],
+                    "foreign_count": len(foreign),
+                },
+            )
+        _wait(result, changeset_id, reason)
+        return
+    answer = client.apply_changeset(changeset_id)
+    status = str(answer.get("status") or "")
+    result.applied_changesets.append(changeset_id)
+    result.audit(
+        AuditAction.ZERO_CHANGESET_APPLIED,
+        {"changeset_id": changeset_id, "policy_id": result.policy_id, "status": status or None},
+    )
+    if status in ENFORCED:
+        result.confirmed_at = _updated_at(answer)
+    elif status in NEVER_APPLIED:
+        raise _never_applied(changeset_id, status, answer)
+    else:
+        result.applying = True
+        _wait(result, changeset_id, f"changeset {changeset_id} is being applied")
 
 
-def _touches(changeset: dict[str, Any], policy_id: str, namespace: object) -> bool:
-    """Is this pending changeset (possibly) ours? Only changes to our policy are applied
-    when Zero lists them; without that list, any in our namespace may be."""
-    if namespace and changeset.get("namespaceId") not in (None, "", namespace):
-        return False
-    changes = changeset.get("changes")
-    if isinstance(changes, list) and changes:
-        return any(isinstance(c, dict) and c.get("entityId") == policy_id for c in changes)
-    return True
+def foreign_changes(
+    client: ZeroClient,
+    changeset_id: str,
+    ours: Mapping[str, Any],
+    managed_policy_ids: Collection[str],
+) -> list[str]:
+    """Every change in the changeset that is not a write to a portal-managed policy, one
+    readable line each. If the log does not even list our own write under the changeset,
+    it is incomplete, and that is reported as a foreign (unknown) change too."""
+    entries = client.activity_logs(changesetId=changeset_id)
+    foreign = [_describe(e) for e in entries if not is_managed_write(e, managed_policy_ids)]
+    if ours.get("id") and not any(e.get("id") == ours.get("id") for e in entries):
+        foreign.append("changes Zero's activity log does not list yet")
+    return foreign
+
+
+def is_managed_write(entry: Mapping[str, Any], managed: Collection[str]) -> bool:
+    entity = _obj(entry.get("entity"))
+    return entity.get("type") == "policy" and str(entity.get("id")) in managed
+
+
+def _describe(entry: Mapping[str, Any]) -> str:
+    entity = _obj(entry.get("entity"))
+    data = _obj(entity.get("data"))
+    what = f"{entry.get('activityType') or 'change'} {entity.get('type') or 'entity'}"
+    name = data.get("name") or entity.get("id")
+    if name:
+        what += f" {name!r}"
+    who = _who(entry.get("user"))
+    return f"{what} by {who}" if who else what
+
+
+def _newest_write(entries: Iterable[Mapping[str, Any]], digest: str) -> Mapping[str, Any] | None:
+    """The entry of the write Zero now holds: the newest one whose data has ``digest``,
+    else (entries without data) the newest entry at all."""
+    listed = list(entries)
+    for entry in listed:
+        if _entry_digest(entry) == digest:
+            return entry
+    data_less = [e for e in listed if _entry_digest(e) is None]
+    return data_less[0] if data_less else None
+
+
+def _updated_at(changeset: Mapping[str, Any]) -> datetime:
+    return ppl_lib.parse_rfc3339(changeset.get("updatedAt")) or timezone.now()
+
+
+def _never_applied(changeset_id: str, status: str, changeset: Mapping[str, Any]) -> ZeroError:
+    reason = changeset.get("failureMessage") or "Zero gave no reason"
+    return ZeroPermanentError(f"Zero changeset {changeset_id} {status}: {reason}")
+
+
+def _wait(result: PassResult, changeset_id: str | None, reason: str) -> None:
+    result.pending_apply = True
+    result.pending_reason = reason
+    if changeset_id and changeset_id not in result.pending_changesets:
+        result.pending_changesets.append(changeset_id)

@@ -38,18 +38,27 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.access import events
 from apps.access.models import Grant, Resource
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditAction
+from apps.audit.services import record
 from apps.zero import desired, remote
 from apps.zero import ppl as ppl_lib
 from apps.zero.client import ZeroClient, ZeroError, ZeroPermanentError, get_client
 from apps.zero.desired import desired_policy
-from apps.zero.models import PolicySync
-from apps.zero.outcomes import PassResult, has_unsettled, record_failure, record_success
+from apps.zero.models import PolicySync, RemovalAlert
+from apps.zero.outcomes import (
+    CLOSED_GRANT_STATES,
+    PassResult,
+    has_unsettled,
+    record_failure,
+    record_success,
+)
 
 __all__ = ["LEASE_SECONDS", "SyncOutcome", "desired_policy", "resources_to_reconcile"]
 
@@ -77,6 +86,8 @@ class SyncOutcome:
     wrote: bool = False
     drift: bool = False
     pending_apply: bool = False
+    pending_reason: str = ""
+    applying: bool = False
     applied_changesets: list[str] = field(default_factory=list)
     live: int = 0
     removed: int = 0
@@ -118,7 +129,7 @@ class SyncOutcome:
         if self.applied_changesets:
             parts.append(f"{len(self.applied_changesets)} changeset(s) applied")
         if self.pending_apply:
-            parts.append("waiting for changeset apply")
+            parts.append(f"not enforced yet: {self.pending_reason or 'changeset pending'}")
         parts.append(f"{self.live} grant(s) live, {self.removed} removed, {self.calls} API calls")
         return "; ".join(parts)
 
@@ -252,7 +263,9 @@ def _leased_pass(
     live, removed = record_success(state_pk, owner, resource, result)
     outcome.policy_id = result.policy_id
     outcome.created, outcome.wrote, outcome.drift = result.created, result.wrote, result.drift
-    outcome.pending_apply = bool(result.pending_changesets)
+    outcome.pending_apply = result.pending_apply
+    outcome.pending_reason = result.pending_reason
+    outcome.applying = result.applying
     outcome.applied_changesets = result.applied_changesets
     outcome.live, outcome.removed = live, removed
     logger.info("Zero sync of %s: %s", resource.slug, outcome.summary())
@@ -281,6 +294,13 @@ def _failed(
     return outcome
 
 
+class DuplicatePolicies(ZeroPermanentError):
+    """More than one Zero policy carries the resource's policy name."""
+
+
+MAX_ATTEMPTED = 10  # write attempts remembered to recognise a lost answer
+
+
 def _remote(
     client: ZeroClient,
     state: PolicySync,
@@ -292,9 +312,12 @@ def _remote(
     """Every Zero call of a pass; fills ``result``. Raises ZeroError."""
     wanted_state = desired.managed_state(props)
     wanted_digest = desired.state_digest(wanted_state)
-    policy = _find(client, state, resource)
+    policy = _find(client, state, resource, result, check_duplicates=force)
+    written_at = timezone.now()
     if policy is None:
-        policy = _create(client, resource, props)
+        _attempt(state, wanted_digest)
+        policy = _create(client, resource, props, result)
+        written_at = timezone.now()
         result.created = True
         result.wrote = True
         result.policy_id = str(policy["id"])
@@ -318,39 +341,85 @@ def _remote(
         result.remote_digest = found_digest
         if found_digest != wanted_digest:
             _write(client, state, policy, props, found_state, found_digest, result)
-    result.confirmed_at = timezone.now()
+            written_at = timezone.now()
+        elif state.remote_digest != found_digest and found_digest in (
+            state.attempted_digests or []
+        ):
+            # Our earlier write took effect although its answer never reached us.
+            _late_confirmed(state, result, found_digest)
     result.routes = remote.attached_routes(client, state, policy, result.policy_id, force)
     if result.wrote or result.has_unsettled or state.pending_apply or force:
-        remote.settle_changesets(client, policy, result)
+        managed = set(
+            PolicySync.objects.exclude(remote_policy_id="").values_list(
+                "remote_policy_id", flat=True
+            )
+        )
+        managed.add(result.policy_id)
+        remote.settle_changesets(client, state, result, managed, written_at=written_at)
 
 
-def _find(client: ZeroClient, state: PolicySync, resource: Resource) -> dict[str, Any] | None:
+def _find(
+    client: ZeroClient,
+    state: PolicySync,
+    resource: Resource,
+    result: PassResult,
+    *,
+    check_duplicates: bool,
+) -> dict[str, Any] | None:
+    """The resource's policy in Zero, or None when there is none yet.
+
+    By the id the portal remembers; by name when there is no id or Zero no longer has
+    it (404). Zero's spec does not say whether names are unique: when several policies
+    carry the name the pass fails loudly (``DuplicatePolicies``) rather than pick one,
+    unless the remembered id identifies ours, in which case the duplicates are only
+    reported. Forced passes look for duplicates even when the id is known.
+    """
     if state.remote_policy_id:
         try:
-            return client.get_policy(state.remote_policy_id)
+            policy = client.get_policy(state.remote_policy_id)
         except ZeroPermanentError as exc:
-            if exc.status != 404:
+            if exc.status not in (404, 410):
                 raise
             logger.warning(
                 "Zero policy %s of %s is gone; looking it up by name",
                 state.remote_policy_id,
                 resource.slug,
             )
-    return client.find_policy_by_name(resource.policy_name)
+        else:
+            if check_duplicates:
+                named = client.find_policies_by_name(resource.policy_name)
+                ids = sorted(str(p.get("id")) for p in named)
+                result.duplicate_policy_ids = ids if len(ids) > 1 else []
+            return policy
+    named = client.find_policies_by_name(resource.policy_name)
+    if len(named) > 1:
+        ids = sorted(str(p.get("id")) for p in named)
+        result.duplicate_policy_ids = ids
+        raise DuplicatePolicies(
+            f"{len(ids)} Zero policies are named {resource.policy_name!r} "
+            f"({', '.join(ids)}); the portal will not pick one. Delete all but one in the "
+            "Zero console, then sync again"
+        )
+    result.duplicate_policy_ids = []
+    return named[0] if named else None
 
 
-def _create(client: ZeroClient, resource: Resource, props: dict[str, Any]) -> dict[str, Any]:
+def _create(
+    client: ZeroClient, resource: Resource, props: dict[str, Any], result: PassResult
+) -> dict[str, Any]:
+    """Create the policy. Zero's spec defines no conflict answer: a 409 (or 400 naming a
+    duplicate) means it exists after all, e.g. a create whose answer was lost, so the
+    one policy by that name is adopted; the next pass compares and writes it."""
     try:
         return client.create_policy(props)
     except ZeroPermanentError as exc:
-        # 409: it exists after all (a listing that missed it, or a create whose answer
-        # was lost): adopt it; the next pass compares and writes it.
-        if exc.status != 409:
+        if exc.status not in (400, 409):
             raise
-        found = client.find_policy_by_name(resource.policy_name)
-        if found is None:
+        named = client.find_policies_by_name(resource.policy_name)
+        if len(named) != 1:
             raise
-        return found
+        result.duplicate_policy_ids = []
+        return named[0]
 
 
 def _write(
@@ -364,10 +433,21 @@ def _write(
 ) -> None:
     wanted_state = desired.managed_state(props)
     wanted_digest = desired.state_digest(wanted_state)
-    # Drift: the remote policy is neither what we want nor what we last wrote.
-    drift = bool(state.remote_digest) and found_digest != state.remote_digest
-    editors = remote.hand_editors(client, state, result.policy_id) if drift else None
+    # Drift: the remote policy is neither what we want nor what we last confirmed. It is
+    # someone else's edit unless it is a write of ours whose answer was lost.
+    changed = bool(state.remote_digest) and found_digest != state.remote_digest
+    drift = False
+    editors: list[str] | None = None
+    if changed:
+        seen = remote.hand_editors(client, state, result.policy_id, found_digest)
+        ours = found_digest in (state.attempted_digests or []) or (seen is not None and seen[1])
+        if ours:
+            _late_confirmed(state, result, found_digest)
+        else:
+            drift = True
+            editors = seen[0] if seen is not None else None
     body = {**props, "namespaceId": policy.get("namespaceId") or None}
+    _attempt(state, wanted_digest)
     written = client.replace_policy(result.policy_id, body)
     result.wrote = True
     result.drift = drift
@@ -388,6 +468,29 @@ def _write(
     else:
         details["adopted"] = not state.remote_digest  # first write to a policy found by name
         result.audit(AuditAction.ZERO_POLICY_WRITTEN, details)
+
+
+def _late_confirmed(state: PolicySync, result: PassResult, found_digest: str) -> None:
+    result.audit(
+        AuditAction.ZERO_WRITE_CONFIRMED,
+        {
+            "policy_id": result.policy_id,
+            "digest": found_digest,
+            "previous_digest": state.remote_digest or None,
+            "note": "Zero holds a write the portal attempted whose answer was lost; "
+            "not a hand edit",
+        },
+    )
+    state.remote_digest = found_digest
+
+
+def _attempt(state: PolicySync, digest: str) -> None:
+    """Remember a write attempt before sending it: if the answer is lost but the write
+    took effect, the next pass recognises the content as ours instead of calling it drift."""
+    attempted = [d for d in (state.attempted_digests or []) if d != digest][-(MAX_ATTEMPTED - 1) :]
+    attempted.append(digest)
+    state.attempted_digests = attempted
+    PolicySync.objects.filter(pk=state.pk).update(attempted_digests=attempted)
 
 
 def _remember(state_pk: int, result: PassResult, policy: dict[str, Any], fallback: str) -> None:
@@ -426,3 +529,63 @@ def resources_to_reconcile() -> list[int]:
         .values_list("pk", flat=True)
         .distinct()
     )
+
+
+# --------------------------------------------------------------------------- #
+# Tick: what Zero has not confirmed yet
+# --------------------------------------------------------------------------- #
+
+
+def resources_to_tick() -> list[int]:
+    """Ids of resources the 30-second tick syncs: those with a revoked or expired grant
+    whose removal Zero has not confirmed, a change waiting for a changeset, or a
+    generation ahead of what was synced (e.g. the broker was down at commit)."""
+    unremoved = Grant.objects.filter(state__in=CLOSED_GRANT_STATES).exclude(
+        sync_status=SyncStatus.REMOVED
+    )
+    return list(
+        Resource.objects.filter(
+            Q(pk__in=unremoved.values("resource_id"))
+            | Q(zero__pending_apply=True)
+            | Q(sync_generation__gt=F("zero__synced_generation"))
+            | Q(zero__isnull=True, sync_generation__gt=0)
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+
+
+def flag_overdue_removals(now: datetime | None = None) -> int:
+    """Raise one alert per overdue revocation: an audit entry and a notice to the
+    resource's approvers (``events.REMOVAL_OVERDUE``). Returns how many were raised."""
+    now = now or timezone.now()
+    raised = 0
+    for grant in (
+        Grant.objects.removal_overdue(now)
+        .exclude(pk__in=RemovalAlert.objects.values("grant_id"))
+        .select_related("resource")
+    ):
+        revoked_at = grant.revoked_at
+        assert revoked_at is not None  # removal_overdue() filters on it
+        with transaction.atomic():
+            _, created = RemovalAlert.objects.get_or_create(
+                grant=grant, defaults={"raised_at": now, "revoked_at": revoked_at}
+            )
+            if not created:
+                continue  # another tick got there first
+            record(
+                AuditAction.ZERO_REMOVAL_OVERDUE,
+                target=grant,
+                resource_slug=grant.resource.slug,
+                details={
+                    "email": grant.email,
+                    "revoked_at": revoked_at.isoformat(),
+                    "seconds_since_revocation": int((now - revoked_at).total_seconds()),
+                    "sync_status": grant.sync_status,
+                    "sync_error": grant.sync_error[:300] or None,
+                },
+            )
+            events.emit(events.REMOVAL_OVERDUE, grant_id=grant.pk)
+            raised += 1
+    return raised

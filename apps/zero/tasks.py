@@ -3,15 +3,20 @@
 Retry policy of ``zero.sync_resource``:
 
 * transient Zero errors (network, timeout, 429, 5xx): retried up to ``max_retries`` (8)
-  times after ``min(60, 2**n)`` seconds plus up to 50 % jitter, or after the server's
-  ``Retry-After`` (capped at ``MAX_RETRY_AFTER``) when it sent one;
-* permanent errors (4xx, invalid base rules): not retried; the grants show ``error``
-  and the 5-minute reconcile tries again, so a fix in Zero or in the resource heals;
+  times after ``min(60, 2**n)`` seconds plus up to 50 % jitter. A ``Retry-After`` from the
+  server is a floor under that backoff, never a replacement: a rate limit that asks for
+  1 s must not burn every attempt in ten seconds;
+* permanent errors (4xx, invalid base rules): not retried; the grants show ``error``;
 * another worker holds the resource's lease (``busy``): retried after about 2 s,
-  up to ``BUSY_RETRIES`` times, without using up the error budget.
+  up to ``BUSY_RETRIES`` times, without using up the error budget;
+* Zero is still applying a changeset the portal applied: checked again after
+  ``APPLY_RECHECK`` seconds, up to ``APPLY_RECHECKS`` times.
 
-Nothing is dropped when retries run out: the resource's generation stays ahead of what
-was synced (or its row records the failure) and ``zero.reconcile_all`` picks it up.
+Nothing is dropped when retries run out. ``zero.tick`` (every 30 s) syncs every
+resource whose revocations or expiries Zero has not confirmed, whose change waits for
+a changeset, or whose generation is ahead of what was synced; so a revocation reaches
+Zero within one tick of Zero recovering, not at the 5-minute reconcile. Tick passes do
+not retry: the next tick is their retry.
 """
 
 from __future__ import annotations
@@ -30,57 +35,89 @@ MAX_BACKOFF = 60.0
 MAX_RETRY_AFTER = 300.0
 BUSY_DELAY = 2.0
 BUSY_RETRIES = 60
+APPLY_RECHECK = 1.0
+APPLY_RECHECKS = 10
 
 
 def backoff(failures: int, retry_after: float | None = None) -> float:
-    """Seconds before retry number ``failures + 1``: Retry-After when given, else
-    capped exponential with jitter (so retries of many tasks do not arrive together)."""
-    if retry_after is not None:
-        return min(MAX_RETRY_AFTER, max(0.0, retry_after)) + random.uniform(0, 0.5)  # noqa: S311
+    """Seconds before retry number ``failures + 1``: capped exponential with jitter (so
+    retries of many tasks do not arrive together), never less than the server's
+    ``Retry-After`` (itself capped at ``MAX_RETRY_AFTER``)."""
     base = min(MAX_BACKOFF, 2.0**failures)
-    return base + random.uniform(0, base / 2)  # noqa: S311
+    delay = base + random.uniform(0, base / 2)  # noqa: S311
+    if retry_after is not None:
+        delay = max(delay, min(MAX_RETRY_AFTER, max(0.0, retry_after)))
+    return delay
 
 
 @shared_task(
     name="zero.sync_resource", bind=True, acks_late=True, max_retries=8, ignore_result=True
 )
 def sync_resource(
-    self: Any, resource_id: int, force: bool = False, busy_waits: int = 0
+    self: Any,
+    resource_id: int,
+    force: bool = False,
+    busy_waits: int = 0,
+    apply_checks: int = 0,
+    from_tick: bool = False,
 ) -> dict[str, Any]:
     """Sync one resource's Zero policy (see ``apps.zero.sync.sync_resource``).
 
-    Returns quietly when the resource is gone. ``busy_waits`` counts retries spent
-    waiting for another worker's lease; the rest of ``request.retries`` are failures.
+    Returns quietly when the resource is gone. ``busy_waits`` and ``apply_checks`` count
+    retries spent waiting for another worker's lease or for Zero to finish applying; the
+    rest of ``request.retries`` are failures. ``from_tick`` passes never retry.
     """
     outcome = sync.sync_resource(resource_id, force=force)
-    if outcome.status == sync.MISSING:
-        return {"status": outcome.status}
+    kwargs = {
+        "resource_id": resource_id,
+        "force": force,
+        "busy_waits": busy_waits,
+        "apply_checks": apply_checks,
+    }
+    limit = self.max_retries + BUSY_RETRIES + APPLY_RECHECKS
+    if outcome.status == sync.MISSING or from_tick:
+        return {"status": outcome.status, "summary": outcome.summary()}
     if outcome.status == sync.BUSY:
         if busy_waits >= BUSY_RETRIES:
-            # The generation is still ahead of what was synced: the reconcile catches up.
-            log.warning("Zero sync of resource %s stayed busy; left to reconcile", resource_id)
+            # The generation is still ahead of what was synced: the tick catches up.
+            log.warning("Zero sync of resource %s stayed busy; left to the tick", resource_id)
             return {"status": outcome.status}
         raise self.retry(
-            kwargs={"resource_id": resource_id, "force": force, "busy_waits": busy_waits + 1},
+            kwargs={**kwargs, "busy_waits": busy_waits + 1},
             countdown=BUSY_DELAY + random.uniform(0, 1),  # noqa: S311
-            max_retries=self.max_retries + BUSY_RETRIES,
+            max_retries=limit,
         )
     if outcome.status == sync.FAILED and outcome.transient:
-        failures = self.request.retries - busy_waits
+        failures = self.request.retries - busy_waits - apply_checks
         if failures >= self.max_retries:
             log.error(
-                "Zero sync of resource %s failed %d times; the reconcile will retry: %s",
+                "Zero sync of resource %s failed %d times; the tick keeps trying: %s",
                 resource_id,
                 failures + 1,
                 outcome.error,
             )
             return {"status": outcome.status, "error": outcome.error}
         raise self.retry(
-            kwargs={"resource_id": resource_id, "force": force, "busy_waits": busy_waits},
-            countdown=backoff(failures, outcome.retry_after),
-            max_retries=self.max_retries + BUSY_RETRIES,
+            kwargs=kwargs, countdown=backoff(failures, outcome.retry_after), max_retries=limit
+        )
+    if outcome.ok and outcome.applying and apply_checks < APPLY_RECHECKS:
+        raise self.retry(
+            kwargs={**kwargs, "apply_checks": apply_checks + 1, "force": False},
+            countdown=APPLY_RECHECK,
+            max_retries=limit,
         )
     return {"status": outcome.status, "summary": outcome.summary()}
+
+
+@shared_task(name="zero.tick", ignore_result=True)
+def tick() -> dict[str, int]:
+    """Every 30 s (beat): sync what Zero has not confirmed yet, and raise the alarm on
+    revocations that stay unenforced (see ``sync.flag_overdue_removals``). Idempotent."""
+    ids = sync.resources_to_tick()
+    for resource_id in ids:
+        sync_resource.delay(resource_id=resource_id, from_tick=True)
+    overdue = sync.flag_overdue_removals()
+    return {"synced": len(ids), "overdue": overdue}
 
 
 @shared_task(name="zero.reconcile_all", ignore_result=True)

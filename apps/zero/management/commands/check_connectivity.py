@@ -1,8 +1,16 @@
 """``manage.py check_connectivity``: can this deployment reach what it depends on?
 
-One line per check, ``ok`` or ``FAIL`` with the reason: the Zero token exchange, the
-cluster's namespace, listing its policies, the JWKS endpoint, and the task broker.
-Exit 0 when every check passes, 1 otherwise. No token or password is printed.
+One line per check, ``ok``, ``skip`` or ``FAIL`` with the reason: the Zero token
+exchange, the cluster's namespace (and whether it was read or fell back to the cluster
+id), listing its policies (every page), the cluster's changeset mode, write access, the
+JWKS endpoint, and the task broker. Exit 0 when nothing failed, 1 otherwise. No token or
+password is printed.
+
+The write check proves the token may write policies without changing anything: it
+re-PUTs one portal-managed policy with exactly the content Zero holds. With no managed
+policy yet it creates and deletes a scratch policy named ``jitportal-connectivity-check``,
+but only when the cluster auto-applies changesets; otherwise that would leave two
+foreign changes in the pending changeset, so the check is skipped and says why.
 """
 
 from __future__ import annotations
@@ -16,7 +24,24 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from kombu import Connection
 
-from apps.zero.client import ZeroClient
+from apps.zero import remote
+from apps.zero.client import ZeroClient, ZeroPermanentError
+from apps.zero.models import PolicySync
+from apps.zero.ppl import DENY_ALL_RULE
+
+POLICY_PREFIX = "jit-"
+SCRATCH_POLICY = "jitportal-connectivity-check"
+SCRATCH_NOTE = "Created and deleted at once by jitportal's check_connectivity."
+
+
+class Skipped(Exception):
+    """A check that cannot run here; printed as ``skip``, not counted as a failure."""
+
+
+def _managed_policy_ids() -> set[str]:
+    return set(
+        PolicySync.objects.exclude(remote_policy_id="").values_list("remote_policy_id", flat=True)
+    )
 
 
 def _secrets() -> list[str]:
@@ -43,6 +68,8 @@ class Command(BaseCommand):
             ("Zero token exchange", lambda: self._token(client)),
             ("Zero namespace lookup", lambda: self._namespace(client)),
             ("Zero policy list access", lambda: self._policies(client)),
+            ("Zero changeset mode", lambda: self._changesets(client)),
+            ("Zero policy write access", lambda: self._write(client)),
             ("JWKS endpoint", self._jwks),
             ("Task broker", self._broker),
         ]
@@ -51,6 +78,8 @@ class Command(BaseCommand):
             for name, check in checks:
                 try:
                     detail = check()
+                except Skipped as exc:
+                    self.stdout.write(f"skip  {name}: {_clean(str(exc))}")
                 except Exception as exc:
                     failures += 1
                     reason = str(exc) or type(exc).__name__
@@ -67,10 +96,57 @@ class Command(BaseCommand):
         return f"ID token obtained from {client.base_url}, valid for {lifetime:.0f} s"
 
     def _namespace(self, client: ZeroClient) -> str:
-        return f"cluster {client.cluster_id} uses namespace {client.namespace_id()}"
+        namespace = client.namespace_id()
+        return f"cluster {client.cluster_id} uses namespace {namespace} ({client.namespace_source})"
 
     def _policies(self, client: ZeroClient) -> str:
-        return f"{len(client.list_policies())} policies readable"
+        policies = client.list_policies()
+        managed = [p for p in policies if str(p.get("name", "")).startswith(POLICY_PREFIX)]
+        return f"{len(policies)} policies readable, {len(managed)} named {POLICY_PREFIX}*"
+
+    def _changesets(self, client: ZeroClient) -> str:
+        self._auto_apply = client.auto_apply_changesets(max_age=0)
+        if self._auto_apply:
+            return "the cluster auto-applies changesets: API writes take effect at once"
+        pending = client.list_changesets(status="pending")
+        managed = _managed_policy_ids()
+        lines = []
+        for changeset in pending:
+            entries = client.activity_logs(changesetId=str(changeset.get("id")))
+            foreign = [e for e in entries if not remote.is_managed_write(e, managed)]
+            if foreign:
+                lines.append(
+                    f"pending changeset {changeset.get('id')} holds {len(foreign)} change(s) "
+                    "the portal did not make: a human must apply it in the Zero console"
+                )
+        applying = (
+            "the portal applies changesets that hold only its own writes"
+            if settings.ZERO_APPLY_CHANGESETS
+            else "ZERO_APPLY_CHANGESETS is off: a human applies every changeset"
+        )
+        summary = f"auto-apply is off; {len(pending)} pending changeset(s); {applying}"
+        return "; ".join([summary, *lines])
+
+    def _write(self, client: ZeroClient) -> str:
+        for policy_id in sorted(_managed_policy_ids()):
+            try:
+                policy = client.get_policy(policy_id)
+            except ZeroPermanentError as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            client.replace_policy(policy_id, policy)
+            return f"re-wrote managed policy {policy.get('name')!r} with its current content"
+        if not getattr(self, "_auto_apply", False):
+            raise Skipped(
+                "no managed policy yet, and the cluster does not auto-apply: a scratch "
+                "policy would sit in the pending changeset. The first sync proves it"
+            )
+        scratch = client.create_policy(
+            {"name": SCRATCH_POLICY, "ppl": [DENY_ALL_RULE], "description": SCRATCH_NOTE}
+        )
+        client.delete_policy(str(scratch["id"]))
+        return f"created and deleted the scratch policy {SCRATCH_POLICY!r}"
 
     def _jwks(self) -> str:
         url = settings.JWKS_ENDPOINT

@@ -90,4 +90,11 @@ class Command(BaseCommand):
             except ZeroPermanentError as exc:
                 if exc.status != 404:
                     raise
-        return client.find_policy_by_name(resource.policy_name)
+        named = client.find_policies_by_name(resource.policy_name)
+        if len(named) > 1:
+            ids = ", ".join(sorted(str(p.get("id")) for p in named))
+            raise CommandError(
+                f"{len(named)} Zero policies are named {resource.policy_name!r} ({ids}); "
+                "delete all but one in the Zero console"
+            )
+        return named[0] if named else None
