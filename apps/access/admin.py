@@ -80,7 +80,11 @@ class ResourceAdmin(admin.ModelAdmin):
             {
                 "fields": ("zero_policy_name", "base_ppl", "zero_status"),
                 "description": "The portal owns this policy: grants are added to the base "
-                "rules below, and the whole policy is rewritten on every change.",
+                "rules below, and the whole policy is rewritten on every change. Base rules "
+                "are a JSON list of PPL rules; anything Pomerium accepts is accepted "
+                "(not_in, mcp_tool, ssh_* criteria, empty rules). A date without a zone, "
+                "such as 2150-01-02T16:20:00, is read as UTC; write Z or an offset to be "
+                "explicit.",
             },
         ),
         (
@@ -127,8 +131,10 @@ class ResourceAdmin(admin.ModelAdmin):
             state.last_success_at is None or state.last_error_at > state.last_success_at
         ):
             return "error"
+        if state.duplicate_policy_ids:
+            return "DUPLICATE POLICIES in Zero: the portal will not pick one"
         if state.pending_apply:
-            return "waiting for changeset apply"
+            return "not enforced yet: " + (state.pending_reason or "waiting for changeset apply")
         return "current" if state.synced_generation >= obj.sync_generation else "pending"
 
     @admin.display(description="Sync status in Pomerium Zero")

@@ -315,32 +315,22 @@ def _remote(
     policy = _find(client, state, resource, result, check_duplicates=force)
     written_at = timezone.now()
     if policy is None:
-        _attempt(state, wanted_digest)
-        policy = _create(client, resource, props, result)
+        policy = _create_recorded(client, state, resource, props, result, wanted_digest)
         written_at = timezone.now()
-        result.created = True
-        result.wrote = True
-        result.policy_id = str(policy["id"])
-        _remember(state.pk, result, policy, wanted_digest)
-        result.audit(
-            AuditAction.ZERO_POLICY_CREATED,
-            {
-                "policy_id": result.policy_id,
-                "policy_name": props["name"],
-                "digest": result.remote_digest,
-                "rules": len(props["ppl"]),
-                "grants": len(result.wanted),
-                "generation": result.generation,
-                "replaces_policy_id": state.remote_policy_id or None,
-            },
-        )
     else:
         result.policy_id = str(policy["id"])
         found_state = desired.managed_state(policy)
         found_digest = desired.state_digest(found_state)
         result.remote_digest = found_digest
         if found_digest != wanted_digest:
-            _write(client, state, policy, props, found_state, found_digest, result)
+            try:
+                _write(client, state, policy, props, found_state, found_digest, result)
+            except ZeroPermanentError as exc:
+                if exc.status not in (404, 410):
+                    raise
+                # Deleted between our read and our write: create it afresh.
+                logger.warning("Zero policy %s vanished before the write", result.policy_id)
+                policy = _create_recorded(client, state, resource, props, result, wanted_digest)
             written_at = timezone.now()
         elif state.remote_digest != found_digest and found_digest in (
             state.attempted_digests or []
@@ -402,6 +392,35 @@ def _find(
         )
     result.duplicate_policy_ids = []
     return named[0] if named else None
+
+
+def _create_recorded(
+    client: ZeroClient,
+    state: PolicySync,
+    resource: Resource,
+    props: dict[str, Any],
+    result: PassResult,
+    wanted_digest: str,
+) -> dict[str, Any]:
+    """Create the policy, remember it at once, and queue its audit entry."""
+    _attempt(state, wanted_digest)
+    policy = _create(client, resource, props, result)
+    result.created = result.wrote = True
+    result.policy_id = str(policy["id"])
+    _remember(state.pk, result, policy, wanted_digest)
+    result.audit(
+        AuditAction.ZERO_POLICY_CREATED,
+        {
+            "policy_id": result.policy_id,
+            "policy_name": props["name"],
+            "digest": result.remote_digest,
+            "rules": len(props["ppl"]),
+            "grants": len(result.wanted),
+            "generation": result.generation,
+            "replaces_policy_id": state.remote_policy_id or None,
+        },
+    )
+    return policy
 
 
 def _create(

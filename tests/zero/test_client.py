@@ -370,9 +370,7 @@ def _serve_pages(
     """A server that sends at most ``cap`` items per page, whatever limit is asked."""
 
     def answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
-        query = dict(
-            pair.split("=", 1) for pair in (request.url or "").split("?", 1)[1].split("&")
-        )
+        query = dict(pair.split("=", 1) for pair in (request.url or "").split("?", 1)[1].split("&"))
         offset, limit = int(query.get("offset", 0)), int(query.get("limit", 1000))
         return 200, {}, json.dumps(items[offset : offset + min(cap, limit)])
 
@@ -537,9 +535,7 @@ def test_find_changeset_pages_through_a_capped_listing(
     rsps: responses.RequestsMock, zc: ZeroClient
 ) -> None:
     add_token(rsps)
-    changesets = [
-        {"id": f"cs-{i}", "namespaceId": "ns-1", "status": "applied"} for i in range(23)
-    ]
+    changesets = [{"id": f"cs-{i}", "namespaceId": "ns-1", "status": "applied"} for i in range(23)]
     _serve_pages(rsps, f"{ORG}/changesets", changesets, cap=10)
     assert zc.find_changeset("cs-21") == changesets[21]
     assert zc.calls[("GET", "/organizations/{org}/changesets")] == 3

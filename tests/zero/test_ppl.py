@@ -367,7 +367,13 @@ def test_render_dumps_is_stable_under_permutation(pair: tuple[list, list]) -> No
     [
         [{"allow": {"and": [{"email": {"not_in": ["a@example.com", "b@example.com"]}}]}}],
         [{"allow": {"and": [{"mcp_tool": {"in": ["search"]}}]}}],
-        [{"allow": {"and": [{"ssh_username": {"is": "root"}}, {"ssh_publickey": "ssh-ed25519 A"}]}}],
+        [
+            {
+                "allow": {
+                    "and": [{"ssh_username": {"is": "root"}}, {"ssh_publickey": "ssh-ed25519 A"}]
+                }
+            }
+        ],
         [{"allow": {"or": [{"ssh_username_matches_email": True}, {"ssh_user_ca": "ca"}]}}],
         [{"allow": {"and": [{"ssh_username_matches_claim": "username"}]}}],
         [{}],
@@ -389,9 +395,7 @@ def test_zone_less_date_bounds_are_read_as_utc() -> None:
     from apps.zero.ppl import parse_date_bound
 
     assert parse_date_bound("2150-01-02T16:20:00") == datetime(2150, 1, 2, 16, 20, tzinfo=UTC)
-    assert parse_date_bound("2150-01-02T16:20:00+02:00") == datetime(
-        2150, 1, 2, 14, 20, tzinfo=UTC
-    )
+    assert parse_date_bound("2150-01-02T16:20:00+02:00") == datetime(2150, 1, 2, 14, 20, tzinfo=UTC)
     assert parse_date_bound("tomorrow") is None
     rules = [{"allow": {"and": [{"date": {"after": "2026-09-01T09:00:00"}}]}}]
     assert evaluate(rules, "a@example.com", T0)  # T0 is 09:00 UTC: after is inclusive
