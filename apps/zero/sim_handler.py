@@ -1,9 +1,16 @@
-"""HTTP face of the Zero simulator: routing, bearer checks, fault injection, JSON.
+"""HTTP face of the Zero simulator: routing, strict request checks, faults, JSON.
 
-Paths under ``/api/v0`` follow the Zero API contract (docs/pomerium.md §2);
-``/_sim/...`` are simulator controls that the real API does not have. The
-model itself lives in ``sim_state``; the owning ``simulator.ZeroSimulator``
-holds tokens, fault settings and counters.
+Paths under ``/api/v0`` follow the Zero API contract (``docs/zero-api.md``,
+``apps/zero/contract``); ``/_sim/...`` are simulator controls that the real API
+does not have (``sim_controls``). The model lives in ``sim_state``; the owning
+``simulator.ZeroSimulator`` holds tokens, fault settings and counters.
+
+Strict where the contract is silent: unknown or repeated query parameters,
+unknown ``orderBy`` fields, ``filter`` (not modelled), a body where none is
+expected, a body that is not ``application/json`` and every body that does not
+validate against its schema are refused (400/415) and change nothing. Every
+successful answer is checked against its schema before it is sent; a
+mismatch is a simulator bug and answers 500.
 """
 
 from __future__ import annotations
@@ -16,13 +23,12 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from apps.zero import ppl as ppl_lib
-from apps.zero.sim_state import SimError
+from apps.zero import contract, sim_controls
+from apps.zero.sim_views import SimError
 
 if TYPE_CHECKING:
     from apps.zero.simulator import ZeroSimulator
@@ -31,6 +37,7 @@ logger = logging.getLogger("apps.zero.simulator")
 
 API_PREFIX = "/api/v0"
 MAX_BODY = 1024 * 1024
+NO_BODY = object()  # the request carried no body
 
 
 @dataclass(frozen=True)
@@ -39,42 +46,116 @@ class Endpoint:
     template: str  # relative to API_PREFIX, as counted in ``calls``
     name: str
     pattern: re.Pattern[str]
+    answer: str | None  # contract schema of a successful answer
+    query: frozenset[str] = frozenset()
+    body: bool = False  # whether a JSON body is expected
+    write: bool = False  # a policy write ("applied, then 5xx" applies to these)
 
 
-def _endpoint(method: str, template: str, name: str) -> Endpoint:
+def _endpoint(
+    method: str,
+    template: str,
+    name: str,
+    answer: str | None,
+    query: tuple[str, ...] = (),
+    *,
+    body: bool = False,
+    write: bool = False,
+) -> Endpoint:
     regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
-    return Endpoint(method, template, name, re.compile(f"^{regex}$"))
+    return Endpoint(
+        method, template, name, re.compile(f"^{regex}$"), answer, frozenset(query), body, write
+    )
 
 
 ORG = "/organizations/{org}"
+PAGING = ("limit", "offset", "orderBy", "filter")
 API_ENDPOINTS = [
-    _endpoint("POST", "/token", "token"),
-    _endpoint("GET", ORG + "/clusters", "clusters"),
-    _endpoint("GET", ORG + "/namespaces", "namespaces"),
-    _endpoint("GET", ORG + "/policies", "list_policies"),
-    _endpoint("POST", ORG + "/policies", "create_policy"),
-    _endpoint("GET", ORG + "/policies/{id}", "get_policy"),
-    _endpoint("PUT", ORG + "/policies/{id}", "replace_policy"),
-    _endpoint("PATCH", ORG + "/policies/{id}", "patch_policy"),
-    _endpoint("DELETE", ORG + "/policies/{id}", "delete_policy"),
-    _endpoint("GET", ORG + "/routes", "routes"),
-    _endpoint("GET", ORG + "/clusters/{cluster}/settings", "cluster_settings"),
-    _endpoint("GET", ORG + "/changesets", "changesets"),
-    _endpoint("POST", ORG + "/changesets/{id}/apply", "apply_changeset"),
-    _endpoint("GET", ORG + "/activityLogs", "activity_logs"),
+    _endpoint("POST", "/token", "token", "TokenResponse", body=True),
+    _endpoint("GET", ORG + "/clusters", "clusters", "ClusterList"),
+    _endpoint("GET", ORG + "/clusters/{cluster}", "cluster", "Cluster"),
+    _endpoint("GET", ORG + "/clusters/{cluster}/settings", "cluster_settings", "Settings"),
+    _endpoint("GET", ORG + "/namespaces", "namespaces", "NamespaceList"),
+    _endpoint(
+        "GET",
+        ORG + "/policies",
+        "list_policies",
+        "PolicyList",
+        ("namespaceId", "includeDescendants", *PAGING),
+    ),
+    _endpoint("POST", ORG + "/policies", "create_policy", "Policy", body=True, write=True),
+    _endpoint("GET", ORG + "/policies/{id}", "get_policy", "Policy"),
+    _endpoint("PUT", ORG + "/policies/{id}", "replace_policy", "Policy", body=True, write=True),
+    _endpoint("PATCH", ORG + "/policies/{id}", "patch_policy", "Policy", body=True, write=True),
+    _endpoint("DELETE", ORG + "/policies/{id}", "delete_policy", None, write=True),
+    _endpoint(
+        "GET",
+        ORG + "/routes",
+        "routes",
+        "RouteList",
+        ("namespaceId", "includeDescendants", *PAGING),
+    ),
+    _endpoint(
+        "GET", ORG + "/changesets", "changesets", "ChangesetList", ("clusterId", "status", *PAGING)
+    ),
+    _endpoint("POST", ORG + "/changesets/{id}/apply", "apply_changeset", "Changeset"),
+    _endpoint(
+        "GET",
+        ORG + "/activityLogs",
+        "activity_logs",
+        "ActivityLogList",
+        (
+            "entityType",
+            "entityId",
+            "namespaceId",
+            "changesetId",
+            "userId",
+            "activityType",
+            *PAGING,
+        ),
+    ),
 ]
+ACTIVITY_FILTERS = (
+    "entityType",
+    "entityId",
+    "namespaceId",
+    "changesetId",
+    "userId",
+    "activityType",
+)
 
 
-def _int_param(query: dict[str, str], name: str, default: int | None) -> int | None:
+def _int_param(query: dict[str, str], name: str) -> int | None:
     if name not in query:
-        return default
-    try:
-        value = int(query[name])
-    except ValueError:
-        raise SimError(400, f"{name} must be an integer") from None
-    if value < 0:
-        raise SimError(400, f"{name} must not be negative")
+        return None
+    value = query[name]
+    if not value.isdigit():
+        raise SimError(400, f"{name} must be a non-negative integer")
+    return int(value)
+
+
+def _paging(query: dict[str, str]) -> dict[str, Any]:
+    if "filter" in query:
+        raise SimError(
+            400, "filter is not supported by the simulator: page and select on the client"
+        )
+    return {
+        "limit": _int_param(query, "limit"),
+        "offset": _int_param(query, "offset") or 0,
+        "order_by": query.get("orderBy") or None,
+    }
+
+
+def _enum_param(query: dict[str, str], name: str, allowed: tuple[str, ...]) -> str | None:
+    value = query.get(name)
+    if value is not None and value not in allowed:
+        raise SimError(400, f"{name} must be one of {', '.join(allowed)}")
     return value
+
+
+def _bool_param(query: dict[str, str], name: str) -> None:
+    if name in query and query[name] not in ("true", "false"):
+        raise SimError(400, f"{name} must be true or false")
 
 
 class SimHTTPServer(ThreadingHTTPServer):
@@ -142,7 +223,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
     def _reply(
         self, status: int, payload: object = None, headers: dict[str, str] | None = None
     ) -> None:
-        body = b"" if status == 204 else json.dumps(payload, default=str).encode("utf-8")
+        body = b"" if status == 204 else json.dumps(payload).encode("utf-8")
         self.send_response(status)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -156,25 +237,41 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _read_body(self) -> object:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise SimError(400, "Content-Length is not a number") from None
         if length > MAX_BODY:
             raise SimError(413, "request body too large")
-        raw = self.rfile.read(length) if length else b""
+        raw = self.rfile.read(length) if length > 0 else b""
         if not raw:
-            return None
+            return NO_BODY
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise SimError(415, "request body must be application/json")
         try:
             return json.loads(raw)
-        except ValueError:
+        except (ValueError, UnicodeDecodeError):
             raise SimError(400, "request body is not valid JSON") from None
+
+    def _query(self, raw: str) -> dict[str, str]:
+        parsed = parse_qs(raw, keep_blank_values=True)
+        repeated = sorted(k for k, v in parsed.items() if len(v) > 1)
+        if repeated:
+            raise SimError(400, f"query parameter {repeated[0]} is given more than once")
+        return {k: v[0] for k, v in parsed.items()}
 
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         path = url.path.rstrip("/") or "/"
+        headers: dict[str, str] = {}
         try:
             body = self._read_body()
+            query = self._query(url.query)
             if path.startswith("/_sim/"):
-                status, payload, headers = self._control(method, path, query, body)
+                status, payload = sim_controls.handle(
+                    self.server.sim, method, path, query, None if body is NO_BODY else body
+                )
             elif path.startswith(API_PREFIX + "/"):
                 status, payload, headers = self._api(method, path[len(API_PREFIX) :], query, body)
             else:
@@ -183,7 +280,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             error: dict[str, Any] = {"error": exc.message}
             if exc.details:
                 error["details"] = exc.details
-            status, payload, headers = exc.status, error, {}
+            status, payload, headers = exc.status, error, exc.headers
         except Exception:  # a bug in the simulator must still answer, and show up in logs
             logger.exception("Zero simulator failed on %s %s", method, url.path)
             status, payload, headers = 500, {"error": "simulator bug"}, {}
@@ -203,26 +300,52 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         params = match.groupdict()
         sim.count_call(method, endpoint.template)
 
+        if sim.rate_limited():
+            raise SimError(429, "rate limit exceeded", headers={"Retry-After": "1"})
         delay, fault = sim.draw_fault(is_token=endpoint.name == "token")
         if delay:
             time.sleep(delay)
         if fault is not None:
-            # Answer before touching any state: a faulted write is not applied.
+            # Answer before touching any state: a faulted call is not processed.
             headers = {"Retry-After": "1"} if fault == 429 else {}
-            return fault, {"error": f"simulated fault {fault}"}, headers
+            raise SimError(fault, f"simulated fault {fault}", headers=headers)
+
+        unknown = sorted(set(query) - endpoint.query)
+        if unknown:
+            raise SimError(400, f"unknown query parameter {unknown[0]}")
+        if endpoint.body and body is NO_BODY:
+            body = None  # validated below: "None is not of type 'object'"
+        elif not endpoint.body and body is not NO_BODY:
+            raise SimError(400, f"{method} {endpoint.template} takes no request body")
 
         if endpoint.name == "token":
-            return 200, self._token(body), {}
+            return 200, self._checked(endpoint, self._token(body)), {}
         if not sim.check_authorization(self.headers.get("Authorization")):
             raise SimError(401, "missing, invalid or expired ID token")
         if params["org"] != sim.organization_id:
             raise SimError(404, f"organization {params['org']} not found")
         status, payload = getattr(self, "_api_" + endpoint.name)(params, query, body)
+        payload = self._checked(endpoint, payload)
+        if endpoint.write and sim.draw_lost_answer():
+            # The write is committed; only its answer is lost on the way back.
+            raise SimError(502, "simulated fault 502 after the write was applied")
         return status, payload, {}
 
+    def _checked(self, endpoint: Endpoint, payload: object) -> object:
+        if endpoint.answer is not None and self.server.sim.validate_answers:
+            problems = contract.errors(endpoint.answer, payload)
+            if problems:
+                logger.error("simulator answer is not a %s: %s", endpoint.answer, problems)
+                raise SimError(500, f"simulator bug: answer is not a valid {endpoint.answer}")
+        return payload
+
     def _token(self, body: object) -> dict[str, str]:
+        problems = contract.errors("TokenRequest", body)
+        if problems:
+            raise SimError(400, "body is not a valid TokenRequest", problems)
         sim = self.server.sim
-        if not isinstance(body, dict) or body.get("refreshToken") != sim.api_token:
+        assert isinstance(body, dict)
+        if body["refreshToken"] != sim.api_token:
             raise SimError(401, "invalid refresh token")
         id_token, ttl = sim.issue_token()
         return {"idToken": id_token, "expiresInSeconds": str(ttl)}
@@ -230,30 +353,38 @@ class SimRequestHandler(BaseHTTPRequestHandler):
     # ----------------------------------------------------------- endpoints
 
     def _api_clusters(self, params: dict, query: dict, body: object) -> tuple[int, object]:
-        return 200, [self.server.sim.cluster_info()]
+        sim = self.server.sim
+        if sim.cluster_list_status != 200:
+            raise SimError(sim.cluster_list_status, "not allowed to list clusters")
+        return 200, [sim.cluster_info()]
+
+    def _api_cluster(self, params: dict, query: dict, body: object) -> tuple[int, object]:
+        sim = self.server.sim
+        if params["cluster"] != sim.cluster_id:
+            raise SimError(404, f"cluster {params['cluster']} not found")
+        if sim.cluster_read_status != 200:
+            raise SimError(sim.cluster_read_status, f"not allowed to read cluster {sim.cluster_id}")
+        return 200, sim.cluster_info()
+
+    def _api_cluster_settings(self, params: dict, query: dict, body: object) -> tuple[int, object]:
+        sim = self.server.sim
+        if params["cluster"] != sim.cluster_id:
+            raise SimError(404, f"cluster {params['cluster']} not found")
+        return 200, sim.settings()
 
     def _api_namespaces(self, params: dict, query: dict, body: object) -> tuple[int, object]:
         return 200, self.server.sim.namespaces()
 
-    def _api_list_policies(self, params: dict, query: dict, body: object) -> tuple[int, object]:
+    def _namespace(self, query: dict[str, str]) -> str:
         namespace_id = query.get("namespaceId")
         if not namespace_id:
             raise SimError(400, "namespaceId is required")
-        filters = None
-        if query.get("filter"):
-            try:
-                filters = json.loads(query["filter"])
-            except ValueError:
-                raise SimError(400, "filter must be JSON") from None
-            if not isinstance(filters, dict):
-                raise SimError(400, "filter must be a JSON object")
-        return 200, self.server.sim.state.list_policies(
-            namespace_id,
-            limit=_int_param(query, "limit", None),
-            offset=_int_param(query, "offset", 0) or 0,
-            order_by=query.get("orderBy"),
-            filters=filters,
-        )
+        _bool_param(query, "includeDescendants")
+        return namespace_id
+
+    def _api_list_policies(self, params: dict, query: dict, body: object) -> tuple[int, object]:
+        namespace_id = self._namespace(query)
+        return 200, self.server.sim.state.list_policies(namespace_id, **_paging(query))
 
     def _api_create_policy(self, params: dict, query: dict, body: object) -> tuple[int, object]:
         return 201, self.server.sim.state.create_policy(body)
@@ -272,75 +403,20 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         return 204, None
 
     def _api_routes(self, params: dict, query: dict, body: object) -> tuple[int, object]:
-        return 200, self.server.sim.state.list_routes(query.get("namespaceId"))
-
-    def _api_cluster_settings(self, params: dict, query: dict, body: object) -> tuple[int, object]:
-        sim = self.server.sim
-        if params["cluster"] != sim.cluster_id:
-            raise SimError(404, f"cluster {params['cluster']} not found")
-        return 200, {
-            "clusterId": sim.cluster_id,
-            "autoApplyChangesets": sim.auto_apply,
-            "passIdentityHeaders": True,
-        }
+        namespace_id = self._namespace(query)
+        return 200, self.server.sim.state.list_routes(namespace_id, **_paging(query))
 
     def _api_changesets(self, params: dict, query: dict, body: object) -> tuple[int, object]:
+        status = _enum_param(query, "status", contract.enum("ChangesetStatus"))
         return 200, self.server.sim.state.list_changesets(
-            query.get("clusterId"), query.get("status")
+            query.get("clusterId"), status, **_paging(query)
         )
 
     def _api_apply_changeset(self, params: dict, query: dict, body: object) -> tuple[int, object]:
         return 200, self.server.sim.state.apply_changeset(params["id"])
 
     def _api_activity_logs(self, params: dict, query: dict, body: object) -> tuple[int, object]:
-        return 200, self.server.sim.state.activity_logs(
-            query.get("entityType"),
-            query.get("entityId"),
-            _int_param(query, "limit", None),
-            query.get("orderBy"),
-        )
-
-    # ------------------------------------------------------------ controls
-
-    def _control(
-        self, method: str, path: str, query: dict[str, str], body: object
-    ) -> tuple[int, object, dict[str, str]]:
-        sim = self.server.sim
-        if (method, path) == ("GET", "/_sim/evaluate"):
-            return 200, self._evaluate(query), {}
-        if (method, path) == ("GET", "/_sim/state"):
-            return 200, {**sim.state.dump(), "faults": sim.faults()}, {}
-        if (method, path) == ("POST", "/_sim/faults"):
-            if not isinstance(body, dict):
-                raise SimError(400, "body must be a JSON object")
-            try:
-                sim.set_faults(**body)
-            except (TypeError, ValueError) as exc:
-                raise SimError(400, str(exc)) from None
-            return 200, sim.faults(), {}
-        if (method, path) == ("POST", "/_sim/settings"):
-            if not isinstance(body, dict) or not isinstance(body.get("autoApplyChangesets"), bool):
-                raise SimError(400, 'body must be {"autoApplyChangesets": true|false}')
-            sim.auto_apply = body["autoApplyChangesets"]
-            return 200, {"autoApplyChangesets": sim.auto_apply}, {}
-        if (method, path) == ("POST", "/_sim/reset"):
-            sim.reset()
-            return 204, None, {}
-        raise SimError(404, f"no such simulator control {method} {path}")
-
-    def _evaluate(self, query: dict[str, str]) -> dict[str, object]:
-        sim = self.server.sim
-        policy, email = query.get("policy"), query.get("email")
-        if not policy or email is None:
-            raise SimError(400, "policy and email are required")
-        at: datetime | None = None
-        if query.get("at"):
-            at = ppl_lib.parse_rfc3339(query["at"])
-            if at is None:
-                raise SimError(400, "at must be an RFC 3339 timestamp with Z or an offset")
-        groups = [g for g in query.get("groups", "").split(",") if g]
-        try:
-            allowed = sim.evaluate(policy, email, at=at, groups=groups)
-        except KeyError:
-            raise SimError(404, f"no applied policy {policy!r}") from None
-        return {"allow": allowed, "policy": policy, "email": email}
+        _enum_param(query, "entityType", contract.enum("EntityType"))
+        _enum_param(query, "activityType", contract.enum("ActivityType"))
+        filters = {k: query[k] for k in ACTIVITY_FILTERS if k in query}
+        return 200, self.server.sim.state.activity_logs(filters=filters, **_paging(query))

@@ -11,9 +11,12 @@ From a shell: ``python -m apps.zero.simulator --port 8790`` (or the Django
 command ``manage.py zero_simulator``) prints one line with the API URL and
 serves until interrupted.
 
-What is simulated, and the choices made where the real API is undocumented,
-is described in ``sim_state`` (latest vs effective versions, changesets) and
-``sim_handler`` (endpoints and ``/_sim`` controls).
+Written from the wire contract (``docs/zero-api.md``, ``apps/zero/contract``),
+never from the portal's client; where the contract is silent it takes the
+strictest plausible reading. What is simulated is described in ``sim_state``
+(latest vs effective versions, one pending changeset per namespace, apply and
+failure), ``sim_handler`` (endpoints, strict request checks), ``sim_controls``
+(the ``/_sim`` controls) and ``sim_ppl`` (PPL validation and the evaluator).
 """
 
 from __future__ import annotations
@@ -33,24 +36,44 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from apps.zero.sim_handler import API_PREFIX, SimHTTPServer
-from apps.zero.sim_state import SimState, timestamp
+from apps.zero.sim_ppl import Request
+from apps.zero.sim_state import SimState, console_user, timestamp
+from apps.zero.sim_views import SimError
 
 __all__ = ["ZeroSimulator", "main", "serve"]
 
 logger = logging.getLogger("apps.zero.simulator")
 FAULT_STATUSES = (500, 502, 503, 429)
+REFUSAL_STATUSES = (200, 403, 404)
+CREATED = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 class ZeroSimulator:
     """Pomerium Zero for one organization, cluster and namespace, in memory.
 
-    Fault injection: ``error_rate`` (0..1) of API calls, other than ``/token``
-    unless ``faults_on_token``, are answered 500/502/503, or 429 with
-    ``Retry-After: 1``, without being processed; ``latency = (min, max)``
-    seconds are slept before each API call. Draws come from
-    ``random.Random(seed)``, so a sequential client sees the same faults on
-    every run. All of these can be changed at runtime, as attributes or via
-    ``POST /_sim/faults``.
+    Fault injection (attributes, ``set_faults`` or ``POST /_sim/faults``):
+
+    * ``error_rate`` (0..1) of API calls, other than ``/token`` unless
+      ``faults_on_token``, are answered 500/502/503, or 429 with
+      ``Retry-After: 1``, without being processed;
+    * ``lost_write_rate`` (0..1) of successful policy writes are committed and
+      then answered 502 ("applied, then 5xx": the answer was lost);
+    * ``rate_limit_seconds=N`` starts an episode: every API call, ``/token``
+      included, answers 429 with ``Retry-After: 1`` for N seconds, then recovers;
+    * ``latency = (min, max)`` seconds are slept before each API call.
+
+    Draws come from ``random.Random(seed)``, so a sequential client sees the
+    same faults on every run.
+
+    Behaviour where the contract is silent (keywords, ``configure`` or
+    ``POST /_sim/settings``): ``max_page_size`` caps every list page (default
+    10, below what clients ask for); ``apply_delay`` seconds an applied
+    changeset stays ``applying`` (0 = ``applied`` at once);
+    ``allow_duplicate_names`` (default False: 409); ``record_auto_applied``
+    (an applied changeset per auto-applied write); ``cluster_read_status`` /
+    ``cluster_list_status`` (200, or 403/404 to refuse the narrow cluster read
+    or the cluster list); ``apply_failure`` (None, or (status, message) with
+    which every apply fails).
     """
 
     def __init__(
@@ -66,6 +89,14 @@ class ZeroSimulator:
         auto_apply: bool = True,
         seed: int = 0,
         clock: Callable[[], datetime] | None = None,
+        max_page_size: int = 10,
+        apply_delay: float = 0.2,
+        allow_duplicate_names: bool = False,
+        record_auto_applied: bool = False,
+        cluster_read_status: int = 200,
+        cluster_list_status: int = 200,
+        lost_write_rate: float = 0.0,
+        validate_answers: bool = True,
     ) -> None:
         self.host = host
         self.port = port
@@ -78,9 +109,24 @@ class ZeroSimulator:
         self.state = SimState(
             organization_id, cluster_id, namespace_id, auto_apply=auto_apply, clock=self.clock
         )
+        self.validate_answers = validate_answers
+        self.cluster_read_status = 200
+        self.cluster_list_status = 200
+        self.configure(
+            max_page_size=max_page_size,
+            apply_delay=apply_delay,
+            allow_duplicate_names=allow_duplicate_names,
+            record_auto_applied=record_auto_applied,
+            cluster_read_status=cluster_read_status,
+            cluster_list_status=cluster_list_status,
+        )
         self.error_rate = 0.0
+        self.lost_write_rate = 0.0
         self.latency: tuple[float, float] = (0.0, 0.0)
         self.faults_on_token = False
+        self.rate_limited_until = 0.0  # monotonic end of a rate-limit episode
+        self.rate_limited_count = 0
+        self.lost_answer_count = 0
         self.seed = seed
         self.calls: Counter[tuple[str, str]] = Counter()
         self.fault_count = 0
@@ -89,6 +135,8 @@ class ZeroSimulator:
         self._tokens: dict[str, float] = {}  # ID token -> monotonic expiry
         self._server: SimHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        if lost_write_rate:
+            self.set_faults(lost_write_rate=lost_write_rate)
 
     # ------------------------------------------------------------ settings
 
@@ -115,13 +163,102 @@ class ZeroSimulator:
         """Successful API creates, replaces, patches and deletes (not hand edits)."""
         return self.state.write_count
 
+    def configure(
+        self,
+        *,
+        auto_apply: bool | None = None,
+        max_page_size: int | None = None,
+        apply_delay: float | None = None,
+        allow_duplicate_names: bool | None = None,
+        record_auto_applied: bool | None = None,
+        cluster_read_status: int | None = None,
+        cluster_list_status: int | None = None,
+        apply_failure: object = ...,
+    ) -> None:
+        """Change behaviour the contract leaves open; ValueError on bad values."""
+        state = self.state
+        checks: list[tuple[object, type | tuple[type, ...]]] = [
+            (auto_apply, bool),
+            (allow_duplicate_names, bool),
+            (record_auto_applied, bool),
+        ]
+        for value, kind in checks:
+            if value is not None and not isinstance(value, kind):
+                raise ValueError(f"{value!r} must be true or false")
+        if max_page_size is not None and (
+            isinstance(max_page_size, bool)
+            or not isinstance(max_page_size, int)
+            or max_page_size < 1
+        ):
+            raise ValueError("max_page_size must be a positive integer")
+        if apply_delay is not None and (
+            isinstance(apply_delay, bool)
+            or not isinstance(apply_delay, int | float)
+            or apply_delay < 0
+        ):
+            raise ValueError("apply_delay must be a number of seconds >= 0")
+        for status in (cluster_read_status, cluster_list_status):
+            if status is not None and status not in REFUSAL_STATUSES:
+                raise ValueError(f"cluster read/list status must be one of {REFUSAL_STATUSES}")
+        failure: tuple[str, str] | None = None
+        if apply_failure is not ... and apply_failure is not None:
+            if isinstance(apply_failure, dict):
+                apply_failure = (apply_failure.get("status"), apply_failure.get("message"))
+            if (
+                not isinstance(apply_failure, tuple | list)
+                or len(apply_failure) != 2
+                or apply_failure[0] not in ("failed", "rejected")
+                or not isinstance(apply_failure[1], str)
+            ):
+                raise ValueError(
+                    "apply_failure must be null or "
+                    '{"status": "failed"|"rejected", "message": "..."}'
+                )
+            failure = (str(apply_failure[0]), apply_failure[1])
+        with state.lock:
+            if auto_apply is not None:
+                state.auto_apply = auto_apply
+            if max_page_size is not None:
+                state.max_page_size = max_page_size
+            if apply_delay is not None:
+                state.apply_delay = float(apply_delay)
+            if allow_duplicate_names is not None:
+                state.allow_duplicate_names = allow_duplicate_names
+            if record_auto_applied is not None:
+                state.record_auto_applied = record_auto_applied
+            if apply_failure is not ...:
+                state.apply_failure = failure
+        if cluster_read_status is not None:
+            self.cluster_read_status = cluster_read_status
+        if cluster_list_status is not None:
+            self.cluster_list_status = cluster_list_status
+
+    def sim_settings(self) -> dict[str, Any]:
+        """The current ``configure`` values, as ``/_sim/settings`` names them."""
+        state = self.state
+        failure = state.apply_failure
+        return {
+            "autoApplyChangesets": state.auto_apply,
+            "maxPageSize": state.max_page_size,
+            "applyDelay": state.apply_delay,
+            "allowDuplicateNames": state.allow_duplicate_names,
+            "recordAutoApplied": state.record_auto_applied,
+            "clusterReadStatus": self.cluster_read_status,
+            "clusterListStatus": self.cluster_list_status,
+            "applyFailure": {"status": failure[0], "message": failure[1]} if failure else None,
+        }
+
     def faults(self) -> dict[str, Any]:
         return {
             "error_rate": self.error_rate,
+            "lost_write_rate": self.lost_write_rate,
             "latency": list(self.latency),
             "faults_on_token": self.faults_on_token,
             "seed": self.seed,
             "fault_count": self.fault_count,
+            "lost_answer_count": self.lost_answer_count,
+            "rate_limited_seconds_left": max(0.0, self.rate_limited_until - time.monotonic()),
+            "rate_limited_count": self.rate_limited_count,
         }
 
     def set_faults(
@@ -130,13 +267,25 @@ class ZeroSimulator:
         latency: float | Sequence[float] | None = None,
         faults_on_token: bool | None = None,
         seed: int | None = None,
+        lost_write_rate: float | None = None,
+        rate_limit_seconds: float | None = None,
     ) -> None:
-        """Change fault injection; ValueError on out-of-range values."""
+        """Change fault injection; ValueError on out-of-range values.
+
+        ``rate_limit_seconds`` starts a rate-limit episode now (0 ends one).
+        """
         with self._lock:
+            for name, rate in (("error_rate", error_rate), ("lost_write_rate", lost_write_rate)):
+                if rate is not None and not 0.0 <= float(rate) <= 1.0:
+                    raise ValueError(f"{name} must be between 0 and 1")
+            if rate_limit_seconds is not None and float(rate_limit_seconds) < 0:
+                raise ValueError("rate_limit_seconds must not be negative")
             if error_rate is not None:
-                if not 0.0 <= float(error_rate) <= 1.0:
-                    raise ValueError("error_rate must be between 0 and 1")
                 self.error_rate = float(error_rate)
+            if lost_write_rate is not None:
+                self.lost_write_rate = float(lost_write_rate)
+            if rate_limit_seconds is not None:
+                self.rate_limited_until = time.monotonic() + float(rate_limit_seconds)
             if latency is not None:
                 low, high = (
                     (float(latency), float(latency))
@@ -169,6 +318,22 @@ class ZeroSimulator:
                 return delay, self._rng.choice(FAULT_STATUSES)
             return delay, None
 
+    def rate_limited(self) -> bool:
+        """True (and counted) while a rate-limit episode lasts."""
+        with self._lock:
+            if time.monotonic() < self.rate_limited_until:
+                self.rate_limited_count += 1
+                return True
+            return False
+
+    def draw_lost_answer(self) -> bool:
+        """Whether a committed policy write loses its answer (answered 502)."""
+        with self._lock:
+            if self.lost_write_rate > 0 and self._rng.random() < self.lost_write_rate:
+                self.lost_answer_count += 1
+                return True
+            return False
+
     def issue_token(self) -> tuple[str, int]:
         token = secrets.token_urlsafe(32)
         with self._lock:
@@ -197,10 +362,36 @@ class ZeroSimulator:
             "domain": host,
             "fqdn": host,
             "namespaceId": self.namespace_id,
+            "createdAt": timestamp(CREATED),
+            "updatedAt": timestamp(CREATED),
+            "componentVersions": {},
+            "hasFailingHealthChecks": False,
+        }
+
+    def settings(self) -> dict[str, Any]:
+        """The cluster's Settings answer (plausible values; the portal reads one key)."""
+        return {
+            "id": f"settings-{self.cluster_id}",
+            "autoApplyChangesets": self.auto_apply,
+            "passIdentityHeaders": True,
+            "address": ":443",
+            "codecType": "auto",
+            "cookieName": "_pomerium",
+            "cookieHttpOnly": True,
+            "cookieExpire": "14h0m0s",
+            "defaultUpstreamTimeout": "30s",
+            "dnsLookupFamily": "AUTO",
+            "logLevel": "info",
+            "skipXffAppend": False,
+            "timeoutIdle": "5m0s",
+            "timeoutRead": "30s",
+            "timeoutWrite": "0s",
+            "createdAt": timestamp(CREATED),
+            "updatedAt": timestamp(CREATED),
         }
 
     def namespaces(self) -> list[dict[str, Any]]:
-        created = timestamp(datetime(2024, 1, 1, tzinfo=UTC))
+        created = timestamp(CREATED)
         return [
             {
                 "id": self.namespace_id,
@@ -215,9 +406,14 @@ class ZeroSimulator:
     # ----------------------------------------------------- Python helpers
 
     def policy_by_name(self, name: str) -> dict[str, Any] | None:
-        """The policy as the API returns it (latest version, pending or not)."""
-        found = [p for p in self.state.list_policies(self.namespace_id) if p["name"] == name]
+        """The policy as the API returns it (latest version, pending or not); first if several."""
+        found = self.policies_by_name(name)
         return found[0] if found else None
+
+    def policies_by_name(self, name: str) -> list[dict[str, Any]]:
+        """Every live policy with that name (several when duplicates are allowed)."""
+        with self.state.lock:
+            return [self.state.get_policy(r["id"]) for r in self.state._live() if r["name"] == name]
 
     def effective_policy(self, name_or_id: str) -> dict[str, Any] | None:
         """The applied version the evaluator enforces, with ``appliedAt``."""
@@ -233,18 +429,77 @@ class ZeroSimulator:
         email: str,
         at: datetime | None = None,
         groups: Iterable[str] = (),
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        source_ip: str | None = None,
+        user: str | None = None,
+        claims: dict[str, Any] | None = None,
     ) -> bool:
-        """Would the proxy let ``email`` through ``policy_name`` (name or id) at ``at``?
+        """Would the proxy let this request through ``policy_name`` (name or id) at ``at``?
 
-        Uses the effective (applied) policy; KeyError if there is none.
+        Uses the effective (applied) policy only; KeyError if there is none,
+        ValueError if several applied policies share the name. Email and the
+        other string matchers compare exactly (case-sensitive); a criterion
+        whose fact is not given (method, path, source_ip, user, claims) never
+        matches.
         """
-        return self.state.evaluate(policy_name, email, at or self.clock(), groups)
+        request = Request(
+            email=email,
+            at=at or self.clock(),
+            groups=tuple(groups),
+            method=method,
+            path=path,
+            source_ip=source_ip,
+            user=user,
+            claims=claims,
+        )
+        return self.state.evaluate(policy_name, request)
 
     def hand_edit(
-        self, policy_name: str, ppl: object, by_email: str = "mallory@example.com"
+        self,
+        policy_name: str,
+        ppl: object = None,
+        by_email: str = "mallory@example.com",
+        **fields: Any,
     ) -> dict[str, Any]:
-        """Simulate someone editing the policy in the Zero console."""
-        return self.state.hand_edit(policy_name, ppl, by_email)
+        """Someone edits the policy in the Zero console (joins the pending changeset
+        when auto-apply is off). KeyError if no such policy, ValueError if invalid."""
+        return self.state.hand_edit(policy_name, ppl, by_email or "mallory@example.com", **fields)
+
+    def hand_create(
+        self, name: str, ppl: object, by_email: str = "mallory@example.com"
+    ) -> dict[str, Any]:
+        """Someone creates a policy in the Zero console."""
+        return self.state.hand_create(name, ppl, by_email)
+
+    def pending_changeset(self) -> dict[str, Any] | None:
+        """The namespace's pending changeset (as the API shows it), if any."""
+        return self.state.pending_changeset()
+
+    def changesets(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Every changeset, newest first, unpaged."""
+        with self.state.lock:
+            views = [self.state.get_changeset(c) for c in self.state.changesets]
+        views.sort(key=lambda v: v["createdAt"], reverse=True)
+        return [v for v in views if status is None or v["status"] == status]
+
+    def fail_changeset(
+        self, changeset_id: str, status: str = "failed", message: str = "rejected by the cluster"
+    ) -> dict[str, Any]:
+        """The cluster refuses a pending or applying changeset now."""
+        return self.state.fail_changeset(changeset_id, status, message)
+
+    def console_apply(self, changeset_id: str, by_email: str = "") -> dict[str, Any]:
+        """A human applies the changeset in the console; KeyError (404) or ValueError (409)."""
+        try:
+            return self.state.apply_changeset(
+                changeset_id, console_user(by_email or "admin@example.com")
+            )
+        except SimError as exc:
+            if exc.status == 404:
+                raise KeyError(changeset_id) from None
+            raise ValueError(exc.message) from None
 
     def add_route(
         self, name: str, from_url: str, policy_ids: Iterable[str], to: Iterable[str] = ()
@@ -252,15 +507,20 @@ class ZeroSimulator:
         return self.state.add_route(name, from_url, policy_ids, to)
 
     def reset(self) -> None:
-        """Forget all policies, routes, changesets, logs, counters and faults.
+        """Forget all policies, routes, changesets, logs, counters, faults and apply failures.
 
-        Issued ID tokens stay valid, so a cached client keeps working.
+        Issued ID tokens and the other ``configure`` settings stay, so a cached
+        client keeps working.
         """
         self.state.reset()
         with self._lock:
             self.calls.clear()
             self.fault_count = 0
             self.error_rate = 0.0
+            self.lost_write_rate = 0.0
+            self.lost_answer_count = 0
+            self.rate_limited_until = 0.0
+            self.rate_limited_count = 0
             self.latency = (0.0, 0.0)
             self.faults_on_token = False
 
@@ -354,7 +614,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-ttl", type=int, default=3600)
     parser.add_argument("--no-auto-apply", action="store_true")
     parser.add_argument("--error-rate", type=float, default=0.0)
+    parser.add_argument("--lost-write-rate", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-page-size", type=int, default=10)
+    parser.add_argument("--apply-delay", type=float, default=0.2)
+    parser.add_argument("--allow-duplicate-names", action="store_true")
 
 
 def from_options(options: dict[str, Any]) -> ZeroSimulator:
@@ -368,8 +632,11 @@ def from_options(options: dict[str, Any]) -> ZeroSimulator:
         token_ttl=options["token_ttl"],
         auto_apply=not options["no_auto_apply"],
         seed=options["seed"],
+        max_page_size=options["max_page_size"],
+        apply_delay=options["apply_delay"],
+        allow_duplicate_names=options["allow_duplicate_names"],
     )
-    sim.set_faults(error_rate=options["error_rate"])
+    sim.set_faults(error_rate=options["error_rate"], lost_write_rate=options["lost_write_rate"])
     return sim
 
 

@@ -31,7 +31,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
-__all__ = ["SCHEMA_NAMES", "ContractError", "errors", "schema", "validate"]
+__all__ = ["SCHEMA_NAMES", "ContractError", "enum", "errors", "schema", "validate"]
 
 BASE_URI = "https://jitportal.invalid/zero-contract/"
 
@@ -116,6 +116,12 @@ def schema(schema_name: str) -> dict[str, Any]:
     if schema_name not in SCHEMA_NAMES:
         raise KeyError(f"no contract schema named {schema_name!r}")
     return _load(schema_name)
+
+
+def enum(name: str) -> tuple[str, ...]:
+    """The values of a shared enumeration: ChangesetStatus, ActivityType, EntityType."""
+    values = _load("common")["$defs"][name]["enum"]
+    return tuple(values)
 
 
 def _where(error: ValidationError) -> str:
