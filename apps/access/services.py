@@ -350,7 +350,7 @@ def _approve_locked(
     grant = Grant(
         request=req,
         user=req.requester,
-        email=req.requester.email.lower(),
+        email=req.requester.email,
         resource=req.resource,
         not_before=start,
         expires_at=start + timedelta(minutes=minutes),
@@ -618,7 +618,7 @@ def break_glass(
         grant = Grant.objects.create(
             request=req,
             user=user,
-            email=user.email.lower(),
+            email=user.email,
             resource=resource,
             not_before=now,
             expires_at=now + timedelta(minutes=duration_minutes),

@@ -298,9 +298,13 @@ def _updated_at(changeset: Mapping[str, Any]) -> datetime:
     return ppl_lib.parse_rfc3339(changeset.get("updatedAt")) or timezone.now()
 
 
+class ChangesetNeverApplied(ZeroPermanentError):
+    """The changeset carrying the portal's write failed or was rejected."""
+
+
 def _never_applied(changeset_id: str, status: str, changeset: Mapping[str, Any]) -> ZeroError:
     reason = changeset.get("failureMessage") or "Zero gave no reason"
-    return ZeroPermanentError(f"Zero changeset {changeset_id} {status}: {reason}")
+    return ChangesetNeverApplied(f"Zero changeset {changeset_id} {status}: {reason}")
 
 
 def _wait(result: PassResult, changeset_id: str | None, reason: str) -> None:

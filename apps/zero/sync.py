@@ -208,7 +208,11 @@ def sync_resource(
         outcome = _leased_pass(state.pk, owner, client, now, force)
         # Changes committed during the pass: settle them while we hold the lease, rather
         # than leave their tasks to find it busy and wait for a retry.
-        while outcome.status == SYNCED and outcome.passes < MAX_PASSES:
+        while (
+            outcome.status == SYNCED
+            and outcome.passes < MAX_PASSES
+            and _changed_since(resource_id, outcome.generation)
+        ):
             _renew_lease(state.pk, owner)
             follow = _leased_pass(state.pk, owner, client, now, False)
             if follow.status == UP_TO_DATE:
@@ -219,10 +223,20 @@ def sync_resource(
         _release_lease(state.pk, owner)
 
 
+def _changed_since(resource_id: int, generation: int | None) -> bool:
+    """Was a change committed after the pass that read ``generation``?"""
+    return Resource.objects.filter(pk=resource_id, sync_generation__gt=generation or 0).exists()
+
+
 def _settled(state: PolicySync, generation: int) -> bool:
-    """Has a successful pass already settled ``generation``? (A resource never synced
-    has not, even at generation 0: its policy must exist.)"""
-    return state.last_success_at is not None and state.synced_generation >= generation
+    """Has a successful pass already settled ``generation``, with Zero enforcing it? (A
+    resource never synced has not, even at generation 0: its policy must exist; and a
+    change waiting for a changeset is not settled until Zero applies it.)"""
+    return (
+        state.last_success_at is not None
+        and state.synced_generation >= generation
+        and not state.pending_apply
+    )
 
 
 def _leased_pass(
@@ -345,7 +359,31 @@ def _remote(
             )
         )
         managed.add(result.policy_id)
-        remote.settle_changesets(client, state, result, managed, written_at=written_at)
+        try:
+            remote.settle_changesets(client, state, result, managed, written_at=written_at)
+        except remote.ChangesetNeverApplied:
+            if not force or result.wrote:
+                raise
+            # Zero holds our content, but the changeset that carried it failed, so it
+            # never took effect. A forced pass (reconcile, "Sync now") submits it again,
+            # into a new changeset; the failure stays visible until then.
+            _attempt(state, wanted_digest)
+            written = client.replace_policy(
+                result.policy_id, {**props, "namespaceId": policy.get("namespaceId") or None}
+            )
+            result.wrote = True
+            _remember(state.pk, result, written, wanted_digest)
+            result.audit(
+                AuditAction.ZERO_POLICY_WRITTEN,
+                {
+                    "policy_id": result.policy_id,
+                    "policy_name": props["name"],
+                    "after_digest": result.remote_digest,
+                    "generation": result.generation,
+                    "resubmitted": True,
+                },
+            )
+            remote.settle_changesets(client, state, result, managed, written_at=timezone.now())
 
 
 def _find(
