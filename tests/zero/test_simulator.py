@@ -1,365 +1,492 @@
-"""The Zero simulator over real HTTP, driven through the real ZeroClient."""
+"""The Zero simulator's evaluator, controls, faults and lifecycle (over real HTTP where it matters).
+
+Driven with ``requests`` and the simulator's Python API, never the portal's client.
+The wire contract itself is tested in test_contract.py.
+"""
 
 from __future__ import annotations
 
-import json
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
-from apps.zero import ppl
-from apps.zero.client import ZeroClient, ZeroPermanentError, ZeroTransientError
+from apps.zero import sim_ppl
+from apps.zero.sim_probe import ContractProbe
+from apps.zero.sim_state import SimState
 from apps.zero.simulator import ZeroSimulator
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = "/organizations/{org}/policies"
+T0 = datetime(2026, 9, 1, 9, 0, tzinfo=UTC)  # a Tuesday
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+def props(name: str, ppl: object) -> dict[str, Any]:
+    return {
+        "name": name,
+        "description": "",
+        "explanation": "",
+        "remediation": "",
+        "enforced": False,
+        "namespaceId": "ns-sim",
+        "ppl": ppl,
+    }
 
 
-def grant_policy(email: str, start: datetime, end: datetime) -> list[dict]:
-    return ppl.render_policy([], [ppl.GrantRule(email, start, end)])
+def allow(*criteria: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"allow": {"and": list(criteria)}}]
 
 
-def props(name: str, rules: object) -> dict:
-    return {"name": name, "description": "test", "ppl": rules}
+@pytest.fixture
+def sim() -> Iterator[ZeroSimulator]:
+    with ZeroSimulator() as simulator:
+        yield simulator
 
 
-def raw(sim: ZeroSimulator, method: str, path: str, **kwargs: object) -> requests.Response:
-    """An authenticated request that bypasses the client (to send what it never would)."""
-    token = requests.post(f"{sim.url}/token", json={"refreshToken": sim.api_token}, timeout=5)
-    headers = {"Authorization": f"Bearer {token.json()['idToken']}"}
-    return requests.request(method, sim.url + path, headers=headers, timeout=5, **kwargs)
+@pytest.fixture
+def api(sim: ZeroSimulator) -> Iterator[ContractProbe]:
+    probe = ContractProbe(sim.url, sim.api_token, sim.organization_id)
+    yield probe
+    probe.close()
 
 
-# ------------------------------------------------------------------ policies
+def put(sim: ZeroSimulator, name: str, ppl: object) -> None:
+    """Create (or replace) a policy through the model, as an API write."""
+    existing = sim.policy_by_name(name)
+    if existing is None:
+        sim.state.create_policy(props(name, ppl))
+    else:
+        sim.state.replace_policy(existing["id"], props(name, ppl))
 
 
-def test_create_get_replace_list_round_trip(sim: ZeroSimulator, zero: ZeroClient) -> None:
-    rules = grant_policy("alice@example.com", now(), now() + timedelta(hours=1))
-    created = zero.create_policy(props("jit", rules))
-
-    assert created["ppl"] == rules
-    assert created["namespaceId"] == "ns-sim"
-    assert created["createdAt"].endswith("Z")
-    assert zero.get_policy(created["id"])["ppl"] == rules
-    assert sim.policy_by_name("jit")["ppl"] == ppl.dumps(rules)  # stored as the text sent
-
-    replaced = zero.replace_policy(created["id"], {**created, "ppl": [ppl.DENY_ALL_RULE]})
-    assert replaced["ppl"] == [ppl.DENY_ALL_RULE]
-    assert replaced["description"] == "test"
-    assert zero.get_policy(created["id"])["ppl"] == [ppl.DENY_ALL_RULE]
-    assert [p["name"] for p in zero.list_policies()] == ["jit"]
-    assert zero.find_policy_by_name("jit")["id"] == created["id"]
-    assert sim.write_count == 2
-
-
-def test_duplicate_name_is_409(sim: ZeroSimulator, zero: ZeroClient) -> None:
-    zero.create_policy(props("jit", [ppl.DENY_ALL_RULE]))
-    with pytest.raises(ZeroPermanentError) as info:
-        zero.create_policy(props("jit", [ppl.DENY_ALL_RULE]))
-    assert info.value.status == 409
-    assert len(zero.list_policies()) == 1
-    assert sim.write_count == 1
-
-
-@pytest.mark.parametrize(
-    ("rules", "fragment"),
-    [
-        ([{"allow": {"and": [{"email_domain": "example.com"}]}}], "unknown criterion"),
-        ([{"allow": {"and": [{"date": {"before": "2026-09-01T17:00:00"}}]}}], "RFC 3339"),
-        ("this is: [not ppl", "neither JSON nor YAML"),
-    ],
-)
-def test_strict_ppl_validation(
-    sim: ZeroSimulator, zero: ZeroClient, rules: object, fragment: str
-) -> None:
-    with pytest.raises(ZeroPermanentError) as info:
-        zero.create_policy(props("bad", rules))
-    assert info.value.status == 400
-    assert fragment in str(info.value)
-    assert sim.policy_by_name("bad") is None
-    assert sim.write_count == 0
-
-
-def test_yaml_ppl_is_accepted(sim: ZeroSimulator, zero: ZeroClient) -> None:
-    created = zero.create_policy(props("yaml", "allow:\n  and:\n  - email:\n      is: a@x.org\n"))
-    assert sim.evaluate("yaml", "a@x.org")
-    assert not sim.evaluate("yaml", "b@x.org")
-    assert created["ppl"] == "allow:\n  and:\n  - email:\n      is: a@x.org\n"  # kept verbatim
-
-
-def test_put_requires_every_property_and_patch_edits(sim: ZeroSimulator, zero: ZeroClient) -> None:
-    created = zero.create_policy(props("jit", [ppl.DENY_ALL_RULE]))
-    path = POLICIES.replace("{org}", sim.organization_id) + "/" + created["id"]
-
-    partial = raw(sim, "PUT", path, json={"name": "jit", "ppl": "[]"})
-    assert partial.status_code == 400
-    assert "description" in partial.json()["error"]
-
-    accept_all = ppl.dumps([{"allow": {"and": [{"accept": True}]}}])
-    patched = raw(sim, "PATCH", path, json=[{"op": "replace", "path": "/ppl", "value": accept_all}])
-    assert patched.status_code == 200
-    assert sim.evaluate("jit", "anyone@x.org")
-
-    bad_op = raw(sim, "PATCH", path, json=[{"op": "move", "from": "/a", "path": "/b"}])
-    assert bad_op.status_code == 400
-    bad_ppl = raw(sim, "PATCH", path, json=[{"op": "replace", "path": "/ppl", "value": "[1]"}])
-    assert bad_ppl.status_code == 400
-    assert sim.evaluate("jit", "anyone@x.org")  # rejected patches change nothing
-
-    zero.delete_policy(created["id"])
-    with pytest.raises(ZeroPermanentError) as info:
-        zero.get_policy(created["id"])
-    assert info.value.status == 404
-    assert sim.write_count == 3  # create, patch, delete
-
-
-def test_list_policies_requires_namespace_and_paginates(
-    sim: ZeroSimulator, zero: ZeroClient
-) -> None:
-    path = POLICIES.replace("{org}", sim.organization_id)
-    missing = raw(sim, "GET", path)
-    assert missing.status_code == 400
-    assert missing.json() == {"error": "namespaceId is required"}
-
-    for i in range(105):
-        zero.create_policy(props(f"p{i:03}", [ppl.DENY_ALL_RULE]))
-    before = sim.calls[("GET", POLICIES)]
-    names = [p["name"] for p in zero.list_policies()]
-    assert names == [f"p{i:03}" for i in range(105)]
-    assert sim.calls[("GET", POLICIES)] - before == 2
-
-
-# ---------------------------------------------------------------------- auth
-
-
-def test_wrong_api_token_is_permanent(sim: ZeroSimulator) -> None:
-    client = ZeroClient(sim.url, "not-the-token", sim.organization_id, sim.cluster_id)
-    with pytest.raises(ZeroPermanentError) as info:
-        client.list_policies()
-    assert info.value.status == 401
-    assert "not-the-token" not in str(info.value)
-
-
-def test_bearer_is_checked(sim: ZeroSimulator) -> None:
-    url = f"{sim.url}/organizations/{sim.organization_id}/clusters"
-    assert requests.get(url, timeout=5).status_code == 401
-    bogus = requests.get(url, headers={"Authorization": "Bearer forged"}, timeout=5)
-    assert bogus.status_code == 401
-    assert bogus.json() == {"error": "missing, invalid or expired ID token"}
-    ok = raw(sim, "GET", f"/organizations/{sim.organization_id}/clusters")
-    assert ok.status_code == 200
-    assert ok.json()[0]["namespaceId"] == "ns-sim"
-    wrong_org = raw(sim, "GET", "/organizations/someone-else/clusters")
-    assert wrong_org.status_code == 404
-
-
-def test_pomerium_scheme_and_token_renewal_after_401(sim: ZeroSimulator) -> None:
-    client = ZeroClient(
-        sim.url, sim.api_token, sim.organization_id, sim.cluster_id, auth_scheme="Pomerium"
-    )
-    assert client.namespace_id() == "ns-sim"
-    sim.expire_tokens()
-    assert client.cluster_settings()["autoApplyChangesets"] is True
-    assert client.calls[("POST", "/token")] == 2
-
-
-def test_unknown_paths_are_json_404(sim: ZeroSimulator) -> None:
-    response = requests.get(f"{sim.url}/nothing/here", timeout=5)
-    assert response.status_code == 404
-    assert "error" in response.json()
-
-
-# ---------------------------------------------------------------- changesets
-
-
-def test_changes_wait_for_apply_when_auto_apply_is_off(
-    sim: ZeroSimulator, zero: ZeroClient
-) -> None:
-    start = now() - timedelta(minutes=5)
-    created = zero.create_policy(
-        props("jit", grant_policy("a@x.org", start, now() + timedelta(hours=1)))
-    )
-    assert sim.evaluate("jit", "a@x.org")
-
-    sim.auto_apply = False
-    assert zero.cluster_settings()["autoApplyChangesets"] is False
-    zero.replace_policy(created["id"], {**created, "ppl": [ppl.DENY_ALL_RULE]})
-
-    # The API shows the edit; the proxy still enforces the applied version.
-    assert zero.get_policy(created["id"])["ppl"] == [ppl.DENY_ALL_RULE]
-    assert sim.evaluate("jit", "a@x.org")
-    pending = zero.pending_changesets()
-    assert len(pending) == 1
-    assert pending[0]["status"] == "pending"
-    assert sim.history("jit")[-1]["appliedAt"] is None
-
-    applied = zero.apply_changeset(pending[0]["id"])
-    assert applied is not None
-    assert applied["status"] == "applied"
-    assert not sim.evaluate("jit", "a@x.org")
-    assert zero.pending_changesets() == []
-    assert sim.history("jit")[-1]["appliedAt"] is not None
-    assert sim.effective_policy("jit")["ppl"] == ppl.dumps([ppl.DENY_ALL_RULE])
-
-
-def test_pending_create_is_not_enforced(sim: ZeroSimulator, zero: ZeroClient) -> None:
-    sim.auto_apply = False
-    zero.create_policy(props("jit", [{"allow": {"and": [{"accept": True}]}}]))
-    with pytest.raises(KeyError):
-        sim.evaluate("jit", "a@x.org")
-    (changeset,) = zero.pending_changesets()
-    zero.apply_changeset(changeset["id"])
-    assert sim.evaluate("jit", "a@x.org")
+def decide(ppl: object, **facts: Any) -> bool:
+    return sim_ppl.evaluate(ppl, sim_ppl.Request(**{"at": T0, **facts}))
 
 
 # ----------------------------------------------------------------- evaluator
 
 
-def test_evaluator_honours_the_grant_window(sim: ZeroSimulator, zero: ZeroClient) -> None:
-    start = datetime(2026, 9, 1, 9, 0, tzinfo=UTC)
-    end = start + timedelta(hours=8)
-    zero.create_policy(props("jit", grant_policy("Alice@Example.com", start, end)))
-
-    assert sim.evaluate("jit", "alice@example.com", at=start + timedelta(hours=1))
-    assert not sim.evaluate("jit", "alice@example.com", at=end + timedelta(seconds=1))
-    assert not sim.evaluate("jit", "alice@example.com", at=start - timedelta(seconds=1))
-    assert not sim.evaluate("jit", "bob@example.com", at=start + timedelta(hours=1))
+def test_email_matching_is_exact_and_case_sensitive(sim: ZeroSimulator) -> None:
+    put(sim, "jit", allow({"email": {"is": "First.Last@Corp.com"}}))
+    assert sim.evaluate("jit", "First.Last@Corp.com")
+    assert not sim.evaluate("jit", "first.last@corp.com")
+    assert not sim.evaluate("jit", "First.Last@Corp.com ")
+    assert not sim.evaluate("jit", "")
 
     url = f"{sim.root_url}/_sim/evaluate"
-    inside = {"policy": "jit", "email": "alice@example.com", "at": "2026-09-01T10:00:00Z"}
-    assert requests.get(url, params=inside, timeout=5).json()["allow"] is True
-    after = {**inside, "at": "2026-09-01T17:00:01Z"}
-    assert requests.get(url, params=after, timeout=5).json()["allow"] is False
-    naive = {**inside, "at": "2026-09-01T10:00:00"}
-    assert requests.get(url, params=naive, timeout=5).status_code == 400
-    unknown = {**inside, "policy": "nope"}
-    assert requests.get(url, params=unknown, timeout=5).status_code == 404
+    same = requests.get(url, params={"policy": "jit", "email": "First.Last@Corp.com"}, timeout=5)
+    lower = requests.get(url, params={"policy": "jit", "email": "first.last@corp.com"}, timeout=5)
+    assert (same.json()["allow"], lower.json()["allow"]) == (True, False)
 
 
-# ----------------------------------------------------------- fault injection
+@pytest.mark.parametrize(
+    ("matcher", "email", "expected"),
+    [
+        ("a@x.org", "a@x.org", True),
+        ({"in": ["a@x.org", "b@x.org"]}, "b@x.org", True),
+        ({"not_in": ["a@x.org"]}, "a@x.org", False),
+        ({"not_in": ["a@x.org"]}, "c@x.org", True),
+        ({"ends_with": "@x.org"}, "c@X.org", False),
+        ({"starts_with": "c@", "ends_with": ".org"}, "c@x.org", True),  # operators AND
+        ({"starts_with": "c@", "ends_with": ".com"}, "c@x.org", False),
+        ({"contains": "@x."}, "c@x.org", True),
+        ({"not": "a@x.org"}, "c@x.org", True),
+    ],
+)
+def test_string_matchers(matcher: object, email: str, expected: bool) -> None:
+    assert decide(allow({"email": matcher}), email=email) is expected
 
 
-def _outcomes(sim: ZeroSimulator, calls: int) -> list[tuple[int | None, float | None]]:
-    """(status, retry_after) per call; (None, None) for a success."""
-    client = ZeroClient(sim.url, sim.api_token, sim.organization_id, sim.cluster_id)
-    outcomes: list[tuple[int | None, float | None]] = []
-    for _ in range(calls):
-        try:
-            client.cluster_settings()
-            outcomes.append((None, None))
-        except ZeroTransientError as exc:
-            outcomes.append((exc.status, exc.retry_after))
-    return outcomes
-
-
-def test_fault_injection_rate_is_seeded(sim: ZeroSimulator) -> None:
-    sim.set_faults(error_rate=0.3, seed=1234)
-    first = _outcomes(sim, 300)
-    failures = [status for status, _ in first if status is not None]
-    assert 0.2 < len(failures) / len(first) < 0.4
-    assert set(failures) <= {429, 500, 502, 503}
-    assert len(set(failures)) > 1
-    assert sim.fault_count == len(failures)
-    assert {after for status, after in first if status == 429} == {1.0}
-
-    sim.set_faults(seed=1234)
-    assert _outcomes(sim, 300) == first  # same seed, same faults
-
-
-def test_faulted_writes_are_not_applied(sim: ZeroSimulator, zero: ZeroClient) -> None:
-    zero.namespace_id()
-    sim.error_rate = 1.0
-    with pytest.raises(ZeroTransientError):
-        zero.create_policy(props("jit", [ppl.DENY_ALL_RULE]))
-    assert sim.policy_by_name("jit") is None
-    assert sim.write_count == 0
-
-    sim.set_faults(error_rate=0.5, seed=7)
-    succeeded = 0
-    for i in range(40):
-        try:
-            zero.create_policy(props(f"p{i}", [ppl.DENY_ALL_RULE]))
-            succeeded += 1
-        except ZeroTransientError:
-            pass
-    assert 0 < succeeded < 40
-    assert sim.write_count == succeeded
-    sim.error_rate = 0.0
-    assert len(zero.list_policies()) == succeeded
-
-
-def test_faults_can_be_set_over_http(sim: ZeroSimulator) -> None:
-    url = f"{sim.root_url}/_sim/faults"
-    answer = requests.post(url, json={"error_rate": 1.0, "seed": 3}, timeout=5)
-    assert answer.json()["error_rate"] == 1.0
-    assert sim.error_rate == 1.0
-    assert requests.post(url, json={"error_rate": 2}, timeout=5).status_code == 400
-    # /token is spared unless faults_on_token is set.
-    token = requests.post(f"{sim.url}/token", json={"refreshToken": sim.api_token}, timeout=5)
-    assert token.status_code == 200
-    requests.post(url, json={"faults_on_token": True}, timeout=5)
-    token = requests.post(f"{sim.url}/token", json={"refreshToken": sim.api_token}, timeout=5)
-    assert token.status_code in {429, 500, 502, 503}
-
-
-# ------------------------------------------------------------- logs, routes
-
-
-def test_hand_edit_shows_in_activity_logs(sim: ZeroSimulator, zero: ZeroClient) -> None:
-    created = zero.create_policy(props("jit", [ppl.DENY_ALL_RULE]))
-    sim.hand_edit("jit", [{"allow": {"and": [{"accept": True}]}}])
-
-    logs = zero.activity_logs(created["id"])
-    assert [(e["activityType"], e["user"]["email"]) for e in logs] == [
-        ("update", "mallory@example.com"),
-        ("create", "api@sim"),
+def test_deny_wins_and_rules_are_ored() -> None:
+    policy = [
+        {"allow": {"or": [{"email": "a@x.org"}, {"email": "m@x.org"}]}},
+        {"deny": {"and": [{"email": "m@x.org"}]}},
+        {"allow": {"and": [{"email": "b@x.org"}]}},
     ]
-    assert ppl.normalize(zero.get_policy(created["id"])["ppl"]) != [ppl.DENY_ALL_RULE]
-    assert sim.evaluate("jit", "anyone@x.org")
-    assert sim.write_count == 1  # hand edits are not API writes
+    assert decide(policy, email="a@x.org")
+    assert decide(policy, email="b@x.org")
+    assert not decide(policy, email="m@x.org")
+    assert not decide(policy, email="z@x.org")
 
 
-def test_routes_show_their_policies(sim: ZeroSimulator, zero: ZeroClient) -> None:
-    created = zero.create_policy(props("jit", [ppl.DENY_ALL_RULE]))
+def test_not_is_none_and_nor_is_not_all() -> None:
+    criteria = [{"email": "a@x.org"}, {"groups": "admins"}]
+    not_rule = [{"allow": {"not": criteria}}]
+    nor_rule = [{"allow": {"nor": criteria}}]
+    assert decide(not_rule, email="z@x.org")
+    assert not decide(not_rule, email="a@x.org")
+    assert decide(nor_rule, email="a@x.org")  # only one of the two matches
+    assert not decide(nor_rule, email="a@x.org", groups=("admins",))
+
+
+def test_empty_rules_add_nothing_and_terms_in_one_body_are_ored() -> None:
+    for empty in ({}, [], {"allow": {}}, [{"allow": {"and": []}}], [{"deny": {}}]):
+        assert not decide(empty, email="a@x.org")
+    assert decide([{"allow": {"and": []}}, {"allow": {"or": [{"accept": True}]}}], email="a")
+    body = [{"allow": {"and": [{"reject": True}], "or": [{"email": "a@x.org"}]}}]
+    assert decide(body, email="a@x.org")
+    assert not decide(body, email="b@x.org")
+
+
+def test_date_after_is_inclusive_before_is_exclusive_and_zone_less_means_utc() -> None:
+    window = allow({"date": {"after": "2026-09-01T09:00:00Z", "before": "2026-09-01T17:00:00Z"}})
+    end = T0 + timedelta(hours=8)
+    assert decide(window, at=T0)
+    assert not decide(window, at=T0 - timedelta(microseconds=1))
+    assert decide(window, at=end - timedelta(microseconds=1))
+    assert not decide(window, at=end)
+    offset = allow({"date": {"before": "2026-09-01T11:00:00+02:00"}})  # 09:00Z
+    assert not decide(offset, at=T0)
+    assert decide(offset, at=T0 - timedelta(seconds=1))
+    zone_less = allow({"date": {"after": "2026-09-01T09:00:00"}})
+    assert decide(zone_less, at=T0)
+    assert not decide(zone_less, at=T0 - timedelta(seconds=1))
+
+
+def test_day_of_week_lists_ranges_that_wrap_and_names() -> None:
+    saturday = datetime(2026, 9, 5, 12, 0, tzinfo=UTC)
+    wednesday = datetime(2026, 9, 2, 12, 0, tzinfo=UTC)
+    for spec, sat, wed in [
+        ("fri-mon", True, False),
+        ("mon-fri", False, True),
+        ("Saturday,wed", True, True),
+        ("sun", False, False),
+        ("*", True, True),
+        ("thursday-tuesday", True, False),
+    ]:
+        rule = allow({"day_of_week": spec})
+        assert (decide(rule, at=saturday), decide(rule, at=wednesday)) == (sat, wed), spec
+    assert sim_ppl.parse_days("fri-mon") == frozenset({4, 5, 6, 0})
+
+
+def test_time_of_day_follows_the_zone_across_a_dst_change() -> None:
+    office = allow(
+        {"time_of_day": {"timezone": "Europe/Berlin", "after": "09:00", "before": "5 PM"}}
+    )
+    # 07:30Z is 08:30 in Berlin before the spring change (CET) and 09:30 after (CEST).
+    assert not decide(office, at=datetime(2026, 3, 28, 7, 30, tzinfo=UTC))
+    assert decide(office, at=datetime(2026, 3, 30, 7, 30, tzinfo=UTC))
+    # 15:30Z is 17:30 CEST before the autumn change and 16:30 CET after it.
+    assert not decide(office, at=datetime(2026, 10, 24, 15, 30, tzinfo=UTC))
+    assert decide(office, at=datetime(2026, 10, 26, 15, 30, tzinfo=UTC))
+    night = allow({"time_of_day": {"timezone": "UTC", "after": "10:00PM", "before": "6:00"}})
+    assert decide(night, at=datetime(2026, 9, 1, 23, 0, tzinfo=UTC))
+    assert decide(night, at=datetime(2026, 9, 1, 5, 59, tzinfo=UTC))
+    assert not decide(night, at=datetime(2026, 9, 1, 12, 0, tzinfo=UTC))
+
+
+def test_http_method_path_and_source_ip_need_their_fact(sim: ZeroSimulator) -> None:
+    put(
+        sim,
+        "api",
+        allow(
+            {"http_method": {"in": ["GET", "HEAD"]}},
+            {"http_path": {"starts_with": "/api/"}},
+            {"source_ip": ["10.0.0.0/8", "2001:db8::/32"]},
+        ),
+    )
+    inside = {"method": "GET", "path": "/api/v1/users", "source_ip": "10.1.2.3"}
+    assert sim.evaluate("api", "a@x.org", **inside)
+    assert sim.evaluate("api", "a@x.org", **{**inside, "source_ip": "2001:db8::1"})
+    assert not sim.evaluate("api", "a@x.org", **{**inside, "method": "get"})
+    assert not sim.evaluate("api", "a@x.org", **{**inside, "method": "POST"})
+    assert not sim.evaluate("api", "a@x.org", **{**inside, "path": "/admin"})
+    assert not sim.evaluate("api", "a@x.org", **{**inside, "source_ip": "192.168.1.1"})
+    assert not sim.evaluate("api", "a@x.org", **{**inside, "source_ip": "not-an-ip"})
+    for missing in ("method", "path", "source_ip"):
+        facts = {k: v for k, v in inside.items() if k != missing}
+        assert not sim.evaluate("api", "a@x.org", **facts), missing
+
+    url = f"{sim.root_url}/_sim/evaluate"
+    query = {"policy": "api", "email": "a@x.org", **inside}
+    assert requests.get(url, params=query, timeout=5).json()["allow"] is True
+    query["path"] = "/admin"
+    assert requests.get(url, params=query, timeout=5).json()["allow"] is False
+    assert decide(allow({"source_ip": "10.1.2.3"}), source_ip="10.1.2.3")
+
+
+def test_other_criteria_need_their_facts_or_never_match() -> None:
+    assert decide(allow({"groups": {"has": "admins"}}), groups=("admins", "ops"))
+    assert not decide(allow({"groups": {"is": "admins"}}), groups=("admins", "ops"))
+    assert not decide(allow({"groups": {"exclude": "ops"}}), groups=("admins", "ops"))
+    assert decide(allow({"claim/department": "sre"}), claims={"department": ["sre", "ops"]})
+    assert not decide(allow({"claim/department": "sre"}))
+    assert decide(allow({"user": "idp|1"}), user="idp|1")
+    assert not decide(allow({"user": "idp|1"}), email="idp|1")
+    assert decide(allow({"domain": "corp.com"}), email="a@corp.com")
+    assert decide(allow({"authenticated_user": True}), email="a@corp.com")
+    for name in ("device", "mcp_tool", "ssh_username", "client_certificate", "pomerium_routes"):
+        assert not decide(allow({name: {"is": "x"}}), email="a@corp.com"), name
+
+
+def test_the_evaluator_enforces_only_the_applied_version(sim: ZeroSimulator) -> None:
+    put(sim, "jit", allow({"email": "a@x.org"}))
+    sim.configure(auto_apply=False, apply_delay=0)
+    put(sim, "jit", allow({"email": "b@x.org"}))
+    assert sim.policy_by_name("jit")["ppl"] == allow({"email": "b@x.org"})
+    assert sim.evaluate("jit", "a@x.org")
+    assert not sim.evaluate("jit", "b@x.org")
+    assert sim.history("jit")[-1]["appliedAt"] is None
+
+    pending = sim.pending_changeset()
+    assert pending is not None
+    sim.state.apply_changeset(pending["id"])
+    assert sim.evaluate("jit", "b@x.org")
+    assert not sim.evaluate("jit", "a@x.org")
+    assert sim.effective_policy("jit")["ppl"] == allow({"email": "b@x.org"})
+
+    sim.state.delete_policy(sim.policy_by_name("jit")["id"])
+    assert sim.evaluate("jit", "b@x.org")  # the deletion is still pending
+    sim.console_apply(sim.pending_changeset()["id"], by_email="carol@example.com")
+    with pytest.raises(KeyError):
+        sim.evaluate("jit", "b@x.org")
+
+
+def test_evaluate_control_validates_its_input(sim: ZeroSimulator) -> None:
+    put(sim, "jit", allow({"accept": True}))
+    url = f"{sim.root_url}/_sim/evaluate"
+    assert requests.get(url, params={"policy": "jit"}, timeout=5).status_code == 400
+    naive = {"policy": "jit", "email": "a", "at": "2026-09-01T10:00:00"}
+    assert requests.get(url, params=naive, timeout=5).status_code == 400
+    unknown = {"policy": "nope", "email": "a"}
+    assert requests.get(url, params=unknown, timeout=5).status_code == 404
+    at = {"policy": "jit", "email": "a", "at": "2026-09-01T10:00:00+02:00"}
+    assert requests.get(url, params=at, timeout=5).json()["allow"] is True
+
+
+# ------------------------------------------------------- PPL validation (own)
+
+
+@pytest.mark.parametrize(
+    ("ppl", "fragment"),
+    [
+        ("allow: {}", "is not of type 'object', 'array'"),
+        (allow({"date": {"before": "2026-02-29T00:00:00Z"}}), "day is out of range"),
+        (allow({"day_of_week": "mon-"}), "'' is not a day of the week"),
+        (allow({"day_of_week": "mon,,fri"}), "empty item"),
+        (allow({"time_of_day": {"timezone": "Europe/Berlin", "after": "25:00"}}), "hour"),
+        (allow({"time_of_day": {"timezone": "Europe/Berlin", "after": "13 PM"}}), "12-hour"),
+        (allow({"time_of_day": {"timezone": "Nowhere/City", "after": "9:00"}}), "time zone"),
+        (allow({"source_ip": ["10.0.0.1", "10.0.0.0/40"]}), "source_ip"),
+        (allow({"groups": {"contains": "x"}}), "unknown groups matcher operator 'contains'"),
+    ],
+)
+def test_sim_ppl_refuses_what_pomerium_refuses(ppl: object, fragment: str) -> None:
+    problems = sim_ppl.validate(ppl)
+    assert any(fragment in p for p in problems), problems
+    with pytest.raises(ValueError, match=re.escape(problems[0])):
+        sim_ppl.evaluate(ppl, sim_ppl.Request())
+
+
+@pytest.mark.parametrize(
+    "ppl",
+    [
+        {},
+        [{"allow": {}}],
+        allow({"email": {"not_in": ["a@x.org"]}}),
+        allow({"mcp_tool": {"in": ["search"]}}, {"ssh_username_matches_email": True}),
+        allow({"ssh_publickey": ["ssh-ed25519 AAAA"]}, {"ssh_user_ca": "ssh-rsa AAAA"}),
+        allow({"date": {"after": "2150-01-02T16:20:00"}}),
+        allow({"time_of_day": {"timezone": "America/New_York", "before": "3 PM"}}),
+        allow({"time_of_day": {"timezone": "UTC", "after": "15:04:05"}}),
+        allow({"day_of_week": "Mon - Fri"}),
+    ],
+)
+def test_sim_ppl_accepts_what_pomerium_accepts(ppl: object) -> None:
+    assert sim_ppl.validate(ppl) == []
+
+
+def test_parse_time_formats() -> None:
+    assert [
+        sim_ppl.parse_time(t).isoformat() for t in ("15:04", "15:04:05", "3:04PM", "3 PM", "12 am")
+    ] == ["15:04:00", "15:04:05", "15:04:00", "15:00:00", "00:00:00"]
+
+
+# ---------------------------------------------------------------- the model
+
+
+def test_hand_edits_are_validated_logged_and_not_counted() -> None:
+    state = SimState("org", "cluster", "ns-sim", auto_apply=True)
+    state.create_policy(props("jit", allow({"reject": True})))
+    edited = state.hand_edit("jit", "allow:\n  and:\n  - accept: true\n", "eve@example.com")
+    assert edited["ppl"] == {"allow": {"and": [{"accept": True}]}}  # YAML typed in the console
+    with pytest.raises(ValueError, match="email_domain"):
+        state.hand_edit("jit", allow({"email_domain": "x"}), "eve@example.com")
+    with pytest.raises(KeyError):
+        state.hand_edit("nope", {}, "eve@example.com")
+    users = [e["user"].get("email") for e in state.activity_logs()]
+    assert users == ["eve@example.com", "api@sim"]
+    assert state.write_count == 1
+
+
+def test_routes_show_their_policies(sim: ZeroSimulator, api: ContractProbe) -> None:
+    created = api.call("POST", POLICIES, json=props("jit", allow({"reject": True}))).json()
+    enforced = api.call("POST", POLICIES, json={**props("base", {}), "enforced": True}).json()
     sim.add_route("wiki", "https://wiki.example.com", [created["id"]])
-    (route,) = zero.list_routes()
+    (route,) = api.call(
+        "GET", "/organizations/{org}/routes", params={"namespaceId": "ns-sim"}
+    ).json()
     assert route["from"] == "https://wiki.example.com"
     assert route["policies"] == [
         {"id": created["id"], "name": "jit", "updatedAt": created["updatedAt"]}
     ]
-    assert [r["name"] for r in zero.get_policy(created["id"])["routes"]] == ["wiki"]
+    assert route["enforcedPolicyIds"] == [enforced["id"]]
+    policy = api.call("GET", f"{POLICIES}/{created['id']}").json()
+    assert [r["name"] for r in policy["routes"]] == ["wiki"]
+    assert policy["enforcedRoutes"] == []
+    assert [
+        r["name"] for r in api.call("GET", f"{POLICIES}/{enforced['id']}").json()["enforcedRoutes"]
+    ] == ["wiki"]
 
 
-def test_state_dump_and_reset(sim: ZeroSimulator, zero: ZeroClient) -> None:
-    zero.create_policy(props("jit", [ppl.DENY_ALL_RULE]))
+# ------------------------------------------------------------------- faults
+
+
+def _statuses(api: ContractProbe, calls: int) -> list[tuple[int, str | None]]:
+    answers = [api.call("GET", "/organizations/{org}/clusters") for _ in range(calls)]
+    return [(a.status_code, a.headers.get("Retry-After")) for a in answers]
+
+
+def test_fault_injection_rate_is_seeded(sim: ZeroSimulator, api: ContractProbe) -> None:
+    api.token()
+    sim.set_faults(error_rate=0.3, seed=1234)
+    first = _statuses(api, 300)
+    failures = [status for status, _ in first if status != 200]
+    assert 60 < len(failures) < 120
+    assert set(failures) <= {429, 500, 502, 503}
+    assert len(set(failures)) > 1
+    assert sim.fault_count == len(failures)
+    assert {after for status, after in first if status == 429} == {"1"}
+
+    sim.set_faults(seed=1234)
+    assert _statuses(api, 300) == first  # same seed, same faults
+
+
+def test_faulted_writes_are_not_applied(sim: ZeroSimulator, api: ContractProbe) -> None:
+    api.token()
+    sim.error_rate = 1.0
+    answer = api.call("POST", POLICIES, json=props("jit", {}))
+    assert answer.status_code in {429, 500, 502, 503}
+    assert sim.policy_by_name("jit") is None
+    assert sim.write_count == 0
+    assert sim.state.activity == []
+
+
+def test_faults_and_settings_can_be_set_over_http(sim: ZeroSimulator) -> None:
+    url = f"{sim.root_url}/_sim/faults"
+    answer = requests.post(
+        url, json={"error_rate": 1.0, "seed": 3, "lost_write_rate": 0.5}, timeout=5
+    )
+    assert answer.json()["error_rate"] == 1.0
+    assert (sim.error_rate, sim.lost_write_rate) == (1.0, 0.5)
+    assert requests.post(url, json={"error_rate": 2}, timeout=5).status_code == 400
+    assert requests.post(url, json={"bogus": 1}, timeout=5).status_code == 400
+    # /token is spared unless faults_on_token is set.
+    token_url = f"{sim.url}/token"
+    assert (
+        requests.post(token_url, json={"refreshToken": sim.api_token}, timeout=5).status_code == 200
+    )
+    requests.post(url, json={"faults_on_token": True}, timeout=5)
+    token = requests.post(token_url, json={"refreshToken": sim.api_token}, timeout=5)
+    assert token.status_code in {429, 500, 502, 503}
+
+    settings = requests.post(
+        f"{sim.root_url}/_sim/settings",
+        json={
+            "maxPageSize": 3,
+            "applyDelay": 0,
+            "applyFailure": {"status": "rejected", "message": "no"},
+        },
+        timeout=5,
+    ).json()
+    assert (settings["maxPageSize"], settings["applyDelay"]) == (3, 0.0)
+    assert sim.state.apply_failure == ("rejected", "no")
+    bad = requests.post(f"{sim.root_url}/_sim/settings", json={"maxPageSize": 0}, timeout=5)
+    assert bad.status_code == 400
+    bad = requests.post(
+        f"{sim.root_url}/_sim/settings", json={"applyFailure": {"status": "ok"}}, timeout=5
+    )
+    assert bad.status_code == 400
+
+
+def test_hand_edit_and_console_apply_controls(sim: ZeroSimulator, api: ContractProbe) -> None:
+    sim.configure(auto_apply=False, apply_delay=0)
+    api.call("POST", POLICIES, json=props("jit", allow({"reject": True})))
+    edit = requests.post(
+        f"{sim.root_url}/_sim/hand_edit",
+        json={"policy": "jit", "ppl": allow({"accept": True}), "byEmail": "carol@example.com"},
+        timeout=5,
+    )
+    assert edit.status_code == 200
+    bad = requests.post(
+        f"{sim.root_url}/_sim/hand_edit", json={"policy": "jit", "ppl": "x: ["}, timeout=5
+    )
+    assert bad.status_code == 400
+    (pending,) = sim.changesets("pending")
+    applied = requests.post(
+        f"{sim.root_url}/_sim/changesets/{pending['id']}/apply",
+        json={"byEmail": "carol@example.com"},
+        timeout=5,
+    ).json()
+    assert applied["status"] == "applied"
+    assert sim.evaluate("jit", "anyone@x.org")
+    by = {e["applied"]["by"].get("email") for e in sim.state.activity_logs()}
+    assert by == {"carol@example.com"}
+
+
+# ------------------------------------------------------------ lifecycle
+
+
+def test_state_dump_and_reset(sim: ZeroSimulator, api: ContractProbe) -> None:
+    api.call("POST", POLICIES, json=props("jit", allow({"reject": True})))
     state = requests.get(f"{sim.root_url}/_sim/state", timeout=5).json()
     assert [p["name"] for p in state["policies"]] == ["jit"]
-    assert state["policies"][0]["effectivePpl"] == [ppl.DENY_ALL_RULE]
+    assert state["policies"][0]["effectivePpl"] == allow({"reject": True})
     assert state["writeCount"] == 1
+    assert state["settings"]["maxPageSize"] == 10
 
     assert requests.post(f"{sim.root_url}/_sim/reset", timeout=5).status_code == 204
     assert sim.policy_by_name("jit") is None
-    assert zero.list_policies() == []  # the cached ID token still works
+    assert sim.calls == {}
+    listed = api.call("GET", POLICIES, params={"namespaceId": "ns-sim"})
+    assert listed.json() == []  # the cached ID token still works
 
 
-def test_stop_closes_kept_alive_connections(sim: ZeroSimulator, zero: ZeroClient) -> None:
-    zero.namespace_id()
+def test_calls_are_counted_by_template(sim: ZeroSimulator, api: ContractProbe) -> None:
+    api.call("GET", POLICIES, params={"namespaceId": "ns-sim"})
+    api.call("GET", f"{POLICIES}/abc")
+    assert sim.calls[("POST", "/token")] == 1
+    assert sim.calls[("GET", POLICIES)] == 1
+    assert sim.calls[("GET", POLICIES + "/{id}")] == 1
+
+
+def test_stop_closes_kept_alive_connections(sim: ZeroSimulator, api: ContractProbe) -> None:
+    api.call("GET", "/organizations/{org}/clusters")
     sim.stop()
-    with pytest.raises(ZeroTransientError):
-        zero.cluster_settings()
+    with pytest.raises(requests.ConnectionError):
+        api.call("GET", "/organizations/{org}/clusters")
 
 
 def test_command_line_prints_its_url() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "apps.zero.simulator", "--port", "0", "--org", "org-cli"],
+        [
+            sys.executable,
+            "-m",
+            "apps.zero.simulator",
+            "--port",
+            "0",
+            "--org",
+            "org-cli",
+            "--max-page-size",
+            "2",
+            "--no-auto-apply",
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
@@ -370,10 +497,13 @@ def test_command_line_prints_its_url() -> None:
         url = line.split(" on ", 1)[1].split(" ", 1)[0]
         assert url.startswith("http://127.0.0.1:")
         assert url.endswith("/api/v0")
-        token = requests.post(f"{url}/token", json={"refreshToken": "sim-api-token"}, timeout=5)
-        assert json.loads(token.text)["expiresInSeconds"] == "3600"
-        client = ZeroClient(url, "sim-api-token", "org-cli", "cluster-sim")
-        assert client.namespace_id() == "ns-sim"
+        assert "auto-apply off" in line
+        probe = ContractProbe(url, "sim-api-token", "org-cli")
+        for i in range(3):
+            probe.call("POST", POLICIES, json=props(f"p{i}", {}))
+        page = probe.call("GET", POLICIES, params={"namespaceId": "ns-sim", "limit": 10})
+        assert len(page.json()) == 2
+        probe.close()
     finally:
         process.terminate()
         process.wait(timeout=10)
