@@ -75,7 +75,9 @@ def sync_resource(
         "apply_checks": apply_checks,
     }
     limit = self.max_retries + BUSY_RETRIES + APPLY_RECHECKS
-    if outcome.status == sync.MISSING or from_tick:
+    if outcome.status == sync.MISSING:
+        return {"status": outcome.status}
+    if from_tick:  # the next tick is the retry
         return {"status": outcome.status, "summary": outcome.summary()}
     if outcome.status == sync.BUSY:
         if busy_waits >= BUSY_RETRIES:

@@ -140,6 +140,17 @@ def test_failed_sync_exits_1(sim: ZeroSimulator, resource: Resource) -> None:
 # ------------------------------------------------------------------- check_connectivity
 
 
+CHECKS = [
+    "Zero token exchange",
+    "Zero namespace lookup",
+    "Zero policy list access",
+    "Zero changeset mode",
+    "Zero policy write access",
+    "JWKS endpoint",
+    "Task broker",
+]
+
+
 def test_check_connectivity_all_ok(settings: Any, sim: ZeroSimulator) -> None:
     settings.CELERY_BROKER_URL = "memory://"
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
@@ -147,17 +158,63 @@ def test_check_connectivity_all_ok(settings: Any, sim: ZeroSimulator) -> None:
     out, _ = run("check_connectivity")
 
     lines = out.splitlines()
-    assert [line.split(":")[0] for line in lines] == [
-        "ok    Zero token exchange",
-        "ok    Zero namespace lookup",
-        "ok    Zero policy list access",
-        "ok    JWKS endpoint",
-        "ok    Task broker",
-    ]
-    assert "namespace ns-sim" in lines[1]
-    assert "1 key(s)" in lines[3]
+    assert [line.split(":")[0] for line in lines] == [f"ok    {c}" for c in CHECKS]
+    assert "namespace ns-sim (read from cluster cluster-sim)" in lines[1]
+    assert "auto-applies changesets" in lines[3]
+    # No managed policy yet and auto-apply on: a scratch policy proves write access.
+    assert "created and deleted the scratch policy 'jitportal-connectivity-check'" in lines[4]
+    assert sim.policy_by_name("jitportal-connectivity-check") is None
+    assert "1 key(s)" in lines[5]
     assert sim.calls[("POST", "/token")] == 1
     assert sim.api_token not in out
+
+
+def test_check_connectivity_proves_write_access_by_rewriting_a_managed_policy_unchanged(
+    settings: Any, sim: ZeroSimulator
+) -> None:
+    settings.CELERY_BROKER_URL = "memory://"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    from apps.zero.sync import sync_resource
+
+    resource = ResourceFactory(slug="grafana")
+    sync_resource(resource.pk)
+    before = sim.policy_by_name("jit-grafana")
+    writes = sim.write_count
+
+    out, _ = run("check_connectivity")
+
+    assert "ok    Zero policy write access: re-wrote managed policy 'jit-grafana'" in out
+    assert sim.write_count == writes + 1
+    after = sim.policy_by_name("jit-grafana")
+    assert before is not None and after is not None
+    assert {k: after[k] for k in ppl_keys} == {k: before[k] for k in ppl_keys}
+
+
+ppl_keys = ("name", "description", "explanation", "remediation", "enforced", "ppl")
+
+
+def test_check_connectivity_names_the_namespace_fallback_and_changesets_a_human_must_apply(
+    settings: Any, sim: ZeroSimulator
+) -> None:
+    settings.CELERY_BROKER_URL = "memory://"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    sim.auto_apply = False
+    sim.configure(cluster_read_status=403)
+    sim.namespace_id = sim.cluster_id  # a namespace the fallback can find
+    sim.state.namespace_id = sim.cluster_id
+    sim.state.hand_create("payroll", [ppl.DENY_ALL_RULE], by_email="mallory@example.com")
+
+    out, _ = run("check_connectivity")
+
+    lines = dict(line.split(": ", 1) for line in out.splitlines())
+    assert (
+        "fallback: reading cluster cluster-sim was refused (403)"
+        in lines["ok    Zero namespace lookup"]
+    )
+    mode = lines["ok    Zero changeset mode"]
+    assert "auto-apply is off; 1 pending changeset(s)" in mode
+    assert "holds 1 change(s) the portal did not make: a human must apply it" in mode
+    assert "would sit in the pending changeset" in lines["skip  Zero policy write access"]
 
 
 def test_check_connectivity_reports_each_failure_and_exits_1(
@@ -174,8 +231,9 @@ def test_check_connectivity_reports_each_failure_and_exits_1(
 
     text = out.getvalue()
     assert caught.value.returncode == 1
-    assert str(caught.value) == "5 of 5 checks failed"
+    assert str(caught.value) == "6 of 7 checks failed"
     lines = text.splitlines()
-    assert len(lines) == 5 and all(line.startswith("FAIL  ") for line in lines)
+    assert len(lines) == 7
+    assert [line[:6] for line in lines] == ["FAIL  "] * 4 + ["skip  "] + ["FAIL  "] * 2
     assert "returned 401" in lines[0]
     assert "wrong-secret-token-987" not in text and "brokerpass" not in text

@@ -14,7 +14,7 @@ from apps.access.models import AccessRequest, Grant, Resource
 from apps.access.states import GrantState, SyncStatus
 from apps.audit.models import AuditEvent
 from apps.zero import ppl
-from apps.zero.client import ZeroClient, get_client
+from apps.zero.client import get_client
 from apps.zero.models import PolicySync
 from apps.zero.simulator import ZeroSimulator
 from apps.zero.sync import FAILED, SYNCED, sync_resource
@@ -94,52 +94,7 @@ def test_scheduled_grant_is_written_with_its_future_start(
 # ---------------------------------------------------------------------------- changesets
 
 
-def test_changesets_are_applied_when_the_cluster_does_not_auto_apply(
-    sim: ZeroSimulator, resource: Resource, bob: Any
-) -> None:
-    sim.auto_apply = False
-    grant = approve("alice@example.com", resource, bob)
-
-    outcome = sync_resource(resource.pk)
-
-    assert len(outcome.applied_changesets) == 1 and not outcome.pending_apply
-    assert sim.evaluate("jit-grafana", "alice@example.com")
-    assert sim.state.list_changesets(sim.cluster_id, "pending") == []
-    assert actions()[-3:] == [A.ZERO_POLICY_CREATED, A.ZERO_CHANGESET_APPLIED, A.GRANT_ENFORCED]
-    applied = AuditEvent.objects.get(action=A.ZERO_CHANGESET_APPLIED)
-    assert applied.details["changeset_id"] == outcome.applied_changesets[0]
-    grant.refresh_from_db()
-    assert grant.sync_status == SyncStatus.LIVE
-
-
-def test_pending_changesets_are_left_and_shown_when_applying_is_off(
-    settings: Any, sim: ZeroSimulator, zero: ZeroClient, resource: Resource, bob: Any
-) -> None:
-    settings.ZERO_APPLY_CHANGESETS = False
-    sim.auto_apply = False
-    grant = approve("alice@example.com", resource, bob)
-    before = last_seq()
-
-    outcome = sync_resource(resource.pk)
-
-    assert outcome.pending_apply
-    grant.refresh_from_db()
-    assert grant.sync_status == SyncStatus.PENDING_APPLY and grant.live_at is None
-    state = PolicySync.objects.get(resource=resource)
-    pending = sim.state.list_changesets(sim.cluster_id, "pending")
-    assert state.pending_apply and state.pending_changeset_ids == [pending[0]["id"]]
-    assert sim.effective_policy("jit-grafana") is None  # Zero enforces nothing yet
-    assert actions(before) == [A.ZERO_POLICY_CREATED]
-
-    zero.apply_changeset(pending[0]["id"])  # someone applies it in the console
-    after_apply = last_seq()
-    outcome = sync_resource(resource.pk, force=True)
-
-    assert not outcome.pending_apply and outcome.live == 1
-    grant.refresh_from_db()
-    assert grant.sync_status == SyncStatus.LIVE and grant.enforced_at is not None
-    assert not PolicySync.objects.get(resource=resource).pending_apply
-    assert actions(after_apply) == [A.GRANT_ENFORCED]
+# Changesets: tests/zero/test_sync_changesets.py.
 
 
 # ------------------------------------------------------------------------------ failures
