@@ -134,13 +134,15 @@ def _int_param(query: dict[str, str], name: str) -> int | None:
     return int(value)
 
 
-def _paging(query: dict[str, str]) -> dict[str, Any]:
+def _paging(query: dict[str, str], max_page_size: int) -> dict[str, Any]:
+    """limit (capped at the server's page size, also when not asked), offset, orderBy."""
     if "filter" in query:
         raise SimError(
             400, "filter is not supported by the simulator: page and select on the client"
         )
+    limit = _int_param(query, "limit")
     return {
-        "limit": _int_param(query, "limit"),
+        "limit": max_page_size if limit is None else min(limit, max_page_size),
         "offset": _int_param(query, "offset") or 0,
         "order_by": query.get("orderBy") or None,
     }
@@ -375,6 +377,9 @@ class SimRequestHandler(BaseHTTPRequestHandler):
     def _api_namespaces(self, params: dict, query: dict, body: object) -> tuple[int, object]:
         return 200, self.server.sim.namespaces()
 
+    def _paging(self, query: dict[str, str]) -> dict[str, Any]:
+        return _paging(query, self.server.sim.state.max_page_size)
+
     def _namespace(self, query: dict[str, str]) -> str:
         namespace_id = query.get("namespaceId")
         if not namespace_id:
@@ -384,7 +389,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
 
     def _api_list_policies(self, params: dict, query: dict, body: object) -> tuple[int, object]:
         namespace_id = self._namespace(query)
-        return 200, self.server.sim.state.list_policies(namespace_id, **_paging(query))
+        return 200, self.server.sim.state.list_policies(namespace_id, **self._paging(query))
 
     def _api_create_policy(self, params: dict, query: dict, body: object) -> tuple[int, object]:
         return 201, self.server.sim.state.create_policy(body)
@@ -404,12 +409,12 @@ class SimRequestHandler(BaseHTTPRequestHandler):
 
     def _api_routes(self, params: dict, query: dict, body: object) -> tuple[int, object]:
         namespace_id = self._namespace(query)
-        return 200, self.server.sim.state.list_routes(namespace_id, **_paging(query))
+        return 200, self.server.sim.state.list_routes(namespace_id, **self._paging(query))
 
     def _api_changesets(self, params: dict, query: dict, body: object) -> tuple[int, object]:
         status = _enum_param(query, "status", contract.enum("ChangesetStatus"))
         return 200, self.server.sim.state.list_changesets(
-            query.get("clusterId"), status, **_paging(query)
+            query.get("clusterId"), status, **self._paging(query)
         )
 
     def _api_apply_changeset(self, params: dict, query: dict, body: object) -> tuple[int, object]:
@@ -419,4 +424,4 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         _enum_param(query, "entityType", contract.enum("EntityType"))
         _enum_param(query, "activityType", contract.enum("ActivityType"))
         filters = {k: query[k] for k in ACTIVITY_FILTERS if k in query}
-        return 200, self.server.sim.state.activity_logs(filters=filters, **_paging(query))
+        return 200, self.server.sim.state.activity_logs(filters=filters, **self._paging(query))

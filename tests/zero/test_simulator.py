@@ -458,6 +458,17 @@ def test_state_dump_and_reset(sim: ZeroSimulator, api: ContractProbe) -> None:
     assert listed.json() == []  # the cached ID token still works
 
 
+def test_python_helpers_are_unpaged_while_http_is_capped(
+    sim: ZeroSimulator, api: ContractProbe
+) -> None:
+    for i in range(12):
+        put(sim, f"p{i:02}", {})
+    assert len(sim.state.list_policies("ns-sim")) == 12
+    assert len(sim.state.activity_logs()) == 12
+    assert len(sim.state.list_policies("ns-sim", limit=5)) == 5
+    assert len(api.call("GET", POLICIES, params={"namespaceId": "ns-sim"}).json()) == 10
+
+
 def test_calls_are_counted_by_template(sim: ZeroSimulator, api: ContractProbe) -> None:
     api.call("GET", POLICIES, params={"namespaceId": "ns-sim"})
     api.call("GET", f"{POLICIES}/abc")
