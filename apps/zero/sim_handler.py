@@ -160,6 +160,17 @@ def _bool_param(query: dict[str, str], name: str) -> None:
         raise SimError(400, f"{name} must be true or false")
 
 
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")  # Python's json would accept NaN and Infinity
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("duplicate key in a JSON object")
+    return dict(pairs)
+
+
 class SimHTTPServer(ThreadingHTTPServer):
     """Tracks open connections so ``stop()`` can cut idle keep-alive sockets.
 
@@ -252,7 +263,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         if content_type != "application/json":
             raise SimError(415, "request body must be application/json")
         try:
-            return json.loads(raw)
+            return json.loads(raw, parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
         except (ValueError, UnicodeDecodeError):
             raise SimError(400, "request body is not valid JSON") from None
 

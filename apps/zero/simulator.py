@@ -425,20 +425,26 @@ def serve(sim: ZeroSimulator, out: _Writer) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options shared by ``python -m`` and the management command."""
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8790)
-    parser.add_argument("--api-token", default="sim-api-token")
-    parser.add_argument("--org", default="org-sim")
-    parser.add_argument("--cluster", default="cluster-sim")
-    parser.add_argument("--namespace", default="ns-sim")
-    parser.add_argument("--token-ttl", type=int, default=3600)
-    parser.add_argument("--no-auto-apply", action="store_true")
-    parser.add_argument("--error-rate", type=float, default=0.0)
-    parser.add_argument("--lost-write-rate", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-page-size", type=int, default=10)
-    parser.add_argument("--apply-delay", type=float, default=0.2)
-    parser.add_argument("--allow-duplicate-names", action="store_true")
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    add("--port", type=int, default=8790, help="port (0 picks a free one)")
+    add("--api-token", default="sim-api-token", help="the refresh token /token accepts")
+    add("--org", default="org-sim", help="organization id")
+    add("--cluster", default="cluster-sim", help="cluster id")
+    add("--namespace", default="ns-sim", help="the cluster's namespace id")
+    add("--token-ttl", type=int, default=3600, help="ID token lifetime in seconds")
+    add("--no-auto-apply", action="store_true", help="writes wait in a pending changeset")
+    add("--error-rate", type=float, default=0.0, help="share of calls answered 5xx/429")
+    add(
+        "--lost-write-rate",
+        type=float,
+        default=0.0,
+        help="share of policy writes committed, then answered 502",
+    )
+    add("--seed", type=int, default=0, help="seed of the fault draws")
+    add("--max-page-size", type=int, default=10, help="cap on every list page")
+    add("--apply-delay", type=float, default=0.2, help="seconds a changeset stays applying")
+    add("--allow-duplicate-names", action="store_true", help="no 409 on a duplicate name")
 
 
 def from_options(options: dict[str, Any]) -> ZeroSimulator:

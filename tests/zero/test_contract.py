@@ -176,6 +176,10 @@ def test_requests_outside_the_contract_are_refused(sim: ZeroSimulator, api: Cont
         == 400
     )
     assert status("POST", POLICIES)[0] == 400  # no body at all
+    json_headers = {"Content-Type": "application/json"}
+    twice = b'{"name": "a", "name": "b"}'
+    assert status("POST", POLICIES, data=twice, headers=json_headers)[0] == 400
+    assert status("POST", POLICIES, data=b'{"enforced": NaN}', headers=json_headers)[0] == 400
     assert status("PATCH", "/organizations/{org}/clusters")[0] == 405
     assert nothing_written(sim)
 
