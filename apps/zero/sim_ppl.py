@@ -31,7 +31,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apps.zero import contract
 
-__all__ = ["Request", "evaluate", "parse_date", "parse_days", "parse_time", "rules", "validate"]
+__all__ = [
+    "Request",
+    "evaluate",
+    "parse_date",
+    "parse_days",
+    "parse_time",
+    "rules",
+    "semantic_errors",
+    "validate",
+]
 
 OPERATORS = ("and", "or", "not", "nor")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -171,17 +180,20 @@ def _check(name: str, value: Any) -> None:
             raise ValueError(f"unknown groups matcher operator {unknown[0]!r}")
 
 
-def validate(ppl: object) -> list[str]:
-    """Why ``ppl`` is not a policy Pomerium would accept; [] when it is."""
-    found = contract.errors("PPL", ppl)
-    if found:
-        return found
+def semantic_errors(ppl: object) -> list[str]:
+    """What the schema cannot check, for a ``ppl`` that already matches the PPL schema."""
+    found = []
     for where, name, value in _criteria(ppl):
         try:
             _check(name, value)
         except ValueError as exc:
             found.append(f"{where}: {exc}")
     return found
+
+
+def validate(ppl: object) -> list[str]:
+    """Why ``ppl`` is not a policy Pomerium would accept; [] when it is."""
+    return contract.errors("PPL", ppl) or semantic_errors(ppl)
 
 
 # --------------------------------------------------------------- evaluation
@@ -301,9 +313,13 @@ def _body(body: Mapping[str, Any], request: Request) -> bool:
     return any(terms)
 
 
-def evaluate(ppl: object, request: Request) -> bool:
-    """Allow ``request`` under a valid policy? ValueError if ``ppl`` is not valid."""
-    problems = validate(ppl)
+def evaluate(ppl: object, request: Request, *, validated: bool = False) -> bool:
+    """Allow ``request`` under a valid policy? ValueError if ``ppl`` is not valid.
+
+    ``validated=True`` skips the check for a policy the simulator already
+    accepted (every stored policy was validated when it was written).
+    """
+    problems = [] if validated else validate(ppl)
     if problems:
         raise ValueError("; ".join(problems))
     all_rules = rules(ppl)

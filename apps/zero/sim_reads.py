@@ -139,7 +139,7 @@ class ReadsMixin(StateBase):
             record = found[0][1].record
             assert record is not None
             ppl = copy.deepcopy(record["ppl"])
-        return sim_ppl.evaluate(ppl, request)
+        return sim_ppl.evaluate(ppl, request, validated=True)
 
     def history(self, name_or_id: str) -> list[dict[str, Any]]:
         """Every version of a policy: ppl, changeset, when written and when applied."""

@@ -163,7 +163,8 @@ class SimState(ChangesetsMixin, ReadsMixin):
         if problems:
             raise SimError(400, "body is not a valid PolicyProperties", problems)
         assert isinstance(body, dict)
-        problems = [p.replace("$", "$.ppl", 1) for p in sim_ppl.validate(body["ppl"])]
+        # The schema checked the PPL's structure; now what a schema cannot say.
+        problems = [p.replace("$", "$.ppl", 1) for p in sim_ppl.semantic_errors(body["ppl"])]
         if problems:
             raise SimError(400, "invalid PPL", problems)
         if body["namespaceId"] != self.namespace_id:
