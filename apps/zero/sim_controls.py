@@ -7,7 +7,7 @@
 * ``POST /_sim/faults``: ``error_rate``, ``latency``, ``faults_on_token``, ``seed``,
   ``lost_write_rate``, ``rate_limit_seconds``;
 * ``POST /_sim/settings``: ``autoApplyChangesets``, ``maxPageSize``, ``applyDelay``,
-  ``allowDuplicateNames``, ``recordAutoApplied``, ``clusterReadStatus``,
+  ``allowDuplicateNames``, ``recordAutoApplied``, ``pplAsArray``, ``clusterReadStatus``,
   ``clusterListStatus``, ``applyFailure`` (null or ``{"status": "failed"|"rejected",
   "message": …}``);
 * ``POST /_sim/hand_edit`` ``{"policy": name or id, "ppl": …, "byEmail": …}``: a
@@ -39,6 +39,7 @@ _SETTINGS = {
     "applyDelay": "apply_delay",
     "allowDuplicateNames": "allow_duplicate_names",
     "recordAutoApplied": "record_auto_applied",
+    "pplAsArray": "ppl_as_array",
     "clusterReadStatus": "cluster_read_status",
     "clusterListStatus": "cluster_list_status",
     "applyFailure": "apply_failure",

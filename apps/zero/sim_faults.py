@@ -57,6 +57,7 @@ class FaultsMixin:
         apply_delay: float | None = None,
         allow_duplicate_names: bool | None = None,
         record_auto_applied: bool | None = None,
+        ppl_as_array: bool | None = None,
         cluster_read_status: int | None = None,
         cluster_list_status: int | None = None,
         apply_failure: object = ...,
@@ -67,6 +68,7 @@ class FaultsMixin:
             (auto_apply, bool),
             (allow_duplicate_names, bool),
             (record_auto_applied, bool),
+            (ppl_as_array, bool),
         ]
         for value, kind in checks:
             if value is not None and not isinstance(value, kind):
@@ -112,6 +114,8 @@ class FaultsMixin:
                 state.allow_duplicate_names = allow_duplicate_names
             if record_auto_applied is not None:
                 state.record_auto_applied = record_auto_applied
+            if ppl_as_array is not None:
+                state.ppl_as_array = ppl_as_array
             if apply_failure is not ...:
                 state.apply_failure = failure
         if cluster_read_status is not None:
@@ -129,6 +133,7 @@ class FaultsMixin:
             "applyDelay": state.apply_delay,
             "allowDuplicateNames": state.allow_duplicate_names,
             "recordAutoApplied": state.record_auto_applied,
+            "pplAsArray": state.ppl_as_array,
             "clusterReadStatus": self.cluster_read_status,
             "clusterListStatus": self.cluster_list_status,
             "applyFailure": {"status": failure[0], "message": failure[1]} if failure else None,

@@ -85,6 +85,7 @@ class StateBase:
     apply_delay: float
     allow_duplicate_names: bool
     record_auto_applied: bool
+    ppl_as_array: bool
     apply_failure: tuple[str, str] | None
     api_user: dict[str, str]
     lock: threading.RLock
@@ -118,6 +119,8 @@ class StateBase:
 
     def _view(self, record: Mapping[str, Any]) -> dict[str, Any]:
         view = copy.deepcopy(dict(record))
+        if self.ppl_as_array and isinstance(view["ppl"], dict):
+            view["ppl"] = [view["ppl"]]  # a server may answer the rule object as a list of one
         refs = [
             {"id": r["id"], "name": r["name"], "updatedAt": r["updatedAt"]}
             for r in self.routes

@@ -88,6 +88,7 @@ class SimState(ChangesetsMixin, ReadsMixin):
         apply_delay: float = 0.2,
         allow_duplicate_names: bool = False,
         record_auto_applied: bool = False,
+        ppl_as_array: bool = False,
     ) -> None:
         self.organization_id = organization_id
         self.cluster_id = cluster_id
@@ -98,6 +99,7 @@ class SimState(ChangesetsMixin, ReadsMixin):
         self.apply_delay = apply_delay
         self.allow_duplicate_names = allow_duplicate_names
         self.record_auto_applied = record_auto_applied
+        self.ppl_as_array = ppl_as_array
         self.apply_failure: tuple[str, str] | None = None
         self.api_user = dict(API_USER)
         self.lock = threading.RLock()

@@ -68,7 +68,8 @@ class ZeroSimulator(FaultsMixin):
     10, below what clients ask for); ``apply_delay`` seconds an applied
     changeset stays ``applying`` (0 = ``applied`` at once);
     ``allow_duplicate_names`` (default False: 409); ``record_auto_applied``
-    (an applied changeset per auto-applied write); ``cluster_read_status`` /
+    (an applied changeset per auto-applied write); ``ppl_as_array`` (answers
+    carry a rule object sent as a list of one); ``cluster_read_status`` /
     ``cluster_list_status`` (200, or 403/404 to refuse the narrow cluster read
     or the cluster list); ``apply_failure`` (None, or (status, message) with
     which every apply fails).
@@ -91,6 +92,7 @@ class ZeroSimulator(FaultsMixin):
         apply_delay: float = 0.2,
         allow_duplicate_names: bool = False,
         record_auto_applied: bool = False,
+        ppl_as_array: bool = False,
         cluster_read_status: int = 200,
         cluster_list_status: int = 200,
         lost_write_rate: float = 0.0,
@@ -115,6 +117,7 @@ class ZeroSimulator(FaultsMixin):
             apply_delay=apply_delay,
             allow_duplicate_names=allow_duplicate_names,
             record_auto_applied=record_auto_applied,
+            ppl_as_array=ppl_as_array,
             cluster_read_status=cluster_read_status,
             cluster_list_status=cluster_list_status,
         )

@@ -307,6 +307,18 @@ def test_default_order_is_stable_across_calls(sim: ZeroSimulator, api: ContractP
     assert listed == again  # stable: paging is safe
 
 
+def test_a_rule_object_can_come_back_as_a_list_of_one(
+    sim: ZeroSimulator, api: ContractProbe
+) -> None:
+    created = create(api, props(ppl=ALICE_RULE))
+    assert created["ppl"] == ALICE_RULE  # as sent, by default
+    sim.configure(ppl_as_array=True)
+    assert api.call("GET", f"{POLICIES}/{created['id']}").json()["ppl"] == [ALICE_RULE]
+    listed = api.call("GET", POLICIES, params={"namespaceId": NS}).json()
+    assert [p["ppl"] for p in listed] == [[ALICE_RULE]]
+    assert sim.evaluate("jit-grafana", "alice@example.com")  # the same policy
+
+
 # --------------------------------------------------------------- changesets
 
 
