@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -351,6 +352,25 @@ def test_one_pending_changeset_collects_api_writes_and_hand_edits(
     # The API shows the latest (pending) version; the proxy enforces nothing.
     assert api.call("GET", f"{POLICIES}/{ours['id']}").json()["ppl"] == [ALICE_RULE, ANYONE_RULE]
     assert sim.write_count == 1
+
+
+def test_concurrent_writes_share_the_one_pending_changeset(sim: ZeroSimulator) -> None:
+    sim.auto_apply = False
+    probes = [ContractProbe(sim.url, sim.api_token, sim.organization_id) for _ in range(8)]
+
+    def write(i: int) -> int:
+        return probes[i % 8].call("POST", POLICIES, json=props(f"p{i:02}")).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(write, range(40)))
+    assert statuses == [201] * 40
+    assert sim.write_count == 40
+    (pending,) = sim.changesets()
+    linked = {e["applied"]["changesetId"] for e in sim.state.activity_logs()}
+    assert linked == {pending["id"]}
+    assert len(sim.state.activity_logs()) == 40
+    for probe in probes:
+        probe.close()
 
 
 def test_apply_answers_applying_then_applied_and_the_newest_reads_current(
