@@ -197,6 +197,8 @@ CLUSTER_ID = env.str("CLUSTER_ID", default="")
 ZERO_AUTH_SCHEME = env.str("ZERO_AUTH_SCHEME", default="Bearer")
 ZERO_TIMEOUT_SECONDS = env.float("ZERO_TIMEOUT_SECONDS", default=10.0)
 ZERO_APPLY_CHANGESETS = env.bool("ZERO_APPLY_CHANGESETS", default=True)
+# The lease holder waits this long before each follow-up write, so one write carries a burst.
+ZERO_SYNC_SETTLE_SECONDS = env.float("ZERO_SYNC_SETTLE_SECONDS", default=0.3)
 # A revocation Zero has not confirmed after this long is flagged and approvers are told.
 ZERO_REMOVAL_ALERT_SECONDS = env.int("ZERO_REMOVAL_ALERT_SECONDS", default=120)
 ZERO_SYNC_ENABLED = env.bool("ZERO_SYNC_ENABLED", default=bool(API_USER_TOKEN))

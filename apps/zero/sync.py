@@ -33,11 +33,13 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -65,7 +67,7 @@ __all__ = ["LEASE_SECONDS", "SyncOutcome", "desired_policy", "resources_to_recon
 logger = logging.getLogger("apps.zero.sync")
 
 LEASE_SECONDS = 120
-MAX_PASSES = 5  # per call: the first plus follow-ups for changes made meanwhile
+MAX_PASSES = 8  # per call: the first plus follow-ups for changes made meanwhile
 
 SYNCED = "synced"
 UP_TO_DATE = "up_to_date"
@@ -202,25 +204,57 @@ def sync_resource(
         return SyncOutcome(resource_id, UP_TO_DATE, generation=state.synced_generation)
     owner = _lease_owner()
     if not _claim_lease(state.pk, owner):
+        # The holder picks this change up: it re-checks the generation before it lets go.
         return SyncOutcome(resource_id, BUSY, generation=resource.sync_generation)
     client = client or get_client()
-    try:
-        outcome = _leased_pass(state.pk, owner, client, now, force)
-        # Changes committed during the pass: settle them while we hold the lease, rather
-        # than leave their tasks to find it busy and wait for a retry.
-        while (
+    outcome: SyncOutcome | None = None
+    while True:
+        try:
+            outcome = _leased_passes(state.pk, owner, client, now, force, outcome)
+        finally:
+            _release_lease(state.pk, owner)
+        # A change committed after our last look but before the release found the lease
+        # held and left it to us; take the lease back for it, or leave it to whoever has.
+        if not (
             outcome.status == SYNCED
             and outcome.passes < MAX_PASSES
             and _changed_since(resource_id, outcome.generation)
+            and _claim_lease(state.pk, owner)
         ):
-            _renew_lease(state.pk, owner)
-            follow = _leased_pass(state.pk, owner, client, now, False)
-            if follow.status == UP_TO_DATE:
-                break
-            outcome = outcome.then(follow)
-        return outcome
-    finally:
-        _release_lease(state.pk, owner)
+            return outcome
+        force = False
+
+
+def _leased_passes(
+    state_pk: int,
+    owner: str,
+    client: ZeroClient,
+    now: datetime | None,
+    force: bool,
+    earlier: SyncOutcome | None,
+) -> SyncOutcome:
+    """Passes under the lease: one, then follow-ups while changes keep arriving.
+
+    Before each follow-up the holder waits ``ZERO_SYNC_SETTLE_SECONDS`` so that one write
+    carries everything committed meanwhile (a burst of approvals becomes a few writes,
+    not one per approval); the first pass does not wait, so an isolated change reaches
+    Zero at once.
+    """
+    outcome = _leased_pass(state_pk, owner, client, now, force)
+    if earlier is not None:
+        outcome = earlier.then(outcome)
+    while (
+        outcome.status == SYNCED
+        and outcome.passes < MAX_PASSES
+        and _changed_since(outcome.resource_id, outcome.generation)
+    ):
+        time.sleep(settings.ZERO_SYNC_SETTLE_SECONDS)
+        _renew_lease(state_pk, owner)
+        follow = _leased_pass(state_pk, owner, client, now, False)
+        if follow.status == UP_TO_DATE:
+            break
+        outcome = outcome.then(follow)
+    return outcome
 
 
 def _changed_since(resource_id: int, generation: int | None) -> bool:

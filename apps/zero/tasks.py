@@ -7,8 +7,9 @@ Retry policy of ``zero.sync_resource``:
   server is a floor under that backoff, never a replacement: a rate limit that asks for
   1 s must not burn every attempt in ten seconds;
 * permanent errors (4xx, invalid base rules): not retried; the grants show ``error``;
-* another worker holds the resource's lease (``busy``): retried after about 2 s,
-  up to ``BUSY_RETRIES`` times, without using up the error budget;
+* another worker holds the resource's lease (``busy``): the task ends at once, because
+  the holder re-checks the generation before it releases the lease and settles this
+  change too;
 * Zero is still applying a changeset the portal applied: checked again after
   ``APPLY_RECHECK`` seconds, up to ``APPLY_RECHECKS`` times.
 
@@ -33,8 +34,6 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 60.0
 MAX_RETRY_AFTER = 300.0
-BUSY_DELAY = 2.0
-BUSY_RETRIES = 60
 APPLY_RECHECK = 1.0
 APPLY_RECHECKS = 10
 
@@ -57,40 +56,28 @@ def sync_resource(
     self: Any,
     resource_id: int,
     force: bool = False,
-    busy_waits: int = 0,
     apply_checks: int = 0,
     from_tick: bool = False,
 ) -> dict[str, Any]:
     """Sync one resource's Zero policy (see ``apps.zero.sync.sync_resource``).
 
-    Returns quietly when the resource is gone. ``busy_waits`` and ``apply_checks`` count
-    retries spent waiting for another worker's lease or for Zero to finish applying; the
-    rest of ``request.retries`` are failures. ``from_tick`` passes never retry.
+    Returns quietly when the resource is gone. ``apply_checks`` counts retries spent
+    waiting for Zero to finish applying; the rest of ``request.retries`` are failures.
+    ``from_tick`` passes never retry.
     """
     outcome = sync.sync_resource(resource_id, force=force)
-    kwargs = {
-        "resource_id": resource_id,
-        "force": force,
-        "busy_waits": busy_waits,
-        "apply_checks": apply_checks,
-    }
-    limit = self.max_retries + BUSY_RETRIES + APPLY_RECHECKS
+    kwargs = {"resource_id": resource_id, "force": force, "apply_checks": apply_checks}
+    limit = self.max_retries + APPLY_RECHECKS
     if outcome.status == sync.MISSING:
         return {"status": outcome.status}
     if from_tick:  # the next tick is the retry
         return {"status": outcome.status, "summary": outcome.summary()}
     if outcome.status == sync.BUSY:
-        if busy_waits >= BUSY_RETRIES:
-            # The generation is still ahead of what was synced: the tick catches up.
-            log.warning("Zero sync of resource %s stayed busy; left to the tick", resource_id)
-            return {"status": outcome.status}
-        raise self.retry(
-            kwargs={**kwargs, "busy_waits": busy_waits + 1},
-            countdown=BUSY_DELAY + random.uniform(0, 1),  # noqa: S311
-            max_retries=limit,
-        )
+        # The lease holder settles this change before it lets go (sync.sync_resource);
+        # waiting here would only add a retry 2 s from now.
+        return {"status": outcome.status}
     if outcome.status == sync.FAILED and outcome.transient:
-        failures = self.request.retries - busy_waits - apply_checks
+        failures = self.request.retries - apply_checks
         if failures >= self.max_retries:
             log.error(
                 "Zero sync of resource %s failed %d times; the tick keeps trying: %s",

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from celery.signals import task_retry
 from django.utils import timezone
 
 from apps.access import services
@@ -15,7 +16,7 @@ from apps.audit.models import AuditAction, AuditEvent
 from apps.zero import ppl, tasks
 from apps.zero.models import PolicySync
 from apps.zero.simulator import ZeroSimulator
-from apps.zero.sync import resources_to_reconcile
+from apps.zero.sync import resources_to_reconcile, resources_to_tick
 from tests.factories import GrantFactory, ResourceFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("zero_settings", "eager_celery")]
@@ -105,19 +106,30 @@ def test_permanent_failures_are_not_retried(sim: ZeroSimulator, bob: Any) -> Non
     assert PolicySync.objects.get(resource=resource).consecutive_failures == 1
 
 
-def test_busy_resource_is_retried_and_then_left_to_reconcile(sim: ZeroSimulator, bob: Any) -> None:
+def test_a_busy_resource_ends_the_task_at_once_for_the_holder_to_settle(
+    sim: ZeroSimulator, bob: Any
+) -> None:
     resource = ResourceFactory(slug="grafana")
     approve("alice@example.com", resource, bob)
     PolicySync.objects.create(
         resource=resource, lease_owner="other", lease_until=timezone.now() + timedelta(minutes=1)
     )
 
-    result = tasks.sync_resource.apply(kwargs={"resource_id": resource.pk}).get()
+    retried: list[Any] = []
 
-    # Eager retries run at once, so all of them meet the held lease.
+    def count(**details: Any) -> None:
+        retried.append(details)
+
+    task_retry.connect(count, weak=False)
+    try:
+        result = tasks.sync_resource.apply(kwargs={"resource_id": resource.pk}).get()
+    finally:
+        task_retry.disconnect(count)
+
     assert result == {"status": "busy"}
+    assert retried == []  # no retry: the lease holder re-checks before it lets go
     assert sum(sim.calls.values()) == 0
-    assert resource.pk in resources_to_reconcile()
+    assert resource.pk in resources_to_tick()  # and the tick is the backstop
 
 
 def test_gone_resource_returns_quietly(sim: ZeroSimulator) -> None:
