@@ -66,7 +66,7 @@ api = NinjaAPI(
     docs_url=None,  # the interactive page loads scripts from a CDN; the document is enough
 )
 
-STATUS_CODES = {400: "bad_request", 403: "not_allowed", 404: "not_found", 405: "not_allowed"}
+STATUS_CODES = {400: "validation_error", 403: "not_allowed", 404: "not_found", 405: "not_allowed"}
 
 
 def request_user(request: HttpRequest) -> User:
@@ -124,9 +124,9 @@ def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 api.add_exception_handler(AccessError, _access_error)  # type: ignore[arg-type]
 api.add_exception_handler(ValidationError, _validation_error)  # type: ignore[arg-type]
-api.add_exception_handler(Http404, _not_found)
+api.add_exception_handler(Http404, _not_found)  # type: ignore[arg-type]
 api.add_exception_handler(HttpError, _http_error)  # type: ignore[arg-type]
-api.add_exception_handler(Exception, _unexpected)
+api.add_exception_handler(Exception, _unexpected)  # type: ignore[arg-type]
 
 
 def require(allowed: bool, message: str) -> None:

@@ -104,7 +104,7 @@ def _fingerprint(payload: RequestIn) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _replay(key: IdempotencyKey, fingerprint: str) -> Status | HttpResponse:
+def _replay(key: IdempotencyKey, fingerprint: str) -> dict[str, object] | HttpResponse:
     if key.fingerprint != fingerprint:
         return error_response(
             422,
