@@ -253,7 +253,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             str(g["id"]),
             g["resource"],
             g["state"],
-            "yes" if g["live_in_pomerium"] else g["sync_status"],
+            _live_cell(g),
             local(g["not_before"]),
             local(g["expires_at"]),
             until_text(g["expires_at"]),
@@ -281,6 +281,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     )
     emit({"grants": grants, "requests": requests_}, args.json, text or "No requests yet.")
     return OK
+
+
+def _live_cell(g: dict[str, Any]) -> str:
+    if g["live_in_pomerium"]:
+        return "yes"
+    if g["state"] == "scheduled" and g["sync_status"] == "live":
+        return "at start"  # the rule is in Pomerium; its date window opens later
+    return g["sync_status"]
 
 
 def _wait_state(req: dict[str, Any], now: datetime) -> tuple[str, int | None]:
