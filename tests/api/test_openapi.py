@@ -7,11 +7,14 @@ as a requester, an approver and an auditor, against a database holding real obje
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
+from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from openapi_spec_validator import validate
 from schemathesis import GenerationMode
@@ -54,11 +57,27 @@ def world(db: Any) -> None:
     assert Grant.objects.count() == 1
 
 
+@pytest.fixture
+def wsgi_app() -> Iterator[WSGIHandler]:
+    """Django's WSGI handler, keeping the test's database connection open between calls.
+
+    A real request closes the connection when it ends; inside a test transaction that would
+    end the test's own connection, so (as Django's test client does) that is switched off.
+    """
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        yield WSGIHandler()
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("who", sorted(PEOPLE))
-def test_fuzzing_every_operation_finds_no_server_error(world, signing_key, who):
+def test_fuzzing_every_operation_finds_no_server_error(world, wsgi_app, signing_key, who):
     schema = schemathesis.openapi.from_dict(api.get_openapi_schema())
-    app = WSGIHandler()
+    app = wsgi_app
     sub, email, groups = PEOPLE[who]
     failures: list[str] = []
 
