@@ -111,7 +111,10 @@ class _Callback(http.server.BaseHTTPRequestHandler):
 
 def cmd_login(args: argparse.Namespace) -> int:
     previous = load_session()
-    url = normalise_url(args.portal or args.url or (previous.url if previous else "") or "x")
+    chosen = args.portal or args.url or (previous.url if previous else "")
+    if not chosen:
+        fail("Say which portal: jit login https://jit.example.com", USAGE)
+    url = normalise_url(chosen)
     server = _LoginServer(args.port)
     callback = f"http://127.0.0.1:{server.server_address[1]}/"
     try:

@@ -33,7 +33,6 @@ from apps.access.states import (
     GrantState,
     IllegalTransition,
     NotAllowed,
-    PolicyViolation,
     SyncStatus,
 )
 from apps.accounts.models import User
@@ -84,8 +83,7 @@ def _access_error(request: HttpRequest, exc: AccessError) -> HttpResponse:
         return error_response(409, "illegal_transition", str(exc))
     if isinstance(exc, Conflict):
         return error_response(409, "conflict", str(exc))
-    if isinstance(exc, PolicyViolation):
-        return error_response(422, "policy_violation", str(exc))
+    # PolicyViolation, and any rule of the domain without a more specific answer.
     return error_response(422, "policy_violation", str(exc))
 
 

@@ -23,7 +23,7 @@ from apps.access import queries, reports, services
 from apps.access.admin_grants import may_see_reports
 from apps.access.models import AccessRequest, Grant, Resource
 from apps.access.report_forms import AccessReportForm
-from apps.access.states import OPEN_GRANT_STATES
+from apps.access.states import OPEN_GRANT_STATES, IllegalTransition
 from apps.access.views import ENDED_EARLY_REASON
 from apps.audit import export
 from apps.audit.forms import ExportForm
@@ -262,7 +262,8 @@ def request_extension(
 ) -> Status:
     """Ask for more time on your live grant: an extension request, decided like any other."""
     grant = _own_grant(request, grant_id)
-    require(queries.is_live(grant, timezone.now()), "This grant has ended; request it anew.")
+    if not queries.is_live(grant, timezone.now()):
+        raise IllegalTransition("This grant has ended; request the resource anew.")
     user = request_user(request)
     req = services.submit_request(
         requester=user,

@@ -25,7 +25,7 @@ def test_resources_lists_what_i_may_request_with_rules_and_flags(alice, grafana)
     body = alice.get("/resources").json()
 
     assert [r["slug"] for r in body] == ["grafana-admin"]
-    assert body[0] | {"description": ""} == {
+    assert body[0] == {
         "slug": "grafana-admin",
         "name": "Grafana admin",
         "description": "",
@@ -302,3 +302,16 @@ def test_my_grants_lists_only_mine(alice, api_as, grafana):
 
     assert [g["id"] for g in body] == [mine.pk]
     assert body[0]["live_in_pomerium"] is False  # the sync has not confirmed it
+
+
+def test_an_extension_of_an_ended_grant_is_a_409_and_files_nothing(alice, grafana):
+    grant = GrantFactory(
+        request__requester=alice.user(), request__resource=grafana, state=GrantState.EXPIRED
+    )
+
+    response = alice.post(
+        f"/grants/{grant.pk}/extension-requests", {"duration_minutes": 30, "justification": REASON}
+    )
+
+    assert (response.status_code, error(response)["code"]) == (409, "illegal_transition")
+    assert AccessRequest.objects.filter(state=RequestState.PENDING).count() == 0

@@ -131,3 +131,12 @@ def test_the_cli_imports_nothing_but_the_standard_library_and_requests():
                 imported.add(node.module.split(".")[0])
 
     assert imported - allowed == set()
+
+
+def test_login_without_a_portal_says_which_is_missing(tmp_path):
+    result = run_jit("login", "--no-browser", home=tmp_path)
+
+    assert (result.returncode, result.stderr) == (
+        2,
+        "jit: Say which portal: jit login https://jit.example.com\n",
+    )
