@@ -44,6 +44,12 @@ def fail(message: str, code: int = FAILED) -> NoReturn:
     raise CliError(message, code)
 
 
+def say(text: str) -> None:
+    """A line for the person at the terminal (stderr: stdout stays clean for --json)."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
 # --- The stored session ----------------------------------------------------------------------
 
 
