@@ -25,7 +25,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	DEBUG=true $(VENV)/bin/mypy apps jitportal
+	DEBUG=true $(VENV)/bin/mypy apps jitportal jitcli
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 
 clean:

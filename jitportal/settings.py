@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "apps.access",
     "apps.zero",
     "apps.notifications",
+    "apps.api",
     "apps.demo",
 ]
 
@@ -83,6 +84,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apps.accounts.middleware.HealthCheckMiddleware",
+    # /api/ only: CSRF by content type and fetch metadata, JSON errors (apps/api/middleware.py)
+    "apps.api.middleware.ApiGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

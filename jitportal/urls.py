@@ -14,6 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("signout", accounts_views.sign_out, name="sign_out"),
     path("audit/", include("apps.audit.urls")),
+    path("api/", include("apps.api.urls")),
     path("", include("apps.access.urls")),
 ]
 

@@ -7,7 +7,6 @@ grant's state themselves. Every page renders inside the person's time zone
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
@@ -20,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.accounts.services import update_preferences
 
-from . import services
+from . import queries, services
 from .forms import (
     BreakGlassForm,
     PreferencesForm,
@@ -31,7 +30,7 @@ from .forms import (
     zone_label,
 )
 from .models import AccessRequest, Grant, Resource
-from .states import OPEN_GRANT_STATES, AccessError, RequestKind, RequestState
+from .states import AccessError, RequestKind, RequestState
 
 # The dashboard shows the newest requests; older ones stay in the audit trail and admin.
 DASHBOARD_REQUESTS = 50
@@ -191,31 +190,11 @@ def _submitted_message(req: AccessRequest) -> str:
 
 def _visible_request(request: HttpRequest, pk: int) -> AccessRequest:
     """The request if this person may see it; 404 otherwise (its existence is not confirmed)."""
-    req = get_object_or_404(
-        AccessRequest.objects.select_related(
-            "resource", "requester", "filed_by", "decided_by", "extends_grant"
-        ),
-        pk=pk,
-    )
-    user = request_user(request)
-    if user.pk in (req.requester_id, req.filed_by_id):
-        return req
-    if req.resource.is_approver(user):
-        return req
-    if user.is_staff and user.has_perm("access.view_accessrequest"):
-        return req
-    raise Http404("No such request.")
+    return queries.visible_request(request_user(request), pk)
 
 
-def _grant_of(req: AccessRequest) -> Grant | None:
-    """The grant this request created, or for an extension request the grant it extends."""
-    if req.kind == RequestKind.EXTENSION and req.extends_grant_id:
-        return req.extends_grant
-    return Grant.objects.filter(request=req).first()
-
-
-def _is_live(grant: Grant | None, now: datetime) -> bool:
-    return bool(grant and grant.state in OPEN_GRANT_STATES and grant.expires_at > now)
+_grant_of = queries.grant_of
+_is_live = queries.is_live
 
 
 @require_GET

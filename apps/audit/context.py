@@ -19,6 +19,8 @@ class AuditContext:
     user_agent: str = ""
     assertion_jti: str = ""
     assertion_sid: str = ""
+    # How a person reached the portal: "web" (pages and admin) or "api" (the JSON API).
+    channel: str = ""
 
 
 # AuditContext is frozen, so sharing one default instance is safe.

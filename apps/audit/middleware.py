@@ -40,6 +40,7 @@ class RequestContextMiddleware:
                 request_id=request_id,
                 ip=client_ip(request),
                 user_agent=request.META.get("HTTP_USER_AGENT", "")[:512],
+                channel="web",  # the API's middleware says "api" for its own paths
             )
         )
         request.request_id = request_id  # type: ignore[attr-defined]

@@ -31,6 +31,10 @@ MASK = "***"
 # Any constant identifies our lock among other advisory locks; this one spells "audit".
 _CHAIN_LOCK_ID = 0x61756469
 
+# Entries of requests and grants say which channel the change came through (web or api);
+# tasks and commands run without one, so their entries carry none.
+_CHANNEL_PREFIXES = ("request.", "grant.")
+
 
 def mask_secrets(value: Any) -> Any:
     if isinstance(value, dict):
@@ -78,6 +82,9 @@ def record(
     target_type, target_id, target_repr = describe(target)
     actor_id = getattr(actor, "pk", None)
     label = actor_label or (getattr(actor, "email", "") or getattr(actor, "username", "")) or SYSTEM
+    details = dict(details or {})
+    if ctx.channel and str(action).startswith(_CHANNEL_PREFIXES):
+        details.setdefault("channel", ctx.channel)
     fields: dict[str, Any] = {
         "seq": (head.seq if head else 0) + 1,
         "created_at": timezone.now(),

@@ -6,6 +6,15 @@ with a freshly minted ES256 ``X-Pomerium-Jwt-Assertion`` carrying Pomerium's cla
 and serves the matching JWKS at ``/.well-known/pomerium/jwks.json``. The portal verifies
 these assertions with its production code path; there is no bypass in the portal.
 
+It also plays Pomerium's programmatic login, so ``jit login`` works against the demo:
+``GET /.pomerium/api/v1/login?pomerium_redirect_uri=http://localhost:PORT/...`` answers
+with a sign-in URL (text); after picking an identity there, the browser is redirected to
+that loopback callback with ``?pomerium_jwt=<session JWT>``. A request carrying
+``Authorization: Pomerium <session JWT>`` is then forwarded like a browser's, with a fresh
+assertion for that identity (and without the Authorization header); an invalid or
+expired session JWT gets a 401. The session JWT is signed with the proxy's key but for
+another audience, so the portal never accepts it as an assertion.
+
 Anyone who can reach this proxy can become anyone, so it binds to 127.0.0.1 only and
 refuses any other address.
 
@@ -16,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import html
 import http.client
 import ipaddress
 import json
@@ -25,10 +35,13 @@ import secrets
 import signal
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
+
+import jwt
 
 from apps.demo import pages
 from apps.demo.forwarding import (
@@ -53,6 +66,10 @@ logger = logging.getLogger("apps.demo.proxy")
 
 JWKS_PATH = "/.well-known/pomerium/jwks.json"
 USER_PATH = "/.pomerium/user"
+LOGIN_API_PATH = "/.pomerium/api/v1/login"
+# A programmatic session lasts as long as a portal session by default (8 hours).
+PROGRAMMATIC_SESSION_SECONDS = 8 * 3600
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 IDENTITY_COOKIE = PROXY_COOKIE_PREFIX + "identity"
 SESSION_COOKIE = PROXY_COOKIE_PREFIX + "sid"
 UPSTREAM_TIMEOUT_SECONDS = 120.0
@@ -80,6 +97,29 @@ def safe_next(value: str | None) -> str:
     if "\\" in value or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
         return "/"
     return value
+
+
+def loopback_callback(value: str | None) -> str | None:
+    """``value`` if it is an ``http://`` URL on this machine (a CLI's callback), else None.
+
+    Only loopback: a session JWT must never be sent to another host.
+    """
+    if not value or len(value) > 512 or any(ord(ch) < 0x21 for ch in value):
+        return None
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme != "http" or parts.hostname not in _LOOPBACK_HOSTS or port is None:
+        return None
+    if parts.username or parts.password or parts.fragment:
+        return None
+    return value
+
+
+def with_query(url: str, **params: str) -> str:
+    return url + ("&" if urlsplit(url).query else "?") + urlencode(params)
 
 
 class DevSignInProxy:
@@ -167,6 +207,41 @@ class DevSignInProxy:
     def identity(self, key: str | None) -> DemoIdentity | None:
         return self.identities.get(key) if key else None
 
+    @property
+    def session_audience(self) -> str:
+        # Not the route host: the portal must refuse a session JWT used as an assertion.
+        return f"pomerium-programmatic:{self.host_name}"
+
+    def mint_session(self, identity: DemoIdentity, *, lifetime: int | None = None) -> str:
+        """A programmatic-login session JWT for ``identity`` (what ``pomerium_jwt`` carries)."""
+        seconds = PROGRAMMATIC_SESSION_SECONDS if lifetime is None else lifetime
+        now = int(time.time())
+        return self.mint(
+            identity,
+            aud=self.session_audience,
+            iat=now,
+            exp=now + seconds,
+            sid=secrets.token_urlsafe(24),
+        )
+
+    def session_identity(self, token: str) -> DemoIdentity | None:
+        """The identity a valid, unexpired session JWT names; None for anything else."""
+        try:
+            claims = jwt.decode(
+                token,
+                jwt.PyJWK(dict(self.signer.jwk)).key,
+                algorithms=["ES256"],
+                audience=self.session_audience,
+                issuer=self.host_name,
+                options={"require": ["exp", "iat", "sub"]},
+            )
+        except jwt.PyJWTError:
+            return None
+        for identity in self.identities.values():
+            if identity.sub == claims.get("sub"):
+                return identity
+        return None
+
     def mint(
         self,
         identity_key: str | DemoIdentity,
@@ -218,6 +293,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self._sign_out()
         elif path == USER_PATH and self.command in ("GET", "HEAD"):
             self._user()
+        elif path == LOGIN_API_PATH and self.command in ("GET", "HEAD"):
+            self._programmatic_login()
         elif path.startswith(("/.pomerium/", "/.well-known/pomerium/")):
             # Pomerium owns these prefixes; they never reach the app.
             self._send_text(404, "Not found\n")
@@ -248,6 +325,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _sign_in_page(self) -> None:
         query = parse_qs(urlsplit(self.path).query)
+        callback_param = next(iter(query.get("pomerium_redirect_uri") or []), None)
+        if callback_param is not None:
+            callback = loopback_callback(callback_param)
+            if callback is None:
+                self._send_html(400, pages.refused_page("That callback is not on this machine."))
+                return
+            self._send_html(200, self._programmatic_page(callback))
+            return
         current, _ = self._current()
         page = pages.sign_in_page(
             self.proxy.identities.values(),
@@ -271,6 +356,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         identity = self.proxy.identity((form.get("identity") or [""])[0])
         if identity is None:
             self._send_html(400, pages.refused_page("Unknown identity."))
+            return
+        if "pomerium_redirect_uri" in form:
+            callback = loopback_callback(form["pomerium_redirect_uri"][0])
+            if callback is None:
+                self._send_html(400, pages.refused_page("That callback is not on this machine."))
+                return
+            logger.info("programmatic sign-in as %s (%s)", identity.key, identity.email)
+            self._redirect(with_query(callback, pomerium_jwt=self.proxy.mint_session(identity)))
             return
         sid = secrets.token_urlsafe(24)
         logger.info("signed in as %s (%s)", identity.key, identity.email)
@@ -300,10 +393,59 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         else:
             self._send_json(200, identity.claims())
 
+    def _programmatic_login(self) -> None:
+        query = parse_qs(urlsplit(self.path).query)
+        callback = loopback_callback(next(iter(query.get("pomerium_redirect_uri") or []), None))
+        if callback is None:
+            self._send_text(
+                400, "pomerium_redirect_uri must be an http:// URL on localhost with a port\n"
+            )
+            return
+        host = self.headers.get("Host") or ""
+        base = f"http://{host}" if host in self._own_hosts() else self.proxy.url
+        self._send_text(200, with_query(base + SIGN_IN_PATH, pomerium_redirect_uri=callback))
+
+    def _own_hosts(self) -> set[str]:
+        port = self.proxy.port
+        return {f"{self.proxy.host_name}:{port}", f"127.0.0.1:{port}", f"localhost:{port}"}
+
+    def _programmatic_page(self, callback: str) -> str:
+        forms = []
+        token, target = html.escape(self.proxy.csrf_token), html.escape(callback)
+        for identity in self.proxy.identities.values():
+            forms.append(
+                f'<form class="who" method="post" action="{SIGN_IN_PATH}">'
+                f"<div><strong>{html.escape(identity.name)}</strong> "
+                f"&lt;{html.escape(identity.email)}&gt;</div>"
+                f'<input type="hidden" name="csrf_token" value="{token}">'
+                f'<input type="hidden" name="identity" value="{html.escape(identity.key)}">'
+                f'<input type="hidden" name="pomerium_redirect_uri" value="{target}">'
+                f'<button type="submit" data-identity="{html.escape(identity.key)}">'
+                f"Sign in as {html.escape(identity.name.split()[0])}</button></form>"
+            )
+        intro = (
+            "<p>A command line on this machine asks to sign in; after you pick who you are, "
+            f"it receives a session token at <code>{html.escape(callback)}</code>.</p>"
+        )
+        return pages.page("Sign in from the command line", intro + "\n".join(forms))
+
+    def _programmatic_identity(self) -> tuple[bool, DemoIdentity | None]:
+        """(whether ``Authorization: Pomerium`` was sent, the identity it names if valid)."""
+        value = self.headers.get("Authorization") or ""
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() != "pomerium":
+            return False, None
+        return True, self.proxy.session_identity(token.strip())
+
     # --- forwarding --------------------------------------------------------------------
 
     def _forward(self) -> None:
-        identity, sid = self._current()
+        sent, programmatic = self._programmatic_identity()
+        if sent and programmatic is None:
+            self.close_connection = True
+            self._send_text(401, "The Pomerium session JWT is invalid or expired; sign in again.\n")
+            return
+        identity, sid = (programmatic, None) if programmatic else self._current()
         if identity is None:
             self.close_connection = True  # the request body, if any, is left unread
             self._redirect(f"{SIGN_IN_PATH}?next={quote(self.path, safe='')}")
@@ -328,6 +470,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 fallback_host=f"{self.proxy.host_name}:{self.proxy.port}",
                 assertion=self.proxy.mint(identity, sid=sid),
             )
+            if sent:
+                # Pomerium consumes its own Authorization header; the app sees the assertion.
+                headers = [(n, v) for n, v in headers if n.lower() != "authorization"]
             for name, value in headers:
                 conn.putheader(name, value)
             if chunked:

@@ -1,0 +1,85 @@
+"""Reads the requester pages and the JSON API share: who may see which request and grant.
+
+These are the visibility rules in one place. A request or grant that the person may not
+see raises ``Http404``, exactly like one that does not exist, so its existence is not
+confirmed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.http import Http404
+
+from .models import AccessRequest, Approval, Grant
+from .states import OPEN_GRANT_STATES, RequestKind
+
+if TYPE_CHECKING:
+    from apps.accounts.models import User
+
+
+def visible_request(user: User, pk: int) -> AccessRequest:
+    """The request if ``user`` filed it, asked for it, may decide it or may read all requests."""
+    req = (
+        AccessRequest.objects.select_related(
+            "resource", "requester", "filed_by", "decided_by", "extends_grant"
+        )
+        .filter(pk=pk)
+        .first()
+    )
+    if req is None:
+        raise Http404("No such request.")
+    if user.pk in (req.requester_id, req.filed_by_id):
+        return req
+    if req.resource.is_approver(user):
+        return req
+    if user.is_staff and user.has_perm("access.view_accessrequest"):
+        return req
+    raise Http404("No such request.")
+
+
+def visible_grant(user: User, pk: int) -> Grant:
+    """The grant if ``user`` holds it, approves its resource or may read all grants."""
+    grant = Grant.objects.select_related("resource", "user").filter(pk=pk).first()
+    if grant is None:
+        raise Http404("No such grant.")
+    if user.pk == grant.user_id or grant.resource.is_approver(user):
+        return grant
+    if user.is_staff and user.has_perm("access.view_grant"):
+        return grant
+    raise Http404("No such grant.")
+
+
+def grant_of(req: AccessRequest) -> Grant | None:
+    """The grant this request created, or for an extension request the grant it extends."""
+    if req.kind == RequestKind.EXTENSION and req.extends_grant_id:
+        return req.extends_grant
+    return Grant.objects.filter(request=req).first()
+
+
+def is_live(grant: Grant | None, now: datetime) -> bool:
+    """Open and not yet over (the pages offer *end* and *extend* only then)."""
+    return bool(grant and grant.state in OPEN_GRANT_STATES and grant.expires_at > now)
+
+
+def decidable_by(user: User, now: datetime) -> list[AccessRequest]:
+    """Pending, undecided-in-time requests of others on resources ``user`` approves.
+
+    Oldest first, each annotated with ``approval_count`` and ``approved_by_me``. The
+    services check every rule again when the person decides.
+    """
+    groups = user.group_names()
+    pending: QuerySet[AccessRequest] = (
+        AccessRequest.objects.pending()
+        .filter(expires_at__gt=now)
+        .exclude(requester=user)
+        .select_related("resource", "requester", "filed_by", "extends_grant")
+        .annotate(
+            approval_count=Count("approvals"),
+            approved_by_me=Exists(Approval.objects.filter(request=OuterRef("pk"), approver=user)),
+        )
+        .order_by("created_at", "pk")
+    )
+    return [req for req in pending if req.resource.is_approver(user, groups)]

@@ -1,0 +1,192 @@
+"""The API's request and response shapes; the OpenAPI document is generated from them.
+
+Times are RFC 3339: responses always in UTC with ``Z``; inputs must carry a zone (``Z``
+or an offset) and are converted to UTC. Text fields refuse NUL characters and unpaired
+surrogates (a database cannot store them) with a 400, as the forms do.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from ninja import Schema
+from pydantic import AfterValidator, AwareDatetime, Field, PlainSerializer
+
+from apps.access.services import MAX_TEXT
+
+MAX_MINUTES = 100_000  # the admin's approve form allows the same
+
+
+def _clean_text(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+def to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+Text = Annotated[str, AfterValidator(_clean_text)]
+LongText = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_clean_text)]
+Minutes = Annotated[int, Field(ge=1, le=MAX_MINUTES)]
+InstantIn = Annotated[AwareDatetime, AfterValidator(to_utc)]
+Instant = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]
+
+
+class ErrorBody(Schema):
+    code: str
+    message: str
+    fields: dict[str, str] | None = None
+
+
+class ErrorOut(Schema):
+    error: ErrorBody
+
+
+# --- Resources -----------------------------------------------------------------------------
+
+
+class ResourceOut(Schema):
+    slug: str
+    name: str
+    description: str
+    durations_minutes: list[int] = Field(description="The durations offered, in minutes.")
+    max_duration_minutes: int
+    justification_required: bool
+    justification_min_length: int
+    ticket_required: bool
+    allow_scheduled: bool
+    max_schedule_ahead_days: int
+    approvals_required: int
+    break_glass_allowed: bool = Field(description="You may use break-glass on it.")
+    break_glass_max_minutes: int
+    open_grant_id: int | None = Field(
+        description="Your scheduled or active grant, if any: a new request extends it."
+    )
+
+
+# --- Grants and requests -------------------------------------------------------------------
+
+
+class GrantOut(Schema):
+    id: int
+    request_id: int
+    resource: str
+    resource_name: str
+    email: str
+    state: str = Field(description="scheduled, active, expired or revoked")
+    not_before: Instant
+    expires_at: Instant
+    is_break_glass: bool
+    sync_status: str = Field(
+        description="pending, pending_apply, live, removed or error (the Zero sync)"
+    )
+    live_in_pomerium: bool = Field(
+        description="Active, inside its window, and Pomerium enforces the rule now."
+    )
+    live_at: Instant | None
+    enforced_at: Instant | None
+    revoked_at: Instant | None
+    revoke_reason: str
+
+
+class RequestOut(Schema):
+    id: int
+    resource: str
+    resource_name: str
+    kind: str = Field(description="new, extension or break_glass")
+    state: str = Field(description="pending, approved, rejected, cancelled or expired")
+    requester: str
+    filed_by: str
+    duration_minutes: int
+    approved_duration_minutes: int | None
+    start_at: Instant | None
+    justification: str
+    ticket: str
+    created_at: Instant
+    expires_at: Instant = Field(description="Undecided by then, the request expires.")
+    decided_by: str | None
+    decided_at: Instant | None
+    decision_reason: str
+    approvals: int
+    approvals_required: int
+    grant: GrantOut | None
+
+
+class PendingOut(RequestOut):
+    approved_by_me: bool
+
+
+class ApprovalOut(Schema):
+    request: RequestOut
+    grant: GrantOut | None = Field(description="Null while more approvals are needed.")
+
+
+class RequestIn(Schema):
+    resource: Annotated[str, Field(min_length=1, max_length=64)]
+    duration_minutes: Minutes
+    justification: LongText = ""
+    ticket: Annotated[str, Field(max_length=120), AfterValidator(_clean_text)] = ""
+    start_at: InstantIn | None = Field(
+        default=None, description="Omit to start when approved; RFC 3339 with a zone."
+    )
+
+
+class ExtensionRequestIn(Schema):
+    duration_minutes: Minutes
+    justification: LongText = ""
+    ticket: Annotated[str, Field(max_length=120), AfterValidator(_clean_text)] = ""
+
+
+class ApproveIn(Schema):
+    duration_minutes: Minutes | None = Field(
+        default=None, description="Shorten (never lengthen) what was asked."
+    )
+    note: LongText = ""
+
+
+class ReasonIn(Schema):
+    reason: LongText
+
+
+class ExtendIn(Schema):
+    expires_at: InstantIn
+    reason: LongText
+    override: bool = Field(default=False, description="Go past the resource's maximum.")
+
+
+# --- Reports -------------------------------------------------------------------------------
+
+
+class AccessRowOut(Schema):
+    resource: str
+    email: str
+    access_from: Instant
+    access_until: Instant
+    state: str
+    break_glass: bool
+    approved_by: str
+    request_id: int
+    grant_id: int
+    justification: str
+    ticket: str
+    revoked_by: str
+    revoke_reason: str
+
+
+class AccessReportOut(Schema):
+    report: str
+    resource: str | None
+    start: Instant | None
+    end: Instant | None
+    rows: list[AccessRowOut]
