@@ -1,4 +1,4 @@
-"""Dependencies run one way (shared/docs/style.md): access -> accounts, audit; accounts -> audit;
+"""Dependencies run one way (README "Architecture"): access -> accounts, audit; accounts -> audit;
 audit -> nothing. The product never imports the demo or the Zero simulator."""
 
 from __future__ import annotations

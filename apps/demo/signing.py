@@ -1,6 +1,6 @@
 """Pomerium-shaped assertions for the demo: an ES256 key, its JWKS entry, and minting.
 
-Mirrors what Pomerium does (see docs/pomerium.md section 1): the kid is the lowercase hex
+Mirrors what Pomerium does (docs/identity.md): the kid is the lowercase hex
 SHA-256 RFC 7638 thumbprint of the public key, and each assertion carries iss = aud = the
 route host, iat, exp = iat + 300, a fresh jti, sub = user, email, groups, name and sid.
 """
