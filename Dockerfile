@@ -1,6 +1,10 @@
-# syntax=docker/dockerfile:1
 # One image for every role: web (default CMD), `celery -A jitportal worker`,
 # `celery -A jitportal beat`, and `python manage.py migrate --noinput`.
+#
+# No `# syntax=` line: it makes BuildKit fetch a frontend image from Docker Hub before the
+# build starts, and nothing here needs more than the frontend built into every engine.
+# Dev tools (the demo's sign-in proxy, the Zero simulator) and tests stay out through
+# .dockerignore; tests/deploy/test_stack.py lists /app in the built image to prove it.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
