@@ -371,10 +371,21 @@ def healthz(port: int) -> bool:
         conn.close()
 
 
+def interpolated_names() -> set[str]:
+    """Every ``${NAME}`` the compose files read: the test's values must win over the shell's."""
+    text = (ROOT / "docker-compose.yaml").read_text() + (HERE / "compose.test.yaml").read_text()
+    return set(re.findall(r"\$\{(\w+)", text))
+
+
 @pytest.fixture(scope="module")
 def engine_env() -> dict[str, str]:
     require_service("Docker engine", not (problem := engine_problem()), problem)
-    return dict(os.environ)
+    dropped = interpolated_names()
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name not in dropped and not name.startswith("COMPOSE_")
+    }
 
 
 @pytest.fixture(scope="module")
