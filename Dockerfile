@@ -13,9 +13,9 @@ FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-# Only the metadata: the dependency layer is rebuilt when they change, not with every code
-# change. README.md* (a pattern): pyproject names it as the long description.
-COPY pyproject.toml constraints.txt README.md* ./
+# Only these two: the dependency layer is rebuilt when they change, not with every code or
+# README change (setuptools builds the metadata without the README that pyproject names).
+COPY pyproject.toml constraints.txt ./
 # Pinned by constraints.txt, so the image gets the versions CI tested. The project's own
 # (here empty) wheel is dropped: the app runs from /app, next to its templates and static
 # files. The virtualenv has no pip: nothing installs packages at run time.
