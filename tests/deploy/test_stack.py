@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -330,6 +331,12 @@ class Stack:
         return json.loads(run(["docker", "inspect", container]).stdout)[0]
 
 
+def instant(stamp: str) -> datetime:
+    """Docker's RFC 3339 time (nanoseconds, trailing zeros trimmed) as a datetime."""
+    whole, _, fraction = stamp.removesuffix("Z").partition(".")
+    return datetime.fromisoformat(f"{whole}.{fraction[:6]:0<6}+00:00")
+
+
 def host_gateway_address(env: dict[str, str]) -> str:
     """The address that ``host-gateway`` names inside a container (the host's bridge address)."""
     if os.environ.get("JITPORTAL_DEPLOY_HOST_IP"):
@@ -401,16 +408,20 @@ def stack(engine_env: dict[str, str], image: str) -> Iterator[Stack]:
     base = {**engine_env, "ZERO_API_URL": "http://unused", "JWKS_ENDPOINT": "http://unused"}
     run([*COMPOSE, "down", "--volumes", "--remove-orphans"], env=base, timeout=180)
     host_ip = host_gateway_address(base)
-    sim = Simulator(host_ip)
+    sim: Simulator | None = None
+    jwks: JwksStandIn | None = None
+    up: subprocess.Popen[str] | None = None
     # web fetches the keys only when the first signed request arrives, after the proxy exists.
     proxies: list[DevSignInProxy] = []
-    jwks = JwksStandIn(host_ip, lambda: proxies[0].jwks())
-    env = {
-        **base,
-        "ZERO_API_URL": sim.url.replace(host_ip, "host.docker.internal"),
-        "JWKS_ENDPOINT": f"http://host.docker.internal:{jwks.port}{JWKS_PATH}",
-    }
+    env = base
     try:
+        sim = Simulator(host_ip)
+        jwks = JwksStandIn(host_ip, lambda: proxies[0].jwks())
+        env = {
+            **base,
+            "ZERO_API_URL": sim.url.replace(host_ip, "host.docker.internal"),
+            "JWKS_ENDPOINT": f"http://host.docker.internal:{jwks.port}{JWKS_PATH}",
+        }
         started = time.monotonic()
         up = subprocess.Popen(
             [*COMPOSE, "up", "--wait", "--wait-timeout", "300", "--no-build", *SERVICES],
@@ -438,11 +449,16 @@ def stack(engine_env: dict[str, str], image: str) -> Iterator[Stack]:
         proxies[0].start(banner=False)
         yield Stack(env, proxies[0], jwks, sim, web_port, started, healthz_after)
     finally:
+        if up is not None and up.poll() is None:
+            up.kill()
+            up.wait(timeout=30)
         run([*COMPOSE, "down", "--volumes", "--remove-orphans"], env=env, timeout=180, check=False)
         for proxy in proxies:
             proxy.stop()
-        jwks.stop()
-        sim.stop()
+        if jwks is not None:
+            jwks.stop()
+        if sim is not None:
+            sim.stop()
 
 
 # --- the stack comes up ----------------------------------------------------------------------
@@ -460,7 +476,7 @@ def test_migrate_ran_once_and_the_services_are_healthy(stack: Stack) -> None:
         assert containers[name]["Health"] == "healthy", stack.logs(name)
     # web, worker and beat started only after migrate had finished.
     for name in ("web", "worker", "beat"):
-        assert stack.inspect(name)["State"]["StartedAt"] >= migrate["FinishedAt"]
+        assert instant(stack.inspect(name)["State"]["StartedAt"]) >= instant(migrate["FinishedAt"])
     print(f"\nweb /healthz answered {stack.healthz_after:.1f} s after `compose up`")
 
 
