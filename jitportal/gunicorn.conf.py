@@ -31,3 +31,11 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 # Only Pomerium can reach the container (no published port), so its X-Forwarded-* is trusted.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
+# gunicorn's control socket (for `gunicornc`) defaults to ~/.gunicorn/, which in the image is
+# /app: root-owned and read-only to the app user, so gunicorn logged a permission error at
+# every start. The container runtime restarts and scales the server, so the socket is off
+# unless GUNICORN_CONTROL_SOCKET names a path the app user may write (e.g. /dev/shm/gunicorn.ctl).
+_control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+control_socket_disable = not _control_socket
+if _control_socket:
+    control_socket = _control_socket
