@@ -25,7 +25,13 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseNotAllowed,
+)
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -143,7 +149,41 @@ def run_confirmed(
         return response.render()
 
 
-class ConfirmedActionsMixin(admin.ModelAdmin):
+MAX_ID = 2**63 - 1  # a BigAutoField; larger numbers cannot name a row in any database
+
+
+def is_valid_id(value: str) -> bool:
+    return value.isascii() and value.isdigit() and 0 < int(value) <= MAX_ID
+
+
+class StrictIdsMixin(admin.ModelAdmin):
+    """Junk ids in an action POST or a URL are the client's mistake: 400 or 404, never 500.
+
+    Without this, ``_selected_action=abc`` or a 30-digit id reaches the database as a
+    filter value and fails there (ValueError, overflow), which Django reports as a 500.
+    """
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if request.method == "POST":
+            selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+            if not all(is_valid_id(value) for value in selected):
+                return HttpResponseBadRequest(
+                    "The selection holds an id that is not a record number; nothing was changed.",
+                    content_type="text/plain",
+                )
+        return super().changelist_view(request, extra_context)
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Any:
+        if from_field is None and not is_valid_id(str(object_id)):
+            return None  # the admin answers "doesn't exist", as for any unknown id
+        return super().get_object(request, object_id, from_field)
+
+
+class ConfirmedActionsMixin(StrictIdsMixin):
     """Per-object buttons for the model's confirmed actions, on its change page."""
 
     confirmed_actions: tuple[ConfirmedAction, ...] = ()

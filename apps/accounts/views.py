@@ -8,7 +8,13 @@ from django.views.decorators.http import require_http_methods
 
 @require_http_methods(["GET", "POST"])
 def sign_out(request: HttpRequest) -> HttpResponse:
-    """End the portal session, then Pomerium's (the one that matters)."""
+    """End the portal session, then Pomerium's (the one that matters).
+
+    Only a POST (with its CSRF token) signs out; a GET shows the button, so a link or an
+    image on another page cannot sign anyone out.
+    """
+    if request.method != "POST":
+        return render(request, "accounts/sign_out.html")
     auth.logout(request)
     return HttpResponseRedirect(settings.POMERIUM_SIGN_OUT_URL)
 
