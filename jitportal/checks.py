@@ -41,7 +41,8 @@ def refuse_to_start_without_static() -> None:
     """Exit with one readable line when static files are missing (called at start-up)."""
     errors = [e for e in run_checks(tags=[STATIC_TAG]) if e.is_serious()]
     if errors:
-        print(f"jitportal refuses to start: {errors[0].msg}", file=sys.stderr, flush=True)
+        sys.stderr.write(f"jitportal refuses to start: {errors[0].msg}\n")
+        sys.stderr.flush()
         raise SystemExit(3)  # gunicorn's "worker failed to boot": the arbiter stops too
 
 

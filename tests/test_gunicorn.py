@@ -25,7 +25,7 @@ GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 def base_env(**extra: str) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    return {**keep, "GUNICORN_WORKER_TMP_DIR": "/tmp", "WEB_CONCURRENCY": "1", **extra}  # noqa: S108
+    return {**keep, "GUNICORN_WORKER_TMP_DIR": "/tmp", "WEB_CONCURRENCY": "1", **extra}
 
 
 class Gunicorn:
