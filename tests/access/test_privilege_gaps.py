@@ -112,7 +112,7 @@ def test_auto_approved_extensions_with_a_wide_rule_end_at_the_maximum(
     assert [(e.actor_label, e.details["over_maximum"]) for e in extended] == [("system", False)] * 3
     # A person cannot approve the fifth either: it would go past the maximum.
     before = head()
-    with pytest.raises(PolicyViolation, match="past .* maximum of 240 minutes"):
+    with pytest.raises(PolicyViolation, match=r"past .* maximum of 240 minutes"):
         services.approve_request(
             AccessRequest.objects.get(state=RequestState.PENDING),
             approver=bob,

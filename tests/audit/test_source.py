@@ -99,7 +99,7 @@ def test_the_response_names_the_portals_request_id(signing_key: SigningKey) -> N
 
 def test_entries_without_an_upstream_id_hash_as_before() -> None:
     # Older entries (and exports) have no upstream_request_id: an empty one is not hashed.
-    fields = {name: "" for name in chain.CHAINED_FIELDS}
+    fields = dict.fromkeys(chain.CHAINED_FIELDS, "")
     fields.update(seq=1, created_at="2026-11-23T10:00:00.000000+00:00", actor_id=None, ip=None)
     fields["details"] = {}
     assert chain.entry_hash(fields) == chain.entry_hash({**fields, "upstream_request_id": ""})
