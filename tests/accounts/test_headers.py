@@ -1,4 +1,4 @@
-"""Every kind of page carries the Content-Security-Policy and ``Cache-Control: private, no-store``."""
+"""Every kind of page carries the CSP and ``Cache-Control: private, no-store``."""
 
 from __future__ import annotations
 
