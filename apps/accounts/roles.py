@@ -102,3 +102,9 @@ def role_group(role: str) -> Group:
         ]
         group.permissions.set(perms)
     return group
+
+
+def may_use_admin(request: Any) -> bool:
+    """The admin's door: an active staff member who holds a portal role right now."""
+    user = request.user
+    return bool(user.is_active and user.is_staff and holds(user, APPROVER, AUDITOR))

@@ -5,6 +5,8 @@ from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
+from .roles import may_use_admin
+
 
 @require_http_methods(["GET", "POST"])
 def sign_out(request: HttpRequest) -> HttpResponse:
@@ -21,7 +23,7 @@ def sign_out(request: HttpRequest) -> HttpResponse:
 
 def admin_login(request: HttpRequest) -> HttpResponse:
     """Replaces the admin's password form: Pomerium already said who this is."""
-    if request.user.is_authenticated and request.user.is_staff:
+    if request.user.is_authenticated and may_use_admin(request):
         target = request.GET.get("next", "/admin/")
         if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
             target = "/admin/"

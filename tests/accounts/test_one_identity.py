@@ -232,3 +232,16 @@ def test_roles_by_email_lists(signing_key: SigningKey, settings: Any) -> None:
     assert carol.is_staff and carol.has_perm("audit.export_auditevent")
     assert bob.is_staff and bob.has_perm("access.decide_accessrequest")
     assert not bob.has_perm("audit.export_auditevent")
+
+
+def test_the_admin_checks_the_role_not_only_the_staff_flag(
+    signing_key: SigningKey, plain_user: Any
+) -> None:
+    plain_user.get("/")
+    User.objects.filter(username="idp|dave").update(is_staff=True)  # set by hand, no role
+    response = plain_user.get("/admin/")
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/login/?next=/admin/"
+    refused = plain_user.get(response["Location"])
+    assert refused.status_code == 403
+    assert plain_user.get("/admin/access/accessrequest/").status_code == 302
