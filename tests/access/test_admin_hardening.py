@@ -164,6 +164,8 @@ def test_the_webhook_is_replaced_cleared_or_kept(superuser: Any, hooked: Resourc
         (REQUESTS, "reject_selected"),
         (GRANTS, "revoke_selected"),
         (RESOURCES, "archive_selected"),
+        ("/admin/notifications/notification/", "retry_selected"),
+        ("/admin/zero/policysync/", "sync_now"),
     ],
 )
 def test_junk_action_ids_get_400_and_change_nothing(
