@@ -1,4 +1,4 @@
-"""accounts.0002: existing rows get their email key; look-alikes and role-named groups are defused."""
+"""accounts.0002: existing rows get their email key; look-alikes and claim groups defused."""
 
 from __future__ import annotations
 
