@@ -36,7 +36,7 @@ from .admin_actions import (
     run_confirmed,
 )
 from .forms import ExtendForm, ReviewForm, RevokeForm, zone_for
-from .models import Grant, GrantExtension
+from .models import Grant, GrantExtension, Resource
 from .report_forms import AccessReportForm
 from .states import OPEN_GRANT_STATES
 
@@ -291,20 +291,25 @@ class GrantAdmin(ReadOnlyAdmin):
         # A GET only shows the form: running a report (which is audited in the viewer's
         # name) or downloading it takes the form's POST, with its CSRF token.
         submitted = request.method == "POST"
-        form = AccessReportForm(request.POST if submitted else None, between=between)
+        form = AccessReportForm(
+            request.POST if submitted else None,
+            between=between,
+            resources=Resource.objects.visible_to(request.user),  # type: ignore[arg-type]
+        )
         rows: list[reports.AccessRow] | None = None
         status = 200
         if submitted and form.is_valid():
             resource = form.cleaned_data["resource"]
             start = form.cleaned_data.get("start")
             end = form.cleaned_data.get("end")
+            among = Grant.objects.visible_to(request.user)  # type: ignore[arg-type]
             if between:
                 assert start is not None and end is not None  # required fields
-                rows = reports.who_had_access(resource, start, end)
+                rows = reports.who_had_access(resource, start, end, among=among)
                 name = "who_had_access"
             else:
                 now = timezone.now()
-                rows = reports.who_has_access_now(resource, now=now)
+                rows = reports.who_has_access_now(resource, now=now, among=among)
                 name, start, end = "who_has_access_now", now, None
             fmt = "csv" if request.POST.get("download") == "csv" else "html"
             reports.record_report(

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from apps.access import services
+from apps.access import reports, services
 from apps.access.models import AccessRequest, Grant, Resource
 from apps.access.states import RequestState
 from apps.audit.models import AuditAction, AuditEvent
@@ -96,6 +96,12 @@ def test_querysets_match_what_the_admin_shows(two_resources: dict[str, Any]) -> 
     assert list(Grant.objects.decidable_by(ann)) == []
     stranger = UserFactory(username="idp|x", email="x@example.com")
     assert list(AccessRequest.objects.visible_to(stranger)) == []
+    # Reports read through the same querysets.
+    grant_b = two_resources["grant_b"]
+    assert [r.grant_id for r in reports.who_has_access_now()] == [grant_b.pk]
+    assert reports.who_has_access_now(among=Grant.objects.visible_to(ann)) == []
+    start, end = grant_b.not_before, grant_b.expires_at
+    assert reports.who_had_access(None, start, end, among=Grant.objects.visible_to(ann)) == []
 
 
 # --- The webhook is write-only ------------------------------------------------------------------
