@@ -98,8 +98,11 @@ class ResourceAdminForm(ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if data.get("slack_webhook_replace") and data.get("slack_webhook_clear"):
+        replacement = data.get("slack_webhook_replace")
+        if replacement and data.get("slack_webhook_clear"):
             self.add_error("slack_webhook_clear", "Replace or clear the webhook, not both.")
+        elif replacement and urlsplit(replacement).scheme != "https":
+            self.add_error("slack_webhook_replace", "A Slack webhook URL starts with https://.")
         return data
 
     def webhook_changed(self) -> bool:

@@ -147,6 +147,10 @@ def test_the_webhook_is_replaced_cleared_or_kept(superuser: Any, hooked: Resourc
     assert hooked.slack_webhook_url == new
     both = {**form, "slack_webhook_replace": new + "x", "slack_webhook_clear": "on"}
     assert superuser.post(url, both).status_code == 200  # an error, nothing saved
+    plain = {**form, "slack_webhook_replace": "http://hooks.slack.com/services/T/B/plain"}
+    assert superuser.post(url, plain).status_code == 200
+    hooked.refresh_from_db()
+    assert hooked.slack_webhook_url == new
     assert superuser.post(url, {**form, "slack_webhook_clear": "on"}).status_code == 302
     hooked.refresh_from_db()
     assert hooked.slack_webhook_url == ""
