@@ -806,30 +806,34 @@ def _expire_grant(grant: Grant) -> None:
 
 
 def move_grants_to_email(user: User, *, old: str, new: str, actor: User | None) -> int:
-    """A person's email changed: their open grants follow it (inside the caller's transaction).
+    """A person's email changed: their open grants follow it (inside the caller's transaction,
+    before its first audit write: this takes row locks).
 
     Each scheduled or active grant gets the new address, is audited
     (``grant.email_changed``) and its resource re-synced, so the Pomerium rule names the
     address the assertion now carries. Returns how many grants moved.
     """
     grants = list(
-        Grant.objects.select_for_update()
+        Grant.objects.select_for_update(of=("self",))
         .select_related("resource")
         .filter(user=user, state__in=(GrantState.SCHEDULED, GrantState.ACTIVE))
         .order_by("pk")
     )
+    previous = {grant.pk: grant.email for grant in grants}
+    # Every row write (grants, resources' sync generations) before the first audit entry.
     for grant in grants:
-        previous = grant.email
         grant.email = new
         grant.sync_status = SyncStatus.PENDING
         grant.save(update_fields=["email", "sync_status"])
-        request_sync(grant.resource)
+    for resource in {grant.resource_id: grant.resource for grant in grants}.values():
+        request_sync(resource)
+    for grant in grants:
         record(
             AuditAction.GRANT_EMAIL_CHANGED,
             actor=actor,
             target=grant,
             resource_slug=grant.resource.slug,
-            details={"old_email": previous, "new_email": new, **grant.window()},
+            details={"old_email": previous[grant.pk], "new_email": new, **grant.window()},
         )
     return len(grants)
 

@@ -25,8 +25,8 @@ class IdentityConflict(AssertionRejected):
     def __init__(self, identity: Identity, existing: User) -> None:
         super().__init__(
             "duplicate_identity",
-            "Another portal account already uses this email address (ignoring case and "
-            "spacing), under a different identity-provider id. The portal does not make a "
+            "Another portal account already uses this email address (letter case and Unicode "
+            "form aside), under a different identity-provider id. The portal does not make a "
             "second person of it. If your identity provider changed, ask a portal admin to "
             "re-link your account.",
             details={
@@ -109,6 +109,10 @@ def _sync_locked(identity: Identity, user_roles: tuple[str, ...], digest: str, k
             group_objs.append(roles.role_group(role))
     user.groups.set(group_objs)
     after_groups = set(identity.groups)
+    if not created and "email" in changes:
+        # Before the first audit write: receivers lock rows (the user's grants), and row
+        # locks come before the chain head's lock in every transaction.
+        email_changed.send(sender=User, user=user, old=old_email, new=user.email, actor=user)
     if created:
         record(
             AuditAction.USER_CREATED,
@@ -146,8 +150,6 @@ def _sync_locked(identity: Identity, user_roles: tuple[str, ...], digest: str, k
             target=user,
             details={"roles": list(user_roles)},
         )
-    if not created and "email" in changes:
-        email_changed.send(sender=User, user=user, old=old_email, new=user.email, actor=user)
     return user
 
 

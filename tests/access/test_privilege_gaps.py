@@ -337,8 +337,8 @@ def test_an_email_change_moves_open_grants_in_the_same_transaction(bob: Any) -> 
     assert Grant.objects.get(pk=old.pk).email == "alice@example.com"  # ended: history kept
     assert Resource.objects.get(pk=resource.pk).sync_generation == generation + 1
     assert trail(before) == [
-        (A.USER_UPDATED, "Alice.Smith@example.com"),
         (A.GRANT_EMAIL_CHANGED, "Alice.Smith@example.com"),
+        (A.USER_UPDATED, "Alice.Smith@example.com"),
     ]
     moved = AuditEvent.objects.get(action=A.GRANT_EMAIL_CHANGED)
     assert moved.details["old_email"] == "alice@example.com"
