@@ -2,13 +2,48 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import Error, Tags, Warning, register, run_checks
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+STATIC_TAG = "jitportal_static"
+MANIFEST = "staticfiles.json"
+
+
+@register(STATIC_TAG)
+def static_files_collected(app_configs: Any, **kwargs: Any) -> list[Any]:
+    """Production serves static files from a manifest that only ``collectstatic`` writes.
+
+    Without it every page that links a stylesheet is a 500 while /healthz says ok, so the
+    portal refuses to start instead (``refuse_to_start_without_static``, from wsgi.py).
+    """
+    backend = settings.STORAGES["staticfiles"]["BACKEND"]
+    if settings.DEBUG or "Manifest" not in backend:
+        return []
+    manifest = Path(settings.STATIC_ROOT) / MANIFEST
+    if manifest.is_file():
+        return []
+    return [
+        Error(
+            f"Static files have not been collected ({manifest} is missing): run "
+            "'python manage.py collectstatic --noinput' before starting the portal.",
+            id="jitportal.E003",
+        )
+    ]
+
+
+def refuse_to_start_without_static() -> None:
+    """Exit with one readable line when static files are missing (called at start-up)."""
+    errors = [e for e in run_checks(tags=[STATIC_TAG]) if e.is_serious()]
+    if errors:
+        sys.stderr.write(f"jitportal refuses to start: {errors[0].msg}\n")
+        sys.stderr.flush()
+        raise SystemExit(3)  # gunicorn's "worker failed to boot": the arbiter stops too
 
 
 @register(Tags.security)

@@ -27,6 +27,14 @@ max_requests = _int("GUNICORN_MAX_REQUESTS", 1000)
 max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 100)
 # The worker heartbeat file on tmpfs: a container's overlay filesystem can stall it.
 worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", "/dev/shm")  # noqa: S108 - tmpfs
+# Pomerium's assertion carries the user's groups: people in hundreds of groups send a header
+# of tens of KB, and gunicorn's default (8190 bytes per header) answers 431 and locks them out.
+# 64 KB per header fits real assertions; Envoy (inside Pomerium) caps all headers at 60 KB by
+# default, so this is never the tighter limit.
+limit_request_field_size = _int("GUNICORN_LIMIT_REQUEST_FIELD_SIZE", 65536)
+limit_request_fields = _int("GUNICORN_LIMIT_REQUEST_FIELDS", 100)
+# The request line (method, path, query) keeps gunicorn's maximum.
+limit_request_line = _int("GUNICORN_LIMIT_REQUEST_LINE", 8190)
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 # Only Pomerium can reach the container (no published port), so its X-Forwarded-* is trusted.

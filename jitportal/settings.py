@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -70,6 +71,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "auditlog",
+    "csp",
     "apps.audit",
     "apps.accounts",
     "apps.access",
@@ -81,6 +83,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "apps.audit.middleware.RequestContextMiddleware",
+    # Outermost after the request context, so every response gets its headers, the
+    # identity middleware's 403 pages included.
+    "csp.middleware.CSPMiddleware",
+    "apps.accounts.middleware.NoStoreMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apps.accounts.middleware.HealthCheckMiddleware",
@@ -91,6 +97,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "apps.accounts.middleware.PomeriumAssertionMiddleware",
+    "jitportal.admin_ids.AdminSelectionMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -115,6 +122,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "apps.accounts.context_processors.portal",
+                "csp.context_processors.nonce",
             ],
         },
     },
@@ -140,7 +148,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where `manage.py collectstatic` writes; production serves from its manifest (whitenoise).
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
@@ -161,8 +170,11 @@ SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-# A session is only a cache of the last verified assertion; keep it short.
+# A session is only a cache of the last verified assertion; keep it short. It lives in a
+# signed cookie: every request is re-verified anyway, and requests without a cookie (API
+# clients, probes behind Pomerium) must not leave rows behind.
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
@@ -171,6 +183,20 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy on every response (django-csp): scripts only from our origin or
+# with the per-response nonce, no plugins, no framing, forms post only to ourselves.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 
 # --- Pomerium identity -------------------------------------------------------------
 JWKS_ENDPOINT = env.str("JWKS_ENDPOINT", default="")
@@ -186,9 +212,16 @@ JWKS_CACHE_SECONDS = env.int("JWKS_CACHE_SECONDS", default=3600)
 JWKS_TIMEOUT_SECONDS = env.float("JWKS_TIMEOUT_SECONDS", default=5.0)
 POMERIUM_SIGN_OUT_URL = env.str("POMERIUM_SIGN_OUT_URL", default="/.pomerium/sign_out")
 PORTAL_ADMIN_GROUPS = env.list("PORTAL_ADMIN_GROUPS", default=[])
-PORTAL_ADMIN_EMAILS = [e.lower() for e in env.list("PORTAL_ADMIN_EMAILS", default=[])]
+# Emails are compared normalised (NFKC, case-folded, stripped): apps/accounts/emails.py.
+PORTAL_ADMIN_EMAILS = env.list("PORTAL_ADMIN_EMAILS", default=[])
 PORTAL_APPROVER_GROUPS = env.list("PORTAL_APPROVER_GROUPS", default=[])
+PORTAL_APPROVER_EMAILS = env.list("PORTAL_APPROVER_EMAILS", default=[])
 PORTAL_AUDITOR_GROUPS = env.list("PORTAL_AUDITOR_GROUPS", default=[])
+PORTAL_AUDITOR_EMAILS = env.list("PORTAL_AUDITOR_EMAILS", default=[])
+# How many proxies append to X-Forwarded-For in front of the portal (Pomerium: 1). The
+# client address is the entry that many places from the right; entries further left are
+# whatever the client sent and are never trusted.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1)
 # Public URL of the portal, used in links (Pomerium's 403 page, mail, Slack).
 PORTAL_URL = env.str("PORTAL_URL", default="http://localhost:8000").rstrip("/")
 
@@ -250,8 +283,9 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="jitportal <jitportal@localhost>")
 
 # --- django-auditlog -------------------------------------------------------------------
-# Pomerium is the only client; the address comes from X-Forwarded-For, which it sets.
-AUDITLOG_DISABLE_REMOTE_ADDR = False
+# django-auditlog would store the leftmost X-Forwarded-For entry, which the client chooses.
+# The chained trail records the trusted address (TRUSTED_PROXY_COUNT) for every entry.
+AUDITLOG_DISABLE_REMOTE_ADDR = True
 AUDITLOG_INCLUDE_ALL_MODELS = False
 
 # --- Logging ---------------------------------------------------------------------------

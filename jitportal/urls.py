@@ -2,10 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 
 from apps.accounts import views as accounts_views
+from apps.accounts.roles import may_use_admin
 
 admin.site.site_header = "jitportal administration"
 admin.site.site_title = "jitportal"
 admin.site.index_title = "Access requests, grants and the audit trail"
+# The admin checks the portal role itself (from the settings), not only the staff flag.
+admin.site.has_permission = may_use_admin  # type: ignore[method-assign]
 
 urlpatterns = [
     # No password form: Pomerium already said who this is.

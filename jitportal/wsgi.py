@@ -7,3 +7,8 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jitportal.settings")
 
 application = get_wsgi_application()
+
+# Production without `collectstatic` would answer 500 on every page: refuse to start.
+from jitportal.checks import refuse_to_start_without_static  # noqa: E402
+
+refuse_to_start_without_static()

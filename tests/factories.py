@@ -12,6 +12,7 @@ from django.utils import timezone
 from apps.access.models import AccessRequest, Grant, Resource
 from apps.access.states import GrantState, RequestState
 from apps.accounts.models import User
+from apps.accounts.roles import claim_group_name
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -22,12 +23,15 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"idp|user{n}")
     email = factory.Sequence(lambda n: f"user{n}@example.com")
+    email_key = factory.LazyAttribute(lambda o: o.email.casefold() if o.email else None)
     display_name = factory.Faker("name")
 
     @factory.post_generation
     def groups(self, create: bool, extracted: Any, **kwargs: Any) -> None:
         if create and extracted:
-            self.groups.set([Group.objects.get_or_create(name=n)[0] for n in extracted])
+            # Claim groups, mirrored under their prefix as the middleware does.
+            names = [claim_group_name(n) for n in extracted]
+            self.groups.set([Group.objects.get_or_create(name=n)[0] for n in names])
 
 
 class ResourceFactory(factory.django.DjangoModelFactory):

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
@@ -28,6 +30,7 @@ from .admin_actions import (
     ConfirmedAction,
     ParentViewInline,
     ReadOnlyAdmin,
+    StrictIdsMixin,
     badge,
     run_confirmed,
     without_delete_selected,
@@ -45,8 +48,79 @@ from .states import RequestState
 # --- Resources -----------------------------------------------------------------------------
 
 
+def masked_webhook(url: str) -> str:
+    """What the admin shows of a Slack webhook: that one is set, and its host. Never the path."""
+    if not url:
+        return "not set"
+    host = urlsplit(url).hostname or "?"
+    return f"set ({host}/…)"
+
+
+class ResourceAdminForm(ModelForm):
+    """The Slack webhook URL is a credential: write-only here (replace or clear, never shown)."""
+
+    slack_webhook_replace = forms.URLField(
+        required=False,
+        assume_scheme="https",
+        label="Replace Slack webhook",
+        help_text="Paste a new incoming-webhook URL to replace the current one; leave empty "
+        "to keep it. The stored URL is never shown.",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+    )
+    slack_webhook_clear = forms.BooleanField(
+        required=False, label="Clear Slack webhook", help_text="Stop posting to Slack."
+    )
+
+    class Meta:
+        model = Resource
+        # Every editable setting except the webhook URL, which only the two inputs set.
+        fields = (
+            "name",
+            "slug",
+            "description",
+            "is_active",
+            "zero_policy_name",
+            "base_ppl",
+            "requester_groups",
+            "approver_groups",
+            "approvals_required",
+            "auto_approve_rules",
+            "duration_choices",
+            "max_duration_minutes",
+            "allow_scheduled",
+            "max_schedule_ahead_days",
+            "justification_required",
+            "justification_min_length",
+            "ticket_required",
+            "break_glass_groups",
+            "break_glass_max_minutes",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        replacement = data.get("slack_webhook_replace")
+        if replacement and data.get("slack_webhook_clear"):
+            self.add_error("slack_webhook_clear", "Replace or clear the webhook, not both.")
+        elif replacement and urlsplit(replacement).scheme != "https":
+            self.add_error("slack_webhook_replace", "A Slack webhook URL starts with https://.")
+        return data
+
+    def webhook_changed(self) -> bool:
+        return bool(
+            self.cleaned_data.get("slack_webhook_replace")
+            or (self.cleaned_data.get("slack_webhook_clear") and self.instance.slack_webhook_url)
+        )
+
+    def apply_webhook(self, resource: Resource) -> None:
+        if self.cleaned_data.get("slack_webhook_clear"):
+            resource.slack_webhook_url = ""
+        elif self.cleaned_data.get("slack_webhook_replace"):
+            resource.slack_webhook_url = self.cleaned_data["slack_webhook_replace"]
+
+
 @admin.register(Resource)
-class ResourceAdmin(admin.ModelAdmin):
+class ResourceAdmin(StrictIdsMixin):
+    form = ResourceAdminForm
     list_display = (
         "name",
         "slug",
@@ -65,10 +139,15 @@ class ResourceAdmin(admin.ModelAdmin):
         "approvals_required",
     )
     search_fields = ("name", "slug", "description", "zero_policy_name")
-    readonly_fields = ("zero_status", "sync_generation", "created_at", "updated_at")
+    readonly_fields = (
+        "zero_status",
+        "slack_webhook",
+        "sync_generation",
+        "created_at",
+        "updated_at",
+    )
     actions = ("archive_selected",)
     formfield_overrides = {
-        models.URLField: {"assume_scheme": "https"},
         models.JSONField: {
             "widget": Textarea(attrs={"rows": 3, "cols": 80, "style": "font-family:monospace"})
         },
@@ -114,9 +193,41 @@ class ResourceAdmin(admin.ModelAdmin):
             {"fields": ("justification_required", "justification_min_length", "ticket_required")},
         ),
         ("Break-glass", {"fields": ("break_glass_groups", "break_glass_max_minutes")}),
-        ("Notifications", {"fields": ("slack_webhook_url",)}),
+        (
+            "Notifications",
+            {"fields": ("slack_webhook", "slack_webhook_replace", "slack_webhook_clear")},
+        ),
         ("Bookkeeping", {"fields": ("sync_generation", "created_at", "updated_at")}),
     )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Resource]:
+        return super().get_queryset(request).visible_to(request_user(request))  # type: ignore[attr-defined]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if self.has_change_permission(request, obj) or (
+            obj is None and self.has_add_permission(request)
+        ):
+            return fieldsets
+        # View-only: the write-only inputs have nothing to show.
+        return [
+            (
+                name,
+                {
+                    **opts,
+                    "fields": tuple(
+                        f
+                        for f in opts["fields"]
+                        if not (isinstance(f, str) and f.startswith("slack_webhook_"))
+                    ),
+                },
+            )
+            for name, opts in fieldsets
+        ]
+
+    @admin.display(description="Slack webhook")
+    def slack_webhook(self, obj: Resource) -> str:
+        return masked_webhook(obj.slack_webhook_url)
 
     @admin.display(description="Zero policy")
     def policy(self, obj: Resource) -> str:
@@ -167,9 +278,12 @@ class ResourceAdmin(admin.ModelAdmin):
         # The resource-config service saves, audits resource.created/changed with the
         # changed field names, and bumps the sync generation (the Zero sync is enqueued
         # after commit), all in one transaction; bootstrap uses the same path.
-        save_resource(
-            obj, actor=request_user(request), changed=form.changed_data, created=not change
-        )
+        changed = [f for f in form.changed_data if not f.startswith("slack_webhook_")]
+        if isinstance(form, ResourceAdminForm):
+            if form.webhook_changed():
+                changed.append("slack_webhook_url")
+            form.apply_webhook(obj)
+        save_resource(obj, actor=request_user(request), changed=changed, created=not change)
 
     @admin.action(
         description="Archive selected resources (no new requests)", permissions=["change"]
@@ -327,7 +441,9 @@ class AccessRequestAdmin(ReadOnlyAdmin):
     readonly_fields = ("approval_quorum",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AccessRequest]:
-        return super().get_queryset(request).annotate(approval_count=Count("approvals"))
+        # Least privilege: an approver sees only the resources they approve.
+        visible = super().get_queryset(request).visible_to(request_user(request))  # type: ignore[attr-defined]
+        return visible.annotate(approval_count=Count("approvals"))
 
     def get_ordering(self, request: HttpRequest) -> list[Any]:
         # Pending first, newest first within each group. An expression, because `ordering`

@@ -25,12 +25,19 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+)
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+
+from jitportal.admin_ids import is_valid_id
 
 from .forms import request_user, zone_for, zone_label
 from .states import AccessError
@@ -143,7 +150,19 @@ def run_confirmed(
         return response.render()
 
 
-class ConfirmedActionsMixin(admin.ModelAdmin):
+class StrictIdsMixin(admin.ModelAdmin):
+    """A junk id in a URL is "not found", never a 500 (a selection is checked earlier, by
+    ``jitportal.admin_ids.AdminSelectionMiddleware``)."""
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Any:
+        if from_field is None and not is_valid_id(str(object_id)):
+            return None  # the admin answers "doesn't exist", as for any unknown id
+        return super().get_object(request, object_id, from_field)
+
+
+class ConfirmedActionsMixin(StrictIdsMixin):
     """Per-object buttons for the model's confirmed actions, on its change page."""
 
     confirmed_actions: tuple[ConfirmedAction, ...] = ()

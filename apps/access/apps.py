@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -20,3 +22,15 @@ class AccessConfig(AppConfig):
         )
         auditlog.register(AccessRequest)
         auditlog.register(Grant)
+
+        from apps.accounts.services import email_changed
+
+        email_changed.connect(_email_changed, dispatch_uid="access.move_grants_to_email")
+
+
+def _email_changed(
+    sender: Any, *, user: Any, old: str, new: str, actor: Any, **kwargs: Any
+) -> None:
+    from .services import move_grants_to_email
+
+    move_grants_to_email(user, old=old, new=new, actor=actor)

@@ -30,9 +30,35 @@ def default_durations() -> list[int]:
     return [60, 240, 480]
 
 
+def sees_everything(user: User) -> bool:
+    """Superusers and auditors read every resource's requests and grants."""
+    from apps.accounts import roles
+
+    return bool(user.is_active and (user.is_superuser or roles.holds(user, roles.AUDITOR)))
+
+
 class ResourceQuerySet(models.QuerySet["Resource"]):
     def active(self) -> ResourceQuerySet:
         return self.filter(is_active=True)
+
+    def decidable_by(self, user: User) -> ResourceQuerySet:
+        """Resources whose requests ``user`` may decide: those they approve (all for admins)."""
+        if not user.is_active:
+            return self.none()
+        if user.is_superuser:
+            return self
+        groups = user.group_names()
+        # Approver groups are a JSON list; resources are few, so match them here.
+        ids = [
+            r.pk
+            for r in Resource.objects.only("pk", "approver_groups")
+            if r.is_approver(user, groups)
+        ]
+        return self.filter(pk__in=ids)
+
+    def visible_to(self, user: User) -> ResourceQuerySet:
+        """Resources whose requests and grants ``user`` may read in the admin."""
+        return self if sees_everything(user) else self.decidable_by(user)
 
     def requestable_by(self, user: User) -> list[Resource]:
         groups = user.group_names()
@@ -177,6 +203,14 @@ class Resource(models.Model):
 
 
 class AccessRequestQuerySet(models.QuerySet["AccessRequest"]):
+    def visible_to(self, user: User) -> AccessRequestQuerySet:
+        if sees_everything(user):
+            return self
+        return self.filter(resource__in=Resource.objects.visible_to(user))
+
+    def decidable_by(self, user: User) -> AccessRequestQuerySet:
+        return self.filter(resource__in=Resource.objects.decidable_by(user))
+
     def pending(self) -> AccessRequestQuerySet:
         return self.filter(state=RequestState.PENDING)
 
@@ -275,6 +309,14 @@ class Approval(models.Model):
 
 
 class GrantQuerySet(models.QuerySet["Grant"]):
+    def visible_to(self, user: User) -> GrantQuerySet:
+        if sees_everything(user):
+            return self
+        return self.filter(resource__in=Resource.objects.visible_to(user))
+
+    def decidable_by(self, user: User) -> GrantQuerySet:
+        return self.filter(resource__in=Resource.objects.decidable_by(user))
+
     def open(self) -> GrantQuerySet:
         return self.filter(state__in=OPEN_GRANT_STATES)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.db.models import QuerySet
 
 from apps.audit.forms import InstantField
 
@@ -20,9 +21,13 @@ class AccessReportForm(forms.Form):
     start = InstantField(label="From", help_text="Inclusive; a date means 00:00 UTC.")
     end = InstantField(end=True, label="Until", help_text="Exclusive; a date includes that day.")
 
-    def __init__(self, *args: Any, between: bool, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, between: bool, resources: QuerySet[Resource] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.between = between
+        if resources is not None:  # only what the viewer may see
+            self.fields["resource"].queryset = resources.order_by("slug")  # type: ignore[attr-defined]
         if between:
             self.fields["resource"].empty_label = None  # type: ignore[attr-defined]
             self.fields["start"].required = True

@@ -79,10 +79,12 @@ class AccessRow:
         return [neutralise(v) for v in values]
 
 
-def _grants(resource: Resource | None) -> QuerySet[Grant]:
-    grants = Grant.objects.select_related(
-        "resource", "request__decided_by", "revoked_by"
-    ).prefetch_related("request__approvals__approver")
+def _grants(resource: Resource | None, among: QuerySet[Grant] | None = None) -> QuerySet[Grant]:
+    grants = (
+        (Grant.objects.all() if among is None else among)
+        .select_related("resource", "request__decided_by", "revoked_by")
+        .prefetch_related("request__approvals__approver")
+    )
     if resource is not None:
         grants = grants.filter(resource=resource)
     return grants.annotate(
@@ -125,11 +127,20 @@ def _rows(grants: Iterable[Grant]) -> list[AccessRow]:
     ]
 
 
-def who_had_access(resource: Resource | None, start: datetime, end: datetime) -> list[AccessRow]:
-    """Grants whose effective window overlaps ``[start, end)``, earliest first."""
+def who_had_access(
+    resource: Resource | None,
+    start: datetime,
+    end: datetime,
+    *,
+    among: QuerySet[Grant] | None = None,
+) -> list[AccessRow]:
+    """Grants whose effective window overlaps ``[start, end)``, earliest first.
+
+    ``among`` limits the report to the grants a viewer may see (``Grant.objects.visible_to``).
+    """
     if end <= start:
         raise ValueError("the end of the range must be later than its start")
-    grants = _grants(resource).filter(
+    grants = _grants(resource, among).filter(
         Q(not_before__lt=end) & Q(ends_at__gt=start) & Q(ends_at__gt=F("not_before"))
     )
     return _rows(grants)
@@ -141,11 +152,14 @@ def who_had_access_at(resource: Resource | None, at: datetime) -> list[AccessRow
 
 
 def who_has_access_now(
-    resource: Resource | None = None, *, now: datetime | None = None
+    resource: Resource | None = None,
+    *,
+    now: datetime | None = None,
+    among: QuerySet[Grant] | None = None,
 ) -> list[AccessRow]:
     """Open (scheduled or active) grants whose window contains ``now``."""
     now = now or timezone.now()
-    return _rows(_grants(resource).filter(pk__in=Grant.objects.active_at(now).values("pk")))
+    return _rows(_grants(resource, among).filter(pk__in=Grant.objects.active_at(now).values("pk")))
 
 
 def to_csv(rows: Iterable[AccessRow]) -> str:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from apps.accounts.emails import normalize_email
 from apps.audit.models import AuditAction
 from apps.audit.services import record
 
@@ -72,6 +73,14 @@ def _lock_request(req: AccessRequest) -> AccessRequest:
 
 def _lock_grant(grant: Grant) -> Grant:
     return Grant.objects.select_for_update().select_related("resource", "user").get(pk=grant.pk)
+
+
+def same_person(a: User, b: User) -> bool:
+    """One person, one identity: the same account, or the same normalised email."""
+    if a.pk == b.pk:
+        return True
+    key_a, key_b = normalize_email(a.email or ""), normalize_email(b.email or "")
+    return bool(key_a) and key_a == key_b
 
 
 def _check_text(value: str, name: str) -> str:
@@ -211,6 +220,13 @@ def submit_request(
             details=details,
         )
         rule = resource.auto_approve_rule_for(groups, duration_minutes)
+        if rule is not None and live is not None:
+            # An extension is auto-approved only if the rule covers the grant's whole new
+            # window (from its start), and that window stays within the resource maximum.
+            window = live.expires_at + timedelta(minutes=duration_minutes) - live.not_before
+            covered = min(cast(int, rule["max_minutes"]), resource.max_duration_minutes)
+            if window > timedelta(minutes=covered):
+                rule = None
         if rule is not None and filed_by == requester:
             _approve_locked(req, approver=None, now=now, auto_rule=rule)
         else:
@@ -235,7 +251,7 @@ def submit_on_behalf(
     Both people are in the audit entries: ``filed_by`` on ``request.submitted``, the approver
     on ``request.approved``. The approver may not file for themselves this way.
     """
-    if approver.pk == user.pk:
+    if same_person(approver, user):
         raise NotAllowed("File your own requests from the request page.")
     if not resource.is_approver(approver):
         raise NotAllowed(f"You are not an approver of {resource.name}.")
@@ -265,10 +281,38 @@ def _check_decider(req: AccessRequest, actor: User, now: datetime) -> None:
             "This request waited too long and has expired; it cannot be decided."
         )
     check_request_transition(req.state, RequestState.APPROVED)
-    if actor.pk == req.requester_id:
+    if same_person(actor, req.requester):
         raise NotAllowed("You cannot decide your own request.")
-    if not req.resource.is_approver(actor):
+    if not actor.is_active or not req.resource.is_approver(actor):
         raise NotAllowed(f"You are not an approver of {req.resource.name}.")
+
+
+def _counted_approvals(req: AccessRequest) -> tuple[list[str], list[dict[str, str]]]:
+    """The approvals that count toward the quorum now, and those that do not (and why).
+
+    An approval counts only if its approver may still decide this resource at this moment
+    (active, an approver of the resource, not the requester) and is a person not counted
+    already: distinctness is by normalised email, not by account.
+    """
+    counted: list[str] = []
+    seen: set[str] = set()
+    discarded: list[dict[str, str]] = []
+    approvals = Approval.objects.filter(request=req).select_related("approver").order_by("pk")
+    for approval in approvals:
+        person = approval.approver
+        key = normalize_email(person.email or "") or f"user:{person.pk}"
+        if not person.is_active or not req.resource.is_approver(person):
+            why = "no longer an approver of the resource"
+        elif same_person(person, req.requester):
+            why = "the requester"
+        elif key in seen:
+            why = "the same person as an earlier approval"
+        else:
+            seen.add(key)
+            counted.append(person.email)
+            continue
+        discarded.append({"approver": person.email, "reason": why})
+    return counted, discarded
 
 
 def approve_request(
@@ -303,20 +347,29 @@ def approve_request(
         if Approval.objects.filter(request=req, approver=approver).exists():
             raise Conflict("You have already approved this request.")
         Approval.objects.create(request=req, approver=approver, created_at=now, note=note)
-        count = Approval.objects.filter(request=req).count()
+        counted, discarded = _counted_approvals(req)
+        count = len(counted)
         needed = req.resource.approvals_required
         if count < needed:
             if req.approved_duration_minutes is not None:
                 req.save(update_fields=["approved_duration_minutes"])
+            details: dict[str, Any] = {"approvals": count, "required": needed, "note": note}
+            if discarded:
+                details["not_counted"] = discarded
             record(
                 AuditAction.REQUEST_APPROVAL_RECORDED,
                 actor=approver,
                 target=req,
                 resource_slug=req.resource.slug,
-                details={"approvals": count, "required": needed, "note": note},
+                details=details,
             )
             return None
-        return _approve_locked(req, approver=approver, now=now, note=note)
+        return _approve_locked(req, approver=approver, now=now, note=note, counted=counted)
+
+
+def max_end(grant: Grant) -> datetime:
+    """The latest end a grant may have without an override: its start plus the maximum."""
+    return grant.not_before + timedelta(minutes=grant.resource.max_duration_minutes)
 
 
 def _approve_locked(
@@ -326,8 +379,13 @@ def _approve_locked(
     now: datetime,
     note: str = "",
     auto_rule: dict[str, Any] | None = None,
+    counted: list[str] | None = None,
 ) -> Grant:
-    """Approve a locked, pending request and create or extend its grant (inside a transaction)."""
+    """Approve a locked, pending request and create or extend its grant (inside a transaction).
+
+    An extension may not take the grant's whole window past the resource maximum; going
+    further takes a human's override with a reason (``extend_grant``).
+    """
     check_request_transition(req.state, RequestState.APPROVED)
     minutes = req.approved_duration_minutes or req.duration_minutes
     req.state = RequestState.APPROVED
@@ -340,8 +398,17 @@ def _approve_locked(
         if grant.state not in (GrantState.SCHEDULED, GrantState.ACTIVE) or grant.expires_at <= now:
             raise IllegalTransition("The grant this request extends has already ended.")
         new_end = grant.expires_at + timedelta(minutes=minutes)
+        limit = max_end(grant)
+        if new_end > limit:
+            room = max(0, int((limit - grant.expires_at).total_seconds() // 60))
+            raise PolicyViolation(
+                f"This extension would take the grant past {grant.resource.name}'s maximum of "
+                f"{grant.resource.max_duration_minutes} minutes from its start "
+                f"({room} minutes are left). Approve a shorter duration, or extend the grant "
+                "with an override and a reason."
+            )
         req.save()
-        _audit_decision(req, approver, auto_rule, note)
+        _audit_decision(req, approver, auto_rule, note, counted)
         _extend_locked(
             grant, actor=approver, new_expires_at=new_end, reason=req.justification, now=now
         )
@@ -350,7 +417,7 @@ def _approve_locked(
     grant = Grant(
         request=req,
         user=req.requester,
-        email=req.requester.email,
+        email=req.requester.email,  # exactly as the assertion carried it
         resource=req.resource,
         not_before=start,
         expires_at=start + timedelta(minutes=minutes),
@@ -367,7 +434,7 @@ def _approve_locked(
             f"{req.requester} already has access to {req.resource.name}; extend that grant instead."
         ) from None
     request_sync(req.resource)
-    _audit_decision(req, approver, auto_rule, note)
+    _audit_decision(req, approver, auto_rule, note, counted)
     record(
         AuditAction.GRANT_ACTIVATED
         if grant.state == GrantState.ACTIVE
@@ -381,12 +448,18 @@ def _approve_locked(
 
 
 def _audit_decision(
-    req: AccessRequest, approver: User | None, auto_rule: dict[str, Any] | None, note: str
+    req: AccessRequest,
+    approver: User | None,
+    auto_rule: dict[str, Any] | None,
+    note: str,
+    counted: list[str] | None = None,
 ) -> None:
+    if counted is None:
+        counted = list(req.approvals.values_list("approver__email", flat=True))
     details: dict[str, Any] = {
         "requester": req.requester.email,
         "duration_minutes": req.approved_duration_minutes or req.duration_minutes,
-        "approvers": list(req.approvals.values_list("approver__email", flat=True)),
+        "approvers": counted,
         "note": note,
     }
     if auto_rule is not None:
@@ -511,11 +584,11 @@ def extend_grant(
         raise PolicyViolation("Say why the grant is extended.")
     with transaction.atomic():
         grant = _lock_grant(grant)
-        if actor.pk == grant.user_id:
+        if same_person(actor, grant.user):
             raise NotAllowed("You cannot extend your own grant; ask for an extension instead.")
-        if not grant.resource.is_approver(actor):
+        if not actor.is_active or not grant.resource.is_approver(actor):
             raise NotAllowed(f"You are not an approver of {grant.resource.name}.")
-        limit = grant.not_before + timedelta(minutes=grant.resource.max_duration_minutes)
+        limit = max_end(grant)
         if new_expires_at > limit and not override:
             raise PolicyViolation(
                 f"That is past {grant.resource.name}'s maximum of "
@@ -591,10 +664,10 @@ def break_glass(
         get_user_model().objects.select_for_update().filter(pk=user.pk).first()
         if not set(resource.break_glass_groups) & user.group_names():
             raise NotAllowed(f"You may not use break-glass access for {resource.name}.")
-        if not 0 < duration_minutes <= resource.break_glass_max_minutes:
-            raise PolicyViolation(
-                f"Break-glass access lasts at most {resource.break_glass_max_minutes} minutes."
-            )
+        # Never past the resource maximum either, whatever the break-glass setting says.
+        longest = min(resource.break_glass_max_minutes, resource.max_duration_minutes)
+        if not isinstance(duration_minutes, int) or not 0 < duration_minutes <= longest:
+            raise PolicyViolation(f"Break-glass access lasts at most {longest} minutes.")
         if len(justification) < max(resource.justification_min_length, 10):
             raise PolicyViolation(
                 "Break-glass access needs a justification saying what is on fire."
@@ -618,7 +691,7 @@ def break_glass(
         grant = Grant.objects.create(
             request=req,
             user=user,
-            email=user.email,
+            email=user.email,  # exactly as the assertion carried it
             resource=resource,
             not_before=now,
             expires_at=now + timedelta(minutes=duration_minutes),
@@ -655,7 +728,7 @@ def mark_reviewed(grant: Grant, *, reviewer: User, note: str, now: datetime | No
             raise IllegalTransition("Only break-glass grants need a review.")
         if grant.reviewed_at is not None:
             raise IllegalTransition("This grant was already reviewed.")
-        if reviewer.pk == grant.user_id:
+        if same_person(reviewer, grant.user):
             raise NotAllowed("You cannot review your own break-glass access.")
         if not grant.resource.is_approver(reviewer):
             raise NotAllowed(f"You are not an approver of {grant.resource.name}.")
@@ -730,6 +803,39 @@ def _expire_grant(grant: Grant) -> None:
         resource_slug=grant.resource.slug,
         details={"email": grant.email, **grant.window()},
     )
+
+
+def move_grants_to_email(user: User, *, old: str, new: str, actor: User | None) -> int:
+    """A person's email changed: their open grants follow it (inside the caller's transaction,
+    before its first audit write: this takes row locks).
+
+    Each scheduled or active grant gets the new address, is audited
+    (``grant.email_changed``) and its resource re-synced, so the Pomerium rule names the
+    address the assertion now carries. Returns how many grants moved.
+    """
+    grants = list(
+        Grant.objects.select_for_update(of=("self",))
+        .select_related("resource")
+        .filter(user=user, state__in=(GrantState.SCHEDULED, GrantState.ACTIVE))
+        .order_by("pk")
+    )
+    previous = {grant.pk: grant.email for grant in grants}
+    # Every row write (grants, resources' sync generations) before the first audit entry.
+    for grant in grants:
+        grant.email = new
+        grant.sync_status = SyncStatus.PENDING
+        grant.save(update_fields=["email", "sync_status"])
+    for resource in {grant.resource_id: grant.resource for grant in grants}.values():
+        request_sync(resource)
+    for grant in grants:
+        record(
+            AuditAction.GRANT_EMAIL_CHANGED,
+            actor=actor,
+            target=grant,
+            resource_slug=grant.resource.slug,
+            details={"old_email": previous[grant.pk], "new_email": new, **grant.window()},
+        )
+    return len(grants)
 
 
 def expire_due(now: datetime | None = None) -> dict[str, int]:

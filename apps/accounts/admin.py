@@ -11,19 +11,26 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 
 from apps.audit.models import AuditAction
 from apps.audit.services import record
 
 from .models import User
+from .services import relink_user
 from .timezones import zone_names
 
 IDENTITY_FIELDS = (
     "username",
     "email",
+    "email_key",
     "display_name",
     "groups",
     "is_staff",
@@ -47,6 +54,16 @@ class UserAdminForm(forms.ModelForm):
                 choices=[("", "The browser's zone")] + [(z, z) for z in zone_names()],
                 help_text=User._meta.get_field("time_zone").help_text,
             )
+
+
+class RelinkForm(forms.Form):
+    new_sub = forms.CharField(
+        max_length=150,
+        label="New identity-provider subject",
+        help_text="The sub of the refused sign-in: the audit entry "
+        "'auth.assertion_rejected' with reason duplicate_identity names it.",
+    )
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=4000)
 
 
 @admin.register(User)
@@ -76,6 +93,47 @@ class UserAdmin(admin.ModelAdmin):
         ),
         ("Portal", {"fields": EDITABLE_FIELDS}),
     )
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<path:object_id>/relink/",
+                self.admin_site.admin_view(self.relink_view),
+                name="accounts_user_relink",
+            ),
+            *super().get_urls(),
+        ]
+
+    def relink_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Re-link a person to a new IdP subject (an IdP migration); superusers only, audited."""
+        if not request.user.is_superuser:
+            raise PermissionDenied
+        obj = self.get_object(request, unquote(object_id)) if object_id.isdigit() else None
+        if obj is None:
+            raise Http404("No such user.")
+        form = RelinkForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                relink_user(
+                    obj,
+                    new_sub=form.cleaned_data["new_sub"],
+                    actor=request.user,
+                    reason=form.cleaned_data["reason"],
+                )
+            except ValueError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"{obj} now signs in as {obj.username}.")
+                return redirect(reverse("admin:accounts_user_change", args=[obj.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Re-link {obj}",
+            "original": obj,
+            "form": form,
+        }
+        status = 400 if request.method == "POST" else 200
+        return TemplateResponse(request, "admin/accounts/user/relink.html", context, status=status)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # people appear when Pomerium first vouches for them

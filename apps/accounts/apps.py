@@ -9,3 +9,8 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         import jitportal.checks  # noqa: F401  (registers the configuration checks)
+        from apps.audit.views import register_role_check
+
+        from .roles import AUDITOR, holds
+
+        register_role_check(lambda user: holds(user, AUDITOR))

@@ -1,6 +1,6 @@
 """Verifying Pomerium's ``X-Pomerium-Jwt-Assertion``.
 
-Contract (see README "Identity" and shared/docs/pomerium.md section 1):
+Contract (see README "Identity" and docs/identity.md):
 
 * Only ES256 and RS256 are accepted; ``none`` and HMAC never are, whatever the header says.
 * The key comes from the configured ``JWKS_ENDPOINT`` by ``kid``; ``jku``/``x5u``/the
@@ -28,6 +28,8 @@ import jwt
 import requests
 from django.conf import settings
 
+from .emails import InvalidEmail, validate_email
+
 log = logging.getLogger(__name__)
 
 ALLOWED_ALGORITHMS = ("ES256", "RS256")
@@ -38,10 +40,12 @@ class AssertionRejected(Exception):
 
     status = 403
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        # Extra facts for the audit entry (never shown on the page, never a secret).
+        self.details = details or {}
 
 
 class KeysUnavailable(AssertionRejected):
@@ -257,17 +261,27 @@ def _identity(claims: dict[str, Any]) -> Identity:
     email = claims.get("email")
     if not isinstance(sub, str) or not sub:
         raise AssertionRejected("missing_claim", "The identity assertion names no user.")
-    if not isinstance(email, str) or "@" not in email:
+    if not isinstance(email, str) or not email:
         raise AssertionRejected(
             "no_email",
             "The identity assertion carries no email address; the portal serves people, "
             "not service accounts.",
         )
+    try:
+        validate_email(email)
+    except InvalidEmail as exc:
+        raise AssertionRejected(
+            "invalid_email",
+            f"{exc} The portal cannot tell who you are; ask your identity provider's "
+            "administrators to fix the address.",
+            details={"sub": sub[:150], "email": repr(email[:300])},
+        ) from None
     groups = claims.get("groups") or []
     name = claims.get("name")
     return Identity(
         sub=sub[:150],
-        email=email.strip().lower()[:254],
+        # Exactly as Pomerium carries it: its rules compare this string byte for byte.
+        email=email,
         name=name[:200] if isinstance(name, str) else "",
         groups=tuple(sorted({g[:150] for g in groups if isinstance(g, str) and g}))
         if isinstance(groups, list)

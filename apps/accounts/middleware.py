@@ -20,12 +20,13 @@ from django.contrib import auth
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
+from django.utils.cache import patch_vary_headers
 
 from apps.audit import context
 from apps.audit.models import AuditAction
 from apps.audit.services import record_now
 
-from .assertion import AssertionRejected, verify
+from .assertion import AssertionRejected, Identity, verify
 from .services import sync_user
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,25 @@ def rejection_response(request: HttpRequest, exc: AssertionRejected) -> HttpResp
     return HttpResponse(html, status=exc.status)
 
 
+class NoStoreMiddleware:
+    """Pages about people's access stay out of shared and browser caches.
+
+    Every response (pages, downloads, identity error pages) gets
+    ``Cache-Control: private, no-store``; only static files and ``/healthz`` keep theirs.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.path == HEALTH_PATH or request.path.startswith(settings.STATIC_URL):
+            return response
+        response["Cache-Control"] = "private, no-store"
+        patch_vary_headers(response, ("Cookie",))
+        return response
+
+
 class PomeriumAssertionMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -75,6 +95,12 @@ class PomeriumAssertionMiddleware:
             return self.reject(request, exc)
 
         context.update(assertion_jti=identity.jti, assertion_sid=identity.sid)
+        try:
+            return self.sign_in(request, identity)
+        except AssertionRejected as exc:  # e.g. a look-alike of an existing person
+            return self.reject(request, exc)
+
+    def sign_in(self, request: HttpRequest, identity: Identity) -> HttpResponse:
         current = request.user
         if current.is_authenticated and current.get_username() == identity.sub:
             user = sync_user(identity, user=current)
@@ -113,6 +139,7 @@ class PomeriumAssertionMiddleware:
                 "message": exc.message,
                 "path": request.path[:200],
                 "method": request.method,
+                **exc.details,
             },
         )
         return rejection_response(request, exc)

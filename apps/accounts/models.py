@@ -14,6 +14,11 @@ class User(AbstractUser):
     middleware skip all writes while nothing in the assertion changed.
     """
 
+    # The normalised email (emails.normalize_email): one person, one address, whatever its
+    # case or Unicode form. ``email`` keeps the address exactly as the assertion carried
+    # it, because Pomerium's rules compare that string exactly. Null only for rows that
+    # predate the key and collided with another user's; they are refused until re-linked.
+    email_key = models.CharField(max_length=254, unique=True, null=True, blank=True, editable=False)
     display_name = models.CharField(max_length=200, blank=True)
     claims_digest = models.CharField(max_length=64, blank=True, editable=False)
     time_zone = models.CharField(
@@ -31,8 +36,16 @@ class User(AbstractUser):
         return self.email or self.display_name or self.username
 
     def group_names(self) -> set[str]:
-        """Names of the user's groups (the assertion's groups plus the portal's role groups)."""
-        return set(self.groups.values_list("name", flat=True))
+        """Names of the assertion's groups (mirrored under a prefix; role groups excluded)."""
+        from .roles import CLAIM_GROUP_PREFIX
+
+        cut = len(CLAIM_GROUP_PREFIX)
+        return {
+            name[cut:]
+            for name in self.groups.filter(name__startswith=CLAIM_GROUP_PREFIX).values_list(
+                "name", flat=True
+            )
+        }
 
     def get_short_name(self) -> str:
         # The admin greets with this; the IdP subject in username means nothing to people.

@@ -8,20 +8,32 @@
 
 Approver and auditor rights are Django permissions held by one managed group per role,
 so they show in the admin like any other permission and leave with the role.
+
+Roles come from the settings only. The assertion's groups are mirrored into Django groups
+under ``CLAIM_GROUP_PREFIX`` ("idp:"), so a claim group can never share a name with a
+managed role group (an IdP group called "jitportal: auditors" is stored as
+"idp:jitportal: auditors"), and the authentication backend counts permissions of the
+managed role groups only: a mirrored group grants nothing, whatever is attached to it.
+Email lists compare normalised addresses (``emails.normalize_email``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
+
+from .emails import normalize_email
 
 ADMIN = "admin"
 APPROVER = "approver"
 AUDITOR = "auditor"
 
 ROLE_GROUPS = {APPROVER: "jitportal: approvers", AUDITOR: "jitportal: auditors"}
+MANAGED_GROUP_NAMES = frozenset(ROLE_GROUPS.values())
+CLAIM_GROUP_PREFIX = "idp:"
 
 ROLE_PERMISSIONS = {
     APPROVER: (
@@ -43,16 +55,39 @@ ROLE_PERMISSIONS = {
 }
 
 
+def claim_group_name(name: str) -> str:
+    """The Django group a claim group is mirrored into."""
+    return CLAIM_GROUP_PREFIX + name
+
+
+def _emails(setting: str) -> set[str]:
+    return {normalize_email(e) for e in getattr(settings, setting, [])}
+
+
 def roles_for(email: str, groups: Iterable[str]) -> tuple[str, ...]:
+    """The portal roles of someone with this email and these claim groups (settings only)."""
     member = set(groups)
+    key = normalize_email(email)
     roles = []
-    if member & set(settings.PORTAL_ADMIN_GROUPS) or email in settings.PORTAL_ADMIN_EMAILS:
+    if member & set(settings.PORTAL_ADMIN_GROUPS) or key in _emails("PORTAL_ADMIN_EMAILS"):
         roles.append(ADMIN)
-    if member & set(settings.PORTAL_APPROVER_GROUPS):
+    if member & set(settings.PORTAL_APPROVER_GROUPS) or key in _emails("PORTAL_APPROVER_EMAILS"):
         roles.append(APPROVER)
-    if member & set(settings.PORTAL_AUDITOR_GROUPS):
+    if member & set(settings.PORTAL_AUDITOR_GROUPS) or key in _emails("PORTAL_AUDITOR_EMAILS"):
         roles.append(AUDITOR)
     return tuple(roles)
+
+
+def holds(user: Any, *wanted: str) -> bool:
+    """Whether an active user holds one of ``wanted`` (or is an admin), read from the settings.
+
+    Privileged views call this in addition to the permission check, so a role can only
+    come from ``PORTAL_*_GROUPS`` / ``PORTAL_*_EMAILS`` as the user is now.
+    """
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    current = roles_for(user.email, user.group_names())
+    return ADMIN in current or any(role in current for role in wanted)
 
 
 def role_group(role: str) -> Group:
@@ -67,3 +102,9 @@ def role_group(role: str) -> Group:
         ]
         group.permissions.set(perms)
     return group
+
+
+def may_use_admin(request: Any) -> bool:
+    """The admin's door: an active staff member who holds a portal role right now."""
+    user = request.user
+    return bool(user.is_active and user.is_staff and holds(user, APPROVER, AUDITOR))

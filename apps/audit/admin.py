@@ -16,8 +16,9 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ERROR_FLAG, PAGE_VAR
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.http.response import HttpResponseBase
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
@@ -111,10 +112,28 @@ class AuditEventAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context=context)
 
     def export_view(self, request: HttpRequest) -> HttpResponseBase:
-        """Stream the changelist's current queryset (filters + search) in chain order."""
+        """Stream the changelist's current queryset (filters + search) in chain order.
+
+        The filters ride in the query string; a GET only shows a confirmation form, whose
+        POST (with the CSRF token) starts the audited download.
+        """
         self._require_export(request)
         params = request.GET.copy()
         fmt = params.pop(_FORMAT_PARAM, ["csv"])[-1]
+        if request.method != "POST":
+            if request.method not in ("GET", "HEAD"):
+                return HttpResponseNotAllowed(["GET", "POST"])
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "Export the audit trail",
+                "fmt": fmt if fmt in export.FORMATS else "csv",
+                "formats": list(export.FORMATS),
+                "filters": [(k, v) for k, v in params.lists() if k not in (PAGE_VAR, ERROR_FLAG)],
+                "action_url": request.get_full_path(),
+            }
+            return TemplateResponse(request, "admin/audit/auditevent/export_confirm.html", context)
+        fmt = request.POST.get(_FORMAT_PARAM, fmt)
         changelist_url = reverse("admin:audit_auditevent_changelist")
         if fmt not in export.FORMATS:
             messages.error(request, f"Unknown export format {fmt!r}.")

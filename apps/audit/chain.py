@@ -8,6 +8,8 @@ auditor can re-verify an export without this code:
                 ("2026-11-23T10:07:00.123456+00:00"); actor_id as a string or null;
                 ip as a string or null.
     hash      = lowercase hex SHA-256 of canonical
+    upstream_request_id (a trusted proxy's own request id) is hashed only when it is not
+    empty, so entries written before it existed keep their hashes.
     entry n is intact when its hash matches and prev_hash equals entry n-1's hash
     (entry 1's prev_hash is GENESIS), and seq runs 1, 2, 3, ... without gaps.
 
@@ -46,6 +48,10 @@ CHAINED_FIELDS = (
 )
 
 
+# Chained when present and not empty (added later; absent from older entries and exports).
+OPTIONAL_CHAINED_FIELDS = ("upstream_request_id",)
+
+
 def format_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -58,6 +64,9 @@ def canonical_values(entry: Mapping[str, Any]) -> dict[str, Any]:
     data["actor_id"] = None if data["actor_id"] in (None, "") else str(data["actor_id"])
     data["seq"] = int(data["seq"])
     data["ip"] = data["ip"] or None
+    for name in OPTIONAL_CHAINED_FIELDS:
+        if entry.get(name):
+            data[name] = entry[name]
     return data
 
 

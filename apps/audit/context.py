@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 @dataclass(frozen=True)
 class AuditContext:
     request_id: str = ""
+    upstream_request_id: str = ""
     ip: str | None = None
     user_agent: str = ""
     assertion_jti: str = ""

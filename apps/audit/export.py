@@ -4,9 +4,11 @@ Column order (CSV header and JSON Lines key order; stable, append-only if it eve
 
     seq, created_at, actor_id, actor_label, action, target_type, target_id, target_repr,
     resource_slug, request_id, ip, user_agent, assertion_jti, assertion_sid, details,
-    prev_hash, hash
+    prev_hash, hash, upstream_request_id
 
-i.e. ``chain.CHAINED_FIELDS`` followed by ``hash``. Values are the canonical values that
+i.e. ``chain.CHAINED_FIELDS`` followed by ``hash`` and the optional chained fields
+(``upstream_request_id``: empty unless a trusted proxy sent its own id; hashed only when
+not empty). Values are the canonical values that
 are hashed (``chain.canonical_values``): created_at is ISO 8601 UTC with microseconds,
 actor_id a string or null, ip a string or null, details a JSON object.
 
@@ -45,7 +47,9 @@ from . import chain
 from .models import AuditAction, AuditEvent
 from .services import record_now
 
-EXPORT_COLUMNS: tuple[str, ...] = (*chain.CHAINED_FIELDS, "hash")
+EXPORT_COLUMNS: tuple[str, ...] = (*chain.CHAINED_FIELDS, "hash", *chain.OPTIONAL_CHAINED_FIELDS)
+# Exports written before the optional fields existed.
+_REQUIRED_COLUMNS: tuple[str, ...] = (*chain.CHAINED_FIELDS, "hash")
 
 CHUNK_SIZE = 2000  # rows per database fetch
 BUFFER_BYTES = 64 * 1024  # characters per streamed piece
@@ -202,6 +206,7 @@ def export_values(row: Mapping[str, Any]) -> dict[str, Any]:
         "details": row["details"],
         "prev_hash": row["prev_hash"],
         "hash": row["hash"],
+        "upstream_request_id": row["upstream_request_id"],
     }
 
 
@@ -243,6 +248,7 @@ def csv_cells(row: Mapping[str, Any]) -> list[str]:
         chain.dumps(row["details"]),
         row["prev_hash"],
         row["hash"],
+        row["upstream_request_id"],
     ]
     return ["'" + cell if cell and cell[0] in _NEUTRALISE else cell for cell in cells]
 
@@ -311,7 +317,7 @@ def record_export(
 def _checked(data: Any, line: int) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ExportFileError(line, "not a JSON object")
-    missing = [name for name in EXPORT_COLUMNS if name not in data]
+    missing = [name for name in _REQUIRED_COLUMNS if name not in data]
     if missing:
         raise ExportFileError(line, "missing " + ", ".join(missing))
     try:
@@ -341,13 +347,14 @@ def read_csv(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     header = next(reader, None)
     if header is None:
         return
-    if tuple(header) != EXPORT_COLUMNS:
+    columns = tuple(header)
+    if columns not in (EXPORT_COLUMNS, _REQUIRED_COLUMNS):
         raise ExportFileError(1, "the header is not the documented column order")
     for cells in reader:
         number = reader.line_num
-        if len(cells) != len(EXPORT_COLUMNS):
-            raise ExportFileError(number, f"{len(cells)} cells, expected {len(EXPORT_COLUMNS)}")
-        data: dict[str, Any] = dict(zip(EXPORT_COLUMNS, map(unneutralise, cells), strict=True))
+        if len(cells) != len(columns):
+            raise ExportFileError(number, f"{len(cells)} cells, expected {len(columns)}")
+        data: dict[str, Any] = dict(zip(columns, map(unneutralise, cells), strict=True))
         try:
             data["details"] = json.loads(data["details"])
         except json.JSONDecodeError as exc:

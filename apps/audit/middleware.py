@@ -1,24 +1,42 @@
-"""Opens the audit/log context for each request: request id, source address, user agent."""
+"""Opens the audit/log context for each request: request id, source address, user agent.
+
+The portal is reachable only through Pomerium, which *appends* the address it saw to
+whatever ``X-Forwarded-For`` the client sent. So the client address is the entry
+``TRUSTED_PROXY_COUNT`` places from the right (1: the one Pomerium added); entries further
+left are the client's own words and never reach the trail. With no such entry the
+socket's peer (``REMOTE_ADDR``) is used.
+
+The request id is always the portal's own. A proxy's id (Envoy's ``X-Request-Id``) is kept
+apart in ``upstream_request_id``, and only when the request came through a trusted
+proxy (``TRUSTED_PROXY_COUNT`` > 0), so a client cannot make two people's actions share an
+id.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_ipv46_address
 from django.http import HttpRequest, HttpResponse
 
 from . import context
 
-# Pomerium forwards its own X-Request-Id; keep it when it looks sane so logs join up.
+# An upstream id is kept (apart from ours) only when it looks like one.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    """The browser's address. Only Pomerium reaches the portal, and it sets X-Forwarded-For."""
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    candidate = forwarded.split(",")[0].strip() if forwarded else request.META.get("REMOTE_ADDR")
+    """The client's address as the trusted proxies saw it (see the module docstring)."""
+    trusted = max(0, int(settings.TRUSTED_PROXY_COUNT))
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    forwarded = [part for part in forwarded if part]
+    if trusted and len(forwarded) >= trusted:
+        candidate = forwarded[-trusted]
+    else:
+        candidate = request.META.get("REMOTE_ADDR", "")
     if not candidate:
         return None
     try:
@@ -33,11 +51,15 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = context.new_request_id()
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if _REQUEST_ID.match(incoming) else context.new_request_id()
+        upstream = (
+            incoming if settings.TRUSTED_PROXY_COUNT > 0 and _REQUEST_ID.match(incoming) else ""
+        )
         token = context.activate(
             context.AuditContext(
                 request_id=request_id,
+                upstream_request_id=upstream,
                 ip=client_ip(request),
                 user_agent=request.META.get("HTTP_USER_AGENT", "")[:512],
                 channel="web",  # the API's middleware says "api" for its own paths

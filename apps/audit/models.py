@@ -21,6 +21,7 @@ class AuditAction(models.TextChoices):
     USER_GROUPS_CHANGED = "user.groups_changed", "User groups changed"
     USER_ADMIN_GRANTED = "user.admin_granted", "Admin rights granted"
     USER_ADMIN_REVOKED = "user.admin_revoked", "Admin rights removed"
+    USER_RELINKED = "user.relinked", "User re-linked to a new IdP subject"
     # Requests
     REQUEST_SUBMITTED = "request.submitted", "Request submitted"
     REQUEST_CANCELLED = "request.cancelled", "Request cancelled"
@@ -38,6 +39,7 @@ class AuditAction(models.TextChoices):
     GRANT_BREAK_GLASS = "grant.break_glass", "Break-glass activation"
     GRANT_REVIEWED = "grant.reviewed", "Break-glass grant reviewed"
     GRANT_ENFORCED = "grant.enforced", "Grant change enforced in Pomerium"
+    GRANT_EMAIL_CHANGED = "grant.email_changed", "Grant moved to the user's new email"
     # Zero
     ZERO_POLICY_CREATED = "zero.policy_created", "Zero policy created"
     ZERO_POLICY_WRITTEN = "zero.policy_written", "Zero policy written"
@@ -88,6 +90,9 @@ class AuditEvent(models.Model):
     target_repr = models.CharField(max_length=300, blank=True)
     resource_slug = models.CharField(max_length=64, blank=True, db_index=True)
     request_id = models.CharField(max_length=128, blank=True)
+    upstream_request_id = models.CharField(
+        max_length=128, blank=True, help_text="The trusted proxy's own request id, if it sent one."
+    )
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
     assertion_jti = models.CharField(max_length=64, blank=True)

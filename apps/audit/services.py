@@ -96,6 +96,7 @@ def record(
         "target_repr": target_repr,
         "resource_slug": resource_slug,
         "request_id": ctx.request_id,
+        "upstream_request_id": ctx.upstream_request_id,
         "ip": ctx.ip,
         "user_agent": ctx.user_agent,
         "assertion_jti": ctx.assertion_jti,
@@ -117,6 +118,7 @@ def record_now(action: AuditAction | str, **kwargs: Any) -> AuditEvent:
 
 def event_fields(event: AuditEvent) -> dict[str, Any]:
     """The chained fields of a stored entry, plus its hash (for verification and export)."""
-    data = {name: getattr(event, name) for name in chain.CHAINED_FIELDS}
+    names = (*chain.CHAINED_FIELDS, *chain.OPTIONAL_CHAINED_FIELDS)
+    data = {name: getattr(event, name) for name in names}
     data["hash"] = event.hash
     return data

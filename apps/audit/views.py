@@ -1,18 +1,21 @@
 """The auditors' export page: ``/audit/export``.
 
-GET without ``format`` shows the form; with it, a valid form streams the download and an
-invalid one shows the form again with its errors (400). Only auditors
-(``audit.export_auditevent``) and superusers get past the door; others get the 403 page.
+GET only shows the form; the form POSTs (with its CSRF token), and a valid one streams
+the download while an invalid one shows the form again with its errors (400). A link or an
+image tag can therefore never start an export in someone's name. Only auditors and
+superusers get past the door; others get the 403 page.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.views.decorators.http import require_http_methods
 
 from . import export
 from .forms import ExportForm
@@ -21,9 +24,21 @@ from .models import AuditEvent
 EXPORT_PERMISSION = "audit.export_auditevent"
 
 
+# The accounts app registers its check of the portal roles (from the settings) here; the
+# trail cannot import it (audit depends on nothing). With no check registered, nobody exports.
+_role_checks: list[Callable[[Any], bool]] = []
+
+
+def register_role_check(check: Callable[[Any], bool]) -> None:
+    if check not in _role_checks:
+        _role_checks.append(check)
+
+
 def may_export(user: Any) -> bool:
-    """Auditors hold the permission; active superusers hold every permission."""
-    return bool(user.is_authenticated and user.has_perm(EXPORT_PERMISSION))
+    """Auditors and superusers: the permission *and* the role, checked each time."""
+    if not (user.is_authenticated and user.is_active and user.has_perm(EXPORT_PERMISSION)):
+        return False
+    return bool(_role_checks) and all(check(user) for check in _role_checks)
 
 
 def download(queryset: Any, *, fmt: str, name: str, upto_seq: int) -> StreamingHttpResponse:
@@ -37,12 +52,13 @@ def download(queryset: Any, *, fmt: str, name: str, upto_seq: int) -> StreamingH
     return response
 
 
+@require_http_methods(["GET", "POST"])
 def export_page(request: HttpRequest) -> HttpResponseBase:
     if not may_export(request.user):
         raise PermissionDenied
-    if "format" not in request.GET:
+    if request.method != "POST":
         return render(request, "audit/export.html", {"form": ExportForm()})
-    form = ExportForm(request.GET)
+    form = ExportForm(request.POST)
     if not form.is_valid():
         return render(request, "audit/export.html", {"form": form}, status=400)
     filters = form.filters()

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 
+from apps.accounts.roles import claim_group_name
+
 if TYPE_CHECKING:
     from apps.access.models import Resource
     from apps.accounts.models import User
@@ -46,7 +48,11 @@ def approvers(
     model = get_user_model()
     excluded = set(exclude)
     members = _reachable(
-        model.objects.filter(is_active=True, groups__name__in=resource.approver_groups).distinct()
+        model.objects.filter(
+            is_active=True,
+            # Claim groups are mirrored under a prefix (apps.accounts.roles).
+            groups__name__in=[claim_group_name(g) for g in resource.approver_groups],
+        ).distinct()
         if resource.approver_groups
         else model.objects.none(),
         excluded,

@@ -164,7 +164,7 @@ class TestAdminViews:
     def test_who_had_access_is_shown_and_audited(
         self, auditor: Any, db_res: Resource, grants: dict[str, Grant]
     ) -> None:
-        response = auditor.get(
+        response = auditor.post(
             self.URL,
             {"resource": "prod-db", "start": "2026-11-01T10:00Z", "end": "2026-11-01T10:40Z"},
         )
@@ -184,7 +184,7 @@ class TestAdminViews:
         }
 
     def test_csv_download(self, superuser: Any, db_res: Resource, grants: dict[str, Grant]) -> None:
-        response = superuser.get(
+        response = superuser.post(
             self.URL,
             {"resource": "prod-db", "start": "2026-11-01", "end": "2026-11-01", "download": "csv"},
         )
@@ -198,15 +198,33 @@ class TestAdminViews:
 
     def test_who_has_access_now(self, auditor: Any, db_res: Resource) -> None:
         live = grant(db_res, datetime.now(UTC) - H, datetime.now(UTC) + H, GrantState.ACTIVE)
-        response = auditor.get(self.NOW_URL)
+        response = auditor.post(self.NOW_URL, {"resource": ""})
         assert [row.grant_id for row in response.context["rows"]] == [live.pk]
         assert [e.details["report"] for e in self.viewed()] == ["who_has_access_now"]
 
     def test_the_empty_form_and_bad_input_are_not_audited(self, auditor: Any, db_res: Any) -> None:
         assert auditor.get(self.URL).status_code == 200
-        response = auditor.get(self.URL, {"resource": "prod-db", "start": "soon", "end": ""})
+        response = auditor.post(self.URL, {"resource": "prod-db", "start": "soon", "end": ""})
         assert response.status_code == 400
         assert set(response.context["form"].errors) == {"start", "end"}
+        assert self.viewed() == []
+
+    def test_a_get_only_shows_the_form(self, auditor: Any, db_res: Resource, grants: Any) -> None:
+        # A link (or an <img>) cannot run or download a report in an auditor's name.
+        for url in (self.URL, self.NOW_URL):
+            response = auditor.get(
+                url,
+                {
+                    "resource": "prod-db",
+                    "start": "2026-11-01",
+                    "end": "2026-11-02",
+                    "download": "csv",
+                },
+            )
+            assert response.status_code == 200
+            assert response.context["rows"] is None
+            assert "Content-Disposition" not in response
+            assert '<form method="post">' in response.content.decode()
         assert self.viewed() == []
 
     def test_linked_from_the_grants_list_and_the_audit_list(
@@ -223,4 +241,5 @@ class TestAdminViews:
     def test_approver_gets_403(self, approver: Any, db_res: Any) -> None:
         assert approver.get(self.NOW_URL).status_code == 403
         assert approver.get(self.URL, {"resource": "prod-db"}).status_code == 403
+        assert approver.post(self.NOW_URL, {"resource": ""}).status_code == 403
         assert self.viewed() == []

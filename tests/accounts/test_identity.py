@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+from django.conf import settings
+from django.contrib.sessions.backends.signed_cookies import SessionStore
 from django.contrib.sessions.models import Session
 from django.test import Client
 
@@ -30,11 +33,14 @@ def actions(user: User | None = None) -> list[str]:
     return list(qs.values_list("action", flat=True))
 
 
-def test_user_keyed_on_sub_email_lowercased(signing_key: SigningKey) -> None:
+def test_user_keyed_on_sub_email_kept_as_carried(signing_key: SigningKey) -> None:
     Client().get("/", **{HEADER: token(signing_key, email="Alice@Example.COM", name="Alice A")})
     user = User.objects.get()
-    assert (user.username, user.email, user.display_name) == (
+    # Pomerium's rules compare the claim exactly, so the portal keeps it exactly; its own
+    # comparisons use the normalised key.
+    assert (user.username, user.email, user.email_key, user.display_name) == (
         "idp|alice",
+        "Alice@Example.COM",
         "alice@example.com",
         "Alice A",
     )
@@ -57,9 +63,10 @@ def test_groups_mirrored_and_changes_audited(signing_key: SigningKey) -> None:
     client = Client()
     client.get("/", **{HEADER: token(signing_key, groups=["eng", "sre"])})
     user = User.objects.get()
-    assert set(user.groups.values_list("name", flat=True)) == {"eng", "sre"}
+    assert set(user.groups.values_list("name", flat=True)) == {"idp:eng", "idp:sre"}
+    assert user.group_names() == {"eng", "sre"}
     client.get("/", **{HEADER: token(signing_key, groups=["eng", "dba"])})
-    assert set(user.groups.values_list("name", flat=True)) == {"eng", "dba"}
+    assert user.group_names() == {"eng", "dba"}
     change = AuditEvent.objects.get(action=AuditAction.USER_GROUPS_CHANGED)
     assert change.details == {"added": ["dba"], "removed": ["sre"]}
 
@@ -114,36 +121,54 @@ def test_auditor_role_sees_but_cannot_decide(signing_key: SigningKey) -> None:
     assert not user.has_perm("access.decide_accessrequest")
 
 
+def session_user_id(client: Client) -> str | None:
+    """Whom the client's session cookie names (sessions are signed cookies: no rows)."""
+    cookie = client.cookies.get(settings.SESSION_COOKIE_NAME)
+    if cookie is None or not cookie.value:
+        return None
+    return SessionStore(session_key=cookie.value).get("_auth_user_id")
+
+
 def test_missing_header_logs_the_session_out(signing_key: SigningKey) -> None:
     client = Client()
     assert client.get("/", **{HEADER: token(signing_key)}).status_code == 200
-    assert Session.objects.count() == 1
+    user = User.objects.get()
+    assert session_user_id(client) == str(user.pk)
     response = client.get("/")
     assert response.status_code == 403
-    assert Session.objects.count() == 0
+    assert response.cookies[settings.SESSION_COOKIE_NAME].value == ""  # the cookie is deleted
+    assert session_user_id(client) is None
     rejected = AuditEvent.objects.get(action=AuditAction.ASSERTION_REJECTED)
-    assert rejected.actor == User.objects.get()  # the session's user is named
+    assert rejected.actor == user  # the session's user is named
 
 
 def test_invalid_token_logs_the_session_out(signing_key: SigningKey) -> None:
     client = Client()
     client.get("/", **{HEADER: token(signing_key)})
+    assert session_user_id(client) is not None
     response = client.get("/", **{HEADER: "garbage"})
     assert response.status_code == 403
-    assert Session.objects.count() == 0
+    assert session_user_id(client) is None
 
 
 def test_token_for_another_user_replaces_the_session(signing_key: SigningKey) -> None:
     client = Client()
     client.get("/", **{HEADER: token(signing_key)})
-    first_session = client.session.session_key
+    alice = User.objects.get(username="idp|alice")
+    assert session_user_id(client) == str(alice.pk)
     response = client.get(
         "/", **{HEADER: token(signing_key, sub="idp|bob", email="bob@example.com")}
     )
     assert response.status_code == 200
     assert response.wsgi_request.user.username == "idp|bob"
-    assert client.session.session_key != first_session
-    assert not Session.objects.filter(session_key=first_session).exists()
+    assert session_user_id(client) == str(User.objects.get(username="idp|bob").pk)
+
+
+def test_cookieless_requests_leave_no_session_rows(signing_key: SigningKey) -> None:
+    # Probes and API clients behind Pomerium send no cookie; each used to leave a row.
+    for _ in range(5):
+        assert Client().get("/", **{HEADER: token(signing_key)}).status_code == 200
+    assert Session.objects.count() == 0
 
 
 def test_inactive_user_is_refused(signing_key: SigningKey) -> None:
@@ -165,10 +190,29 @@ def test_healthz_needs_no_assertion_and_reveals_nothing() -> None:
 def test_sign_out_goes_to_pomerium(signing_key: SigningKey) -> None:
     client = Client()
     client.get("/", **{HEADER: token(signing_key)})
-    response = client.get("/signout", **{HEADER: token(signing_key)})
+    response = client.post("/signout", **{HEADER: token(signing_key)})
     assert response.status_code == 302
     assert response["Location"] == "/.pomerium/sign_out"
-    assert Session.objects.count() == 0
+    assert session_user_id(client) is None
+
+
+def test_sign_out_by_get_only_shows_the_button(signing_key: SigningKey) -> None:
+    client = Client()
+    client.get("/", **{HEADER: token(signing_key)})
+    response = client.get("/signout", **{HEADER: token(signing_key)})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<form method="post" action="/signout">' in html
+    assert 'name="csrfmiddlewaretoken"' in html
+    assert session_user_id(client) == str(User.objects.get().pk)  # still signed in
+
+
+def test_sign_out_post_needs_the_csrf_token(signing_key: SigningKey) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.get("/", **{HEADER: token(signing_key)})
+    response = client.post("/signout", **{HEADER: token(signing_key)})
+    assert response.status_code == 403
+    assert session_user_id(client) == str(User.objects.get().pk)
 
 
 def test_admin_password_login_does_not_exist(signing_key: SigningKey) -> None:
@@ -194,7 +238,9 @@ def test_request_id_and_assertion_ids_reach_the_audit(signing_key: SigningKey) -
         **{HEADER: mint(signing_key, claims)},
     )
     event = AuditEvent.objects.get(action=AuditAction.USER_CREATED)
-    assert event.request_id == "req-12345678"
+    # The request id is the portal's own; Pomerium's id is kept apart.
+    assert re.fullmatch(r"[0-9a-f]{32}", event.request_id)
+    assert event.upstream_request_id == "req-12345678"
     assert event.assertion_jti == claims["jti"]
     assert event.assertion_sid == claims["sid"]
     assert event.ip == "203.0.113.9"

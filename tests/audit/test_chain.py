@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from apps.audit import chain, export
+from apps.audit import chain, context, export
 from apps.audit.models import AuditEvent
 
 from .conftest import T0, add_entries
@@ -41,6 +41,23 @@ def test_hash_is_sha256_of_the_documented_canonical_json() -> None:
     data["actor_id"] = None
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert hashlib.sha256(text.encode()).hexdigest() == event.hash
+
+
+def test_an_upstream_request_id_is_hashed_as_the_readme_says() -> None:
+    """Not empty, it is one more key of the canonical JSON; the README script keeps it."""
+    token = context.activate(
+        context.AuditContext(request_id="a" * 32, upstream_request_id="envoy-1234")
+    )
+    try:
+        (event,) = add_entries(1, at=T0)
+    finally:
+        context.deactivate(token)
+    line = export.export_values(_row(event))
+    assert line["upstream_request_id"] == "envoy-1234"
+    data = {k: v for k, v in line.items() if k != "hash"}
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert hashlib.sha256(text.encode()).hexdigest() == event.hash
+    assert db_chain().ok
 
 
 def test_altered_row_is_found(raw_sql: Any) -> None:

@@ -18,7 +18,8 @@ from .conftest import T0, add_entry
 
 DOCUMENTED_COLUMNS = (
     "seq,created_at,actor_id,actor_label,action,target_type,target_id,target_repr,"
-    "resource_slug,request_id,ip,user_agent,assertion_jti,assertion_sid,details,prev_hash,hash"
+    "resource_slug,request_id,ip,user_agent,assertion_jti,assertion_sid,details,prev_hash,hash,"
+    "upstream_request_id"
 )
 
 
@@ -205,7 +206,12 @@ class TestWriters:
         for row in rows:
             values = export.export_values(row)
             assert tuple(values) == export.EXPORT_COLUMNS
-            assert values == {**chain.canonical_values(row), "hash": row["hash"]}
+            expected = {
+                "upstream_request_id": "",
+                **chain.canonical_values(row),
+                "hash": row["hash"],
+            }
+            assert values == expected
             assert export.csv_cells(row) == [
                 export.neutralise("" if v is None else chain.dumps(v) if k == "details" else str(v))
                 for k, v in values.items()

@@ -7,12 +7,15 @@ import io
 import json
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.http import StreamingHttpResponse
 
 from apps.audit import chain
 from apps.audit.models import AuditAction, AuditEvent
+from tests.conftest import PomeriumClient
+from tests.support.jwks import SigningKey
 
 from .conftest import T0, add_entry
 
@@ -57,6 +60,14 @@ def trail() -> dict[str, AuditEvent]:
     }
 
 
+def admin_export(client: Any, params: dict[str, str]) -> Any:
+    """The admin export as a browser sends it: filters in the query, format in the POST."""
+    query = {k: v for k, v in params.items() if k != "format"}
+    return client.post(
+        f"{ADMIN_EXPORT}?{urlencode(query)}", {"format": params.get("format", "csv")}
+    )
+
+
 def test_the_form_page_exports_nothing(auditor: Any, trail: Any) -> None:
     response = auditor.get(EXPORT)
     assert response.status_code == 200
@@ -64,10 +75,29 @@ def test_the_form_page_exports_nothing(auditor: Any, trail: Any) -> None:
     assert exports() == []
 
 
+def test_a_get_never_downloads_even_with_every_parameter(auditor: Any, trail: Any) -> None:
+    # A link or <img src> in someone else's page must not export in the auditor's name.
+    response = auditor.get(EXPORT, {"format": "jsonl", "action": "grant.break_glass"})
+    assert response.status_code == 200
+    assert not isinstance(response, StreamingHttpResponse)
+    html = response.content.decode()
+    assert '<form method="post"' in html and 'name="csrfmiddlewaretoken"' in html
+    assert exports() == []
+
+
+def test_the_export_post_needs_the_csrf_token(signing_key: SigningKey, trail: Any) -> None:
+    identity = {"sub": "idp|carol", "email": "carol@example.com", "groups": ["compliance"]}
+    client = PomeriumClient(signing_key, identity, enforce_csrf_checks=True)
+    assert client.get("/").status_code == 200
+    response = client.post(EXPORT, {"format": "csv"})
+    assert response.status_code == 403
+    assert exports() == []
+
+
 def test_csv_download_streams_the_filtered_range_and_is_audited_first(
     auditor: Any, trail: dict[str, AuditEvent]
 ) -> None:
-    response = auditor.get(
+    response = auditor.post(
         EXPORT, {"since": "2026-11-01", "until": "2026-11-23", "resource": "db", "format": "csv"}
     )
     assert response.status_code == 200
@@ -104,7 +134,7 @@ def test_csv_download_streams_the_filtered_range_and_is_audited_first(
 def test_jsonl_download_of_everything_verifies_and_ends_with_its_own_record(
     auditor: Any, trail: dict[str, AuditEvent]
 ) -> None:
-    response = auditor.get(EXPORT, {"format": "jsonl"})
+    response = auditor.post(EXPORT, {"format": "jsonl"})
     assert response["Content-Type"] == "application/x-ndjson; charset=utf-8"
     assert response["Content-Disposition"].startswith('attachment; filename="audit_start_to_')
     lines = [json.loads(line) for line in body(response).splitlines()]
@@ -115,15 +145,15 @@ def test_jsonl_download_of_everything_verifies_and_ends_with_its_own_record(
 
 def test_injection_is_neutralised_in_csv_only(auditor: Any) -> None:
     add_entry(at=T0, actor_label="=cmd|'/c calc'!a0", details={})
-    csv_text = body(auditor.get(EXPORT, {"actor": "=cmd|'/c calc'!a0", "format": "csv"}))
+    csv_text = body(auditor.post(EXPORT, {"actor": "=cmd|'/c calc'!a0", "format": "csv"}))
     row = next(csv.DictReader(io.StringIO(csv_text.removeprefix("\ufeff"), newline="")))
     assert row["actor_label"] == "'=cmd|'/c calc'!a0"
-    jsonl = body(auditor.get(EXPORT, {"actor": "=cmd|'/c calc'!a0", "format": "jsonl"}))
+    jsonl = body(auditor.post(EXPORT, {"actor": "=cmd|'/c calc'!a0", "format": "jsonl"}))
     assert json.loads(jsonl)["actor_label"] == "=cmd|'/c calc'!a0"
 
 
 def test_superuser_may_export(superuser: Any, trail: Any) -> None:
-    response = superuser.get(EXPORT, {"action": "grant.break_glass", "format": "jsonl"})
+    response = superuser.post(EXPORT, {"action": "grant.break_glass", "format": "jsonl"})
     lines = [json.loads(line) for line in body(response).splitlines()]
     assert [line["seq"] for line in lines] == [trail["glass"].seq]
     assert [e.actor_label for e in exports()] == ["root@example.com"]
@@ -135,9 +165,10 @@ def test_others_get_403_and_nothing_is_exported(who: str, request: Any, trail: A
     client.get("/")  # signs in (writes user.created), so the count below is stable
     before = AuditEvent.objects.count()
     for params in ({}, {"format": "csv"}, {"format": "jsonl"}):
-        response = client.get(EXPORT, params)
-        assert response.status_code == 403
-        assert b"You may not do that" in response.content
+        for send in (client.get, client.post):
+            response = send(EXPORT, params)
+            assert response.status_code == 403
+            assert b"You may not do that" in response.content
     assert AuditEvent.objects.count() == before
     assert exports() == []
 
@@ -155,7 +186,7 @@ def test_others_get_403_and_nothing_is_exported(who: str, request: Any, trail: A
 def test_bad_input_shows_form_errors(
     auditor: Any, params: dict[str, str], field: str, message: str
 ) -> None:
-    response = auditor.get(EXPORT, {"format": "csv", **params})
+    response = auditor.post(EXPORT, {"format": "csv", **params})
     assert response.status_code == 400
     assert message in " ".join(response.context["form"].errors[field])
     assert exports() == []
@@ -188,8 +219,8 @@ class TestAdmin:
     def test_export_honours_changelist_filters_and_search(
         self, auditor: Any, trail: dict[str, AuditEvent]
     ) -> None:
-        response = auditor.get(
-            ADMIN_EXPORT, {"action__exact": "grant.revoked", "q": "alice", "format": "jsonl"}
+        response = admin_export(
+            auditor, {"action__exact": "grant.revoked", "q": "alice", "format": "jsonl"}
         )
         lines = [json.loads(line) for line in body(response).splitlines()]
         assert [line["seq"] for line in lines] == [trail["revoked"].seq, trail["later"].seq]
@@ -202,8 +233,8 @@ class TestAdmin:
         assert event.actor_label == "carol@example.com"
 
     def test_export_of_a_date_filter_names_the_range(self, auditor: Any, trail: Any) -> None:
-        response = auditor.get(
-            ADMIN_EXPORT,
+        response = admin_export(
+            auditor,
             {
                 "created_at__gte": "2026-11-01 00:00:00+00:00",
                 "created_at__lt": "2026-11-08 00:00:00+00:00",
@@ -216,13 +247,24 @@ class TestAdmin:
         assert body(response).count("\r\n") == 3  # header + revoked + glass
 
     def test_bad_filters_export_nothing(self, auditor: Any, trail: Any) -> None:
-        response = auditor.get(ADMIN_EXPORT, {"bogus__lookup": "1", "format": "csv"})
+        response = admin_export(auditor, {"bogus__lookup": "1", "format": "csv"})
         assert response.status_code == 302
-        response = auditor.get(ADMIN_EXPORT, {"format": "xlsx"})
+        response = admin_export(auditor, {"format": "xlsx"})
         assert response.status_code == 302
+        assert exports() == []
+
+    def test_the_export_link_only_shows_a_confirmation_form(self, auditor: Any, trail: Any) -> None:
+        response = auditor.get(ADMIN_EXPORT, {"action__exact": "grant.revoked", "format": "csv"})
+        assert response.status_code == 200
+        assert not isinstance(response, StreamingHttpResponse)
+        html = response.content.decode()
+        action = f'<form method="post" action="{ADMIN_EXPORT}?action__exact=grant.revoked'
+        assert action in html
+        assert "<code>action__exact</code> = grant.revoked" in html
         assert exports() == []
 
     def test_approver_gets_403(self, approver: Any, trail: Any) -> None:
         assert approver.get(ADMIN_EXPORT, {"format": "csv"}).status_code == 403
+        assert admin_export(approver, {"format": "csv"}).status_code == 403
         assert approver.get("/admin/audit/auditevent/").status_code == 403
         assert exports() == []

@@ -72,11 +72,11 @@ class Story:
         assert who.inner_text() == name, self.text()
 
     def sign_out(self) -> None:
-        """The page's own sign-out: the portal's "Sign out" link or the admin's "Log out".
+        """The page's own sign-out: the portal's "Sign out" button or the admin's "Log out".
 
         Both end the portal session and go on to Pomerium's (here: the proxy's) sign-out.
         """
-        self.page.click("header a:text-is('Sign out'), #logout-form button")
+        self.page.click("header button:text-is('Sign out'), #logout-form button")
         self.page.wait_for_url(re.compile(r"/\.pomerium/sign_in"))
 
     def switch_to(self, key: str, name: str) -> None:

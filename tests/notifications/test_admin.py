@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.core import mail
 
 from apps.access import events
-from apps.accounts.models import User
+from apps.accounts import roles
 from apps.notifications.models import Channel, Notification, Status
 
 pytestmark = pytest.mark.django_db
@@ -50,13 +49,15 @@ def superuser(as_user: Any) -> Any:
 
 
 @pytest.fixture
-def viewer(as_user: Any) -> Any:
-    """An approver (staff) who was also given the view permission on notifications."""
-    client = as_user("idp|bob", "bob@example.com", groups=["approvers"])
-    assert client.get(CHANGELIST).status_code == 403
-    bob = User.objects.get(username="idp|bob")
-    bob.user_permissions.add(Permission.objects.get(codename="view_notification"))
-    return client
+def viewer(as_user: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A staff member whose role includes the view permission on notifications.
+
+    Permissions come only from the managed role groups (a permission attached to a user by
+    hand grants nothing), so the approver role is widened here, as a deployment would.
+    """
+    widened = (*roles.ROLE_PERMISSIONS[roles.APPROVER], "notifications.view_notification")
+    monkeypatch.setitem(roles.ROLE_PERMISSIONS, roles.APPROVER, widened)
+    return as_user("idp|bob", "bob@example.com", groups=["approvers"])
 
 
 def test_changelist_filters_by_status_channel_and_event(

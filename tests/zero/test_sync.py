@@ -58,7 +58,7 @@ def test_approval_reaches_zero_and_the_window_is_enforced(
     assert grant.live_at is not None and grant.enforced_at == grant.live_at
     assert actions(before) == [A.ZERO_POLICY_CREATED, A.GRANT_ENFORCED]
     enforced = AuditEvent.objects.get(action=A.GRANT_ENFORCED)
-    assert enforced.details["email"] == "Alice@Example.com"
+    assert enforced.details["email"] == "Alice@Example.com"  # Grant.email, as carried
     assert enforced.details["enforced_at"] == grant.enforced_at.isoformat()
     assert enforced.details["first_time"] is True
     created = AuditEvent.objects.get(action=A.ZERO_POLICY_CREATED)
