@@ -87,9 +87,9 @@ class ApiGuardMiddleware:
         context.update(channel="api")
         refused = self.refuse(request)
         response = refused or self.get_response(request)
-        response = self.as_json_error(response)
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
+        # Cache-Control: private, no-store comes from accounts' NoStoreMiddleware, as on
+        # every page.
+        return self.as_json_error(response)
 
     def refuse(self, request: HttpRequest) -> HttpResponse | None:
         if request.method == "OPTIONS":

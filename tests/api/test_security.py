@@ -121,4 +121,6 @@ def test_wrong_method_is_a_json_405(alice, db):
 
 
 def test_api_answers_are_not_cached(alice, db):
-    assert alice.get("/resources")["Cache-Control"] == "no-store"
+    response = alice.get("/resources")
+    assert response["Cache-Control"] == "private, no-store"  # one policy, pages and API alike
+    assert alice.get("/nope")["Cache-Control"] == "private, no-store"  # errors too
