@@ -55,6 +55,8 @@ RUN SECRET_KEY=build-only \
     ALLOWED_HOSTS=build \
     JWKS_ENDPOINT=http://build/jwks.json \
     POMERIUM_JWT_AUDIENCE=build \
+    DATABASE_URL=sqlite:////tmp/build.db \
+    CELERY_BROKER_URL=memory:// \
     python manage.py collectstatic --noinput
 
 USER 10001:10001

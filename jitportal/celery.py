@@ -8,7 +8,10 @@ import os
 
 from celery import Celery
 
+from jitportal.startup import load_settings_or_exit
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jitportal.settings")
+load_settings_or_exit()
 
 app = Celery("jitportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")

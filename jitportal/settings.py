@@ -47,6 +47,12 @@ _missing = [
         ("ALLOWED_HOSTS", os.environ.get("ALLOWED_HOSTS", "")),
         ("JWKS_ENDPOINT", os.environ.get("JWKS_ENDPOINT", "")),
         ("POMERIUM_JWT_AUDIENCE", os.environ.get("POMERIUM_JWT_AUDIENCE", "")),
+        # No silent fallback to the demo's SQLite file and filesystem broker.
+        ("DATABASE_URL", os.environ.get("DATABASE_URL", "")),
+        (
+            "CELERY_BROKER_URL",
+            os.environ.get("CELERY_BROKER_URL", "") or os.environ.get("REDIS_URL", ""),
+        ),
     )
     if not value
 ]

@@ -145,6 +145,7 @@ def test_production_without_collectstatic_refuses_to_start(tmp_path: Path) -> No
         JWKS_ENDPOINT="https://jit.example.com/.well-known/pomerium/jwks.json",
         POMERIUM_JWT_AUDIENCE="jit.example.com",
         DATABASE_URL=f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+        CELERY_BROKER_URL="memory://",
         STATIC_ROOT=str(tmp_path / "static-never-collected"),
         LOG_DIR=str(tmp_path),
     )
@@ -167,6 +168,8 @@ def test_check_names_the_missing_static_files(tmp_path: Path) -> None:
         ALLOWED_HOSTS="jit.example.com",
         JWKS_ENDPOINT="https://jit.example.com/.well-known/pomerium/jwks.json",
         POMERIUM_JWT_AUDIENCE="jit.example.com",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+        CELERY_BROKER_URL="memory://",
         STATIC_ROOT=str(tmp_path / "nothing-here"),
     )
     result = run_manage("check", env=env)

@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -43,7 +44,15 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(
-    "missing", ["SECRET_KEY", "ALLOWED_HOSTS", "JWKS_ENDPOINT", "POMERIUM_JWT_AUDIENCE"]
+    "missing",
+    [
+        "SECRET_KEY",
+        "ALLOWED_HOSTS",
+        "JWKS_ENDPOINT",
+        "POMERIUM_JWT_AUDIENCE",
+        "DATABASE_URL",
+        "CELERY_BROKER_URL",
+    ],
 )
 def test_production_refuses_to_start_without_required_settings(missing: str) -> None:
     env = {k: v for k, v in PRODUCTION.items() if k != missing}
@@ -51,6 +60,7 @@ def test_production_refuses_to_start_without_required_settings(missing: str) -> 
     assert result.returncode != 0
     assert "Refusing to start in production mode" in result.stderr
     assert missing in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # one readable line
     assert PRODUCTION["API_USER_TOKEN"] not in result.stderr
 
 
@@ -112,3 +122,24 @@ def test_json_log_lines_carry_the_request_id() -> None:
     assert line["message"] == "hello world"
     assert line["request_id"] == "req-abc12345"
     assert line["reason"] == "expired"
+
+
+@pytest.mark.parametrize("entry", ["jitportal.wsgi", "jitportal.celery"])
+def test_web_and_worker_refuse_with_the_same_one_line(entry: str) -> None:
+    """gunicorn imports jitportal.wsgi and Celery jitportal.celery: both refuse like manage.py."""
+    env = {k: v for k, v in PRODUCTION.items() if k != "DATABASE_URL"}
+    clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {entry}"],
+        env={**clean, **env},
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines() == [
+        "jitportal refuses to start: Refusing to start in production mode (DEBUG is false) "
+        "without: DATABASE_URL. Set them, or set DEBUG=true for local development."
+    ]
