@@ -271,7 +271,11 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
         # 3. Isolated approvals: commit -> the simulated proxy allows the user. First let
         # the worker drain the burst's backlog (its notifications share the queue).
         queue = redis.Redis.from_url(args.broker)
-        assert wait_for(lambda: queue.llen("celery") == 0, 120, 0.1), "queue never drained"
+        assert wait_for(
+            lambda: sum(queue.llen(q) for q in ("zero", "notifications", "default")) == 0,
+            120,
+            0.1,
+        ), "queues never drained"
         time.sleep(2)
         solo = resource("solo")
         services.approve_request(pending(solo, 1)[0], approver=boss)

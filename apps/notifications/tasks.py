@@ -12,7 +12,14 @@ from . import services
 log = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, name="notifications.send", ignore_result=True, max_retries=None)
+@shared_task(
+    bind=True,
+    name="notifications.send",
+    ignore_result=True,
+    max_retries=None,
+    soft_time_limit=60,  # above EMAIL_TIMEOUT and the Slack timeout: only a hung send
+    time_limit=90,
+)
 def send(self: Task, notification_id: int) -> str:
     """Deliver one notification; on a transient failure retry after the row's backoff.
 

@@ -49,8 +49,20 @@ def backoff(failures: int, retry_after: float | None = None) -> float:
     return delay
 
 
+# Below the sync's lease (sync.LEASE_SECONDS, 120 s): a pass stuck on a slow Zero is
+# interrupted, records its failure and frees the lease before another worker may claim it.
+SYNC_SOFT_TIME_LIMIT = 90
+SYNC_TIME_LIMIT = 110
+
+
 @shared_task(
-    name="zero.sync_resource", bind=True, acks_late=True, max_retries=8, ignore_result=True
+    name="zero.sync_resource",
+    bind=True,
+    acks_late=True,
+    max_retries=8,
+    ignore_result=True,
+    soft_time_limit=SYNC_SOFT_TIME_LIMIT,
+    time_limit=SYNC_TIME_LIMIT,
 )
 def sync_resource(
     self: Any,

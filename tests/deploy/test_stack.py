@@ -55,7 +55,7 @@ COMPOSE = [
     "--env-file",
     str(ENV_FILE),
 ]
-SERVICES = ("migrate", "web", "worker", "beat", "postgres", "redis")
+SERVICES = ("migrate", "web", "worker", "notifier", "beat", "postgres", "redis")
 RESOURCE_SLUG = "deploy-check"
 RESOURCES_YAML = f"""\
 resources:
@@ -471,11 +471,11 @@ def test_migrate_ran_once_and_the_services_are_healthy(stack: Stack) -> None:
     migrate = stack.inspect("migrate")["State"]
     assert (migrate["Status"], migrate["ExitCode"]) == ("exited", 0), stack.logs("migrate")
     assert "Applying audit.0002" in stack.logs("migrate")
-    for name in ("web", "worker", "beat", "postgres", "redis"):
+    for name in ("web", "worker", "notifier", "beat", "postgres", "redis"):
         assert containers[name]["State"] == "running", stack.logs(name)
         assert containers[name]["Health"] == "healthy", stack.logs(name)
     # web, worker and beat started only after migrate had finished.
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "notifier", "beat"):
         assert instant(stack.inspect(name)["State"]["StartedAt"]) >= instant(migrate["FinishedAt"])
     print(f"\nweb /healthz answered {stack.healthz_after:.1f} s after `compose up`")
 
@@ -502,6 +502,13 @@ def test_beat_sends_the_ticks_and_the_worker_runs_them(stack: Stack) -> None:
         "the worker to run access.tick",
         lambda: re.search(r"Task access\.tick\[[^\]]+\] succeeded", stack.logs("worker")),
     )
+    # Each queue has its own worker: notices never share a process with the Zero sync.
+    wait_for(
+        "the notifier to run notifications.tick",
+        lambda: re.search(r"Task notifications\.tick\[[^\]]+\] succeeded", stack.logs("notifier")),
+    )
+    assert "notifications.tick" not in stack.logs("worker")
+    assert "access.tick" not in stack.logs("notifier")
 
 
 def test_data_lives_in_the_named_volumes(stack: Stack) -> None:

@@ -11,7 +11,7 @@ from apps.zero.client import ZeroClient, reset_client_cache
 from apps.zero.simulator import ZeroSimulator
 
 # The live stack (simulator + real worker) of the integration tests, on request only.
-from tests.zero.live import live, live_sim, worker  # noqa: F401
+from tests.zero.live import live, live_sim, worker, worker_env  # noqa: F401
 
 
 @pytest.fixture

@@ -42,20 +42,18 @@ def live_sim() -> Iterator[ZeroSimulator]:
         yield sim
 
 
-# One worker per test: it must be stopped (its retries and in-flight syncs with it) before
-# the transactional test's database flush, or TRUNCATE deadlocks with its row locks.
 @pytest.fixture
-def worker(
+def worker_env(
     django_db_setup: Any, django_db_blocker: Any, live_sim: ZeroSimulator
-) -> Iterator[CeleryWorker]:
-    """Two prefork worker processes on Redis, sharing the test database."""
+) -> dict[str, str]:
+    """The environment of a worker process: the test database, Redis, the simulator."""
     with django_db_blocker.unblock():
         vendor, settings_dict = connection.vendor, dict(connection.settings_dict)
     require_service("PostgreSQL", vendor == "postgresql", "the worker needs a shared database")
     broker = redis_url()
     require_service("Redis", redis_available(broker), f"no answer at {broker}")
     purge_broker(broker)
-    env = {
+    return {
         "DEBUG": "true",
         "LOG_FORMAT": "text",
         "DATABASE_URL": database_url(settings_dict),
@@ -67,7 +65,14 @@ def worker(
         "CLUSTER_ID": live_sim.cluster_id,
         "PORTAL_URL": "https://jit.example.com",
     }
-    celery_worker = CeleryWorker(env, pool="prefork", concurrency=2)
+
+
+# One worker per test: it must be stopped (its retries and in-flight syncs with it) before
+# the transactional test's database flush, or TRUNCATE deadlocks with its row locks.
+@pytest.fixture
+def worker(worker_env: dict[str, str]) -> Iterator[CeleryWorker]:
+    """Two prefork worker processes on Redis consuming every queue."""
+    celery_worker = CeleryWorker(worker_env, pool="prefork", concurrency=2)
     try:
         yield celery_worker.start()
     finally:

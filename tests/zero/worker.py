@@ -31,12 +31,15 @@ def database_url(settings_dict: Mapping[str, Any]) -> str:
     return f"postgres://{auth}@{host}:{port}/{settings_dict['NAME']}"
 
 
-def purge_broker(url: str, queue: str = "celery") -> None:
+QUEUES = ("zero", "notifications", "default")
+
+
+def purge_broker(url: str) -> None:
     """Drop queued and unacknowledged messages a previous run may have left behind."""
     import redis
 
     client = redis.Redis.from_url(url)
-    client.delete(queue, "unacked", "unacked_index", "unacked_mutex")
+    client.delete(*QUEUES, "unacked", "unacked_index", "unacked_mutex")
     client.close()
 
 
@@ -49,11 +52,13 @@ class CeleryWorker:
         *,
         pool: str = "prefork",
         concurrency: int = 2,
+        queues: tuple[str, ...] = QUEUES,
         ready_timeout: float = 60.0,
     ) -> None:
         self.env = {**os.environ, **env}
         self.pool = pool
         self.concurrency = concurrency
+        self.queues = queues
         self.ready_timeout = ready_timeout
         self.process: subprocess.Popen[bytes] | None = None
         handle, name = tempfile.mkstemp(prefix="celery-worker-", suffix=".log")
@@ -73,7 +78,9 @@ class CeleryWorker:
             "--concurrency",
             str(self.concurrency),
             "-Q",
-            "celery",
+            ",".join(self.queues),
+            "--hostname",
+            f"{'+'.join(self.queues)}@%h",
             "--without-heartbeat",
             "--without-gossip",
             "--without-mingle",
