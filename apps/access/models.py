@@ -14,6 +14,8 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from apps.ppl import validate_ppl
+
 from .states import (
     OPEN_GRANT_STATES,
     GrantState,
@@ -169,8 +171,6 @@ class Resource(models.Model):
         ):
             errors["base_ppl"] = "A list of PPL rules (JSON objects)."
         else:
-            from apps.zero.ppl import validate_ppl
-
             problems = validate_ppl(self.base_ppl)
             if problems:
                 errors["base_ppl"] = "; ".join(problems[:3])

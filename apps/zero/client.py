@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 import requests
 
-from apps.zero import ppl as ppl_lib
+from apps import ppl as ppl_lib
 
 __all__ = [
     "POLICY_PROPERTIES",

@@ -14,8 +14,8 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 
+from apps import ppl as ppl_lib
 from apps.access.models import Grant, Resource
-from apps.zero import ppl as ppl_lib
 
 # The managed properties: what the portal owns in a policy and compares on every sync.
 MANAGED_KEYS = ("name", "description", "explanation", "remediation", "enforced", "ppl")

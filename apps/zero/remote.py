@@ -30,9 +30,9 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from apps import ppl as ppl_lib
 from apps.audit.models import AuditAction
 from apps.zero import desired
-from apps.zero import ppl as ppl_lib
 from apps.zero.client import ZeroClient, ZeroError, ZeroPermanentError
 from apps.zero.models import PolicySync
 from apps.zero.outcomes import PassResult

@@ -2,7 +2,7 @@
 
 Written from the contract (``docs/zero-api.md``, ``apps/zero/contract/PPL.json``)
 and Pomerium's documented semantics, deliberately independent of the portal's
-``apps.zero.ppl``: a bug there must not be able to hide itself here.
+``apps.ppl``: a bug there must not be able to hide itself here.
 
 Validation is the contract schema first (structure, criterion names, value
 shapes), then what a schema cannot say: real dates, known time zones, parseable

@@ -44,13 +44,13 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps import ppl as ppl_lib
 from apps.access import events
 from apps.access.models import Grant, Resource
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditAction
 from apps.audit.services import record
 from apps.zero import desired, remote
-from apps.zero import ppl as ppl_lib
 from apps.zero.client import ZeroClient, ZeroError, ZeroPermanentError, get_client
 from apps.zero.desired import desired_policy
 from apps.zero.models import PolicySync, RemovalAlert

@@ -17,10 +17,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from apps import ppl
 from apps.access import services
 from apps.access.models import AccessRequest, Grant, Resource
 from apps.access.states import OPEN_GRANT_STATES, GrantState, SyncStatus
-from apps.zero import ppl
 from apps.zero.client import reset_client_cache
 from apps.zero.models import PolicySync
 from apps.zero.simulator import ZeroSimulator

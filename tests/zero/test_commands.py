@@ -11,10 +11,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from apps import ppl
 from apps.access import services
 from apps.access.models import Resource
 from apps.audit.models import AuditAction, AuditEvent
-from apps.zero import ppl
 from apps.zero.models import PolicySync
 from apps.zero.simulator import ZeroSimulator
 from tests.factories import ResourceFactory, UserFactory

@@ -15,13 +15,13 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from apps import ppl
 from apps.access import services
 from apps.access.models import Grant
 from apps.access.states import GrantState, SyncStatus
 from apps.access.sync import request_sync
 from apps.access.tasks import tick
 from apps.audit.models import AuditAction, AuditEvent
-from apps.zero import ppl
 from apps.zero.simulator import ZeroSimulator
 from apps.zero.tasks import reconcile_all
 from tests.factories import GrantFactory, ResourceFactory

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from apps import ppl
 from apps.access import services
 from apps.access.models import Grant
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditAction, AuditEvent
-from apps.zero import ppl
 from apps.zero.models import PolicySync
 from apps.zero.simulator import ZeroSimulator
 from apps.zero.tasks import tick as zero_tick

@@ -98,7 +98,10 @@ def test_a_hung_mail_server_does_not_delay_a_revocation(
     boss = approver()
     user = UserFactory(username="idp|alice", email="alice@example.com")
     req = services.submit_request(
-        requester=user, resource=resource, duration_minutes=60, justification="Debugging the checkout outage"
+        requester=user,
+        resource=resource,
+        duration_minutes=60,
+        justification="Debugging the checkout outage",
     )
     grant = services.approve_request(req, approver=boss)
     assert grant is not None

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from apps import ppl
 from apps.access import services
 from apps.access.models import Resource
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
-from apps.zero import ppl
 from apps.zero.client import ZeroClient, get_client
 from apps.zero.models import PolicySync
 from apps.zero.simulator import ZeroSimulator

@@ -11,11 +11,11 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from apps import ppl
 from apps.access import services
 from apps.access.models import Grant, Resource
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
-from apps.zero import ppl
 from apps.zero.models import PolicySync, RemovalAlert
 from apps.zero.simulator import ZeroSimulator
 from apps.zero.sync import FAILED, SYNCED, flag_overdue_removals, resources_to_tick, sync_resource

@@ -9,11 +9,12 @@ import pytest
 from celery.signals import task_retry
 from django.utils import timezone
 
+from apps import ppl
 from apps.access import services
 from apps.access.models import Grant, Resource
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditAction, AuditEvent
-from apps.zero import ppl, tasks
+from apps.zero import tasks
 from apps.zero.models import PolicySync
 from apps.zero.simulator import ZeroSimulator
 from apps.zero.sync import resources_to_reconcile, resources_to_tick

@@ -24,10 +24,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from kombu import Connection
 
+from apps.ppl import DENY_ALL_RULE
 from apps.zero import remote
 from apps.zero.client import ZeroClient, ZeroPermanentError
 from apps.zero.models import PolicySync
-from apps.zero.ppl import DENY_ALL_RULE
 
 POLICY_PREFIX = "jit-"
 SCRATCH_POLICY = "jitportal-connectivity-check"

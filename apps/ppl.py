@@ -1,6 +1,8 @@
 """Pomerium Policy Language (PPL): rendering, canonical form, validation, evaluation.
 
-Pure, deterministic functions with no I/O and no Django. The portal renders the
+The bottom layer: pure, deterministic functions with no I/O, no Django and no imports
+from any app, so every app may use it (access validates base rules with it, zero renders
+and compares policies). The portal renders the
 managed policy from the base rules an operator configured plus one rule per live
 grant, and validates operator-written base rules no more strictly than Pomerium does
 (docs/ppl.md). The Zero simulator does NOT use this module: it checks what we send

@@ -1,4 +1,4 @@
-"""apps.zero.ppl: rendering, canonical form, validation and evaluation."""
+"""apps.ppl: rendering, canonical form, validation and evaluation."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apps.zero.ppl import (
+from apps.ppl import (
     DENY_ALL_RULE,
     GrantRule,
     digest,
@@ -392,7 +392,7 @@ def test_validate_accepts_what_pomerium_accepts(ppl: object) -> None:
 
 
 def test_zone_less_date_bounds_are_read_as_utc() -> None:
-    from apps.zero.ppl import parse_date_bound
+    from apps.ppl import parse_date_bound
 
     assert parse_date_bound("2150-01-02T16:20:00") == datetime(2150, 1, 2, 16, 20, tzinfo=UTC)
     assert parse_date_bound("2150-01-02T16:20:00+02:00") == datetime(2150, 1, 2, 14, 20, tzinfo=UTC)
