@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint check ci-checks clean browsers
+.PHONY: demo test test-pg lint check ci-checks clean browsers
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,11 +21,18 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## lint: ruff (format + lint), mypy, and migrations that match the models
+## test-pg: the PostgreSQL- and Redis-marked tests against the local servers
+PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+BROKER_URL ?= redis://127.0.0.1:6379/0
+test-pg: $(STAMP)
+	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(BROKER_URL) $(PY) -m pytest -m "postgres or redis" $(PYTEST_ARGS)
+
+## lint: ruff (format + lint), mypy, layers (import-linter), migrations that match the models
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	DEBUG=true $(VENV)/bin/mypy apps jitportal jitcli
+	DEBUG=true $(VENV)/bin/lint-imports
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 
 clean:

@@ -1,7 +1,18 @@
-"""Domain events that trigger notifications, dispatched after commit.
+"""The access domain's events: what happened, announced after commit to whoever listens.
 
-Services call ``emit`` inside their transaction; the notification task is enqueued only
-once the transaction commits, and a failure to enqueue never undoes a decision.
+The domain does not know its listeners. ``apps.zero`` and ``apps.notifications`` connect
+to these signals in their ``AppConfig.ready()``; access imports neither (the layers are
+checked by ``lint-imports``).
+
+* ``domain_event(event=..., ids={...})``: a request or grant changed in a way people are
+  told about. ``event`` is one of the names below, ``ids`` holds ``request_id`` and/or
+  ``grant_id``. Services call ``emit`` inside their transaction; the signal is sent only
+  once it commits, so a listener never sees a change that was rolled back.
+* ``policy_changed(resource_id=...)``: a resource's desired Zero policy changed (see
+  ``apps.access.sync.request_sync``), sent after commit.
+
+Signals are sent with ``send_robust``: a listener that fails (the broker is down, say) is
+logged and never undoes the decision; each listener owns its own fallback.
 """
 
 from __future__ import annotations
@@ -10,6 +21,7 @@ import logging
 from typing import Any
 
 from django.db import transaction
+from django.dispatch import Signal
 
 log = logging.getLogger(__name__)
 
@@ -23,25 +35,22 @@ REQUEST_WAITING = "request_waiting"
 # Emitted by the Zero sync: a revocation Zero has not confirmed within the alert threshold.
 REMOVAL_OVERDUE = "removal_overdue"
 
+domain_event = Signal()
+policy_changed = Signal()
+
 
 def emit(event: str, **ids: Any) -> None:
-    transaction.on_commit(lambda: _dispatch(event, ids))
+    """Announce ``event`` about ``ids`` once the current transaction commits."""
+    transaction.on_commit(lambda: send(domain_event, event=event, ids=ids))
 
 
-def _dispatch(event: str, ids: dict[str, Any]) -> None:
-    try:
-        from .tasks import notify
-
-        notify.delay(event=event, **ids)
-        return
-    except Exception:
-        log.exception("could not enqueue notification %s %s; storing it here", event, ids)
-    # The broker is down: store the notices in this process instead. Their sending is
-    # retried by the notifications tick once the broker is back. The decision stands
-    # whatever happens here.
-    try:
-        from . import notifications
-
-        notifications.dispatch(event, **ids)
-    except Exception:
-        log.exception("could not store notification %s %s", event, ids)
+def send(signal: Signal, **facts: Any) -> None:
+    """Send now, logging (never raising) what a listener fails with."""
+    for receiver, result in signal.send_robust(sender=None, **facts):
+        if isinstance(result, Exception):
+            log.error(
+                "listener %s failed on %s",
+                getattr(receiver, "__qualname__", receiver),
+                facts,
+                exc_info=result,
+            )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from celery import shared_task
 
@@ -19,11 +18,3 @@ def tick() -> dict[str, int]:
     if any(counts.values()):
         log.info("access tick", extra=counts)
     return counts
-
-
-@shared_task(name="access.notify", ignore_result=True)
-def notify(event: str, **ids: Any) -> None:
-    """Send the notices for one domain event (see apps.access.notifications)."""
-    from . import notifications
-
-    notifications.dispatch(event, **ids)

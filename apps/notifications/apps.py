@@ -12,7 +12,12 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from apps.access import events
+
+        from .receivers import on_domain_event
         from .slack import RedactWebhookPaths
+
+        events.domain_event.connect(on_domain_event, dispatch_uid="notifications.on_domain_event")
 
         # urllib3 logs each request line at DEBUG; for a Slack webhook that line holds the
         # credential. Mask it wherever the logs go.

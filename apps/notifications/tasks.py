@@ -32,6 +32,19 @@ def send(self: Task, notification_id: int) -> str:
     return result.outcome
 
 
+@shared_task(name="notifications.notify", ignore_result=True)
+def notify(event: str, **ids: Any) -> None:
+    """Plan and store the notices of one domain event, then enqueue their sending.
+
+    Idempotent: a redelivered message plans nothing twice (``services.dispatch``)."""
+    services.dispatch(event, **ids)
+
+
+# The task's name before the notify step moved here from apps.access: messages queued
+# under it by the previous release are still worked off after an upgrade.
+notify_previous_name = shared_task(name="access.notify", ignore_result=True)(notify.run)
+
+
 @shared_task(name="notifications.tick", ignore_result=True)
 def tick() -> dict[str, Any]:
     """Every 30 s (beat): due expiry reminders, overdue-request reminders, stuck rows."""

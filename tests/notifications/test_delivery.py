@@ -195,7 +195,7 @@ def test_a_lease_held_by_another_worker_is_respected_until_it_runs_out(
 def test_broker_down_stores_the_notices_and_the_tick_sends_them_later(
     people: dict[str, Any], resource: Resource, after_commit: Any, monkeypatch: Any
 ) -> None:
-    from apps.access.tasks import notify
+    from apps.notifications.tasks import notify
 
     def broker_down(*args: Any, **kwargs: Any) -> None:
         raise OperationalError("Error 111 connecting to redis:6379. Connection refused.")

@@ -310,7 +310,7 @@ def test_the_same_event_dispatched_twice_sends_once(
     req = submit(people["alice"], resource, after_commit)
     mail.outbox.clear()
     # The notify task delivered a second time (acks_late redelivery after a worker crash).
-    from apps.access.tasks import notify
+    from apps.notifications.tasks import notify
 
     notify.delay(event=events.REQUEST_SUBMITTED, request_id=req.pk)
     assert mail.outbox == []

@@ -106,10 +106,10 @@ def test_extension_is_enforced_again_without_a_second_live_notice(
     monkeypatch: pytest.MonkeyPatch,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    from apps.access import tasks as access_tasks
+    from apps.notifications import tasks as notification_tasks
 
     sent: list[dict[str, Any]] = []
-    monkeypatch.setattr(access_tasks.notify, "delay", lambda **kw: sent.append(kw))
+    monkeypatch.setattr(notification_tasks.notify, "delay", lambda **kw: sent.append(kw))
     grant = approve("alice@example.com", resource, bob)
     with django_capture_on_commit_callbacks(execute=True):
         sync_resource(resource.pk)
