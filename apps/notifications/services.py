@@ -32,9 +32,9 @@ from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from apps.access import events
+from apps.access import events, reminders
 from apps.access.models import AccessRequest, Grant, Resource
-from apps.access.states import OPEN_GRANT_STATES, RequestState
+from apps.access.states import OPEN_GRANT_STATES
 
 from . import slack
 from .messages import Message
@@ -307,10 +307,7 @@ def scan_reminders(now: datetime | None = None) -> dict[str, int]:
     ).values_list("pk", "expires_at")[:SCAN_BATCH]
     for pk, ends in list(due_grants):
         with transaction.atomic():
-            claimed = Grant.objects.filter(
-                pk=pk, reminder_sent_at__isnull=True, expires_at=ends, state__in=OPEN_GRANT_STATES
-            ).update(reminder_sent_at=now)
-            if claimed:
+            if reminders.claim_expiry_reminder(pk, ends=ends, now=now):
                 store(PLANNERS[events.EXPIRY_REMINDER](grant_id=pk), now=now)
                 counts["expiry_reminders"] += 1
     waited = timedelta(hours=settings.REQUEST_PENDING_TTL_HOURS) / 2
@@ -321,10 +318,7 @@ def scan_reminders(now: datetime | None = None) -> dict[str, int]:
     )
     for pk in list(overdue):
         with transaction.atomic():
-            claimed = AccessRequest.objects.filter(
-                pk=pk, state=RequestState.PENDING, reminded_at__isnull=True
-            ).update(reminded_at=now)
-            if claimed:
+            if reminders.claim_waiting_reminder(pk, now=now):
                 store(PLANNERS[events.REQUEST_WAITING](request_id=pk), now=now)
                 counts["waiting_reminders"] += 1
     return counts

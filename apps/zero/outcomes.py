@@ -1,6 +1,8 @@
 """Recording what a sync pass did: the row, each grant, the audit trail, in one transaction.
 
-Called by ``apps.zero.sync`` after its remote calls, never while it waits on Zero. Lock
+Called by ``apps.zero.sync`` after its remote calls, never while it waits on Zero. The
+sync's own row (``PolicySync``) is written here; each grant's enforcement fields are
+reported to their owner, ``apps.access.enforcement``, which audits them. Lock
 order matches the services (rows first, then the audit chain through ``record``):
 the ``PolicySync`` row, then the grants, then the audit entries.
 """
@@ -16,7 +18,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from apps.access import events
+from apps.access import enforcement
 from apps.access.models import Grant, Resource
 from apps.access.states import OPEN_GRANT_STATES, GrantState, SyncStatus
 from apps.audit.models import AuditAction
@@ -101,7 +103,8 @@ def record_success(
             _write_audits(resource, result)
             return 0, 0
         grants = list(
-            Grant.objects.select_for_update()
+            Grant.objects.select_for_update(of=("self",))  # the grants, not their resource
+            .select_related("resource")
             .filter(Q(pk__in=list(result.wanted)) | _removable(resource, result.wanted))
             .order_by("pk")
         )
@@ -127,73 +130,14 @@ def record_success(
             current = rule_key(grant.email, grant.not_before, grant.expires_at)
             in_policy = result.wanted.get(grant.pk) == current
             if in_policy and grant.state in OPEN_GRANT_STATES:
-                live += _settle_live(grant, resource, result, enforced_at, unconfirmed)
+                live += enforcement.confirm_live(
+                    grant, at=enforced_at, policy_id=result.policy_id, pending=unconfirmed
+                )
             elif grant.pk not in result.wanted and grant.state in CLOSED_GRANT_STATES:
-                removed += _settle_removed(grant, resource, result, enforced_at, unconfirmed)
+                removed += enforcement.confirm_removed(
+                    grant, at=enforced_at, policy_id=result.policy_id, pending=unconfirmed
+                )
     return live, removed
-
-
-def _settle_live(
-    grant: Grant, resource: Resource, result: PassResult, at: datetime, pending: bool
-) -> int:
-    if grant.sync_status == SyncStatus.LIVE:
-        return 0
-    if pending:
-        # The rule is written but Zero does not enforce it yet.
-        Grant.objects.filter(pk=grant.pk).update(
-            sync_status=SyncStatus.PENDING_APPLY, sync_error=""
-        )
-        return 0
-    first = grant.live_at is None
-    Grant.objects.filter(pk=grant.pk).update(
-        sync_status=SyncStatus.LIVE,
-        sync_error="",
-        live_at=grant.live_at or at,
-        enforced_at=at,
-    )
-    record(
-        AuditAction.GRANT_ENFORCED,
-        target=grant,
-        resource_slug=resource.slug,
-        details={
-            "email": grant.email,
-            **grant.window(),
-            "enforced_at": at.isoformat(),
-            "policy_id": result.policy_id,
-            "first_time": first,
-        },
-    )
-    if first:
-        events.emit(events.GRANT_LIVE, grant_id=grant.pk)
-    return 1
-
-
-def _settle_removed(
-    grant: Grant, resource: Resource, result: PassResult, at: datetime, pending: bool
-) -> int:
-    if pending:
-        if grant.sync_status != SyncStatus.PENDING_APPLY:
-            Grant.objects.filter(pk=grant.pk).update(
-                sync_status=SyncStatus.PENDING_APPLY, sync_error=""
-            )
-        return 0
-    Grant.objects.filter(pk=grant.pk).update(
-        sync_status=SyncStatus.REMOVED, sync_error="", removed_at=at, enforced_at=at
-    )
-    record(
-        AuditAction.GRANT_ENFORCED,
-        target=grant,
-        resource_slug=resource.slug,
-        details={
-            "email": grant.email,
-            **grant.window(),
-            "state": grant.state,
-            "removed": True,
-            "enforced_at": at.isoformat(),
-            "policy_id": result.policy_id,
-        },
-    )
-    return 1
 
 
 def record_failure(
@@ -212,9 +156,7 @@ def record_failure(
             & ~Q(sync_status=SyncStatus.LIVE)
             & Q(state__in=OPEN_GRANT_STATES)
         ) | _removable(resource, result.wanted)
-        errored = Grant.objects.filter(unsettled).update(
-            sync_status=SyncStatus.ERROR, sync_error=message
-        )
+        errored = enforcement.mark_sync_error(Grant.objects.filter(unsettled), message)
         PolicySync.objects.filter(pk=state_pk).update(
             last_error=message,
             last_error_at=now,
