@@ -588,6 +588,10 @@ def extend_grant(
             raise NotAllowed("You cannot extend your own grant; ask for an extension instead.")
         if not actor.is_active or not grant.resource.is_approver(actor):
             raise NotAllowed(f"You are not an approver of {grant.resource.name}.")
+        if not grant.resource.is_active:
+            raise PolicyViolation(
+                f"{grant.resource.name} is archived: its grants are not extended."
+            )
         limit = max_end(grant)
         if new_expires_at > limit and not override:
             raise PolicyViolation(
@@ -662,6 +666,10 @@ def break_glass(
     justification = _check_text(justification, "justification")
     with transaction.atomic():
         get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        # Re-read under a lock: an archive committed meanwhile must win.
+        resource = Resource.objects.select_for_update().get(pk=resource.pk)
+        if not resource.is_active:
+            raise PolicyViolation(f"{resource.name} is archived and takes no break-glass.")
         if not set(resource.break_glass_groups) & user.group_names():
             raise NotAllowed(f"You may not use break-glass access for {resource.name}.")
         # Never past the resource maximum either, whatever the break-glass setting says.

@@ -493,6 +493,31 @@ def test_break_glass_refusals(groups: list[str], minutes: int, error: type) -> N
     assert trail() == []
 
 
+def test_an_archived_resource_takes_no_break_glass_and_no_extension() -> None:
+    sre = UserFactory(email="sre@example.com", groups=["sre"])
+    bob = UserFactory(email="bob@example.com", groups=["approvers"])
+    resource = ResourceFactory(break_glass_groups=["sre"], break_glass_max_minutes=60)
+    grant = services.break_glass(
+        user=sre, resource=resource, duration_minutes=30, justification="DB down, paging", now=T0
+    )
+    Resource.objects.filter(pk=resource.pk).update(is_active=False)
+    other = UserFactory(email="sre2@example.com", groups=["sre"])
+    before = trail()
+
+    with pytest.raises(PolicyViolation, match="archived"):
+        services.break_glass(
+            user=other, resource=resource, duration_minutes=30, justification="DB down again"
+        )
+    with pytest.raises(PolicyViolation, match="archived"):
+        services.extend_grant(
+            grant, actor=bob, new_expires_at=grant.expires_at + timedelta(minutes=10), reason="x"
+        )
+
+    assert Grant.objects.count() == 1
+    assert Grant.objects.get(pk=grant.pk).expires_at == grant.expires_at
+    assert trail() == before
+
+
 def test_on_behalf_request_audits_both_people(alice: Any, bob: Any, resource: Resource) -> None:
     req = services.submit_on_behalf(
         approver=bob,
