@@ -35,10 +35,10 @@ from .admin_actions import (
     run_confirmed,
     without_delete_selected,
 )
+from .durations import duration_label
 from .forms import (
     ApproveForm,
     RejectForm,
-    duration_label,
     request_user,
 )
 from .models import AccessRequest, Approval, Resource

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from apps.accounts.timezones import valid_zone, zone_names
 
+from .durations import duration_label
 from .models import Resource
 from .services import MAX_TEXT
 
@@ -104,22 +105,6 @@ class LocalDateTimeField(forms.Field):
             except ValueError:
                 continue
         raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
-
-
-# --- Words for durations -------------------------------------------------------------------
-
-
-def duration_label(minutes: int) -> str:
-    """60 → "1 hour", 90 → "1 hour 30 minutes", 2880 → "2 days"."""
-    if minutes <= 0:
-        return f"{minutes} minutes"
-    days, rest = divmod(minutes, 1440)
-    hours, mins = divmod(rest, 60)
-    parts = []
-    for value, unit in ((days, "day"), (hours, "hour"), (mins, "minute")):
-        if value:
-            parts.append(f"{value} {unit}{'' if value == 1 else 's'}")
-    return " ".join(parts)
 
 
 # --- Requester forms -----------------------------------------------------------------------

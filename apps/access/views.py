@@ -20,11 +20,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.accounts.services import update_preferences
 
 from . import queries, services
+from .durations import duration_label
 from .forms import (
     BreakGlassForm,
     PreferencesForm,
     RequestForm,
-    duration_label,
     request_user,
     zone_for,
     zone_label,

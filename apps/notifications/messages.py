@@ -92,20 +92,6 @@ def preferences_url() -> str:
 # --- Formatting ----------------------------------------------------------------------------
 
 
-def duration_label(minutes: int) -> str:
-    """90 → "1 h 30 min", 2880 → "2 days"."""
-    days, rest = divmod(max(minutes, 0), 1440)
-    hours, mins = divmod(rest, 60)
-    parts = []
-    if days:
-        parts.append(f"{days} day{'' if days == 1 else 's'}")
-    if hours:
-        parts.append(f"{hours} h")
-    if mins or not parts:
-        parts.append(f"{mins} min")
-    return " ".join(parts)
-
-
 def zone_of(user: User) -> tzinfo:
     try:
         return ZoneInfo(user.time_zone) if user.time_zone else UTC

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from apps.access import events
+from apps.access.durations import duration_label
 from apps.access.models import AccessRequest, Grant
 from apps.access.states import (
     OPEN_GRANT_STATES,
@@ -44,7 +45,6 @@ from .messages import (
     Message,
     admin_grant_url,
     admin_request_url,
-    duration_label,
     email,
     extension_url,
     person,

@@ -193,7 +193,7 @@ def test_auto_approval_tells_the_requester_and_the_approvers_after_the_fact(
     )
     assert "members of oncall may get up to 60 minutes" in by["olga@example.com"].body
     assert by["bob@example.com"].subject == (
-        "[jitportal] Auto-approved: Olga got Grafana admin for 1 h"
+        "[jitportal] Auto-approved: Olga got Grafana admin for 1 hour"
     )
     assert "nothing needs deciding" in by["bob@example.com"].body
     assert ADMIN_REQ.format(req.pk) in by["bob@example.com"].body
@@ -301,7 +301,7 @@ def test_times_are_shown_in_the_recipients_time_zone(
     body = sent()["alice@example.com"].body
     # 09:00 UTC is 10:00 in Berlin in January; two hours later, 12:00.
     assert "10:00 CET until" in body
-    assert "12:00 CET (2 h)" in body
+    assert "12:00 CET (2 hours)" in body
 
 
 def test_the_same_event_dispatched_twice_sends_once(

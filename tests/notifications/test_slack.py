@@ -70,7 +70,7 @@ def test_new_request_posts_text_and_blocks_with_a_link_to_the_portal(
                 "text": {
                     "type": "mrkdwn",
                     # User text is escaped: no @channel ping, no fake links.
-                    "text": f"*{summary}*\nDuration: 2 h\n"
+                    "text": f"*{summary}*\nDuration: 2 hours\n"
                     "Why: Debugging &lt;!channel&gt; &amp; checkout\nTicket: INC-7",
                 },
             },
