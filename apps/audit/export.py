@@ -20,6 +20,11 @@ actor_id a string or null, ip a string or null, details a JSON object.
   leading apostrophe from every cell that starts with one. Hashes, seq and timestamps never
   start with those characters, so in practice only free-text cells are touched.
 
+On PostgreSQL, ``chunks(entries(...), fmt)`` streams the same bytes through
+``COPY (SELECT ...) TO STDOUT`` with every cell formatted in SQL (``export_copy``; inside a
+JSON Lines ``details`` object the keys then come in canonical order). SQLite, and any plain
+iterable of rows, go through the Python writers below.
+
 Break-glass activations are ordinary rows with action ``grant.break_glass`` (filter on it);
 no derived column is added, so the columns stay exactly the chained ones.
 

@@ -115,6 +115,9 @@ _JSONL_OPTIONS = "FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01'"
 def copy_statement(queryset: QuerySet[Any], fmt: str) -> tuple[str, tuple[Any, ...]] | None:
     """The COPY statement and its parameters for ``queryset`` (its filters, seq order),
     or None when the queryset can match nothing."""
+    if queryset.query.distinct or queryset.query.combinator:
+        # The expressions read the base table's columns; keep only its rows' selection.
+        queryset = queryset.model._default_manager.filter(pk__in=queryset.values("pk"))
     # RawSQL holds only the constant expressions above (no input); filters stay Django's.
     if fmt == "csv":
         names = [f"_x_{name}" for name in CSV_CELLS]

@@ -42,6 +42,7 @@ HOSTILE = [
     "back\\slash \\. \\N",
     "",
     " leading space",
+    "\\.",
 ]
 
 
@@ -202,3 +203,14 @@ def test_a_download_abandoned_midway_leaves_the_connection_usable(
     next(pieces)
     pieces.close()  # the client went away: the generator is closed mid-COPY
     assert AuditEvent.objects.count() == len(HOSTILE)
+
+
+def test_a_distinct_or_combined_queryset_exports_the_same_rows() -> None:
+    _trail()
+    base = AuditEvent.objects.filter(seq__lte=5)
+    for queryset in (base.distinct(), base.union(AuditEvent.objects.filter(seq=9))):
+        fast, slow = both("csv", queryset)
+        assert fast == slow
+        assert [row[0] for row in csv_cells(fast)[1:]] == ["1", "2", "3", "4", "5"] + (
+            ["9"] if queryset.query.combinator else []
+        )
