@@ -1,23 +1,24 @@
-"""Benchmark: export 1,000,000 audit entries to CSV and JSON Lines, against a COPY floor.
+"""Benchmark: export 1,000,000 audit entries to CSV and JSON Lines, before and after COPY.
 
-    psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE jitportal_bench"
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/jitportal_bench \\
-        .venv/bin/python bench/audit_export.py [--rows 1000000] [--reload]
+    .venv/bin/python bench/audit_export.py \\
+        --database-url postgres://postgres@127.0.0.1:5432/export_bench [--rows N] [--rounds 3]
 
-The database name must contain "bench": loading TRUNCATEs the audit table. The script
-migrates the database, loads ``--rows`` chained entries (hashed in Python exactly as
-``record()`` does, then streamed in with psycopg's COPY) unless the table already holds a
-valid chain of that size, then measures, each in a fresh child process so peak RSS belongs
-to that measurement alone:
+The database named in ``--database-url`` is DROPPED and recreated (give it a scratch name
+containing "bench"). The script migrates it, loads ``--rows`` chained entries (hashed in
+Python exactly as ``record()`` does, streamed in with psycopg's COPY), then runs
+``--rounds`` interleaved rounds (the order rotates each round) of these measurements, each
+in a fresh child process so its peak RSS is its own:
 
-* ``copy``  - ``COPY (SELECT <export columns> ... ORDER BY seq) TO STDOUT (FORMAT csv)``: the floor
-* ``csv``   - ``export.entries`` -> ``export.chunks(rows, "csv")`` -> bytes, as the view/command
-* ``jsonl`` - the same with ``"jsonl"``
-* ``verify``- ``chain.verify(export.entries(...))``, what ``manage.py verify_audit`` runs
+* ``floor``       ``COPY (SELECT <export columns> ... ORDER BY seq) TO STDOUT (FORMAT csv)``
+* ``csv-python``  the Python writers: ``export.entries`` -> dicts -> ``csv_chunks`` -> bytes
+                  (what every export ran before; what SQLite still runs)
+* ``csv-copy``    ``export.encoded(export.chunks(export.entries(qs), "csv"))`` as the view
+                  and admin run it: COPY formatted in SQL (``export_copy``)
+* ``jsonl-python``, ``jsonl-copy``  the same for JSON Lines
 
-and finally the latency to the first row with and without a transaction around the cursor.
-
-Output goes to /dev/null; RSS (current and peak) is sampled every 100,000 rows.
+Output goes to /dev/null; RSS (current and peak) is sampled every 100,000 rows. The table
+prints the median of the rounds with the min-max spread; "x floor" is the floor's time
+divided by the mode's time in the same round (1.0 = as fast as plain COPY).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -35,19 +37,23 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jitportal.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+for _n, _arg in enumerate(sys.argv):  # before django.setup(): settings read DATABASE_URL
+    if _arg == "--database-url" and _n + 1 < len(sys.argv):
+        os.environ["DATABASE_URL"] = sys.argv[_n + 1]
 
 import django  # noqa: E402
 
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
+from django.db import connection  # noqa: E402
 
 from apps.audit import chain, export  # noqa: E402
 from apps.audit.models import AuditAction, AuditEvent  # noqa: E402
@@ -136,13 +142,14 @@ def generate(count: int, seed: int = 7) -> Iterator[dict[str, Any]]:
 
 def load(count: int) -> float:
     """TRUNCATE the trail and COPY ``count`` generated entries in; returns seconds."""
-    columns = list(export.EXPORT_COLUMNS)
+    columns = [*export.EXPORT_COLUMNS, "details_text"]
     started = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {TABLE} RESTART IDENTITY")
         raw = cursor.cursor  # the psycopg cursor, for COPY
         with raw.copy(f"COPY {TABLE} ({', '.join(columns)}) FROM STDIN") as copy:
             for n, fields in enumerate(generate(count), start=1):
+                fields["details_text"] = chain.dumps(fields["details"])  # as record() stores it
                 fields["details"] = json.dumps(fields["details"], ensure_ascii=False)
                 copy.write_row([fields[c] for c in columns])
                 if n % 250_000 == 0:
@@ -171,6 +178,7 @@ def peak_kib() -> int:
 class Sampler:
     def __init__(self) -> None:
         self.rows = 0
+        self.first_byte = 0.0
         self.samples: dict[int, tuple[int, int]] = {}
 
     def tick(self, rows: int) -> None:
@@ -184,59 +192,74 @@ class Sampler:
             yield row
 
 
-def drain(pieces: Iterable[bytes]) -> int:
+def measure_floor(sampler: Sampler) -> int:
+    columns = ", ".join(export.EXPORT_COLUMNS)
+    # Constants only: the model's table and column names.
+    query = f"COPY (SELECT {columns} FROM {TABLE} ORDER BY seq) TO STDOUT (FORMAT csv, HEADER)"  # noqa: S608
+    with connection.cursor() as cursor, cursor.cursor.copy(query) as copy:
+        return drain_lines(sampler, (bytes(data) for data in copy))
+
+
+def drain_lines(sampler: Sampler, pieces: Iterable[bytes], *, header: int = 1) -> int:
+    """Write ``pieces`` to /dev/null, counting rows by line ends (the generated cells hold
+    no newlines) and sampling RSS each time another SAMPLE_EVERY rows have passed."""
+    size = 0
+    lines = 0
+    with open(os.devnull, "wb") as sink:
+        for piece in pieces:
+            if not size:
+                sampler.first_byte = time.perf_counter()
+            size += len(piece)
+            sink.write(piece)
+            before, lines = lines, lines + piece.count(b"\n")
+            mark = (lines - header) // SAMPLE_EVERY
+            if mark > 0 and mark > (before - header) // SAMPLE_EVERY:
+                sampler.samples[mark * SAMPLE_EVERY] = (
+                    rss_kib(),
+                    peak_kib(),
+                )
+    sampler.rows = lines - header
+    return size
+
+
+def measure_python(fmt: str) -> Callable[[Sampler], int]:
+    """Before: the Python writers (a plain iterator of dicts never takes the COPY path)."""
+
+    def run(sampler: Sampler) -> int:
+        rows = sampler.count(export.entries(AuditEvent.objects.all()))
+        return drain(sampler, export.encoded(export.chunks(rows, fmt)))
+
+    return run
+
+
+def measure_copy(fmt: str) -> Callable[[Sampler], int]:
+    """After: exactly what the view streams on PostgreSQL."""
+
+    def run(sampler: Sampler) -> int:
+        pieces = export.chunks(export.entries(AuditEvent.objects.all()), fmt)
+        assert isinstance(pieces, export.CopyChunks)
+        return drain_lines(sampler, export.encoded(pieces), header=1 if fmt == "csv" else 0)
+
+    return run
+
+
+def drain(sampler: Sampler, pieces: Iterable[bytes]) -> int:
     size = 0
     with open(os.devnull, "wb") as sink:
         for piece in pieces:
+            if not size:
+                sampler.first_byte = time.perf_counter()
             size += len(piece)
             sink.write(piece)
     return size
 
 
-def measure_copy(sampler: Sampler) -> int:
-    columns = ", ".join(export.EXPORT_COLUMNS)
-    # Constants only: the model's table and column names.
-    query = f"COPY (SELECT {columns} FROM {TABLE} ORDER BY seq) TO STDOUT (FORMAT csv, HEADER)"  # noqa: S608
-    size = 0
-    lines = 0  # the header and one line per row: no newlines inside the generated cells
-    with (
-        connection.cursor() as cursor,
-        cursor.cursor.copy(query) as copy,
-        open(os.devnull, "wb") as sink,
-    ):
-        for data in copy:
-            size += len(data)
-            sink.write(data)
-            before, lines = lines, lines + bytes(data).count(b"\n")
-            if (lines - 1) // SAMPLE_EVERY > max(before - 1, 0) // SAMPLE_EVERY:
-                sampler.samples[(lines - 1) // SAMPLE_EVERY * SAMPLE_EVERY] = (
-                    rss_kib(),
-                    peak_kib(),
-                )
-    sampler.rows = lines - 1
-    return size
-
-
-def measure_export(fmt: str) -> Callable[[Sampler], int]:
-    def run(sampler: Sampler) -> int:
-        rows = sampler.count(export.entries(AuditEvent.objects.all()))
-        return drain(export.encoded(export.chunks(rows, fmt)))
-
-    return run
-
-
-def measure_verify(sampler: Sampler) -> int:
-    result = chain.verify(sampler.count(export.entries(AuditEvent.objects.all())))
-    if not result.ok:
-        raise SystemExit(f"chain broken at #{result.broken_seq}: {result.problem}")
-    return 0
-
-
 MODES: dict[str, Callable[[Sampler], int]] = {
-    "copy": measure_copy,
-    "csv": measure_export("csv"),
-    "jsonl": measure_export("jsonl"),
-    "verify": measure_verify,
+    "floor": measure_floor,
+    "csv-python": measure_python("csv"),
+    "csv-copy": measure_copy("csv"),
+    "jsonl-python": measure_python("jsonl"),
+    "jsonl-copy": measure_copy("jsonl"),
 }
 
 
@@ -254,6 +277,7 @@ def child(mode: str) -> None:
                 "mode": mode,
                 "rows": sampler.rows,
                 "seconds": seconds,
+                "first_byte": sampler.first_byte - started,
                 "cpu_seconds": cpu,
                 "bytes": size,
                 "rss_start_kib": base,
@@ -267,104 +291,104 @@ def child(mode: str) -> None:
 # --- driver ----------------------------------------------------------------------------
 
 
-def chain_size() -> tuple[int, int]:
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*), coalesce(max(seq), 0) FROM {TABLE}")  # noqa: S608
-        count, top = cursor.fetchone()
-    return int(count), int(top)
+def recreate_database(url: str) -> None:
+    """DROP and CREATE the scratch database named in ``url``."""
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if "bench" not in name:
+        raise SystemExit(f"refusing to drop {name!r}: give a scratch name containing 'bench'")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def run_child(mode: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", mode],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--database-url", help="scratch PostgreSQL database (dropped!)")
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--reload", action="store_true", help="load even if the table fits")
-    parser.add_argument("--modes", default="copy,csv,jsonl,verify")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--child", choices=sorted(MODES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child)
         return
-
-    settings = connection.settings_dict
-    if connection.vendor != "postgresql" or "bench" not in settings["NAME"]:
-        raise SystemExit(
-            "Point DATABASE_URL at a PostgreSQL database whose name contains 'bench' "
-            "(the audit table is truncated)."
-        )
+    if not args.database_url:
+        raise SystemExit("--database-url is required (a scratch database: it is dropped)")
+    connection.close()
+    recreate_database(args.database_url)
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
         cursor.execute("SELECT version()")
         version = cursor.fetchone()[0].split(" on ")[0]
     print(f"{version}; Python {sys.version.split()[0]}; {os.cpu_count()} CPUs")
-    if args.reload or chain_size() != (args.rows, args.rows):
-        print(f"loading {args.rows:,} chained rows ...", flush=True)
-        seconds = load(args.rows)
-        print(f"loaded in {seconds:.1f} s ({args.rows / seconds:,.0f} rows/s)")
+    print(f"loading {args.rows:,} chained rows ...", flush=True)
+    seconds = load(args.rows)
+    print(f"loaded in {seconds:.1f} s ({args.rows / seconds:,.0f} rows/s)")
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT pg_size_pretty(pg_total_relation_size('{TABLE}'))")
         print(f"table size: {cursor.fetchone()[0]}")
     connection.close()
 
-    results = []
-    load_average = os.getloadavg()[0]
-    for mode in args.modes.split(","):
-        done = subprocess.run(
-            [sys.executable, __file__, "--child", mode],
-            check=True,
-            capture_output=True,
-            text=True,
-            env=os.environ,
+    modes = args.modes.split(",")
+    results: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    for n in range(args.rounds):
+        order = modes[n % len(modes) :] + modes[: n % len(modes)]
+        load_average = os.getloadavg()[0]
+        for mode in order:
+            results[mode].append(run_child(mode))
+        line = ", ".join(f"{m} {results[m][-1]['seconds']:.1f} s" for m in modes)
+        print(f"round {n + 1} (load {load_average:.1f}): {line}", flush=True)
+    report(results)
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    low, mid, high = (fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+    return f"{mid} ({low}-{high})"
+
+
+def report(results: dict[str, list[dict[str, Any]]]) -> None:
+    floor = results.get("floor")
+    print(
+        "\n| mode | rows | wall s | x floor (throughput) | client CPU s | first byte s | MB out"
+        " | RSS @100k | RSS @end | peak RSS |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for mode, runs in results.items():
+        ratios = (
+            [f["seconds"] / r["seconds"] for f, r in zip(floor, runs, strict=True)] if floor else []
         )
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    report(results, load_average)
-    first_row_latency()
-
-
-def first_row_latency() -> None:
-    """Outside a transaction Django declares the server-side cursor WITH HOLD, and
-    PostgreSQL materialises the whole result before the first row; inside one it streams."""
-
-    def first() -> float:
-        started = time.perf_counter()
-        rows = export.entries(AuditEvent.objects.all())
-        next(rows)
-        seconds = time.perf_counter() - started
-        rows.close()
-        return seconds
-
-    held = first()
-    with transaction.atomic():
-        streamed = first()
-    print(
-        f"\nfirst row after {held:.2f} s in autocommit (WITH HOLD cursor, as the view and "
-        f"command run), {streamed:.2f} s inside a transaction"
-    )
-
-
-def report(results: list[dict[str, Any]], load_average: float) -> None:
-    floor = next((r for r in results if r["mode"] == "copy"), None)
-    print(f"\nload average before measuring: {load_average:.1f} (1 min)\n")
-    print(
-        "| mode | rows | wall s | rows/s | x COPY | client CPU s | MB out"
-        " | RSS start | RSS @100k | RSS @end | peak RSS @100k | peak RSS @end |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in results:
-        samples = {int(k): v for k, v in r["samples"].items()}
-        first = samples.get(SAMPLE_EVERY, (0, 0))
-        last = samples[max(samples)] if samples else (0, 0)
-        ratio = f"{r['seconds'] / floor['seconds']:.1f}" if floor else "-"
+        first = [int(k) for k in runs[0]["samples"]]
+        at_100k = [r["samples"].get(str(SAMPLE_EVERY), [0, 0])[0] / 1024 for r in runs]
+        at_end = [r["samples"][str(max(first))][0] / 1024 if first else 0 for r in runs]
         cells = [
-            r["mode"],
-            f"{r['rows']:,}",
-            f"{r['seconds']:.1f}",
-            f"{r['rows'] / r['seconds']:,.0f}",
-            ratio,
-            f"{r['cpu_seconds']:.1f}",
-            f"{r['bytes'] / 1e6:,.0f}",
-            *(f"{kib / 1024:.0f} MiB" for kib in (r["rss_start_kib"], first[0], last[0])),
-            f"{first[1] / 1024:.0f} MiB",
-            f"{r['peak_kib'] / 1024:.0f} MiB",
+            mode,
+            f"{runs[0]['rows']:,}",
+            _spread([r["seconds"] for r in runs], "{:.1f}"),
+            _spread(ratios, "{:.2f}") if ratios else "-",
+            _spread([r["cpu_seconds"] for r in runs], "{:.1f}"),
+            _spread([r["first_byte"] for r in runs], "{:.2f}"),
+            f"{runs[0]['bytes'] / 1e6:,.0f}",
+            f"{statistics.median(at_100k):.0f} MiB",
+            f"{statistics.median(at_end):.0f} MiB",
+            f"{max(r['peak_kib'] for r in runs) / 1024:.0f} MiB",
         ]
         print("| " + " | ".join(cells) + " |")
 

@@ -84,6 +84,15 @@ def entry_hash(entry: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(entry)).hexdigest()
 
 
+_TEXT_DIFFERS = "altered (its stored details text differs from its details)"
+
+
+def text_differs(entry: Mapping[str, Any]) -> bool:
+    """A database row also stores its canonical details text (what exports stream): it must
+    be exactly ``dumps(details)``. Rows read from an export file carry no such key."""
+    return "details_text" in entry and entry["details_text"] != dumps(entry["details"])
+
+
 @dataclass(frozen=True)
 class VerifyResult:
     """Outcome of a walk. ``count`` entries were intact before ``broken_seq`` (if any);
@@ -128,6 +137,8 @@ def verify(
             )
         if entry_hash(entry) != entry["hash"]:
             return broken(seq, "altered (its hash does not match its content)")
+        if text_differs(entry):
+            return broken(seq, _TEXT_DIFFERS)
         expected_prev = entry["hash"]
         expected_seq += 1
         count += 1
@@ -142,14 +153,13 @@ def verify_rows(entries: Iterable[Mapping[str, Any]]) -> VerifyResult:
     count = 0
     last = GENESIS
     for entry in entries:
+        problem = ""
         if entry_hash(entry) != entry["hash"]:
-            return VerifyResult(
-                count,
-                False,
-                int(entry["seq"]),
-                "altered (its hash does not match its content)",
-                last,
-            )
+            problem = "altered (its hash does not match its content)"
+        elif text_differs(entry):
+            problem = _TEXT_DIFFERS
+        if problem:
+            return VerifyResult(count, False, int(entry["seq"]), problem, last)
         last = entry["hash"]
         count += 1
     return VerifyResult(count, True, head=last)

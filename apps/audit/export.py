@@ -22,6 +22,11 @@ actor_id a string or null, ip a string or null, details a JSON object.
   leading apostrophe from every cell that starts with one. Hashes, seq and timestamps never
   start with those characters, so in practice only free-text cells are touched.
 
+On PostgreSQL, ``chunks(entries(...), fmt)`` streams the same bytes through
+``COPY (SELECT ...) TO STDOUT`` with every cell formatted in SQL (``export_copy``; inside a
+JSON Lines ``details`` object the keys then come in canonical order). SQLite, and any plain
+iterable of rows, go through the Python writers below.
+
 Break-glass activations are ordinary rows with action ``grant.break_glass`` (filter on it);
 no derived column is added, so the columns stay exactly the chained ones.
 
@@ -40,10 +45,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from django.db import connections
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from . import chain
+from . import chain, export_copy
 from .models import AuditAction, AuditEvent
 from .services import record_now
 
@@ -173,15 +179,42 @@ def filename(
 # --- Reading the trail -----------------------------------------------------------------
 
 
-def entries(
-    queryset: QuerySet[AuditEvent], *, upto_seq: int | None = None
-) -> Iterator[dict[str, Any]]:
-    """The rows of ``queryset`` in chain order as plain dicts (no model instances),
-    fetched ``CHUNK_SIZE`` at a time (a server-side cursor on PostgreSQL): flat memory."""
+class Entries:
+    """The rows of an export: iterate for plain dicts (no model instances) in chain order,
+    fetched ``CHUNK_SIZE`` at a time over a server-side cursor on PostgreSQL, so memory
+    stays flat. ``chunks()`` given an ``Entries`` on PostgreSQL skips the dicts and streams
+    COPY's output instead (``export_copy``); the rows are the same."""
+
+    def __init__(self, queryset: QuerySet[AuditEvent]) -> None:
+        self.queryset = queryset
+        self._rows: Iterator[dict[str, Any]] | None = None
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        if self._rows is None:
+            values = self.queryset.order_by("seq").values(*EXPORT_COLUMNS, "details_text")
+            self._rows = values.iterator(chunk_size=CHUNK_SIZE)
+        return next(self._rows)
+
+    def close(self) -> None:
+        """Release the server-side cursor of a walk that stops early."""
+        close = getattr(self._rows, "close", None)
+        if close is not None:
+            close()
+
+    @property
+    def copies(self) -> bool:
+        """Whether ``chunks()`` streams these rows with COPY (PostgreSQL, not yet read)."""
+        return self._rows is None and connections[self.queryset.db].vendor == "postgresql"
+
+
+def entries(queryset: QuerySet[AuditEvent], *, upto_seq: int | None = None) -> Entries:
+    """The entries of ``queryset`` (up to and including ``upto_seq``) in chain order."""
     if upto_seq is not None:
         queryset = queryset.filter(seq__lte=upto_seq)
-    values = queryset.order_by("seq").values(*EXPORT_COLUMNS)
-    return values.iterator(chunk_size=CHUNK_SIZE)
+    return Entries(queryset)
 
 
 def export_values(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -288,15 +321,38 @@ def jsonl_chunks(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
         yield "".join(parts)
 
 
-def chunks(rows: Iterable[Mapping[str, Any]], fmt: str) -> Iterator[str]:
+CSV_HEADER = "\ufeff" + ",".join(EXPORT_COLUMNS) + "\r\n"
+
+
+class CopyChunks:
+    """COPY's output as UTF-8 pieces (``encoded`` passes them through untouched), or as
+    text when iterated directly."""
+
+    def __init__(self, rows: Entries, fmt: str) -> None:
+        header = CSV_HEADER if fmt == "csv" else ""
+        self.pieces = export_copy.stream(rows.queryset, fmt, header=header.encode())
+
+    def __iter__(self) -> Iterator[str]:
+        for piece in self.pieces:
+            yield piece.decode("utf-8")
+
+
+def chunks(rows: Iterable[Mapping[str, Any]], fmt: str) -> Iterable[str]:
+    """The export text in pieces. Entries on PostgreSQL stream through COPY; anything
+    else (SQLite, plain dicts) goes through the Python writers. Both write the same."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r} (csv or jsonl)")
+    if isinstance(rows, Entries) and rows.copies:
+        return CopyChunks(rows, fmt)
     if fmt == "csv":
         return csv_chunks(rows)
-    if fmt == "jsonl":
-        return jsonl_chunks(rows)
-    raise ValueError(f"unknown format {fmt!r} (csv or jsonl)")
+    return jsonl_chunks(rows)
 
 
 def encoded(pieces: Iterable[str]) -> Iterator[bytes]:
+    if isinstance(pieces, CopyChunks):
+        yield from pieces.pieces
+        return
     for piece in pieces:
         yield piece.encode("utf-8")
 

@@ -98,6 +98,9 @@ class AuditEvent(models.Model):
     assertion_jti = models.CharField(max_length=64, blank=True)
     assertion_sid = models.CharField(max_length=128, blank=True)
     details = models.JSONField(default=dict, blank=True)
+    # The canonical JSON text of ``details`` (chain.dumps), exactly as it was hashed; the
+    # PostgreSQL export streams it as is instead of decoding and re-encoding every row.
+    details_text = models.TextField(blank=True, default="", editable=False)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 

@@ -105,7 +105,7 @@ def record(
         "prev_hash": head.hash if head else chain.GENESIS,
     }
     fields["hash"] = chain.entry_hash(fields)
-    event = AuditEvent(**fields)
+    event = AuditEvent(**fields, details_text=chain.dumps(fields["details"]))
     event.save()
     return event
 

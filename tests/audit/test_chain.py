@@ -80,6 +80,17 @@ def test_altered_and_rehashed_row_is_found_by_its_successor(raw_sql: Any) -> Non
     assert result.problem.startswith("does not follow entry #3 (prev_hash differs")
 
 
+def test_stored_details_text_that_differs_is_found(raw_sql: Any) -> None:
+    """Exports stream the stored text; editing it alone must not pass unnoticed."""
+    add_entries(5, at=T0)
+    raw_sql("UPDATE audit_auditevent SET details_text = %s WHERE seq = 4", ['{"n":99}'])
+    result = db_chain()
+    assert (result.ok, result.broken_seq, result.count) == (False, 4, 3)
+    assert result.problem == "altered (its stored details text differs from its details)"
+    rows = chain.verify_rows(export.entries(AuditEvent.objects.all()))
+    assert (rows.ok, rows.broken_seq, rows.count) == (False, 4, 3)
+
+
 def test_deleted_row_is_found(raw_sql: Any) -> None:
     add_entries(5, at=T0)
     raw_sql("DELETE FROM audit_auditevent WHERE seq = 3")
@@ -104,6 +115,7 @@ def test_row_inserted_in_the_middle_is_found(raw_sql: Any) -> None:
         "prev_hash": events[1].hash,
     }
     fields["hash"] = chain.entry_hash(fields)
+    fields["details_text"] = chain.dumps(fields["details"])  # careful: what exports stream
     AuditEvent.objects.create(**fields)  # an INSERT: neither the model nor the trigger stop it
     result = db_chain()
     assert (result.ok, result.broken_seq, result.count) == (False, 4, 3)
