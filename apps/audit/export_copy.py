@@ -79,6 +79,7 @@ CSV_CELLS: dict[str, str] = {
     "details": _text_cell("details_text"),
     "prev_hash": _text_cell("prev_hash"),
     "hash": _text_cell("hash"),
+    "upstream_request_id": _text_cell("upstream_request_id"),
 }
 
 
@@ -101,7 +102,8 @@ def _jsonl_line() -> str:
         parts.append(f"""',"{column}":' || {_json_string(column)}""")
     parts.append(f"""',"details":' || {_T}details_text""")
     parts.append(f"""',"prev_hash":' || {_json_string("prev_hash")}""")
-    parts.append(f"""',"hash":' || {_json_string("hash")} || '}}'""")
+    parts.append(f"""',"hash":' || {_json_string("hash")}""")
+    parts.append(f"""',"upstream_request_id":' || {_json_string("upstream_request_id")} || '}}'""")
     return " || ".join(parts)
 
 

@@ -1,4 +1,4 @@
-"""Migration audit.0004 fills in details_text for entries written before it existed."""
+"""Migration audit.0005 fills in details_text for entries written before it existed."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from apps.audit.models import AuditEvent
 
 from .conftest import T0
 
-BEFORE = [("audit", "0003_zero_contract_actions")]
-AFTER = [("audit", "0004_auditevent_details_text")]
+BEFORE = [("audit", "0004_zero_contract_actions")]
+AFTER = [("audit", "0005_auditevent_details_text")]
 
 
 def _migrate(target: list[tuple[str, str]]) -> None:
@@ -35,6 +35,8 @@ def test_old_entries_get_their_canonical_text_and_stay_append_only() -> None:
             ):
                 fields: dict[str, Any] = {
                     **dict.fromkeys(chain.CHAINED_FIELDS, ""),
+                    # Empty optional fields are left out of the hash, but the column is NOT NULL.
+                    **dict.fromkeys(chain.OPTIONAL_CHAINED_FIELDS, ""),
                     "seq": seq,
                     "created_at": T0,
                     "actor_id": None,
