@@ -317,28 +317,16 @@ class GrantAdmin(ReadOnlyAdmin):
         status = 200
         if submitted and form.is_valid():
             resource = form.cleaned_data["resource"]
-            start = form.cleaned_data.get("start")
-            end = form.cleaned_data.get("end")
-            among = Grant.objects.visible_to(request.user)  # type: ignore[arg-type]
-            if between:
-                assert start is not None and end is not None  # required fields
-                rows = reports.who_had_access(resource, start, end, among=among)
-                name = "who_had_access"
-            else:
-                now = timezone.now()
-                rows = reports.who_has_access_now(resource, now=now, among=among)
-                name, start, end = "who_has_access_now", now, None
             fmt = "csv" if request.POST.get("download") == "csv" else "html"
-            reports.record_report(
-                actor=request.user,
-                report=name,
-                resource=resource,
-                start=start,
-                end=end,
-                rows=len(rows),
+            report = reports.run_report(
+                request.user,
+                resource,
+                start=form.cleaned_data.get("start") if between else None,
+                end=form.cleaned_data.get("end") if between else None,
                 via="admin",
                 fmt=fmt,
             )
+            rows, start, end = report.rows, report.start, report.end
             if fmt == "csv":
                 response = HttpResponse(reports.to_csv(rows), content_type=export.FORMATS["csv"])
                 slug = resource.slug if resource else "all"

@@ -15,6 +15,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce, Least
@@ -160,6 +161,51 @@ def who_has_access_now(
     """Open (scheduled or active) grants whose window contains ``now``."""
     now = now or timezone.now()
     return _rows(_grants(resource, among).filter(pk__in=Grant.objects.active_at(now).values("pk")))
+
+
+@dataclass(frozen=True)
+class Report:
+    """One report run: its name, the rows, and the window it covered."""
+
+    name: str
+    rows: list[AccessRow]
+    start: datetime
+    end: datetime | None
+
+
+def run_report(
+    viewer: Any,
+    resource: Resource | None,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    via: str,
+    fmt: str,
+) -> Report:
+    """Run "who had access between start and end" (both given) or "who has access now"
+    (neither), over the grants ``viewer`` may see, and audit the viewing. The one place
+    both the admin and the API run reports, so they cannot drift apart."""
+    among = Grant.objects.visible_to(viewer)
+    if start is not None and end is not None:
+        report = Report(
+            "who_had_access", who_had_access(resource, start, end, among=among), start, end
+        )
+    else:
+        now = timezone.now()
+        report = Report(
+            "who_has_access_now", who_has_access_now(resource, now=now, among=among), now, None
+        )
+    record_report(
+        actor=viewer,
+        report=report.name,
+        resource=resource,
+        start=report.start,
+        end=report.end,
+        rows=len(report.rows),
+        via=via,
+        fmt=fmt,
+    )
+    return report
 
 
 def to_csv(rows: Iterable[AccessRow]) -> str:

@@ -415,30 +415,20 @@ def _report(request: HttpRequest, data: dict[str, str], *, between: bool) -> obj
     if not form.is_valid():
         return _form_errors(form)
     resource = form.cleaned_data["resource"]
-    if between:
-        start, end = form.cleaned_data["start"], form.cleaned_data["end"]
-        rows = reports.who_had_access(resource, start, end)
-        name = "who_had_access"
-    else:
-        start, end = timezone.now(), None
-        rows = reports.who_has_access_now(resource, now=start)
-        name = "who_has_access_now"
-    reports.record_report(
-        actor=request.user,
-        report=name,
-        resource=resource,
-        start=start,
-        end=end,
-        rows=len(rows),
+    report = reports.run_report(
+        request.user,
+        resource,
+        start=form.cleaned_data["start"] if between else None,
+        end=form.cleaned_data["end"] if between else None,
         via="api",
         fmt="json",
     )
     return {
-        "report": name,
+        "report": report.name,
         "resource": resource.slug if resource else None,
-        "start": start,
-        "end": end,
-        "rows": [row.__dict__ for row in rows],
+        "start": report.start,
+        "end": report.end,
+        "rows": [row.__dict__ for row in report.rows],
     }
 
 
