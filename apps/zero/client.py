@@ -33,6 +33,7 @@ from urllib.parse import quote
 import requests
 
 from apps import ppl as ppl_lib
+from apps.zero import contract
 
 __all__ = [
     "POLICY_PROPERTIES",
@@ -53,15 +54,9 @@ MAX_PAGES = 1000  # a server that ignores offset must not keep us looping
 SETTINGS_MAX_AGE = 30.0  # seconds a cluster-settings answer is reused
 BODY_EXCERPT = 200
 REDACTED = "[REDACTED]"
-POLICY_PROPERTIES = (
-    "name",
-    "description",
-    "explanation",
-    "remediation",
-    "enforced",
-    "namespaceId",
-    "ppl",
-)
+# Every key a create or replace must carry, read from the written contract so the client
+# and the simulator (which reads the same schema) cannot drift apart.
+POLICY_PROPERTIES: tuple[str, ...] = tuple(contract.schema("PolicyProperties")["required"])
 _PROPERTY_DEFAULTS: dict[str, Any] = {
     "description": "",
     "explanation": "",

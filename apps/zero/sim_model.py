@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from apps.zero import contract
 from apps.zero.sim_views import timestamp
 
 __all__ = [
@@ -28,16 +29,8 @@ __all__ = [
     "console_user",
 ]
 
-POLICY_PROPERTIES = (
-    "name",
-    "description",
-    "explanation",
-    "remediation",
-    "enforced",
-    "namespaceId",
-    "ppl",
-    "originatorId",
-)
+# Every PolicyProperties key the contract defines (required and optional), in its order.
+POLICY_PROPERTIES: tuple[str, ...] = tuple(contract.schema("PolicyProperties")["properties"])
 API_USER = {"id": "api-user-sim", "email": "api@sim", "displayName": "API user"}
 APPLIED = ("applied", "current")
 FAILED = ("failed", "rejected")
