@@ -603,22 +603,29 @@ def _remember(state_pk: int, result: PassResult, policy: dict[str, Any], fallbac
 # --------------------------------------------------------------------------- #
 
 
+def _unsettled() -> Q:
+    """A resource whose change Zero has not settled yet: waiting for a changeset, its
+    generation ahead of what was synced (e.g. the broker was down at commit), or never
+    synced at all."""
+    return (
+        Q(zero__pending_apply=True)
+        | Q(sync_generation__gt=F("zero__synced_generation"))
+        | Q(zero__isnull=True, sync_generation__gt=0)
+    )
+
+
+def _resource_ids(condition: Q) -> list[int]:
+    return list(
+        Resource.objects.filter(condition).order_by("pk").values_list("pk", flat=True).distinct()
+    )
+
+
 def resources_to_reconcile() -> list[int]:
     """Ids of resources the periodic reconcile syncs: active ones, plus archived ones
     whose grants are not all confirmed removed or whose policy is not settled."""
     unsettled = Grant.objects.exclude(sync_status=SyncStatus.REMOVED).values("resource_id")
-    return list(
-        Resource.objects.filter(
-            Q(is_active=True)
-            | Q(pk__in=unsettled)
-            | Q(zero__consecutive_failures__gt=0)
-            | Q(zero__pending_apply=True)
-            | Q(sync_generation__gt=F("zero__synced_generation"))
-            | Q(zero__isnull=True, sync_generation__gt=0)
-        )
-        .order_by("pk")
-        .values_list("pk", flat=True)
-        .distinct()
+    return _resource_ids(
+        Q(is_active=True) | Q(pk__in=unsettled) | Q(zero__consecutive_failures__gt=0) | _unsettled()
     )
 
 
@@ -629,22 +636,11 @@ def resources_to_reconcile() -> list[int]:
 
 def resources_to_tick() -> list[int]:
     """Ids of resources the 30-second tick syncs: those with a revoked or expired grant
-    whose removal Zero has not confirmed, a change waiting for a changeset, or a
-    generation ahead of what was synced (e.g. the broker was down at commit)."""
+    whose removal Zero has not confirmed, or a change Zero has not settled yet."""
     unremoved = Grant.objects.filter(state__in=CLOSED_GRANT_STATES).exclude(
         sync_status=SyncStatus.REMOVED
     )
-    return list(
-        Resource.objects.filter(
-            Q(pk__in=unremoved.values("resource_id"))
-            | Q(zero__pending_apply=True)
-            | Q(sync_generation__gt=F("zero__synced_generation"))
-            | Q(zero__isnull=True, sync_generation__gt=0)
-        )
-        .order_by("pk")
-        .values_list("pk", flat=True)
-        .distinct()
-    )
+    return _resource_ids(Q(pk__in=unremoved.values("resource_id")) | _unsettled())
 
 
 def flag_overdue_removals(now: datetime | None = None) -> int:
