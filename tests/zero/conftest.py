@@ -63,3 +63,19 @@ def eager_celery() -> Iterator[None]:
     app.conf.task_always_eager, app.conf.task_eager_propagates = True, False
     yield
     app.conf.task_always_eager, app.conf.task_eager_propagates = saved
+
+
+@pytest.fixture
+def resource() -> Any:
+    """The Grafana resource most sync tests use (modules with a richer one override it)."""
+    from tests.factories import ResourceFactory
+
+    return ResourceFactory(slug="grafana", name="Grafana admin")
+
+
+@pytest.fixture
+def bob() -> Any:
+    """An approver of that resource."""
+    from tests.factories import UserFactory
+
+    return UserFactory(username="idp|bob", email="bob@example.com", groups=["approvers"])

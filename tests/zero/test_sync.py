@@ -18,22 +18,12 @@ from apps.zero.client import ZeroClient, get_client
 from apps.zero.models import PolicySync
 from apps.zero.simulator import ZeroSimulator
 from apps.zero.sync import BUSY, SYNCED, UP_TO_DATE, desired_policy, sync_resource
-from tests.factories import ResourceFactory, UserFactory
+from tests.factories import ResourceFactory
 from tests.zero.helpers import A, actions, approve, last_seq, policy_text
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("zero_settings")]
 
 LINK = "https://jit.example.com/requests/new?resource=grafana"
-
-
-@pytest.fixture
-def resource() -> Resource:
-    return ResourceFactory(slug="grafana", name="Grafana admin")
-
-
-@pytest.fixture
-def bob() -> Any:
-    return UserFactory(username="idp|bob", email="bob@example.com", groups=["approvers"])
 
 
 # --------------------------------------------------------------------- approve and revoke

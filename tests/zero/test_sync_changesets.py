@@ -20,22 +20,11 @@ from apps.zero.models import PolicySync, RemovalAlert
 from apps.zero.simulator import ZeroSimulator
 from apps.zero.sync import FAILED, SYNCED, flag_overdue_removals, resources_to_tick, sync_resource
 from apps.zero.tasks import APPLY_RECHECK, MAX_RETRY_AFTER, backoff
-from tests.factories import ResourceFactory, UserFactory
 from tests.zero.helpers import A, actions, approve, last_seq
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("zero_settings")]
 
 OTHER_RULE = [{"allow": {"and": [{"email": {"is": "mallory@example.com"}}]}}]
-
-
-@pytest.fixture
-def resource() -> Resource:
-    return ResourceFactory(slug="grafana", name="Grafana admin")
-
-
-@pytest.fixture
-def bob() -> Any:
-    return UserFactory(username="idp|bob", email="bob@example.com", groups=["approvers"])
 
 
 def wait_until(check: Any, timeout: float = 5.0) -> bool:

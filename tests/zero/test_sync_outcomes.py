@@ -24,16 +24,6 @@ from tests.zero.helpers import A, actions, approve, last_seq, policy_text
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("zero_settings")]
 
 
-@pytest.fixture
-def resource() -> Resource:
-    return ResourceFactory(slug="grafana", name="Grafana admin")
-
-
-@pytest.fixture
-def bob() -> Any:
-    return UserFactory(username="idp|bob", email="bob@example.com", groups=["approvers"])
-
-
 # ------------------------------------------------------------------------------ expiry
 
 

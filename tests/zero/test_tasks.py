@@ -23,11 +23,6 @@ from tests.factories import GrantFactory, ResourceFactory, UserFactory
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("zero_settings", "eager_celery")]
 
 
-@pytest.fixture
-def bob() -> Any:
-    return UserFactory(username="idp|bob", email="bob@example.com", groups=["approvers"])
-
-
 def approve(email: str, resource: Resource, approver: Any) -> Grant:
     user = UserFactory(username=f"idp|{email}", email=email)
     req = services.submit_request(
