@@ -17,11 +17,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "resources.example.ya
 
 
 def semantic_actions() -> list[str]:
-    return list(
-        AuditEvent.objects.in_chain_order()
-        .exclude(action=AuditAction.FIELD_CHANGED)
-        .values_list("action", flat=True)
-    )
+    return list(AuditEvent.objects.in_chain_order().values_list("action", flat=True))
 
 
 def snapshot() -> list[dict]:

@@ -57,10 +57,14 @@ class TestUnit:
         assert times == sorted(times)
 
     def test_a_failed_unit_leaves_no_entry_and_no_change(self) -> None:
-        with pytest.raises(RuntimeError), audit.atomic():
-            user = UserFactory(email="gone@example.com")
-            audit.record(AuditAction.USER_CREATED, target=user)
-            raise RuntimeError("boom")
+        def fail() -> None:
+            with audit.atomic():
+                user = UserFactory(email="gone@example.com")
+                audit.record(AuditAction.USER_CREATED, target=user)
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            fail()
         assert AuditEvent.objects.count() == 0
         assert not UserFactory._meta.model.objects.filter(email="gone@example.com").exists()
 
