@@ -23,9 +23,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from devtools.demo.management.commands.run_demo import Command as RunDemo
 
-from apps.demo.management.commands.run_demo import Command as RunDemo
-from apps.demo.supervisor import (
+from devtools.demo.supervisor import (
     BASE_DIR,
     ROUTE_HOST,
     DemoPorts,
