@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from devtools.demo.management.commands.run_demo import Command as RunDemo
 
 from devtools.demo.supervisor import (
     BASE_DIR,
@@ -35,6 +34,7 @@ from devtools.demo.supervisor import (
     missing_parts,
     prepare_data_dir,
 )
+from devtools.management.commands.run_demo import Command as RunDemo
 from tests.conftest import require_service
 from tests.support.processes import free_ports
 
