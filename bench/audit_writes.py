@@ -6,11 +6,17 @@ django-auditlog switched off ("no audit", used only here). Every transaction is 
 ``submit_request`` by its own user (the service locks the user row, validates, inserts
 the request, audits ``request.submitted`` and announces the event after commit), so the
 two modes differ only in the audit writes.
-Usage, from the repository root::
+
+Usage, from the root of the checkout to measure::
 
     .venv/bin/python bench/audit_writes.py \\
         --database-url postgres://postgres@127.0.0.1:5432/h_audit \\
         --broker redis://127.0.0.1:6379/3
+
+Before and after side by side (the same script against an older checkout, alternating)::
+
+    .venv/bin/python bench/side_by_side.py --before dd22bfe --rounds 3 -- \\
+        "$PWD/bench/audit_writes.py" --rounds 1
 
 The database named in --database-url is DROPPED and recreated: give it a scratch name.
 Redis receives the notification tasks the submissions enqueue (nobody consumes them; the
@@ -32,7 +38,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-REPO = Path(__file__).resolve().parents[1]
+# The code measured is the checkout it is run from (the current directory), so the same
+# script can measure another checkout too (bench/side_by_side.py, or by hand).
+REPO = Path.cwd() if (Path.cwd() / "manage.py").exists() else Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 MODES = ("audit", "no audit")
