@@ -25,6 +25,8 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
+from apps.accounts.middleware import request_user
+
 from . import services
 from .admin_actions import (
     ConfirmedAction,
@@ -39,7 +41,6 @@ from .durations import duration_label
 from .forms import (
     ApproveForm,
     RejectForm,
-    request_user,
 )
 from .models import AccessRequest, Approval, Resource
 from .resources import save_resource

@@ -37,9 +37,10 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from apps.accounts.middleware import request_user
+from apps.accounts.timezones import zone_for, zone_label
 from jitportal.admin_ids import is_valid_id
 
-from .forms import request_user, zone_for, zone_label
 from .states import AccessError
 
 if TYPE_CHECKING:

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timeuntil
 
+from apps.accounts.timezones import zone_for
 from apps.audit import export
 from apps.audit.views import may_export
 
@@ -35,7 +36,11 @@ from .admin_actions import (
     badge,
     run_confirmed,
 )
-from .forms import ExtendForm, ReviewForm, RevokeForm, zone_for
+from .forms import (
+    ExtendForm,
+    ReviewForm,
+    RevokeForm,
+)
 from .models import Grant, GrantExtension, Resource
 from .report_forms import AccessReportForm
 from .states import OPEN_GRANT_STATES

@@ -3,7 +3,8 @@
 Forms validate shape (choices, lengths, dates) and the resource's rules so the person sees
 the error next to the right field; the services check every rule again and stay the
 authority. Times typed into a ``datetime-local`` input are wall-clock times in the
-person's zone (``zone_for``); they are converted to UTC here, never in templates.
+person's zone (``apps.accounts.timezones.zone_for``); they are converted to UTC here, never
+in templates.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
-from django.http import HttpRequest
 from django.utils import timezone
 
-from apps.accounts.timezones import valid_zone, zone_names
+from apps.accounts.timezones import valid_zone, zone_label, zone_names, zone_of
 
 from .durations import duration_label
 from .models import Resource
@@ -24,32 +24,10 @@ from .services import MAX_TEXT
 if TYPE_CHECKING:
     from apps.accounts.models import User
 
-# Set by a tiny script from Intl.DateTimeFormat when the person has no zone preference.
-TZ_COOKIE = "jitportal_tz"
 DATETIME_LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
 
 
-# --- Time zones ----------------------------------------------------------------------------
-
-
-def request_user(request: HttpRequest) -> User:
-    """The signed-in person, typed as our ``User``.
-
-    PomeriumAssertionMiddleware lets no anonymous request reach a view, so this is always
-    a verified person (possibly behind Django's lazy wrapper, which the services accept).
-    """
-    return cast("User", request.user)
-
-
-def zone_for(request: HttpRequest) -> tzinfo:
-    """The zone to show times in: the preference, then the browser's (cookie), then UTC."""
-    user = getattr(request, "user", None)
-    preferred = getattr(user, "time_zone", "") if user is not None and user.is_authenticated else ""
-    return valid_zone(preferred) or valid_zone(request.COOKIES.get(TZ_COOKIE, "")) or UTC
-
-
-def zone_label(zone: tzinfo) -> str:
-    return getattr(zone, "key", None) or "UTC"
+# --- Wall-clock times --------------------------------------------------------------------
 
 
 def _ambiguous_or_imaginary(naive: datetime, zone: tzinfo) -> bool:
@@ -148,7 +126,7 @@ class RequestForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.user = user
         self.resources = {r.slug: r for r in resources}
-        self.zone: tzinfo = valid_zone(user.time_zone) or UTC
+        self.zone: tzinfo = zone_of(user)
         cast(forms.ChoiceField, self.fields["resource"]).choices = [("", "Choose…")] + [
             (r.slug, r.name) for r in resources
         ]

@@ -17,7 +17,9 @@ from django.template import loader
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.accounts.middleware import request_user
 from apps.accounts.services import update_preferences
+from apps.accounts.timezones import zone_for, zone_label
 
 from . import queries, services
 from .durations import duration_label
@@ -25,9 +27,6 @@ from .forms import (
     BreakGlassForm,
     PreferencesForm,
     RequestForm,
-    request_user,
-    zone_for,
-    zone_label,
 )
 from .models import AccessRequest, Grant, Resource
 from .states import AccessError, RequestKind, RequestState

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
 from django.contrib import auth
@@ -28,6 +29,9 @@ from apps.audit.services import record_now
 
 from .assertion import AssertionRejected, Identity, verify
 from .services import sync_user
+
+if TYPE_CHECKING:
+    from .models import User
 
 log = logging.getLogger(__name__)
 
@@ -143,3 +147,12 @@ class PomeriumAssertionMiddleware:
             },
         )
         return rejection_response(request, exc)
+
+
+def request_user(request: HttpRequest) -> User:
+    """The signed-in person, typed as our ``User``.
+
+    PomeriumAssertionMiddleware lets no anonymous request reach a view, so this is always
+    a verified person (possibly behind Django's lazy wrapper, which the services accept).
+    """
+    return cast("User", request.user)

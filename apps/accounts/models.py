@@ -49,7 +49,7 @@ class User(AbstractUser):
 
     def get_short_name(self) -> str:
         # The admin greets with this; the IdP subject in username means nothing to people.
-        return self.display_name or self.email or self.username
+        return self.label
 
     def get_full_name(self) -> str:
         return self.display_name or self.email

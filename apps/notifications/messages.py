@@ -11,15 +11,16 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+
+from apps.accounts.timezones import zone_of
 
 from .models import Channel
 
@@ -92,21 +93,13 @@ def preferences_url() -> str:
 # --- Formatting ----------------------------------------------------------------------------
 
 
-def zone_of(user: User) -> tzinfo:
-    try:
-        return ZoneInfo(user.time_zone) if user.time_zone else UTC
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
-
-
 def utc_label(moment: datetime) -> str:
     return timezone.localtime(moment, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def person(user: User | None) -> str:
-    if user is None:
-        return "the portal"
-    return user.display_name or user.email or user.username
+    """A person as messages name them (``User.label``); no person is the portal itself."""
+    return "the portal" if user is None else user.label
 
 
 # --- Email ---------------------------------------------------------------------------------
