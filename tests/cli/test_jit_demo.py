@@ -40,6 +40,11 @@ pytestmark = pytest.mark.slow
 
 JIT = str(Path(sys.executable).with_name("jit"))
 TZ = "Europe/Berlin"
+# The test run's storage must not leak into the stack's children (they keep their own).
+NOT_FOR_THE_STACK = (
+    "DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "SECRET_KEY", "BROKER_DATA_DIR",
+    "CELERY_BEAT_SCHEDULE_FILENAME",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +54,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoPorts]:
         pytest.skip(f"demo parts not there yet: {missing}")
     data_dir = tmp_path_factory.mktemp("jit-demo")
     ports = DemoPorts(*free_ports(3))
-    base_env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "SECRET_KEY")
-    }
+    base_env = {k: v for k, v in os.environ.items() if k not in NOT_FOR_THE_STACK}
     prepare_data_dir(data_dir)
     out = io.StringIO()  # the children's output, for a failing assertion to show
     supervisor = Supervisor(demo_environment(ports, data_dir, base_env), out=out)
