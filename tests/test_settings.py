@@ -70,17 +70,6 @@ def test_production_settings_pass_check_deploy() -> None:
     assert "no issues" in result.stdout
 
 
-def test_check_deploy_warns_about_demo_parts_in_production() -> None:
-    env = {
-        **PRODUCTION,
-        "CELERY_BROKER_URL": "filesystem://",
-        "DATABASE_URL": "sqlite:////tmp/x.db",
-    }
-    result = manage("check", "--deploy", env=env)
-    assert "jitportal.W003" in result.stderr
-    assert "jitportal.W004" in result.stderr
-
-
 @pytest.mark.parametrize("command", ["run_demo", "seed_demo", "zero_simulator"])
 def test_production_has_no_dev_tools(command: str) -> None:
     """Production settings install no devtools app, so its commands do not exist there."""

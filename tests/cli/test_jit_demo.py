@@ -17,7 +17,9 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
@@ -31,11 +33,18 @@ from devtools.demo.supervisor import (
     missing_parts,
     prepare_data_dir,
 )
+from tests.cli.inprocess import Background, Ran, run_jit
 from tests.support.processes import free_ports
 
 pytestmark = pytest.mark.slow
 
 JIT = str(Path(sys.executable).with_name("jit"))
+TZ = "Europe/Berlin"
+# The test run's storage must not leak into the stack's children (they keep their own).
+NOT_FOR_THE_STACK = (
+    "DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "SECRET_KEY", "BROKER_DATA_DIR",
+    "CELERY_BEAT_SCHEDULE_FILENAME",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +54,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoPorts]:
         pytest.skip(f"demo parts not there yet: {missing}")
     data_dir = tmp_path_factory.mktemp("jit-demo")
     ports = DemoPorts(*free_ports(3))
-    base_env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "SECRET_KEY")
-    }
+    base_env = {k: v for k, v in os.environ.items() if k not in NOT_FOR_THE_STACK}
     prepare_data_dir(data_dir)
     out = io.StringIO()  # the children's output, for a failing assertion to show
     supervisor = Supervisor(demo_environment(ports, data_dir, base_env), out=out)
@@ -69,46 +74,45 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoPorts]:
 
 
 class Person:
-    """One person's terminal: their own config directory, so their own stored session."""
+    """One person's terminal: their own config directory, so their own stored session.
+
+    ``jit`` runs in this process (``jitcli.main.main``); ``installed_jit`` runs the console
+    script, for the one test that proves it works against the real stack.
+    """
 
     def __init__(self, home: Path, ports: DemoPorts) -> None:
         self.home = home
         self.ports = ports
 
-    def env(self) -> dict[str, str]:
-        env = {**os.environ, "XDG_CONFIG_HOME": str(self.home), "TZ": "Europe/Berlin"}
+    def jit(self, *args: str) -> Ran:
+        return run_jit(*args, home=self.home, tz=TZ)
+
+    def installed_jit(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "XDG_CONFIG_HOME": str(self.home), "TZ": TZ}
         env.pop("JIT_URL", None)
-        return env
-
-    def jit(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [JIT, *args], capture_output=True, text=True, env=self.env(), timeout=timeout,
-            check=False,
-        )  # fmt: skip
+            [JIT, *args], capture_output=True, text=True, env=env, timeout=60, check=False
+        )
 
-    def jit_json(self, *args: str) -> object:
+    def jit_json(self, *args: str) -> Any:
         result = self.jit(*args, "--json")
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
 
-    def login(self, key: str) -> subprocess.CompletedProcess[str]:
+    def login(self, key: str) -> Ran:
         """`jit login`, with the test as the browser that signs in as ``key``."""
-        process = subprocess.Popen(
-            [JIT, "login", f"http://localhost:{self.ports.proxy}", "--no-browser"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env(),
-        )  # fmt: skip
-        assert process.stderr is not None
-        url = ""
-        for line in process.stderr:
-            if line.strip().startswith("http"):
-                url = line.strip()
-                break
-        assert url, "jit login printed no sign-in URL"
-        callback = browser_sign_in(self.ports.proxy, url, key)
-        with urllib.request.urlopen(callback, timeout=10) as answer:
-            assert b"Signed in" in answer.read()
-        stdout, stderr = process.communicate(timeout=30)
-        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+        login = Background(
+            "login", f"http://localhost:{self.ports.proxy}", "--no-browser", home=self.home
+        )
+        url = login.line_starting("http")
+        if url:
+            callback = browser_sign_in(self.ports.proxy, url, key)
+            with urllib.request.urlopen(callback, timeout=10) as answer:
+                signed_in = b"Signed in" in answer.read()
+        result = login.finish()
+        assert url, "jit login printed no sign-in URL: " + result.stderr
+        assert signed_in
+        return result
 
 
 def browser_sign_in(proxy_port: int, url: str, key: str) -> str:
@@ -162,7 +166,7 @@ def test_the_demo_story_from_a_terminal(demo, alice, bob):
     assert isinstance(req, dict) and req["state"] == "pending"
     pending = bob.jit("pending")
     approved = bob.jit("approve", str(req["id"]), "--note", "go ahead")
-    waited = alice.jit("wait", str(req["id"]), "--timeout", "2m", "--interval", "0.5", timeout=150)
+    waited = alice.jit("wait", str(req["id"]), "--timeout", "2m", "--interval", "0.5")
 
     assert f"{req['id']} " in pending.stdout and "alice@example.com" in pending.stdout
     assert approved.returncode == 0, approved.stderr
@@ -176,6 +180,15 @@ def test_login_stores_a_private_session(alice):
 
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert json.loads(path.read_text())["url"].startswith("http://localhost:")
+
+
+def test_the_installed_script_uses_the_stored_session(alice):
+    """The one subprocess flow: the console script reads the session `jit login` stored."""
+    result = alice.installed_jit("status")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].split()[:3] == ["GRANT", "RESOURCE", "STATE"]
+    assert "grafana-admin" in result.stdout
 
 
 def test_tables_show_local_times(alice):
@@ -200,3 +213,99 @@ def test_refusals_have_their_exit_codes(alice, bob):
     waited = alice.jit("wait", str(extension["id"]), "--timeout", "1m")
     assert rejected.returncode == 0
     assert (waited.returncode, "request rejected: one hour is enough" in waited.stdout) == (6, True)
+
+
+def open_grants(person: Person) -> list[dict[str, Any]]:
+    return list(person.jit_json("status")["grants"])
+
+
+def open_grant(person: Person, resource: str) -> dict[str, Any]:
+    return next(g for g in open_grants(person) if g["resource"] == resource)
+
+
+def instant(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def test_resources_show_durations_and_flags(alice):
+    result = alice.jit("resources")
+
+    assert result.returncode == 0, result.stderr
+    header, *lines = result.stdout.splitlines()
+    assert header.split() == ["RESOURCE", "NAME", "DURATIONS", "APPROVALS", "FLAGS"]
+    rows = {line.split()[0]: line for line in lines}
+    assert {"grafana-admin", "prod-db", "billing-admin"} <= set(rows)
+    assert "1h,4h,8h" in rows["grafana-admin"] and "extends grant" in rows["grafana-admin"]
+    assert "ticket, schedulable" in rows["prod-db"]
+
+
+def test_a_partly_approved_request_can_still_be_cancelled(alice, bob):
+    req = alice.jit_json(
+        "request", "prod-db", "--for", "30m", "--reason", "Read the slow query log",
+        "--ticket", "INC-7",
+    )  # fmt: skip
+    approved = bob.jit("approve", str(req["id"]), "--note", "fine by me")
+    pending = bob.jit("pending")
+    cancelled = alice.jit("cancel", str(req["id"]))
+    shown = alice.jit("status", str(req["id"]))
+    again = alice.jit("cancel", str(req["id"]))
+
+    assert (req["state"], req["approvals_required"]) == ("pending", 2)
+    assert approved.stdout == f"Approval recorded for request {req['id']}: 1/2 approvals.\n"
+    mine = next(line for line in pending.stdout.splitlines() if line.startswith(f"{req['id']} "))
+    assert "alice@example.com" in mine and "1/2 (you)" in mine and "30m" in mine
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert shown.stdout == f"Request {req['id']} (new) for Prod DB console: cancelled\n"
+    assert (again.returncode, again.stderr.count("\n")) == (5, 1)
+
+
+def test_an_approver_moves_the_end_and_the_owner_asks_for_more(alice, bob):
+    grant = open_grant(alice, "grafana-admin")
+    gid = str(grant["id"])
+
+    no_reason = bob.jit("extend", gid, "--for", "30m")
+    moved = bob.jit_json("extend", gid, "--for", "30m", "--reason", "Finish the rule migration")
+    no_length = alice.jit("extend", gid)
+    asked = alice.jit_json("extend", gid, "--for", "1h", "--reason", "Still tuning the rules")
+    decided = bob.jit("approve", str(asked["id"]), "--for", "30m")
+
+    assert (no_reason.returncode, no_reason.stderr) == (
+        2,
+        "jit: Extending someone's grant needs --reason.\n",
+    )
+    assert instant(moved["expires_at"]) == instant(grant["expires_at"]) + timedelta(minutes=30)
+    assert (no_length.returncode, no_length.stderr) == (2, "jit: Say how much longer: --for 30m.\n")
+    assert (asked["kind"], asked["state"]) == ("extension", "pending")
+    assert decided.returncode == 0, decided.stderr
+    assert f"Request {asked['id']} (extension) for Grafana admin: approved" in decided.stdout
+    after = open_grant(alice, "grafana-admin")
+    assert instant(after["expires_at"]) == instant(moved["expires_at"]) + timedelta(minutes=30)
+
+
+def test_a_revoked_grant_cannot_be_ended_and_a_scheduled_one_can(alice, bob):
+    grafana = open_grant(alice, "grafana-admin")
+    billing = open_grant(alice, "billing-admin")  # the seeded window tomorrow morning
+
+    revoked = bob.jit("revoke", str(grafana["id"]), "--reason", "Done for today")
+    end_revoked = alice.jit("end", str(grafana["id"]))
+    ended = alice.jit("end", str(billing["id"]))
+
+    assert revoked.returncode == 0, revoked.stderr
+    assert revoked.stdout.startswith(f"Grant {grafana['id']} on Grafana admin: revoked, ")
+    assert (end_revoked.returncode, end_revoked.stderr.count("\n")) == (5, 1)
+    assert billing["state"] == "scheduled"
+    assert ended.returncode == 0, ended.stderr
+    assert ended.stdout.startswith(f"Grant {billing['id']} on Billing admin: ")
+    assert open_grants(alice) == []
+
+
+def test_logout_forgets_the_session(alice):
+    """Last in this module: alice is signed out afterwards."""
+    result = alice.jit("logout")
+    after = alice.jit("status")
+
+    assert (result.returncode, result.stdout) == (0, "Signed out.\n")
+    assert (after.returncode, after.stderr) == (
+        3,
+        "jit: Not signed in, or your Pomerium session expired: run `jit login`.\n",
+    )

@@ -8,13 +8,17 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from jitcli.core import Session, parse_duration, parse_time, save_session
+from tests.cli.inprocess import run_jit
 from tests.support.processes import ROOT
 
 JIT = str(Path(sys.executable).with_name("jit"))
@@ -22,14 +26,6 @@ COMMANDS = [
     "login", "logout", "resources", "request", "status", "wait", "cancel", "end", "extend",
     "pending", "approve", "reject", "revoke",
 ]  # fmt: skip
-
-
-def run_jit(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "XDG_CONFIG_HOME": str(home), **env}
-    environment.pop("JIT_URL", None)
-    return subprocess.run(
-        [JIT, *args], capture_output=True, text=True, env=environment, timeout=60, check=False
-    )
 
 
 def fake_token(**claims: object) -> str:
@@ -71,6 +67,20 @@ def test_the_session_file_is_private(tmp_path, monkeypatch):
     assert path == tmp_path / "jit" / "session.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_the_installed_script_runs(tmp_path):
+    """The one subprocess test: ``jit`` on PATH is the console script of ``jitcli.main``."""
+    environment = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
+    environment.pop("JIT_URL", None)
+    result = subprocess.run(
+        [JIT, "--help"], capture_output=True, text=True, env=environment, timeout=60, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: jit ")
+    assert all(command in result.stdout for command in COMMANDS)
+    assert "exit codes:" in result.stdout
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -140,3 +150,141 @@ def test_login_without_a_portal_says_which_is_missing(tmp_path):
         2,
         "jit: Say which portal: jit login https://jit.example.com\n",
     )
+
+
+# --- What each kind of HTTP answer becomes -------------------------------------------------
+# A plain HTTP server with canned answers: the portal itself never answers 5xx or non-JSON
+# on purpose, and the client's promise (README "From a terminal", exit codes) is about
+# exactly those answers. The flows against the real portal are in test_jit_demo.py.
+
+
+class _Canned(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def _handle(self) -> None:
+        server = self.server
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        server.seen.append((self.command, self.path, dict(self.headers.items()), body))  # type: ignore[attr-defined]
+        status, headers, payload = server.answers.pop(0)  # type: ignore[attr-defined]
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = _handle
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def canned(tmp_path, monkeypatch) -> Iterator[ThreadingHTTPServer]:
+    """A server answering the queued ``answers`` in order; a session stored for it."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Canned)
+    server.answers = []  # type: ignore[attr-defined]
+    server.seen = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    save_session(Session(url, fake_token(email="alice@example.com", exp=int(time.time()) + 600)))
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def as_json(status: int, data: object) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "application/json"}, json.dumps(data).encode()
+
+
+def error(status: int, message: str, **extra: object) -> tuple[int, dict[str, str], bytes]:
+    return as_json(status, {"error": {"message": message, **extra}})
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "said"),
+    [
+        (
+            error(400, "Invalid input", fields={"duration_minutes": "too long"}),
+            2,
+            "jit: Invalid input (duration_minutes: too long)\n",
+        ),
+        (error(403, "You may not see this"), 4, "jit: You may not see this\n"),
+        (error(404, "No such request"), 4, "jit: No such request\n"),
+        (error(409, "Already decided"), 5, "jit: Already decided\n"),
+        (error(422, "Too long for this resource"), 5, "jit: Too long for this resource\n"),
+        (error(503, "Try later"), 1, "jit: Try later\n"),
+        (error(403, "Who are you", code="not_signed_in"), 3, None),
+        ((500, {"Content-Type": "text/html"}, b"<h1>Server Error</h1>"), 1, None),
+        ((200, {"Content-Type": "text/html"}, b"<h1>Hello</h1>"), 1, None),
+        ((302, {"Location": "https://auth.example.com/"}, b""), 3, None),
+        ((401, {}, b""), 3, None),
+    ],
+)
+def test_each_answer_has_its_exit_code_and_one_line(canned, tmp_path, answer, code, said):
+    canned.answers.append(answer)
+
+    result = run_jit("status", "7", home=tmp_path)
+
+    assert (result.returncode, result.stdout, result.stderr.count("\n")) == (code, "", 1)
+    if said is not None:
+        assert result.stderr == said
+    if code == 3:
+        assert "run `jit login`" in result.stderr
+    method, path, headers, _ = canned.seen[0]
+    assert (method, path) == ("GET", "/api/v1/requests/7")
+    assert headers["Authorization"].startswith("Pomerium ey")
+
+
+def test_a_failed_request_is_sent_once_more_with_the_same_key(canned, tmp_path):
+    created = {
+        "id": 12, "kind": "new", "resource_name": "Grafana admin", "state": "pending",
+        "approvals": 0, "approvals_required": 1, "decision_reason": "", "grant": None,
+    }  # fmt: skip
+    canned.answers += [error(502, "Bad gateway"), as_json(201, created)]
+
+    result = run_jit(
+        "request", "grafana-admin", "--for", "1h30m", "--reason", "Tune the rules", home=tmp_path
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "Request 12 (new) for Grafana admin: pending, 0/1 approvals\nWait for it: jit wait 12\n"
+    )
+    (_, _, first, body), (_, _, second, _) = canned.seen
+    assert first["Idempotency-Key"] == second["Idempotency-Key"]
+    assert json.loads(body) == {
+        "resource": "grafana-admin", "duration_minutes": 90, "justification": "Tune the rules",
+        "ticket": "",
+    }  # fmt: skip
+
+
+def test_a_refused_request_is_not_sent_again(canned, tmp_path):
+    canned.answers.append(error(409, "You already asked"))
+
+    result = run_jit("request", "grafana-admin", "--for", "1h", "--reason", "x", home=tmp_path)
+
+    assert (result.returncode, len(canned.seen)) == (5, 1)
+
+
+def test_version(tmp_path):
+    result = run_jit("--version", home=tmp_path)
+
+    assert (result.returncode, result.stdout) == (0, "jit 0.1.0\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["status", "0"], "'0' is not an id like 12"),
+        (["request", "x", "--for", "1h", "--reason", "y", "--at", "tomorrow"], "is not a time"),
+    ],
+)
+def test_more_bad_arguments_are_exit_2(tmp_path, argv, said):
+    result = run_jit(*argv, home=tmp_path)
+
+    assert (result.returncode, result.stdout) == (2, "")
+    assert said in result.stderr

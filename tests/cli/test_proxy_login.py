@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import re
 import time
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -10,6 +12,8 @@ import jwt
 import pytest
 
 from devtools.demo.proxy import DevSignInProxy
+from jitcli.core import Session, save_session
+from tests.cli.inprocess import Background, person_environment, run_jit
 from tests.demo.test_proxy import HOST_NAME, call
 
 CALLBACK = "http://localhost:45678/callback"
@@ -104,3 +108,73 @@ def test_a_bad_session_jwt_is_a_401_and_reaches_nothing(proxy, upstream, kind):
 
     assert reply.status == 401
     assert upstream.seen == []
+
+
+# --- `jit login` itself (in this process) against the proxy ---------------------------------
+
+
+def test_jit_login_stores_the_session_the_callback_brings_and_logout_forgets_it(proxy, tmp_path):
+    login = Background("login", proxy.url, "--no-browser", home=tmp_path)
+    url = login.line_starting("http")
+    callback = browser_sign_in(proxy, url, "alice") if url else ""
+    empty = call_url(callback.split("?")[0]) if callback else None
+    signed_in = call_url(callback) if callback else None
+    result = login.finish()
+
+    assert url.startswith(f"{proxy.url}/.pomerium/sign_in?"), result.stderr
+    assert empty is not None and empty[0] == 400  # a callback without a token stores nothing
+    assert signed_in is not None and signed_in[0] == 200 and b"Signed in" in signed_in[1]
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Signed in to {proxy.url} as alice@example.com, until ")
+    stored = json.loads((tmp_path / "jit" / "session.json").read_text())
+    claims = jwt.decode(stored["token"], options={"verify_signature": False})
+    assert (stored["url"], claims["email"]) == (proxy.url, "alice@example.com")
+
+    first = run_jit("logout", home=tmp_path)
+    second = run_jit("logout", "--json", home=tmp_path)
+    assert (first.returncode, first.stdout) == (0, "Signed out.\n")
+    assert (second.returncode, json.loads(second.stdout)) == (0, {"signed_out": False})
+    assert not (tmp_path / "jit" / "session.json").exists()
+
+
+def test_jit_login_again_uses_the_stored_portal_and_gives_up_after_its_timeout(proxy, tmp_path):
+    with person_environment(tmp_path):
+        save_session(Session(proxy.url, "old-token"))
+
+    result = run_jit("login", "--no-browser", "--timeout", "0.3", home=tmp_path)
+
+    assert result.returncode == 3
+    assert f"{proxy.url}/.pomerium/sign_in?" in result.stderr
+    assert result.stderr.endswith(
+        "jit: No sign-in arrived before the timeout; run `jit login` again.\n"
+    )
+    assert json.loads((tmp_path / "jit" / "session.json").read_text())["token"] == "old-token"
+
+
+@pytest.mark.parametrize(
+    ("portal", "code", "said"),
+    [
+        ("upstream", 1, "does not offer Pomerium's login API (HTTP 200)"),
+        ("http://127.0.0.1:9", 1, "jit: Cannot reach http://127.0.0.1:9: ConnectionError."),
+        ("ftp://jit.example.com", 2, "is not a portal URL like https://jit.example.com"),
+    ],
+)
+def test_jit_login_refuses_what_is_not_a_pomerium_login(upstream, tmp_path, portal, code, said):
+    url = upstream.url if portal == "upstream" else portal
+
+    result = run_jit("login", url, "--no-browser", home=tmp_path)
+
+    assert (result.returncode, result.stdout, result.stderr.count("\n")) == (code, "", 1)
+    assert said in result.stderr
+    assert not (tmp_path / "jit").exists()
+
+
+def call_url(url: str) -> tuple[int, bytes]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        conn.request("GET", f"{parts.path or '/'}?{parts.query}")
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
