@@ -25,7 +25,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
-from . import services
+from . import clusters, services
 from .admin_actions import (
     ConfirmedAction,
     ParentViewInline,
@@ -79,6 +79,7 @@ class ResourceAdminForm(ModelForm):
             "slug",
             "description",
             "is_active",
+            "cluster",
             "zero_policy_name",
             "base_ppl",
             "requester_groups",
@@ -95,6 +96,22 @@ class ResourceAdminForm(ModelForm):
             "break_glass_groups",
             "break_glass_max_minutes",
         )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "cluster" in self.fields:
+            # A choice of the configured clusters; a stored name that is no longer configured
+            # is shown as such, so saving asks for a real one (the model's clean refuses it).
+            names = clusters.names()
+            current = self.instance.cluster if self.instance.pk else None
+            choices = [(name, name) for name in names]
+            if current and current not in names:
+                choices.append((current, f"{current} (not configured)"))
+            self.fields["cluster"] = forms.ChoiceField(
+                choices=choices,
+                initial=self.instance.cluster or clusters.default_cluster_name(),
+                help_text=Resource._meta.get_field("cluster").help_text,
+            )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -126,6 +143,7 @@ class ResourceAdmin(StrictIdsMixin):
         "slug",
         "is_active",
         "approvals_required",
+        "cluster",
         "policy",
         "zero_sync",
         "updated_at",
@@ -133,6 +151,7 @@ class ResourceAdmin(StrictIdsMixin):
     list_select_related = ("zero",)
     list_filter = (
         "is_active",
+        "cluster",
         "allow_scheduled",
         "justification_required",
         "ticket_required",
@@ -157,7 +176,7 @@ class ResourceAdmin(StrictIdsMixin):
         (
             "Pomerium Zero policy",
             {
-                "fields": ("zero_policy_name", "base_ppl", "zero_status"),
+                "fields": ("cluster", "zero_policy_name", "base_ppl", "zero_status"),
                 "description": "The portal owns this policy: grants are added to the base "
                 "rules below, and the whole policy is rewritten on every change. Base rules "
                 "are a JSON list of PPL rules; anything Pomerium accepts is accepted "

@@ -26,6 +26,7 @@ CONFIG_FIELDS = (
     "name",
     "description",
     "zero_policy_name",
+    "cluster",
     "requester_groups",
     "approver_groups",
     "duration_choices",
@@ -45,7 +46,7 @@ CONFIG_FIELDS = (
 )
 
 # Fields whose change alters the Zero policy's text (rules, name, explanation).
-POLICY_FIELDS = {"slug", "name", "zero_policy_name", "base_ppl", "is_active"}
+POLICY_FIELDS = {"slug", "name", "zero_policy_name", "cluster", "base_ppl", "is_active"}
 
 
 class DefinitionError(Exception):
@@ -106,9 +107,17 @@ def save_resource(
     """Save a validated resource, audit what changed, and resync its policy if needed.
 
     Audits ``resource.created`` or ``resource.changed`` (with the changed field names).
+    A cluster change is checked again under the resource's row lock (the form checked it
+    before): raises ``ValidationError`` and writes nothing when a grant became live in the
+    old cluster meanwhile (``Resource.cluster_problem``).
     """
     changed = list(changed)
     with transaction.atomic():
+        if "cluster" in changed and not created:
+            Resource.objects.select_for_update().filter(pk=resource.pk).first()
+            problem = resource.cluster_problem()
+            if problem:
+                raise ValidationError({"cluster": problem})
         resource.save()
         record(
             AuditAction.RESOURCE_CREATED if created else AuditAction.RESOURCE_CHANGED,
@@ -141,12 +150,23 @@ def apply_definitions(definitions: Any, *, actor: Any = None) -> ApplySummary:
             seen.add(resource.slug)
             prepared.append((resource, changed, created))
         for resource, changed, created in prepared:
-            if created:
-                save_resource(resource, actor=actor, changed=changed, created=True)
-                summary.created.append(resource.slug)
-            elif changed:
-                save_resource(resource, actor=actor, changed=changed, created=False)
-                summary.updated.append(resource.slug)
-            else:
-                summary.unchanged.append(resource.slug)
+            try:
+                _save_prepared(resource, changed, created, actor, summary)
+            except ValidationError as exc:
+                raise DefinitionError(
+                    _describe_errors(f"resources ({resource.slug})", exc)
+                ) from None
     return summary
+
+
+def _save_prepared(
+    resource: Resource, changed: list[str], created: bool, actor: Any, summary: ApplySummary
+) -> None:
+    if created:
+        save_resource(resource, actor=actor, changed=changed, created=True)
+        summary.created.append(resource.slug)
+    elif changed:
+        save_resource(resource, actor=actor, changed=changed, created=False)
+        summary.updated.append(resource.slug)
+    else:
+        summary.unchanged.append(resource.slug)
