@@ -56,6 +56,13 @@ def masked_webhook(url: str) -> str:
     return f"set ({host}/…)"
 
 
+class ClusterChoiceField(forms.ChoiceField):
+    """The cluster select; an empty value is "unchanged", not a change to nothing."""
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return bool(data) and str(data) != str(initial)
+
+
 class ResourceAdminForm(ModelForm):
     """The Slack webhook URL is a credential: write-only here (replace or clear, never shown)."""
 
@@ -107,11 +114,17 @@ class ResourceAdminForm(ModelForm):
             choices = [(name, name) for name in names]
             if current and current not in names:
                 choices.append((current, f"{current} (not configured)"))
-            self.fields["cluster"] = forms.ChoiceField(
+            self.fields["cluster"] = ClusterChoiceField(
                 choices=choices,
+                required=False,
                 initial=self.instance.cluster or clusters.default_cluster_name(),
                 help_text=Resource._meta.get_field("cluster").help_text,
             )
+
+    def clean_cluster(self) -> str:
+        # Nothing chosen (a script posting the other fields only) keeps the current cluster.
+        chosen = self.cleaned_data.get("cluster")
+        return str(chosen or self.instance.cluster or clusters.default_cluster_name())
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -275,9 +288,10 @@ class ResourceAdmin(StrictIdsMixin):
         link = reverse("admin:zero_policysync_change", args=[state.pk])
         routes = ", ".join(r.get("name", "?") for r in state.routes or []) or "none yet"
         return format_html(
-            "{} · remote policy <code>{}</code> · last success {} · last error: {} · "
-            "routes using it: {} · <a href='{}'>details and Sync now</a>",
+            "{} · cluster {} · remote policy <code>{}</code> · last success {} · "
+            "last error: {} · routes using it: {} · <a href='{}'>details and Sync now</a>",
             self.zero_sync(obj),
+            f"{obj.cluster} ({state.cluster_id})" if state.cluster_id else obj.cluster,
             state.remote_policy_id or "—",
             state.last_success_at or "never",
             state.last_error or "none",
