@@ -501,7 +501,14 @@ def _remote(
             # Our earlier write took effect although its answer never reached us.
             _late_confirmed(state, result, found_digest)
     result.routes = remote.attached_routes(client, state, policy, result.policy_id, force)
-    if result.wrote or result.has_unsettled or state.pending_apply or force:
+    # A policy left in a former cluster is deleted once this one is confirmed enforced.
+    if (
+        result.wrote
+        or result.has_unsettled
+        or state.pending_apply
+        or state.retired_policies
+        or force
+    ):
         managed = set(
             PolicySync.objects.exclude(remote_policy_id="").values_list(
                 "remote_policy_id", flat=True
