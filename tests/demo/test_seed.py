@@ -43,7 +43,7 @@ def test_seed_has_every_state_and_is_idempotent(settings: Any) -> None:
 
 def test_the_demo_clusters_hold_a_resource_each(settings: Any) -> None:
     from apps.access.models import Resource
-    from apps.demo import supervisor
+    from devtools.demo import supervisor
 
     settings.CLUSTER_ID = ""
     settings.ZERO_CLUSTERS = dict(supervisor.ZERO_CLUSTERS)

@@ -21,9 +21,9 @@ from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
 from apps.zero.client import ZeroClient
 from apps.zero.models import PolicySync
-from apps.zero.sim_state import console_user
-from apps.zero.simulator import ZeroSimulator
 from apps.zero.sync import FAILED, SYNCED, resources_to_tick, sync_resource
+from devtools.zerosim.simulator import ZeroSimulator
+from devtools.zerosim.state import console_user
 from tests.factories import ResourceFactory
 from tests.zero.helpers import A, actions, approve, last_seq
 

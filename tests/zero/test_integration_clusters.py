@@ -16,7 +16,7 @@ from apps.access.models import Grant
 from apps.access.states import SyncStatus
 from apps.zero.client import reset_client_cache
 from apps.zero.models import PolicySync
-from apps.zero.simulator import ZeroSimulator
+from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import ResourceFactory
 from tests.zero.live import approver, eventually, pending
 
