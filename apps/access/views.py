@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.accounts.services import update_preferences
 
-from . import queries, services
+from . import clusters, queries, services
 from .durations import duration_label
 from .forms import (
     BreakGlassForm,
@@ -225,6 +225,8 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "can_end": live and own_grant,
             "live": live,
             "now": now,
+            # Only worth saying where there is more than one cluster to be in.
+            "cluster": req.resource.cluster if len(clusters.configured()) > 1 else "",
         },
     )
 

@@ -125,3 +125,21 @@ def test_bootstrap_refuses_a_move_while_a_grant_is_live(tmp_path: Path) -> None:
         call_command("bootstrap", str(path))
     assert "Cannot move to cluster 'staging'" in str(caught.value)
     assert Resource.objects.get(slug="db").cluster == "default"
+
+
+def test_the_request_page_names_the_cluster_when_there_are_several(
+    signed_in: Any, settings: Any
+) -> None:
+    from apps.access import services
+    from tests.factories import AccessRequestFactory, UserFactory
+
+    client, user = signed_in("alice", groups=["engineering"])
+    resource = ResourceFactory(slug="billing", cluster="production")
+    req = AccessRequestFactory(requester=user, resource=resource)
+    services.approve_request(req, approver=UserFactory(groups=["approvers"]))
+
+    assert "in Zero cluster production" in client.get(f"/requests/{req.pk}").content.decode()
+    settings.ZERO_CLUSTERS = {}
+    resource.cluster = "default"
+    resource.save()
+    assert "in Zero cluster" not in client.get(f"/requests/{req.pk}").content.decode()
