@@ -428,8 +428,10 @@ def _retire_moved(client: ZeroClient, state: PolicySync, result: PassResult) -> 
         return
     kept: list[dict[str, str]] = []
     for old in pending:
-        old_client = client.for_cluster(str(old.get("cluster_id") or ""))
         policy_id = str(old.get("policy_id") or "")
+        if policy_id == result.policy_id:
+            continue  # moved back before it was deleted: that policy is ours again
+        old_client = client.for_cluster(str(old.get("cluster_id") or ""))
         try:
             old_client.delete_policy(policy_id)
         except ZeroPermanentError as exc:

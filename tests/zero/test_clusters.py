@@ -261,3 +261,26 @@ def test_a_client_for_another_cluster_shares_the_configuration(sim: ZeroSimulato
         3,
     )
     assert sim.api_token not in repr(other)
+
+
+def test_moving_back_before_the_deletion_keeps_the_policy(
+    two: ZeroSimulator, resource: Resource, settings: Any
+) -> None:
+    sync_resource(resource.pk)
+    first = two.policy_by_name("jit-grafana")
+    assert first is not None
+    two.configure(auto_apply=False, apply_delay=0, cluster=PROD)
+    settings.ZERO_APPLY_CHANGESETS = False
+    _move(resource, "production")
+    assert sync_resource(resource.pk).pending_apply  # the default cluster's policy is kept
+
+    _move(resource, "default")
+    outcome = sync_resource(resource.pk)
+
+    assert outcome.status == SYNCED and outcome.policy_id == first["id"]  # adopted again
+    assert two.policy_by_name("jit-grafana") is not None
+    state = PolicySync.objects.get(resource=resource)
+    # Production's never-applied policy is deleted (the delete waits in its changeset).
+    assert state.retired_policies == []
+    assert two.policy_by_name("jit-grafana", cluster=PROD) is None
+    assert two.cluster(PROD).pending_changeset() is not None
