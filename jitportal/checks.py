@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register, run_checks
 
+from jitportal import zero_clusters
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 STATIC_TAG = "jitportal_static"
 MANIFEST = "staticfiles.json"
@@ -50,11 +52,9 @@ def refuse_to_start_without_static() -> None:
 def pomerium_checks(app_configs: Any, **kwargs: Any) -> list[Any]:
     problems: list[Any] = []
     if settings.ZERO_SYNC_ENABLED:
-        missing = [
-            n
-            for n in ("API_USER_TOKEN", "ORGANIZATION_ID", "CLUSTER_ID")
-            if not getattr(settings, n)
-        ]
+        missing = [n for n in ("API_USER_TOKEN", "ORGANIZATION_ID") if not getattr(settings, n)]
+        if not settings.CLUSTER_ID and not settings.ZERO_CLUSTERS:
+            missing.append("CLUSTER_ID (or ZERO_CLUSTERS)")
         if missing:
             problems.append(
                 Error(
@@ -63,6 +63,12 @@ def pomerium_checks(app_configs: Any, **kwargs: Any) -> list[Any]:
                     id="jitportal.E001",
                 )
             )
+    try:
+        zero_clusters.cluster_set(
+            settings.CLUSTER_ID, settings.ZERO_CLUSTERS, settings.ZERO_DEFAULT_CLUSTER
+        )
+    except zero_clusters.ClusterConfigError as exc:
+        problems.append(Error(f"{exc}.", id="jitportal.E004"))
     if settings.ZERO_AUTH_SCHEME not in ("Bearer", "Pomerium"):
         problems.append(Error("ZERO_AUTH_SCHEME must be Bearer or Pomerium.", id="jitportal.E002"))
     return problems

@@ -20,6 +20,8 @@ from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from jitportal import zero_clusters as _zero_clusters
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -241,6 +243,14 @@ ZERO_API_URL = env.str("ZERO_API_URL", default="https://console.pomerium.app/api
 API_USER_TOKEN = env_secret("API_USER_TOKEN")
 ORGANIZATION_ID = env.str("ORGANIZATION_ID", default="")
 CLUSTER_ID = env.str("CLUSTER_ID", default="")
+# More clusters: "name=cluster_id" pairs. CLUSTER_ID is the cluster named "default";
+# ZERO_DEFAULT_CLUSTER names the cluster a resource gets when it names none.
+try:
+    ZERO_CLUSTERS = _zero_clusters.parse(env.str("ZERO_CLUSTERS", default=""))
+    ZERO_DEFAULT_CLUSTER = env.str("ZERO_DEFAULT_CLUSTER", default=_zero_clusters.DEFAULT_NAME)
+    _zero_clusters.cluster_set(CLUSTER_ID, ZERO_CLUSTERS, ZERO_DEFAULT_CLUSTER)
+except _zero_clusters.ClusterConfigError as _exc:
+    raise ImproperlyConfigured(f"{_exc}.") from None
 ZERO_AUTH_SCHEME = env.str("ZERO_AUTH_SCHEME", default="Bearer")
 ZERO_TIMEOUT_SECONDS = env.float("ZERO_TIMEOUT_SECONDS", default=10.0)
 ZERO_APPLY_CHANGESETS = env.bool("ZERO_APPLY_CHANGESETS", default=True)

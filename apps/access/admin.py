@@ -27,7 +27,7 @@ from django.utils.timesince import timesince
 
 from apps.accounts.middleware import request_user
 
-from . import services
+from . import clusters, services
 from .admin_actions import (
     ConfirmedAction,
     ParentViewInline,
@@ -57,6 +57,13 @@ def masked_webhook(url: str) -> str:
     return f"set ({host}/…)"
 
 
+class ClusterChoiceField(forms.ChoiceField):
+    """The cluster select; an empty value is "unchanged", not a change to nothing."""
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return bool(data) and str(data) != str(initial)
+
+
 class ResourceAdminForm(ModelForm):
     """The Slack webhook URL is a credential: write-only here (replace or clear, never shown)."""
 
@@ -80,6 +87,7 @@ class ResourceAdminForm(ModelForm):
             "slug",
             "description",
             "is_active",
+            "cluster",
             "zero_policy_name",
             "base_ppl",
             "requester_groups",
@@ -96,6 +104,28 @@ class ResourceAdminForm(ModelForm):
             "break_glass_groups",
             "break_glass_max_minutes",
         )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "cluster" in self.fields:
+            # A choice of the configured clusters; a stored name that is no longer configured
+            # is shown as such, so saving asks for a real one (the model's clean refuses it).
+            names = clusters.names()
+            current = self.instance.cluster if self.instance.pk else None
+            choices = [(name, name) for name in names]
+            if current and current not in names:
+                choices.append((current, f"{current} (not configured)"))
+            self.fields["cluster"] = ClusterChoiceField(
+                choices=choices,
+                required=False,
+                initial=self.instance.cluster or clusters.default_cluster_name(),
+                help_text=Resource._meta.get_field("cluster").help_text,
+            )
+
+    def clean_cluster(self) -> str:
+        # Nothing chosen (a script posting the other fields only) keeps the current cluster.
+        chosen = self.cleaned_data.get("cluster")
+        return str(chosen or self.instance.cluster or clusters.default_cluster_name())
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -127,6 +157,7 @@ class ResourceAdmin(StrictIdsMixin):
         "slug",
         "is_active",
         "approvals_required",
+        "cluster",
         "policy",
         "zero_sync",
         "updated_at",
@@ -134,6 +165,7 @@ class ResourceAdmin(StrictIdsMixin):
     list_select_related = ("zero",)
     list_filter = (
         "is_active",
+        "cluster",
         "allow_scheduled",
         "justification_required",
         "ticket_required",
@@ -158,7 +190,7 @@ class ResourceAdmin(StrictIdsMixin):
         (
             "Pomerium Zero policy",
             {
-                "fields": ("zero_policy_name", "base_ppl", "zero_status"),
+                "fields": ("cluster", "zero_policy_name", "base_ppl", "zero_status"),
                 "description": "The portal owns this policy: grants are added to the base "
                 "rules below, and the whole policy is rewritten on every change. Base rules "
                 "are a JSON list of PPL rules; anything Pomerium accepts is accepted "
@@ -257,9 +289,10 @@ class ResourceAdmin(StrictIdsMixin):
         link = reverse("admin:zero_policysync_change", args=[state.pk])
         routes = ", ".join(r.get("name", "?") for r in state.routes or []) or "none yet"
         return format_html(
-            "{} · remote policy <code>{}</code> · last success {} · last error: {} · "
-            "routes using it: {} · <a href='{}'>details and Sync now</a>",
+            "{} · cluster {} · remote policy <code>{}</code> · last success {} · "
+            "last error: {} · routes using it: {} · <a href='{}'>details and Sync now</a>",
             self.zero_sync(obj),
+            f"{obj.cluster} ({state.cluster_id})" if state.cluster_id else obj.cluster,
             state.remote_policy_id or "—",
             state.last_success_at or "never",
             state.last_error or "none",

@@ -16,6 +16,8 @@ from django.db.models import Q
 
 from apps.ppl import validate_ppl
 
+from .clusters import configured as configured_clusters
+from .clusters import default_cluster_name
 from .states import (
     OPEN_GRANT_STATES,
     GrantState,
@@ -78,6 +80,13 @@ class Resource(models.Model):
         blank=True,
         validators=[RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9 ._:-]*$", "Letters, digits, . _ : -")],
         help_text="Name of the Pomerium Zero policy the portal manages; default jit-<slug>.",
+    )
+    cluster = models.CharField(
+        max_length=32,
+        default=default_cluster_name,
+        help_text="The Pomerium Zero cluster whose namespace holds this resource's policy: "
+        "a name from ZERO_CLUSTERS, or default (CLUSTER_ID). It can change only while no grant "
+        "is live or waiting for its removal to be confirmed.",
     )
     requester_groups = models.JSONField(
         default=list, blank=True, help_text="Groups that may ask; empty means everyone signed in."
@@ -176,8 +185,36 @@ class Resource(models.Model):
                 errors["base_ppl"] = "; ".join(problems[:3])
         if self.break_glass_max_minutes > self.max_duration_minutes:
             errors["break_glass_max_minutes"] = "May not exceed the maximum duration."
+        cluster_problem = self.cluster_problem()
+        if cluster_problem:
+            errors["cluster"] = cluster_problem
         if errors:
             raise ValidationError(errors)
+
+    def cluster_problem(self) -> str:
+        """Why ``cluster`` cannot be saved as it is, or "".
+
+        It must name a configured cluster. Moving an existing resource to another cluster is
+        refused while any of its grants is not confirmed removed: the old cluster's policy
+        would keep letting those people in (or a revocation there could no longer be
+        confirmed), so the move waits until every grant has ended and Zero confirmed it.
+        """
+        known = configured_clusters()
+        if self.cluster not in known:
+            return f"Unknown cluster {self.cluster!r}; configured: {', '.join(known)}."
+        if self.pk is None:
+            return ""
+        stored = Resource.objects.filter(pk=self.pk).values_list("cluster", flat=True).first()
+        if stored is None or stored == self.cluster:
+            return ""
+        unsettled = self.grants.exclude(sync_status=SyncStatus.REMOVED).count()
+        if unsettled:
+            return (
+                f"Cannot move to cluster {self.cluster!r} while {unsettled} grant(s) are live "
+                f"or not confirmed removed in cluster {stored!r}; revoke them and wait for "
+                "Zero to confirm, then move."
+            )
+        return ""
 
     def may_request(self, user: User, groups: set[str] | None = None) -> bool:
         if not self.is_active:

@@ -26,6 +26,7 @@ CONFIG_FIELDS = (
     "name",
     "description",
     "zero_policy_name",
+    "cluster",
     "requester_groups",
     "approver_groups",
     "duration_choices",
@@ -48,7 +49,7 @@ CONFIG_FIELDS = (
 SECRET_FIELDS = {"slack_webhook_url"}
 
 # Fields whose change alters the Zero policy's text (rules, name, explanation).
-POLICY_FIELDS = {"slug", "name", "zero_policy_name", "base_ppl", "is_active"}
+POLICY_FIELDS = {"slug", "name", "zero_policy_name", "cluster", "base_ppl", "is_active"}
 
 
 class DefinitionError(Exception):
@@ -111,7 +112,10 @@ def save_resource(
     Audits one ``resource.created`` or ``resource.changed`` entry: the changed field names
     (``changed``) and, for a change, each field's old and new value (``changes``; the Slack
     webhook URL, a credential, only as masked). The admin and ``bootstrap`` both come here:
-    it is the one chained entry of a configuration change.
+    it is the one chained entry of a configuration change. A cluster change is checked
+    again under the resource's row lock (the form checked it before): raises
+    ``ValidationError`` and writes nothing when a grant became live in the old cluster
+    meanwhile (``Resource.cluster_problem``).
     """
     changed = sorted(set(changed))
     with audit.atomic():
@@ -124,6 +128,9 @@ def save_resource(
                 else [before[name], getattr(resource, name)]
                 for name in changed
             }
+            problem = resource.cluster_problem() if "cluster" in changed else ""
+            if problem:
+                raise ValidationError({"cluster": problem})
         resource.save()
         record(
             AuditAction.RESOURCE_CREATED if created else AuditAction.RESOURCE_CHANGED,
@@ -156,12 +163,23 @@ def apply_definitions(definitions: Any, *, actor: Any = None) -> ApplySummary:
             seen.add(resource.slug)
             prepared.append((resource, changed, created))
         for resource, changed, created in prepared:
-            if created:
-                save_resource(resource, actor=actor, changed=changed, created=True)
-                summary.created.append(resource.slug)
-            elif changed:
-                save_resource(resource, actor=actor, changed=changed, created=False)
-                summary.updated.append(resource.slug)
-            else:
-                summary.unchanged.append(resource.slug)
+            try:
+                _save_prepared(resource, changed, created, actor, summary)
+            except ValidationError as exc:
+                raise DefinitionError(
+                    _describe_errors(f"resources ({resource.slug})", exc)
+                ) from None
     return summary
+
+
+def _save_prepared(
+    resource: Resource, changed: list[str], created: bool, actor: Any, summary: ApplySummary
+) -> None:
+    if created:
+        save_resource(resource, actor=actor, changed=changed, created=True)
+        summary.created.append(resource.slug)
+    elif changed:
+        save_resource(resource, actor=actor, changed=changed, created=False)
+        summary.updated.append(resource.slug)
+    else:
+        summary.unchanged.append(resource.slug)

@@ -21,7 +21,7 @@ from apps.accounts.middleware import request_user
 from apps.accounts.services import update_preferences
 from apps.accounts.timezones import zone_for, zone_label
 
-from . import queries, services
+from . import clusters, queries, services
 from .durations import duration_label
 from .forms import (
     BreakGlassForm,
@@ -224,6 +224,8 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "can_end": live and own_grant,
             "live": live,
             "now": now,
+            # Only worth saying where there is more than one cluster to be in.
+            "cluster": req.resource.cluster if len(clusters.configured()) > 1 else "",
         },
     )
 

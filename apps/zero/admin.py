@@ -25,6 +25,7 @@ WARNING = '<strong style="color:#b42318">{}</strong>'
 class PolicySyncAdmin(admin.ModelAdmin):
     list_display = (
         "resource",
+        "cluster",
         "remote_policy_id",
         "generations",
         "last_success_at",
@@ -32,12 +33,13 @@ class PolicySyncAdmin(admin.ModelAdmin):
         "enforcement",
         "routes_attached",
     )
-    list_filter = ("pending_apply", "resource__is_active")
+    list_filter = ("pending_apply", "resource__cluster", "resource__is_active")
     list_select_related = ("resource",)
     search_fields = ("resource__name", "resource__slug", "remote_policy_id")
     actions = ("sync_now",)
     fields = (
         "resource",
+        "cluster",
         "remote_policy_id",
         "synced_generation",
         "desired_generation",
@@ -55,6 +57,7 @@ class PolicySyncAdmin(admin.ModelAdmin):
         "duplicates",
         "attempted_digests",
         "routes_attached",
+        "retired",
         "lease_owner",
         "lease_until",
     )
@@ -89,6 +92,23 @@ class PolicySyncAdmin(admin.ModelAdmin):
     @admin.display(description="Synced / desired generation")
     def generations(self, obj: PolicySync) -> str:
         return f"{obj.synced_generation} / {obj.resource.sync_generation}"
+
+    @admin.display(description="Cluster", ordering="resource__cluster")
+    def cluster(self, obj: PolicySync) -> str:
+        """The resource's cluster by name, and the Zero cluster id the policy is in (a move
+        shows both until the new cluster holds it)."""
+        held = obj.cluster_id or "not written yet"
+        return f"{obj.resource.cluster} ({held})"
+
+    @admin.display(description="Policies left in former clusters")
+    def retired(self, obj: PolicySync) -> str:
+        pending = obj.retired_policies if isinstance(obj.retired_policies, list) else []
+        if not pending:
+            return "none"
+        listed = ", ".join(
+            f"{r.get('policy_id')} in {r.get('cluster_id')}" for r in pending if isinstance(r, dict)
+        )
+        return f"{listed}: deleted once the policy is enforced in {obj.resource.cluster}"
 
     @admin.display(description="Desired generation")
     def desired_generation(self, obj: PolicySync) -> int:

@@ -34,6 +34,7 @@ import requests
 
 from apps import ppl as ppl_lib
 from apps.zero import contract
+from jitportal import zero_clusters
 
 __all__ = [
     "POLICY_PROPERTIES",
@@ -42,6 +43,7 @@ __all__ = [
     "ZeroError",
     "ZeroPermanentError",
     "ZeroTransientError",
+    "default_cluster_id",
     "get_client",
     "reset_client_cache",
 ]
@@ -183,17 +185,35 @@ class ZeroClient:
         return f"<ZeroClient {self.base_url} org={self.organization_id} cluster={self.cluster_id}>"
 
     @classmethod
-    def from_settings(cls) -> ZeroClient:
-        """Build a client from Django settings (ZERO_API_URL, API_USER_TOKEN, ...)."""
+    def from_settings(cls, cluster_id: str | None = None) -> ZeroClient:
+        """Build a client from Django settings (ZERO_API_URL, API_USER_TOKEN, ...) for
+        ``cluster_id``, by default the default cluster (``default_cluster_id()``)."""
         from django.conf import settings
 
         return cls(
             base_url=settings.ZERO_API_URL,
             api_token=settings.API_USER_TOKEN,
             organization_id=settings.ORGANIZATION_ID,
-            cluster_id=settings.CLUSTER_ID,
+            cluster_id=default_cluster_id() if cluster_id is None else cluster_id,
             auth_scheme=getattr(settings, "ZERO_AUTH_SCHEME", "Bearer"),
             timeout=float(getattr(settings, "ZERO_TIMEOUT_SECONDS", 10.0)),
+        )
+
+    def for_cluster(self, cluster_id: str) -> ZeroClient:
+        """A client like this one (URL, token, organization, scheme, timeout) for another
+        cluster of the organization; this client itself when it is that cluster's. One API
+        user token serves every cluster its user may manage; each client keeps its own ID
+        token, namespace and settings cache."""
+        if cluster_id == self.cluster_id:
+            return self
+        return type(self)(
+            self.base_url,
+            self._api_token,
+            self.organization_id,
+            cluster_id,
+            auth_scheme=self.auth_scheme,
+            timeout=self.timeout,
+            clock=self.clock,
         )
 
     # ------------------------------------------------------------------ #
@@ -578,11 +598,22 @@ class ZeroClient:
 
 
 # --------------------------------------------------------------------------- #
-# One client per process
+# One client per process and cluster
 # --------------------------------------------------------------------------- #
 
 _cache_lock = threading.Lock()
-_cached: tuple[tuple[Any, ...], ZeroClient] | None = None
+_cached: dict[tuple[Any, ...], ZeroClient] = {}
+
+
+def default_cluster_id() -> str:
+    """The Zero cluster id of the default cluster (``ZERO_DEFAULT_CLUSTER``; normally
+    ``CLUSTER_ID``)."""
+    from django.conf import settings
+
+    clusters = zero_clusters.cluster_set(
+        settings.CLUSTER_ID, dict(settings.ZERO_CLUSTERS), settings.ZERO_DEFAULT_CLUSTER
+    )
+    return clusters[settings.ZERO_DEFAULT_CLUSTER]
 
 
 def _settings_key() -> tuple[Any, ...]:
@@ -595,27 +626,34 @@ def _settings_key() -> tuple[Any, ...]:
         settings.API_USER_TOKEN,
         settings.ORGANIZATION_ID,
         settings.CLUSTER_ID,
+        tuple(sorted(settings.ZERO_CLUSTERS.items())),
+        settings.ZERO_DEFAULT_CLUSTER,
         getattr(settings, "ZERO_AUTH_SCHEME", "Bearer"),
         float(getattr(settings, "ZERO_TIMEOUT_SECONDS", 10.0)),
     )
 
 
-def get_client() -> ZeroClient:
-    """The process-wide client for the current settings.
+def get_client(cluster_id: str | None = None) -> ZeroClient:
+    """The process-wide client of ``cluster_id`` (default: the default cluster's).
 
-    Shared so a worker's tasks share one ID token; rebuilt when the settings
-    change (e.g. under ``override_settings`` in tests) and in a forked child.
+    One per cluster, shared so a worker's tasks share its ID token, namespace and settings
+    caches; all of them are rebuilt when the settings change (e.g. under
+    ``override_settings`` in tests) and in a forked child.
     """
-    global _cached
-    key = _settings_key()
+    settings_key = _settings_key()
+    cluster_id = default_cluster_id() if cluster_id is None else cluster_id
+    key = (*settings_key, cluster_id)
     with _cache_lock:
-        if _cached is None or _cached[0] != key:
-            _cached = (key, ZeroClient.from_settings())
-        return _cached[1]
+        client = _cached.get(key)
+        if client is None:
+            # Clients made for other settings are stale: forget them.
+            for stale in [k for k in _cached if k[: len(settings_key)] != settings_key]:
+                del _cached[stale]
+            client = _cached[key] = ZeroClient.from_settings(cluster_id)
+        return client
 
 
 def reset_client_cache() -> None:
-    """Forget the process-wide client (tests, or after a fork)."""
-    global _cached
+    """Forget the process-wide clients (tests, or after a fork)."""
     with _cache_lock:
-        _cached = None
+        _cached.clear()

@@ -18,6 +18,20 @@ class PolicySync(models.Model):
         "access.Resource", on_delete=models.CASCADE, related_name="zero", editable=False
     )
     remote_policy_id = models.CharField(max_length=128, blank=True, editable=False)
+    cluster_id = models.CharField(
+        max_length=128,
+        blank=True,
+        editable=False,
+        help_text="The Zero cluster whose namespace holds remote_policy_id; empty before the "
+        "first sync.",
+    )
+    retired_policies = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="Policies left in a cluster the resource moved away from, "
+        "[{cluster_id, policy_id}]: deleted once the policy in the new cluster is enforced.",
+    )
     synced_generation = models.PositiveBigIntegerField(
         default=0,
         editable=False,

@@ -50,6 +50,8 @@ class PassResult:
     pending_changesets: list[str] = field(default_factory=list)
     applied_changesets: list[str] = field(default_factory=list)
     duplicate_policy_ids: list[str] | None = None  # None: not looked at in this pass
+    cluster_id: str = ""  # the Zero cluster this pass wrote to
+    retired: list[dict[str, str]] | None = None  # None: the row's list is unchanged
     audits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def audit(self, action: str, details: dict[str, Any]) -> None:
@@ -111,6 +113,10 @@ def record_success(
         PolicySync.objects.filter(pk=state_pk).update(
             synced_generation=Greatest(F("synced_generation"), result.generation),
             remote_policy_id=result.policy_id,
+            cluster_id=result.cluster_id or state.cluster_id,
+            retired_policies=(
+                result.retired if result.retired is not None else state.retired_policies
+            ),
             remote_digest=result.remote_digest,
             last_success_at=now,
             last_error="",

@@ -44,14 +44,19 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps import ppl as ppl_lib
-from apps.access import events
+from apps.access import clusters, events
 from apps.access.models import Grant, Resource
 from apps.access.states import SyncStatus
 from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
 from apps.zero import desired, remote
-from apps.zero.client import ZeroClient, ZeroError, ZeroPermanentError, get_client
+from apps.zero.client import (
+    ZeroClient,
+    ZeroError,
+    ZeroPermanentError,
+    get_client,
+)
 from apps.zero.desired import desired_policy
 from apps.zero.models import PolicySync, RemovalAlert
 from apps.zero.outcomes import (
@@ -206,7 +211,6 @@ def sync_resource(
     if not _claim_lease(state.pk, owner):
         # The holder picks this change up: it re-checks the generation before it lets go.
         return SyncOutcome(resource_id, BUSY, generation=resource.sync_generation)
-    client = client or get_client()
     outcome: SyncOutcome | None = None
     while True:
         try:
@@ -228,7 +232,7 @@ def sync_resource(
 def _leased_passes(
     state_pk: int,
     owner: str,
-    client: ZeroClient,
+    client: ZeroClient | None,
     now: datetime | None,
     force: bool,
     earlier: SyncOutcome | None,
@@ -270,11 +274,33 @@ def _settled(state: PolicySync, generation: int) -> bool:
         state.last_success_at is not None
         and state.synced_generation >= generation
         and not state.pending_apply
+        and not state.retired_policies
+    )
+
+
+def _cluster_client(resource: Resource, base: ZeroClient | None) -> ZeroClient:
+    """The client of the resource's cluster: the process-wide one, or one configured like
+    ``base`` (a caller's client, taken to be the default cluster's) for that cluster.
+    Raises SyncRefused for a cluster name that is not configured (any more)."""
+    try:
+        cluster_id = clusters.cluster_id(resource.cluster)
+    except KeyError:
+        raise SyncRefused(
+            f"the resource names cluster {resource.cluster!r}, which is not configured "
+            f"(ZERO_CLUSTERS: {', '.join(clusters.names())})"
+        ) from None
+    if base is None:
+        return get_client(cluster_id)
+    # A caller's client is the default cluster's (as it was before there were several).
+    return (
+        base
+        if resource.cluster == clusters.default_cluster_name()
+        else base.for_cluster(cluster_id)
     )
 
 
 def _leased_pass(
-    state_pk: int, owner: str, client: ZeroClient, now: datetime | None, force: bool
+    state_pk: int, owner: str, base: ZeroClient | None, now: datetime | None, force: bool
 ) -> SyncOutcome:
     state = PolicySync.objects.select_related("resource").get(pk=state_pk)
     resource = state.resource
@@ -290,12 +316,18 @@ def _leased_pass(
     props = desired.properties(resource, desired.render(resource, wanted))
     result = PassResult(generation=generation, wanted=wanted)
     result.has_unsettled = has_unsettled(resource, wanted)
+    try:
+        client = _cluster_client(resource, base)
+    except SyncRefused as exc:
+        return _failed(outcome, state_pk, resource, result, exc)
     calls_before = sum(client.calls.values())
     try:
         problems = ppl_lib.validate_ppl(props["ppl"])
         if problems:
             raise SyncRefused("the resource's base PPL is invalid: " + "; ".join(problems[:3]))
+        state = _follow_move(state, client.cluster_id, result)
         _remote(client, state, resource, props, result, force)
+        _retire_moved(client, state, result)
     except (ZeroError, SyncRefused) as exc:
         outcome.calls = sum(client.calls.values()) - calls_before
         return _failed(outcome, state_pk, resource, result, exc)
@@ -342,6 +374,91 @@ def _failed(
     return outcome
 
 
+# --------------------------------------------------------------------------- #
+# Moving a policy to another cluster
+# --------------------------------------------------------------------------- #
+
+
+def _follow_move(state: PolicySync, cluster_id: str, result: PassResult) -> PolicySync:
+    """Start a move when the remembered policy lives in another cluster than the
+    resource's: the old policy is queued for retirement and forgotten as "ours", so this
+    pass creates (or adopts by name) the policy in the new cluster. Policy ids are unique
+    in the organization, so the old id would still be found; it must not be used.
+
+    The domain refuses a cluster change while any grant is not confirmed removed
+    (``Resource.cluster_problem``), so the old policy holds no grant: only the base rules.
+    """
+    result.cluster_id = cluster_id
+    holder = state.cluster_id  # empty: never written since clusters were recorded
+    if not state.remote_policy_id or not holder or holder == cluster_id:
+        return state
+    retired = [
+        *(state.retired_policies or []),
+        {"cluster_id": holder, "policy_id": state.remote_policy_id},
+    ]
+    logger.info(
+        "Zero policy %s of %s moves from cluster %s to %s",
+        state.remote_policy_id,
+        state.resource.slug,
+        holder,
+        cluster_id,
+    )
+    PolicySync.objects.filter(pk=state.pk).update(
+        cluster_id=cluster_id,
+        retired_policies=retired,
+        remote_policy_id="",
+        remote_digest="",
+        attempted_digests=[],
+        routes=[],
+        duplicate_policy_ids=[],
+        pending_apply=False,
+        pending_changeset_ids=[],
+        pending_reason="",
+    )
+    return PolicySync.objects.select_related("resource").get(pk=state.pk)
+
+
+def _retire_moved(client: ZeroClient, state: PolicySync, result: PassResult) -> None:
+    """Delete the policies left in clusters the resource moved away from, but only once
+    Zero enforces the policy in the new cluster. A deletion that fails is kept for the
+    next pass (the tick keeps syncing a resource with retired policies); it does not fail
+    this pass, whose grants are enforced in the new cluster."""
+    pending = list(state.retired_policies or [])
+    if not pending or result.pending_apply or result.confirmed_at is None:
+        return
+    kept: list[dict[str, str]] = []
+    for old in pending:
+        policy_id = str(old.get("policy_id") or "")
+        if policy_id == result.policy_id:
+            continue  # moved back before it was deleted: that policy is ours again
+        old_client = client.for_cluster(str(old.get("cluster_id") or ""))
+        try:
+            old_client.delete_policy(policy_id)
+        except ZeroPermanentError as exc:
+            if exc.status not in (404, 410):
+                logger.warning("could not delete retired Zero policy %s: %s", policy_id, exc)
+                kept.append(old)
+                continue
+        except ZeroError as exc:
+            logger.warning("could not delete retired Zero policy %s: %s", policy_id, exc)
+            kept.append(old)
+            continue
+        finally:
+            if old_client is not client:
+                old_client.session.close()
+        result.audit(
+            AuditAction.ZERO_POLICY_WRITTEN,
+            {
+                "policy_id": policy_id,
+                "cluster_id": old.get("cluster_id"),
+                "deleted": True,
+                "reason": "the resource moved to cluster "
+                f"{client.cluster_id}, where policy {result.policy_id} is enforced",
+            },
+        )
+    result.retired = kept
+
+
 class DuplicatePolicies(ZeroPermanentError):
     """More than one Zero policy carries the resource's policy name."""
 
@@ -386,7 +503,14 @@ def _remote(
             # Our earlier write took effect although its answer never reached us.
             _late_confirmed(state, result, found_digest)
     result.routes = remote.attached_routes(client, state, policy, result.policy_id, force)
-    if result.wrote or result.has_unsettled or state.pending_apply or force:
+    # A policy left in a former cluster is deleted once this one is confirmed enforced.
+    if (
+        result.wrote
+        or result.has_unsettled
+        or state.pending_apply
+        or state.retired_policies
+        or force
+    ):
         managed = set(
             PolicySync.objects.exclude(remote_policy_id="").values_list(
                 "remote_policy_id", flat=True
@@ -595,6 +719,7 @@ def _remember(state_pk: int, result: PassResult, policy: dict[str, Any], fallbac
         remote_policy_id=result.policy_id,
         remote_digest=result.remote_digest,
         last_written_at=timezone.now(),
+        **({"cluster_id": result.cluster_id} if result.cluster_id else {}),
     )
 
 
@@ -611,6 +736,7 @@ def _unsettled() -> Q:
         Q(zero__pending_apply=True)
         | Q(sync_generation__gt=F("zero__synced_generation"))
         | Q(zero__isnull=True, sync_generation__gt=0)
+        | (Q(zero__isnull=False) & ~Q(zero__retired_policies=[]))
     )
 
 

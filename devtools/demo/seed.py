@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apps.access import services
+from apps.access import clusters, services
 from apps.access.models import AccessRequest, Resource
 from apps.access.resources import ApplySummary, apply_definitions
 from apps.accounts.assertion import Identity
@@ -25,6 +25,10 @@ from apps.accounts.services import sync_user
 from .identities import DEMO_IDENTITIES
 
 RESOURCES_FILE = Path(settings.BASE_DIR) / "deploy" / "resources.example.yaml"
+# The demo runs two clusters (staging, the default, and production); the production
+# resources live there. The example file names no cluster, so it also suits one-cluster
+# installs; these are added only when a production cluster is configured.
+PRODUCTION_RESOURCES = ("prod-db", "billing-admin")
 
 
 def demo_users() -> dict[str, User]:
@@ -39,6 +43,11 @@ def seed(now: datetime | None = None) -> tuple[ApplySummary, bool]:
     """Apply the resources and, the first time, write the story. Returns (summary, wrote_story)."""
     now = now or timezone.now()
     definitions = yaml.safe_load(RESOURCES_FILE.read_text(encoding="utf-8"))["resources"]
+    if "production" in clusters.configured():
+        definitions = [
+            {**d, "cluster": "production"} if d.get("slug") in PRODUCTION_RESOURCES else d
+            for d in definitions
+        ]
     summary = apply_definitions(definitions)
     users = demo_users()
     if AccessRequest.objects.exists():

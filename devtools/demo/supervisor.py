@@ -31,7 +31,11 @@ READY_TIMEOUT_SECONDS = 90.0
 # The simulator accepts exactly these; the portal is given the same values.
 ZERO_API_TOKEN = "demo-api-token"  # noqa: S105 - a fixed credential of the local simulator
 ZERO_ORGANIZATION_ID = "demo-org"
-ZERO_CLUSTER_ID = "demo-cluster"
+# Two clusters, as many organisations run them; the first one holds Grafana, so the
+# story's evaluate link (which asks the simulator's first cluster) needs no cluster.
+ZERO_CLUSTERS = {"staging": "demo-staging", "production": "demo-production"}
+ZERO_NAMESPACES = {"staging": "ns-staging", "production": "ns-production"}
+ZERO_DEFAULT_CLUSTER = "staging"
 ROUTE_HOST = "localhost"
 
 
@@ -322,7 +326,11 @@ def demo_environment(
             # The story is the grant going live: a stray "false" would silently stop syncing.
             "ZERO_SYNC_ENABLED": "true",
             "ORGANIZATION_ID": ZERO_ORGANIZATION_ID,
-            "CLUSTER_ID": ZERO_CLUSTER_ID,
+            # No CLUSTER_ID: both clusters have a name, staging is where resources go
+            # unless they name another.
+            "CLUSTER_ID": "",
+            "ZERO_CLUSTERS": ",".join(f"{name}={cid}" for name, cid in ZERO_CLUSTERS.items()),
+            "ZERO_DEFAULT_CLUSTER": ZERO_DEFAULT_CLUSTER,
             "PORTAL_ADMIN_GROUPS": "portal-admins",
             "PORTAL_AUDITOR_GROUPS": "compliance",
             "PORTAL_APPROVER_GROUPS": "approvers",
@@ -359,7 +367,8 @@ def demo_children(ports: DemoPorts, *, base_dir: Path = BASE_DIR) -> list[Child]
     python = sys.executable
     # Options are written as one string per child for readability; no value has spaces.
     zero = f"--port {ports.zero} --api-token {ZERO_API_TOKEN} --org {ZERO_ORGANIZATION_ID}"
-    zero += f" --cluster {ZERO_CLUSTER_ID}"
+    zero += f" --cluster {ZERO_CLUSTERS['staging']} --namespace {ZERO_NAMESPACES['staging']}"
+    zero += f" --extra-cluster {ZERO_CLUSTERS['production']}:{ZERO_NAMESPACES['production']}"
     proxy = f"--port {ports.proxy} --upstream http://127.0.0.1:{ports.portal}"
     proxy += f" --host-name {ROUTE_HOST}"
     worker = "-A jitportal worker -B --loglevel INFO --concurrency 2"

@@ -1,9 +1,11 @@
 """The Zero simulator's ``/_sim/...`` controls: things the real API does not have.
 
 * ``GET /_sim/evaluate?policy=&email=`` (optional ``at``, ``groups=a,b``, ``method``,
-  ``path``, ``source_ip``, ``user``): the proxy's decision with the effective
-  policy, ``{"allow": bool, "policy": …, "email": …}``; 404 if none is applied;
-* ``GET /_sim/state``: everything, for the demo and debugging;
+  ``path``, ``source_ip``, ``user``, ``cluster`` = a cluster id, default the first): the
+  proxy's decision with the effective policy, ``{"allow": bool, "policy": …, "email": …}``;
+  404 if none is applied;
+* ``GET /_sim/state``: everything, for the demo and debugging (the first cluster at the
+  top level, every cluster under ``clusters``);
 * ``POST /_sim/faults``: ``error_rate``, ``latency``, ``faults_on_token``, ``seed``,
   ``lost_write_rate``, ``rate_limit_seconds``;
 * ``POST /_sim/settings``: ``autoApplyChangesets``, ``maxPageSize``, ``applyDelay``,
@@ -59,6 +61,8 @@ def _evaluate(sim: ZeroSimulator, query: dict[str, str]) -> dict[str, object]:
     policy, email = query.get("policy"), query.get("email")
     if not policy or email is None:
         raise SimError(400, "policy and email are required")
+    if query.get("cluster") and query["cluster"] not in sim.states:
+        raise SimError(404, f"no cluster {query['cluster']!r}")
     at: datetime | None = None
     if query.get("at"):
         if not _ZONED.match(query["at"]):
@@ -75,6 +79,7 @@ def _evaluate(sim: ZeroSimulator, query: dict[str, str]) -> dict[str, object]:
             path=query.get("path"),
             source_ip=query.get("source_ip"),
             user=query.get("user"),
+            cluster=query.get("cluster") or None,
         )
     except KeyError:
         raise SimError(404, f"no applied policy {policy!r}") from None
@@ -120,7 +125,13 @@ def handle(
     if (method, path) == ("GET", "/_sim/evaluate"):
         return 200, _evaluate(sim, query)
     if (method, path) == ("GET", "/_sim/state"):
-        return 200, {**sim.state.dump(), "faults": sim.faults(), "settings": sim.sim_settings()}
+        return 200, {
+            **sim.state.dump(),
+            "faults": sim.faults(),
+            "settings": sim.sim_settings(),
+            "clusters": [state.dump() for state in sim.states.values()],
+            "outages": dict(sim.outages),
+        }
     if (method, path) == ("POST", "/_sim/faults"):
         try:
             sim.set_faults(**_object(body))

@@ -26,6 +26,10 @@ class FaultsMixin:
 
     state: SimState
     calls: Counter[tuple[str, str]]
+
+    def cluster(self, cluster_id: str | None = None) -> SimState:
+        raise NotImplementedError
+
     error_rate: float
     lost_write_rate: float
     latency: tuple[float, float]
@@ -61,9 +65,12 @@ class FaultsMixin:
         cluster_read_status: int | None = None,
         cluster_list_status: int | None = None,
         apply_failure: object = ...,
+        cluster: str | None = None,
     ) -> None:
-        """Change behaviour the contract leaves open; ValueError on bad values."""
-        state = self.state
+        """Change behaviour the contract leaves open; ValueError on bad values. ``cluster``
+        (an id) picks the cluster whose settings change (default the first); the page cap
+        is the first cluster's for the whole server."""
+        state = self.cluster(cluster)
         checks: list[tuple[object, type | tuple[type, ...]]] = [
             (auto_apply, bool),
             (allow_duplicate_names, bool),

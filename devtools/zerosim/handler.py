@@ -30,10 +30,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from apps.zero import contract
 from devtools.zerosim import controls as sim_controls
-from devtools.zerosim.views import SimError
+from devtools.zerosim.views import ACTIVITY_ORDER, CHANGESET_ORDER, SimError, order
 
 if TYPE_CHECKING:
     from devtools.zerosim.simulator import ZeroSimulator
+    from devtools.zerosim.state import SimState
 
 logger = logging.getLogger("devtools.zerosim.simulator")
 
@@ -379,25 +380,40 @@ class SimRequestHandler(BaseHTTPRequestHandler):
 
     # ----------------------------------------------------------- endpoints
 
+    def _reachable(self, state: SimState) -> SimState:
+        """``state``, unless its cluster has an injected outage (then that status)."""
+        status = self.server.sim.outages.get(state.cluster_id)
+        if status is not None:
+            headers = {"Retry-After": "1"} if status == 429 else {}
+            raise SimError(
+                status, f"simulated outage of cluster {state.cluster_id}", headers=headers
+            )
+        return state
+
+    def _cluster_state(self, cluster_id: str) -> SimState:
+        state = self.server.sim.states.get(cluster_id)
+        if state is None:
+            raise SimError(404, f"cluster {cluster_id} not found")
+        return self._reachable(state)
+
     def _api_clusters(self, params: dict, query: dict, body: object) -> tuple[int, object]:
         sim = self.server.sim
         if sim.cluster_list_status != 200:
             raise SimError(sim.cluster_list_status, "not allowed to list clusters")
-        return 200, [sim.cluster_info()]
+        return 200, [sim.cluster_info(cluster_id) for cluster_id in sim.states]
 
     def _api_cluster(self, params: dict, query: dict, body: object) -> tuple[int, object]:
         sim = self.server.sim
-        if params["cluster"] != sim.cluster_id:
-            raise SimError(404, f"cluster {params['cluster']} not found")
+        state = self._cluster_state(params["cluster"])
         if sim.cluster_read_status != 200:
-            raise SimError(sim.cluster_read_status, f"not allowed to read cluster {sim.cluster_id}")
-        return 200, sim.cluster_info()
+            raise SimError(
+                sim.cluster_read_status, f"not allowed to read cluster {state.cluster_id}"
+            )
+        return 200, sim.cluster_info(state.cluster_id)
 
     def _api_cluster_settings(self, params: dict, query: dict, body: object) -> tuple[int, object]:
-        sim = self.server.sim
-        if params["cluster"] != sim.cluster_id:
-            raise SimError(404, f"cluster {params['cluster']} not found")
-        return 200, sim.settings()
+        state = self._cluster_state(params["cluster"])
+        return 200, self.server.sim.settings(state.cluster_id)
 
     def _api_namespaces(self, params: dict, query: dict, body: object) -> tuple[int, object]:
         return 200, self.server.sim.namespaces()
@@ -412,41 +428,90 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         _bool_param(query, "includeDescendants")
         return namespace_id
 
+    def _namespace_state(self, namespace_id: str | None) -> SimState:
+        return self._reachable(self.server.sim.state_for_namespace(namespace_id))
+
+    def _policy_state(self, policy_id: str) -> SimState:
+        return self._reachable(self.server.sim.state_for_policy(policy_id))
+
     def _api_list_policies(self, params: dict, query: dict, body: object) -> tuple[int, object]:
         namespace_id = self._namespace(query)
-        return 200, self.server.sim.state.list_policies(namespace_id, **self._paging(query))
+        state = self._namespace_state(namespace_id)
+        return 200, state.list_policies(namespace_id, **self._paging(query))
 
     def _api_create_policy(self, params: dict, query: dict, body: object) -> tuple[int, object]:
-        return 201, self.server.sim.state.create_policy(body)
+        namespace_id = body.get("namespaceId") if isinstance(body, dict) else None
+        state = self._namespace_state(namespace_id if isinstance(namespace_id, str) else None)
+        return 201, state.create_policy(body)
 
     def _api_get_policy(self, params: dict, query: dict, body: object) -> tuple[int, object]:
-        return 200, self.server.sim.state.get_policy(params["id"])
+        return 200, self._policy_state(params["id"]).get_policy(params["id"])
 
     def _api_replace_policy(self, params: dict, query: dict, body: object) -> tuple[int, object]:
-        return 200, self.server.sim.state.replace_policy(params["id"], body)
+        return 200, self._policy_state(params["id"]).replace_policy(params["id"], body)
 
     def _api_patch_policy(self, params: dict, query: dict, body: object) -> tuple[int, object]:
-        return 200, self.server.sim.state.patch_policy(params["id"], body)
+        return 200, self._policy_state(params["id"]).patch_policy(params["id"], body)
 
     def _api_delete_policy(self, params: dict, query: dict, body: object) -> tuple[int, object]:
-        self.server.sim.state.delete_policy(params["id"])
+        self._policy_state(params["id"]).delete_policy(params["id"])
         return 204, None
 
     def _api_routes(self, params: dict, query: dict, body: object) -> tuple[int, object]:
         namespace_id = self._namespace(query)
-        return 200, self.server.sim.state.list_routes(namespace_id, **self._paging(query))
+        state = self._namespace_state(namespace_id)
+        return 200, state.list_routes(namespace_id, **self._paging(query))
 
     def _api_changesets(self, params: dict, query: dict, body: object) -> tuple[int, object]:
         status = _enum_param(query, "status", contract.enum("ChangesetStatus"))
-        return 200, self.server.sim.state.list_changesets(
-            query.get("clusterId"), status, **self._paging(query)
-        )
+        sim = self.server.sim
+        cluster_id = query.get("clusterId")
+        paging = self._paging(query)
+        if cluster_id is not None:
+            state = self._cluster_state(cluster_id)
+            return 200, state.list_changesets(cluster_id, status, **paging)
+        if len(sim.states) == 1:
+            return 200, self._reachable(sim.state).list_changesets(None, status, **paging)
+        # The organization's changesets: every cluster's, newest first, then paged.
+        views = [
+            view
+            for state in sim.states.values()
+            for view in self._reachable(state).list_changesets(None, status)
+        ]
+        views.sort(key=lambda v: v["createdAt"], reverse=True)
+        if paging["order_by"]:
+            views = order(views, paging["order_by"], CHANGESET_ORDER)
+        start = paging["offset"]
+        return 200, views[start : start + paging["limit"]]
 
     def _api_apply_changeset(self, params: dict, query: dict, body: object) -> tuple[int, object]:
-        return 200, self.server.sim.state.apply_changeset(params["id"])
+        state = self._reachable(self.server.sim.state_for_changeset(params["id"]))
+        return 200, state.apply_changeset(params["id"])
 
     def _api_activity_logs(self, params: dict, query: dict, body: object) -> tuple[int, object]:
         _enum_param(query, "entityType", contract.enum("EntityType"))
         _enum_param(query, "activityType", contract.enum("ActivityType"))
         filters = {k: query[k] for k in ACTIVITY_FILTERS if k in query}
-        return 200, self.server.sim.state.activity_logs(filters=filters, **self._paging(query))
+        sim = self.server.sim
+        paging = self._paging(query)
+        if "namespaceId" in filters:
+            state: SimState | None = sim.state_for_namespace(filters["namespaceId"])
+        elif "changesetId" in filters:
+            state = sim.state_for_changeset(filters["changesetId"])
+        elif "entityId" in filters:
+            state = sim.state_for_policy(filters["entityId"])
+        else:
+            state = sim.state if len(sim.states) == 1 else None
+        if state is not None:
+            return 200, self._reachable(state).activity_logs(filters=filters, **paging)
+        # The organization's log: every cluster's entries, newest first, then paged.
+        entries = [
+            entry
+            for each in sim.states.values()
+            for entry in self._reachable(each).activity_logs(filters=filters)
+        ]
+        entries.sort(key=lambda e: e["createdAt"], reverse=True)
+        if paging["order_by"]:
+            entries = order(entries, paging["order_by"], ACTIVITY_ORDER)
+        start = paging["offset"]
+        return 200, entries[start : start + paging["limit"]]

@@ -47,7 +47,10 @@ CREATED = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 class ZeroSimulator(FaultsMixin):
-    """Pomerium Zero for one organization, cluster and namespace, in memory.
+    """Pomerium Zero for one organization, in memory: one cluster and namespace to begin
+    with, more with ``add_cluster`` (each its own namespace, policies, changesets, activity
+    log and settings; requests reach the cluster their cluster id, namespace id, policy id
+    or changeset id names). ``set_cluster_outage`` makes one cluster answer 5xx.
 
     Fault injection (attributes, ``set_faults`` or ``POST /_sim/faults``):
 
@@ -109,6 +112,10 @@ class ZeroSimulator(FaultsMixin):
         self.state = SimState(
             organization_id, cluster_id, namespace_id, auto_apply=auto_apply, clock=self.clock
         )
+        # Every cluster of the organization, the first one (``state``) first; each has its
+        # own namespace, policies, changesets, activity log and settings.
+        self.states: dict[str, SimState] = {cluster_id: self.state}
+        self.outages: dict[str, int] = {}  # cluster id -> status every call about it gets
         self.validate_answers = validate_answers
         self.cluster_read_status = 200
         self.cluster_list_status = 200
@@ -152,8 +159,72 @@ class ZeroSimulator(FaultsMixin):
 
     @property
     def write_count(self) -> int:
-        """Successful API creates, replaces, patches and deletes (not hand edits)."""
-        return self.state.write_count
+        """Successful API creates, replaces, patches and deletes (not hand edits), in every
+        cluster (``cluster(id).write_count`` counts one)."""
+        return sum(state.write_count for state in self.states.values())
+
+    # ------------------------------------------------------------ clusters
+
+    def add_cluster(
+        self, cluster_id: str, namespace_id: str, *, auto_apply: bool = True
+    ) -> SimState:
+        """Another cluster of the organization, with a namespace of its own."""
+        if cluster_id in self.states:
+            raise ValueError(f"cluster {cluster_id} exists already")
+        if any(s.namespace_id == namespace_id for s in self.states.values()):
+            raise ValueError(f"namespace {namespace_id} belongs to another cluster")
+        first = self.state
+        state = SimState(
+            self.organization_id,
+            cluster_id,
+            namespace_id,
+            auto_apply=auto_apply,
+            clock=self.clock,
+            max_page_size=first.max_page_size,
+            apply_delay=first.apply_delay,
+            allow_duplicate_names=first.allow_duplicate_names,
+            record_auto_applied=first.record_auto_applied,
+            ppl_as_array=first.ppl_as_array,
+        )
+        self.states[cluster_id] = state
+        return state
+
+    def cluster(self, cluster_id: str | None = None) -> SimState:
+        """The state of one cluster (default: the first); KeyError if unknown."""
+        return self.state if cluster_id is None else self.states[cluster_id]
+
+    def set_cluster_outage(self, cluster_id: str, status: int | None = 503) -> None:
+        """Every API call about ``cluster_id`` (its cluster, settings, namespace, policies,
+        changesets and activity) answers ``status`` unprocessed; None ends the outage."""
+        if cluster_id not in self.states:
+            raise KeyError(cluster_id)
+        if status is None:
+            self.outages.pop(cluster_id, None)
+        else:
+            self.outages[cluster_id] = status
+
+    def state_for_namespace(self, namespace_id: str | None) -> SimState:
+        """The cluster holding ``namespace_id``; the first one for an unknown namespace
+        (which then answers as it did alone: an empty list, or 400 on a write)."""
+        for state in self.states.values():
+            if state.namespace_id == namespace_id:
+                return state
+        return self.state
+
+    def state_for_policy(self, policy_id: str) -> SimState:
+        """The cluster holding the policy id (ids are unique in the organization)."""
+        for state in self.states.values():
+            with state.lock:
+                if policy_id in state.versions:
+                    return state
+        return self.state
+
+    def state_for_changeset(self, changeset_id: str) -> SimState:
+        for state in self.states.values():
+            with state.lock:
+                if changeset_id in state.changesets:
+                    return state
+        return self.state
 
     # ------------------------------------------- used by the request handler
 
@@ -177,25 +248,27 @@ class ZeroSimulator(FaultsMixin):
         with self._lock:
             self._tokens.clear()
 
-    def cluster_info(self) -> dict[str, Any]:
-        host = f"{self.cluster_id}.sim.pomerium.app"
+    def cluster_info(self, cluster_id: str | None = None) -> dict[str, Any]:
+        state = self.cluster(cluster_id)
+        host = f"{state.cluster_id}.sim.pomerium.app"
         return {
-            "id": self.cluster_id,
-            "name": f"Simulated cluster {self.cluster_id}",
+            "id": state.cluster_id,
+            "name": f"Simulated cluster {state.cluster_id}",
             "domain": host,
             "fqdn": host,
-            "namespaceId": self.namespace_id,
+            "namespaceId": state.namespace_id,
             "createdAt": timestamp(CREATED),
             "updatedAt": timestamp(CREATED),
             "componentVersions": {},
             "hasFailingHealthChecks": False,
         }
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self, cluster_id: str | None = None) -> dict[str, Any]:
         """The cluster's Settings answer (plausible values; the portal reads one key)."""
+        state = self.cluster(cluster_id)
         return {
-            "id": f"settings-{self.cluster_id}",
-            "autoApplyChangesets": self.auto_apply,
+            "id": f"settings-{state.cluster_id}",
+            "autoApplyChangesets": state.auto_apply,
             "passIdentityHeaders": True,
             "address": ":443",
             "codecType": "auto",
@@ -217,30 +290,35 @@ class ZeroSimulator(FaultsMixin):
         created = timestamp(CREATED)
         return [
             {
-                "id": self.namespace_id,
-                "name": self.cluster_id,
+                "id": state.namespace_id,
+                "name": state.cluster_id,
                 "type": "cluster",
                 "role": "admin",
                 "createdAt": created,
                 "updatedAt": created,
             }
+            for state in self.states.values()
         ]
 
     # ----------------------------------------------------- Python helpers
 
-    def policy_by_name(self, name: str) -> dict[str, Any] | None:
-        """The policy as the API returns it (latest version, pending or not); first if several."""
-        found = self.policies_by_name(name)
+    def policy_by_name(self, name: str, *, cluster: str | None = None) -> dict[str, Any] | None:
+        """The policy as the API returns it (latest version, pending or not); first if several.
+        ``cluster`` (an id) picks the cluster; default the first."""
+        found = self.policies_by_name(name, cluster=cluster)
         return found[0] if found else None
 
-    def policies_by_name(self, name: str) -> list[dict[str, Any]]:
+    def policies_by_name(self, name: str, *, cluster: str | None = None) -> list[dict[str, Any]]:
         """Every live policy with that name (several when duplicates are allowed)."""
-        with self.state.lock:
-            return [self.state.get_policy(r["id"]) for r in self.state._live() if r["name"] == name]
+        state = self.cluster(cluster)
+        with state.lock:
+            return [state.get_policy(r["id"]) for r in state._live() if r["name"] == name]
 
-    def effective_policy(self, name_or_id: str) -> dict[str, Any] | None:
+    def effective_policy(
+        self, name_or_id: str, *, cluster: str | None = None
+    ) -> dict[str, Any] | None:
         """The applied version the evaluator enforces, with ``appliedAt``."""
-        return self.state.effective_policy(name_or_id)
+        return self.cluster(cluster).effective_policy(name_or_id)
 
     def history(self, name_or_id: str) -> list[dict[str, Any]]:
         """Every version with ``createdAt`` and ``appliedAt`` (datetimes, None if pending)."""
@@ -258,8 +336,10 @@ class ZeroSimulator(FaultsMixin):
         source_ip: str | None = None,
         user: str | None = None,
         claims: dict[str, Any] | None = None,
+        cluster: str | None = None,
     ) -> bool:
         """Would the proxy let this request through ``policy_name`` (name or id) at ``at``?
+        ``cluster`` (an id) is the cluster whose proxy decides; default the first.
 
         Uses the effective (applied) policy only; KeyError if there is none,
         ValueError if several applied policies share the name. Email and the
@@ -277,7 +357,7 @@ class ZeroSimulator(FaultsMixin):
             user=user,
             claims=claims,
         )
-        return self.state.evaluate(policy_name, request)
+        return self.cluster(cluster).evaluate(policy_name, request)
 
     def hand_edit(
         self,
@@ -335,7 +415,9 @@ class ZeroSimulator(FaultsMixin):
         Issued ID tokens and the other ``configure`` settings stay, so a cached
         client keeps working.
         """
-        self.state.reset()
+        for state in self.states.values():
+            state.reset()
+        self.outages.clear()
         with self._lock:
             self.calls.clear()
             self.fault_count = 0
@@ -412,10 +494,13 @@ def serve(sim: ZeroSimulator, out: _Writer) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: done.set())
     sim.start()
+    clusters = ", ".join(
+        f"cluster {state.cluster_id}, namespace {state.namespace_id}"
+        for state in sim.states.values()
+    )
     out.write(
         f"Zero simulator on {sim.url} (organization {sim.organization_id}, "
-        f"cluster {sim.cluster_id}, namespace {sim.namespace_id}, "
-        f"auto-apply {'on' if sim.auto_apply else 'off'})\n"
+        f"{clusters}, auto-apply {'on' if sim.auto_apply else 'off'})\n"
     )
     out.flush()
     try:
@@ -448,6 +533,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-page-size", type=int, default=10, help="cap on every list page")
     add("--apply-delay", type=float, default=0.2, help="seconds a changeset stays applying")
     add("--allow-duplicate-names", action="store_true", help="no 409 on a duplicate name")
+    add(
+        "--extra-cluster",
+        action="append",
+        default=[],
+        metavar="CLUSTER_ID:NAMESPACE_ID",
+        help="another cluster of the organization, with its own namespace (repeatable)",
+    )
 
 
 def from_options(options: dict[str, Any]) -> ZeroSimulator:
@@ -465,6 +557,11 @@ def from_options(options: dict[str, Any]) -> ZeroSimulator:
         apply_delay=options["apply_delay"],
         allow_duplicate_names=options["allow_duplicate_names"],
     )
+    for extra in options.get("extra_cluster") or []:
+        cluster_id, sep, namespace_id = str(extra).partition(":")
+        if not (cluster_id and sep and namespace_id):
+            raise SystemExit(f"--extra-cluster {extra!r} is not CLUSTER_ID:NAMESPACE_ID")
+        sim.add_cluster(cluster_id, namespace_id, auto_apply=not options["no_auto_apply"])
     sim.set_faults(error_rate=options["error_rate"], lost_write_rate=options["lost_write_rate"])
     return sim
 

@@ -30,6 +30,7 @@ from devtools.demo.supervisor import (
 from tests.support.processes import free_ports
 
 pytestmark = pytest.mark.slow
+STACK_ENV: dict[str, dict[str, str]] = {}  # the running stack's environment, for seeding
 
 
 def get(
@@ -64,7 +65,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoPorts,
     }
     prepare_data_dir(data_dir)
     out = io.StringIO()
-    supervisor = Supervisor(demo_environment(ports, data_dir, base_env), out=out)
+    STACK_ENV["env"] = demo_environment(ports, data_dir, base_env)
+    supervisor = Supervisor(STACK_ENV["env"], out=out)
     try:
         code = supervisor.run_once(
             "migrate", [sys.executable, str(BASE_DIR / "manage.py"), "migrate", "--noinput"]
@@ -135,3 +137,40 @@ def test_simulator_accepts_the_token_the_portal_is_given(stack):
     assert env["ZERO_API_URL"] == f"http://127.0.0.1:{ports.zero}/api/v0"
     assert exchange(env["API_USER_TOKEN"]) == 200
     assert exchange("wrong") == 401
+
+
+def test_the_seeded_demo_writes_to_both_clusters(stack):
+    """Seeded as run_demo seeds it: Grafana's policy lands in staging only, the production
+    resources' in production only."""
+    import subprocess
+    import time
+
+    ports, _ = stack
+    env = STACK_ENV["env"]
+    assert env["ZERO_CLUSTERS"] == "staging=demo-staging,production=demo-production"
+    seeded = subprocess.run(
+        [sys.executable, str(BASE_DIR / "manage.py"), "seed_demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+
+    def placed() -> dict[str, set[str]]:
+        _, _, body = get(ports.zero, "/_sim/state")
+        clusters = json.loads(body)["clusters"]
+        return {c["clusterId"]: {p["name"] for p in c["policies"]} for c in clusters}
+
+    wanted = {"demo-staging": {"jit-grafana-admin"}, "demo-production": {"jit-billing-admin"}}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = placed()
+        if all(names <= found[cluster] for cluster, names in wanted.items()):
+            break
+        time.sleep(0.5)
+    found = placed()
+    assert found["demo-staging"] == {"jit-grafana-admin"}, found
+    assert found["demo-production"] >= {"jit-billing-admin"}, found
+    assert found["demo-production"] <= {"jit-billing-admin", "jit-prod-db"}, found

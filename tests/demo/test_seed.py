@@ -39,3 +39,29 @@ def test_seed_has_every_state_and_is_idempotent(settings: Any) -> None:
         AuditEvent.objects.count(),
     ) == counts
     assert chain.verify(event_fields(e) for e in AuditEvent.objects.in_chain_order()).ok
+
+
+def test_the_demo_clusters_hold_a_resource_each(settings: Any) -> None:
+    from apps.access.models import Resource
+    from devtools.demo import supervisor
+
+    settings.CLUSTER_ID = ""
+    settings.ZERO_CLUSTERS = dict(supervisor.ZERO_CLUSTERS)
+    settings.ZERO_DEFAULT_CLUSTER = supervisor.ZERO_DEFAULT_CLUSTER
+
+    seed()
+
+    placed = dict(Resource.objects.values_list("slug", "cluster"))
+    assert placed == {
+        "grafana-admin": "staging",
+        "prod-db": "production",
+        "billing-admin": "production",
+    }
+
+
+def test_with_one_cluster_every_demo_resource_is_in_the_default(settings: Any) -> None:
+    from apps.access.models import Resource
+
+    seed()
+
+    assert set(Resource.objects.values_list("cluster", flat=True)) == {"default"}

@@ -218,8 +218,10 @@ def test_demo_environment_wires_the_parts_to_the_chosen_ports(tmp_path: Path):
     assert (env["API_USER_TOKEN"], env["ORGANIZATION_ID"], env["CLUSTER_ID"]) == (
         "demo-api-token",
         "demo-org",
-        "demo-cluster",
+        "",
     )
+    assert env["ZERO_CLUSTERS"] == "staging=demo-staging,production=demo-production"
+    assert env["ZERO_DEFAULT_CLUSTER"] == "staging"
     # A *_FILE variant would win over the simulator's token in settings.
     assert "API_USER_TOKEN_FILE" not in env
     assert "POMERIUM_JWT_ISSUER" not in env

@@ -135,11 +135,14 @@ class Command(BaseCommand):
     3. Watch the grant go live in the Zero simulator's evaluator:
          {evaluator}?policy=jit-grafana-admin&email=alice@example.com
     4. Revoke the grant as Bob (Admin > Grants); the evaluator denies Alice again.
-    5. Sign in as Dave (on call) and use break-glass on "Billing admin".
+    5. Sign in as Dave (on call) and use break-glass on "Billing admin". It lives in
+       the production cluster (Grafana in staging); its rule is in production only:
+         {evaluator}?cluster=demo-production&policy=jit-billing-admin&email=dave@example.com
     6. Sign in as Carol and export the audit log: {url}/audit/export
 
   Parts: portal http://127.0.0.1:{ports.portal} (reach it through the proxy only),
-         Zero simulator http://127.0.0.1:{ports.zero}/api/v0, Celery worker with beat,
+         Zero simulator http://127.0.0.1:{ports.zero}/api/v0 (clusters staging and
+         production, one namespace each), Celery worker with beat,
          data in {data_dir}
   Ctrl-C stops everything.
 {rule}

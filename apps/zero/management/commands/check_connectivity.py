@@ -1,10 +1,12 @@
 """``manage.py check_connectivity``: can this deployment reach what it depends on?
 
-One line per check, ``ok``, ``skip`` or ``FAIL`` with the reason: the Zero token
-exchange, the cluster's namespace (and whether it was read or fell back to the cluster
-id), listing its policies (every page), the cluster's changeset mode, write access, the
-JWKS endpoint, and the task broker. Exit 0 when nothing failed, 1 otherwise. No token or
-password is printed.
+One line per check, ``ok``, ``skip`` or ``FAIL`` with the reason: for every configured
+cluster (``ZERO_CLUSTERS``; the checks carry ``[name]`` when there are several) the Zero
+token exchange, the cluster's namespace (and whether it was read or fell back to the
+cluster id), listing its policies (every page), the cluster's changeset mode and write
+access; then the JWKS endpoint and the task broker. With several clusters, one more
+``FAIL  cluster NAME`` line per failing cluster. Exit 0 when nothing failed, 1 otherwise.
+No token or password is printed.
 
 The write check proves the token may write policies without changing anything: it
 re-PUTs one portal-managed policy with exactly the content Zero holds. With no managed
@@ -16,6 +18,7 @@ foreign changes in the pending changeset, so the check is skipped and says why.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,9 +27,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from kombu import Connection
 
+from apps.access import clusters
 from apps.ppl import DENY_ALL_RULE
 from apps.zero import remote
-from apps.zero.client import ZeroClient, ZeroPermanentError
+from apps.zero.client import ZeroClient, ZeroPermanentError, default_cluster_id
 from apps.zero.models import PolicySync
 
 POLICY_PREFIX = "jit-"
@@ -38,10 +42,16 @@ class Skipped(Exception):
     """A check that cannot run here; printed as ``skip``, not counted as a failure."""
 
 
-def _managed_policy_ids() -> set[str]:
-    return set(
-        PolicySync.objects.exclude(remote_policy_id="").values_list("remote_policy_id", flat=True)
-    )
+def _managed_policy_ids(cluster_id: str | None = None) -> set[str]:
+    """Every policy the portal manages, or only those in ``cluster_id`` (rows not synced
+    since clusters were recorded count as the default cluster's)."""
+    rows = PolicySync.objects.exclude(remote_policy_id="")
+    if cluster_id is not None:
+        holders = [cluster_id]
+        if cluster_id == default_cluster_id():
+            holders.append("")
+        rows = rows.filter(cluster_id__in=holders)
+    return set(rows.values_list("remote_policy_id", flat=True))
 
 
 def _secrets() -> list[str]:
@@ -63,33 +73,61 @@ class Command(BaseCommand):
     help = "Check Zero, the JWKS endpoint and the broker; one ok/FAIL line each."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        client = ZeroClient.from_settings()  # a fresh client: really exchange a token
-        checks: list[tuple[str, Callable[[], str]]] = [
-            ("Zero token exchange", lambda: self._token(client)),
-            ("Zero namespace lookup", lambda: self._namespace(client)),
-            ("Zero policy list access", lambda: self._policies(client)),
-            ("Zero changeset mode", lambda: self._changesets(client)),
-            ("Zero policy write access", lambda: self._write(client)),
-            ("JWKS endpoint", self._jwks),
-            ("Task broker", self._broker),
-        ]
+        configured = clusters.configured()
+        several = len(configured) > 1
         failures = 0
-        try:
-            for name, check in checks:
-                try:
-                    detail = check()
-                except Skipped as exc:
-                    self.stdout.write(f"skip  {name}: {_clean(str(exc))}")
-                except Exception as exc:
-                    failures += 1
-                    reason = str(exc) or type(exc).__name__
-                    self.stdout.write(f"FAIL  {name}: {_clean(reason)}")
-                else:
-                    self.stdout.write(f"ok    {name}: {_clean(detail)}")
-        finally:
-            client.session.close()
+        total = 0
+        failing: list[tuple[str, str]] = []  # (cluster name, its first failure)
+        for cluster_name, cluster_id in configured.items():
+            # A fresh client per cluster: really exchange a token for each.
+            client = ZeroClient.from_settings(cluster_id)
+            self._auto_apply = False
+            suffix = f" [{cluster_name}]" if several else ""
+            checks: list[tuple[str, Callable[[], str]]] = [
+                ("Zero token exchange", partial(self._token, client)),
+                ("Zero namespace lookup", partial(self._namespace, client)),
+                ("Zero policy list access", partial(self._policies, client)),
+                ("Zero changeset mode", partial(self._changesets, client)),
+                ("Zero policy write access", partial(self._write, client)),
+            ]
+            try:
+                failed = self._run([(name + suffix, check) for name, check in checks])
+            finally:
+                client.session.close()
+            failures += len(failed)
+            total += len(checks)
+            if failed:
+                failing.append((cluster_name, failed[0]))
+        others = self._run([("JWKS endpoint", self._jwks), ("Task broker", self._broker)])
+        failures += len(others)
+        total += 2
+        if several:
+            # One line per failing cluster, so an operator sees at once which one is down.
+            for cluster_name, first in failing:
+                self.stdout.write(
+                    f"FAIL  cluster {cluster_name} ({configured[cluster_name]}): {first}"
+                )
         if failures:
-            raise CommandError(f"{failures} of {len(checks)} checks failed", returncode=1)
+            where = (
+                f" (clusters: {', '.join(n for n, _ in failing)})" if several and failing else ""
+            )
+            raise CommandError(f"{failures} of {total} checks failed{where}", returncode=1)
+
+    def _run(self, checks: list[tuple[str, Callable[[], str]]]) -> list[str]:
+        """Run and print each check; returns the failures as "check: reason"."""
+        failed: list[str] = []
+        for name, check in checks:
+            try:
+                detail = check()
+            except Skipped as exc:
+                self.stdout.write(f"skip  {name}: {_clean(str(exc))}")
+            except Exception as exc:
+                reason = _clean(str(exc) or type(exc).__name__)
+                failed.append(f"{name}: {reason}")
+                self.stdout.write(f"FAIL  {name}: {reason}")
+            else:
+                self.stdout.write(f"ok    {name}: {_clean(detail)}")
+        return failed
 
     def _token(self, client: ZeroClient) -> str:
         lifetime = client.authenticate()
@@ -128,7 +166,7 @@ class Command(BaseCommand):
         return "; ".join([summary, *lines])
 
     def _write(self, client: ZeroClient) -> str:
-        for policy_id in sorted(_managed_policy_ids()):
+        for policy_id in sorted(_managed_policy_ids(client.cluster_id)):
             try:
                 policy = client.get_policy(policy_id)
             except ZeroPermanentError as exc:

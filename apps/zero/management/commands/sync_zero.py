@@ -16,6 +16,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from apps.access import clusters
 from apps.access.models import Resource
 from apps.zero import desired
 from apps.zero.client import ZeroClient, ZeroError, ZeroPermanentError, get_client
@@ -45,13 +46,20 @@ class Command(BaseCommand):
             resources = [resource]
         else:
             resources = list(Resource.objects.filter(pk__in=resources_to_reconcile()))
-        client = get_client()
         failed: list[str] = []
         for resource in sorted(resources, key=lambda r: r.slug):
+            try:
+                client = get_client(clusters.cluster_id(resource.cluster))
+            except KeyError:
+                self.stdout.write(
+                    f"{resource.slug}: failed: cluster {resource.cluster!r} is not configured"
+                )
+                failed.append(resource.slug)
+                continue
             self._show(client, resource)
             if options.get("dry_run"):
                 continue
-            outcome = sync_resource(resource.pk, client=client, force=True)
+            outcome = sync_resource(resource.pk, force=True)
             self.stdout.write(f"{resource.slug}: {outcome.summary()}")
             if outcome.status == FAILED:
                 failed.append(resource.slug)
@@ -61,6 +69,8 @@ class Command(BaseCommand):
     def _show(self, client: ZeroClient, resource: Resource) -> None:
         props = desired.properties(resource, desired.desired_policy(resource, timezone.now()))
         self.stdout.write(f"# {resource.slug}: Zero policy {resource.policy_name!r}")
+        if len(clusters.configured()) > 1:
+            self.stdout.write(f"# in cluster {resource.cluster} ({client.cluster_id})")
         self.stdout.write(desired.pretty(props["ppl"]))
         try:
             remote = self._remote(client, resource)
@@ -80,7 +90,8 @@ class Command(BaseCommand):
 
     def _remote(self, client: ZeroClient, resource: Resource) -> dict[str, Any] | None:
         policy_id = (
-            PolicySync.objects.filter(resource=resource)
+            # A policy remembered in another cluster (a move not done yet) is not this one.
+            PolicySync.objects.filter(resource=resource, cluster_id__in=[client.cluster_id, ""])
             .values_list("remote_policy_id", flat=True)
             .first()
         )
