@@ -29,7 +29,12 @@ def _clean_text(value: str) -> str:
 
 
 def to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    # A date at the calendar's edge (year 1 at +01:00, year 9999 at -01:00) has no UTC form:
+    # a validation error (422), not an OverflowError (500).
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("this time is out of range") from None
 
 
 def rfc3339(value: datetime) -> str:

@@ -214,3 +214,14 @@ def test_requesters_see_no_reports(alice, grafana):
 
     assert response.status_code == 403
     assert not AuditEvent.objects.filter(action=AuditAction.REPORT_VIEWED).exists()
+
+
+@pytest.mark.parametrize("edge", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"])
+def test_a_time_with_no_utc_form_is_a_validation_error(bob, alice, grafana, edge):
+    grant = GrantFactory(request__requester=alice.user(), request__resource=grafana)
+    before = Grant.objects.get().expires_at
+
+    response = bob.post(f"/grants/{grant.pk}/extend", {"expires_at": edge, "reason": "x"})
+
+    assert (response.status_code, error(response)["code"]) == (400, "validation_error")
+    assert Grant.objects.get().expires_at == before
