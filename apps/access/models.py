@@ -272,15 +272,19 @@ class AccessLevel(models.Model):
     auto_approve_rules = models.JSONField(
         null=True,
         blank=True,
-        help_text='Empty: the resource\'s rules. [] = never auto-approved at this level; e.g. '
+        help_text="Empty: the resource's rules. [] = never auto-approved at this level; e.g. "
         '[{"group": "engineering", "max_minutes": 240}].',
     )
 
     class Meta:
         ordering = ["resource", "rank", "slug"]
         constraints = [
-            models.UniqueConstraint(fields=["resource", "slug"], name="one_level_slug_per_resource"),
-            models.UniqueConstraint(fields=["resource", "rank"], name="one_level_rank_per_resource"),
+            models.UniqueConstraint(
+                fields=["resource", "slug"], name="one_level_slug_per_resource"
+            ),
+            models.UniqueConstraint(
+                fields=["resource", "rank"], name="one_level_rank_per_resource"
+            ),
         ]
 
     def __str__(self) -> str:

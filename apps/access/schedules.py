@@ -1,4 +1,4 @@
-"""Recurring windows: "weekdays 09:00–17:00 Europe/Berlin" inside a grant's overall window.
+"""Recurring windows: "weekdays 09:00-17:00 Europe/Berlin" inside a grant's overall window.
 
 A schedule is a small JSON object kept on a resource and copied onto each grant::
 
@@ -12,7 +12,7 @@ close, when does the last one end. Pure functions: no database, no Django.
 Pomerium's documentation gives ``day_of_week`` no time zone, while ``time_of_day`` names
 one. So that the rule means the same whichever zone Pomerium reads the day in, a schedule
 is accepted only if its daily window falls inside one UTC day at every offset its zone
-uses (09:00–17:00 Berlin does; 09:00–17:00 Los Angeles does not, since 17:00 PST is 01:00
+uses (09:00-17:00 Berlin does; 09:00-17:00 Los Angeles does not, since 17:00 PST is 01:00
 UTC the next day). The simulator reads ``day_of_week`` in UTC, the strictest reading.
 """
 
@@ -130,13 +130,15 @@ def parse(value: object) -> Schedule | None:
             raise ValueError
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {zone!r} (use an IANA name like Europe/Berlin)") from None
+        raise ValueError(
+            f"unknown time zone {zone!r} (use an IANA name like Europe/Berlin)"
+        ) from None
     start = after.hour * 60 + after.minute
     end = before.hour * 60 + before.minute
     for offset in _offsets_minutes(zone):
         if start - offset < 0 or end - offset > 24 * 60:
             raise ValueError(
-                f"{value['after']}–{value['before']} {zone} crosses midnight UTC; Pomerium's "
+                f"{value['after']}-{value['before']} {zone} crosses midnight UTC; Pomerium's "
                 "day_of_week names no zone, so the days would not mean the same everywhere"
             )
     canonical = ",".join(part.strip().lower() for part in days.split(","))
@@ -180,16 +182,16 @@ def _day_words(weekdays: frozenset[int]) -> str:
     if len(weekdays) == 7:
         return "Every day"
     if weekdays == frozenset(range(5)):
-        return "Mon–Fri"
+        return "Mon-Fri"
     if weekdays == frozenset({5, 6}):
-        return "Sat–Sun"
+        return "Sat-Sun"
     return ", ".join(_LABELS[d] for d in sorted(weekdays))
 
 
 def describe(schedule: Schedule) -> str:
-    """Plain words: ``Mon–Fri 09:00–17:00 (Europe/Berlin)``."""
+    """Plain words: ``Mon-Fri 09:00-17:00 (Europe/Berlin)``."""
     return (
-        f"{_day_words(schedule.weekdays)} {schedule.after:%H:%M}–{schedule.before:%H:%M} "
+        f"{_day_words(schedule.weekdays)} {schedule.after:%H:%M}-{schedule.before:%H:%M} "
         f"({schedule.timezone})"
     )
 

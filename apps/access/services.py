@@ -393,8 +393,8 @@ def approve_request(
     Returns the new (or extended) grant, or None while more approvals are needed
     (``request.approval_recorded`` is audited then). ``duration_minutes`` may shorten, never
     lengthen, what was asked; ``level`` may lower, never raise, the level asked for (the
-    quorum is that of the level granted). The window starts at approval (or at the requested start if
-    that is later). Raises ``NotAllowed`` for the requester or a non-approver,
+    quorum is that of the level granted). The window starts at approval (or at the
+    requested start if that is later). Raises ``NotAllowed`` for the requester or a non-approver,
     ``IllegalTransition`` when the request is no longer pending, ``Conflict`` when this
     approver already approved.
     """

@@ -57,9 +57,7 @@ def wanted_grants(resource: Resource, now: datetime) -> dict[int, RuleKey]:
         .order_by("pk")
         .values_list("pk", "email", "not_before", "expires_at", "criteria")
     )
-    return {
-        pk: rule_key(email, start, end, criteria) for pk, email, start, end, criteria in rows
-    }
+    return {pk: rule_key(email, start, end, criteria) for pk, email, start, end, criteria in rows}
 
 
 def render(resource: Resource, wanted: Mapping[int, RuleKey]) -> list[dict[str, Any]]:

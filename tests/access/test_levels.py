@@ -21,7 +21,12 @@ pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)  # a Tuesday
 READ_ONLY = [{"http_method": {"in": ["GET", "HEAD", "OPTIONS"]}}]
-BERLIN_WEEKDAYS = {"days": "mon-fri", "after": "09:00", "before": "17:00", "timezone": "Europe/Berlin"}
+BERLIN_WEEKDAYS = {
+    "days": "mon-fri",
+    "after": "09:00",
+    "before": "17:00",
+    "timezone": "Europe/Berlin",
+}
 
 
 @pytest.fixture
@@ -65,7 +70,9 @@ def erin() -> Any:
     return UserFactory(username="idp|erin", email="erin@example.com", groups=["approvers"])
 
 
-def ask(user: Any, resource: Resource, level: AccessLevel | None, minutes: int = 60) -> AccessRequest:
+def ask(
+    user: Any, resource: Resource, level: AccessLevel | None, minutes: int = 60
+) -> AccessRequest:
     return services.submit_request(
         requester=user,
         resource=resource,
@@ -206,7 +213,9 @@ def test_a_schedule_is_copied_onto_the_grant_and_rendered_after_the_level(grafan
 
 
 def test_without_levels_or_schedule_nothing_changes_in_the_rows(alice):
-    plain = ResourceFactory(slug="plain", auto_approve_rules=[{"group": "engineering", "max_minutes": 60}])
+    plain = ResourceFactory(
+        slug="plain", auto_approve_rules=[{"group": "engineering", "max_minutes": 60}]
+    )
     ask(alice, plain, None, 60)
     for action in (AuditAction.REQUEST_SUBMITTED, AuditAction.GRANT_ACTIVATED):
         (row,) = details(action)

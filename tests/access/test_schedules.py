@@ -24,7 +24,7 @@ def test_criteria_are_day_of_week_then_time_of_day() -> None:
         {"time_of_day": {"timezone": "Europe/Berlin", "after": "09:00", "before": "17:00"}},
     ]
     assert ppl.validate_ppl([{"allow": {"and": schedules.criteria(schedule)}}]) == []
-    assert schedules.describe(schedule) == "Mon–Fri 09:00–17:00 (Europe/Berlin)"
+    assert schedules.describe(schedule) == "Mon-Fri 09:00-17:00 (Europe/Berlin)"
 
 
 def test_wrapping_ranges_and_lists() -> None:
@@ -58,7 +58,9 @@ def test_windows_follow_the_dst_change() -> None:
     assert schedule is not None
     # The week of 2026-03-29 (Berlin moves to CEST on Sunday 29 March).
     found = list(
-        schedules.windows(schedule, at("2026-03-26T00:00:00+00:00"), at("2026-04-01T00:00:00+00:00"))
+        schedules.windows(
+            schedule, at("2026-03-26T00:00:00+00:00"), at("2026-04-01T00:00:00+00:00")
+        )
     )
     assert [w[0].isoformat() for w in found] == [
         "2026-03-26T08:00:00+00:00",  # Thu, CET
@@ -91,7 +93,12 @@ def test_last_window_end_is_the_last_close_inside_the_grant() -> None:
 
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
-    [("GET", "/api/x", True), ("POST", "/api/x", False), ("GET", "/admin", False), (None, "/api/x", False)],
+    [
+        ("GET", "/api/x", True),
+        ("POST", "/api/x", False),
+        ("GET", "/admin", False),
+        (None, "/api/x", False),
+    ],
 )
 def test_matches_request_checks_method_and_path_only(method, path, allowed) -> None:
     criteria = [
