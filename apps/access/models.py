@@ -65,7 +65,8 @@ class ResourceQuerySet(models.QuerySet["Resource"]):
 
     def requestable_by(self, user: User) -> list[Resource]:
         groups = user.group_names()
-        return [r for r in self.active().order_by("name") if r.may_request(user, groups)]
+        resources = self.active().order_by("name").prefetch_related("levels")
+        return [r for r in resources if r.may_request(user, groups)]
 
 
 class Resource(models.Model):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,10 +30,12 @@ __all__ = [
     "Schedule",
     "criteria",
     "describe",
+    "describe_for",
     "last_window_end",
     "parse",
     "schedule_errors",
     "state_at",
+    "state_text",
     "windows",
 ]
 
@@ -194,6 +196,37 @@ def describe(schedule: Schedule) -> str:
         f"{_day_words(schedule.weekdays)} {schedule.after:%H:%M}-{schedule.before:%H:%M} "
         f"({schedule.timezone})"
     )
+
+
+def describe_for(schedule: Schedule, zone: tzinfo, now: datetime) -> str:
+    """Plain words plus, when the person's zone differs, the next window in their zone:
+    ``Mon-Fri 09:00-17:00 (Europe/Berlin); for you (America/New_York) the next window is
+    Mon 03:00-11:00``."""
+    text = describe(schedule)
+    name = getattr(zone, "key", None) or "UTC"
+    if name == schedule.timezone:
+        return text
+    for opens, closes in windows(schedule, now, now + timedelta(days=8)):
+        local_open, local_close = opens.astimezone(zone), closes.astimezone(zone)
+        return (
+            f"{text}; for you ({name}) the next window is {local_open:%a %H:%M}-{local_close:%H:%M}"
+        )
+    return text
+
+
+def state_text(
+    schedule: Schedule, now: datetime, start: datetime, end: datetime, zone: tzinfo
+) -> str:
+    """What the dashboard says: ``open now, closes 17:00`` or ``next opens Mon 09:00``
+    (times in ``zone``), or ``no window left``."""
+    state = state_at(schedule, now, start, end)
+    if state is None:
+        return "no window left"
+    is_open, moment = state
+    local = moment.astimezone(zone)
+    if is_open:
+        return f"open now, closes {local:%H:%M}"
+    return f"next opens {local:%a %H:%M}"
 
 
 def windows(
