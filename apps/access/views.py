@@ -17,9 +17,8 @@ from django.template import loader
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.accounts.services import update_preferences
-
 from apps import ppl
+from apps.accounts.services import update_preferences
 
 from . import queries, schedules, services
 from .durations import duration_label
