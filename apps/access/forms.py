@@ -294,6 +294,13 @@ class ApproveForm(forms.Form):
         max_value=100_000,
         help_text="Optional. Requests asking for less keep what they asked for.",
     )
+    level = forms.SlugField(
+        label="Lower to the access level",
+        required=False,
+        max_length=64,
+        help_text="Optional: a level's slug, e.g. read-only. Requests asking for that level "
+        "or less keep theirs; a level is never raised.",
+    )
     note = forms.CharField(
         label="Note", required=False, max_length=MAX_TEXT, widget=forms.Textarea(attrs={"rows": 3})
     )
