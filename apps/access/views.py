@@ -86,7 +86,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     for grant in grants:
         schedule = grant.parsed_schedule()
-        grant.schedule_text = (
+        grant.schedule_text = (  # type: ignore[attr-defined]
             schedules.state_text(schedule, now, grant.not_before, grant.expires_at, zone)
             if schedule
             else ""

@@ -9,10 +9,19 @@ import pytest
 
 from apps.access.models import AccessLevel, Grant
 from apps.audit.models import AuditAction, AuditEvent
-from tests.access.test_admin_requests import confirm, people, resource_form  # noqa: F401
+from tests.access.test_admin_requests import confirm, resource_form
 from tests.factories import AccessLevelFactory, AccessRequestFactory, ResourceFactory
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def people(signed_in: Any) -> dict[str, Any]:
+    return {
+        "alice": signed_in("alice", groups=["engineering"]),
+        "bob": signed_in("bob", groups=["approvers"]),
+        "carol": signed_in("carol", groups=["compliance"]),
+    }
 
 
 @pytest.fixture
