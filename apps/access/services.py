@@ -127,18 +127,19 @@ def grant_criteria(level: AccessLevel | None, schedule: dict[str, Any] | None) -
 
 
 def _check_level(resource: Resource, level: AccessLevel | None) -> AccessLevel | None:
-    """The level a request at ``resource`` asks for; required when the resource has levels."""
+    """The level a request at ``resource`` asks for.
+
+    A request that names none on a resource with levels asks for the highest: what the
+    resource granted before it had levels, so older clients keep working. Approvers see
+    the level and may lower it; its own quorum and auto-approval rules apply.
+    """
     levels = list(resource.levels.all())
     if not levels:
         if level is not None:
             raise PolicyViolation(f"{resource.name} has no access levels.")
         return None
     if level is None:
-        raise PolicyViolation(
-            f"Choose an access level for {resource.name}: "
-            + ", ".join(lv.name for lv in levels)
-            + "."
-        )
+        return levels[-1]
     if level.resource_id != resource.pk:
         raise PolicyViolation(f"That access level does not belong to {resource.name}.")
     return level
@@ -210,8 +211,8 @@ def submit_request(
     With a scheduled or active grant on the resource, the request becomes an extension
     request of that grant (``kind=extension``); it keeps the grant's level unless it names
     another (an upgrade, e.g. read-only to full, approved like any request at that level).
-    A resource with levels needs one (``level``); its maximum and auto-approval rules then
-    apply. A second pending request is refused (``Conflict``). Audits ``request.submitted``
+    On a resource with levels, ``level`` (default: the highest) brings its own maximum,
+    quorum and auto-approval rules. A second pending request is refused (``Conflict``). Audits ``request.submitted``
     (and the auto-approval entries).
     """
     now = now or timezone.now()

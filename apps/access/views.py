@@ -133,7 +133,8 @@ def _resource_hints(
 
 def _initial_level(resource: Resource, grant: Grant | None, query: Any) -> str:
     """The level to pre-select: the lowest that would have allowed the ``method`` and
-    ``path`` Pomerium denied (query parameters), else the live grant's, else the lowest."""
+    ``path`` Pomerium denied (query parameters), else the live grant's, else the highest
+    (what a request naming no level asks for; approvers may lower it)."""
     levels = list(resource.levels.all())
     if not levels:
         return ""
@@ -146,7 +147,7 @@ def _initial_level(resource: Resource, grant: Grant | None, query: Any) -> str:
         return levels[-1].slug
     if grant is not None and grant.level is not None:
         return grant.level.slug
-    return levels[0].slug
+    return levels[-1].slug
 
 
 @require_http_methods(["GET", "POST"])

@@ -46,7 +46,7 @@ def alice(signed_in: Any) -> Any:
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("", "read-only"),  # least privilege by default
+        ("", "full"),  # a request naming no level asks for the highest
         ("&method=GET&path=/d/home", "read-only"),
         ("&method=get&path=/d/home", "read-only"),  # methods are upper-cased
         ("&method=POST&path=/api/dashboards", "api"),

@@ -115,14 +115,14 @@ def test_each_level_has_its_own_maximum(grafana, levels, alice):
     assert ask(alice, grafana, levels["full"], 480).state == RequestState.PENDING
 
 
-def test_a_resource_with_levels_needs_one_and_only_its_own(grafana, levels, alice):
-    with pytest.raises(PolicyViolation, match="Choose an access level"):
-        ask(alice, grafana, None)
+def test_no_level_asks_for_the_highest_and_only_own_levels_count(grafana, levels, alice):
+    assert ask(alice, grafana, None).level == levels["full"]
+    AccessRequest.objects.all().delete()
     other = AccessLevelFactory(resource=ResourceFactory(slug="other"), slug="x", rank=1)
     with pytest.raises(PolicyViolation, match="does not belong"):
         ask(alice, grafana, other)
     assert AccessRequest.objects.count() == 0
-    assert AuditEvent.objects.filter(action=AuditAction.REQUEST_SUBMITTED).count() == 0
+    assert AuditEvent.objects.filter(action=AuditAction.REQUEST_SUBMITTED).count() == 1
 
 
 def test_full_access_needs_its_quorum_and_is_not_auto_approved(grafana, levels, alice, bob, erin):
