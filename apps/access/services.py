@@ -212,8 +212,8 @@ def submit_request(
     request of that grant (``kind=extension``); it keeps the grant's level unless it names
     another (an upgrade, e.g. read-only to full, approved like any request at that level).
     On a resource with levels, ``level`` (default: the highest) brings its own maximum,
-    quorum and auto-approval rules. A second pending request is refused (``Conflict``). Audits ``request.submitted``
-    (and the auto-approval entries).
+    quorum and auto-approval rules. A second pending request is refused (``Conflict``).
+    Audits ``request.submitted`` (and the auto-approval entries).
     """
     now = now or timezone.now()
     filed_by = filed_by or requester
