@@ -39,3 +39,20 @@ def test_seed_has_every_state_and_is_idempotent(settings: Any) -> None:
         AuditEvent.objects.count(),
     ) == counts
     assert chain.verify(event_fields(e) for e in AuditEvent.objects.in_chain_order()).ok
+
+
+def test_seed_offers_a_read_only_grafana_level_and_a_weekday_hours_resource() -> None:
+    from apps.access.models import Resource
+
+    seed()
+    grafana = Resource.objects.get(slug="grafana-admin")
+    assert list(grafana.levels.values_list("slug", "criteria")) == [
+        ("read-only", [{"http_method": {"in": ["GET", "HEAD", "OPTIONS"]}}]),
+        ("full", []),
+    ]
+    assert Resource.objects.get(slug="prod-db").schedule == {
+        "days": "mon-fri",
+        "after": "09:00",
+        "before": "17:00",
+        "timezone": "Europe/Berlin",
+    }
