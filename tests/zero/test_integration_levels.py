@@ -12,13 +12,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import requests
 from django.utils import timezone
 
 from apps import ppl
 from apps.access import services
 from apps.access.models import AccessLevel, Grant, Resource
 from apps.access.states import SyncStatus
+from apps.zero.sim_probe import would_allow
 from apps.zero.simulator import ZeroSimulator
 from tests.factories import AccessLevelFactory, ResourceFactory, UserFactory
 from tests.zero.live import approver, eventually
@@ -36,15 +36,8 @@ EMAIL = "alice@example.com"
 
 
 def allowed(sim: ZeroSimulator, policy: str, *, at: datetime | None = None, **facts: str) -> bool:
-    """The simulator's decision, asked over HTTP (``/_sim/evaluate``)."""
-    query: dict[str, str] = {"policy": policy, "email": EMAIL, **facts}
-    if at is not None:
-        query["at"] = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    answer = requests.get(f"{sim.root_url}/_sim/evaluate", params=query, timeout=5)
-    if answer.status_code == 404:  # nothing applied yet
-        return False
-    answer.raise_for_status()
-    return bool(answer.json()["allow"])
+    """The simulator's decision, asked over HTTP (``/_sim/evaluate``); False until applied."""
+    return bool(would_allow(sim.root_url, policy, EMAIL, at=at, **facts))
 
 
 def alice() -> Any:

@@ -106,3 +106,40 @@ def test_time_of_day_needs_a_known_zone() -> None:
     assert any("unknown time zone" in e for e in sim_ppl.validate(bad))
     with pytest.raises(ValueError, match="unknown time zone"):
         allows(bad, "2026-11-24T10:00:00Z")
+
+
+def test_would_allow_asks_the_evaluator_over_http() -> None:
+    from apps.zero.sim_probe import ContractProbe, would_allow
+    from apps.zero.simulator import ZeroSimulator
+
+    with ZeroSimulator() as sim:
+        probe = ContractProbe(sim.url, sim.api_token, sim.organization_id)
+        assert would_allow(sim.root_url, "jit-office", EMAIL) is None  # nothing applied yet
+        created = probe.call(
+            "POST",
+            "/organizations/{org}/policies",
+            json={
+                "name": "jit-office",
+                "description": "",
+                "explanation": "",
+                "remediation": "",
+                "enforced": False,
+                "namespaceId": sim.namespace_id,
+                "ppl": rule(
+                    {"http_method": {"in": ["GET"]}},
+                    {"source_ip": "10.1.0.0/16"},
+                    *WEEKDAYS[0]["allow"]["and"][2:],
+                ),
+            },
+        )
+        assert created.status_code == 201
+        tuesday = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # 10:00 Berlin
+        facts = {"method": "GET", "source_ip": "10.1.2.3"}
+        assert would_allow(sim.root_url, "jit-office", EMAIL, at=tuesday, **facts) is True
+        assert not would_allow(sim.root_url, "jit-office", EMAIL, at=tuesday, method="POST")
+        assert not would_allow(
+            sim.root_url, "jit-office", EMAIL, at=tuesday, method="GET", source_ip="192.0.2.1"
+        )
+        saturday = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+        assert not would_allow(sim.root_url, "jit-office", EMAIL, at=saturday, **facts)
+        probe.close()
