@@ -14,7 +14,7 @@ from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.http import Http404
 
 from .models import AccessRequest, Approval, Grant
-from .states import OPEN_GRANT_STATES, RequestKind
+from .states import RequestKind
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
@@ -61,7 +61,7 @@ def grant_of(req: AccessRequest) -> Grant | None:
 
 def is_live(grant: Grant | None, now: datetime) -> bool:
     """Open and not yet over (the pages offer *end* and *extend* only then)."""
-    return bool(grant and grant.state in OPEN_GRANT_STATES and grant.expires_at > now)
+    return grant is not None and grant.is_open_at(now)
 
 
 def decidable_by(user: User, now: datetime) -> list[AccessRequest]:

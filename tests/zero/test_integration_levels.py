@@ -18,8 +18,8 @@ from apps import ppl
 from apps.access import services
 from apps.access.models import AccessLevel, Grant, Resource
 from apps.access.states import SyncStatus
-from apps.zero.sim_probe import would_allow
-from apps.zero.simulator import ZeroSimulator
+from devtools.zerosim.probe import would_allow
+from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import AccessLevelFactory, ResourceFactory, UserFactory
 from tests.zero.live import approver, eventually
 from tests.zero.worker import CeleryWorker

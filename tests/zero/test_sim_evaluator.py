@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from apps.zero import sim_ppl
-from apps.zero.sim_ppl import Request
+from devtools.zerosim import ppl as sim_ppl
+from devtools.zerosim.ppl import Request
 
 EMAIL = "alice@example.com"
 
@@ -109,8 +109,8 @@ def test_time_of_day_needs_a_known_zone() -> None:
 
 
 def test_would_allow_asks_the_evaluator_over_http() -> None:
-    from apps.zero.sim_probe import ContractProbe, would_allow
-    from apps.zero.simulator import ZeroSimulator
+    from devtools.zerosim.probe import ContractProbe, would_allow
+    from devtools.zerosim.simulator import ZeroSimulator
 
     with ZeroSimulator() as sim:
         probe = ContractProbe(sim.url, sim.api_token, sim.organization_id)
