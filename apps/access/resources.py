@@ -16,8 +16,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import ProtectedError
 
+from apps.audit import services as audit
 from apps.audit.models import AuditAction
-from apps.audit.services import record
+from apps.audit.services import MASK, record
 
 from .models import AccessLevel, Resource
 from .sync import request_sync
@@ -55,6 +56,9 @@ LEVEL_FIELDS = (
     "approvals_required",
     "auto_approve_rules",
 )
+
+# Credentials: a change is audited by name only, never by value.
+SECRET_FIELDS = {"slack_webhook_url"}
 
 # Fields whose change alters the Zero policy's text (rules, name, explanation).
 POLICY_FIELDS = {"slug", "name", "zero_policy_name", "base_ppl", "is_active"}
@@ -160,7 +164,7 @@ def save_levels(resource: Resource, formset: Any, *, actor: Any) -> None:
     Levels do not change existing grants (each grant keeps the criteria it was approved
     with), so no sync is needed.
     """
-    with transaction.atomic():
+    with audit.atomic():
         before = [level_state(lv) for lv in resource.levels.all()]
         formset.save()
         after = [level_state(lv) for lv in resource.levels.all()]
@@ -170,7 +174,11 @@ def save_levels(resource: Resource, formset: Any, *, actor: Any) -> None:
                 actor=actor,
                 target=resource,
                 resource_slug=resource.slug,
-                details={"changed": ["levels"], "levels": after},
+                details={
+                    "changed": ["levels"],
+                    "changes": {"levels": [before, after]},
+                    "levels": after,
+                },
             )
 
 
@@ -220,15 +228,35 @@ def save_resource(
 ) -> Resource:
     """Save a validated resource, audit what changed, and resync its policy if needed.
 
-    Audits ``resource.created`` or ``resource.changed`` (with the changed field names).
+    Audits one ``resource.created`` or ``resource.changed`` entry: the changed field names
+    (``changed``) and, for a change, each field's old and new value (``changes``; the Slack
+    webhook URL, a credential, only as masked). The admin and ``bootstrap`` both come here:
+    it is the one chained entry of a configuration change.
     """
-    changed = list(changed)
-    with transaction.atomic():
+    changed = sorted(set(changed))
+    fields = [name for name in changed if name != "levels"]  # levels are rows of their own
+    with audit.atomic():
+        details: dict[str, Any] = {"changed": changed}
+        if not created and fields:
+            before = Resource.objects.select_for_update().values(*fields).get(pk=resource.pk)
+            details["changes"] = {
+                name: [MASK, MASK]
+                if name in SECRET_FIELDS
+                else [before[name], getattr(resource, name)]
+                for name in fields
+            }
+        old_levels = (
+            [level_state(lv) for lv in resource.levels.all()]
+            if levels is not None and not created
+            else []
+        )
         resource.save()
-        details: dict[str, Any] = {"changed": sorted(changed)}
         if levels is not None:
             _write_levels(resource, levels)
-            details["levels"] = [level_state(lv) for lv in resource.levels.all()]
+            new_levels = [level_state(lv) for lv in resource.levels.all()]
+            details["levels"] = new_levels
+            if not created:
+                details.setdefault("changes", {})["levels"] = [old_levels, new_levels]
         record(
             AuditAction.RESOURCE_CREATED if created else AuditAction.RESOURCE_CHANGED,
             actor=actor,
@@ -250,7 +278,7 @@ def apply_definitions(definitions: Any, *, actor: Any = None) -> ApplySummary:
     if not isinstance(definitions, list):
         raise DefinitionError("'resources' must be a list.")
     summary = ApplySummary()
-    with transaction.atomic():
+    with audit.atomic():
         seen: set[str] = set()
         prepared = []
         for index, definition in enumerate(definitions):
