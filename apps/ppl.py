@@ -32,9 +32,11 @@ __all__ = [
     "DENY_ALL_RULE",
     "KNOWN_CRITERIA",
     "GrantRule",
+    "criteria_errors",
     "digest",
     "dumps",
     "evaluate",
+    "matches_request",
     "normalize",
     "parse_date_bound",
     "parse_rfc3339",
@@ -98,15 +100,18 @@ _ZONELESS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$
 
 @dataclass(frozen=True)
 class GrantRule:
-    """One live grant as it appears in the policy: who, from when, until when.
+    """One live grant as it appears in the policy: who, from when, until when, and how.
 
     Both datetimes must be timezone-aware; rendering raises ``ValueError``
-    otherwise.
+    otherwise. ``criteria`` are extra criteria ANDed after ``email`` and ``date`` in
+    the order given (an access level's matchers, then a schedule's ``day_of_week`` and
+    ``time_of_day``); empty renders exactly the plain two-criterion rule.
     """
 
     email: str
     not_before: datetime
     expires_at: datetime
+    criteria: tuple[Mapping[str, Any], ...] = ()
 
 
 # --------------------------------------------------------------------------- #
@@ -163,25 +168,30 @@ def render_policy(
 
     Each email is written exactly as given: Pomerium's ``email`` criterion is exact,
     case-sensitive equality with the identity provider's value, so ``First.Last@Corp.com``
-    must stay as it is. Grants are sorted by (email, not_before, expires_at) so the result
-    does not depend on the order grants were loaded in. With neither base rules nor
+    must stay as it is. A grant's rule is ``email AND date AND <criteria...>``. Grants are
+    sorted by (email, not_before, expires_at, canonical criteria) so the result does not
+    depend on the order grants were loaded in. With neither base rules nor
     grants the result is ``[DENY_ALL_RULE]``. The returned structures are fresh
     copies; mutating them does not affect the inputs or ``DENY_ALL_RULE``.
     """
     rules: list[dict[str, Any]] = [dict(copy.deepcopy(rule)) for rule in base_rules]
     # Sort on the rendered values: grants that tie render identical rules, so
     # the output is the same for every input order.
-    rendered = sorted((g.email, rfc3339(g.not_before), rfc3339(g.expires_at)) for g in grants)
+    rendered = sorted(
+        (g.email, rfc3339(g.not_before), rfc3339(g.expires_at), dumps(list(g.criteria)))
+        for g in grants
+    )
     rules.extend(
         {
             "allow": {
                 "and": [
                     {"email": {"is": email}},
                     {"date": {"after": after, "before": before}},
+                    *json.loads(extra),
                 ]
             }
         }
-        for email, after, before in rendered
+        for email, after, before, extra in rendered
     )
     if not rules:
         rules.append(copy.deepcopy(DENY_ALL_RULE))
@@ -328,6 +338,20 @@ def _validate_rule(where: str, rule: object) -> list[str]:
     return errors
 
 
+def criteria_errors(criteria: object) -> list[str]:
+    """Errors of a list of criteria meant to be ANDed into a rule (an access level's).
+
+    Each item must be one criterion object Pomerium knows, with a well-formed value; an
+    empty list is valid (it adds nothing).
+    """
+    if not isinstance(criteria, list):
+        return ["criteria must be a list of criterion objects"]
+    errors = []
+    for i, criterion in enumerate(criteria):
+        errors.extend(_validate_criterion(f"criteria[{i}]", criterion))
+    return errors
+
+
 def validate_ppl(ppl: object) -> list[str]:
     """Return human-readable errors for ``ppl``; an empty list means valid.
 
@@ -372,6 +396,28 @@ def _match_string(subject: str, matcher: object) -> bool:
     }
     # Several operators in one matcher must all hold (Pomerium ANDs them).
     return all(key in checks and checks[key](value) for key, value in matcher.items())
+
+
+def matches_request(
+    criteria: Iterable[Mapping[str, Any]], *, method: str | None, path: str | None
+) -> bool:
+    """Could a rule with these extra ``criteria`` let a request with ``method`` and ``path``
+    through, as far as those two facts tell?
+
+    ``http_method`` and ``http_path`` are matched (a fact that is not known matches
+    nothing); every other criterion is ignored, because it depends on facts not given
+    here (who, when, from where). Used to pick the lowest access level that would have
+    allowed a request Pomerium denied.
+    """
+    facts = {"http_method": method, "http_path": path}
+    for criterion in criteria:
+        for name, value in criterion.items():
+            if name not in facts:
+                continue
+            subject = facts[name]
+            if subject is None or not _match_string(subject, value):
+                return False
+    return True
 
 
 def _match_list(items: Sequence[str], matcher: object) -> bool:

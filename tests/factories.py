@@ -9,7 +9,7 @@ import factory
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from apps.access.models import AccessRequest, Grant, Resource
+from apps.access.models import AccessLevel, AccessRequest, Grant, Resource
 from apps.access.states import GrantState, RequestState
 from apps.accounts.models import User
 from apps.accounts.roles import claim_group_name
@@ -44,6 +44,17 @@ class ResourceFactory(factory.django.DjangoModelFactory):
     approver_groups = factory.LazyFunction(lambda: ["approvers"])
     duration_choices = factory.LazyFunction(lambda: [60, 120, 240])
     max_duration_minutes = 480
+
+
+class AccessLevelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AccessLevel
+
+    resource = factory.SubFactory(ResourceFactory)
+    slug = factory.Sequence(lambda n: f"level-{n}")
+    name = factory.LazyAttribute(lambda o: o.slug.replace("-", " ").capitalize())
+    rank = factory.Sequence(lambda n: n)
+    criteria = factory.LazyFunction(list)
 
 
 class AccessRequestFactory(factory.django.DjangoModelFactory):

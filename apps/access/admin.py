@@ -42,9 +42,9 @@ from .forms import (
     ApproveForm,
     RejectForm,
 )
-from .models import AccessRequest, Approval, Resource
-from .resources import save_resource
-from .states import RequestState
+from .models import AccessLevel, AccessRequest, Approval, Resource
+from .resources import save_levels, save_resource
+from .states import PolicyViolation, RequestState
 
 # --- Resources -----------------------------------------------------------------------------
 
@@ -103,6 +103,7 @@ class ResourceAdminForm(ModelForm):
             "ticket_required",
             "break_glass_groups",
             "break_glass_max_minutes",
+            "schedule",
         )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -149,9 +150,36 @@ class ResourceAdminForm(ModelForm):
             resource.slack_webhook_url = self.cleaned_data["slack_webhook_replace"]
 
 
+class AccessLevelInline(admin.TabularInline):
+    """The resource's access levels. Grants keep the criteria they were approved with, so
+    editing a level changes future grants only; every save is audited on the resource."""
+
+    model = AccessLevel
+    extra = 0
+    fields = (
+        "rank",
+        "slug",
+        "name",
+        "criteria",
+        "max_duration_minutes",
+        "approvals_required",
+        "auto_approve_rules",
+    )
+    formfield_overrides = {
+        models.JSONField: {
+            "widget": Textarea(attrs={"rows": 2, "cols": 50, "style": "font-family:monospace"})
+        },
+    }
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A level in use is protected by the database; an unused one may go.
+        return bool(request.user.is_superuser)
+
+
 @admin.register(Resource)
 class ResourceAdmin(StrictIdsMixin):
     form = ResourceAdminForm
+    inlines = (AccessLevelInline,)
     list_display = (
         "name",
         "slug",
@@ -224,6 +252,15 @@ class ResourceAdmin(StrictIdsMixin):
         (
             "What a request must say",
             {"fields": ("justification_required", "justification_min_length", "ticket_required")},
+        ),
+        (
+            "Recurring window",
+            {
+                "fields": ("schedule",),
+                "description": "Grants open only inside this weekly window (PPL day_of_week "
+                "and time_of_day). The window may not cross midnight UTC at any offset of "
+                "its zone. Break-glass ignores it.",
+            },
         ),
         ("Break-glass", {"fields": ("break_glass_groups", "break_glass_max_minutes")}),
         (
@@ -306,6 +343,12 @@ class ResourceAdmin(StrictIdsMixin):
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         return without_delete_selected(super().get_actions(request))
 
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is not AccessLevel:
+            super().save_formset(request, form, formset, change)
+            return
+        save_levels(form.instance, formset, actor=request_user(request))
+
     def save_model(
         self, request: HttpRequest, obj: Resource, form: ModelForm, change: bool
     ) -> None:
@@ -339,8 +382,16 @@ def _approve(actor: Any, req: AccessRequest, data: dict[str, Any]) -> str:
     cap = data.get("duration_minutes")
     # A batch cap shortens only the requests that asked for more than it.
     minutes = cap if cap and cap < req.duration_minutes else None
+    level = None
+    if slug := data.get("level"):
+        # Like the cap, a lower level applies to the requests that asked for more.
+        level = req.resource.levels.filter(slug=slug).first()
+        if level is None:
+            raise PolicyViolation(f"{req.resource.name} has no access level {slug!r}.")
+        if req.level is not None and level.rank >= req.level.rank:
+            level = None
     grant = services.approve_request(
-        req, approver=actor, duration_minutes=minutes, note=data.get("note") or ""
+        req, approver=actor, duration_minutes=minutes, level=level, note=data.get("note") or ""
     )
     return "approved" if grant is not None else "recorded (more approvals needed)"
 
@@ -415,6 +466,7 @@ class AccessRequestAdmin(ReadOnlyAdmin):
         "requester",
         "resource",
         "kind",
+        "level",
         "duration",
         "start",
         "justification_excerpt",
@@ -432,7 +484,7 @@ class AccessRequestAdmin(ReadOnlyAdmin):
     )
     search_fields = ("requester__email", "justification", "ticket")
     date_hierarchy = "created_at"
-    list_select_related = ("requester", "resource")
+    list_select_related = ("requester", "resource", "level")
     list_per_page = 100
     actions = ("approve_selected", "reject_selected")
     confirmed_actions = (APPROVE, REJECT)
@@ -447,6 +499,7 @@ class AccessRequestAdmin(ReadOnlyAdmin):
                     "resource",
                     "kind",
                     "extends_grant",
+                    "level",
                     "duration_minutes",
                     "start_at",
                     "justification",
@@ -466,6 +519,7 @@ class AccessRequestAdmin(ReadOnlyAdmin):
                     "decided_at",
                     "decision_reason",
                     "approved_duration_minutes",
+                    "approved_level",
                     "auto_approved_rule",
                     "reminded_at",
                 )

@@ -162,6 +162,7 @@ class GrantAdmin(ReadOnlyAdmin):
         "id",
         "email",
         "resource",
+        "level",
         "state_badge",
         "flags",
         "not_before",
@@ -182,7 +183,7 @@ class GrantAdmin(ReadOnlyAdmin):
     )
     search_fields = ("email", "user__username", "resource__slug", "resource__name")
     date_hierarchy = "not_before"
-    list_select_related = ("resource",)
+    list_select_related = ("resource", "level")
     list_per_page = 100
     ordering = ("-not_before",)
     actions = ("revoke_selected", "extend_selected", "mark_reviewed_selected")
@@ -197,6 +198,9 @@ class GrantAdmin(ReadOnlyAdmin):
                     "email",
                     "resource",
                     "request",
+                    "level",
+                    "criteria",
+                    "schedule",
                     "state",
                     "not_before",
                     "expires_at",

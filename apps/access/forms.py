@@ -98,6 +98,11 @@ class RequestForm(forms.Form):
         label="Resource",
         error_messages={"invalid_choice": "Choose a resource you may request from the list."},
     )
+    level = forms.ChoiceField(
+        label="Access level",
+        required=False,
+        error_messages={"invalid_choice": "Choose one of the access levels offered."},
+    )
     duration = forms.TypedChoiceField(
         label="For how long",
         coerce=int,
@@ -140,6 +145,16 @@ class RequestForm(forms.Form):
             if chosen
             else sorted({m for r in resources for m in r.duration_choices})
         )
+        self.chosen = chosen
+        self.levels = {lv.slug: lv for lv in (chosen.levels.all() if chosen else [])}
+        level_field = cast(forms.ChoiceField, self.fields["level"])
+        level_field.choices = [(lv.slug, lv.name) for lv in self.levels.values()]
+        if chosen and self.levels:
+            level_field.error_messages["invalid_choice"] = (
+                f"Choose one of the access levels of {chosen.name}: "
+                + ", ".join(lv.name for lv in self.levels.values())
+                + "."
+            )
         duration = cast(forms.ChoiceField, self.fields["duration"])
         duration.choices = [(m, duration_label(m)) for m in minutes]
         if chosen:
@@ -156,6 +171,9 @@ class RequestForm(forms.Form):
         if resource is None:
             return data
         data["resource_obj"] = resource
+        data["level_obj"] = self.levels.get(data.get("level") or "") if self.levels else None
+        if self.levels and "level" not in self.errors and data["level_obj"] is None:
+            self.add_error("level", f"Choose an access level for {resource.name}.")
         if not self.user.time_zone:
             self.zone = valid_zone(data.get("tz")) or UTC
         justification = (data.get("justification") or "").strip()
@@ -253,6 +271,13 @@ class ApproveForm(forms.Form):
         min_value=1,
         max_value=100_000,
         help_text="Optional. Requests asking for less keep what they asked for.",
+    )
+    level = forms.SlugField(
+        label="Lower to the access level",
+        required=False,
+        max_length=64,
+        help_text="Optional: a level's slug, e.g. read-only. Requests asking for that level "
+        "or less keep theirs; a level is never raised.",
     )
     note = forms.CharField(
         label="Note", required=False, max_length=MAX_TEXT, widget=forms.Textarea(attrs={"rows": 3})

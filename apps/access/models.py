@@ -6,7 +6,7 @@ Models are declarative; every state change goes through ``apps.access.services``
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -14,8 +14,9 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
-from apps.ppl import validate_ppl
+from apps.ppl import criteria_errors, validate_ppl
 
+from . import schedules
 from .clusters import configured as configured_clusters
 from .clusters import default_cluster_name
 from .states import (
@@ -66,7 +67,8 @@ class ResourceQuerySet(models.QuerySet["Resource"]):
 
     def requestable_by(self, user: User) -> list[Resource]:
         groups = user.group_names()
-        return [r for r in self.active().order_by("name") if r.may_request(user, groups)]
+        resources = self.active().order_by("name").prefetch_related("levels")
+        return [r for r in resources if r.may_request(user, groups)]
 
 
 class Resource(models.Model):
@@ -128,6 +130,12 @@ class Resource(models.Model):
         default=list, blank=True, help_text="Groups that may self-activate in an emergency."
     )
     break_glass_max_minutes = models.PositiveIntegerField(default=60)
+    schedule = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='Optional recurring window inside every grant, e.g. {"days": "mon-fri", '
+        '"after": "09:00", "before": "17:00", "timezone": "Europe/Berlin"}.',
+    )
     slack_webhook_url = models.URLField(blank=True, help_text="Optional Slack incoming webhook.")
     is_active = models.BooleanField(default=True, help_text="Archived resources take no requests.")
     # Sync bookkeeping: bumped with every change that alters the desired policy.
@@ -166,14 +174,7 @@ class Resource(models.Model):
             value = getattr(self, name)
             if not isinstance(value, list) or not all(isinstance(g, str) and g for g in value):
                 errors[name] = 'A list of group names, e.g. ["sre"].'
-        rules = self.auto_approve_rules
-        if not isinstance(rules, list) or not all(
-            isinstance(r, dict)
-            and isinstance(r.get("group"), str)
-            and isinstance(r.get("max_minutes"), int)
-            and r["max_minutes"] > 0
-            for r in rules
-        ):
+        if not _auto_rules_ok(self.auto_approve_rules):
             errors["auto_approve_rules"] = 'A list like [{"group": "oncall", "max_minutes": 240}].'
         if not isinstance(self.base_ppl, list) or not all(
             isinstance(r, dict) for r in self.base_ppl
@@ -188,6 +189,9 @@ class Resource(models.Model):
         cluster_problem = self.cluster_problem()
         if cluster_problem:
             errors["cluster"] = cluster_problem
+        problems = schedules.schedule_errors(self.schedule)
+        if problems:
+            errors["schedule"] = problems[0]
         if errors:
             raise ValidationError(errors)
 
@@ -216,6 +220,21 @@ class Resource(models.Model):
             )
         return ""
 
+    def parsed_schedule(self) -> schedules.Schedule | None:
+        """The schedule (validated on save); None when the resource has none."""
+        return schedules.parse(self.schedule)
+
+    def max_minutes(self, level: AccessLevel | None = None) -> int:
+        """The maximum of a grant at ``level``: the level's own, never above the resource's."""
+        if level is not None and level.max_duration_minutes:
+            return min(level.max_duration_minutes, self.max_duration_minutes)
+        return self.max_duration_minutes
+
+    def approvals_needed(self, level: AccessLevel | None = None) -> int:
+        if level is not None and level.approvals_required:
+            return level.approvals_required
+        return self.approvals_required
+
     def may_request(self, user: User, groups: set[str] | None = None) -> bool:
         if not self.is_active:
             return False
@@ -232,11 +251,108 @@ class Resource(models.Model):
             groups = user.group_names()
         return bool(groups & set(self.approver_groups))
 
-    def auto_approve_rule_for(self, groups: set[str], minutes: int) -> dict[str, object] | None:
-        for rule in self.auto_approve_rules:
+    def auto_approve_rule_for(
+        self, groups: set[str], minutes: int, level: AccessLevel | None = None
+    ) -> dict[str, object] | None:
+        rules = self.auto_approve_rules
+        if level is not None and level.auto_approve_rules is not None:
+            rules = level.auto_approve_rules
+        for rule in rules:
             if rule["group"] in groups and minutes <= rule["max_minutes"]:
                 return rule
         return None
+
+
+def _auto_rules_ok(rules: object) -> bool:
+    return isinstance(rules, list) and all(
+        isinstance(r, dict)
+        and isinstance(r.get("group"), str)
+        and isinstance(r.get("max_minutes"), int)
+        and r["max_minutes"] > 0
+        for r in rules
+    )
+
+
+class AccessLevel(models.Model):
+    """A named way to hold a resource, e.g. "Read-only" or "Full".
+
+    Its ``criteria`` are extra PPL criteria ANDed into every grant rule at this level
+    (``http_method``, ``http_path``, ``source_ip``, ...). ``rank`` orders levels by
+    privilege, lower = less; an approver may lower a request's level, never raise it. The
+    empty (null) settings fall back to the resource's. A resource without levels grants
+    as it always did: one implicit full level with no extra criteria.
+    """
+
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="levels")
+    slug = models.SlugField(max_length=64)
+    name = models.CharField(max_length=120)
+    rank = models.PositiveSmallIntegerField(
+        default=0, help_text="Lower = less privilege. Approvers may lower a level, not raise it."
+    )
+    criteria = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Extra PPL criteria ANDed into each grant rule, e.g. [{"http_method": '
+        '{"in": ["GET", "HEAD", "OPTIONS"]}}, {"http_path": {"starts_with": "/api/"}}].',
+    )
+    max_duration_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Empty: the resource's maximum. Never above it.",
+    )
+    approvals_required = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Empty: the resource's quorum.",
+    )
+    auto_approve_rules = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Empty: the resource's rules. [] = never auto-approved at this level; e.g. "
+        '[{"group": "engineering", "max_minutes": 240}].',
+    )
+
+    class Meta:
+        ordering = ["resource", "rank", "slug"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["resource", "slug"], name="one_level_slug_per_resource"
+            ),
+            models.UniqueConstraint(
+                fields=["resource", "rank"], name="one_level_rank_per_resource"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        problems = criteria_errors(self.criteria)
+        if problems:
+            errors["criteria"] = "; ".join(problems[:3])
+        elif any(
+            isinstance(c, dict) and set(c) & {"email", "date", "day_of_week", "time_of_day"}
+            for c in self.criteria
+        ):
+            errors["criteria"] = (
+                "email, date and the schedule's criteria are written by the portal itself."
+            )
+        if self.auto_approve_rules is not None and not _auto_rules_ok(self.auto_approve_rules):
+            errors["auto_approve_rules"] = 'A list like [{"group": "oncall", "max_minutes": 240}].'
+        resource = getattr(self, "resource", None) if self.resource_id else None
+        if (
+            resource is not None
+            and self.max_duration_minutes
+            and self.max_duration_minutes > resource.max_duration_minutes
+        ):
+            errors["max_duration_minutes"] = (
+                f"May not exceed the resource's maximum ({resource.max_duration_minutes})."
+            )
+        if errors:
+            raise ValidationError(errors)
 
 
 class AccessRequestQuerySet(models.QuerySet["AccessRequest"]):
@@ -272,6 +388,22 @@ class AccessRequest(models.Model):
     kind = models.CharField(max_length=16, choices=RequestKind.choices, default=RequestKind.NEW)
     extends_grant = models.ForeignKey(
         "Grant", null=True, blank=True, on_delete=models.PROTECT, related_name="extension_requests"
+    )
+    level = models.ForeignKey(
+        AccessLevel,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The level asked for; empty on resources without levels.",
+    )
+    approved_level = models.ForeignKey(
+        AccessLevel,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="A lower level an approver chose; empty: the level asked for.",
     )
     duration_minutes = models.PositiveIntegerField()
     start_at = models.DateTimeField(null=True, blank=True, help_text="Empty: start when approved.")
@@ -321,6 +453,11 @@ class AccessRequest(models.Model):
     @property
     def duration(self) -> timedelta:
         return timedelta(minutes=self.duration_minutes)
+
+    @property
+    def effective_level(self) -> AccessLevel | None:
+        """The level a grant gets: the approver's lower choice, else the one asked for."""
+        return self.approved_level or self.level
 
 
 class Approval(models.Model):
@@ -389,6 +526,23 @@ class Grant(models.Model):
     )
     email = models.EmailField(help_text="The user's email when approved; what the PPL rule names.")
     resource = models.ForeignKey(Resource, on_delete=models.PROTECT, related_name="grants")
+    level = models.ForeignKey(
+        AccessLevel,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="grants",
+        help_text="The level approved; empty on resources without levels.",
+    )
+    criteria = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The extra PPL criteria this grant's rule carries, copied when it was "
+        "approved (level, then schedule): editing the level later does not change it.",
+    )
+    schedule = models.JSONField(
+        null=True, blank=True, help_text="The recurring window copied when it was approved."
+    )
     not_before = models.DateTimeField()
     expires_at = models.DateTimeField()
     state = models.CharField(max_length=16, choices=GrantState.choices)
@@ -464,11 +618,29 @@ class Grant(models.Model):
             and self.sync_status != SyncStatus.REMOVED
         )
 
-    def window(self) -> dict[str, str]:
-        return {
+    def window(self) -> dict[str, Any]:
+        """The window for audit details, with the level and schedule when there are any."""
+        window: dict[str, Any] = {
             "not_before": self.not_before.isoformat(),
             "expires_at": self.expires_at.isoformat(),
         }
+        if self.level_id is not None:
+            window["level"] = self.level.slug if self.level else None
+        if self.schedule:
+            window["schedule"] = self.schedule
+        return window
+
+    def parsed_schedule(self) -> schedules.Schedule | None:
+        return schedules.parse(self.schedule)
+
+    def access_ends_at(self) -> datetime:
+        """When access really ends: the last window's close with a schedule, else the end."""
+        schedule = self.parsed_schedule()
+        if schedule is None:
+            return self.expires_at
+        return schedules.last_window_end(schedule, self.not_before, self.expires_at) or (
+            self.not_before
+        )
 
 
 class GrantExtension(models.Model):

@@ -42,7 +42,7 @@ def visible_request(user: User, pk: int) -> AccessRequest:
 
 def visible_grant(user: User, pk: int) -> Grant:
     """The grant if ``user`` holds it, approves its resource or may read all grants."""
-    grant = Grant.objects.select_related("resource", "user").filter(pk=pk).first()
+    grant = Grant.objects.select_related("resource", "user", "level").filter(pk=pk).first()
     if grant is None:
         raise Http404("No such grant.")
     if user.pk == grant.user_id or grant.resource.is_approver(user):
@@ -75,7 +75,9 @@ def decidable_by(user: User, now: datetime) -> list[AccessRequest]:
         AccessRequest.objects.pending()
         .filter(expires_at__gt=now)
         .exclude(requester=user)
-        .select_related("resource", "requester", "filed_by", "extends_grant")
+        .select_related(
+            "resource", "requester", "filed_by", "extends_grant", "level", "approved_level"
+        )
         .annotate(
             approval_count=Count("approvals"),
             approved_by_me=Exists(Approval.objects.filter(request=OuterRef("pk"), approver=user)),

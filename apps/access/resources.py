@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import ProtectedError
 
 from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import MASK, record
 
-from .models import Resource
+from .models import AccessLevel, Resource
 from .sync import request_sync
 
 CONFIG_FIELDS = (
@@ -43,6 +45,17 @@ CONFIG_FIELDS = (
     "break_glass_max_minutes",
     "slack_webhook_url",
     "is_active",
+    "schedule",
+)
+# The bootstrap file's ``levels`` list: each entry a mapping of these AccessLevel fields.
+LEVEL_FIELDS = (
+    "slug",
+    "name",
+    "rank",
+    "criteria",
+    "max_duration_minutes",
+    "approvals_required",
+    "auto_approve_rules",
 )
 
 # Credentials: a change is audited by name only, never by value.
@@ -77,10 +90,107 @@ def _describe_errors(where: str, exc: ValidationError) -> str:
     return f"{where}: " + "; ".join(parts)
 
 
-def _prepare(index: int, definition: Any) -> tuple[Resource, list[str], bool]:
+def level_state(level: AccessLevel) -> dict[str, Any]:
+    """A level's settings as the bootstrap file and the audit trail write them."""
+    return {name: getattr(level, name) for name in LEVEL_FIELDS}
+
+
+def _prepare_levels(where: str, resource: Resource, entries: Any) -> list[AccessLevel] | None:
+    """Validated AccessLevel rows for ``entries`` (unsaved), or None when none are given."""
+    if entries is None:
+        return None
+    if not isinstance(entries, list):
+        raise DefinitionError(f"{where}: 'levels' must be a list.")
+    existing = {lv.slug: lv for lv in resource.levels.all()} if resource.pk else {}
+    levels, slugs, ranks = [], set(), set()
+    for i, entry in enumerate(entries):
+        here = f"{where} levels[{i}]"
+        if not isinstance(entry, Mapping):
+            raise DefinitionError(f"{here}: each level must be a mapping.")
+        unknown = sorted(set(entry) - set(LEVEL_FIELDS))
+        if unknown:
+            raise DefinitionError(f"{here}: unknown setting(s) {', '.join(unknown)}.")
+        slug = entry.get("slug")
+        if not isinstance(slug, str) or not slug:
+            raise DefinitionError(f"{here}: 'slug' is required.")
+        level = existing.get(slug) or AccessLevel(slug=slug, rank=i)
+        level.resource = resource
+        for name, value in entry.items():
+            setattr(level, name, value)
+        if not level.name:
+            level.name = slug
+        if slug in slugs or level.rank in ranks:
+            raise DefinitionError(f"{here}: slug and rank must be unique within the resource.")
+        slugs.add(slug)
+        ranks.add(level.rank)
+        try:
+            level.full_clean(exclude=["resource"], validate_unique=False)
+        except ValidationError as exc:
+            raise DefinitionError(_describe_errors(here, exc)) from None
+        levels.append(level)
+    return levels
+
+
+def _levels_differ(resource: Resource, levels: list[AccessLevel] | None) -> bool:
+    if levels is None or resource.pk is None:
+        return bool(levels)
+    have = sorted((level_state(lv) for lv in resource.levels.all()), key=lambda d: d["slug"])
+    want = sorted((level_state(lv) for lv in levels), key=lambda d: d["slug"])
+    return have != want
+
+
+def _write_levels(resource: Resource, levels: list[AccessLevel]) -> None:
+    keep = {lv.slug for lv in levels}
+    # Ranks are unique per resource: park the kept rows out of the way first.
+    gone = resource.levels.exclude(slug__in=keep)
+    try:
+        with transaction.atomic():
+            gone.delete()
+    except ProtectedError:
+        names = ", ".join(sorted(gone.values_list("slug", flat=True)))
+        raise DefinitionError(
+            f"{resource.slug}: level(s) {names} are used by requests or grants and stay; "
+            "keep them in the file."
+        ) from None
+    for offset, level in enumerate(resource.levels.order_by("pk")):
+        AccessLevel.objects.filter(pk=level.pk).update(rank=30000 + offset)
+    for level in levels:
+        level.resource = resource
+        level.save()
+
+
+def save_levels(resource: Resource, formset: Any, *, actor: Any) -> None:
+    """Save the admin's level formset and audit ``resource.changed`` with ``levels``.
+
+    Levels do not change existing grants (each grant keeps the criteria it was approved
+    with), so no sync is needed.
+    """
+    with audit.atomic():
+        before = [level_state(lv) for lv in resource.levels.all()]
+        formset.save()
+        after = [level_state(lv) for lv in resource.levels.all()]
+        if before != after:
+            record(
+                AuditAction.RESOURCE_CHANGED,
+                actor=actor,
+                target=resource,
+                resource_slug=resource.slug,
+                details={
+                    "changed": ["levels"],
+                    "changes": {"levels": [before, after]},
+                    "levels": after,
+                },
+            )
+
+
+def _prepare(
+    index: int, definition: Any
+) -> tuple[Resource, list[str], bool, list[AccessLevel] | None]:
     where = f"resources[{index}]"
     if not isinstance(definition, Mapping):
         raise DefinitionError(f"{where}: each resource must be a mapping of settings.")
+    definition = dict(definition)
+    level_entries = definition.pop("levels", None)
     unknown = sorted(set(definition) - set(CONFIG_FIELDS))
     if unknown:
         raise DefinitionError(f"{where}: unknown setting(s) {', '.join(unknown)}.")
@@ -101,11 +211,21 @@ def _prepare(index: int, definition: Any) -> tuple[Resource, list[str], bool]:
         resource.full_clean(validate_unique=created)
     except ValidationError as exc:
         raise DefinitionError(_describe_errors(where, exc)) from None
-    return resource, changed, created
+    levels = _prepare_levels(where, resource, level_entries)
+    if _levels_differ(resource, levels):
+        changed.append("levels")
+    else:
+        levels = None
+    return resource, changed, created, levels
 
 
 def save_resource(
-    resource: Resource, *, actor: Any, changed: Iterable[str], created: bool
+    resource: Resource,
+    *,
+    actor: Any,
+    changed: Iterable[str],
+    created: bool,
+    levels: list[AccessLevel] | None = None,
 ) -> Resource:
     """Save a validated resource, audit what changed, and resync its policy if needed.
 
@@ -118,20 +238,32 @@ def save_resource(
     meanwhile (``Resource.cluster_problem``).
     """
     changed = sorted(set(changed))
+    fields = [name for name in changed if name != "levels"]  # levels are rows of their own
     with audit.atomic():
         details: dict[str, Any] = {"changed": changed}
-        if not created and changed:
-            before = Resource.objects.select_for_update().values(*changed).get(pk=resource.pk)
+        if not created and fields:
+            before = Resource.objects.select_for_update().values(*fields).get(pk=resource.pk)
             details["changes"] = {
                 name: [MASK, MASK]
                 if name in SECRET_FIELDS
                 else [before[name], getattr(resource, name)]
-                for name in changed
+                for name in fields
             }
             problem = resource.cluster_problem() if "cluster" in changed else ""
             if problem:
                 raise ValidationError({"cluster": problem})
+        old_levels = (
+            [level_state(lv) for lv in resource.levels.all()]
+            if levels is not None and not created
+            else []
+        )
         resource.save()
+        if levels is not None:
+            _write_levels(resource, levels)
+            new_levels = [level_state(lv) for lv in resource.levels.all()]
+            details["levels"] = new_levels
+            if not created:
+                details.setdefault("changes", {})["levels"] = [old_levels, new_levels]
         record(
             AuditAction.RESOURCE_CREATED if created else AuditAction.RESOURCE_CHANGED,
             actor=actor,
@@ -157,14 +289,14 @@ def apply_definitions(definitions: Any, *, actor: Any = None) -> ApplySummary:
         seen: set[str] = set()
         prepared = []
         for index, definition in enumerate(definitions):
-            resource, changed, created = _prepare(index, definition)
+            resource, changed, created, levels = _prepare(index, definition)
             if resource.slug in seen:
                 raise DefinitionError(f"resources[{index}]: slug {resource.slug!r} appears twice.")
             seen.add(resource.slug)
-            prepared.append((resource, changed, created))
-        for resource, changed, created in prepared:
+            prepared.append((resource, changed, created, levels))
+        for resource, changed, created, levels in prepared:
             try:
-                _save_prepared(resource, changed, created, actor, summary)
+                _save_prepared(resource, changed, created, levels, actor, summary)
             except ValidationError as exc:
                 raise DefinitionError(
                     _describe_errors(f"resources ({resource.slug})", exc)
@@ -173,13 +305,18 @@ def apply_definitions(definitions: Any, *, actor: Any = None) -> ApplySummary:
 
 
 def _save_prepared(
-    resource: Resource, changed: list[str], created: bool, actor: Any, summary: ApplySummary
+    resource: Resource,
+    changed: list[str],
+    created: bool,
+    levels: Any,
+    actor: Any,
+    summary: ApplySummary,
 ) -> None:
     if created:
-        save_resource(resource, actor=actor, changed=changed, created=True)
+        save_resource(resource, actor=actor, changed=changed, created=True, levels=levels)
         summary.created.append(resource.slug)
     elif changed:
-        save_resource(resource, actor=actor, changed=changed, created=False)
+        save_resource(resource, actor=actor, changed=changed, created=False, levels=levels)
         summary.updated.append(resource.slug)
     else:
         summary.unchanged.append(resource.slug)

@@ -27,8 +27,8 @@ from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
 
-from . import events
-from .models import AccessRequest, Approval, Grant, GrantExtension, Resource
+from . import events, schedules
+from .models import AccessLevel, AccessRequest, Approval, Grant, GrantExtension, Resource
 from .states import (
     OPEN_GRANT_STATES,
     AccessError,
@@ -74,7 +74,12 @@ def _lock_request(req: AccessRequest) -> AccessRequest:
 
 
 def _lock_grant(grant: Grant) -> Grant:
-    return Grant.objects.select_for_update().select_related("resource", "user").get(pk=grant.pk)
+    return (
+        # The level is read, not locked (and a nullable join cannot be locked).
+        Grant.objects.select_for_update(of=("self", "resource", "user"))
+        .select_related("resource", "user", "level")
+        .get(pk=grant.pk)
+    )
 
 
 def same_person(a: User, b: User) -> bool:
@@ -93,7 +98,7 @@ def _check_text(value: str, name: str) -> str:
 
 
 def _request_details(req: AccessRequest) -> dict[str, Any]:
-    return {
+    details = {
         "requester": req.requester.email,
         "resource": req.resource.slug,
         "kind": req.kind,
@@ -102,6 +107,44 @@ def _request_details(req: AccessRequest) -> dict[str, Any]:
         "justification": req.justification,
         "ticket": req.ticket,
     }
+    # Only resources with levels or a schedule say so: the rows of the others stay as they were.
+    if req.level is not None:
+        details["level"] = req.level.slug
+    if req.resource.schedule:
+        details["schedule"] = req.resource.schedule
+    return details
+
+
+def grant_criteria(level: AccessLevel | None, schedule: dict[str, Any] | None) -> list[Any]:
+    """The extra PPL criteria a grant's rule carries: the level's, then the schedule's.
+
+    Copied onto the grant when it is approved, so the rendered rule stays what was
+    approved when an admin edits the level later.
+    """
+    extra = [dict(c) for c in (level.criteria if level is not None else [])]
+    parsed = schedules.parse(schedule)
+    if parsed is not None:
+        extra.extend(schedules.criteria(parsed))
+    return extra
+
+
+def _check_level(resource: Resource, level: AccessLevel | None) -> AccessLevel | None:
+    """The level a request at ``resource`` asks for.
+
+    A request that names none on a resource with levels asks for the highest: what the
+    resource granted before it had levels, so older clients keep working. Approvers see
+    the level and may lower it; its own quorum and auto-approval rules apply.
+    """
+    levels = list(resource.levels.all())
+    if not levels:
+        if level is not None:
+            raise PolicyViolation(f"{resource.name} has no access levels.")
+        return None
+    if level is None:
+        return levels[-1]
+    if level.resource_id != resource.pk:
+        raise PolicyViolation(f"That access level does not belong to {resource.name}.")
+    return level
 
 
 # --- Submitting ----------------------------------------------------------------------------
@@ -117,6 +160,7 @@ def _validate_submission(
     start_at: datetime | None,
     now: datetime,
     offered_only: bool = True,
+    level: AccessLevel | None = None,
 ) -> None:
     if not resource.is_active:
         raise PolicyViolation(f"{resource.name} is archived and takes no requests.")
@@ -127,6 +171,11 @@ def _validate_submission(
     if duration_minutes > resource.max_duration_minutes:
         raise PolicyViolation(
             f"{resource.name} allows at most {resource.max_duration_minutes} minutes."
+        )
+    if level is not None and duration_minutes > resource.max_minutes(level):
+        raise PolicyViolation(
+            f"{resource.name} allows at most {resource.max_minutes(level)} minutes "
+            f"at the level {level.name}."
         )
     if offered_only and duration_minutes not in resource.duration_choices:
         raise PolicyViolation("Choose one of the durations offered for this resource.")
@@ -156,13 +205,17 @@ def submit_request(
     ticket: str = "",
     start_at: datetime | None = None,
     filed_by: User | None = None,
+    level: AccessLevel | None = None,
     now: datetime | None = None,
 ) -> AccessRequest:
     """File a request. Returns it pending, or already approved when an auto-approval rule matched.
 
     With a scheduled or active grant on the resource, the request becomes an extension
-    request of that grant (``kind=extension``). A second pending request is refused
-    (``Conflict``). Audits ``request.submitted`` (and the auto-approval entries).
+    request of that grant (``kind=extension``); it keeps the grant's level unless it names
+    another (an upgrade, e.g. read-only to full, approved like any request at that level).
+    On a resource with levels, ``level`` (default: the highest) brings its own maximum,
+    quorum and auto-approval rules. A second pending request is refused (``Conflict``).
+    Audits ``request.submitted`` (and the auto-approval entries).
     """
     now = now or timezone.now()
     filed_by = filed_by or requester
@@ -174,6 +227,15 @@ def submit_request(
         groups = requester.group_names()
         if resource.is_active and not resource.may_request(requester, groups):
             raise NotAllowed(f"You may not request {resource.name}.")
+        live = (
+            Grant.objects.open()
+            .filter(user=requester, resource=resource)
+            .select_related("level")
+            .first()
+        )
+        if level is None and live is not None:
+            level = live.level
+        level = _check_level(resource, level)
         _validate_submission(
             requester=requester,
             resource=resource,
@@ -182,12 +244,12 @@ def submit_request(
             ticket=ticket,
             start_at=start_at,
             now=now,
+            level=level,
         )
         if AccessRequest.objects.open_for(requester, resource).exists():
             raise Conflict(
                 f"You already have a pending request for {resource.name}; wait for it or cancel it."
             )
-        live = Grant.objects.open().filter(user=requester, resource=resource).first()
         if live is not None and start_at is not None:
             raise Conflict(
                 f"You already have access to {resource.name}; ask for an extension instead."
@@ -198,6 +260,7 @@ def submit_request(
             resource=resource,
             kind=RequestKind.EXTENSION if live else RequestKind.NEW,
             extends_grant=live,
+            level=level,
             duration_minutes=duration_minutes,
             start_at=start_at,
             justification=justification,
@@ -221,12 +284,12 @@ def submit_request(
             resource_slug=resource.slug,
             details=details,
         )
-        rule = resource.auto_approve_rule_for(groups, duration_minutes)
+        rule = resource.auto_approve_rule_for(groups, duration_minutes, level)
         if rule is not None and live is not None:
             # An extension is auto-approved only if the rule covers the grant's whole new
-            # window (from its start), and that window stays within the resource maximum.
+            # window (from its start), and that window stays within the level's maximum.
             window = live.expires_at + timedelta(minutes=duration_minutes) - live.not_before
-            covered = min(cast(int, rule["max_minutes"]), resource.max_duration_minutes)
+            covered = min(cast(int, rule["max_minutes"]), resource.max_minutes(level))
             if window > timedelta(minutes=covered):
                 rule = None
         if rule is not None and filed_by == requester:
@@ -246,6 +309,7 @@ def submit_on_behalf(
     ticket: str = "",
     start_at: datetime | None = None,
     approve: bool = True,
+    level: AccessLevel | None = None,
     now: datetime | None = None,
 ) -> AccessRequest:
     """An approver files (and by default approves) a request for someone else, e.g. in an incident.
@@ -266,6 +330,7 @@ def submit_on_behalf(
             ticket=ticket,
             start_at=start_at,
             filed_by=approver,
+            level=level,
             now=now,
         )
         if approve and req.state == RequestState.PENDING:
@@ -322,6 +387,7 @@ def approve_request(
     *,
     approver: User,
     duration_minutes: int | None = None,
+    level: AccessLevel | None = None,
     note: str = "",
     now: datetime | None = None,
 ) -> Grant | None:
@@ -329,8 +395,9 @@ def approve_request(
 
     Returns the new (or extended) grant, or None while more approvals are needed
     (``request.approval_recorded`` is audited then). ``duration_minutes`` may shorten, never
-    lengthen, what was asked. The window starts at approval (or at the requested start if
-    that is later). Raises ``NotAllowed`` for the requester or a non-approver,
+    lengthen, what was asked; ``level`` may lower, never raise, the level asked for (the
+    quorum is that of the level granted). The window starts at approval (or at the
+    requested start if that is later). Raises ``NotAllowed`` for the requester or a non-approver,
     ``IllegalTransition`` when the request is no longer pending, ``Conflict`` when this
     approver already approved.
     """
@@ -346,15 +413,24 @@ def approve_request(
                     "not lengthen it."
                 )
             req.approved_duration_minutes = duration_minutes
+        if level is not None:
+            asked = req.level
+            if asked is None or level.resource_id != req.resource_id or level.rank > asked.rank:
+                raise PolicyViolation(
+                    "An approver may lower the access level asked for, not raise it."
+                    if asked is not None and level.resource_id == req.resource_id
+                    else "Choose one of this resource's levels, at most the one asked for."
+                )
+            req.approved_level = level if level.pk != asked.pk else None
         if Approval.objects.filter(request=req, approver=approver).exists():
             raise Conflict("You have already approved this request.")
         Approval.objects.create(request=req, approver=approver, created_at=now, note=note)
         counted, discarded = _counted_approvals(req)
         count = len(counted)
-        needed = req.resource.approvals_required
+        needed = req.resource.approvals_needed(req.effective_level)
         if count < needed:
-            if req.approved_duration_minutes is not None:
-                req.save(update_fields=["approved_duration_minutes"])
+            if req.approved_duration_minutes is not None or req.approved_level_id is not None:
+                req.save(update_fields=["approved_duration_minutes", "approved_level"])
             details: dict[str, Any] = {"approvals": count, "required": needed, "note": note}
             if discarded:
                 details["not_counted"] = discarded
@@ -369,9 +445,11 @@ def approve_request(
         return _approve_locked(req, approver=approver, now=now, note=note, counted=counted)
 
 
-def max_end(grant: Grant) -> datetime:
-    """The latest end a grant may have without an override: its start plus the maximum."""
-    return grant.not_before + timedelta(minutes=grant.resource.max_duration_minutes)
+def max_end(grant: Grant, level: AccessLevel | None = None) -> datetime:
+    """The latest end a grant may have without an override: its start plus the maximum of
+    its level (or of ``level``, the one an upgrade moves it to)."""
+    minutes = grant.resource.max_minutes(level if level is not None else grant.level)
+    return grant.not_before + timedelta(minutes=minutes)
 
 
 def _approve_locked(
@@ -389,6 +467,7 @@ def _approve_locked(
     further takes a human's override with a reason (``extend_grant``).
     """
     minutes = req.approved_duration_minutes or req.duration_minutes
+    level = req.effective_level
     transition(req, RequestState, RequestState.APPROVED)
     req.decided_by = approver
     req.decided_at = now
@@ -399,27 +478,41 @@ def _approve_locked(
         if not grant.is_open_at(now):
             raise IllegalTransition("The grant this request extends has already ended.")
         new_end = grant.expires_at + timedelta(minutes=minutes)
-        limit = max_end(grant)
+        limit = max_end(grant, level)
         if new_end > limit:
             room = max(0, int((limit - grant.expires_at).total_seconds() // 60))
             raise PolicyViolation(
                 f"This extension would take the grant past {grant.resource.name}'s maximum of "
-                f"{grant.resource.max_duration_minutes} minutes from its start "
+                f"{grant.resource.max_minutes(level)} minutes from its start "
                 f"({room} minutes are left). Approve a shorter duration, or extend the grant "
                 "with an override and a reason."
             )
         req.save()
         _audit_decision(req, approver, auto_rule, note, counted)
         _extend_locked(
-            grant, actor=approver, new_expires_at=new_end, reason=req.justification, now=now
+            grant,
+            actor=approver,
+            new_expires_at=new_end,
+            reason=req.justification,
+            now=now,
+            level=level,
         )
         return grant
+    if level is not None and minutes > req.resource.max_minutes(level):
+        raise PolicyViolation(
+            f"{req.resource.name} allows at most {req.resource.max_minutes(level)} minutes at "
+            f"the level {level.name}; approve a shorter duration."
+        )
+    schedule = req.resource.schedule or None
     start = max(now, req.start_at) if req.start_at else now
     grant = Grant(
         request=req,
         user=req.requester,
         email=req.requester.email,  # exactly as the assertion carried it
         resource=req.resource,
+        level=level,
+        criteria=grant_criteria(level, schedule),
+        schedule=schedule,
         not_before=start,
         expires_at=start + timedelta(minutes=minutes),
         state=GrantState.ACTIVE if start <= now else GrantState.SCHEDULED,
@@ -465,6 +558,10 @@ def _audit_decision(
     }
     if auto_rule is not None:
         details["rule"] = auto_rule
+    if req.level_id is not None:
+        details["level"] = req.effective_level.slug  # type: ignore[union-attr]
+        if req.approved_level_id is not None:
+            details["level_asked"] = req.level.slug  # type: ignore[union-attr]
     if req.filed_by_id != req.requester_id:
         details["filed_by"] = req.filed_by.email
     record(
@@ -595,7 +692,7 @@ def extend_grant(
         if new_expires_at > limit and not override:
             raise PolicyViolation(
                 f"That is past {grant.resource.name}'s maximum of "
-                f"{grant.resource.max_duration_minutes} minutes from the start; "
+                f"{grant.resource.max_minutes(grant.level)} minutes from the start; "
                 "override with a reason to go further."
             )
         _extend_locked(
@@ -617,7 +714,11 @@ def _extend_locked(
     reason: str,
     now: datetime,
     over_maximum: bool = False,
+    level: AccessLevel | None = None,
 ) -> None:
+    """Move the grant's end (and, for an upgrade, its level) in one row write: the next
+    sync replaces the old rule with the new one in the same policy write, so there is no
+    moment with neither."""
     if not grant.is_open_at(now):
         raise IllegalTransition("Only a scheduled or active grant can be extended.")
     if new_expires_at <= grant.expires_at:
@@ -632,6 +733,22 @@ def _extend_locked(
         reason=reason,
         over_maximum=over_maximum,
     )
+    old_level = grant.level
+    details: dict[str, Any] = {
+        "email": grant.email,
+        "old_expires_at": old.isoformat(),
+        "new_expires_at": new_expires_at.isoformat(),
+        "reason": reason,
+        "over_maximum": over_maximum,
+    }
+    if level is not None and level.pk != grant.level_id:
+        grant.level = level
+        grant.criteria = grant_criteria(level, grant.schedule)
+        details["old_level"] = old_level.slug if old_level is not None else None
+    if grant.level is not None:
+        details["level"] = grant.level.slug
+    if grant.schedule:
+        details["schedule"] = grant.schedule
     grant.expires_at = new_expires_at
     grant.sync_status = SyncStatus.PENDING
     grant.reminder_sent_at = None
@@ -642,13 +759,7 @@ def _extend_locked(
         actor=actor,
         target=grant,
         resource_slug=grant.resource.slug,
-        details={
-            "email": grant.email,
-            "old_expires_at": old.isoformat(),
-            "new_expires_at": new_expires_at.isoformat(),
-            "reason": reason,
-            "over_maximum": over_maximum,
-        },
+        details=details,
     )
 
 
@@ -681,12 +792,16 @@ def break_glass(
             )
         if Grant.objects.open().filter(user=user, resource=resource).exists():
             raise Conflict(f"You already have access to {resource.name}.")
+        # An emergency gets the resource's highest level and no recurring window: a fire
+        # at 3 a.m. on a Sunday is exactly when break-glass is used.
+        level = resource.levels.order_by("-rank").first()
         # Born approved: it never waits, so it never meets the one-pending-request rule.
         req = AccessRequest.objects.create(
             requester=user,
             filed_by=user,
             resource=resource,
             kind=RequestKind.BREAK_GLASS,
+            level=level,
             duration_minutes=duration_minutes,
             justification=justification,
             state=RequestState.APPROVED,
@@ -700,6 +815,8 @@ def break_glass(
             user=user,
             email=user.email,  # exactly as the assertion carried it
             resource=resource,
+            level=level,
+            criteria=grant_criteria(level, None),
             not_before=now,
             expires_at=now + timedelta(minutes=duration_minutes),
             state=GrantState.ACTIVE,

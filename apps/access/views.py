@@ -17,11 +17,12 @@ from django.template import loader
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps import ppl
 from apps.accounts.middleware import request_user
 from apps.accounts.services import update_preferences
 from apps.accounts.timezones import zone_for, zone_label
 
-from . import clusters, queries, services
+from . import clusters, queries, schedules, services
 from .durations import duration_label
 from .forms import (
     BreakGlassForm,
@@ -66,7 +67,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     grants = list(
         Grant.objects.open()
         .filter(user=user)
-        .select_related("resource")
+        .select_related("resource", "level")
         .order_by("not_before", "pk")
     )
     with_grant = {g.resource_id for g in grants}
@@ -80,6 +81,15 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         .order_by("-created_at", "-pk")[:DASHBOARD_REQUESTS]
     )
     _label_durations(requests)
+    zone = zone_for(request)
+    now = timezone.now()
+    for grant in grants:
+        schedule = grant.parsed_schedule()
+        grant.schedule_text = (  # type: ignore[attr-defined]
+            schedules.state_text(schedule, now, grant.not_before, grant.expires_at, zone)
+            if schedule
+            else ""
+        )
     return _render(
         request,
         "access/dashboard.html",
@@ -98,13 +108,18 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 def _resource_hints(
-    resources: list[Resource], open_grants: dict[int, Grant]
+    request: HttpRequest, resources: list[Resource], open_grants: dict[int, Grant]
 ) -> dict[str, dict[str, Any]]:
     """What the page's small script needs to adapt the form to the chosen resource."""
     hints = {}
+    zone, now = zone_for(request), timezone.now()
     for r in resources:
         grant = open_grants.get(r.pk)
+        schedule = r.parsed_schedule()
         hints[r.slug] = {
+            "levels": [[lv.slug, lv.name] for lv in r.levels.all()],
+            "level": _initial_level(r, grant, request.GET),
+            "schedule": schedules.describe_for(schedule, zone, now) if schedule else "",
             "durations": [[m, duration_label(m)] for m in sorted(set(r.duration_choices))],
             "extends": bool(grant),
             "allow_scheduled": r.allow_scheduled,
@@ -113,6 +128,25 @@ def _resource_hints(
             "description": r.description,
         }
     return hints
+
+
+def _initial_level(resource: Resource, grant: Grant | None, query: Any) -> str:
+    """The level to pre-select: the lowest that would have allowed the ``method`` and
+    ``path`` Pomerium denied (query parameters), else the live grant's, else the highest
+    (what a request naming no level asks for; approvers may lower it)."""
+    levels = list(resource.levels.all())
+    if not levels:
+        return ""
+    method = (query.get("method") or "")[:16].upper() or None
+    path = (query.get("path") or "")[:2000] or None
+    if method or path:
+        for level in levels:  # ordered by rank, lowest first
+            if ppl.matches_request(level.criteria, method=method, path=path):
+                return level.slug
+        return levels[-1].slug
+    if grant is not None and grant.level is not None:
+        return grant.level.slug
+    return levels[-1].slug
 
 
 @require_http_methods(["GET", "POST"])
@@ -126,7 +160,8 @@ def request_new(request: HttpRequest) -> HttpResponse:
             {"groups": sorted(user.group_names())},
         )
     open_grants = {
-        g.resource_id: g for g in Grant.objects.open().filter(user=user).select_related("resource")
+        g.resource_id: g
+        for g in Grant.objects.open().filter(user=user).select_related("resource", "level")
     }
     preselect_error = ""
     if request.method == "POST":
@@ -141,6 +176,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
                     justification=data["justification"],
                     ticket=data["ticket"],
                     start_at=data["start_at_utc"],
+                    level=data["level_obj"],
                 )
             except AccessError as exc:
                 form.add_error(None, str(exc))
@@ -153,6 +189,9 @@ def request_new(request: HttpRequest) -> HttpResponse:
         initial: dict[str, Any] = {}
         if slug in known:
             initial["resource"] = slug
+            chosen = next(r for r in resources if r.slug == slug)
+            if level := _initial_level(chosen, open_grants.get(chosen.pk), request.GET):
+                initial["level"] = level
         elif slug:
             preselect_error = (
                 "There is no resource with that name that you may request; choose one below."
@@ -168,7 +207,12 @@ def request_new(request: HttpRequest) -> HttpResponse:
             "selected": selected,
             "extends": open_grants.get(selected.pk) if selected else None,
             "open_grants": sorted(open_grants.values(), key=lambda g: g.resource.name),
-            "hints": _resource_hints(resources, open_grants),
+            "hints": _resource_hints(request, resources, open_grants),
+            "schedule_text": (
+                schedules.describe_for(schedule, zone_for(request), timezone.now())
+                if selected and (schedule := selected.parsed_schedule())
+                else ""
+            ),
             "preselect_error": preselect_error,
             "user_has_zone": bool(user.time_zone),
         },

@@ -164,6 +164,9 @@ def grant_out(grant: Grant, now: datetime) -> dict[str, Any]:
         "enforced_at": grant.enforced_at,
         "revoked_at": grant.revoked_at,
         "revoke_reason": grant.revoke_reason,
+        "level": grant.level.slug if grant.level_id and grant.level else None,
+        "criteria": grant.criteria,
+        "schedule": grant.schedule,
     }
 
 
@@ -191,6 +194,10 @@ def request_out(
         "filed_by": req.filed_by.email,
         "duration_minutes": req.duration_minutes,
         "approved_duration_minutes": req.approved_duration_minutes,
+        "level": req.level.slug if req.level_id and req.level else None,
+        "approved_level": (
+            req.approved_level.slug if req.approved_level_id and req.approved_level else None
+        ),
         "start_at": req.start_at,
         "justification": req.justification,
         "ticket": req.ticket,
@@ -200,7 +207,9 @@ def request_out(
         "decided_at": req.decided_at,
         "decision_reason": req.decision_reason,
         "approvals": count,
-        "approvals_required": req.resource.approvals_required,
+        "approvals_required": req.resource.approvals_needed(
+            req.effective_level if req.level_id else None
+        ),
         "grant": grant_out(found, now) if found is not None else None,
     }
 

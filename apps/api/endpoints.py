@@ -18,11 +18,11 @@ from django.http.response import HttpResponseBase
 from django.utils import timezone
 from ninja import Header, Path, Query, Status
 
-from apps.access import queries, reports, services
+from apps.access import queries, reports, schedules, services
 from apps.access.admin_grants import may_see_reports
-from apps.access.models import AccessRequest, Grant, Resource
+from apps.access.models import AccessLevel, AccessRequest, Grant, Resource
 from apps.access.report_forms import AccessReportForm
-from apps.access.states import OPEN_GRANT_STATES, IllegalTransition
+from apps.access.states import OPEN_GRANT_STATES, IllegalTransition, PolicyViolation
 from apps.access.views import ENDED_EARLY_REASON
 from apps.audit import export
 from apps.audit import services as audit
@@ -90,10 +90,39 @@ def list_resources(request: HttpRequest) -> list[dict[str, object]]:
             "break_glass_allowed": bool(groups & set(r.break_glass_groups)),
             "break_glass_max_minutes": r.break_glass_max_minutes,
             "open_grant_id": open_grants.get(r.pk),
+            "levels": [
+                {
+                    "slug": lv.slug,
+                    "name": lv.name,
+                    "rank": lv.rank,
+                    "criteria": lv.criteria,
+                    "max_duration_minutes": r.max_minutes(lv),
+                    "approvals_required": r.approvals_needed(lv),
+                }
+                for lv in r.levels.all()
+            ],
+            "schedule": _schedule_out(r.schedule),
         }
-        for r in Resource.objects.active().order_by("name")
+        for r in Resource.objects.active().order_by("name").prefetch_related("levels")
         if r.may_request(user, groups)
     ]
+
+
+def _schedule_out(schedule: object) -> dict[str, str] | None:
+    parsed = schedules.parse(schedule) if schedule else None
+    if parsed is None:
+        return None
+    return {**schedules.as_json(parsed), "text": schedules.describe(parsed)}
+
+
+def _level(resource: Resource, slug: str | None) -> AccessLevel | None:
+    """The resource's level named ``slug``; PolicyViolation (422) if it has none such."""
+    if slug is None:
+        return None
+    level = resource.levels.filter(slug=slug).first()
+    if level is None:
+        raise PolicyViolation(f"{resource.name} has no access level {slug!r}.")
+    return level
 
 
 # --- Requests ------------------------------------------------------------------------------
@@ -167,6 +196,7 @@ def create_request(
             justification=payload.justification,
             ticket=payload.ticket,
             start_at=payload.start_at,
+            level=_level(resource, payload.level),
         )
         if idempotency_key is not None:
             IdempotencyKey.objects.create(
@@ -187,7 +217,18 @@ def list_requests(
     user = request_user(request)
     rows = (
         AccessRequest.objects.filter(requester=user)
-        .select_related("resource", "requester", "filed_by", "decided_by", "grant", "extends_grant")
+        .select_related(
+            "resource",
+            "requester",
+            "filed_by",
+            "decided_by",
+            "grant",
+            "extends_grant",
+            "level",
+            "approved_level",
+            "grant__level",
+            "extends_grant__level",
+        )
         .annotate(approval_count=Count("approvals"))
         .order_by("-created_at", "-pk")
     )
@@ -223,7 +264,7 @@ def list_grants(
     """Your grants, latest start first; ``open=true`` for scheduled and active ones only."""
     rows = (
         Grant.objects.filter(user=request_user(request))
-        .select_related("resource")
+        .select_related("resource", "level")
         .order_by("-not_before", "-pk")
     )
     if open:
@@ -272,6 +313,7 @@ def request_extension(
         duration_minutes=payload.duration_minutes,
         justification=payload.justification,
         ticket=payload.ticket,
+        level=_level(grant.resource, payload.level),
     )
     return Status(201, request_out(queries.visible_request(user, req.pk), timezone.now()))
 
@@ -308,7 +350,11 @@ def approve_request(
     user = request_user(request)
     req = queries.visible_request(user, request_id)
     grant = services.approve_request(
-        req, approver=user, duration_minutes=payload.duration_minutes, note=payload.note
+        req,
+        approver=user,
+        duration_minutes=payload.duration_minutes,
+        level=_level(req.resource, payload.level),
+        note=payload.note,
     )
     now = timezone.now()
     fresh = queries.visible_request(user, request_id)

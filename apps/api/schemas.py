@@ -8,7 +8,7 @@ surrogates (a database cannot store them) with a 400, as the forms do.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from ninja import Schema
 from pydantic import AfterValidator, AwareDatetime, Field, PlainSerializer
@@ -61,6 +61,25 @@ class ErrorOut(Schema):
 # --- Resources -----------------------------------------------------------------------------
 
 
+class LevelOut(Schema):
+    slug: str
+    name: str
+    rank: int = Field(description="Lower = less privilege.")
+    criteria: list[dict[str, Any]] = Field(
+        description="Extra PPL criteria ANDed into each grant rule at this level."
+    )
+    max_duration_minutes: int = Field(description="This level's maximum.")
+    approvals_required: int
+
+
+class ScheduleOut(Schema):
+    days: str = Field(description='Pomerium day_of_week, e.g. "mon-fri"')
+    after: str = Field(description="Local time the daily window opens, HH:MM")
+    before: str = Field(description="Local time it closes, HH:MM")
+    timezone: str = Field(description="IANA zone of the window")
+    text: str = Field(description="The schedule in plain words")
+
+
 class ResourceOut(Schema):
     slug: str
     name: str
@@ -78,6 +97,10 @@ class ResourceOut(Schema):
     open_grant_id: int | None = Field(
         description="Your scheduled or active grant, if any: a new request extends it."
     )
+    levels: list[LevelOut] = Field(
+        description="Access levels, lowest first; empty = one implicit full level."
+    )
+    schedule: ScheduleOut | None = Field(description="The recurring window of its grants.")
 
 
 # --- Grants and requests -------------------------------------------------------------------
@@ -103,6 +126,11 @@ class GrantOut(Schema):
     enforced_at: Instant | None
     revoked_at: Instant | None
     revoke_reason: str
+    level: str | None = Field(description="The level approved (slug); null without levels.")
+    criteria: list[dict[str, Any]] = Field(
+        description="The extra PPL criteria the grant's rule carries (level, then schedule)."
+    )
+    schedule: dict[str, str] | None = Field(description="The recurring window, if any.")
 
 
 class RequestOut(Schema):
@@ -115,6 +143,8 @@ class RequestOut(Schema):
     filed_by: str
     duration_minutes: int
     approved_duration_minutes: int | None
+    level: str | None = Field(description="The level asked for (slug); null without levels.")
+    approved_level: str | None = Field(description="A lower level an approver chose.")
     start_at: Instant | None
     justification: str
     ticket: str
@@ -139,6 +169,9 @@ class ApprovalOut(Schema):
 
 class RequestIn(Schema):
     resource: Annotated[str, Field(min_length=1, max_length=64)]
+    level: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="An access level's slug; required when the resource has levels."
+    )
     duration_minutes: Minutes
     justification: LongText = ""
     ticket: Annotated[str, Field(max_length=120), AfterValidator(_clean_text)] = ""
@@ -148,6 +181,9 @@ class RequestIn(Schema):
 
 
 class ExtensionRequestIn(Schema):
+    level: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="Omit to keep the grant's level; another level upgrades it."
+    )
     duration_minutes: Minutes
     justification: LongText = ""
     ticket: Annotated[str, Field(max_length=120), AfterValidator(_clean_text)] = ""
@@ -156,6 +192,9 @@ class ExtensionRequestIn(Schema):
 class ApproveIn(Schema):
     duration_minutes: Minutes | None = Field(
         default=None, description="Shorten (never lengthen) what was asked."
+    )
+    level: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="Lower (never raise) the level asked for: a level's slug."
     )
     note: LongText = ""
 

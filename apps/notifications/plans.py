@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from apps.access import events
+from apps.access import events, schedules
 from apps.access.durations import duration_label
 from apps.access.models import AccessRequest, Grant
 from apps.access.states import (
@@ -98,7 +98,15 @@ def _request_context(req: AccessRequest) -> dict[str, Any]:
         "is_extension": req.kind == RequestKind.EXTENSION,
         "admin_url": admin_request_url(req),
         "request_url": request_url(req),
+        "level_name": req.effective_level.name if req.effective_level else "",
+        "level_asked": req.level.name if req.approved_level_id and req.level else "",
+        "schedule_text": _schedule_text(req.resource.schedule),
     }
+
+
+def _schedule_text(schedule: Any) -> str:
+    parsed = schedules.parse(schedule) if schedule else None
+    return schedules.describe(parsed) if parsed else ""
 
 
 def _slack_request_lines(req: AccessRequest) -> list[str]:
@@ -106,6 +114,10 @@ def _slack_request_lines(req: AccessRequest) -> list[str]:
         f"Duration: {duration_label(req.duration_minutes)}"
         + (f", starting {utc_label(req.start_at)}" if req.start_at else ""),
     ]
+    if req.level is not None:
+        lines.append(f"Level: {req.level.name}")
+    if req.resource.schedule:
+        lines.append(f"Schedule: {_schedule_text(req.resource.schedule)}")
     if req.justification:
         lines.append(f"Why: {quote(req.justification)}")
     if req.ticket:
@@ -199,6 +211,8 @@ def request_decided(*, request_id: int | None = None, **_: Any) -> list[Message]
         else:
             verdict = f"approved by {ctx['decided_by_name']}"
         details = [f"Duration: {ctx['approved_duration']}"]
+        if ctx["level_name"]:
+            details.append(f"Level: {ctx['level_name']}")
         if grant is not None and approved:
             details.append(f"Until: {utc_label(grant.expires_at)}")
         if req.decision_reason:
@@ -254,6 +268,10 @@ def _grant_context(grant: Grant) -> dict[str, Any]:
         "user_name": person(grant.user),
         "request_url": request_url(grant.request),
         "extension_url": extension_url(grant.resource),
+        "level_name": grant.level.name if grant.level else "",
+        "schedule_text": _schedule_text(grant.schedule),
+        # With a schedule, access really ends when the last window closes.
+        "access_ends": grant.access_ends_at(),
     }
 
 

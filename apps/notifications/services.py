@@ -287,7 +287,8 @@ def _send_slack(note: Notification) -> None:
 def scan_reminders(now: datetime | None = None) -> dict[str, int]:
     """Store the reminders that are due at ``now``; each once. Returns counts by kind.
 
-    Expiry: an open grant that started and ends within ``EXPIRY_REMINDER_MINUTES``, whose
+    Expiry: an open grant that started and ends within ``EXPIRY_REMINDER_MINUTES`` (with a
+    schedule: whose last window closes within it), whose
     user wants reminders, and whose ``reminder_sent_at`` is empty (``extend_grant`` empties
     it, so each grant end gets its own reminder). Waiting: a pending request older than
     half of ``REQUEST_PENDING_TTL_HOURS`` and not yet reminded about. Each row is claimed
@@ -297,15 +298,25 @@ def scan_reminders(now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     counts = {"expiry_reminders": 0, "waiting_reminders": 0}
     lead = timedelta(minutes=settings.EXPIRY_REMINDER_MINUTES)
-    due_grants = Grant.objects.filter(
+    open_grants = Grant.objects.filter(
         state__in=OPEN_GRANT_STATES,
         reminder_sent_at__isnull=True,
         not_before__lte=now,
         expires_at__gt=now,
-        expires_at__lte=now + lead,
         user__notify_expiry=True,
-    ).values_list("pk", "expires_at")[:SCAN_BATCH]
-    for pk, ends in list(due_grants):
+    )
+    due_grants = list(
+        open_grants.filter(schedule__isnull=True, expires_at__lte=now + lead).values_list(
+            "pk", "expires_at"
+        )[:SCAN_BATCH]
+    )
+    # A grant with a recurring window really ends when its last window closes, which can be
+    # days before its overall end: remind before that close, not before each daily one.
+    for grant in open_grants.filter(schedule__isnull=False)[:SCAN_BATCH]:
+        last = grant.access_ends_at()
+        if now < last <= now + lead:
+            due_grants.append((grant.pk, grant.expires_at))
+    for pk, ends in due_grants:
         with transaction.atomic():
             if reminders.claim_expiry_reminder(pk, ends=ends, now=now):
                 store(PLANNERS[events.EXPIRY_REMINDER](grant_id=pk), now=now)

@@ -21,18 +21,29 @@ from apps.access.models import Grant, Resource
 MANAGED_KEYS = ("name", "description", "explanation", "remediation", "enforced", "ppl")
 MAX_LISTED_RULES = 20  # per list in an audit diff; the digests cover the rest
 
-RuleKey = tuple[str, str, str]  # (email exactly as the assertion carried it, after, before)
+# (email exactly as the assertion carried it, after, before, canonical extra criteria)
+RuleKey = tuple[str, str, str, str]
 
 
-def rule_key(email: str, not_before: datetime, expires_at: datetime) -> RuleKey:
+def rule_key(
+    email: str, not_before: datetime, expires_at: datetime, criteria: Any = None
+) -> RuleKey:
     """A grant's rule as rendered: equal keys render byte-identical rules.
+
+    ``criteria`` are the grant's extra criteria as copied at approval (level, schedule);
+    an upgrade changes them, so the key changes and the grant waits for Zero again.
 
     The email is kept as it is (``First.Last@Corp.com``): Pomerium compares it
     case-sensitively with the identity provider's value, so lower-casing it here would
     write a rule that never matches. Case-insensitive identity is the portal's business
     (apps.accounts), not the rule's.
     """
-    return (email, ppl_lib.rfc3339(not_before), ppl_lib.rfc3339(expires_at))
+    return (
+        email,
+        ppl_lib.rfc3339(not_before),
+        ppl_lib.rfc3339(expires_at),
+        ppl_lib.dumps(list(criteria or [])),
+    )
 
 
 def wanted_grants(resource: Resource, now: datetime) -> dict[int, RuleKey]:
@@ -44,16 +55,16 @@ def wanted_grants(resource: Resource, now: datetime) -> dict[int, RuleKey]:
     rows = (
         Grant.objects.in_policy(resource, now)
         .order_by("pk")
-        .values_list("pk", "email", "not_before", "expires_at")
+        .values_list("pk", "email", "not_before", "expires_at", "criteria")
     )
-    return {pk: rule_key(email, start, end) for pk, email, start, end in rows}
+    return {pk: rule_key(email, start, end, criteria) for pk, email, start, end, criteria in rows}
 
 
 def render(resource: Resource, wanted: Mapping[int, RuleKey]) -> list[dict[str, Any]]:
     """The PPL for the base rules plus the given grant rules (deterministic)."""
     rules = [
-        ppl_lib.GrantRule(email, _parse(after), _parse(before))
-        for email, after, before in wanted.values()
+        ppl_lib.GrantRule(email, _parse(after), _parse(before), tuple(json.loads(extra)))
+        for email, after, before, extra in wanted.values()
     ]
     return ppl_lib.render_policy(resource.base_ppl or [], rules)
 
@@ -74,7 +85,13 @@ def desired_policy(resource: Resource, now: datetime) -> list[dict[str, Any]]:
 
 
 def request_link(resource: Resource) -> str:
-    """The portal page that files a request for ``resource``, pre-filled."""
+    """The portal page that files a request for ``resource``, pre-filled.
+
+    Only the resource: Zero's policy ``remediation`` is plain text with no documented
+    templating (docs/zero-api.md), so the denied path and method cannot be put into the
+    link. The request form pre-selects a level from ``method``/``path`` query parameters
+    when someone adds them (docs/ppl.md "Access levels").
+    """
     return f"{settings.PORTAL_URL}/requests/new?{urlencode({'resource': resource.slug})}"
 
 

@@ -106,7 +106,7 @@ def record_success(
             return 0, 0
         grants = list(
             Grant.objects.select_for_update(of=("self",))  # the grants, not their resource
-            .select_related("resource")
+            .select_related("resource", "level")
             .filter(Q(pk__in=list(result.wanted)) | _removable(resource, result.wanted))
             .order_by("pk")
         )
@@ -133,7 +133,7 @@ def record_success(
         )
         _write_audits(resource, result)
         for grant in grants:
-            current = rule_key(grant.email, grant.not_before, grant.expires_at)
+            current = rule_key(grant.email, grant.not_before, grant.expires_at, grant.criteria)
             in_policy = result.wanted.get(grant.pk) == current
             if in_policy and grant.state in OPEN_GRANT_STATES:
                 live += enforcement.confirm_live(

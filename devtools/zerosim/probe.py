@@ -9,11 +9,19 @@ against the simulator or any server that speaks the contract::
     answer = probe.call("POST", "/organizations/{org}/policies", json=body)
     assert answer.status_code == 201
     policies, pages = probe.list_all("/organizations/{org}/policies", namespaceId="ns")
+
+``would_allow`` asks the simulator's evaluator (``/_sim/evaluate``) whether the proxy
+would let one request through an applied policy at a given moment, method, path and
+client address::
+
+    would_allow(sim.root_url, "jit-grafana", "alice@example.com", method="POST",
+                path="/api/x", at=datetime(2027, 3, 30, 8, tzinfo=UTC))
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -21,7 +29,37 @@ import requests
 from apps.zero import contract
 from devtools.zerosim.handler import API_ENDPOINTS
 
-__all__ = ["ContractProbe"]
+__all__ = ["ContractProbe", "would_allow"]
+
+
+def would_allow(
+    root_url: str,
+    policy: str,
+    email: str,
+    *,
+    at: datetime | None = None,
+    method: str | None = None,
+    path: str | None = None,
+    source_ip: str | None = None,
+    groups: tuple[str, ...] = (),
+    timeout: float = 5.0,
+) -> bool | None:
+    """The evaluator's answer over HTTP: True/False, or None when no version of ``policy``
+    is applied yet. Facts left out are unknown to the evaluator (their criteria never
+    match); ``at`` defaults to the simulator's clock."""
+    query: dict[str, str] = {"policy": policy, "email": email}
+    if at is not None:
+        query["at"] = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for key, value in (("method", method), ("path", path), ("source_ip", source_ip)):
+        if value is not None:
+            query[key] = value
+    if groups:
+        query["groups"] = ",".join(groups)
+    answer = requests.get(f"{root_url.rstrip('/')}/_sim/evaluate", params=query, timeout=timeout)
+    if answer.status_code == 404:
+        return None
+    answer.raise_for_status()
+    return bool(answer.json()["allow"])
 
 
 class ContractProbe:

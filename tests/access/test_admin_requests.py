@@ -410,6 +410,12 @@ def resource_form(instance: Any = None, **overrides: Any) -> dict[str, Any]:
         "break_glass_groups": "[]",
         "break_glass_max_minutes": "60",
         "slack_webhook_url": "",
+        "schedule": "",
+        # The access-level inline's management form, as the page renders it.
+        "levels-TOTAL_FORMS": "0",
+        "levels-INITIAL_FORMS": "0",
+        "levels-MIN_NUM_FORMS": "0",
+        "levels-MAX_NUM_FORMS": "1000",
     }
     data.update(overrides)
     return data

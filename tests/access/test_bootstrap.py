@@ -129,3 +129,51 @@ def test_slack_webhook_never_enters_the_audit_trail(tmp_path: Path) -> None:
         "changed": ["slack_webhook_url"],
         "changes": {"slack_webhook_url": "***"},  # a credential: named, never shown
     }
+
+
+def test_levels_and_schedule_from_the_example_file() -> None:
+    run(EXAMPLE)
+    grafana = Resource.objects.get(slug="grafana-admin")
+    levels = list(grafana.levels.values_list("slug", "rank", "criteria", "max_duration_minutes"))
+    assert levels == [
+        ("read-only", 10, [{"http_method": {"in": ["GET", "HEAD", "OPTIONS"]}}], 240),
+        ("full", 20, [], None),
+    ]
+    created = AuditEvent.objects.get(
+        action=AuditAction.RESOURCE_CREATED, resource_slug="grafana-admin"
+    )
+    assert [lv["slug"] for lv in created.details["levels"]] == ["read-only", "full"]
+    assert Resource.objects.get(slug="prod-db").schedule == {
+        "days": "mon-fri",
+        "after": "09:00",
+        "before": "17:00",
+        "timezone": "Europe/Berlin",
+    }
+
+
+def test_changed_levels_are_an_update_and_bad_levels_change_nothing(tmp_path: Path) -> None:
+    run(EXAMPLE)
+    path = tmp_path / "r.json"
+    base = {"slug": "grafana-admin"}
+    path.write_text(
+        json.dumps(
+            {"resources": [{**base, "levels": [{"slug": "full", "name": "Full", "rank": 1}]}]}
+        )
+    )
+    assert run(path) == "bootstrap: 0 created, 1 updated, 0 unchanged"
+    assert list(
+        Resource.objects.get(slug="grafana-admin").levels.values_list("slug", flat=True)
+    ) == ["full"]
+    before = AuditEvent.objects.count()
+    for bad, message in [
+        ([{"slug": "x", "criteria": [{"nope": 1}]}], "unknown criterion"),
+        ([{"slug": "x", "colour": "red"}], "unknown setting"),
+        ([{"slug": "x", "rank": 1}, {"slug": "y", "rank": 1}], "must be unique"),
+        ([{"slug": "x", "max_duration_minutes": 100000}], "May not exceed the resource"),
+        ("full", "must be a list"),
+    ]:
+        path.write_text(json.dumps({"resources": [{**base, "levels": bad}]}))
+        with pytest.raises(CommandError, match=message):
+            run(path)
+    assert AuditEvent.objects.count() == before
+    assert Resource.objects.get(slug="grafana-admin").levels.count() == 1

@@ -40,6 +40,8 @@ def test_resources_lists_what_i_may_request_with_rules_and_flags(alice, grafana)
         "break_glass_allowed": False,
         "break_glass_max_minutes": 60,
         "open_grant_id": None,
+        "levels": [],
+        "schedule": None,
     }
 
 

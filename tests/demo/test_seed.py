@@ -65,3 +65,20 @@ def test_with_one_cluster_every_demo_resource_is_in_the_default(settings: Any) -
     seed()
 
     assert set(Resource.objects.values_list("cluster", flat=True)) == {"default"}
+
+
+def test_seed_offers_a_read_only_grafana_level_and_a_weekday_hours_resource() -> None:
+    from apps.access.models import Resource
+
+    seed()
+    grafana = Resource.objects.get(slug="grafana-admin")
+    assert list(grafana.levels.values_list("slug", "criteria")) == [
+        ("read-only", [{"http_method": {"in": ["GET", "HEAD", "OPTIONS"]}}]),
+        ("full", []),
+    ]
+    assert Resource.objects.get(slug="prod-db").schedule == {
+        "days": "mon-fri",
+        "after": "09:00",
+        "before": "17:00",
+        "timezone": "Europe/Berlin",
+    }
