@@ -108,7 +108,8 @@ def run_child(tree: Path, iterations: int) -> dict[str, float]:
 
 
 def spread(values: list[float], fmt: str) -> str:
-    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}–{format(max(values), fmt)})"
+    mid, low, high = (format(v, fmt) for v in (statistics.median(values), min(values), max(values)))
+    return f"{mid} ({low}-{high})"
 
 
 def main() -> None:
