@@ -27,6 +27,7 @@ from django.utils.timesince import timesince
 
 from . import services
 from .admin_actions import (
+    BoundedRelatedOnlyFilter,
     ConfirmedAction,
     ParentViewInline,
     ReadOnlyAdmin,
@@ -131,6 +132,23 @@ class ResourceAdmin(StrictIdsMixin):
         "updated_at",
     )
     list_select_related = ("zero",)
+    list_only = (
+        "name",
+        "slug",
+        "is_active",
+        "approvals_required",
+        "zero_policy_name",
+        "sync_generation",
+        "updated_at",
+        "zero__last_attempt_at",
+        "zero__last_success_at",
+        "zero__last_error",
+        "zero__last_error_at",
+        "zero__duplicate_policy_ids",
+        "zero__pending_apply",
+        "zero__pending_reason",
+        "zero__synced_generation",
+    )
     list_filter = (
         "is_active",
         "allow_scheduled",
@@ -392,13 +410,29 @@ class AccessRequestAdmin(ReadOnlyAdmin):
     list_filter = (
         "state",
         "kind",
-        ("resource", admin.RelatedOnlyFieldListFilter),
-        ("requester", admin.RelatedOnlyFieldListFilter),
+        ("resource", BoundedRelatedOnlyFilter),
+        ("requester", BoundedRelatedOnlyFilter),
         WaitingFilter,
     )
     search_fields = ("requester__email", "justification", "ticket")
     date_hierarchy = "created_at"
     list_select_related = ("requester", "resource")
+    list_only = (
+        "requester",
+        "requester__email",
+        "requester__display_name",
+        "requester__username",
+        "resource",
+        "resource__name",
+        "resource__approvals_required",
+        "kind",
+        "duration_minutes",
+        "approved_duration_minutes",
+        "start_at",
+        "justification",
+        "created_at",
+        "state",
+    )
     list_per_page = 100
     actions = ("approve_selected", "reject_selected")
     confirmed_actions = (APPROVE, REJECT)

@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from apps.access.admin_actions import ColumnsChangeList
 from apps.zero.models import PolicySync
 
 SYNC_PERMISSION = "access.decide_accessrequest"
@@ -34,6 +36,23 @@ class PolicySyncAdmin(admin.ModelAdmin):
     )
     list_filter = ("pending_apply", "resource__is_active")
     list_select_related = ("resource",)
+    # The rows need these; the resource's JSON settings and the sync's digests stay unread.
+    list_only = (
+        "resource",
+        "resource__name",
+        "resource__slug",
+        "resource__zero_policy_name",
+        "resource__sync_generation",
+        "remote_policy_id",
+        "synced_generation",
+        "last_success_at",
+        "last_error",
+        "consecutive_failures",
+        "duplicate_policy_ids",
+        "pending_apply",
+        "pending_reason",
+        "routes",
+    )
     search_fields = ("resource__name", "resource__slug", "remote_policy_id")
     actions = ("sync_now",)
     fields = (
@@ -59,6 +78,9 @@ class PolicySyncAdmin(admin.ModelAdmin):
         "lease_until",
     )
     readonly_fields = fields
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return ColumnsChangeList
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         # Deleting a row would only make the next sync re-adopt the policy by name.
