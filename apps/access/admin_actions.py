@@ -37,6 +37,8 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext
 
 from jitportal.admin_ids import is_valid_id
 
@@ -206,7 +208,28 @@ class BoundedRelatedOnlyFilter(admin.RelatedOnlyFieldListFilter):
         return [(obj.pk, str(obj)) for obj in shown]
 
 
-class StrictIdsMixin(admin.ModelAdmin):
+ACTION_CHECKBOX = (
+    '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">'
+)
+
+
+class FastChangeListMixin(admin.ModelAdmin):
+    """Changelists whose rows cost little: only the columns they show, plain checkboxes."""
+
+    # The columns the changelist's rows need (``ColumnsChangeList``); empty loads them all.
+    list_only: tuple[str, ...] = ()
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return ColumnsChangeList
+
+    def action_checkbox(self, obj: Any) -> SafeString:
+        # The same markup as Django's CheckboxInput renders, without a template render per
+        # row (a third of a 100-row changelist's time).
+        label = format_html(gettext("Select this object for an action - {}"), str(obj))
+        return format_html(ACTION_CHECKBOX, helpers.ACTION_CHECKBOX_NAME, str(obj.pk), label)
+
+
+class StrictIdsMixin(FastChangeListMixin):
     """A junk id in a URL is "not found", never a 500 (a selection is checked earlier, by
     ``jitportal.admin_ids.AdminSelectionMiddleware``)."""
 
@@ -216,12 +239,6 @@ class StrictIdsMixin(admin.ModelAdmin):
         if from_field is None and not is_valid_id(str(object_id)):
             return None  # the admin answers "doesn't exist", as for any unknown id
         return super().get_object(request, object_id, from_field)
-
-    # The columns the changelist's rows need (``ColumnsChangeList``); empty loads them all.
-    list_only: tuple[str, ...] = ()
-
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return ColumnsChangeList
 
 
 class ConfirmedActionsMixin(StrictIdsMixin):

@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import quote
 
 from django.contrib import messages
-from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseServerError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
@@ -145,7 +144,7 @@ def _dashboard_requests(user: Any, zone: tzinfo) -> list[Any]:
             "resource__name",
             "resource__approvals_required",
         )
-        .annotate(approval_count=Count("approvals"))
+        .annotate(approval_count=queries.approval_count())
         .order_by("-created_at", "-pk")[:DASHBOARD_REQUESTS]
     )
     _label_durations(requests)

@@ -10,13 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from apps.access.admin_actions import ColumnsChangeList
+from apps.access.admin_actions import FastChangeListMixin
 from apps.zero.models import PolicySync
 
 SYNC_PERMISSION = "access.decide_accessrequest"
@@ -24,7 +23,7 @@ WARNING = '<strong style="color:#b42318">{}</strong>'
 
 
 @admin.register(PolicySync)
-class PolicySyncAdmin(admin.ModelAdmin):
+class PolicySyncAdmin(FastChangeListMixin):
     list_display = (
         "resource",
         "remote_policy_id",
@@ -78,9 +77,6 @@ class PolicySyncAdmin(admin.ModelAdmin):
         "lease_until",
     )
     readonly_fields = fields
-
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return ColumnsChangeList
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         # Deleting a row would only make the next sync re-adopt the policy by name.

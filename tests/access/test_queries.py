@@ -324,3 +324,21 @@ def test_dashboard_cells_are_what_the_template_filters_gave(signed_in: Any, zone
             assert new == old
         for r in response.context["requests"]:
             assert f"{r.detail_url}|{r.asked_text}" == OLD_REQUEST.render(Context({"r": r}))
+
+
+def test_the_row_checkbox_is_djangos_markup(signed_in: Any) -> None:
+    from django.contrib import admin
+
+    from apps.access.admin_actions import FastChangeListMixin
+
+    _, user = signed_in("bob", groups=["approvers"])
+    (resource,) = resources(1)
+    resource.name = 'R&D <"lab">'
+    (req,) = requests([(user, resource)])
+    (grant,) = grants([req])
+    for obj in (req, grant, resource):
+        model_admin = admin.site.get_model_admin(type(obj))
+        assert isinstance(model_admin, FastChangeListMixin)
+        assert model_admin.action_checkbox(obj) == admin.ModelAdmin.action_checkbox(
+            model_admin, obj
+        )
