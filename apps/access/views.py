@@ -7,6 +7,7 @@ grant's state themselves. Every page renders inside the person's time zone
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any
 from urllib.parse import quote
@@ -16,7 +17,8 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseServerEr
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
 from django.urls import reverse
-from django.utils import formats, timezone
+from django.utils import timezone
+from django.utils.dates import MONTHS_3, WEEKDAYS_ABBR
 from django.utils.timesince import timeuntil
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -41,9 +43,6 @@ DASHBOARD_REQUESTS = 50
 # hundred resources still gets the page in constant time.
 DASHBOARD_GRANTS = 50
 MAX_PAGE = 10_000
-# The dashboard's time format; formatted in the view (``_local``), which for 50 rows is
-# several times cheaper than the template's ``date`` filter.
-DASHBOARD_TIME = "D j M H:i"
 ENDED_EARLY_REASON = "ended early by the user"
 
 
@@ -78,8 +77,25 @@ def _page_number(value: str | None) -> int:
 
 
 def _local(value: datetime, zone: tzinfo) -> str:
-    """``value`` as the template's ``{{ value|date:DASHBOARD_TIME }}`` shows it in ``zone``."""
-    return formats.date_format(timezone.localtime(value, zone), DASHBOARD_TIME)
+    """``value`` as the template's ``{{ value|date:"D j M H:i" }}`` shows it in ``zone``.
+
+    Django's ``D`` is ``WEEKDAYS_ABBR``, ``M`` is ``MONTHS_3`` title-cased (both translated),
+    ``j`` the day without a zero, ``H:i`` the 24-hour time; spelled out here because the
+    general formatter costs more than the rest of a row.
+    """
+    local = timezone.localtime(value, zone)
+    weekday = WEEKDAYS_ABBR[local.weekday()]
+    month = str(MONTHS_3[local.month]).title()
+    return f"{weekday} {local.day} {month} {local.hour:02d}:{local.minute:02d}"
+
+
+def _detail_url() -> Callable[[int], str]:
+    """``reverse("request_detail", args=[pk])`` for many rows, with one ``reverse``.
+
+    The route is ``requests/<int:pk>``: the pk is the URL's last segment.
+    """
+    prefix = reverse("request_detail", args=[1]).removesuffix("1")
+    return lambda pk: f"{prefix}{pk}"
 
 
 def _dashboard_grants(
@@ -111,6 +127,7 @@ def _dashboard_grants(
     more = len(rows) > DASHBOARD_GRANTS
     grants = rows[:DASHBOARD_GRANTS]
     ask_url = reverse("request_new")
+    detail_url = _detail_url()
     for g in grants:
         starts, ends = _local(g.not_before, zone), _local(g.expires_at, zone)
         g.window_text = f"{starts} \N{EN DASH} {ends}"  # type: ignore[attr-defined]
@@ -125,7 +142,7 @@ def _dashboard_grants(
             g.live_text = f"rule in place since {_local(g.live_at, zone)}; opens {starts}"  # type: ignore[attr-defined]
         else:
             g.live_text = f"live in Pomerium since {_local(g.live_at, zone)}"  # type: ignore[attr-defined]
-        g.detail_url = reverse("request_detail", args=[g.request_id])  # type: ignore[attr-defined]
+        g.detail_url = detail_url(g.request_id)  # type: ignore[attr-defined]
         g.more_url = f"{ask_url}?resource={quote(g.resource.slug, safe='/')}"  # type: ignore[attr-defined]
     return grants, more
 
@@ -148,9 +165,10 @@ def _dashboard_requests(user: Any, zone: tzinfo) -> list[Any]:
         .order_by("-created_at", "-pk")[:DASHBOARD_REQUESTS]
     )
     _label_durations(requests)
+    detail_url = _detail_url()
     for r in requests:
         r.asked_text = _local(r.created_at, zone)  # type: ignore[attr-defined]
-        r.detail_url = reverse("request_detail", args=[r.pk])  # type: ignore[attr-defined]
+        r.detail_url = detail_url(r.pk)  # type: ignore[attr-defined]
     return requests
 
 

@@ -342,3 +342,18 @@ def test_the_row_checkbox_is_djangos_markup(signed_in: Any) -> None:
         assert model_admin.action_checkbox(obj) == admin.ModelAdmin.action_checkbox(
             model_admin, obj
         )
+
+
+def test_the_dashboards_time_format_is_djangos() -> None:
+    from datetime import UTC, datetime
+
+    from django.utils import dateformat
+
+    from apps.access.views import _local
+
+    zone = ZoneInfo("Asia/Kolkata")
+    start = datetime(2026, 1, 1, 0, 7, tzinfo=UTC)
+    for step in range(400):  # every weekday and month, hours with and without a zero
+        value = start + timedelta(days=step, hours=step % 24, minutes=step % 60)
+        expected = dateformat.format(timezone.localtime(value, zone), "D j M H:i")
+        assert _local(value, zone) == expected
