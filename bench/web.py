@@ -251,6 +251,10 @@ def seed(database_url: str) -> None:
         ),
         batch_size=2000,
     )
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # what autovacuum does soon after a bulk load
+        cursor.execute("ANALYZE")
 
 
 # --- Servers and load ----------------------------------------------------------------------
