@@ -31,7 +31,7 @@ test-pg: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	DEBUG=true $(VENV)/bin/mypy apps jitportal jitcli
+	DEBUG=true $(VENV)/bin/mypy apps devtools jitportal jitcli
 	DEBUG=true $(VENV)/bin/lint-imports
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from apps.zero.simulator import ZeroSimulator  # noqa: E402  (no Django needed)
+from devtools.zerosim.simulator import ZeroSimulator  # noqa: E402  (no Django needed)
 
 TOKEN = ("POST", "/token")
 

@@ -85,8 +85,12 @@ INSTALLED_APPS = [
     "apps.zero",
     "apps.notifications",
     "apps.api",
-    "apps.demo",
 ]
+# Development tools (devtools/: the demo, the dev sign-in proxy, the Zero simulator and
+# their commands) only with DEBUG on. Production never installs them and the image does
+# not contain them.
+if DEBUG:
+    INSTALLED_APPS.append("devtools")
 
 MIDDLEWARE = [
     "apps.audit.middleware.RequestContextMiddleware",

@@ -81,6 +81,29 @@ def test_check_deploy_warns_about_demo_parts_in_production() -> None:
     assert "jitportal.W004" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["run_demo", "seed_demo", "zero_simulator"])
+def test_production_has_no_dev_tools(command: str) -> None:
+    """Production settings install no devtools app, so its commands do not exist there."""
+    listing = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.INSTALLED_APPS)",
+        env=PRODUCTION,
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert "apps.access" in listing.stdout
+    assert "devtools" not in listing.stdout
+    result = manage(command, "--help", env=PRODUCTION)
+    assert result.returncode != 0
+    assert f"Unknown command: '{command}'" in result.stderr
+
+
+def test_development_installs_the_dev_tools() -> None:
+    result = manage("help", "run_demo", env={**PRODUCTION, "DEBUG": "true"})
+    assert result.returncode == 0, result.stderr
+    assert "run_demo" in result.stdout
+
+
 def test_zero_sync_without_its_settings_is_an_error() -> None:
     env = {**PRODUCTION, "ORGANIZATION_ID": "", "ZERO_SYNC_ENABLED": "true"}
     result = manage("check", env=env)

@@ -1,6 +1,6 @@
 """The access domain's events: what happened, announced after commit to whoever listens.
 
-The domain does not know its listeners. ``apps.zero`` and ``apps.notifications`` connect
+The domain does not know its listeners. The Zero and notification apps connect
 to these signals in their ``AppConfig.ready()``; access imports neither (the layers are
 checked by ``lint-imports``).
 

@@ -412,6 +412,10 @@ class Grant(models.Model):
     def resource_slug_for_audit(self) -> str:
         return self.resource.slug
 
+    def is_open_at(self, now: datetime) -> bool:
+        """Scheduled or active and not yet over: it can still be extended or revoked."""
+        return self.state in OPEN_GRANT_STATES and self.expires_at > now
+
     def removal_is_overdue(self, now: datetime) -> bool:
         """The instance form of ``GrantQuerySet.removal_overdue``."""
         threshold = now - timedelta(seconds=settings.ZERO_REMOVAL_ALERT_SECONDS)

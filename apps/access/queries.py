@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from .models import AccessRequest, Approval, Grant
-from .states import OPEN_GRANT_STATES, RequestKind
+from .states import RequestKind
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
@@ -62,7 +62,7 @@ def grant_of(req: AccessRequest) -> Grant | None:
 
 def is_live(grant: Grant | None, now: datetime) -> bool:
     """Open and not yet over (the pages offer *end* and *extend* only then)."""
-    return bool(grant and grant.state in OPEN_GRANT_STATES and grant.expires_at > now)
+    return grant is not None and grant.is_open_at(now)
 
 
 def approval_count() -> Coalesce:

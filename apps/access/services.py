@@ -29,6 +29,7 @@ from apps.audit.services import record
 from . import events
 from .models import AccessRequest, Approval, Grant, GrantExtension, Resource
 from .states import (
+    OPEN_GRANT_STATES,
     AccessError,
     Conflict,
     GrantState,
@@ -38,8 +39,8 @@ from .states import (
     RequestKind,
     RequestState,
     SyncStatus,
-    check_grant_transition,
-    check_request_transition,
+    check_transition,
+    transition,
 )
 from .sync import request_sync
 
@@ -280,7 +281,7 @@ def _check_decider(req: AccessRequest, actor: User, now: datetime) -> None:
         raise IllegalTransition(
             "This request waited too long and has expired; it cannot be decided."
         )
-    check_request_transition(req.state, RequestState.APPROVED)
+    check_transition(RequestState, req.state, RequestState.APPROVED)
     if same_person(actor, req.requester):
         raise NotAllowed("You cannot decide your own request.")
     if not actor.is_active or not req.resource.is_approver(actor):
@@ -386,16 +387,15 @@ def _approve_locked(
     An extension may not take the grant's whole window past the resource maximum; going
     further takes a human's override with a reason (``extend_grant``).
     """
-    check_request_transition(req.state, RequestState.APPROVED)
     minutes = req.approved_duration_minutes or req.duration_minutes
-    req.state = RequestState.APPROVED
+    transition(req, RequestState, RequestState.APPROVED)
     req.decided_by = approver
     req.decided_at = now
     req.decision_reason = note
     req.auto_approved_rule = auto_rule
     if req.kind == RequestKind.EXTENSION and req.extends_grant_id:
         grant = _lock_grant(req.extends_grant)  # type: ignore[arg-type]
-        if grant.state not in (GrantState.SCHEDULED, GrantState.ACTIVE) or grant.expires_at <= now:
+        if not grant.is_open_at(now):
             raise IllegalTransition("The grant this request extends has already ended.")
         new_end = grant.expires_at + timedelta(minutes=minutes)
         limit = max_end(grant)
@@ -490,7 +490,7 @@ def reject_request(
     with transaction.atomic():
         req = _lock_request(req)
         _check_decider(req, approver, now)
-        req.state = RequestState.REJECTED
+        transition(req, RequestState, RequestState.REJECTED)
         req.decided_by = approver
         req.decided_at = now
         req.decision_reason = reason
@@ -515,8 +515,7 @@ def cancel_request(
         req = _lock_request(req)
         if actor.pk not in (req.requester_id, req.filed_by_id):
             raise NotAllowed("Only the requester can cancel this request.")
-        check_request_transition(req.state, RequestState.CANCELLED)
-        req.state = RequestState.CANCELLED
+        transition(req, RequestState, RequestState.CANCELLED)
         req.decided_at = now
         req.save()
         record(
@@ -545,8 +544,7 @@ def revoke_grant(grant: Grant, *, actor: User, reason: str, now: datetime | None
         grant = _lock_grant(grant)
         if actor.pk != grant.user_id and not grant.resource.is_approver(actor):
             raise NotAllowed(f"You are not an approver of {grant.resource.name}.")
-        check_grant_transition(grant.state, GrantState.REVOKED)
-        grant.state = GrantState.REVOKED
+        transition(grant, GrantState, GrantState.REVOKED)
         grant.revoked_by = actor
         grant.revoked_at = now
         grant.revoke_reason = reason
@@ -619,7 +617,7 @@ def _extend_locked(
     now: datetime,
     over_maximum: bool = False,
 ) -> None:
-    if grant.state not in (GrantState.SCHEDULED, GrantState.ACTIVE) or grant.expires_at <= now:
+    if not grant.is_open_at(now):
         raise IllegalTransition("Only a scheduled or active grant can be extended.")
     if new_expires_at <= grant.expires_at:
         raise PolicyViolation("The new end must be later than the current end.")
@@ -779,7 +777,7 @@ def _move_due(
 
 
 def _expire_request(req: AccessRequest) -> None:
-    req.state = RequestState.EXPIRED
+    transition(req, RequestState, RequestState.EXPIRED)
     req.save(update_fields=["state"])
     record(
         AuditAction.REQUEST_EXPIRED,
@@ -790,7 +788,7 @@ def _expire_request(req: AccessRequest) -> None:
 
 
 def _activate_grant(grant: Grant) -> None:
-    grant.state = GrantState.ACTIVE
+    transition(grant, GrantState, GrantState.ACTIVE)
     grant.save(update_fields=["state"])
     record(
         AuditAction.GRANT_ACTIVATED,
@@ -801,7 +799,7 @@ def _activate_grant(grant: Grant) -> None:
 
 
 def _expire_grant(grant: Grant) -> None:
-    grant.state = GrantState.EXPIRED
+    transition(grant, GrantState, GrantState.EXPIRED)
     grant.save(update_fields=["state"])
     # The PPL's date.before already ended access; the sync only tidies the policy.
     request_sync(grant.resource)
@@ -824,7 +822,7 @@ def move_grants_to_email(user: User, *, old: str, new: str, actor: User | None) 
     grants = list(
         Grant.objects.select_for_update(of=("self",))
         .select_related("resource")
-        .filter(user=user, state__in=(GrantState.SCHEDULED, GrantState.ACTIVE))
+        .filter(user=user, state__in=OPEN_GRANT_STATES)
         .order_by("pk")
     )
     previous = {grant.pk: grant.email for grant in grants}

@@ -5,6 +5,8 @@ An illegal transition raises ``IllegalTransition``; nothing ever silently does n
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from django.db import models
 
 
@@ -74,20 +76,34 @@ GRANT_TRANSITIONS: dict[str, frozenset[str]] = {
     GrantState.REVOKED: frozenset(),
 }
 
+# A grant is open while it can still end by expiring: scheduled or active.
 OPEN_GRANT_STATES = (GrantState.SCHEDULED, GrantState.ACTIVE)
 
 
-def check_request_transition(current: str, new: str) -> None:
-    if new not in REQUEST_TRANSITIONS[current]:
+_TABLES: dict[type[models.TextChoices], tuple[str, dict[str, frozenset[str]]]] = {
+    RequestState: ("request", REQUEST_TRANSITIONS),
+    GrantState: ("grant", GRANT_TRANSITIONS),
+}
+
+
+def check_transition(states: type[models.TextChoices], current: str, new: str) -> None:
+    """Raise ``IllegalTransition`` unless the table lets ``current`` become ``new``."""
+    noun, table = _TABLES[states]
+    if new not in table[current]:
         raise IllegalTransition(
-            f"This request is {RequestState(current).label.lower()}; it cannot become "
-            f"{RequestState(new).label.lower()}."
+            f"This {noun} is {states(current).label.lower()}; it cannot become "
+            f"{states(new).label.lower()}."
         )
 
 
-def check_grant_transition(current: str, new: str) -> None:
-    if new not in GRANT_TRANSITIONS[current]:
-        raise IllegalTransition(
-            f"This grant is {GrantState(current).label.lower()}; it cannot become "
-            f"{GrantState(new).label.lower()}."
-        )
+class _Stateful(Protocol):
+    state: str
+
+
+def transition(obj: _Stateful, states: type[models.TextChoices], new: str) -> None:
+    """The one way a request or grant changes state: checked against the table, then set.
+
+    The caller holds the row's lock and saves it, with its audit entry, in its transaction.
+    """
+    check_transition(states, obj.state, new)
+    obj.state = new

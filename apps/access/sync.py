@@ -1,7 +1,7 @@
 """The seam between a state change and the Zero sync.
 
 ``request_sync`` marks the resource's desired policy as changed (a generation counter, in
-the caller's transaction) and announces it after commit; ``apps.zero`` listens and enqueues
+the caller's transaction) and announces it after commit; the Zero app listens and enqueues
 the sync. The counter is what makes "nothing lost" hold: if the broker is down at that
 moment, the 30-second tick still sees ``sync_generation`` ahead of what was last synced
 and catches up. It is also what

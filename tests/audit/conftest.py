@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
-from unittest import mock
 
 import pytest
+import time_machine
 from django.db import connection, transaction
 
 from apps.audit import services
@@ -28,8 +27,10 @@ def add_entry(
     **kwargs: Any,
 ) -> AuditEvent:
     """One entry through ``record`` (the real writer), created at ``at`` if given."""
-    clock = SimpleNamespace(now=lambda: at) if at else services.timezone
-    with mock.patch.object(services, "timezone", clock), transaction.atomic():
+    if at is None:
+        with transaction.atomic():
+            return services.record(action, **kwargs)
+    with time_machine.travel(at, tick=False), transaction.atomic():
         return services.record(action, **kwargs)
 
 

@@ -24,8 +24,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from apps.demo.management.commands.run_demo import Command as RunDemo
-from apps.demo.supervisor import (
+from devtools.demo.supervisor import (
     BASE_DIR,
     ROUTE_HOST,
     DemoPorts,
@@ -35,6 +34,7 @@ from apps.demo.supervisor import (
     missing_parts,
     prepare_data_dir,
 )
+from devtools.management.commands.run_demo import Command as RunDemo
 from tests.conftest import require_service
 from tests.support.processes import free_ports
 

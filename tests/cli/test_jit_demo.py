@@ -22,7 +22,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from apps.demo.supervisor import (
+from devtools.demo.supervisor import (
     BASE_DIR,
     DemoPorts,
     Supervisor,

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import jwt
 import pytest
 
-from apps.demo.proxy import DevSignInProxy
+from devtools.demo.proxy import DevSignInProxy
 from tests.demo.test_proxy import HOST_NAME, call
 
 CALLBACK = "http://localhost:45678/callback"

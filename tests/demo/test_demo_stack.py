@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.demo.supervisor import (
+from devtools.demo.supervisor import (
     BASE_DIR,
     DemoPorts,
     Supervisor,

@@ -24,7 +24,7 @@ from typing import Any
 import jwt
 import pytest
 
-from apps.demo.proxy import OMIT, DevSignInProxy, main, safe_next
+from devtools.demo.proxy import OMIT, DevSignInProxy, main, safe_next
 
 HOST_NAME = "jit.test"
 

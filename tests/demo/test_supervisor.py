@@ -19,7 +19,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from apps.demo.supervisor import (
+from devtools.demo.supervisor import (
     Child,
     ChildFailed,
     DemoPorts,
@@ -256,7 +256,7 @@ def test_demo_children_use_the_chosen_ports():
     children = {c.name: c for c in demo_children(DemoPorts(proxy=9100, portal=9101, zero=9102))}
 
     assert list(children) == ["zero", "portal", "worker", "proxy"]
-    assert children["zero"].argv[1:5] == ["-m", "apps.zero.simulator", "--port", "9102"]
+    assert children["zero"].argv[1:5] == ["-m", "devtools.zerosim.simulator", "--port", "9102"]
     assert "127.0.0.1:9101" in children["portal"].argv
     assert children["portal"].ready_url == "http://127.0.0.1:9101/healthz"
     worker = ["-A", "jitportal", "worker", "-B", "--loglevel", "INFO", "--concurrency", "2"]

@@ -31,9 +31,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-import yaml
 
-from apps.demo.proxy import JWKS_PATH, DevSignInProxy
+from devtools.demo.proxy import JWKS_PATH, DevSignInProxy
 from tests.conftest import require_service
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -175,7 +174,7 @@ class JwksStandIn:
 
 
 class Simulator:
-    """``python -m apps.zero.simulator`` on the host, driven only by its options and HTTP."""
+    """``python -m devtools.zerosim.simulator`` on the host, driven only by its options and HTTP."""
 
     def __init__(self, host: str) -> None:
         self.host = host
@@ -183,7 +182,7 @@ class Simulator:
             [
                 sys.executable,
                 "-m",
-                "apps.zero.simulator",
+                "devtools.zerosim.simulator",
                 "--host",
                 host,
                 "--port",
@@ -604,8 +603,9 @@ def test_a_signed_request_reaches_web_and_an_approval_becomes_a_policy(stack: St
         return None
 
     policy = wait_for("the grant to reach the Zero simulator", alice_rule)
-    # Zero's contract says rule objects; the simulator of today still takes PPL text.
-    ppl = yaml.safe_load(policy["ppl"]) if isinstance(policy["ppl"], str) else policy["ppl"]
+    # Zero's contract says rule objects, never PPL text.
+    ppl = policy["ppl"]
+    assert not isinstance(ppl, str)
     rules = ppl if isinstance(ppl, list) else [ppl]
     criteria = [c for rule in rules for c in rule.get("allow", {}).get("and", [])]
     assert {"email": {"is": "alice@example.com"}} in criteria
@@ -627,7 +627,7 @@ print(json.dumps({
     "tree": tree,
     "modules": {m: bool(importlib.util.find_spec(m)) for m in (
         "pytest", "pytest_django", "ruff", "mypy", "playwright", "hypothesis", "factory",
-        "responses", "django_stubs_ext", "gunicorn", "django", "psycopg")},
+        "responses", "django_stubs_ext", "devtools", "gunicorn", "django", "psycopg")},
     "tools": {t: bool(shutil.which(t)) for t in ("gcc", "cc", "g++", "make", "ld", "git")},
     "wheels": os.path.exists("/wheels"),
 }))
@@ -643,13 +643,9 @@ def test_image_holds_the_app_and_no_tests_dev_tools_or_toolchain(image: str) -> 
     assert top == {"apps", "jitportal", "manage.py", "static", "staticfiles", "templates"}
     assert not [p for p in tree if re.search(r"(^|/)(tests?|bench|devtools)(/|$)", p)]
     assert not [p for p in tree if p.endswith((".pyc", ".sqlite3", ".env"))]
-    # The demo and the Zero simulator are dev tools: only the demo's app marker remains.
-    assert sorted(p for p in tree if p.startswith("apps/demo")) == [
-        "apps/demo",
-        "apps/demo/__init__.py",
-        "apps/demo/apps.py",
-    ]
-    assert not [p for p in tree if re.search(r"apps/zero/(sim|management/commands/zero_sim)", p)]
+    # The demo and the Zero simulator are dev tools (devtools/): none of it is in the image.
+    assert not [p for p in tree if re.search(r"(^|/)(demo|zerosim|sim_\w+\.py|simulator\.py)", p)]
+    assert not [p for p in tree if re.search(r"commands/(run_demo|seed_demo|zero_simulator)", p)]
     assert "apps/zero/management/commands/check_connectivity.py" in tree
     assert "staticfiles/staticfiles.json" in tree  # collected at build, with the manifest
     assert found["modules"] == {

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from apps.zero.client import ZeroClient, reset_client_cache
-from apps.zero.simulator import ZeroSimulator
+from devtools.zerosim.simulator import ZeroSimulator
 
 # The live stack (simulator + real worker) of the integration tests, on request only.
 from tests.zero.live import live, live_sim, worker, worker_env  # noqa: F401

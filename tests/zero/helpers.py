@@ -7,7 +7,7 @@ from typing import Any
 from apps.access import services
 from apps.access.models import Grant, Resource
 from apps.audit.models import AuditAction, AuditEvent
-from apps.zero.simulator import ZeroSimulator
+from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import UserFactory
 
 A = AuditAction

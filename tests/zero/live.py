@@ -23,8 +23,8 @@ from apps.access.models import AccessRequest, Grant, Resource
 from apps.access.states import OPEN_GRANT_STATES, GrantState, SyncStatus
 from apps.zero.client import reset_client_cache
 from apps.zero.models import PolicySync
-from apps.zero.simulator import ZeroSimulator
 from apps.zero.sync import desired_policy
+from devtools.zerosim.simulator import ZeroSimulator
 from tests.conftest import redis_available, redis_url, require_service
 from tests.factories import UserFactory
 from tests.zero.worker import CeleryWorker, database_url, purge_broker

@@ -10,8 +10,8 @@ from apps.access import services
 from apps.access.models import Resource
 from apps.access.states import SyncStatus
 from apps.zero.models import PolicySync
-from apps.zero.simulator import ZeroSimulator
 from apps.zero.sync import sync_resource
+from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import ResourceFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("zero_settings", "eager_celery")]

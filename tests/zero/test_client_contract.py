@@ -19,7 +19,7 @@ import requests
 
 from apps.zero import contract
 from apps.zero.client import ZeroClient
-from apps.zero.simulator import ZeroSimulator
+from devtools.zerosim.simulator import ZeroSimulator
 
 # (method, path below /api/v0) -> (request schema or None, answer schema or None)
 EXCHANGES: list[tuple[str, re.Pattern[str], str | None, str | None]] = [

@@ -16,7 +16,7 @@ from apps.access import services
 from apps.access.models import Resource
 from apps.audit.models import AuditAction, AuditEvent
 from apps.zero.models import PolicySync
-from apps.zero.simulator import ZeroSimulator
+from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import ResourceFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("zero_settings")]

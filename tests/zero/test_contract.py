@@ -15,9 +15,9 @@ import pytest
 import requests
 
 from apps.zero import contract
-from apps.zero.sim_handler import API_ENDPOINTS
-from apps.zero.sim_probe import ContractProbe
-from apps.zero.simulator import ZeroSimulator
+from devtools.zerosim.handler import API_ENDPOINTS
+from devtools.zerosim.probe import ContractProbe
+from devtools.zerosim.simulator import ZeroSimulator
 
 POLICIES = "/organizations/{org}/policies"
 CHANGESETS = "/organizations/{org}/changesets"

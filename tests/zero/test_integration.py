@@ -22,8 +22,8 @@ from apps.access.states import GrantState, SyncStatus
 from apps.access.sync import request_sync
 from apps.access.tasks import tick
 from apps.audit.models import AuditAction, AuditEvent
-from apps.zero.simulator import ZeroSimulator
 from apps.zero.tasks import reconcile_all
+from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import GrantFactory, ResourceFactory
 from tests.zero.live import approver, converged, evaluates, eventually, in_threads, pending
 from tests.zero.worker import CeleryWorker

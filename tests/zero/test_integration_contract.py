@@ -18,8 +18,8 @@ from apps.access.models import Grant
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditAction, AuditEvent
 from apps.zero.models import PolicySync
-from apps.zero.simulator import ZeroSimulator
 from apps.zero.tasks import tick as zero_tick
+from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import ResourceFactory, UserFactory
 from tests.zero.live import approver, converged, evaluates, eventually, in_threads, pending
 

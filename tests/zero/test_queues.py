@@ -17,7 +17,7 @@ from apps.access import services
 from apps.access.models import Grant
 from apps.access.states import SyncStatus
 from apps.notifications.models import Notification, Status
-from apps.zero.simulator import ZeroSimulator
+from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import ResourceFactory, UserFactory
 from tests.zero.live import approver, eventually
 from tests.zero.worker import CeleryWorker

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import requests
 
-from apps.zero import sim_ppl
-from apps.zero.sim_probe import ContractProbe
-from apps.zero.sim_state import SimState
-from apps.zero.simulator import ZeroSimulator
+from devtools.zerosim import ppl as sim_ppl
+from devtools.zerosim.probe import ContractProbe
+from devtools.zerosim.simulator import ZeroSimulator
+from devtools.zerosim.state import SimState
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = "/organizations/{org}/policies"
@@ -489,7 +489,7 @@ def test_command_line_prints_its_url() -> None:
         [
             sys.executable,
             "-m",
-            "apps.zero.simulator",
+            "devtools.zerosim.simulator",
             "--port",
             "0",
             "--org",

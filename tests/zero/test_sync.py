@@ -16,8 +16,8 @@ from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
 from apps.zero.client import ZeroClient, get_client
 from apps.zero.models import PolicySync
-from apps.zero.simulator import ZeroSimulator
 from apps.zero.sync import BUSY, SYNCED, UP_TO_DATE, desired_policy, sync_resource
+from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import ResourceFactory
 from tests.zero.helpers import A, actions, approve, last_seq, policy_text
 

@@ -17,9 +17,9 @@ from apps.access.models import Grant, Resource
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
 from apps.zero.models import PolicySync, RemovalAlert
-from apps.zero.simulator import ZeroSimulator
 from apps.zero.sync import FAILED, SYNCED, flag_overdue_removals, resources_to_tick, sync_resource
 from apps.zero.tasks import APPLY_RECHECK, MAX_RETRY_AFTER, backoff
+from devtools.zerosim.simulator import ZeroSimulator
 from tests.zero.helpers import A, actions, approve, last_seq
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("zero_settings")]

@@ -16,8 +16,8 @@ from apps.access.states import GrantState, SyncStatus
 from apps.audit.models import AuditEvent
 from apps.zero.client import get_client
 from apps.zero.models import PolicySync
-from apps.zero.simulator import ZeroSimulator
 from apps.zero.sync import FAILED, SYNCED, sync_resource
+from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import GrantFactory, ResourceFactory, UserFactory
 from tests.zero.helpers import A, actions, approve, last_seq, policy_text
 

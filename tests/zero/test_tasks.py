@@ -16,8 +16,8 @@ from apps.access.states import SyncStatus
 from apps.audit.models import AuditAction, AuditEvent
 from apps.zero import tasks
 from apps.zero.models import PolicySync
-from apps.zero.simulator import ZeroSimulator
 from apps.zero.sync import resources_to_reconcile, resources_to_tick
+from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import GrantFactory, ResourceFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("zero_settings", "eager_celery")]

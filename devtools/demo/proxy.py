@@ -18,7 +18,7 @@ another audience, so the portal never accepts it as an assertion.
 Anyone who can reach this proxy can become anyone, so it binds to 127.0.0.1 only and
 refuses any other address.
 
-    python -m apps.demo.proxy --port 8000 --upstream http://127.0.0.1:8001 --host-name localhost
+    python -m devtools.demo.proxy --port 8000 --upstream http://127.0.0.1:8001 --host-name localhost
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import jwt
 
-from apps.demo import pages
-from apps.demo.forwarding import (
+from devtools.demo import pages
+from devtools.demo.forwarding import (
     CHUNK_BYTES,
     LAST_CHUNK,
     PROXY_COOKIE_PREFIX,
@@ -56,13 +56,13 @@ from apps.demo.forwarding import (
     request_body,
     upstream_headers,
 )
-from apps.demo.identities import DEMO_IDENTITIES, DemoIdentity
-from apps.demo.pages import BANNER, SIGN_IN_PATH, SIGN_OUT_PATH
-from apps.demo.signing import OMIT, AssertionSigner
+from devtools.demo.identities import DEMO_IDENTITIES, DemoIdentity
+from devtools.demo.pages import BANNER, SIGN_IN_PATH, SIGN_OUT_PATH
+from devtools.demo.signing import OMIT, AssertionSigner
 
 __all__ = ["BANNER", "OMIT", "DevSignInProxy", "main", "safe_next"]
 
-logger = logging.getLogger("apps.demo.proxy")
+logger = logging.getLogger("devtools.demo.proxy")
 
 JWKS_PATH = "/.well-known/pomerium/jwks.json"
 USER_PATH = "/.pomerium/user"
@@ -581,7 +581,7 @@ def _cookie_header(name: str, value: str, *, expire: bool = False) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m apps.demo.proxy", description=BANNER)
+    parser = argparse.ArgumentParser(prog="python -m devtools.demo.proxy", description=BANNER)
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--bind", default="127.0.0.1", help="loopback only; anything else fails")
     parser.add_argument("--upstream", default="http://127.0.0.1:8001")

@@ -19,7 +19,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from apps.demo.identities import DemoIdentity
+from devtools.demo.identities import DemoIdentity
 
 # Pomerium's assertions live five minutes.
 ASSERTION_LIFETIME_SECONDS = 300

@@ -350,7 +350,7 @@ def celery_command() -> list[str]:
 
 def missing_parts() -> list[str]:
     """Modules the stack needs that are not importable yet (the project grows in parallel)."""
-    needed = ("apps.zero.simulator", "jitportal.celery")
+    needed = ("devtools.zerosim.simulator", "jitportal.celery")
     return [name for name in needed if importlib.util.find_spec(name) is None]
 
 
@@ -366,7 +366,7 @@ def demo_children(ports: DemoPorts, *, base_dir: Path = BASE_DIR) -> list[Child]
     return [
         Child(
             name="zero",
-            argv=[python, "-m", "apps.zero.simulator", *zero.split()],
+            argv=[python, "-m", "devtools.zerosim.simulator", *zero.split()],
             ready_port=ports.zero,
         ),
         Child(
@@ -384,7 +384,7 @@ def demo_children(ports: DemoPorts, *, base_dir: Path = BASE_DIR) -> list[Child]
         Child(name="worker", argv=[*celery_command(), *worker.split()], ready_line=" ready."),
         Child(
             name="proxy",
-            argv=[python, "-m", "apps.demo.proxy", *proxy.split()],
+            argv=[python, "-m", "devtools.demo.proxy", *proxy.split()],
             ready_port=ports.proxy,
         ),
     ]

@@ -1,6 +1,6 @@
 """In-memory model behind the Zero simulator: policies, changesets, activity log, routes.
 
-No HTTP here: ``sim_handler`` maps requests onto these methods and
+No HTTP here: ``handler`` maps requests onto these methods and
 ``simulator.ZeroSimulator`` owns the instance. Every public method takes the
 state lock, so the model is safe under the threading HTTP server. Written from
 the contract (``docs/zero-api.md``), never from the portal's client; where the
@@ -35,17 +35,18 @@ from typing import Any
 
 import yaml
 
-from apps.zero import contract, sim_ppl
-from apps.zero.sim_changesets import ChangesetsMixin
-from apps.zero.sim_model import (
+from apps.zero import contract
+from devtools.zerosim import ppl as sim_ppl
+from devtools.zerosim.changesets import ChangesetsMixin
+from devtools.zerosim.model import (
     API_USER,
     POLICY_PROPERTIES,
     Changeset,
     PolicyVersion,
     console_user,
 )
-from apps.zero.sim_reads import ReadsMixin
-from apps.zero.sim_views import POLICY_ORDER, SimError, apply_json_patch, order, timestamp
+from devtools.zerosim.reads import ReadsMixin
+from devtools.zerosim.views import POLICY_ORDER, SimError, apply_json_patch, order, timestamp
 
 __all__ = [
     "API_USER",

@@ -1,6 +1,6 @@
 """Routes, the activity log and the "proxy" views of the Zero simulator.
 
-Part of ``SimState`` (see ``sim_state`` for the model); every method takes the
+Part of ``SimState`` (see ``state`` for the model); every method takes the
 state lock.
 """
 
@@ -11,9 +11,9 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from apps.zero import sim_ppl
-from apps.zero.sim_model import StateBase
-from apps.zero.sim_views import ACTIVITY_ORDER, ROUTE_ORDER, order, timestamp
+from devtools.zerosim import ppl as sim_ppl
+from devtools.zerosim.model import StateBase
+from devtools.zerosim.views import ACTIVITY_ORDER, ROUTE_ORDER, order, timestamp
 
 __all__ = ["ReadsMixin"]
 

@@ -1,6 +1,6 @@
 """Changesets of the Zero simulator: list, apply (applying -> applied or failed), fail.
 
-Part of ``SimState`` (see ``sim_state`` for the model); every method takes the
+Part of ``SimState`` (see ``state`` for the model); every method takes the
 state lock.
 """
 
@@ -10,8 +10,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from apps.zero.sim_model import FAILED, StateBase
-from apps.zero.sim_views import CHANGESET_ORDER, SimError, order
+from devtools.zerosim.model import FAILED, StateBase
+from devtools.zerosim.views import CHANGESET_ORDER, SimError, order
 
 __all__ = ["ChangesetsMixin"]
 

@@ -7,16 +7,16 @@ Nothing in the product imports this module. Typical test use::
         ...
         assert sim.evaluate("jit-portal", "alice@example.com")
 
-From a shell: ``python -m apps.zero.simulator --port 8790`` (or the Django
+From a shell: ``python -m devtools.zerosim.simulator --port 8790`` (or the Django
 command ``manage.py zero_simulator``) prints one line with the API URL and
 serves until interrupted.
 
 Written from the wire contract (``docs/zero-api.md``, ``apps/zero/contract``),
 never from the portal's client; where the contract is silent it takes the
-strictest plausible reading. What is simulated is described in ``sim_state``
+strictest plausible reading. What is simulated is described in ``state``
 (latest vs effective versions, one pending changeset per namespace, apply and
-failure), ``sim_handler`` (endpoints, strict request checks), ``sim_controls``
-(the ``/_sim`` controls) and ``sim_ppl`` (PPL validation and the evaluator).
+failure), ``handler`` (endpoints, strict request checks), ``controls``
+(the ``/_sim`` controls) and ``ppl`` (PPL validation and the evaluator).
 """
 
 from __future__ import annotations
@@ -34,15 +34,15 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol
 
-from apps.zero.sim_faults import FaultsMixin
-from apps.zero.sim_handler import API_PREFIX, SimHTTPServer
-from apps.zero.sim_ppl import Request
-from apps.zero.sim_state import SimState, console_user, timestamp
-from apps.zero.sim_views import SimError
+from devtools.zerosim.faults import FaultsMixin
+from devtools.zerosim.handler import API_PREFIX, SimHTTPServer
+from devtools.zerosim.ppl import Request
+from devtools.zerosim.state import SimState, console_user, timestamp
+from devtools.zerosim.views import SimError
 
 __all__ = ["ZeroSimulator", "main", "serve"]
 
-logger = logging.getLogger("apps.zero.simulator")
+logger = logging.getLogger("devtools.zerosim.simulator")
 CREATED = datetime(2024, 1, 1, tzinfo=UTC)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from apps.zero import simulator
+from devtools.zerosim import simulator
 
 
 class Command(BaseCommand):

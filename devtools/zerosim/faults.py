@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from apps.zero.sim_state import SimState
+from devtools.zerosim.state import SimState
 
 __all__ = ["FAULT_STATUSES", "REFUSAL_STATUSES", "FaultsMixin"]
 

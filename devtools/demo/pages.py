@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 
-from apps.demo.identities import DemoIdentity
+from devtools.demo.identities import DemoIdentity
 
 BANNER = "DEV SIGN-IN PROXY — NOT FOR PRODUCTION — plays Pomerium for the demo"
 SIGN_IN_PATH = "/.pomerium/sign_in"

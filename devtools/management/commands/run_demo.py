@@ -18,8 +18,8 @@ from typing import Any
 from django.core.management import get_commands
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.demo.identities import DEMO_IDENTITIES
-from apps.demo.supervisor import (
+from devtools.demo.identities import DEMO_IDENTITIES
+from devtools.demo.supervisor import (
     BASE_DIR,
     ROUTE_HOST,
     ChildFailed,

@@ -25,10 +25,10 @@ import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from apps.zero.sim_views import SimError
+from devtools.zerosim.views import SimError
 
 if TYPE_CHECKING:
-    from apps.zero.simulator import ZeroSimulator
+    from devtools.zerosim.simulator import ZeroSimulator
 
 __all__ = ["handle"]
 

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from apps.demo.seed import seed
+from devtools.demo.seed import seed
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 """The Zero simulator's stored model: policy versions, changesets, and the internals
 every part of ``SimState`` shares (views, the effective version, applying a changeset).
 
-See ``sim_state`` for what is simulated; this module only holds the pieces.
+See ``state`` for what is simulated; this module only holds the pieces.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from apps.zero import contract
-from apps.zero.sim_views import timestamp
+from devtools.zerosim.views import timestamp
 
 __all__ = [
     "API_USER",

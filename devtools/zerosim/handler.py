@@ -2,7 +2,7 @@
 
 Paths under ``/api/v0`` follow the Zero API contract (``docs/zero-api.md``,
 ``apps/zero/contract``); ``/_sim/...`` are simulator controls that the real API
-does not have (``sim_controls``). The model lives in ``sim_state``; the owning
+does not have (``controls``). The model lives in ``state``; the owning
 ``simulator.ZeroSimulator`` holds tokens, fault settings and counters.
 
 Strict where the contract is silent: unknown or repeated query parameters,
@@ -28,13 +28,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from apps.zero import contract, sim_controls
-from apps.zero.sim_views import SimError
+from apps.zero import contract
+from devtools.zerosim import controls as sim_controls
+from devtools.zerosim.views import SimError
 
 if TYPE_CHECKING:
-    from apps.zero.simulator import ZeroSimulator
+    from devtools.zerosim.simulator import ZeroSimulator
 
-logger = logging.getLogger("apps.zero.simulator")
+logger = logging.getLogger("devtools.zerosim.simulator")
 
 API_PREFIX = "/api/v0"
 MAX_BODY = 1024 * 1024

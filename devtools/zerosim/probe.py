@@ -19,7 +19,7 @@ from typing import Any
 import requests
 
 from apps.zero import contract
-from apps.zero.sim_handler import API_ENDPOINTS
+from devtools.zerosim.handler import API_ENDPOINTS
 
 __all__ = ["ContractProbe"]
 
