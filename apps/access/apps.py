@@ -12,16 +12,17 @@ class AccessConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
-        from .models import AccessRequest, Grant, Resource
+        from .models import Resource
 
-        # Field-level history with its actor; mirrored into the chained trail (apps.audit).
+        # Field-level history of admin-edited configuration, with its actor, for the admin's
+        # history of a resource. It is not the audit trail: resources.save_resource writes the
+        # one chained entry per change (old and new values, secrets masked). Requests and
+        # grants change only through the services, whose chained entries tell their story.
         # The Slack webhook URL is a credential: kept out of field history entirely (auditlog's
-        # masking keeps half the string). resource.changed still names the field.
+        # masking keeps half the string); resource.changed names the field, masked.
         auditlog.register(
             Resource, exclude_fields=["updated_at", "sync_generation", "slack_webhook_url"]
         )
-        auditlog.register(AccessRequest)
-        auditlog.register(Grant)
 
         from apps.accounts.services import email_changed
 

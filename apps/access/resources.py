@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 
+from apps.audit import services as audit
 from apps.audit.models import AuditAction
-from apps.audit.services import record
+from apps.audit.services import MASK, record
 
 from .models import Resource
 from .sync import request_sync
@@ -43,6 +43,9 @@ CONFIG_FIELDS = (
     "slack_webhook_url",
     "is_active",
 )
+
+# Credentials: a change is audited by name only, never by value.
+SECRET_FIELDS = {"slack_webhook_url"}
 
 # Fields whose change alters the Zero policy's text (rules, name, explanation).
 POLICY_FIELDS = {"slug", "name", "zero_policy_name", "base_ppl", "is_active"}
@@ -105,17 +108,29 @@ def save_resource(
 ) -> Resource:
     """Save a validated resource, audit what changed, and resync its policy if needed.
 
-    Audits ``resource.created`` or ``resource.changed`` (with the changed field names).
+    Audits one ``resource.created`` or ``resource.changed`` entry: the changed field names
+    (``changed``) and, for a change, each field's old and new value (``changes``; the Slack
+    webhook URL, a credential, only as masked). The admin and ``bootstrap`` both come here:
+    it is the one chained entry of a configuration change.
     """
-    changed = list(changed)
-    with transaction.atomic():
+    changed = sorted(set(changed))
+    with audit.atomic():
+        details: dict[str, Any] = {"changed": changed}
+        if not created and changed:
+            before = Resource.objects.select_for_update().values(*changed).get(pk=resource.pk)
+            details["changes"] = {
+                name: [MASK, MASK]
+                if name in SECRET_FIELDS
+                else [before[name], getattr(resource, name)]
+                for name in changed
+            }
         resource.save()
         record(
             AuditAction.RESOURCE_CREATED if created else AuditAction.RESOURCE_CHANGED,
             actor=actor,
             target=resource,
             resource_slug=resource.slug,
-            details={"changed": sorted(changed)},
+            details=details,
         )
         if created or POLICY_FIELDS & set(changed):
             request_sync(resource)
@@ -131,7 +146,7 @@ def apply_definitions(definitions: Any, *, actor: Any = None) -> ApplySummary:
     if not isinstance(definitions, list):
         raise DefinitionError("'resources' must be a list.")
     summary = ApplySummary()
-    with transaction.atomic():
+    with audit.atomic():
         seen: set[str] = set()
         prepared = []
         for index, definition in enumerate(definitions):

@@ -23,6 +23,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from apps.accounts.emails import normalize_email
+from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
 
@@ -167,7 +168,7 @@ def submit_request(
     filed_by = filed_by or requester
     justification = _check_text(justification, "justification")
     ticket = _check_text(ticket, "ticket reference")[:120]
-    with transaction.atomic():
+    with audit.atomic():
         # Serialise one person's submissions so "one open request" holds under double clicks.
         get_user_model().objects.select_for_update().filter(pk=requester.pk).first()
         groups = requester.group_names()
@@ -256,7 +257,7 @@ def submit_on_behalf(
         raise NotAllowed("File your own requests from the request page.")
     if not resource.is_approver(approver):
         raise NotAllowed(f"You are not an approver of {resource.name}.")
-    with transaction.atomic():
+    with audit.atomic():
         req = submit_request(
             requester=user,
             resource=resource,
@@ -335,7 +336,7 @@ def approve_request(
     """
     now = now or timezone.now()
     note = _check_text(note, "note")
-    with transaction.atomic():
+    with audit.atomic():
         req = _lock_request(req)
         _check_decider(req, approver, now)
         if duration_minutes is not None:
@@ -487,7 +488,7 @@ def reject_request(
     reason = _check_text(reason, "reason")
     if not reason:
         raise PolicyViolation("Say why the request is rejected.")
-    with transaction.atomic():
+    with audit.atomic():
         req = _lock_request(req)
         _check_decider(req, approver, now)
         transition(req, RequestState, RequestState.REJECTED)
@@ -511,7 +512,7 @@ def cancel_request(
 ) -> AccessRequest:
     """The requester (or whoever filed it) withdraws a pending request."""
     now = now or timezone.now()
-    with transaction.atomic():
+    with audit.atomic():
         req = _lock_request(req)
         if actor.pk not in (req.requester_id, req.filed_by_id):
             raise NotAllowed("Only the requester can cancel this request.")
@@ -540,7 +541,7 @@ def revoke_grant(grant: Grant, *, actor: User, reason: str, now: datetime | None
     reason = _check_text(reason, "reason")
     if not reason:
         raise PolicyViolation("Say why the grant is revoked.")
-    with transaction.atomic():
+    with audit.atomic():
         grant = _lock_grant(grant)
         if actor.pk != grant.user_id and not grant.resource.is_approver(actor):
             raise NotAllowed(f"You are not an approver of {grant.resource.name}.")
@@ -580,7 +581,7 @@ def extend_grant(
     reason = _check_text(reason, "reason")
     if not reason:
         raise PolicyViolation("Say why the grant is extended.")
-    with transaction.atomic():
+    with audit.atomic():
         grant = _lock_grant(grant)
         if same_person(actor, grant.user):
             raise NotAllowed("You cannot extend your own grant; ask for an extension instead.")
@@ -662,7 +663,7 @@ def break_glass(
     """Emergency self-activation: granted at once, flagged, approvers told, queued for review."""
     now = now or timezone.now()
     justification = _check_text(justification, "justification")
-    with transaction.atomic():
+    with audit.atomic():
         get_user_model().objects.select_for_update().filter(pk=user.pk).first()
         # Re-read under a lock: an archive committed meanwhile must win.
         resource = Resource.objects.select_for_update().get(pk=resource.pk)
@@ -728,7 +729,7 @@ def mark_reviewed(grant: Grant, *, reviewer: User, note: str, now: datetime | No
     note = _check_text(note, "note")
     if not note:
         raise PolicyViolation("Write what the review found.")
-    with transaction.atomic():
+    with audit.atomic():
         grant = _lock_grant(grant)
         if not grant.is_break_glass:
             raise IllegalTransition("Only break-glass grants need a review.")
@@ -768,7 +769,7 @@ def _move_due(
     """
     moved = 0
     for pk in list(due.values_list("pk", flat=True)[:_BATCH]):
-        with transaction.atomic():
+        with audit.atomic():
             row = still_due.select_for_update(skip_locked=True).filter(pk=pk).first()
             if row is not None:
                 move(row)

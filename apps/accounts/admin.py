@@ -14,12 +14,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
 
@@ -157,7 +157,7 @@ class UserAdmin(admin.ModelAdmin):
             name: [form.initial.get(name), form.cleaned_data.get(name)]
             for name in form.changed_data
         }
-        with transaction.atomic():
+        with audit.atomic():
             super().save_model(request, obj, form, change)
             if changes:
                 record(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import Group
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.dispatch import Signal
 
+from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
 
@@ -65,7 +66,7 @@ def sync_user(identity: Identity, user: User | None = None) -> User:
     if user is not None and user.claims_digest == digest and user.email_key == key:
         return user
     try:
-        with transaction.atomic():
+        with audit.atomic():
             return _sync_locked(identity, user_roles, digest, key)
     except IntegrityError:
         # Two look-alike first sign-ins at once: the unique key let one of them in.
@@ -167,7 +168,7 @@ def relink_user(user: User, *, new_sub: str, actor: User, reason: str) -> User:
         raise ValueError("Give the new identity-provider subject (at most 150 characters).")
     if not reason:
         raise ValueError("Say why the account is re-linked.")
-    with transaction.atomic():
+    with audit.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
         if user.username == new_sub:
             raise ValueError("The account already uses that subject.")
@@ -195,7 +196,7 @@ def update_preferences(user: User, *, time_zone: str, notify_expiry: bool) -> Us
     }
     if not changes:
         return user
-    with transaction.atomic():
+    with audit.atomic():
         User.objects.filter(pk=user.pk).update(time_zone=time_zone, notify_expiry=notify_expiry)
         user.time_zone, user.notify_expiry = time_zone, notify_expiry
         record(AuditAction.USER_UPDATED, actor=user, target=user, details={"changes": changes})

@@ -12,7 +12,6 @@ import re
 from typing import Annotated, Literal
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
@@ -26,6 +25,7 @@ from apps.access.report_forms import AccessReportForm
 from apps.access.states import OPEN_GRANT_STATES, IllegalTransition
 from apps.access.views import ENDED_EARLY_REASON
 from apps.audit import export
+from apps.audit import services as audit
 from apps.audit.forms import ExportForm
 from apps.audit.models import AuditEvent
 from apps.audit.views import download, may_export
@@ -143,7 +143,8 @@ def create_request(
             {"Idempotency-Key": "1 to 200 visible ASCII characters"},
         )
     fingerprint = _fingerprint(payload)
-    with transaction.atomic():
+    # One unit of work: the submission's entries are chained once, after the key is saved.
+    with audit.atomic():
         if idempotency_key is not None:
             # The lock submit_request takes first anyway: a retry racing its original
             # waits here until the original committed, then finds its key.

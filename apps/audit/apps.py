@@ -8,4 +8,4 @@ class AuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  (connects the django-auditlog and Celery hooks)
+        from . import receivers  # noqa: F401  (connects the Celery hooks)

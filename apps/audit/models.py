@@ -52,6 +52,8 @@ class AuditAction(models.TextChoices):
     # Configuration and records
     RESOURCE_CREATED = "resource.created", "Resource created"
     RESOURCE_CHANGED = "resource.changed", "Resource configuration changed"
+    # No longer written (each change has one entry, by its service); older trails hold
+    # copies of django-auditlog entries under this action, which still verify.
     FIELD_CHANGED = "record.changed", "Record fields changed"
     AUDIT_EXPORTED = "audit.exported", "Audit trail exported"
     REPORT_VIEWED = "audit.report_viewed", "Access report viewed"

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -21,6 +20,7 @@ from django.utils import timezone
 from apps.access import enforcement
 from apps.access.models import Grant, Resource
 from apps.access.states import OPEN_GRANT_STATES, GrantState, SyncStatus
+from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
 from apps.zero.desired import RuleKey, rule_key
@@ -97,7 +97,7 @@ def record_success(
     # No grant becomes live or removed without Zero's confirmation of this pass.
     unconfirmed = result.pending_apply or result.confirmed_at is None
     live = removed = 0
-    with transaction.atomic():
+    with audit.atomic():
         state = PolicySync.objects.select_for_update().get(pk=state_pk)
         if state.lease_owner != owner:
             _write_audits(resource, result)
@@ -148,7 +148,7 @@ def record_failure(
     ``zero.sync_failed`` on the first failure of a streak only (retries stay quiet)."""
     message = message[:MAX_ERROR]
     now = timezone.now()
-    with transaction.atomic():
+    with audit.atomic():
         state = PolicySync.objects.select_for_update().get(pk=state_pk)
         first = state.consecutive_failures == 0
         unsettled = (

@@ -40,7 +40,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -48,6 +47,7 @@ from apps import ppl as ppl_lib
 from apps.access import events
 from apps.access.models import Grant, Resource
 from apps.access.states import SyncStatus
+from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
 from apps.zero import desired, remote
@@ -655,7 +655,7 @@ def flag_overdue_removals(now: datetime | None = None) -> int:
     ):
         revoked_at = grant.revoked_at
         assert revoked_at is not None  # removal_overdue() filters on it
-        with transaction.atomic():
+        with audit.atomic():
             _, created = RemovalAlert.objects.get_or_create(
                 grant=grant, defaults={"raised_at": now, "revoked_at": revoked_at}
             )

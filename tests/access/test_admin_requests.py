@@ -442,8 +442,14 @@ def test_resource_admin_saves_audits_and_resyncs(signed_in: Any) -> None:
         .values_list("action", "actor_label", "details")
     )
     assert events[0][:2] == (AuditAction.RESOURCE_CREATED, "root@example.com")
-    assert events[1] == (AuditAction.RESOURCE_CHANGED, "root@example.com", {"changed": ["name"]})
+    assert events[1] == (
+        AuditAction.RESOURCE_CHANGED,
+        "root@example.com",
+        {"changed": ["name"], "changes": {"name": ["Kibana", "Kibana (prod)"]}},
+    )
     assert len(events) == 2
+    # One chained entry per change: django-auditlog's field history is not copied in.
+    assert not AuditEvent.objects.filter(action=AuditAction.FIELD_CHANGED).exists()
 
 
 def test_resources_are_archived_not_deleted(signed_in: Any) -> None:
@@ -468,7 +474,7 @@ def test_resources_are_archived_not_deleted(signed_in: Any) -> None:
     resource.refresh_from_db()
     assert resource.is_active is False
     event = AuditEvent.objects.get(action=AuditAction.RESOURCE_CHANGED)
-    assert event.details == {"changed": ["is_active"]}
+    assert event.details == {"changed": ["is_active"], "changes": {"is_active": [True, False]}}
     assert approver_edit.status_code == 403
 
 

@@ -17,11 +17,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "resources.example.ya
 
 
 def semantic_actions() -> list[str]:
-    return list(
-        AuditEvent.objects.in_chain_order()
-        .exclude(action=AuditAction.FIELD_CHANGED)
-        .values_list("action", flat=True)
-    )
+    return list(AuditEvent.objects.in_chain_order().values_list("action", flat=True))
 
 
 def snapshot() -> list[dict]:
@@ -63,7 +59,13 @@ def test_update_is_audited_with_changed_fields(tmp_path: Path) -> None:
     )
     assert run(path) == "bootstrap: 0 created, 1 updated, 0 unchanged"
     event = AuditEvent.objects.filter(action=AuditAction.RESOURCE_CHANGED).get()
-    assert event.details == {"changed": ["duration_choices", "max_duration_minutes"]}
+    assert event.details == {
+        "changed": ["duration_choices", "max_duration_minutes"],
+        "changes": {
+            "duration_choices": [[30, 60, 120], [30, 60]],
+            "max_duration_minutes": [240, 120],
+        },
+    }
     assert event.actor_label == "system"
 
 
@@ -123,4 +125,7 @@ def test_slack_webhook_never_enters_the_audit_trail(tmp_path: Path) -> None:
     dumped = json.dumps(list(AuditEvent.objects.values("details", "target_repr")))
     assert "very-secret-token" not in dumped
     changed = AuditEvent.objects.get(action=AuditAction.RESOURCE_CHANGED)
-    assert changed.details == {"changed": ["slack_webhook_url"]}
+    assert changed.details == {
+        "changed": ["slack_webhook_url"],
+        "changes": {"slack_webhook_url": "***"},  # a credential: named, never shown
+    }

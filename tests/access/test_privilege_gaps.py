@@ -23,12 +23,9 @@ A = AuditAction
 
 
 def trail(since: int = 0) -> list[tuple[str, str]]:
-    """(action, actor) of the semantic entries after ``since``, in chain order."""
+    """(action, actor) of every entry after ``since``, in chain order."""
     return [
-        (e.action, e.actor_label)
-        for e in AuditEvent.objects.in_chain_order()
-        .filter(seq__gt=since)
-        .exclude(action=A.FIELD_CHANGED)
+        (e.action, e.actor_label) for e in AuditEvent.objects.in_chain_order().filter(seq__gt=since)
     ]
 
 

@@ -27,7 +27,7 @@ def token(
 
 
 def actions(user: User | None = None) -> list[str]:
-    qs = AuditEvent.objects.in_chain_order().exclude(action=AuditAction.FIELD_CHANGED)
+    qs = AuditEvent.objects.in_chain_order()
     if user is not None:
         qs = qs.filter(target_id=str(user.pk), target_type="accounts.user")
     return list(qs.values_list("action", flat=True))
