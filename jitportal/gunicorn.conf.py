@@ -22,9 +22,13 @@ timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 # Pomerium keeps upstream connections open; outlive its idle timeout less than it does.
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
-# Recycle workers now and then so a slow leak cannot grow without bound.
-max_requests = _int("GUNICORN_MAX_REQUESTS", 1000)
-max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 100)
+# Recycle workers now and then so a slow leak cannot grow without bound, but rarely: each
+# restart costs a full Django boot while that worker's share of the traffic queues, and at a
+# few hundred requests per second a 1,000-request limit restarted a worker every few seconds,
+# which showed in the p99 latency (bench/README.md, "Pages"). At 10,000 a restart is minutes
+# apart; the jitter (up to 10 %) keeps the workers from restarting together.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 10000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 1000)
 # The worker heartbeat file on tmpfs: a container's overlay filesystem can stall it.
 worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", "/dev/shm")  # noqa: S108 - tmpfs
 # Pomerium's assertion carries the user's groups: people in hundreds of groups send a header

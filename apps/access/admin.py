@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
-from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
+from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.forms import ModelForm, Textarea
 from django.http import HttpRequest
 from django.urls import reverse
@@ -29,6 +29,7 @@ from apps.accounts.middleware import request_user
 
 from . import clusters, services
 from .admin_actions import (
+    BoundedRelatedOnlyFilter,
     ConfirmedAction,
     ParentViewInline,
     ReadOnlyAdmin,
@@ -43,6 +44,7 @@ from .forms import (
     RejectForm,
 )
 from .models import AccessLevel, AccessRequest, Approval, Resource
+from .queries import approval_count
 from .resources import save_levels, save_resource
 from .states import PolicyViolation, RequestState
 
@@ -191,6 +193,24 @@ class ResourceAdmin(StrictIdsMixin):
         "updated_at",
     )
     list_select_related = ("zero",)
+    list_only = (
+        "name",
+        "slug",
+        "cluster",
+        "is_active",
+        "approvals_required",
+        "zero_policy_name",
+        "sync_generation",
+        "updated_at",
+        "zero__last_attempt_at",
+        "zero__last_success_at",
+        "zero__last_error",
+        "zero__last_error_at",
+        "zero__duplicate_policy_ids",
+        "zero__pending_apply",
+        "zero__pending_reason",
+        "zero__synced_generation",
+    )
     list_filter = (
         "is_active",
         "cluster",
@@ -478,13 +498,31 @@ class AccessRequestAdmin(ReadOnlyAdmin):
     list_filter = (
         "state",
         "kind",
-        ("resource", admin.RelatedOnlyFieldListFilter),
-        ("requester", admin.RelatedOnlyFieldListFilter),
+        ("resource", BoundedRelatedOnlyFilter),
+        ("requester", BoundedRelatedOnlyFilter),
         WaitingFilter,
     )
     search_fields = ("requester__email", "justification", "ticket")
     date_hierarchy = "created_at"
     list_select_related = ("requester", "resource", "level")
+    list_only = (
+        "requester",
+        "requester__email",
+        "requester__display_name",
+        "requester__username",
+        "resource",
+        "resource__name",
+        "resource__approvals_required",
+        "kind",
+        "level",
+        "level__name",
+        "duration_minutes",
+        "approved_duration_minutes",
+        "start_at",
+        "justification",
+        "created_at",
+        "state",
+    )
     list_per_page = 100
     actions = ("approve_selected", "reject_selected")
     confirmed_actions = (APPROVE, REJECT)
@@ -531,7 +569,7 @@ class AccessRequestAdmin(ReadOnlyAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[AccessRequest]:
         # Least privilege: an approver sees only the resources they approve.
         visible = super().get_queryset(request).visible_to(request_user(request))  # type: ignore[attr-defined]
-        return visible.annotate(approval_count=Count("approvals"))
+        return visible.annotate(approval_count=approval_count())
 
     def get_ordering(self, request: HttpRequest) -> list[Any]:
         # Pending first, newest first within each group. An expression, because `ordering`

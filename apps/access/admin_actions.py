@@ -23,6 +23,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import (
@@ -36,6 +37,8 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext
 
 from apps.accounts.middleware import request_user
 from apps.accounts.timezones import zone_for, zone_label
@@ -151,7 +154,83 @@ def run_confirmed(
         return response.render()
 
 
-class StrictIdsMixin(admin.ModelAdmin):
+class ColumnsChangeList(ChangeList):
+    """A changelist that loads only its model admin's ``list_only`` columns for the rows.
+
+    Only the rows shown are narrowed: the filters, the counts, the selection an action
+    receives and any export still see the full queryset.
+    """
+
+    def get_results(self, request: HttpRequest) -> None:
+        columns = getattr(self.model_admin, "list_only", ())
+        full = self.queryset
+        if columns:
+            self.queryset = full.only(*columns)
+        try:
+            super().get_results(request)
+        finally:
+            self.queryset = full
+
+
+class BoundedRelatedOnlyFilter(admin.RelatedOnlyFieldListFilter):
+    """``RelatedOnlyFieldListFilter`` with at most ``limit`` choices.
+
+    Django's lists every related object that occurs in the changelist: an approver with
+    10,000 requesters got 10,000 links on every page view. Beyond the limit the list shows
+    the first ones (in the related admin's order), any selected one, and says so in its
+    title; the URL parameter still filters by any id.
+    """
+
+    limit = 50
+
+    def __init__(self, field: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+        self.truncated = False
+        super().__init__(field, request, *args, **kwargs)
+        if self.truncated:
+            self.title = f"{self.title} (first {self.limit}; search for others)"
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> Any:
+        pk_qs = (
+            model_admin.get_queryset(request)
+            .distinct()
+            .values_list(f"{self.field_path}__pk", flat=True)
+        )
+        model = field.remote_field.model
+        ordering = self.field_admin_ordering(field, request, model_admin) or ("pk",)
+        related = model._default_manager.filter(pk__in=pk_qs).order_by(*ordering)
+        shown = list(related[: self.limit + 1])
+        if len(shown) > self.limit:
+            self.truncated = True
+            shown = shown[: self.limit]
+            selected = {v for v in self.lookup_val or [] if is_valid_id(str(v))}
+            missing = selected - {str(obj.pk) for obj in shown}
+            if missing:
+                shown += list(related.filter(pk__in=missing))
+        return [(obj.pk, str(obj)) for obj in shown]
+
+
+ACTION_CHECKBOX = (
+    '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">'
+)
+
+
+class FastChangeListMixin(admin.ModelAdmin):
+    """Changelists whose rows cost little: only the columns they show, plain checkboxes."""
+
+    # The columns the changelist's rows need (``ColumnsChangeList``); empty loads them all.
+    list_only: tuple[str, ...] = ()
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return ColumnsChangeList
+
+    def action_checkbox(self, obj: Any) -> SafeString:
+        # The same markup as Django's CheckboxInput renders, without a template render per
+        # row (a third of a 100-row changelist's time).
+        label = format_html(gettext("Select this object for an action - {}"), str(obj))
+        return format_html(ACTION_CHECKBOX, helpers.ACTION_CHECKBOX_NAME, str(obj.pk), label)
+
+
+class StrictIdsMixin(FastChangeListMixin):
     """A junk id in a URL is "not found", never a 500 (a selection is checked earlier, by
     ``jitportal.admin_ids.AdminSelectionMiddleware``)."""
 

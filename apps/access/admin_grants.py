@@ -30,6 +30,7 @@ from apps.audit.views import may_export
 from . import reports, services
 from .admin_actions import (
     BADGE,
+    BoundedRelatedOnlyFilter,
     ConfirmedAction,
     ParentViewInline,
     ReadOnlyAdmin,
@@ -176,7 +177,7 @@ class GrantAdmin(ReadOnlyAdmin):
     list_filter = (
         "state",
         "sync_status",
-        ("resource", admin.RelatedOnlyFieldListFilter),
+        ("resource", BoundedRelatedOnlyFilter),
         "is_break_glass",
         NeedsReviewFilter,
         RemovalOverdueFilter,
@@ -184,6 +185,22 @@ class GrantAdmin(ReadOnlyAdmin):
     search_fields = ("email", "user__username", "resource__slug", "resource__name")
     date_hierarchy = "not_before"
     list_select_related = ("resource", "level")
+    list_only = (
+        "email",
+        "resource",
+        "resource__name",
+        "state",
+        "level",
+        "level__name",
+        "is_break_glass",
+        "reviewed_at",
+        "not_before",
+        "expires_at",
+        "revoked_at",
+        "sync_status",
+        "live_at",
+        "enforced_at",
+    )
     list_per_page = 100
     ordering = ("-not_before",)
     actions = ("revoke_selected", "extend_selected", "mark_reviewed_selected")

@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from .models import AccessRequest, Approval, Grant
@@ -62,6 +63,23 @@ def grant_of(req: AccessRequest) -> Grant | None:
 def is_live(grant: Grant | None, now: datetime) -> bool:
     """Open and not yet over (the pages offer *end* and *extend* only then)."""
     return grant is not None and grant.is_open_at(now)
+
+
+def approval_count() -> Coalesce:
+    """An annotation: the request's approvals so far, as a subquery per row.
+
+    A ``Count("approvals")`` join groups every request the list could show before the page
+    is cut; this is evaluated only for the rows a page returns, and leaves the page's
+    ``COUNT(*)`` a plain count.
+    """
+    counted = (
+        Approval.objects.filter(request=OuterRef("pk"))
+        .order_by()
+        .values("request")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 def decidable_by(user: User, now: datetime) -> list[AccessRequest]:

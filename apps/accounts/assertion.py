@@ -15,6 +15,7 @@ Contract (see README "Identity" and docs/identity.md):
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -205,7 +206,34 @@ _CLAIM_ERRORS: tuple[tuple[type[Exception], str, str], ...] = (
         "bad_signature",
         "The identity assertion's signature does not match Pomerium's key.",
     ),
+    # After InvalidSignatureError, its subclass: the payload or signature segment does not
+    # decode (the header alone was read before the key was chosen).
+    (jwt.DecodeError, "malformed", "The identity assertion is not a signed token."),
 )
+
+
+def _malformed() -> AssertionRejected:
+    return AssertionRejected("malformed", "The identity assertion is not a signed token.")
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header of a compact JWS, read from its first segment alone.
+
+    Only ``alg`` and ``kid`` are needed to pick the key, so the payload and signature are
+    left to the one full parse in ``jwt.decode`` (``jwt.get_unverified_header`` would parse
+    and base64-decode the whole token a second time). Anything that is not three
+    dot-separated segments with a base64url JSON object first is ``malformed``.
+    """
+    if token.count(".") != 2:
+        raise _malformed()
+    segment = token[: token.index(".")]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, RecursionError):  # binascii.Error and UnicodeDecodeError included
+        raise _malformed() from None
+    if not isinstance(header, dict):
+        raise _malformed()
+    return header
 
 
 def verify(token: str | None) -> Identity:
@@ -220,12 +248,7 @@ def verify(token: str | None) -> Identity:
         raise KeysUnavailable(
             "not_configured", "The portal is not configured to verify Pomerium assertions."
         )
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise AssertionRejected(
-            "malformed", "The identity assertion is not a signed token."
-        ) from None
+    header = _unverified_header(token)
     alg, kid = header.get("alg"), header.get("kid")
     if alg not in ALLOWED_ALGORITHMS:
         raise AssertionRejected(

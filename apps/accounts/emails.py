@@ -41,6 +41,8 @@ def normalize_email(value: str) -> str:
 def _word_ok(word: str, ascii_pattern: re.Pattern[str]) -> bool:
     if not word:
         return False
+    if word.isascii():  # the common case, checked without a per-character loop
+        return ascii_pattern.match(word) is not None
     ascii_only = "".join(c for c in word if ord(c) < 128)
     if ascii_only and not ascii_pattern.match(ascii_only):
         return False
@@ -54,7 +56,13 @@ def validate_email(value: object) -> str:
         raise InvalidEmail("The identity assertion carries no email address.")
     if len(value) > MAX_EMAIL_LENGTH:
         raise InvalidEmail(f"The email address is longer than {MAX_EMAIL_LENGTH} characters.")
-    if any(unicodedata.category(c) in _FORBIDDEN_CATEGORIES for c in value):
+    # In ASCII the forbidden categories are the controls (Cc: not printable) and the space
+    # (Zs); the per-character category lookup is only needed beyond ASCII.
+    if (
+        (not value.isprintable() or " " in value)
+        if value.isascii()
+        else any(unicodedata.category(c) in _FORBIDDEN_CATEGORIES for c in value)
+    ):
         raise InvalidEmail("The email address contains spaces, control or invisible characters.")
     local, at, domain = value.rpartition("@")
     if not at or not local or not domain or "@" in local:

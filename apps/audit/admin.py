@@ -14,7 +14,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.views.main import ERROR_FLAG, PAGE_VAR
+from django.contrib.admin.views.main import ERROR_FLAG, PAGE_VAR, ChangeList
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.http.response import HttpResponseBase
@@ -39,9 +39,26 @@ def _bound(params: Any, key: str, *, end: bool) -> datetime | None:
         return None
 
 
+# The columns the changelist shows; details, hashes and the request metadata stay unread.
+LIST_COLUMNS = ("seq", "created_at", "actor_label", "action", "target_repr", "resource_slug")
+
+
+class AuditChangeList(ChangeList):
+    """Loads only ``LIST_COLUMNS`` for the rows shown; filters, counts and the export keep
+    the full queryset (``export_view`` reads ``changelist.queryset``)."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        full = self.queryset
+        self.queryset = full.only(*LIST_COLUMNS)
+        try:
+            super().get_results(request)
+        finally:
+            self.queryset = full
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("seq", "created_at", "actor_label", "action", "target_repr", "resource_slug")
+    list_display = LIST_COLUMNS
     list_display_links = ("seq",)
     list_filter = ("action", "created_at", "resource_slug")
     search_fields = ("actor_label", "target_repr", "request_id")
@@ -66,6 +83,9 @@ class AuditEventAdmin(admin.ModelAdmin):
     readonly_fields = tuple(
         name for item in fields for name in (item if isinstance(item, tuple) else (item,))
     )
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return AuditChangeList
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -15,6 +15,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from apps.access.admin_actions import FastChangeListMixin
 from apps.zero.models import PolicySync
 
 SYNC_PERMISSION = "access.decide_accessrequest"
@@ -22,7 +23,7 @@ WARNING = '<strong style="color:#b42318">{}</strong>'
 
 
 @admin.register(PolicySync)
-class PolicySyncAdmin(admin.ModelAdmin):
+class PolicySyncAdmin(FastChangeListMixin):
     list_display = (
         "resource",
         "cluster",
@@ -35,6 +36,25 @@ class PolicySyncAdmin(admin.ModelAdmin):
     )
     list_filter = ("pending_apply", "resource__cluster", "resource__is_active")
     list_select_related = ("resource",)
+    # The rows need these; the resource's JSON settings and the sync's digests stay unread.
+    list_only = (
+        "resource",
+        "resource__name",
+        "resource__slug",
+        "resource__zero_policy_name",
+        "resource__sync_generation",
+        "resource__cluster",
+        "cluster_id",
+        "remote_policy_id",
+        "synced_generation",
+        "last_success_at",
+        "last_error",
+        "consecutive_failures",
+        "duplicate_policy_ids",
+        "pending_apply",
+        "pending_reason",
+        "routes",
+    )
     search_fields = ("resource__name", "resource__slug", "remote_policy_id")
     actions = ("sync_now",)
     fields = (

@@ -89,11 +89,43 @@ def test_uri_issuer_format_is_accepted(signing_key: SigningKey) -> None:
         ("", "missing"),
         ("not-a-jws", "malformed"),
         ("aGVsbG8.d29ybGQ", "malformed"),
+        ("a.b.c.d", "malformed"),
+        ("!!!." + b64(b"{}") + ".c2ln", "malformed"),
+        ("e30x." + b64(b"{}") + ".c2ln", "malformed"),
+        (b64(b'{"alg": "ES256"') + ".e30.c2ln", "malformed"),
+        (b64(b'["ES256"]') + ".e30.c2ln", "malformed"),
+        (b64(b"\xff\xfe{") + ".e30.c2ln", "malformed"),
+        (b64(b"[" * 100_000) + ".e30.c2ln", "malformed"),
+        ("\u00e9" + b64(b"{}") + ".e30.c2ln", "malformed"),
     ],
-    ids=["no-header", "empty", "not-a-jws", "two-segments"],
+    ids=[
+        "no-header",
+        "empty",
+        "not-a-jws",
+        "two-segments",
+        "four-segments",
+        "header-not-base64",
+        "header-bad-padding",
+        "header-bad-json",
+        "header-not-an-object",
+        "header-not-utf8",
+        "header-nested-too-deep",
+        "header-not-ascii",
+    ],
 )
 def test_structural_rejections(token: str | None, code: str) -> None:
     assert_rejected(get_with(token), code)
+
+
+@pytest.mark.parametrize("part", ["payload", "signature"])
+def test_undecodable_payload_or_signature_is_malformed(signing_key: SigningKey, part: str) -> None:
+    # The header alone picks the key; the rest is parsed once, by the verification itself.
+    header, payload, signature = mint(signing_key, good_claims()).split(".")
+    if part == "payload":
+        payload = "a"  # one base64 character cannot be decoded
+    else:
+        signature = "a"
+    assert_rejected(get_with(f"{header}.{payload}.{signature}"), "malformed")
 
 
 def test_right_kid_wrong_key(signing_key: SigningKey) -> None:

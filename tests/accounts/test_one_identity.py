@@ -74,6 +74,15 @@ def test_validate_email_refuses(bad: str) -> None:
         validate_email(bad)
 
 
+@pytest.mark.parametrize("char", [*map(chr, range(32)), " ", "\x7f"], ids=repr)
+@pytest.mark.parametrize("where", ["local", "domain"])
+def test_every_ascii_control_and_space_is_refused(char: str, where: str) -> None:
+    # Plain ASCII addresses take a fast path; it must refuse what the category rule does.
+    bad = f"al{char}ice@example.com" if where == "local" else f"alice@exa{char}mple.com"
+    with pytest.raises(InvalidEmail, match="spaces, control or invisible"):
+        validate_email(bad)
+
+
 @pytest.mark.parametrize(
     "good",
     ["alice@example.com", "First.Last+tag@Corp.example", "o'brien@example.ie", "zoë@exämple.de"],
