@@ -9,6 +9,7 @@ import pytest
 
 from apps.accounts.models import User
 from tests.conftest import PomeriumClient
+from tests.factories import UserFactory
 from tests.support.jwks import SigningKey
 
 SignedIn = tuple[PomeriumClient, User]
@@ -42,3 +43,20 @@ def csrf_client(signing_key: SigningKey) -> Callable[..., PomeriumClient]:
         )
 
     return make
+
+
+# The people of the service tests, made directly (no sign-in). Modules that sign people in
+# through the middleware define their own ``alice``/``bob`` from ``signed_in``.
+@pytest.fixture
+def alice() -> Any:
+    return UserFactory(username="idp|alice", email="alice@example.com", groups=["engineering"])
+
+
+@pytest.fixture
+def bob() -> Any:
+    return UserFactory(username="idp|bob", email="bob@example.com", groups=["approvers"])
+
+
+@pytest.fixture
+def erin() -> Any:
+    return UserFactory(username="idp|erin", email="erin@example.com", groups=["approvers"])

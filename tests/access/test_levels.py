@@ -55,21 +55,6 @@ def levels(grafana: Resource) -> dict[str, AccessLevel]:
     }
 
 
-@pytest.fixture
-def alice() -> Any:
-    return UserFactory(username="idp|alice", email="alice@example.com", groups=["engineering"])
-
-
-@pytest.fixture
-def bob() -> Any:
-    return UserFactory(username="idp|bob", email="bob@example.com", groups=["approvers"])
-
-
-@pytest.fixture
-def erin() -> Any:
-    return UserFactory(username="idp|erin", email="erin@example.com", groups=["approvers"])
-
-
 def ask(
     user: Any, resource: Resource, level: AccessLevel | None, minutes: int = 60
 ) -> AccessRequest:

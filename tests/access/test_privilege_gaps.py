@@ -54,11 +54,6 @@ def oncall() -> Any:
     return UserFactory(username="idp|olga", email="olga@example.com", groups=["oncall"])
 
 
-@pytest.fixture
-def bob() -> Any:
-    return UserFactory(username="idp|bob", email="bob@example.com", groups=["approvers"])
-
-
 # --- 1. Extensions never pass the resource maximum -----------------------------------------
 
 

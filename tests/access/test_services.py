@@ -37,21 +37,6 @@ def resource() -> Resource:
     return ResourceFactory(slug="grafana", name="Grafana admin", justification_min_length=10)
 
 
-@pytest.fixture
-def alice() -> Any:
-    return UserFactory(username="idp|alice", email="alice@example.com", groups=["engineering"])
-
-
-@pytest.fixture
-def bob() -> Any:
-    return UserFactory(username="idp|bob", email="bob@example.com", groups=["approvers"])
-
-
-@pytest.fixture
-def erin() -> Any:
-    return UserFactory(username="idp|erin", email="erin@example.com", groups=["approvers"])
-
-
 def submit(user: Any, resource: Resource, **kw: Any) -> AccessRequest:
     kw.setdefault(
         "duration_minutes",
