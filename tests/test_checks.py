@@ -88,7 +88,8 @@ def test_zero_sync_names_exactly_the_missing_settings():
     disabled = ours(deploy=False, ZERO_SYNC_ENABLED=False, API_USER_TOKEN="", CLUSTER_ID="")
 
     assert missing == {
-        "jitportal.E001": "Zero sync is enabled but ORGANIZATION_ID, CLUSTER_ID is not set."
+        "jitportal.E001": "Zero sync is enabled but ORGANIZATION_ID, CLUSTER_ID (or ZERO_CLUSTERS) "
+        "is not set."
     }
     assert disabled == {}
 
