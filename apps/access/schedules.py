@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from apps.accounts.timezones import valid_zone, zone_label
 
 __all__ = [
     "Schedule",
@@ -127,14 +129,8 @@ def parse(value: object) -> Schedule | None:
     if not after < before:
         raise ValueError("after must be earlier than before (windows do not cross midnight)")
     zone = value["timezone"]
-    try:
-        if not isinstance(zone, str) or not zone:
-            raise ValueError
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {zone!r} (use an IANA name like Europe/Berlin)"
-        ) from None
+    if not isinstance(zone, str) or valid_zone(zone) is None:
+        raise ValueError(f"unknown time zone {zone!r} (use an IANA name like Europe/Berlin)")
     start = after.hour * 60 + after.minute
     end = before.hour * 60 + before.minute
     for offset in _offsets_minutes(zone):
@@ -203,7 +199,7 @@ def describe_for(schedule: Schedule, zone: tzinfo, now: datetime) -> str:
     ``Mon-Fri 09:00-17:00 (Europe/Berlin); for you (America/New_York) the next window is
     Mon 03:00-11:00``."""
     text = describe(schedule)
-    name = getattr(zone, "key", None) or "UTC"
+    name = zone_label(zone)
     if name == schedule.timezone:
         return text
     for opens, closes in windows(schedule, now, now + timedelta(days=8)):
