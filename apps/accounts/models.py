@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.db.models.signals import m2m_changed
+from django.dispatch import receiver
+
+# Where an instance keeps its group names once read (see ``User.group_names``).
+_GROUPS_CACHE = "_group_names_cache"
 
 
 class User(AbstractUser):
@@ -36,16 +43,29 @@ class User(AbstractUser):
         return self.email or self.display_name or self.username
 
     def group_names(self) -> set[str]:
-        """Names of the assertion's groups (mirrored under a prefix; role groups excluded)."""
-        from .roles import CLAIM_GROUP_PREFIX
+        """Names of the assertion's groups (mirrored under a prefix; role groups excluded).
 
-        cut = len(CLAIM_GROUP_PREFIX)
-        return {
-            name[cut:]
-            for name in self.groups.filter(name__startswith=CLAIM_GROUP_PREFIX).values_list(
-                "name", flat=True
+        Read once per instance: a page asks the visibility rules many times, and the
+        request's user is one instance. Any change of this instance's groups (the identity
+        sync sets them) and ``refresh_from_db`` forget the cached names.
+        """
+        cached: frozenset[str] | None = self.__dict__.get(_GROUPS_CACHE)
+        if cached is None:
+            from .roles import CLAIM_GROUP_PREFIX
+
+            cut = len(CLAIM_GROUP_PREFIX)
+            cached = frozenset(
+                name[cut:]
+                for name in self.groups.filter(name__startswith=CLAIM_GROUP_PREFIX).values_list(
+                    "name", flat=True
+                )
             )
-        }
+            self.__dict__[_GROUPS_CACHE] = cached
+        return set(cached)
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        self.__dict__.pop(_GROUPS_CACHE, None)
+        super().refresh_from_db(*args, **kwargs)
 
     def get_short_name(self) -> str:
         # The admin greets with this; the IdP subject in username means nothing to people.
@@ -57,3 +77,9 @@ class User(AbstractUser):
     @property
     def label(self) -> str:
         return self.display_name or self.email or self.username
+
+
+@receiver(m2m_changed, sender=User.groups.through)
+def _forget_group_names(sender: Any, instance: Any, action: str, **kwargs: Any) -> None:
+    """A change of a user's groups drops the names that instance had cached."""
+    instance.__dict__.pop(_GROUPS_CACHE, None)
