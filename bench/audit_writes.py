@@ -27,6 +27,7 @@ bench/README.md ("Audited writes").
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import sys
@@ -57,6 +58,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--per-writer", type=int, default=150, help="transactions per writer")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--label", default="", help="a name for this code in the table")
+    parser.add_argument(
+        "--threads",
+        action="store_true",
+        help="writers as threads of this process (one GIL) instead of processes, as gunicorn runs",
+    )
     return parser.parse_args()
 
 
@@ -90,18 +96,25 @@ def audit_stubbed() -> Iterator[None]:
             module.record = real  # type: ignore[attr-defined]
 
 
-def run_writers(writers: list[list[Any]], resource: Any, *, audited: bool = True) -> float:
+def run_writers(
+    writers: list[list[Any]], resource: Any, *, audited: bool = True, threads: bool = False
+) -> float:
     """Every writer submits one request per user of its list; returns the wall time.
 
-    Without audit, django-auditlog's field history is switched off too (per thread: it is a
-    context variable), so "no audit" is the domain work alone whatever the code registers.
+    Writers are processes forked from this one (as gunicorn's workers are), each with its
+    own connection; ``threads`` runs them as threads of this process instead. Without
+    audit, django-auditlog's field history is switched off too (it is a context variable),
+    so "no audit" is the domain work alone whatever the code registers.
     """
     from auditlog.context import disable_auditlog
-    from django.db import connection
+    from django.db import connection, connections
 
     from apps.access import services
 
-    barrier = threading.Barrier(len(writers) + 1)
+    if threads:
+        barrier: Any = threading.Barrier(len(writers) + 1)
+    else:
+        barrier = multiprocessing.get_context("fork").Barrier(len(writers) + 1)
     errors: list[BaseException] = []
 
     def work(users: list[Any]) -> None:
@@ -118,20 +131,47 @@ def run_writers(writers: list[list[Any]], resource: Any, *, audited: bool = True
                     )
         except BaseException as exc:
             errors.append(exc)
+            if not threads:
+                raise
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=work, args=(users,)) for users in writers]
-    for thread in threads:
-        thread.start()
+    if threads:
+        workers: list[Any] = [threading.Thread(target=work, args=(users,)) for users in writers]
+    else:
+        connections.close_all()  # a forked child must open its own connection
+        context = multiprocessing.get_context("fork")
+        workers = [context.Process(target=work, args=(users,)) for users in writers]
+    for worker in workers:
+        worker.start()
     barrier.wait()
     started = time.perf_counter()
-    for thread in threads:
-        thread.join()
+    for worker in workers:
+        worker.join()
     elapsed = time.perf_counter() - started
     if errors:
         raise errors[0]
+    failed = [w.exitcode for w in workers if getattr(w, "exitcode", 0)]
+    if failed:
+        raise SystemExit(f"{len(failed)} writer process(es) failed")
     return elapsed
+
+
+def serial_commit_rate(seconds: float = 3.0) -> float:
+    """INSERT + COMMIT transactions/s on one connection: the rate at which transactions
+    that hold one lock through their COMMIT can follow each other on this disk (each
+    waits for its own WAL flush), measured in the same run as the writers."""
+    from django.db import connection, transaction
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS bench_commit (id bigserial PRIMARY KEY, v text)")
+    done = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("INSERT INTO bench_commit (v) VALUES ('x')")
+        done += 1
+    return done / (time.perf_counter() - started)
 
 
 def spread(values: list[float]) -> str:
@@ -142,7 +182,12 @@ def main() -> None:
     args = parse_args()
     os.environ.update(
         {
-            "DEBUG": "true",
+            # Production settings, as gunicorn runs them (DEBUG would also log every query).
+            "DEBUG": "false",
+            "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "JWKS_ENDPOINT": "http://127.0.0.1:9/unused",
+            "POMERIUM_JWT_AUDIENCE": "bench.example",
             "LOG_LEVEL": "WARNING",
             "LOG_FORMAT": "text",
             "DATABASE_URL": args.database_url,
@@ -174,6 +219,7 @@ def main() -> None:
     )
     User = get_user_model()
     rates: dict[str, list[float]] = {mode: [] for mode in MODES}
+    serial: list[float] = []
     counter = 0
 
     def users_for_run() -> list[list[Any]]:
@@ -189,18 +235,20 @@ def main() -> None:
         return created
 
     # Warm up once (connections, code paths), not counted.
-    run_writers([users[:5] for users in users_for_run()], resource)
+    run_writers([users[:5] for users in users_for_run()], resource, threads=args.threads)
     for round_no in range(args.rounds):
+        serial.append(serial_commit_rate())
+        print(f"round {round_no + 1} serial INSERT+COMMIT: {serial[-1]:7.1f} tx/s", flush=True)
         order = MODES if round_no % 2 == 0 else MODES[::-1]
         for mode in order:
             writers = users_for_run()
             requests_before = AccessRequest.objects.count()
             entries_before = AuditEvent.objects.count()
             if mode == "audit":
-                elapsed = run_writers(writers, resource)
+                elapsed = run_writers(writers, resource, threads=args.threads)
             else:
                 with audit_stubbed():
-                    elapsed = run_writers(writers, resource, audited=False)
+                    elapsed = run_writers(writers, resource, audited=False, threads=args.threads)
             done = AccessRequest.objects.count() - requests_before
             entries = AuditEvent.objects.count() - entries_before
             expected = args.writers * args.per_writer
@@ -224,15 +272,16 @@ def main() -> None:
     label = args.label or "this code"
     print()
     print(
-        f"| code | audited tx/s | no-audit tx/s | ratio | chain (verify_audit) |\n"
-        f"|---|---|---|---|---|\n"
+        "| code | audited tx/s | no-audit tx/s | ratio | serial commits/s "
+        "| chain (verify_audit) |\n"
+        f"|---|---|---|---|---|---|\n"
         f"| {label} | {spread(rates['audit'])} | {spread(rates['no audit'])} | "
         f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) | "
-        f"{verified.count} entries intact |"
+        f"{spread(serial)} | {verified.count} entries intact |"
     )
     print(
-        f"\n{args.writers} writers x {args.per_writer} transactions, {args.rounds} interleaved "
-        "rounds; median (min-max)."
+        f"\n{args.writers} writer {'threads' if args.threads else 'processes'} x "
+        f"{args.per_writer} transactions, {args.rounds} interleaved rounds; median (min-max)."
     )
     connection.close()
     import redis

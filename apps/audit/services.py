@@ -83,12 +83,21 @@ def _normalise(details: dict[str, Any] | None) -> dict[str, Any]:
     return json.loads(json.dumps(mask_secrets(details or {}), cls=DjangoJSONEncoder))
 
 
-def _lock_chain_head() -> AuditEvent | None:
+def _lock_chain_head(cursor: Any) -> tuple[int, str]:
+    """Take the chain lock and read the head's ``seq`` and ``hash`` (0 and GENESIS if empty).
+
+    Plain SQL on one cursor: this runs in every audited transaction, and the ORM's query
+    building cost more than the two statements themselves. The head is read by a second
+    statement, after the lock is granted, so READ COMMITTED gives it a snapshot that
+    includes the previous holder's committed entries.
+    """
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_ID])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_ID])
     # SQLite runs transactions as BEGIN IMMEDIATE (settings), which already serialises writers.
-    return AuditEvent.objects.order_by("-seq").only("seq", "hash").first()
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    cursor.execute(f"SELECT seq, hash FROM {table} ORDER BY seq DESC LIMIT 1")  # noqa: S608
+    row = cursor.fetchone()
+    return (int(row[0]), str(row[1])) if row else (0, chain.GENESIS)
 
 
 def describe(target: models.Model | None) -> tuple[str, str, str]:
@@ -155,17 +164,40 @@ def _chain(entries: list[AuditEvent]) -> None:
     """Chain ``entries`` after the head: one lock, one head read, one multi-row INSERT."""
     if not entries:
         return
-    head = _lock_chain_head()
-    seq = head.seq if head else 0
-    prev = head.hash if head else chain.GENESIS
-    for event in entries:
-        seq += 1
-        event.seq = seq
-        event.created_at = timezone.now()
-        event.prev_hash = prev
-        event.hash = chain.entry_hash({name: getattr(event, name) for name in _HASHED})
-        prev = event.hash
-    AuditEvent.objects.bulk_create(entries)
+    with connection.cursor() as cursor:
+        seq, prev = _lock_chain_head(cursor)
+        for event in entries:
+            seq += 1
+            event.seq = seq
+            event.created_at = timezone.now()
+            event.prev_hash = prev
+            event.hash = chain.entry_hash({name: getattr(event, name) for name in _HASHED})
+            prev = event.hash
+        _insert(cursor, entries)
+
+
+def _insert(cursor: Any, entries: list[AuditEvent]) -> None:
+    """One multi-row INSERT of chained entries, giving each its primary key.
+
+    What ``bulk_create`` does, without its per-call query compilation: each value is
+    prepared by its own field, exactly as the ORM prepares it.
+    """
+    fields = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params = [
+        f.get_db_prep_save(getattr(e, f.attname), connection) for e in entries for f in fields
+    ]
+    cursor.execute(
+        f"INSERT INTO {quote(AuditEvent._meta.db_table)} "  # noqa: S608 - names from the model
+        f"({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES {', '.join([row] * len(entries))} RETURNING {quote(AuditEvent._meta.pk.column)}",
+        params,
+    )
+    for event, (pk,) in zip(entries, cursor.fetchall(), strict=True):
+        event.pk = pk
+        event._state.adding = False
+        event._state.db = connection.alias
 
 
 _HASHED = (*chain.CHAINED_FIELDS, *chain.OPTIONAL_CHAINED_FIELDS)
