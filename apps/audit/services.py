@@ -184,14 +184,15 @@ def _insert(cursor: Any, entries: list[AuditEvent]) -> None:
     """
     fields = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(f.column)) for f in fields)
+    pk_column = quote(str(AuditEvent._meta.pk.column))
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     params = [
         f.get_db_prep_save(getattr(e, f.attname), connection) for e in entries for f in fields
     ]
     cursor.execute(
         f"INSERT INTO {quote(AuditEvent._meta.db_table)} "  # noqa: S608 - names from the model
-        f"({', '.join(quote(f.column) for f in fields)}) "
-        f"VALUES {', '.join([row] * len(entries))} RETURNING {quote(AuditEvent._meta.pk.column)}",
+        f"({columns}) VALUES {', '.join([row] * len(entries))} RETURNING {pk_column}",
         params,
     )
     for event, (pk,) in zip(entries, cursor.fetchall(), strict=True):
