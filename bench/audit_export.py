@@ -137,6 +137,7 @@ def generate(count: int, seed: int = 7) -> Iterator[dict[str, Any]]:
             "prev_hash": prev,
         }
         fields["hash"] = prev = chain.entry_hash(fields)
+        fields["upstream_request_id"] = ""  # optional: not hashed while empty
         yield fields
 
 

@@ -239,11 +239,14 @@ def _leased_passes(
 ) -> SyncOutcome:
     """Passes under the lease: one, then follow-ups while changes keep arriving.
 
-    Before each follow-up the holder waits ``ZERO_SYNC_SETTLE_SECONDS`` so that one write
-    carries everything committed meanwhile (a burst of approvals becomes a few writes,
-    not one per approval); the first pass does not wait, so an isolated change reaches
-    Zero at once.
+    Passes start at least ``ZERO_SYNC_SETTLE_SECONDS`` apart, so that one write carries
+    everything committed meanwhile (a burst of approvals becomes one write per window,
+    not one per approval). The window runs from the previous pass's start, not its end:
+    a pass that took longer than the window is followed at once, so a change committed
+    during a pass waits at most one window plus one pass. The first pass does not wait,
+    so an isolated change reaches Zero at once.
     """
+    started = time.monotonic()
     outcome = _leased_pass(state_pk, owner, client, now, force)
     if earlier is not None:
         outcome = earlier.then(outcome)
@@ -252,7 +255,8 @@ def _leased_passes(
         and outcome.passes < MAX_PASSES
         and _changed_since(outcome.resource_id, outcome.generation)
     ):
-        time.sleep(settings.ZERO_SYNC_SETTLE_SECONDS)
+        time.sleep(max(0.0, settings.ZERO_SYNC_SETTLE_SECONDS - (time.monotonic() - started)))
+        started = time.monotonic()
         _renew_lease(state_pk, owner)
         follow = _leased_pass(state_pk, owner, client, now, False)
         if follow.status == UP_TO_DATE:

@@ -3,6 +3,7 @@ coalescing, the lease, drift, and what denied users are told."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -14,9 +15,17 @@ from apps.access import services
 from apps.access.models import Resource
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
+from apps.zero import sync as sync_module
 from apps.zero.client import ZeroClient, get_client
 from apps.zero.models import PolicySync
-from apps.zero.sync import BUSY, SYNCED, UP_TO_DATE, desired_policy, sync_resource
+from apps.zero.sync import (
+    BUSY,
+    MAX_PASSES,
+    SYNCED,
+    UP_TO_DATE,
+    desired_policy,
+    sync_resource,
+)
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import ResourceFactory
 from tests.zero.helpers import A, actions, approve, last_seq, policy_text
@@ -225,6 +234,68 @@ def test_a_change_during_the_sync_triggers_another_pass(
     assert sim.evaluate("jit-grafana", "carol@example.com")
     assert sim.write_count == 2  # created with alice, then rewritten with carol
     assert sync_resource(resource.pk).status == UP_TO_DATE  # carol's own task: nothing to do
+
+
+_real_sleep = time.sleep
+
+
+class ApprovesEveryPass(ZeroClient):
+    """Someone approves one more person while each pass reads the policy (a burst that keeps
+    arriving); each read can also take ``read_seconds``, a slow Zero."""
+
+    resource: Resource
+    approver: Any
+    read_seconds = 0.0
+    approved = 0
+
+    def _during_pass(self) -> None:
+        if self.read_seconds:
+            _real_sleep(self.read_seconds)
+        self.approved += 1
+        approve(f"late{self.approved}@example.com", self.resource, self.approver)
+
+    def find_policies_by_name(self, name: str) -> list[dict[str, Any]]:
+        self._during_pass()
+        return super().find_policies_by_name(name)
+
+    def get_policy(self, policy_id: str) -> dict[str, Any]:
+        self._during_pass()
+        return super().get_policy(policy_id)
+
+
+@pytest.mark.parametrize("read_seconds", [0.0, 0.08])
+def test_a_burst_that_keeps_arriving_is_written_once_per_settle_window(
+    sim: ZeroSimulator,
+    resource: Resource,
+    bob: Any,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    read_seconds: float,
+) -> None:
+    settings.ZERO_SYNC_SETTLE_SECONDS = 0.05
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        _real_sleep(seconds)
+
+    monkeypatch.setattr(sync_module.time, "sleep", sleep)
+    approve("alice@example.com", resource, bob)
+    client = ApprovesEveryPass(sim.url, sim.api_token, sim.organization_id, sim.cluster_id)
+    client.resource, client.approver, client.read_seconds = resource, bob, read_seconds
+
+    outcome = sync_resource(resource.pk, client=client)
+
+    # Every pass found one more approval, so the holder ran every pass it may, one write each.
+    assert outcome.passes == MAX_PASSES and sim.write_count == MAX_PASSES
+    # The holder waits only for what is left of the window, counted from the previous
+    # pass's start: never more than the window, and nothing after a pass slower than it.
+    assert len(waits) == MAX_PASSES - 1 and all(0.0 <= w <= 0.05 for w in waits)
+    if read_seconds > settings.ZERO_SYNC_SETTLE_SECONDS:
+        assert waits == [0.0] * (MAX_PASSES - 1)
+    # The late approvals after the last pass are left for their own tasks, which find the
+    # generation moved on and write again.
+    assert sync_resource(resource.pk).status == SYNCED
 
 
 def test_synced_generation_never_goes_down(resource: Resource, bob: Any) -> None:
