@@ -309,7 +309,8 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
         # 4. The revocation deadline: revoke during a rate-limit episode (every call 429,
         # Retry-After: 1); how long after Zero recovers is the revocation enforced? Beat
         # is played by a thread that enqueues zero.tick every 30 s, as in production.
-        results.append(revocation_deadline(args, sim, boss, resource, pending))
+        if args.episodes:
+            results.append(revocation_deadline(args, sim, boss, resource, pending))
 
     worker.log_path.unlink(missing_ok=True)
     print(f"\nZero sync bench ({os.cpu_count()} CPUs, simulator on loopback, PostgreSQL, Redis,")
