@@ -71,6 +71,12 @@ class ResourceQuerySet(models.QuerySet["Resource"]):
         return [r for r in resources if r.may_request(user, groups)]
 
 
+def open_to(requester_groups: list[str], groups: set[str]) -> bool:
+    """Whether people in ``groups`` may request a resource with these requester groups
+    (none: everyone). ``Resource.may_request`` for an active resource, from its columns."""
+    return not requester_groups or bool(groups & set(requester_groups))
+
+
 class Resource(models.Model):
     """Something behind Pomerium that people ask for: one managed Zero policy each."""
 
@@ -242,7 +248,7 @@ class Resource(models.Model):
             return True
         if groups is None:
             groups = user.group_names()
-        return bool(groups & set(self.requester_groups))
+        return open_to(self.requester_groups, groups)
 
     def is_approver(self, user: User, groups: set[str] | None = None) -> bool:
         if user.is_superuser:

@@ -8,8 +8,8 @@ grant's state themselves. Every page renders inside the person's time zone
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, tzinfo
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from django.contrib import messages
@@ -18,7 +18,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dates import MONTHS_3, WEEKDAYS_ABBR
 from django.utils.timesince import timeuntil
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -27,14 +26,14 @@ from apps.accounts.middleware import request_user
 from apps.accounts.services import update_preferences
 from apps.accounts.timezones import zone_for, zone_label
 
-from . import clusters, queries, schedules, services
+from . import clusters, queries, rows, schedules, services
 from .durations import duration_label
 from .forms import (
     BreakGlassForm,
     PreferencesForm,
     RequestForm,
 )
-from .models import AccessRequest, Grant, Resource
+from .models import AccessRequest, Grant, Resource, open_to
 from .states import AccessError, GrantState, RequestKind, RequestState
 
 # The dashboard shows the newest requests; older ones stay in the audit trail and admin.
@@ -76,19 +75,6 @@ def _page_number(value: str | None) -> int:
     return min(max(number, 1), MAX_PAGE)
 
 
-def _local(value: datetime, zone: tzinfo) -> str:
-    """``value`` as the template's ``{{ value|date:"D j M H:i" }}`` shows it in ``zone``.
-
-    Django's ``D`` is ``WEEKDAYS_ABBR``, ``M`` is ``MONTHS_3`` title-cased (both translated),
-    ``j`` the day without a zero, ``H:i`` the 24-hour time; spelled out here because the
-    general formatter costs more than the rest of a row.
-    """
-    local = timezone.localtime(value, zone)
-    weekday = WEEKDAYS_ABBR[local.weekday()]
-    month = str(MONTHS_3[local.month]).title()
-    return f"{weekday} {local.day} {month} {local.hour:02d}:{local.minute:02d}"
-
-
 def _detail_url() -> Callable[[int], str]:
     """``reverse("request_detail", args=[pk])`` for many rows, with one ``reverse``.
 
@@ -99,14 +85,14 @@ def _detail_url() -> Callable[[int], str]:
 
 
 def _dashboard_grants(
-    user: Any, page: int, zone: tzinfo, now: datetime
+    user: Any, page: int, times: rows.LocalTimes, now: datetime
 ) -> tuple[list[Grant], bool]:
     """One page of the person's open grants with their cells formatted, and whether more follow.
 
     Only the columns the table shows are loaded (the resource's JSON settings are not).
     """
     offset = (page - 1) * DASHBOARD_GRANTS
-    rows = list(
+    found = list(
         Grant.objects.open()
         .filter(user=user)
         .select_related("resource", "level")
@@ -127,12 +113,13 @@ def _dashboard_grants(
         )
         .order_by("not_before", "pk")[offset : offset + DASHBOARD_GRANTS + 1]
     )
-    more = len(rows) > DASHBOARD_GRANTS
-    grants = rows[:DASHBOARD_GRANTS]
+    more = len(found) > DASHBOARD_GRANTS
+    grants = found[:DASHBOARD_GRANTS]
     ask_url = reverse("request_new")
     detail_url = _detail_url()
+    zone, local = times.zone, times.short
     for g in grants:
-        starts, ends = _local(g.not_before, zone), _local(g.expires_at, zone)
+        starts, ends = local(g.not_before), local(g.expires_at)
         g.window_text = f"{starts} \N{EN DASH} {ends}"  # type: ignore[attr-defined]
         g.time_left = (  # type: ignore[attr-defined]
             f"starts in {timeuntil(g.not_before, now)}"
@@ -142,9 +129,9 @@ def _dashboard_grants(
         if g.live_at is None:
             g.live_text = ""  # type: ignore[attr-defined]
         elif g.state == GrantState.SCHEDULED:
-            g.live_text = f"rule in place since {_local(g.live_at, zone)}; opens {starts}"  # type: ignore[attr-defined]
+            g.live_text = f"rule in place since {local(g.live_at)}; opens {starts}"  # type: ignore[attr-defined]
         else:
-            g.live_text = f"live in Pomerium since {_local(g.live_at, zone)}"  # type: ignore[attr-defined]
+            g.live_text = f"live in Pomerium since {local(g.live_at)}"  # type: ignore[attr-defined]
         schedule = g.parsed_schedule()
         g.schedule_text = (  # type: ignore[attr-defined]
             schedules.state_text(schedule, now, g.not_before, g.expires_at, zone)
@@ -156,7 +143,7 @@ def _dashboard_grants(
     return grants, more
 
 
-def _dashboard_requests(user: Any, zone: tzinfo) -> list[Any]:
+def _dashboard_requests(user: Any, times: rows.LocalTimes) -> list[Any]:
     requests = list(
         AccessRequest.objects.filter(requester=user)
         .select_related("resource")
@@ -176,25 +163,37 @@ def _dashboard_requests(user: Any, zone: tzinfo) -> list[Any]:
     _label_durations(requests)
     detail_url = _detail_url()
     for r in requests:
-        r.asked_text = _local(r.created_at, zone)  # type: ignore[attr-defined]
+        r.asked_text = times.short(r.created_at)  # type: ignore[attr-defined]
         r.detail_url = detail_url(r.pk)  # type: ignore[attr-defined]
     return requests
+
+
+class Offer(NamedTuple):
+    """An active resource as the dashboard's offers read it (requestable, break-glass)."""
+
+    pk: int
+    slug: str
+    name: str
+    requester_groups: list[str]
+    break_glass_groups: list[str]
 
 
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     user = request_user(request)
     groups = user.group_names()
-    zone = zone_for(request)
+    times = rows.LocalTimes(zone_for(request))
     now = timezone.now()
-    resources = list(
-        Resource.objects.active().only(
-            "slug", "name", "is_active", "requester_groups", "break_glass_groups"
+    # Only the columns the offers need, as tuples: the page reads every active resource.
+    resources = [
+        Offer(*row)
+        for row in Resource.objects.active().values_list(
+            "pk", "slug", "name", "requester_groups", "break_glass_groups"
         )
-    )
-    requestable = [r for r in resources if r.may_request(user, groups)]
+    ]
+    requestable = [r for r in resources if open_to(r.requester_groups, groups)]
     page = _page_number(request.GET.get("grants_page"))
-    grants, more_grants = _dashboard_grants(user, page, zone, now)
+    grants, more_grants = _dashboard_grants(user, page, times, now)
     emergency = [r for r in resources if groups & set(r.break_glass_groups)]
     # Break-glass is offered where the person holds no open grant, on any page.
     with_grant = (
@@ -207,14 +206,17 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         else set()
     )
     break_glass = [r for r in emergency if r.pk not in with_grant]
+    requests = _dashboard_requests(user, times)
     return _render(
         request,
         "access/dashboard.html",
         {
             "grants": grants,
+            "grant_rows": rows.grant_rows(grants),
             "grants_page": page,
             "more_grants": more_grants,
-            "requests": _dashboard_requests(user, zone),
+            "requests": requests,
+            "request_rows": rows.request_rows(requests),
             "requestable": requestable,
             "break_glass": break_glass,
             "now": now,

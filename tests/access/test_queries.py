@@ -349,11 +349,11 @@ def test_the_dashboards_time_format_is_djangos() -> None:
 
     from django.utils import dateformat
 
-    from apps.access.views import _local
+    from apps.access.rows import LocalTimes
 
     zone = ZoneInfo("Asia/Kolkata")
     start = datetime(2026, 1, 1, 0, 7, tzinfo=UTC)
     for step in range(400):  # every weekday and month, hours with and without a zero
         value = start + timedelta(days=step, hours=step % 24, minutes=step % 60)
         expected = dateformat.format(timezone.localtime(value, zone), "D j M H:i")
-        assert _local(value, zone) == expected
+        assert LocalTimes(zone).short(value) == expected
