@@ -42,6 +42,9 @@ DASHBOARD_REQUESTS = 50
 # hundred resources still gets the page in constant time.
 DASHBOARD_GRANTS = 50
 MAX_PAGE = 10_000
+# A grant's page lists its newest extensions; someone extended every hour for months still
+# gets a page of constant size.
+DETAIL_EXTENSIONS = 20
 ENDED_EARLY_REASON = "ended early by the user"
 
 
@@ -361,6 +364,19 @@ _grant_of = queries.grant_of
 _is_live = queries.is_live
 
 
+def _latest_extensions(grant: Grant | None) -> tuple[list[Any], bool]:
+    """The grant's newest ``DETAIL_EXTENSIONS`` extensions, oldest first, and whether
+    earlier ones exist (those stay in the audit trail and the admin)."""
+    if grant is None:
+        return [], False
+    newest = list(
+        grant.extensions.select_related("extended_by").order_by("-created_at", "-pk")[
+            : DETAIL_EXTENSIONS + 1
+        ]
+    )
+    return newest[:DETAIL_EXTENSIONS][::-1], len(newest) > DETAIL_EXTENSIONS
+
+
 @require_GET
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     req = _visible_request(request, pk)
@@ -368,7 +384,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     now = timezone.now()
     grant = _grant_of(req)
     approvals = list(req.approvals.select_related("approver"))
-    extensions = list(grant.extensions.select_related("extended_by")) if grant else []
+    extensions, earlier_extensions = _latest_extensions(grant)
     live = _is_live(grant, now)
     own_grant = bool(grant and grant.user_id == user.pk)
     req.duration_text = duration_label(req.duration_minutes)  # type: ignore[attr-defined]
@@ -380,6 +396,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "grant": grant,
             "approvals": approvals,
             "extensions": extensions,
+            "earlier_extensions": earlier_extensions,
             "approved_text": duration_label(req.approved_duration_minutes)
             if req.approved_duration_minutes
             else "",

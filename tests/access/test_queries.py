@@ -357,3 +357,43 @@ def test_the_dashboards_time_format_is_djangos() -> None:
         value = start + timedelta(days=step, hours=step % 24, minutes=step % 60)
         expected = dateformat.format(timezone.localtime(value, zone), "D j M H:i")
         assert LocalTimes(zone).short(value) == expected
+
+
+# --- The request page ----------------------------------------------------------------------
+
+
+def test_request_page_lists_the_latest_extensions_at_constant_cost(signed_in: Any) -> None:
+    from apps.access.models import GrantExtension
+    from apps.access.views import DETAIL_EXTENSIONS
+
+    client, user = signed_in("alice")
+    (resource,) = resources(1)
+    (req,) = requests([(user, resource)], state=RequestState.APPROVED)
+    (grant,) = grants([req])
+    start = timezone.now()
+
+    def add(n: int) -> None:
+        first = GrantExtension.objects.filter(grant=grant).count()
+        GrantExtension.objects.bulk_create(
+            GrantExtension(
+                grant=grant,
+                extended_by=user,
+                created_at=start + timedelta(minutes=i),
+                old_expires_at=start + timedelta(hours=i),
+                new_expires_at=start + timedelta(hours=i + 1),
+                reason=f"extension {i}",
+            )
+            for i in range(first, first + n)
+        )
+
+    url = f"/requests/{req.pk}"
+    one, two_hundred, many = at_each_scale(client, url, grower(add))
+    assert [e.reason for e in one.context["extensions"]] == ["extension 0"]
+    assert not one.context["earlier_extensions"]
+    assert b"earlier ones are in the audit trail" not in one.content
+    for response, total in ((two_hundred, 200), (many, 10_000)):
+        shown = [e.reason for e in response.context["extensions"]]
+        # The newest ones, oldest first, as the page always listed them.
+        assert shown == [f"extension {i}" for i in range(total - DETAIL_EXTENSIONS, total)]
+        assert response.context["earlier_extensions"]
+        assert b"The 20 latest extensions; earlier ones are in the audit trail." in response.content
