@@ -61,11 +61,6 @@ def _forbidden(request: HttpRequest, reason: str) -> HttpResponse:
     return _render(request, "errors/403.html", {"reason": reason}, status=403)
 
 
-def _label_durations(items: list[Any], attr: str = "duration_minutes") -> None:
-    for item in items:
-        item.duration_text = duration_label(getattr(item, attr))
-
-
 # --- Dashboard -----------------------------------------------------------------------------
 
 
@@ -89,33 +84,19 @@ def _detail_url() -> Callable[[int], str]:
 
 def _dashboard_grants(
     user: Any, page: int, times: rows.LocalTimes, now: datetime
-) -> tuple[list[Grant], bool]:
+) -> tuple[list[rows.GrantRow], bool]:
     """One page of the person's open grants with their cells formatted, and whether more follow.
 
-    Only the columns the table shows are loaded (the resource's JSON settings are not).
+    Only the columns the table shows are read, as tuples (``rows.GrantRow``).
     """
     offset = (page - 1) * DASHBOARD_GRANTS
-    found = list(
-        Grant.objects.open()
+    found = [
+        rows.GrantRow.from_values(values)
+        for values in Grant.objects.open()
         .filter(user=user)
-        .select_related("resource", "level")
-        .only(
-            "request_id",
-            "state",
-            "level",
-            "level__name",
-            "schedule",
-            "is_break_glass",
-            "not_before",
-            "expires_at",
-            "sync_status",
-            "live_at",
-            "resource",
-            "resource__name",
-            "resource__slug",
-        )
-        .order_by("not_before", "pk")[offset : offset + DASHBOARD_GRANTS + 1]
-    )
+        .order_by("not_before", "pk")
+        .values_list(*rows.GrantRow.COLUMNS)[offset : offset + DASHBOARD_GRANTS + 1]
+    ]
     more = len(found) > DASHBOARD_GRANTS
     grants = found[:DASHBOARD_GRANTS]
     ask_url = reverse("request_new")
@@ -123,51 +104,42 @@ def _dashboard_grants(
     zone, local = times.zone, times.short
     for g in grants:
         starts, ends = local(g.not_before), local(g.expires_at)
-        g.window_text = f"{starts} \N{EN DASH} {ends}"  # type: ignore[attr-defined]
-        g.time_left = (  # type: ignore[attr-defined]
+        g.window_text = f"{starts} \N{EN DASH} {ends}"
+        g.time_left = (
             f"starts in {timeuntil(g.not_before, now)}"
             if g.not_before > now
             else timeuntil(g.expires_at, now)
         )
         if g.live_at is None:
-            g.live_text = ""  # type: ignore[attr-defined]
+            g.live_text = ""
         elif g.state == GrantState.SCHEDULED:
-            g.live_text = f"rule in place since {local(g.live_at)}; opens {starts}"  # type: ignore[attr-defined]
+            g.live_text = f"rule in place since {local(g.live_at)}; opens {starts}"
         else:
-            g.live_text = f"live in Pomerium since {local(g.live_at)}"  # type: ignore[attr-defined]
+            g.live_text = f"live in Pomerium since {local(g.live_at)}"
         schedule = g.parsed_schedule()
-        g.schedule_text = (  # type: ignore[attr-defined]
+        g.schedule_text = (
             schedules.state_text(schedule, now, g.not_before, g.expires_at, zone)
             if schedule
             else ""
         )
-        g.detail_url = detail_url(g.request_id)  # type: ignore[attr-defined]
-        g.more_url = f"{ask_url}?resource={quote(g.resource.slug, safe='/')}"  # type: ignore[attr-defined]
+        g.detail_url = detail_url(g.request_id)
+        g.more_url = f"{ask_url}?resource={quote(g.resource.slug, safe='/')}"
     return grants, more
 
 
-def _dashboard_requests(user: Any, times: rows.LocalTimes) -> list[Any]:
-    requests = list(
-        AccessRequest.objects.filter(requester=user)
-        .select_related("resource")
-        .only(
-            "kind",
-            "state",
-            "created_at",
-            "duration_minutes",
-            "decision_reason",
-            "resource",
-            "resource__name",
-            "resource__approvals_required",
-        )
+def _dashboard_requests(user: Any, times: rows.LocalTimes) -> list[rows.RequestRow]:
+    requests = [
+        rows.RequestRow.from_values(values)
+        for values in AccessRequest.objects.filter(requester=user)
         .annotate(approval_count=queries.approval_count())
-        .order_by("-created_at", "-pk")[:DASHBOARD_REQUESTS]
-    )
-    _label_durations(requests)
+        .order_by("-created_at", "-pk")
+        .values_list(*rows.RequestRow.COLUMNS)[:DASHBOARD_REQUESTS]
+    ]
     detail_url = _detail_url()
     for r in requests:
-        r.asked_text = times.short(r.created_at)  # type: ignore[attr-defined]
-        r.detail_url = detail_url(r.pk)  # type: ignore[attr-defined]
+        r.duration_text = duration_label(r.duration_minutes)
+        r.asked_text = times.short(r.created_at)
+        r.detail_url = detail_url(r.pk)
     return requests
 
 
