@@ -397,3 +397,19 @@ def test_request_page_lists_the_latest_extensions_at_constant_cost(signed_in: An
         assert shown == [f"extension {i}" for i in range(total - DETAIL_EXTENSIONS, total)]
         assert response.context["earlier_extensions"]
         assert b"The 20 latest extensions; earlier ones are in the audit trail." in response.content
+
+
+def test_the_audit_export_link_is_for_auditors_and_costs_others_no_query(signed_in: Any) -> None:
+    from django.contrib.auth.models import Permission
+
+    auditor, _ = signed_in("carol", groups=["compliance"])
+    requester, alice = signed_in("alice", groups=["engineering"])
+    # A permission without the auditor role does not open the export page
+    # (apps/audit/views.may_export), so it shows no link to it either.
+    alice.user_permissions.add(Permission.objects.get(codename="export_auditevent"))
+
+    assert b'href="/audit/export"' in auditor.get("/").content
+    with CaptureQueriesContext(connection) as ctx:
+        page = requester.get("/")
+    assert b'href="/audit/export"' not in page.content
+    assert not [q for q in ctx.captured_queries if "auth_permission" in q["sql"]]
