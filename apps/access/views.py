@@ -18,7 +18,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.timesince import timeuntil
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps import ppl
@@ -106,9 +105,9 @@ def _dashboard_grants(
         starts, ends = local(g.not_before), local(g.expires_at)
         g.window_text = f"{starts} \N{EN DASH} {ends}"
         g.time_left = (
-            f"starts in {timeuntil(g.not_before, now)}"
+            f"starts in {times.until(g.not_before, now)}"
             if g.not_before > now
-            else timeuntil(g.expires_at, now)
+            else times.until(g.expires_at, now)
         )
         if g.live_at is None:
             g.live_text = ""

@@ -413,3 +413,19 @@ def test_the_audit_export_link_is_for_auditors_and_costs_others_no_query(signed_
         page = requester.get("/")
     assert b'href="/audit/export"' not in page.content
     assert not [q for q in ctx.captured_queries if "auth_permission" in q["sql"]]
+
+
+def test_the_dashboards_time_left_is_djangos_timeuntil() -> None:
+    from datetime import UTC, datetime
+
+    from django.utils.timesince import timeuntil
+
+    from apps.access.rows import LocalTimes
+
+    now = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
+    times = LocalTimes(ZoneInfo("Europe/Berlin"))
+    steps = [timedelta(minutes=m) for m in (-5, 0, 1, 2, 59, 61, 119)]
+    steps += [timedelta(hours=h, minutes=h % 7) for h in range(1, 24 * 70, 13)]
+    steps += [timedelta(days=d) for d in (28, 29, 30, 31, 365, 366, 800)]
+    for step in steps:  # plurals, every unit, months across February, years
+        assert times.until(now + step, now) == timeuntil(now + step, now), step
