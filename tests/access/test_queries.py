@@ -41,8 +41,11 @@ def queries(client: Any, url: str) -> tuple[int, Any]:
     return len(ctx.captured_queries), response
 
 
-def at_each_scale(client: Any, url: str, grow_to: Callable[[int], None]) -> list[Any]:
-    """Grow the data to each of SCALES in turn; the page's query count must not change."""
+def at_each_scale(
+    client: Any, url: str, grow_to: Callable[[int], None], expect: int | None = None
+) -> list[Any]:
+    """Grow the data to each of SCALES in turn; the page's query count must not change
+    (and must be ``expect``, when given)."""
     counts, responses = [], []
     for n in SCALES:
         grow_to(n)
@@ -50,6 +53,8 @@ def at_each_scale(client: Any, url: str, grow_to: Callable[[int], None]) -> list
         counts.append(number)
         responses.append(response)
     assert counts == [counts[0]] * len(SCALES), dict(zip(SCALES, counts, strict=True))
+    if expect is not None:
+        assert counts[0] == expect, counts
     return responses
 
 
@@ -145,7 +150,9 @@ def test_dashboard_is_constant(signed_in: Any) -> None:
             sync_status=SyncStatus.REMOVED,
         )
 
-    one, two_hundred, ten_thousand = at_each_scale(client, "/", grower(add))
+    # The session's person, their groups, the offers, a page of open grants, which offered
+    # break-glass resources they hold, their newest requests: nothing per row.
+    one, two_hundred, ten_thousand = at_each_scale(client, "/", grower(add), expect=6)
     assert len(one.context["grants"]) == 1
     for response in (two_hundred, ten_thousand):
         assert len(response.context["grants"]) == 50  # a page of the 200 open grants
