@@ -71,6 +71,12 @@ class ResourceQuerySet(models.QuerySet["Resource"]):
         return [r for r in resources if r.may_request(user, groups)]
 
 
+def open_to(requester_groups: list[str], groups: set[str]) -> bool:
+    """Whether people in ``groups`` may request a resource with these requester groups
+    (none: everyone). ``Resource.may_request`` for an active resource, from its columns."""
+    return not requester_groups or bool(groups & set(requester_groups))
+
+
 class Resource(models.Model):
     """Something behind Pomerium that people ask for: one managed Zero policy each."""
 
@@ -242,7 +248,7 @@ class Resource(models.Model):
             return True
         if groups is None:
             groups = user.group_names()
-        return bool(groups & set(self.requester_groups))
+        return open_to(self.requester_groups, groups)
 
     def is_approver(self, user: User, groups: set[str] | None = None) -> bool:
         if user.is_superuser:
@@ -441,7 +447,12 @@ class AccessRequest(models.Model):
                 name="one_pending_request_per_user_and_resource",
             )
         ]
-        indexes = [models.Index(fields=["state", "created_at"])]
+        indexes = [
+            models.Index(fields=["state", "created_at"]),
+            # A person's requests newest first (the dashboard, the API's pages): a page
+            # reads its rows off the index, however long the person's history.
+            models.Index(fields=["requester", "-created_at", "-id"], name="access_req_mine_newest"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.requester} → {self.resource} ({self.get_state_display()})"
@@ -594,6 +605,14 @@ class Grant(models.Model):
         indexes = [
             models.Index(fields=["state", "expires_at"]),
             models.Index(fields=["resource", "state"]),
+            # A person's grants latest start first (the API's pages) and their open grants
+            # soonest first (the dashboard's pages), without reading their ended ones.
+            models.Index(fields=["user", "-not_before", "-id"], name="access_grant_mine_latest"),
+            models.Index(
+                fields=["user", "not_before", "id"],
+                condition=models.Q(state__in=OPEN_GRANT_STATES),
+                name="access_grant_mine_open",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -14,7 +14,7 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Su
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from .models import AccessRequest, Approval, Grant
+from .models import AccessRequest, Approval, Grant, Resource
 from .states import RequestKind
 
 if TYPE_CHECKING:
@@ -82,24 +82,23 @@ def approval_count() -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
-def decidable_by(user: User, now: datetime) -> list[AccessRequest]:
+def decidable_by(user: User, now: datetime) -> QuerySet[AccessRequest]:
     """Pending, undecided-in-time requests of others on resources ``user`` approves.
 
-    Oldest first, each annotated with ``approval_count`` and ``approved_by_me``. The
-    services check every rule again when the person decides.
+    Oldest first, each annotated with ``approval_count`` and ``approved_by_me``; the
+    resources are matched in SQL (``Resource.objects.decidable_by``), so the caller can
+    page the rows. The services check every rule again when the person decides.
     """
-    groups = user.group_names()
-    pending: QuerySet[AccessRequest] = (
+    return (
         AccessRequest.objects.pending()
-        .filter(expires_at__gt=now)
+        .filter(expires_at__gt=now, resource__in=Resource.objects.decidable_by(user))
         .exclude(requester=user)
         .select_related(
             "resource", "requester", "filed_by", "extends_grant", "level", "approved_level"
         )
         .annotate(
-            approval_count=Count("approvals"),
+            approval_count=approval_count(),
             approved_by_me=Exists(Approval.objects.filter(request=OuterRef("pk"), approver=user)),
         )
         .order_by("created_at", "pk")
     )
-    return [req for req in pending if req.resource.is_approver(user, groups)]

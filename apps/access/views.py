@@ -8,8 +8,8 @@ grant's state themselves. Every page renders inside the person's time zone
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, tzinfo
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from django.contrib import messages
@@ -18,8 +18,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dates import MONTHS_3, WEEKDAYS_ABBR
-from django.utils.timesince import timeuntil
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps import ppl
@@ -27,14 +25,14 @@ from apps.accounts.middleware import request_user
 from apps.accounts.services import update_preferences
 from apps.accounts.timezones import zone_for, zone_label
 
-from . import clusters, queries, schedules, services
+from . import clusters, queries, rows, schedules, services
 from .durations import duration_label
 from .forms import (
     BreakGlassForm,
     PreferencesForm,
     RequestForm,
 )
-from .models import AccessRequest, Grant, Resource
+from .models import AccessRequest, Grant, Resource, open_to
 from .states import AccessError, GrantState, RequestKind, RequestState
 
 # The dashboard shows the newest requests; older ones stay in the audit trail and admin.
@@ -43,6 +41,9 @@ DASHBOARD_REQUESTS = 50
 # hundred resources still gets the page in constant time.
 DASHBOARD_GRANTS = 50
 MAX_PAGE = 10_000
+# A grant's page lists its newest extensions; someone extended every hour for months still
+# gets a page of constant size.
+DETAIL_EXTENSIONS = 20
 ENDED_EARLY_REASON = "ended early by the user"
 
 
@@ -59,11 +60,6 @@ def _forbidden(request: HttpRequest, reason: str) -> HttpResponse:
     return _render(request, "errors/403.html", {"reason": reason}, status=403)
 
 
-def _label_durations(items: list[Any], attr: str = "duration_minutes") -> None:
-    for item in items:
-        item.duration_text = duration_label(getattr(item, attr))
-
-
 # --- Dashboard -----------------------------------------------------------------------------
 
 
@@ -76,19 +72,6 @@ def _page_number(value: str | None) -> int:
     return min(max(number, 1), MAX_PAGE)
 
 
-def _local(value: datetime, zone: tzinfo) -> str:
-    """``value`` as the template's ``{{ value|date:"D j M H:i" }}`` shows it in ``zone``.
-
-    Django's ``D`` is ``WEEKDAYS_ABBR``, ``M`` is ``MONTHS_3`` title-cased (both translated),
-    ``j`` the day without a zero, ``H:i`` the 24-hour time; spelled out here because the
-    general formatter costs more than the rest of a row.
-    """
-    local = timezone.localtime(value, zone)
-    weekday = WEEKDAYS_ABBR[local.weekday()]
-    month = str(MONTHS_3[local.month]).title()
-    return f"{weekday} {local.day} {month} {local.hour:02d}:{local.minute:02d}"
-
-
 def _detail_url() -> Callable[[int], str]:
     """``reverse("request_detail", args=[pk])`` for many rows, with one ``reverse``.
 
@@ -99,102 +82,92 @@ def _detail_url() -> Callable[[int], str]:
 
 
 def _dashboard_grants(
-    user: Any, page: int, zone: tzinfo, now: datetime
-) -> tuple[list[Grant], bool]:
+    user: Any, page: int, times: rows.LocalTimes, now: datetime
+) -> tuple[list[rows.GrantRow], bool]:
     """One page of the person's open grants with their cells formatted, and whether more follow.
 
-    Only the columns the table shows are loaded (the resource's JSON settings are not).
+    Only the columns the table shows are read, as tuples (``rows.GrantRow``).
     """
     offset = (page - 1) * DASHBOARD_GRANTS
-    rows = list(
-        Grant.objects.open()
+    found = [
+        rows.GrantRow.from_values(values)
+        for values in Grant.objects.open()
         .filter(user=user)
-        .select_related("resource", "level")
-        .only(
-            "request_id",
-            "state",
-            "level",
-            "level__name",
-            "schedule",
-            "is_break_glass",
-            "not_before",
-            "expires_at",
-            "sync_status",
-            "live_at",
-            "resource",
-            "resource__name",
-            "resource__slug",
-        )
-        .order_by("not_before", "pk")[offset : offset + DASHBOARD_GRANTS + 1]
-    )
-    more = len(rows) > DASHBOARD_GRANTS
-    grants = rows[:DASHBOARD_GRANTS]
+        .order_by("not_before", "pk")
+        .values_list(*rows.GrantRow.COLUMNS)[offset : offset + DASHBOARD_GRANTS + 1]
+    ]
+    more = len(found) > DASHBOARD_GRANTS
+    grants = found[:DASHBOARD_GRANTS]
     ask_url = reverse("request_new")
     detail_url = _detail_url()
+    zone, local = times.zone, times.short
     for g in grants:
-        starts, ends = _local(g.not_before, zone), _local(g.expires_at, zone)
-        g.window_text = f"{starts} \N{EN DASH} {ends}"  # type: ignore[attr-defined]
-        g.time_left = (  # type: ignore[attr-defined]
-            f"starts in {timeuntil(g.not_before, now)}"
+        starts, ends = local(g.not_before), local(g.expires_at)
+        g.window_text = f"{starts} \N{EN DASH} {ends}"
+        g.time_left = (
+            f"starts in {times.until(g.not_before, now)}"
             if g.not_before > now
-            else timeuntil(g.expires_at, now)
+            else times.until(g.expires_at, now)
         )
         if g.live_at is None:
-            g.live_text = ""  # type: ignore[attr-defined]
+            g.live_text = ""
         elif g.state == GrantState.SCHEDULED:
-            g.live_text = f"rule in place since {_local(g.live_at, zone)}; opens {starts}"  # type: ignore[attr-defined]
+            g.live_text = f"rule in place since {local(g.live_at)}; opens {starts}"
         else:
-            g.live_text = f"live in Pomerium since {_local(g.live_at, zone)}"  # type: ignore[attr-defined]
+            g.live_text = f"live in Pomerium since {local(g.live_at)}"
         schedule = g.parsed_schedule()
-        g.schedule_text = (  # type: ignore[attr-defined]
+        g.schedule_text = (
             schedules.state_text(schedule, now, g.not_before, g.expires_at, zone)
             if schedule
             else ""
         )
-        g.detail_url = detail_url(g.request_id)  # type: ignore[attr-defined]
-        g.more_url = f"{ask_url}?resource={quote(g.resource.slug, safe='/')}"  # type: ignore[attr-defined]
+        g.detail_url = detail_url(g.request_id)
+        g.more_url = f"{ask_url}?resource={quote(g.resource.slug, safe='/')}"
     return grants, more
 
 
-def _dashboard_requests(user: Any, zone: tzinfo) -> list[Any]:
-    requests = list(
-        AccessRequest.objects.filter(requester=user)
-        .select_related("resource")
-        .only(
-            "kind",
-            "state",
-            "created_at",
-            "duration_minutes",
-            "decision_reason",
-            "resource",
-            "resource__name",
-            "resource__approvals_required",
-        )
+def _dashboard_requests(user: Any, times: rows.LocalTimes) -> list[rows.RequestRow]:
+    requests = [
+        rows.RequestRow.from_values(values)
+        for values in AccessRequest.objects.filter(requester=user)
         .annotate(approval_count=queries.approval_count())
-        .order_by("-created_at", "-pk")[:DASHBOARD_REQUESTS]
-    )
-    _label_durations(requests)
+        .order_by("-created_at", "-pk")
+        .values_list(*rows.RequestRow.COLUMNS)[:DASHBOARD_REQUESTS]
+    ]
     detail_url = _detail_url()
     for r in requests:
-        r.asked_text = _local(r.created_at, zone)  # type: ignore[attr-defined]
-        r.detail_url = detail_url(r.pk)  # type: ignore[attr-defined]
+        r.duration_text = duration_label(r.duration_minutes)
+        r.asked_text = times.short(r.created_at)
+        r.detail_url = detail_url(r.pk)
     return requests
+
+
+class Offer(NamedTuple):
+    """An active resource as the dashboard's offers read it (requestable, break-glass)."""
+
+    pk: int
+    slug: str
+    name: str
+    requester_groups: list[str]
+    break_glass_groups: list[str]
 
 
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     user = request_user(request)
     groups = user.group_names()
-    zone = zone_for(request)
+    times = rows.LocalTimes(zone_for(request))
     now = timezone.now()
-    resources = list(
-        Resource.objects.active().only(
-            "slug", "name", "is_active", "requester_groups", "break_glass_groups"
+    # Only the columns the offers need, as tuples: the page reads every active resource.
+    resources = [
+        Offer(*row)
+        for row in Resource.objects.active().values_list(
+            "pk", "slug", "name", "requester_groups", "break_glass_groups"
         )
-    )
-    requestable = [r for r in resources if r.may_request(user, groups)]
+    ]
+    requestable = [r for r in resources if open_to(r.requester_groups, groups)]
     page = _page_number(request.GET.get("grants_page"))
-    grants, more_grants = _dashboard_grants(user, page, zone, now)
+    grants, more_grants = _dashboard_grants(user, page, times, now)
     emergency = [r for r in resources if groups & set(r.break_glass_groups)]
     # Break-glass is offered where the person holds no open grant, on any page.
     with_grant = (
@@ -207,14 +180,17 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         else set()
     )
     break_glass = [r for r in emergency if r.pk not in with_grant]
+    requests = _dashboard_requests(user, times)
     return _render(
         request,
         "access/dashboard.html",
         {
             "grants": grants,
+            "grant_rows": rows.grant_rows(grants),
             "grants_page": page,
             "more_grants": more_grants,
-            "requests": _dashboard_requests(user, zone),
+            "requests": requests,
+            "request_rows": rows.request_rows(requests),
             "requestable": requestable,
             "break_glass": break_glass,
             "now": now,
@@ -359,6 +335,19 @@ _grant_of = queries.grant_of
 _is_live = queries.is_live
 
 
+def _latest_extensions(grant: Grant | None) -> tuple[list[Any], bool]:
+    """The grant's newest ``DETAIL_EXTENSIONS`` extensions, oldest first, and whether
+    earlier ones exist (those stay in the audit trail and the admin)."""
+    if grant is None:
+        return [], False
+    newest = list(
+        grant.extensions.select_related("extended_by").order_by("-created_at", "-pk")[
+            : DETAIL_EXTENSIONS + 1
+        ]
+    )
+    return newest[:DETAIL_EXTENSIONS][::-1], len(newest) > DETAIL_EXTENSIONS
+
+
 @require_GET
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     req = _visible_request(request, pk)
@@ -366,7 +355,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     now = timezone.now()
     grant = _grant_of(req)
     approvals = list(req.approvals.select_related("approver"))
-    extensions = list(grant.extensions.select_related("extended_by")) if grant else []
+    extensions, earlier_extensions = _latest_extensions(grant)
     live = _is_live(grant, now)
     own_grant = bool(grant and grant.user_id == user.pk)
     req.duration_text = duration_label(req.duration_minutes)  # type: ignore[attr-defined]
@@ -378,6 +367,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "grant": grant,
             "approvals": approvals,
             "extensions": extensions,
+            "earlier_extensions": earlier_extensions,
             "approved_text": duration_label(req.approved_duration_minutes)
             if req.approved_duration_minutes
             else "",

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.http import HttpRequest
 
+from .roles import AUDITOR, holds
+
 
 def portal(request: HttpRequest) -> dict[str, object]:
     user = getattr(request, "user", None)
@@ -9,7 +11,13 @@ def portal(request: HttpRequest) -> dict[str, object]:
         "is_auditor": bool(
             user is not None
             and user.is_authenticated
-            and (user.is_superuser or user.has_perm("audit.export_auditevent"))
+            and (
+                user.is_superuser
+                # What the export page asks (apps/audit/views.may_export), role first: the
+                # role is read from the person's groups, the permission takes a query that
+                # every page of someone who is no auditor would pay for nothing.
+                or (holds(user, AUDITOR) and user.has_perm("audit.export_auditevent"))
+            )
         ),
         "portal_url": settings.PORTAL_URL,
     }

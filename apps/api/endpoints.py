@@ -12,7 +12,6 @@ import re
 from typing import Annotated, Literal
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.utils import timezone
@@ -30,6 +29,7 @@ from apps.audit.forms import ExportForm
 from apps.audit.models import AuditEvent
 from apps.audit.views import download, may_export
 
+from . import paging
 from .api import (
     api,
     grant_out,
@@ -58,6 +58,7 @@ from .schemas import (
 
 ObjectId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Limit = Annotated[int, Query(ge=1, le=500)]
+Cursor = Annotated[str, Query(max_length=paging.MAX_CURSOR_LENGTH)]
 RequestStateName = Literal["pending", "approved", "rejected", "cancelled", "expired"]
 _KEY_RE = re.compile(rf"^[\x21-\x7e]{{1,{MAX_KEY_LENGTH}}}$")
 
@@ -211,9 +212,17 @@ def create_request(
 
 @api.get("/requests", response={200: list[RequestOut], **READ_ERRORS}, tags=["requester"])
 def list_requests(
-    request: HttpRequest, state: RequestStateName | None = None, limit: Limit = 100
+    request: HttpRequest,
+    response: HttpResponse,
+    state: RequestStateName | None = None,
+    limit: Limit = 100,
+    cursor: Cursor = "",
 ) -> list[dict[str, object]]:
-    """Your requests, newest first (those you asked for or filed for someone)."""
+    """Your requests, newest first (those you asked for or filed for someone).
+
+    At most ``limit`` (up to 500) a page; the ``Link`` header (``rel="next"``) and
+    ``X-Next-Cursor`` name the next page while more follow.
+    """
     user = request_user(request)
     rows = (
         AccessRequest.objects.filter(requester=user)
@@ -229,13 +238,16 @@ def list_requests(
             "grant__level",
             "extends_grant__level",
         )
-        .annotate(approval_count=Count("approvals"))
-        .order_by("-created_at", "-pk")
+        .annotate(approval_count=queries.approval_count())
     )
     if state:
         rows = rows.filter(state=state)
+    found, next_cursor = paging.page(
+        rows, field="created_at", newest_first=True, limit=limit, cursor=cursor
+    )
+    paging.link_next(request, response, next_cursor)
     now = timezone.now()
-    return [request_out(r, now, grant=selected_grant(r)) for r in rows[:limit]]
+    return [request_out(r, now, grant=selected_grant(r)) for r in found]
 
 
 @api.get("/requests/{request_id}", response={200: RequestOut, **READ_ERRORS}, tags=["requester"])
@@ -259,18 +271,25 @@ def cancel_request(request: HttpRequest, request_id: ObjectId) -> dict[str, obje
 
 @api.get("/grants", response={200: list[GrantOut], **READ_ERRORS}, tags=["requester"])
 def list_grants(
-    request: HttpRequest, open: bool = False, limit: Limit = 100
+    request: HttpRequest,
+    response: HttpResponse,
+    open: bool = False,
+    limit: Limit = 100,
+    cursor: Cursor = "",
 ) -> list[dict[str, object]]:
-    """Your grants, latest start first; ``open=true`` for scheduled and active ones only."""
-    rows = (
-        Grant.objects.filter(user=request_user(request))
-        .select_related("resource", "level")
-        .order_by("-not_before", "-pk")
-    )
+    """Your grants, latest start first; ``open=true`` for scheduled and active ones only.
+
+    Paged like ``GET /requests`` (``limit``, ``cursor``, ``Link``/``X-Next-Cursor``).
+    """
+    rows = Grant.objects.filter(user=request_user(request)).select_related("resource", "level")
     if open:
         rows = rows.filter(state__in=OPEN_GRANT_STATES)
+    found, next_cursor = paging.page(
+        rows, field="not_before", newest_first=True, limit=limit, cursor=cursor
+    )
+    paging.link_next(request, response, next_cursor)
     now = timezone.now()
-    return [grant_out(g, now) for g in rows[:limit]]
+    return [grant_out(g, now) for g in found]
 
 
 @api.get("/grants/{grant_id}", response={200: GrantOut, **READ_ERRORS}, tags=["requester"])
@@ -329,13 +348,26 @@ def _require_decider(request: HttpRequest) -> None:
 
 
 @api.get("/pending", response={200: list[PendingOut], **READ_ERRORS}, tags=["approver"])
-def list_pending(request: HttpRequest) -> list[dict[str, object]]:
-    """Pending requests of others that you may decide, oldest first."""
+def list_pending(
+    request: HttpRequest, response: HttpResponse, limit: Limit = 100, cursor: Cursor = ""
+) -> list[dict[str, object]]:
+    """Pending requests of others that you may decide, oldest first.
+
+    Paged like ``GET /requests`` (``limit``, ``cursor``, ``Link``/``X-Next-Cursor``).
+    """
     _require_decider(request)
     now = timezone.now()
+    found, next_cursor = paging.page(
+        queries.decidable_by(request_user(request), now),
+        field="created_at",
+        newest_first=False,
+        limit=limit,
+        cursor=cursor,
+    )
+    paging.link_next(request, response, next_cursor)
     return [
         {**request_out(r, now, grant=r.extends_grant), "approved_by_me": r.approved_by_me}  # type: ignore[attr-defined]
-        for r in queries.decidable_by(request_user(request), now)
+        for r in found
     ]
 
 

@@ -41,8 +41,11 @@ def queries(client: Any, url: str) -> tuple[int, Any]:
     return len(ctx.captured_queries), response
 
 
-def at_each_scale(client: Any, url: str, grow_to: Callable[[int], None]) -> list[Any]:
-    """Grow the data to each of SCALES in turn; the page's query count must not change."""
+def at_each_scale(
+    client: Any, url: str, grow_to: Callable[[int], None], expect: int | None = None
+) -> list[Any]:
+    """Grow the data to each of SCALES in turn; the page's query count must not change
+    (and must be ``expect``, when given)."""
     counts, responses = [], []
     for n in SCALES:
         grow_to(n)
@@ -50,6 +53,8 @@ def at_each_scale(client: Any, url: str, grow_to: Callable[[int], None]) -> list
         counts.append(number)
         responses.append(response)
     assert counts == [counts[0]] * len(SCALES), dict(zip(SCALES, counts, strict=True))
+    if expect is not None:
+        assert counts[0] == expect, counts
     return responses
 
 
@@ -145,7 +150,9 @@ def test_dashboard_is_constant(signed_in: Any) -> None:
             sync_status=SyncStatus.REMOVED,
         )
 
-    one, two_hundred, ten_thousand = at_each_scale(client, "/", grower(add))
+    # The session's person, their groups, the offers, a page of open grants, which offered
+    # break-glass resources they hold, their newest requests: nothing per row.
+    one, two_hundred, ten_thousand = at_each_scale(client, "/", grower(add), expect=6)
     assert len(one.context["grants"]) == 1
     for response in (two_hundred, ten_thousand):
         assert len(response.context["grants"]) == 50  # a page of the 200 open grants
@@ -349,11 +356,83 @@ def test_the_dashboards_time_format_is_djangos() -> None:
 
     from django.utils import dateformat
 
-    from apps.access.views import _local
+    from apps.access.rows import LocalTimes
 
     zone = ZoneInfo("Asia/Kolkata")
     start = datetime(2026, 1, 1, 0, 7, tzinfo=UTC)
     for step in range(400):  # every weekday and month, hours with and without a zero
         value = start + timedelta(days=step, hours=step % 24, minutes=step % 60)
         expected = dateformat.format(timezone.localtime(value, zone), "D j M H:i")
-        assert _local(value, zone) == expected
+        assert LocalTimes(zone).short(value) == expected
+
+
+# --- The request page ----------------------------------------------------------------------
+
+
+def test_request_page_lists_the_latest_extensions_at_constant_cost(signed_in: Any) -> None:
+    from apps.access.models import GrantExtension
+    from apps.access.views import DETAIL_EXTENSIONS
+
+    client, user = signed_in("alice")
+    (resource,) = resources(1)
+    (req,) = requests([(user, resource)], state=RequestState.APPROVED)
+    (grant,) = grants([req])
+    start = timezone.now()
+
+    def add(n: int) -> None:
+        first = GrantExtension.objects.filter(grant=grant).count()
+        GrantExtension.objects.bulk_create(
+            GrantExtension(
+                grant=grant,
+                extended_by=user,
+                created_at=start + timedelta(minutes=i),
+                old_expires_at=start + timedelta(hours=i),
+                new_expires_at=start + timedelta(hours=i + 1),
+                reason=f"extension {i}",
+            )
+            for i in range(first, first + n)
+        )
+
+    url = f"/requests/{req.pk}"
+    one, two_hundred, many = at_each_scale(client, url, grower(add))
+    assert [e.reason for e in one.context["extensions"]] == ["extension 0"]
+    assert not one.context["earlier_extensions"]
+    assert b"earlier ones are in the audit trail" not in one.content
+    for response, total in ((two_hundred, 200), (many, 10_000)):
+        shown = [e.reason for e in response.context["extensions"]]
+        # The newest ones, oldest first, as the page always listed them.
+        assert shown == [f"extension {i}" for i in range(total - DETAIL_EXTENSIONS, total)]
+        assert response.context["earlier_extensions"]
+        assert b"The 20 latest extensions; earlier ones are in the audit trail." in response.content
+
+
+def test_the_audit_export_link_is_for_auditors_and_costs_others_no_query(signed_in: Any) -> None:
+    from django.contrib.auth.models import Permission
+
+    auditor, _ = signed_in("carol", groups=["compliance"])
+    requester, alice = signed_in("alice", groups=["engineering"])
+    # A permission without the auditor role does not open the export page
+    # (apps/audit/views.may_export), so it shows no link to it either.
+    alice.user_permissions.add(Permission.objects.get(codename="export_auditevent"))
+
+    assert b'href="/audit/export"' in auditor.get("/").content
+    with CaptureQueriesContext(connection) as ctx:
+        page = requester.get("/")
+    assert b'href="/audit/export"' not in page.content
+    assert not [q for q in ctx.captured_queries if "auth_permission" in q["sql"]]
+
+
+def test_the_dashboards_time_left_is_djangos_timeuntil() -> None:
+    from datetime import UTC, datetime
+
+    from django.utils.timesince import timeuntil
+
+    from apps.access.rows import LocalTimes
+
+    now = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
+    times = LocalTimes(ZoneInfo("Europe/Berlin"))
+    steps = [timedelta(minutes=m) for m in (-5, 0, 1, 2, 59, 61, 119)]
+    steps += [timedelta(hours=h, minutes=h % 7) for h in range(1, 24 * 70, 13)]
+    steps += [timedelta(days=d) for d in (28, 29, 30, 31, 365, 366, 800)]
+    for step in steps:  # plurals, every unit, months across February, years
+        assert times.until(now + step, now) == timeuntil(now + step, now), step

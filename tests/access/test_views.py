@@ -65,7 +65,7 @@ def test_dashboard_lists_only_my_grants_and_requests(alice: Any, grafana: Any) -
     response = client.get("/")
 
     assert response.status_code == 200
-    assert response.context["grants"] == [mine_grant]
+    assert [g.pk for g in response.context["grants"]] == [mine_grant.pk]
     # Newest first.
     assert [r.pk for r in response.context["requests"]] == [mine_req.pk, mine_grant.request_id]
     html = response.content.decode()
