@@ -29,6 +29,10 @@ TIMED_OUT = 7  # `jit wait`: still not live when the timeout passed
 
 LOGIN_HINT = "Not signed in, or your Pomerium session expired: run `jit login`."
 TIMEOUT_SECONDS = 30
+# Lists are paged by the portal (docs/api.md, "Lists and paging"): ask for its largest page
+# and follow X-Next-Cursor, up to this many pages.
+PAGE_LIMIT = 500
+MAX_PAGES = 100
 
 
 class CliError(Exception):
@@ -149,17 +153,35 @@ class Api:
     def get(self, path: str, **params: Any) -> Any:
         return self._call("GET", path, params=params or None)
 
+    def get_all(self, path: str, **params: Any) -> list[Any]:
+        """Every row of a paged list, following ``X-Next-Cursor`` to its last page."""
+        rows: list[Any] = []
+        query = {**params, "limit": PAGE_LIMIT}
+        for _ in range(MAX_PAGES):
+            response = self._send("GET", path, params=query)
+            page = self._answer(response)
+            if not isinstance(page, list):
+                fail(f"The portal answered {path} with something other than a list.", FAILED)
+            rows.extend(page)
+            cursor = response.headers.get("X-Next-Cursor")
+            if not cursor:
+                return rows
+            query["cursor"] = cursor
+        fail(f"{path} has more than {MAX_PAGES * PAGE_LIMIT} rows; narrow it down.", FAILED)
+
     def post(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
         return self._call("POST", path, json=body, headers=headers)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._answer(self._send(method, path, **kwargs))
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         try:
-            response = self.http.request(
+            return self.http.request(
                 method, self.base + path, timeout=TIMEOUT_SECONDS, allow_redirects=False, **kwargs
             )
         except requests.RequestException as exc:
             fail(f"Cannot reach the portal at {self.base}: {type(exc).__name__}.", FAILED)
-        return self._answer(response)
 
     @staticmethod
     def _answer(response: requests.Response) -> Any:

@@ -139,7 +139,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         req = api.get(f"/requests/{args.id}")
         emit(req, args.json, _request_line(req))
         return OK
-    grants = api.get("/grants", open="true")
+    grants = api.get_all("/grants", open="true")
     requests_ = api.get("/requests", limit=args.limit)
     grant_rows = [
         [
@@ -283,7 +283,7 @@ def cmd_extend(args: argparse.Namespace) -> int:
 
 
 def cmd_pending(args: argparse.Namespace) -> int:
-    rows = _api(args).get("/pending")
+    rows = _api(args).get_all("/pending")
     text = table(
         ["REQUEST", "REQUESTER", "RESOURCE", "KIND", "FOR", "APPROVALS", "ASKED", "WHY"],
         [

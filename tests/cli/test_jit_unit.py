@@ -288,3 +288,27 @@ def test_more_bad_arguments_are_exit_2(tmp_path, argv, said):
 
     assert (result.returncode, result.stdout) == (2, "")
     assert said in result.stderr
+
+
+def _pending_row(n: int) -> dict[str, object]:
+    return {
+        "id": n, "requester": f"user{n}@example.com", "resource": "grafana", "kind": "new",
+        "duration_minutes": 60, "approvals": 0, "approvals_required": 1, "approved_by_me": False,
+        "created_at": "2026-12-01T10:00:00Z", "justification": "On call",
+    }  # fmt: skip
+
+
+def test_a_paged_list_is_followed_to_its_last_page(canned, tmp_path):
+    # The portal pages its lists (docs/api.md, "Lists and paging"): a page names the next
+    # one in X-Next-Cursor until the last.
+    first, second = [_pending_row(n) for n in (1, 2)], [_pending_row(3)]
+    paged = {"Content-Type": "application/json", "X-Next-Cursor": "abc"}
+    canned.answers += [(200, paged, json.dumps(first).encode()), as_json(200, second)]
+
+    result = run_jit("pending", "--json", home=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert [row["id"] for row in json.loads(result.stdout)] == [1, 2, 3]
+    (_, first_path, _, _), (_, second_path, _, _) = canned.seen
+    assert first_path == "/api/v1/pending?limit=500"
+    assert second_path == "/api/v1/pending?limit=500&cursor=abc"
