@@ -43,6 +43,9 @@ def rfc3339(value: datetime) -> str:
 
 Text = Annotated[str, AfterValidator(_clean_text)]
 LongText = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_clean_text)]
+# A resource's or level's slug as a client names it: looked up, so it must be text the
+# database can compare (PostgreSQL refuses NUL in a query: that was a 500, found by the fuzzer).
+SlugIn = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_clean_text)]
 Minutes = Annotated[int, Field(ge=1, le=MAX_MINUTES)]
 InstantIn = Annotated[AwareDatetime, AfterValidator(to_utc)]
 Instant = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]
@@ -168,8 +171,8 @@ class ApprovalOut(Schema):
 
 
 class RequestIn(Schema):
-    resource: Annotated[str, Field(min_length=1, max_length=64)]
-    level: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+    resource: SlugIn
+    level: SlugIn | None = Field(
         default=None, description="An access level's slug; required when the resource has levels."
     )
     duration_minutes: Minutes
@@ -181,7 +184,7 @@ class RequestIn(Schema):
 
 
 class ExtensionRequestIn(Schema):
-    level: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+    level: SlugIn | None = Field(
         default=None, description="Omit to keep the grant's level; another level upgrades it."
     )
     duration_minutes: Minutes
@@ -193,7 +196,7 @@ class ApproveIn(Schema):
     duration_minutes: Minutes | None = Field(
         default=None, description="Shorten (never lengthen) what was asked."
     )
-    level: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+    level: SlugIn | None = Field(
         default=None, description="Lower (never raise) the level asked for: a level's slug."
     )
     note: LongText = ""

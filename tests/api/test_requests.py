@@ -142,6 +142,22 @@ def test_a_start_without_zone_is_a_400_and_files_nothing(alice, grafana):
             400,
             "validation_error",
         ),
+        # PostgreSQL refuses NUL in a query's text: the lookup itself must never see one.
+        (
+            {"resource": "graf\x00", "duration_minutes": 60, "justification": REASON},
+            400,
+            "validation_error",
+        ),
+        (
+            {
+                "resource": "grafana-admin",
+                "level": "\x00",
+                "duration_minutes": 60,
+                "justification": REASON,
+            },
+            400,
+            "validation_error",
+        ),
     ],
 )
 def test_bad_requests_get_the_right_status_and_change_nothing(alice, grafana, body, status, code):
