@@ -43,6 +43,7 @@ from django.utils.translation import gettext
 from apps.accounts.middleware import request_user
 from apps.accounts.timezones import zone_for, zone_label
 from jitportal.admin_ids import is_valid_id
+from jitportal.admin_lists import FastListAdmin, FastResultsChangeList
 
 from .states import AccessError
 
@@ -154,8 +155,9 @@ def run_confirmed(
         return response.render()
 
 
-class ColumnsChangeList(ChangeList):
-    """A changelist that loads only its model admin's ``list_only`` columns for the rows.
+class ColumnsChangeList(FastResultsChangeList):
+    """A changelist that loads only its model admin's ``list_only`` columns for the rows,
+    and renders them per column (``jitportal.admin_lists``).
 
     Only the rows shown are narrowed: the filters, the counts, the selection an action
     receives and any export still see the full queryset.
@@ -214,8 +216,9 @@ ACTION_CHECKBOX = (
 )
 
 
-class FastChangeListMixin(admin.ModelAdmin):
-    """Changelists whose rows cost little: only the columns they show, plain checkboxes."""
+class FastChangeListMixin(FastListAdmin):
+    """Changelists whose rows cost little: only the columns they show, rendered once per
+    column (``FastListAdmin``), plain checkboxes."""
 
     # The columns the changelist's rows need (``ColumnsChangeList``); empty loads them all.
     list_only: tuple[str, ...] = ()

@@ -203,6 +203,7 @@ class GrantAdmin(ReadOnlyAdmin):
     )
     list_per_page = 100
     ordering = ("-not_before",)
+    change_list_template = "admin/access/grant/change_list.html"
     actions = ("revoke_selected", "extend_selected", "mark_reviewed_selected")
     confirmed_actions = (REVOKE, EXTEND, REVIEW)
     inlines = (GrantExtensionInline,)
