@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import QuerySet
 from django.forms import ModelForm, Textarea
 from django.http import HttpRequest
 from django.urls import reverse
@@ -43,7 +43,7 @@ from .forms import (
     ApproveForm,
     RejectForm,
 )
-from .models import AccessLevel, AccessRequest, Approval, Resource
+from .models import AccessLevel, AccessRequest, Approval, Resource, pending_first
 from .queries import approval_count
 from .resources import save_levels, save_resource
 from .states import PolicyViolation, RequestState
@@ -572,14 +572,10 @@ class AccessRequestAdmin(ReadOnlyAdmin):
         return visible.annotate(approval_count=approval_count())
 
     def get_ordering(self, request: HttpRequest) -> list[Any]:
-        # Pending first, newest first within each group. An expression, because `ordering`
-        # may only name model fields.
-        pending_first = Case(
-            When(state=RequestState.PENDING, then=Value(0)),
-            default=Value(1),
-            output_field=IntegerField(),
-        )
-        return [pending_first.asc(), "-created_at"]
+        # Pending first, newest first within each group (then the id, which the admin adds).
+        # An expression, because `ordering` may only name model fields; the index
+        # `request_admin_order` holds exactly this order.
+        return [pending_first().asc(), "-created_at"]
 
     def has_decide_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("access.decide_accessrequest")

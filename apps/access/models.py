@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import NotSupportedError, connections, models
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 
 from apps.ppl import criteria_errors, validate_ppl
 
@@ -391,6 +391,16 @@ class AccessLevel(models.Model):
             raise ValidationError(errors)
 
 
+def pending_first() -> Case:
+    """0 for a pending request, 1 otherwise: the admin lists pending requests first. The
+    admin orders by this expression and an index (``request_admin_order``) holds it."""
+    return Case(
+        When(state=RequestState.PENDING, then=Value(0)),
+        default=Value(1),
+        output_field=models.IntegerField(),
+    )
+
+
 class AccessRequestQuerySet(models.QuerySet["AccessRequest"]):
     def visible_to(self, user: User) -> AccessRequestQuerySet:
         if sees_everything(user):
@@ -477,7 +487,14 @@ class AccessRequest(models.Model):
                 name="one_pending_request_per_user_and_resource",
             )
         ]
-        indexes = [models.Index(fields=["state", "created_at"])]
+        indexes = [
+            models.Index(fields=["state", "created_at"]),
+            # The admin's order (pending first, newest first): the changelist reads its page
+            # from this index instead of sorting every visible request.
+            models.Index(
+                pending_first(), F("created_at").desc(), F("id").desc(), name="request_admin_order"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.requester} → {self.resource} ({self.get_state_display()})"
@@ -630,6 +647,8 @@ class Grant(models.Model):
         indexes = [
             models.Index(fields=["state", "expires_at"]),
             models.Index(fields=["resource", "state"]),
+            # The admin's order (newest window first, then id): read from the index.
+            models.Index(fields=["-not_before", "-id"], name="grant_admin_order"),
         ]
 
     def __str__(self) -> str:
