@@ -220,6 +220,7 @@ class ResourceAdmin(StrictIdsMixin):
         "approvals_required",
     )
     search_fields = ("name", "slug", "description", "zero_policy_name")
+    show_full_result_count = False  # one COUNT(*) per page view, not two
     readonly_fields = (
         "zero_status",
         "slack_webhook",
@@ -501,9 +502,11 @@ class AccessRequestAdmin(ReadOnlyAdmin):
         ("resource", BoundedRelatedOnlyFilter),
         ("requester", BoundedRelatedOnlyFilter),
         WaitingFilter,
+        # By date, in place of a date hierarchy: its choices cost no query, where the
+        # hierarchy read every visible request twice per page (first/last, then months).
+        "created_at",
     )
     search_fields = ("requester__email", "justification", "ticket")
-    date_hierarchy = "created_at"
     list_select_related = ("requester", "resource", "level")
     list_only = (
         "requester",
@@ -523,7 +526,12 @@ class AccessRequestAdmin(ReadOnlyAdmin):
         "created_at",
         "state",
     )
-    list_per_page = 100
+    # 50 rows, not 100: rendering the rows (11-12 columns each) is most of what is left
+    # of the page's cost once its queries are bounded; the pages after it are one click on.
+    list_per_page = 50
+    # A filtered page says "N results (Show all)", not the total of every visible request,
+    # which took a second COUNT(*) per page view.
+    show_full_result_count = False
     actions = ("approve_selected", "reject_selected")
     confirmed_actions = (APPROVE, REJECT)
     inlines = (ApprovalInline,)
