@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--pages", default="2,3,4,5,6")
     parser.add_argument("--profile", type=int, help="profile this page number")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--query", default="", help="appended to every page's path, e.g. ?q=x")
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--sql-chars", type=int, default=400)
     parser.add_argument(
@@ -70,6 +71,7 @@ def main() -> None:
     }
     for number in (int(n) for n in args.pages.split(",")):
         label, path, who = PAGES[number]
+        path += args.query
         client = Client(
             HTTP_X_POMERIUM_JWT_ASSERTION=tokens[who or "requester"],
             HTTP_X_FORWARDED_PROTO="https",

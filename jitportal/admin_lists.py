@@ -20,6 +20,7 @@ import datetime
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin import utils as admin_utils
 from django.contrib.admin.templatetags.admin_list import (  # type: ignore[attr-defined]
@@ -42,16 +43,31 @@ from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db import models
 from django.http import HttpRequest
 from django.urls import NoReverseMatch
+from django.utils import timezone
+from django.utils.dateformat import format as dateformat_format
+from django.utils.formats import get_format
 from django.utils.html import conditional_escape, escape
 from django.utils.safestring import SafeString
 
 # How the admin finds a column's model field (private, but what items_for_result asks).
 _get_non_gfk_field = admin_utils._get_non_gfk_field  # type: ignore[attr-defined]
+# What display_for_field puts a datetime through before formatting it (untyped in stubs).
+template_localtime = timezone.template_localtime  # type: ignore[attr-defined]
 # A primary key stand-in for reversing the change URL once; letters only, so neither the
 # admin's quote() nor URL quoting changes it.
 _PK = "jitportalpk"
 _DATE_OR_TIME = (datetime.date, datetime.time)
 _NOWRAP_FIELDS = (models.DateField, models.TimeField, models.ForeignKey)
+# Fields display_for_field shows as str(value) (exact classes: subclasses may differ).
+_TEXT_FIELDS = {models.CharField, models.TextField, models.SlugField, models.EmailField}
+_INTEGER_FIELDS = {
+    models.IntegerField,
+    models.PositiveIntegerField,
+    models.PositiveSmallIntegerField,
+    models.PositiveBigIntegerField,
+    models.SmallIntegerField,
+    models.BigIntegerField,
+}
 
 Cell = Callable[[Any], str]
 
@@ -155,6 +171,41 @@ def _field_cell(
     if isinstance(field, models.BooleanField):
         icons = _icons()
         return lambda obj: (classes, icons[getattr(obj, name)])
+
+    empty_values = field.empty_values
+    if type(field) in _TEXT_FIELDS:
+        # display_for_field's path for these: the empty value, else str(value).
+        def text(obj: Any) -> tuple[str, Any]:
+            value = getattr(obj, name)
+            if isinstance(value, str) and value.strip() == "":
+                value = ""
+            return classes, empty if value in empty_values else str(value)
+
+        return text
+    if type(field) is models.DateTimeField:
+        # localize(template_localtime(value)), with the format looked up once per list.
+        datetime_format = get_format("DATETIME_FORMAT")
+
+        def moment(obj: Any) -> tuple[str, Any]:
+            value = getattr(obj, name)
+            if value in empty_values:
+                return classes, empty
+            if not isinstance(value, datetime.datetime):  # pragma: no cover - not a datetime
+                return classes, display_for_field(value, field, empty, avoid_link=linked)
+            return classes, dateformat_format(template_localtime(value), datetime_format)
+
+        return moment
+    if type(field) in _INTEGER_FIELDS and not settings.USE_THOUSAND_SEPARATOR:
+        # number_format of an int without grouping is mark_safe(value): SafeString(value).
+        def number(obj: Any) -> tuple[str, Any]:
+            value = getattr(obj, name)
+            if value in empty_values:
+                return classes, empty
+            if type(value) is not int:  # pragma: no cover - not an int
+                return classes, display_for_field(value, field, empty, avoid_link=linked)
+            return classes, SafeString(value)
+
+        return number
 
     def plain(obj: Any) -> tuple[str, Any]:
         value = getattr(obj, name)
