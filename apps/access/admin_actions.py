@@ -26,6 +26,7 @@ from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db import models
+from django.db.models import Exists, OuterRef
 from django.http import (
     Http404,
     HttpRequest,
@@ -43,6 +44,7 @@ from django.utils.translation import gettext
 from apps.accounts.middleware import request_user
 from apps.accounts.timezones import zone_for, zone_label
 from jitportal.admin_ids import is_valid_id
+from jitportal.admin_lists import FastListAdmin, FastResultsChangeList
 
 from .states import AccessError
 
@@ -154,8 +156,9 @@ def run_confirmed(
         return response.render()
 
 
-class ColumnsChangeList(ChangeList):
-    """A changelist that loads only its model admin's ``list_only`` columns for the rows.
+class ColumnsChangeList(FastResultsChangeList):
+    """A changelist that loads only its model admin's ``list_only`` columns for the rows,
+    and renders them per column (``jitportal.admin_lists``).
 
     Only the rows shown are narrowed: the filters, the counts, the selection an action
     receives and any export still see the full queryset.
@@ -189,16 +192,22 @@ class BoundedRelatedOnlyFilter(admin.RelatedOnlyFieldListFilter):
         if self.truncated:
             self.title = f"{self.title} (first {self.limit}; search for others)"
 
+    # The first choices are looked for among this many related objects at a time, in order,
+    # for at most ``walk_steps`` steps; then in one query over every row of the changelist.
+    walk = 200
+    walk_steps = 3
+
     def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> Any:
-        pk_qs = (
-            model_admin.get_queryset(request)
-            .distinct()
-            .values_list(f"{self.field_path}__pk", flat=True)
-        )
+        rows = model_admin.get_queryset(request)
+        pk_qs = rows.distinct().values_list(f"{self.field_path}__pk", flat=True)
         model = field.remote_field.model
         ordering = self.field_admin_ordering(field, request, model_admin) or ("pk",)
+        # The primary key breaks ties, so every walk step and the one query agree on order.
+        ordering = (*ordering, "pk")
         related = model._default_manager.filter(pk__in=pk_qs).order_by(*ordering)
-        shown = list(related[: self.limit + 1])
+        shown = self._walk(model, ordering, rows)
+        if shown is None:
+            shown = list(related[: self.limit + 1])
         if len(shown) > self.limit:
             self.truncated = True
             shown = shown[: self.limit]
@@ -208,14 +217,33 @@ class BoundedRelatedOnlyFilter(admin.RelatedOnlyFieldListFilter):
                 shown += list(related.filter(pk__in=missing))
         return [(obj.pk, str(obj)) for obj in shown]
 
+    def _walk(self, model: Any, ordering: tuple[str, ...], rows: Any) -> list[Any] | None:
+        """The first ``limit + 1`` related objects (in ``ordering``) that occur in ``rows``,
+        found by reading the related objects in order, ``walk`` at a time, and asking the
+        changelist's index on the foreign key about each: a few milliseconds where finding
+        every distinct one among 10,000 rows took tens. None if ``walk_steps`` steps do not
+        settle it (few of the related objects occur in this changelist)."""
+        ordered = model._default_manager.order_by(*ordering)
+        occurs = Exists(rows.filter(**{self.field_path: OuterRef("pk")}))
+        found: list[Any] = []
+        for step in range(self.walk_steps):
+            window = list(
+                ordered.values_list("pk", flat=True)[step * self.walk : (step + 1) * self.walk]
+            )
+            found += ordered.filter(pk__in=window).filter(occurs)[: self.limit + 1 - len(found)]
+            if len(found) > self.limit or len(window) < self.walk:
+                return found  # enough, or every related object has been looked at
+        return None
+
 
 ACTION_CHECKBOX = (
     '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">'
 )
 
 
-class FastChangeListMixin(admin.ModelAdmin):
-    """Changelists whose rows cost little: only the columns they show, plain checkboxes."""
+class FastChangeListMixin(FastListAdmin):
+    """Changelists whose rows cost little: only the columns they show, rendered once per
+    column (``FastListAdmin``), plain checkboxes."""
 
     # The columns the changelist's rows need (``ColumnsChangeList``); empty loads them all.
     list_only: tuple[str, ...] = ()

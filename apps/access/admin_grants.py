@@ -181,9 +181,10 @@ class GrantAdmin(ReadOnlyAdmin):
         "is_break_glass",
         NeedsReviewFilter,
         RemovalOverdueFilter,
+        # By date, in place of a date hierarchy (which read every visible grant twice).
+        "not_before",
     )
     search_fields = ("email", "user__username", "resource__slug", "resource__name")
-    date_hierarchy = "not_before"
     list_select_related = ("resource", "level")
     list_only = (
         "email",
@@ -201,8 +202,12 @@ class GrantAdmin(ReadOnlyAdmin):
         "live_at",
         "enforced_at",
     )
-    list_per_page = 100
+    # 50 rows, not 100: rendering the rows (11-12 columns each) is most of what is left
+    # of the page's cost once its queries are bounded; the pages after it are one click on.
+    list_per_page = 50
+    show_full_result_count = False  # one COUNT(*) per page view, not two
     ordering = ("-not_before",)
+    change_list_template = "admin/access/grant/change_list.html"
     actions = ("revoke_selected", "extend_selected", "mark_reviewed_selected")
     confirmed_actions = (REVOKE, EXTEND, REVIEW)
     inlines = (GrantExtensionInline,)

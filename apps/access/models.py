@@ -5,14 +5,15 @@ Models are declarative; every state change goes through ``apps.access.services``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
-from django.db import models
-from django.db.models import Q
+from django.db import NotSupportedError, connections, models
+from django.db.models import Case, F, Q, Value, When
 
 from apps.ppl import criteria_errors, validate_ppl
 
@@ -42,6 +43,36 @@ def sees_everything(user: User) -> bool:
     return bool(user.is_active and (user.is_superuser or roles.holds(user, roles.AUDITOR)))
 
 
+class ListHasAny(models.Func):
+    """True where a JSON list of strings (``field``) holds any of ``values``: what
+    ``bool(set(values) & set(row.field))`` says in Python, for PostgreSQL and SQLite."""
+
+    VENDORS = ("postgresql", "sqlite")
+    output_field = models.BooleanField()
+    conditional = True
+
+    def __init__(self, field: str, values: Iterable[str]) -> None:
+        self.values = sorted(values)
+        super().__init__(models.F(field))
+
+    def as_sql(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotSupportedError(f"ListHasAny works on {', '.join(self.VENDORS)} only")
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        # jsonb ?| text[]: any of the strings is a top-level element (strings only).
+        column, params = compiler.compile(self.source_expressions[0])
+        return f"({column} ?| %s::text[])", (*params, self.values)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        column, params = compiler.compile(self.source_expressions[0])
+        marks = ", ".join(["%s"] * len(self.values))
+        return (
+            f"EXISTS (SELECT 1 FROM json_each({column}) AS element "  # noqa: S608 - params below
+            f"WHERE element.type = 'text' AND element.value IN ({marks}))",
+            (*params, *self.values),
+        )
+
+
 class ResourceQuerySet(models.QuerySet["Resource"]):
     def active(self) -> ResourceQuerySet:
         return self.filter(is_active=True)
@@ -53,7 +84,12 @@ class ResourceQuerySet(models.QuerySet["Resource"]):
         if user.is_superuser:
             return self
         groups = user.group_names()
-        # Approver groups are a JSON list; resources are few, so match them here.
+        if not groups:
+            return self.none()
+        if connections[self.db].vendor in ListHasAny.VENDORS:
+            # Matched in the query: a short subquery, not every resource read into Python
+            # and its id written into every query of the page (three times per changelist).
+            return self.filter(ListHasAny("approver_groups", groups))
         ids = [
             r.pk
             for r in Resource.objects.only("pk", "approver_groups")
@@ -361,6 +397,16 @@ class AccessLevel(models.Model):
             raise ValidationError(errors)
 
 
+def pending_first() -> Case:
+    """0 for a pending request, 1 otherwise: the admin lists pending requests first. The
+    admin orders by this expression and an index (``request_admin_order``) holds it."""
+    return Case(
+        When(state=RequestState.PENDING, then=Value(0)),
+        default=Value(1),
+        output_field=models.IntegerField(),
+    )
+
+
 class AccessRequestQuerySet(models.QuerySet["AccessRequest"]):
     def visible_to(self, user: User) -> AccessRequestQuerySet:
         if sees_everything(user):
@@ -452,6 +498,11 @@ class AccessRequest(models.Model):
             # A person's requests newest first (the dashboard, the API's pages): a page
             # reads its rows off the index, however long the person's history.
             models.Index(fields=["requester", "-created_at", "-id"], name="access_req_mine_newest"),
+            # The admin's order (pending first, newest first): the changelist reads its page
+            # from this index instead of sorting every visible request.
+            models.Index(
+                pending_first(), F("created_at").desc(), F("id").desc(), name="request_admin_order"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -613,6 +664,8 @@ class Grant(models.Model):
                 condition=models.Q(state__in=OPEN_GRANT_STATES),
                 name="access_grant_mine_open",
             ),
+            # The admin's order (newest window first, then id): read from the index.
+            models.Index(fields=["-not_before", "-id"], name="grant_admin_order"),
         ]
 
     def __str__(self) -> str:

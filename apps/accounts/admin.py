@@ -22,6 +22,7 @@ from django.urls import URLPattern, path, reverse
 from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
+from jitportal.admin_lists import FastListAdmin
 
 from .models import User
 from .services import relink_user
@@ -67,7 +68,7 @@ class RelinkForm(forms.Form):
 
 
 @admin.register(User)
-class UserAdmin(admin.ModelAdmin):
+class UserAdmin(FastListAdmin):
     form = UserAdminForm
     list_display = (
         "email",

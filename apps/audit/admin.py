@@ -22,6 +22,8 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
+from jitportal.admin_lists import FastResultsChangeList
+
 from . import export
 from .models import AuditEvent
 from .views import download, may_export
@@ -43,9 +45,11 @@ def _bound(params: Any, key: str, *, end: bool) -> datetime | None:
 LIST_COLUMNS = ("seq", "created_at", "actor_label", "action", "target_repr", "resource_slug")
 
 
-class AuditChangeList(ChangeList):
-    """Loads only ``LIST_COLUMNS`` for the rows shown; filters, counts and the export keep
-    the full queryset (``export_view`` reads ``changelist.queryset``)."""
+class AuditChangeList(FastResultsChangeList):
+    """Loads only ``LIST_COLUMNS`` for the rows shown and renders them per column
+    (``jitportal.admin_lists``; the template extends ``admin/fast_change_list.html``);
+    filters, counts and the export keep the full queryset (``export_view`` reads
+    ``changelist.queryset``)."""
 
     def get_results(self, request: HttpRequest) -> None:
         full = self.queryset

@@ -13,12 +13,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.text import Truncator
 
+from jitportal.admin_lists import FastListAdmin
+
 from . import services
 from .models import Notification, Status
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(FastListAdmin):
     list_display = (
         "created_at",
         "event",

@@ -56,6 +56,7 @@ class PolicySyncAdmin(FastChangeListMixin):
         "routes",
     )
     search_fields = ("resource__name", "resource__slug", "remote_policy_id")
+    show_full_result_count = False  # one COUNT(*) per page view, not two
     actions = ("sync_now",)
     fields = (
         "resource",

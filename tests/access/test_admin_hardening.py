@@ -104,6 +104,40 @@ def test_querysets_match_what_the_admin_shows(two_resources: dict[str, Any]) -> 
     assert reports.who_had_access(None, start, end, among=Grant.objects.visible_to(ann)) == []
 
 
+APPROVER_GROUPS = [
+    [],
+    ["approvers"],
+    ["approvers-eu"],  # a longer name is another group, not a match of its prefix
+    ["sre", "approvers"],
+    ['O\'Brien "team"'],
+    ["Approvers"],  # group names are case-sensitive
+    ["ünïcode", "x"],
+]
+PEOPLES_GROUPS = [
+    ["approvers"],
+    ["approvers", "sre"],
+    ["approver"],
+    ['O\'Brien "team"'],
+    ["ünïcode"],
+    ["unrelated"],
+    [],
+]
+
+
+@pytest.mark.parametrize("groups", PEOPLES_GROUPS)
+def test_the_query_decides_as_is_approver_does(groups: list[str]) -> None:
+    # The database matches approver groups (ListHasAny); Resource.is_approver is the rule.
+    resources = [
+        ResourceFactory(slug=f"m-{i}", approver_groups=names)
+        for i, names in enumerate(APPROVER_GROUPS)
+    ]
+    person = UserFactory(username="idp|m", email="m@example.com", groups=groups)
+    expected = {r.pk for r in resources if r.is_approver(person)}
+    assert {r.pk for r in Resource.objects.decidable_by(person)} == expected
+    if groups == ["approvers"]:
+        assert len(expected) == 2
+
+
 # --- The webhook is write-only ------------------------------------------------------------------
 
 

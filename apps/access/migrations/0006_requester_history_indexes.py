@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('access', '0004_access_levels'),
+        ('access', '0005_admin_order_indexes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

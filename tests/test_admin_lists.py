@@ -1,0 +1,194 @@
+"""Every changelist's rows, rendered per column (``jitportal.admin_lists``), are exactly the
+markup Django's own ``{% result_list cl %}`` gives for the same changelist.
+
+Each page is read as a superuser (every row visible) whose zone has a half-hour offset, over
+data that takes every branch the columns have: empty values, choices, booleans, links with
+preserved filters, HTML in names, related rows missing, model admin methods, plain
+attributes and ``<fk>_id`` columns. The clock stands still, so "12 minutes" cannot tick.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.template import Context, Template
+from django.utils import timezone
+
+from apps.access.models import Grant
+from apps.access.states import GrantState, RequestKind, RequestState, SyncStatus
+from apps.accounts.models import User
+from apps.audit.models import AuditAction, AuditEvent
+from apps.notifications.models import Channel, Event, Notification, Status
+from apps.zero.models import PolicySync
+from tests.factories import (
+    AccessLevelFactory,
+    AccessRequestFactory,
+    GrantFactory,
+    ResourceFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+ZONE = "America/St_Johns"
+DJANGO_RESULT_LIST = Template("{% load admin_list %}{% result_list cl %}")
+CHANGELISTS = [
+    "/admin/access/accessrequest/",
+    "/admin/access/grant/",
+    "/admin/access/resource/",
+    "/admin/zero/policysync/",
+    "/admin/audit/auditevent/",
+    "/admin/accounts/user/",
+    "/admin/notifications/notification/",
+]
+# The changelists shown in the reader's zone (the others are in UTC, as before).
+IN_READERS_ZONE = {"/admin/access/accessrequest/", "/admin/access/grant/"}
+# The plain page, a sort on two columns, a search, a filter (a preserved filter in each link).
+QUERIES = ["", "?o=-2.3", "?q=example", "?p=1&o=1"]
+
+
+def history() -> None:
+    """A little of everything each changelist shows."""
+    now = timezone.now()
+    lab = ResourceFactory(slug="lab", name='R&D <"lab">', approvals_required=2)
+    old = ResourceFactory(slug="old", name="Old app", is_active=False, cluster="production")
+    quiet = ResourceFactory(slug="quiet", name="Quiet app")
+    read = AccessLevelFactory(resource=lab, slug="read", name="Read <only>", rank=0)
+    person = UserFactory(email="p&q@example.com", display_name="P <Q>")
+    nobody = UserFactory(email="", display_name="")
+    AccessRequestFactory(resource=lab, requester=person, level=read)
+    AccessRequestFactory(
+        resource=lab,
+        requester=nobody,
+        start_at=now + timedelta(hours=5),
+        justification="x" * 200,
+        created_at=now - timedelta(days=3),
+    )
+    AccessRequestFactory(
+        resource=old,
+        state=RequestState.APPROVED,
+        duration_minutes=480,
+        approved_duration_minutes=120,
+        kind=RequestKind.BREAK_GLASS,
+    )
+    AccessRequestFactory(resource=quiet, state=RequestState.REJECTED, justification="   ")
+    GrantFactory(request__resource=lab, request__requester=person, is_break_glass=True)
+    GrantFactory(
+        request__resource=lab,
+        is_break_glass=True,
+        reviewed_at=now,
+        sync_status=SyncStatus.LIVE,
+        live_at=now - timedelta(minutes=3),
+        enforced_at=now - timedelta(minutes=2),
+        level=read,
+    )
+    GrantFactory(
+        request__resource=old,
+        state=GrantState.REVOKED,
+        revoked_at=now - timedelta(hours=2),
+        sync_status=SyncStatus.PENDING,
+    )
+    GrantFactory(
+        request__resource=quiet,
+        state=GrantState.SCHEDULED,
+        not_before=now + timedelta(days=2),
+        expires_at=now + timedelta(days=2, hours=4),
+    )
+    GrantFactory(
+        request__resource=quiet,
+        state=GrantState.EXPIRED,
+        not_before=now - timedelta(days=9),
+        expires_at=now - timedelta(days=8),
+        sync_status=SyncStatus.REMOVED,
+    )
+    Grant.objects.filter(state=GrantState.ACTIVE, is_break_glass=False).update(
+        expires_at=now + timedelta(seconds=1)
+    )
+    PolicySync.objects.create(
+        resource=lab,
+        remote_policy_id="pol-1",
+        cluster_id="c-1",
+        last_attempt_at=now,
+        last_success_at=now - timedelta(hours=1),
+        last_error="Zero said <no> & more " + "y" * 150,
+        last_error_at=now,
+        consecutive_failures=3,
+        routes=[{"name": "lab", "from": "https://lab.example.com"}, {"id": "r-2"}, "junk"],
+    )
+    PolicySync.objects.create(
+        resource=old,
+        duplicate_policy_ids=["a", "b"],
+        last_attempt_at=now,
+        last_success_at=now,
+    )
+    PolicySync.objects.create(
+        resource=quiet, pending_apply=True, pending_reason="", last_attempt_at=now
+    )
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            seq=seq,
+            created_at=now - timedelta(minutes=seq),
+            actor_label="a&b@example.com" if seq % 2 else "",
+            action=AuditAction.REQUEST_SUBMITTED,
+            target_type="accessrequest",
+            target_id=str(seq),
+            target_repr=f"#{seq} <req>",
+            resource_slug="lab" if seq % 3 else "",
+            details={},
+            prev_hash=f"{seq - 1:064x}",
+            hash=f"{seq:064x}",
+        )
+        for seq in range(1_000_001, 1_000_006)
+    )
+    first = lab.requests.first()
+    for i, status in enumerate(Status.values):
+        Notification.objects.create(
+            event=Event.values[i % len(Event.values)],
+            channel=Channel.EMAIL if i % 2 else Channel.SLACK,
+            recipient="slack:lab" if i % 2 == 0 else "p&q@example.com",
+            subject="Subject <b>" + "s" * i * 40,
+            body="body",
+            status=status,
+            attempts=i,
+            last_error="" if status != Status.FAILED else "SMTP <550> " + "e" * 80,
+            sent_at=now if status == Status.SENT else None,
+            request=first if i % 2 == 0 else None,
+            dedup_key=f"{i:064x}",
+        )
+
+
+@pytest.fixture
+def superuser_client(superuser: Any) -> Any:
+    assert superuser.get("/preferences").status_code == 200  # signs in: creates the person
+    assert User.objects.filter(username="idp|root").update(time_zone=ZONE) == 1
+    return superuser
+
+
+@pytest.mark.parametrize("url", CHANGELISTS)
+def test_rows_are_djangos_markup(superuser_client: Any, url: str) -> None:
+    with time_machine.travel(timezone.now(), tick=False):
+        history()
+        for query in QUERIES:
+            response = superuser_client.get(url + query)
+            assert response.status_code == 200, (url, query)
+            assert "admin/fast_change_list.html" in [t.name for t in response.templates]
+            cl = response.context["cl"]
+            if not query:
+                assert len(cl.result_list) >= 3, url
+            with timezone.override(ZoneInfo(ZONE if url in IN_READERS_ZONE else "UTC")):
+                django = DJANGO_RESULT_LIST.render(Context({"cl": cl, "opts": cl.opts}))
+            assert "<tbody>" in django or not cl.result_list
+            page = response.content.decode()
+            assert django in page, _first_difference(django, page)
+
+
+def _first_difference(django: str, page: str) -> str:
+    start = page.find('<div class="results">')
+    ours = page[start : start + len(django) + 50]
+    theirs = django[django.find('<div class="results">') :]
+    at = next((i for i, (a, b) in enumerate(zip(theirs, ours, strict=False)) if a != b), 0)
+    return f"Django: {theirs[at - 120 : at + 120]!r}\nours:   {ours[at - 120 : at + 120]!r}"
