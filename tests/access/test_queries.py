@@ -462,7 +462,6 @@ def test_the_dashboards_time_left_is_djangos_timeuntil() -> None:
     steps += [timedelta(days=d) for d in (28, 29, 30, 31, 365, 366, 800)]
     for step in steps:  # plurals, every unit, months across February, years
         assert times.until(now + step, now) == timeuntil(now + step, now), step
-        assert _local(value, zone) == expected
 
 
 @pytest.mark.postgres
