@@ -86,7 +86,7 @@ def percentile(values: list[float], fraction: float) -> float:
 def describe(values: list[float]) -> str:
     return (
         f"p50 {statistics.median(values):.0f} ms, p90 {percentile(values, 0.9):.0f} ms, "
-        f"max {max(values):.0f} ms (n={len(values)})"
+        f"p95 {percentile(values, 0.95):.0f} ms, max {max(values):.0f} ms (n={len(values)})"
     )
 
 
