@@ -111,6 +111,13 @@ class _Pk:
         setattr(self, attname, pk)
 
 
+def _blank(value: Any) -> Any:
+    """What ``items_for_result`` does to each looked-up value first: blank text is empty."""
+    if isinstance(value, str) and value.strip() == "":
+        return ""
+    return value
+
+
 def _icons() -> dict[Any, str]:
     return {value: _boolean_icon(value) for value in (True, False, None)}
 
@@ -128,9 +135,7 @@ def _value_cell(
     icons = _icons() if boolean else None
 
     def cell(obj: Any) -> tuple[str, Any]:
-        value = get(obj)
-        if isinstance(value, str) and value.strip() == "":
-            value = ""
+        value = _blank(get(obj))
         if icons is not None:
             return classes, icons[value]
         text = display_for_value(value, empty, False)
@@ -159,9 +164,7 @@ def _field_cell(
         labels = dict(choices)
 
         def choice(obj: Any) -> tuple[str, Any]:
-            value = getattr(obj, name)
-            if isinstance(value, str) and value.strip() == "":
-                value = ""
+            value = _blank(getattr(obj, name))
             try:
                 return classes, labels.get(value, empty)
             except TypeError:  # an unhashable value: Django's own path says how
@@ -176,9 +179,7 @@ def _field_cell(
     if type(field) in _TEXT_FIELDS:
         # display_for_field's path for these: the empty value, else str(value).
         def text(obj: Any) -> tuple[str, Any]:
-            value = getattr(obj, name)
-            if isinstance(value, str) and value.strip() == "":
-                value = ""
+            value = _blank(getattr(obj, name))
             return classes, empty if value in empty_values else str(value)
 
         return text
@@ -208,9 +209,7 @@ def _field_cell(
         return number
 
     def plain(obj: Any) -> tuple[str, Any]:
-        value = getattr(obj, name)
-        if isinstance(value, str) and value.strip() == "":
-            value = ""
+        value = _blank(getattr(obj, name))
         return classes, display_for_field(value, field, empty, avoid_link=linked)
 
     return plain

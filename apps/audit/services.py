@@ -282,7 +282,6 @@ def record_now(action: AuditAction | str, **kwargs: Any) -> AuditEvent:
 
 def event_fields(event: AuditEvent) -> dict[str, Any]:
     """The chained fields of a stored entry, plus its hash (for verification and export)."""
-    names = (*chain.CHAINED_FIELDS, *chain.OPTIONAL_CHAINED_FIELDS)
-    data = {name: getattr(event, name) for name in names}
+    data = {name: getattr(event, name) for name in _HASHED}
     data["hash"] = event.hash
     return data
