@@ -49,7 +49,7 @@ from django.db import connections
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from . import chain, export_copy
+from . import actions, chain, export_copy
 from .models import AuditAction, AuditEvent
 from .services import record_now
 
@@ -123,10 +123,10 @@ class ExportFilters:
     until: datetime | None = None
     actor: str = ""  # actor_label: an email (stored lower-cased) or "system"
     resource: str = ""  # resource_slug
-    action: str = ""  # an AuditAction value
+    action: str = ""  # a registered action code (apps.audit.actions)
 
     def __post_init__(self) -> None:
-        if self.action and self.action not in AuditAction.values:
+        if self.action and not actions.is_registered(self.action):
             raise ValueError(f"unknown action {self.action!r}")
         if self.since and self.until and self.until <= self.since:
             raise ValueError("until must be later than since")

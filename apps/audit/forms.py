@@ -10,8 +10,8 @@ from typing import Any
 
 from django import forms
 
+from . import actions
 from .export import FORMATS, ExportFilters, parse_bound
-from .models import AuditAction
 
 
 class InstantField(forms.CharField):
@@ -43,6 +43,10 @@ class InstantField(forms.CharField):
             raise forms.ValidationError(str(exc), code="invalid") from None
 
 
+def _action_choices() -> list[tuple[str, str]]:
+    return [("", "Any action"), *actions.choices()]
+
+
 class ExportForm(forms.Form):
     since = InstantField(label="From", help_text="Inclusive. A date means 00:00 UTC that day.")
     until = InstantField(
@@ -52,7 +56,7 @@ class ExportForm(forms.Form):
         required=False, max_length=254, help_text="Email of the actor, or 'system'."
     )
     resource = forms.SlugField(required=False, max_length=64, help_text="Resource slug.")
-    action = forms.ChoiceField(required=False, choices=[("", "Any action"), *AuditAction.choices])
+    action = forms.ChoiceField(required=False, choices=_action_choices)
     format = forms.ChoiceField(
         choices=[("csv", "CSV (spreadsheets)"), ("jsonl", "JSON Lines (SIEM, verify_audit)")],
         initial="csv",

@@ -12,6 +12,8 @@ from typing import Any, ClassVar
 from django.conf import settings
 from django.db import models
 
+from . import actions
+
 
 class AuditAction(models.TextChoices):
     # Identity
@@ -59,6 +61,9 @@ class AuditAction(models.TextChoices):
     REPORT_VIEWED = "audit.report_viewed", "Access report viewed"
 
 
+actions.register(AuditAction)
+
+
 class AppendOnlyError(Exception):
     """Raised on any attempt to change or remove an audit entry."""
 
@@ -86,7 +91,9 @@ class AuditEvent(models.Model):
         db_constraint=False,  # the trail outlives users; the copied label keeps the name
     )
     actor_label = models.CharField(max_length=254, help_text="Email at the time, or 'system'.")
-    action = models.CharField(max_length=64, choices=AuditAction.choices, db_index=True)
+    # The code of a registered action (``apps.audit.actions``); no ``choices`` here, so a
+    # new action needs no migration.
+    action = models.CharField(max_length=64, db_index=True)
     target_type = models.CharField(max_length=64, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
     target_repr = models.CharField(max_length=300, blank=True)

@@ -49,7 +49,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.utils import timezone
 
-from . import chain, context
+from . import actions, chain, context
 from .models import AuditAction, AuditEvent
 
 SYSTEM = "system"
@@ -256,6 +256,8 @@ def record(
     """
     if not connection.in_atomic_block:
         raise RuntimeError("audit.record must run inside the transaction of its state change")
+    if not actions.is_registered(str(action)):
+        raise actions.UnknownAction(f"no app registered the audit action {str(action)!r}")
     event = _entry(
         action,
         actor=actor,
