@@ -52,6 +52,9 @@ class PassResult:
     duplicate_policy_ids: list[str] | None = None  # None: not looked at in this pass
     cluster_id: str = ""  # the Zero cluster this pass wrote to
     retired: list[dict[str, str]] | None = None  # None: the row's list is unchanged
+    # The answered write of this pass the portal may learn its own Zero user from:
+    # ("create", None) or ("update", digest read before the replace); None: none.
+    learnable: tuple[str, str | None] | None = None
     audits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def audit(self, action: str, details: dict[str, Any]) -> None:
@@ -98,6 +101,8 @@ def record_success(
     enforced_at = result.confirmed_at or now
     # No grant becomes live or removed without Zero's confirmation of this pass.
     unconfirmed = result.pending_apply or result.confirmed_at is None
+    # Why the grants wait, shown on each grant (who else changed what, for instance).
+    waiting = result.pending_reason if result.pending_apply else ""
     live = removed = 0
     with audit.atomic():
         state = PolicySync.objects.select_for_update().get(pk=state_pk)
@@ -137,11 +142,19 @@ def record_success(
             in_policy = result.wanted.get(grant.pk) == current
             if in_policy and grant.state in OPEN_GRANT_STATES:
                 live += enforcement.confirm_live(
-                    grant, at=enforced_at, policy_id=result.policy_id, pending=unconfirmed
+                    grant,
+                    at=enforced_at,
+                    policy_id=result.policy_id,
+                    pending=unconfirmed,
+                    reason=waiting,
                 )
             elif grant.pk not in result.wanted and grant.state in CLOSED_GRANT_STATES:
                 removed += enforcement.confirm_removed(
-                    grant, at=enforced_at, policy_id=result.policy_id, pending=unconfirmed
+                    grant,
+                    at=enforced_at,
+                    policy_id=result.policy_id,
+                    pending=unconfirmed,
+                    reason=waiting,
                 )
     return live, removed
 

@@ -50,7 +50,7 @@ from apps.access.states import SyncStatus
 from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
-from apps.zero import desired, remote
+from apps.zero import desired, identity, remote
 from apps.zero.client import (
     ZeroClient,
     ZeroError,
@@ -515,14 +515,9 @@ def _remote(
         or state.retired_policies
         or force
     ):
-        managed = set(
-            PolicySync.objects.exclude(remote_policy_id="").values_list(
-                "remote_policy_id", flat=True
-            )
-        )
-        managed.add(result.policy_id)
+        own = identity.own_identity(client.cluster_id)
         try:
-            remote.settle_changesets(client, state, result, managed, written_at=written_at)
+            remote.settle_changesets(client, state, result, own, written_at=written_at)
         except remote.ChangesetNeverApplied:
             if not force or result.wrote:
                 raise
@@ -534,6 +529,7 @@ def _remote(
                 result.policy_id, {**props, "namespaceId": policy.get("namespaceId") or None}
             )
             result.wrote = True
+            result.learnable = None  # the same content again: nothing singles this write out
             _remember(state.pk, result, written, wanted_digest)
             result.audit(
                 AuditAction.ZERO_POLICY_WRITTEN,
@@ -545,7 +541,7 @@ def _remote(
                     "resubmitted": True,
                 },
             )
-            remote.settle_changesets(client, state, result, managed, written_at=timezone.now())
+            remote.settle_changesets(client, state, result, own, written_at=timezone.now())
 
 
 def _find(
@@ -630,7 +626,7 @@ def _create(
     duplicate) means it exists after all, e.g. a create whose answer was lost, so the
     one policy by that name is adopted; the next pass compares and writes it."""
     try:
-        return client.create_policy(props)
+        created = client.create_policy(props)
     except ZeroPermanentError as exc:
         if exc.status not in (400, 409):
             raise
@@ -638,7 +634,10 @@ def _create(
         if len(named) != 1:
             raise
         result.duplicate_policy_ids = []
+        result.learnable = None  # adopted, not created by us: its create entry is not ours
         return named[0]
+    result.learnable = ("create", None)  # Zero answered our create with this policy's id
+    return created
 
 
 def _write(
@@ -658,8 +657,9 @@ def _write(
     drift = False
     editors: list[str] | None = None
     if changed:
-        seen = remote.hand_editors(client, state, result.policy_id, found_digest)
-        ours = found_digest in (state.attempted_digests or []) or (seen is not None and seen[1])
+        own = identity.own_identity(client.cluster_id)
+        seen = remote.hand_editors(client, state, result.policy_id, found_digest, own)
+        ours = seen[1] if seen is not None else found_digest in (state.attempted_digests or [])
         if ours:
             _late_confirmed(state, result, found_digest)
         else:
@@ -669,6 +669,7 @@ def _write(
     _attempt(state, wanted_digest)
     written = client.replace_policy(result.policy_id, body)
     result.wrote = True
+    result.learnable = ("update", found_digest)  # answered: this replace is ours
     result.drift = drift
     _remember(state.pk, result, written, wanted_digest)
     details: dict[str, Any] = {

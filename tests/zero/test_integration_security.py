@@ -1,0 +1,103 @@
+"""Issue #27's Zero-side gaps, end to end as they were found: services -> on_commit ->
+Redis -> a real Celery worker -> the Zero simulator over HTTP, and the admin.
+
+* gap 1: a console user's edit to a managed policy, sitting in the same pending
+  changeset as the portal's write, is never deployed by the portal;
+* gap 16: a cached ``autoApplyChangesets: true`` never makes a grant live;
+* gap 17: a console edit is repaired by the next 30 s tick, not the 5-minute reconcile.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from apps.access import services
+from apps.access.models import Grant
+from apps.access.states import SyncStatus
+from apps.audit.models import AuditAction, AuditEvent
+from apps.zero.models import PolicySync
+from devtools.zerosim.simulator import ZeroSimulator
+from tests.factories import ResourceFactory
+from tests.zero.live import approver, evaluates, eventually, pending
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.redis,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+]
+
+MALLORY = "mallory@example.com"
+MALLORY_RULE = {"allow": {"or": [{"email": {"is": MALLORY}}]}}
+
+
+def _live(grant: Grant) -> bool:
+    return Grant.objects.get(pk=grant.pk).sync_status == SyncStatus.LIVE
+
+
+# --------------------------------------------------------------------------------- gap 1
+
+
+def test_a_console_edit_in_the_same_pending_changeset_is_never_deployed(
+    live: ZeroSimulator, superuser: Any
+) -> None:
+    live.configure(auto_apply=False, apply_delay=0)
+    hr = ResourceFactory(slug="hr-records", name="HR records")
+    grafana = ResourceFactory(slug="grafana", name="Grafana")
+    boss = approver()
+    (hr_request,) = pending([hr], 1)
+    hr_grant = services.approve_request(hr_request, approver=boss)
+    assert hr_grant is not None
+    # The portal's own write, alone in its changeset, is applied by the portal.
+    assert eventually(lambda: _live(hr_grant)), "the HR grant never went live"
+    assert live.pending_changeset() is None
+
+    # Mallory, a Zero console user, adds herself to the managed HR policy...
+    hr_policy = live.policy_by_name("jit-hr-records")
+    assert hr_policy is not None
+    live.hand_edit("jit-hr-records", [*hr_policy["ppl"], MALLORY_RULE], by_email=MALLORY)
+    waiting = live.pending_changeset()
+    assert waiting is not None
+    # ...and someone's Grafana request is approved: its write joins her changeset.
+    (grafana_request,) = pending([grafana], 1)
+    grafana_grant = services.approve_request(grafana_request, approver=boss)
+    assert grafana_grant is not None
+
+    def held_back() -> bool:
+        state = PolicySync.objects.filter(resource=grafana).first()
+        return state is not None and state.pending_apply and MALLORY in state.pending_reason
+
+    assert eventually(held_back), "the portal did not say why it leaves the changeset"
+
+    # The portal did not deploy Mallory's edit: the changeset is still pending, and the
+    # proxy does not let her in.
+    still = live.pending_changeset()
+    assert still is not None and still["id"] == waiting["id"]
+    assert not evaluates(live, "jit-hr-records", MALLORY)
+    assert not AuditEvent.objects.filter(action=AuditAction.ZERO_CHANGESET_APPLIED).filter(
+        details__changeset_id=waiting["id"]
+    )
+    # Who changed which policy, on the row, the grant and in the trail.
+    state = PolicySync.objects.get(resource=grafana)
+    assert state.pending_changeset_ids == [waiting["id"]]
+    assert "update policy 'jit-hr-records' by mallory@example.com" in state.pending_reason
+    assert "made by another Zero user" in state.pending_reason
+    assert "a human must review and apply it in the Zero console" in state.pending_reason
+    grafana_grant.refresh_from_db()
+    assert grafana_grant.sync_status == SyncStatus.PENDING_APPLY
+    assert "jit-hr-records" in grafana_grant.sync_error and MALLORY in grafana_grant.sync_error
+    entry = AuditEvent.objects.get(action=AuditAction.ZERO_CHANGESET_WAITING)
+    assert entry.details["changeset_id"] == waiting["id"]
+    assert entry.details["editors"] == [MALLORY]
+    assert entry.details["policies"] == ["jit-hr-records"]
+    assert entry.details["foreign_count"] == 1
+    assert entry.details["own_api_user"].startswith(live.state.api_user["email"])
+
+    # The admin names the foreign edit and its author, in the list and on the row.
+    listing = superuser.get("/admin/zero/policysync/").content.decode()
+    assert "NOT YET" in listing
+    assert "jit-hr-records" in listing and MALLORY in listing
+    detail = superuser.get(f"/admin/zero/policysync/{state.pk}/change/").content.decode()
+    assert "jit-hr-records" in detail and MALLORY in detail
