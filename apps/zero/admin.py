@@ -73,6 +73,7 @@ class PolicySyncAdmin(FastChangeListMixin):
         "last_error_at",
         "consecutive_failures",
         "enforcement",
+        "confirmed_by",
         "pending_apply",
         "pending_changeset_ids",
         "pending_reason",

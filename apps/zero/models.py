@@ -55,6 +55,14 @@ class PolicySync(models.Model):
         editable=False,
         help_text="The portal's last change waits for a changeset apply in Zero.",
     )
+    confirmed_by = models.CharField(
+        max_length=16,
+        blank=True,
+        editable=False,
+        help_text="What proved the last confirmation: the write's activity entry "
+        "(activity), its changeset (changeset), or only a settings read made after the write "
+        "(settings; the tick re-checks it until the activity log proves it).",
+    )
     pending_changeset_ids = models.JSONField(default=list, blank=True, editable=False)
     pending_reason = models.TextField(
         blank=True,

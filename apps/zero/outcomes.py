@@ -43,6 +43,7 @@ class PassResult:
     remote_digest: str = ""
     has_unsettled: bool = False
     confirmed_at: datetime | None = None
+    confirmed_by: str = ""  # what proved it: "activity", "changeset" or "settings"
     routes: list[dict[str, Any]] | None = None
     pending_apply: bool = False  # written, not yet enforced (see remote.settle_changesets)
     pending_reason: str = ""
@@ -127,6 +128,11 @@ def record_success(
             last_error="",
             consecutive_failures=0,
             pending_apply=result.pending_apply,
+            confirmed_by=(
+                result.confirmed_by
+                if result.confirmed_at is not None
+                else ("" if result.pending_apply else state.confirmed_by)
+            ),
             pending_changeset_ids=result.pending_changesets,
             pending_reason=result.pending_reason if result.pending_apply else "",
             routes=result.routes if result.routes is not None else state.routes,

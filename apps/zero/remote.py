@@ -6,8 +6,12 @@ otherwise, and none writes to the database.
 
 How "enforced" is decided (docs/zero-api.md, "Changesets"):
 
-* A cluster with ``autoApplyChangesets: true`` applies an API write when it answers it,
-  so the write's answer is the confirmation.
+* Only an answer about the write itself proves it: the write's activity-log entry. A
+  cluster with ``autoApplyChangesets: true`` applies an API write when it answers it, and
+  the entry then carries ``applied.at``. A remembered ``autoApplyChangesets`` never
+  confirms anything (an operator may have turned it off since it was read); a settings
+  read made after the write stands in only when the log shows nothing yet, and the tick
+  re-checks what it confirmed.
 * Otherwise the write waits in the namespace's pending changeset, together with whatever
   anyone else changed there. A changeset lists no entities, so the one link from our
   write to it is our policy's newest activity-log entry, ``applied.changesetId``. That
@@ -54,6 +58,7 @@ def _obj(value: object) -> dict[str, Any]:
 
 
 ENFORCED = frozenset({"applied", "current"})
+CONFIRMED_BY_SETTINGS = "settings"
 NEVER_APPLIED = frozenset({"failed", "rejected"})
 MAX_LISTED_FOREIGN = 5
 
@@ -157,36 +162,43 @@ def settle_changesets(
 ) -> None:
     """Decide whether what the policy now holds is enforced; fill ``result``.
 
-    Sets ``result.confirmed_at`` when Zero says it is enforced, or
+    Sets ``result.confirmed_at`` (and ``confirmed_by``) when Zero says it is enforced, or
     ``result.pending_apply`` with ``result.pending_reason`` when it is not yet. Raises
     ``ZeroPermanentError`` when the changeset carrying our write failed or was rejected:
     that write never took effect.
+
+    Enforcement is proven by the write's own activity entry, never by a remembered
+    setting: its ``applied.at`` without a changeset (an auto-applied write: ``activity``),
+    or the ``applied``/``current`` status of the changeset it names (``changeset``). Only
+    when the log shows neither a link nor ``applied.at`` (it lags, or the write is not
+    listed yet) does a settings read made now, after the write, stand in:
+    ``autoApplyChangesets: true`` confirms it (``settings``), and the 30 s tick keeps
+    re-checking such a policy until its entry proves it.
     """
-    if client.auto_apply_changesets():
-        result.confirmed_at = written_at
-        return
     entries = client.activity_logs(
         entityType="policy", entityId=result.policy_id, limit=ACTIVITY_LOOKBACK
     )
     own = _learn(client, result, entries) or own
     entry = _newest_write(entries, result.remote_digest)
-    if entry is None:
-        _wait(result, None, "Zero's activity log shows no write of this policy yet")
-        return
-    applied = _obj(entry.get("applied"))
+    applied = _obj(entry.get("applied")) if entry is not None else {}
     changeset_id = str(applied.get("changesetId") or "")
     applied_at = ppl_lib.parse_rfc3339(applied.get("at"))
     if not changeset_id:
         if applied_at is not None:
-            result.confirmed_at = applied_at
+            _confirmed(result, applied_at, "activity")
+        elif client.auto_apply_changesets(max_age=0):  # read now: after the write
+            _confirmed(result, written_at, "settings")
+        elif entry is None:
+            _wait(result, None, "Zero's activity log shows no write of this policy yet")
         else:
             _wait(result, None, "Zero has not yet linked the portal's write to a changeset")
         return
+    assert entry is not None  # the changeset id came from it
     changeset = client.find_changeset(changeset_id)
     status = str(changeset.get("status") or "") if changeset else ""
     if status in ENFORCED:
         assert changeset is not None
-        result.confirmed_at = applied_at or _updated_at(changeset)
+        _confirmed(result, applied_at or _updated_at(changeset), "changeset")
         return
     if status in NEVER_APPLIED:
         assert changeset is not None
@@ -244,7 +256,7 @@ def settle_changesets(
         },
     )
     if status in ENFORCED:
-        result.confirmed_at = _updated_at(answer)
+        _confirmed(result, _updated_at(answer), "changeset")
     elif status in NEVER_APPLIED:
         raise _never_applied(changeset_id, status, answer)
     else:
@@ -347,6 +359,11 @@ class ChangesetNeverApplied(ZeroPermanentError):
 def _never_applied(changeset_id: str, status: str, changeset: Mapping[str, Any]) -> ZeroError:
     reason = changeset.get("failureMessage") or "Zero gave no reason"
     return ChangesetNeverApplied(f"Zero changeset {changeset_id} {status}: {reason}")
+
+
+def _confirmed(result: PassResult, at: datetime, by: str) -> None:
+    result.confirmed_at = at
+    result.confirmed_by = by
 
 
 def _wait(result: PassResult, changeset_id: str | None, reason: str) -> None:

@@ -279,6 +279,7 @@ def _settled(state: PolicySync, generation: int) -> bool:
         and state.synced_generation >= generation
         and not state.pending_apply
         and not state.retired_policies
+        and state.confirmed_by != remote.CONFIRMED_BY_SETTINGS
     )
 
 
@@ -513,6 +514,7 @@ def _remote(
         or result.has_unsettled
         or state.pending_apply
         or state.retired_policies
+        or state.confirmed_by == remote.CONFIRMED_BY_SETTINGS
         or force
     ):
         own = identity.own_identity(client.cluster_id)
@@ -734,11 +736,12 @@ def _remember(state_pk: int, result: PassResult, policy: dict[str, Any], fallbac
 
 
 def _unsettled() -> Q:
-    """A resource whose change Zero has not settled yet: waiting for a changeset, its
-    generation ahead of what was synced (e.g. the broker was down at commit), or never
-    synced at all."""
+    """A resource whose change Zero has not settled yet: waiting for a changeset, confirmed
+    only by a settings read (re-checked until the activity log proves it), its generation
+    ahead of what was synced (e.g. the broker was down at commit), or never synced at all."""
     return (
         Q(zero__pending_apply=True)
+        | Q(zero__confirmed_by=remote.CONFIRMED_BY_SETTINGS)
         | Q(sync_generation__gt=F("zero__synced_generation"))
         | Q(zero__isnull=True, sync_generation__gt=0)
         | (Q(zero__isnull=False) & ~Q(zero__retired_policies=[]))

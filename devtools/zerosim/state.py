@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -102,6 +103,9 @@ class SimState(ChangesetsMixin, ReadsMixin):
         self.record_auto_applied = record_auto_applied
         self.ppl_as_array = ppl_as_array
         self.apply_failure: tuple[str, str] | None = None
+        # Seconds before a change shows in the activity log. The contract does not say the
+        # log is up to date when a write is answered; a lagging log is a plausible reading.
+        self.activity_delay = 0.0
         self.api_user = dict(API_USER)
         self.lock = threading.RLock()
         self.reset()
@@ -112,6 +116,7 @@ class SimState(ChangesetsMixin, ReadsMixin):
             self.versions: dict[str, list[PolicyVersion]] = {}
             self.changesets: dict[str, Changeset] = {}
             self.activity: list[dict[str, Any]] = []
+            self.logged_at: dict[str, float] = {}
             self.routes: list[dict[str, Any]] = []
             self.write_count = 0
             self.apply_failure = None
@@ -157,6 +162,7 @@ class SimState(ChangesetsMixin, ReadsMixin):
             "applied": applied,
         }
         self.activity.append(version.activity)
+        self.logged_at[version.activity["id"]] = time.monotonic()
         self.versions.setdefault(policy_id, []).append(version)
         return version
 

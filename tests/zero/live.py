@@ -106,6 +106,7 @@ def live(settings: Any, live_sim: ZeroSimulator, worker: CeleryWorker) -> Iterat
         cluster_read_status=200,
         cluster_list_status=200,
         apply_failure=None,
+        activity_delay=0,
     )
     try:
         yield live_sim

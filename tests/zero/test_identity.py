@@ -11,7 +11,6 @@ import pytest
 from apps.access.models import Resource
 from apps.audit.models import AuditEvent
 from apps.zero import desired, identity
-from apps.zero.client import reset_client_cache
 from apps.zero.models import PolicySync, ZeroCluster
 from apps.zero.sync import sync_resource
 from devtools.zerosim.simulator import ZeroSimulator
@@ -59,7 +58,6 @@ def test_without_a_create_it_is_learnt_from_the_portals_answered_replace(
     sync_resource(resource.pk)
     ZeroCluster.objects.all().delete()  # e.g. a policy created before this release
     _changesets_off(sim)
-    reset_client_cache()  # forget the cached auto-apply setting
     approve("carol@example.com", resource, bob)
 
     assert sync_resource(resource.pk).applied_changesets

@@ -12,12 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 
 from apps.access import services
 from apps.access.models import Grant
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditAction, AuditEvent
 from apps.zero.models import PolicySync
+from apps.zero.tasks import tick
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import ResourceFactory
 from tests.zero.live import approver, evaluates, eventually, pending
@@ -101,3 +103,56 @@ def test_a_console_edit_in_the_same_pending_changeset_is_never_deployed(
     assert "jit-hr-records" in listing and MALLORY in listing
     detail = superuser.get(f"/admin/zero/policysync/{state.pk}/change/").content.decode()
     assert "jit-hr-records" in detail and MALLORY in detail
+
+
+# -------------------------------------------------------------------------------- gap 16
+
+
+def test_auto_apply_turned_off_at_run_time_leaves_the_grant_waiting_until_applied(
+    live: ZeroSimulator,
+) -> None:
+    grafana = ResourceFactory(slug="grafana", name="Grafana")
+    boss = approver()
+    (first,) = pending([grafana], 1)
+    alice = services.approve_request(first, approver=boss)
+    assert alice is not None
+    assert eventually(lambda: _live(alice)), "never live with auto-apply on"
+
+    # The operator turns auto-apply off in the console, and someone else's change waits
+    # in the namespace's changeset, so the portal may not apply it either.
+    answer = requests.post(
+        f"{live.root_url}/_sim/settings",
+        json={"autoApplyChangesets": False, "applyDelay": 0},
+        timeout=5,
+    )
+    assert answer.status_code == 200 and answer.json()["autoApplyChangesets"] is False
+    live.hand_create("payroll-admins", [MALLORY_RULE], by_email=MALLORY)
+    (second,) = pending([grafana], 1)
+    carol = services.approve_request(second, approver=boss)
+    assert carol is not None
+
+    def waiting() -> bool:
+        state = PolicySync.objects.filter(resource=grafana).first()
+        return state is not None and state.pending_apply and state.synced_generation >= 2
+
+    assert eventually(waiting), "the write never reached the pending changeset"
+    carol.refresh_from_db()
+    assert carol.sync_status == SyncStatus.PENDING_APPLY and carol.live_at is None
+    assert not evaluates(live, "jit-grafana", carol.email)
+    assert not AuditEvent.objects.filter(
+        action=AuditAction.GRANT_ENFORCED, target_id=str(carol.pk)
+    ).exists()
+
+    # A human applies it in the console; the 30 s tick finds it enforced.
+    changeset = live.pending_changeset()
+    assert changeset is not None
+    done = requests.post(
+        f"{live.root_url}/_sim/changesets/{changeset['id']}/apply",
+        json={"byEmail": "ops@example.com"},
+        timeout=5,
+    )
+    assert done.status_code == 200
+    tick.delay()
+    assert eventually(lambda: _live(carol)), "the tick did not confirm the applied changeset"
+    assert PolicySync.objects.get(resource=grafana).confirmed_by == "changeset"
+    assert evaluates(live, "jit-grafana", carol.email)
