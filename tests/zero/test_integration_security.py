@@ -18,7 +18,7 @@ from apps.access import services
 from apps.access.models import Grant
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditAction, AuditEvent
-from apps.zero.models import PolicySync
+from apps.zero.models import PolicySync, ZeroCluster
 from apps.zero.tasks import tick
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import ResourceFactory
@@ -156,3 +156,37 @@ def test_auto_apply_turned_off_at_run_time_leaves_the_grant_waiting_until_applie
     assert eventually(lambda: _live(carol)), "the tick did not confirm the applied changeset"
     assert PolicySync.objects.get(resource=grafana).confirmed_by == "changeset"
     assert evaluates(live, "jit-grafana", carol.email)
+
+
+# -------------------------------------------------------------------------------- gap 17
+
+
+def test_a_console_edit_is_repaired_by_the_next_tick_and_names_the_editor(
+    live: ZeroSimulator,
+) -> None:
+    hr = ResourceFactory(slug="hr-records", name="HR records")
+    (request,) = pending([hr], 1)
+    grant = services.approve_request(request, approver=approver())
+    assert grant is not None
+    assert eventually(lambda: _live(grant)), "never live"
+    tick.delay()  # the first tick reads the log up to the portal's own create
+    assert eventually(lambda: ZeroCluster.objects.exclude(activity_cursor="").exists())
+
+    policy = live.policy_by_name("jit-hr-records")
+    assert policy is not None
+    live.hand_edit("jit-hr-records", [*policy["ppl"], MALLORY_RULE], by_email=MALLORY)
+    assert evaluates(live, "jit-hr-records", MALLORY)  # auto-apply: she is in
+    reconciles = live.calls[("GET", "/organizations/{org}/routes")]
+
+    tick.delay()  # the next 30 s tick, as beat runs it
+
+    assert eventually(lambda: not evaluates(live, "jit-hr-records", MALLORY)), "not repaired"
+    drift = AuditEvent.objects.filter(action=AuditAction.ZERO_DRIFT_REPAIRED)
+    assert eventually(drift.exists), "the repair was not audited"
+    repaired = drift.get()
+    assert repaired.details["changed_by"] == [MALLORY]
+    assert any(MALLORY in rule for rule in repaired.details["rules_removed"])
+    assert evaluates(live, "jit-hr-records", grant.email)
+    # Repaired by the tick's forced sync of that one resource (a forced pass lists the
+    # routes once), not by the reconcile of everything.
+    assert live.calls[("GET", "/organizations/{org}/routes")] == reconciles + 1
