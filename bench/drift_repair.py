@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.zero_sync import drop_database, percentile, recreate_database, wait_for  # noqa: E402
+from bench.zero_sync import percentile, scratch_stack, wait_for  # noqa: E402
 from devtools.zerosim.simulator import ZeroSimulator  # noqa: E402
 
 MALLORY = "mallory@example.com"
@@ -68,30 +68,8 @@ def seconds(values: list[float]) -> str:
 
 def main() -> None:
     args = parse_args()
-    sim = ZeroSimulator().start()
-    env = {
-        "DEBUG": "true",
-        "LOG_LEVEL": "WARNING",
-        "LOG_FORMAT": "text",
-        "DATABASE_URL": args.database_url,
-        "CELERY_BROKER_URL": args.broker,
-        "ZERO_SYNC_ENABLED": "true",
-        "ZERO_API_URL": sim.url,
-        "API_USER_TOKEN": sim.api_token,
-        "ORGANIZATION_ID": sim.organization_id,
-        "CLUSTER_ID": sim.cluster_id,
-    }
-    os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jitportal.settings")
-    recreate_database(args.database_url)
-    try:
+    with scratch_stack(args.database_url, args.broker) as (sim, env):
         run(args, sim, env)
-    finally:
-        sim.stop()
-        from django.db import connections
-
-        connections.close_all()
-        drop_database(args.database_url)
 
 
 def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> None:

@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from apps.access.admin_actions import FastChangeListMixin
+from apps.access.admin_actions import FastChangeListMixin, ReadOnlyAdmin
 from apps.zero.models import PolicySync, ZeroCluster
 
 SYNC_PERMISSION = "access.decide_accessrequest"
@@ -198,7 +198,7 @@ class PolicySyncAdmin(FastChangeListMixin):
 
 
 @admin.register(ZeroCluster)
-class ZeroClusterAdmin(admin.ModelAdmin):
+class ZeroClusterAdmin(ReadOnlyAdmin):
     """View-only: who the portal is in each Zero cluster, and how far the tick has read the
     cluster's activity log. Only superusers see it (the default model permissions)."""
 
@@ -212,15 +212,6 @@ class ZeroClusterAdmin(admin.ModelAdmin):
         "activity_read_at",
     )
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="The portal's own Zero user")
     def own_api_user(self, obj: ZeroCluster) -> str:

@@ -23,6 +23,7 @@ from apps.access.states import OPEN_GRANT_STATES, GrantState, SyncStatus
 from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
+from apps.zero.actions import ZeroAction
 from apps.zero.desired import RuleKey, rule_key
 from apps.zero.models import PolicySync
 
@@ -56,6 +57,9 @@ class PassResult:
     # The answered write of this pass the portal may learn its own Zero user from:
     # ("create", None) or ("update", digest read before the replace); None: none.
     learnable: tuple[str, str | None] | None = None
+    # Grants whose rule was left out of the policy because the target refuses it -> why.
+    refused: dict[int, str] = field(default_factory=dict)
+    held_rules: set[str] | None = None  # the grant/base rules Zero held before this pass
     audits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def audit(self, action: str, details: dict[str, Any]) -> None:
@@ -83,6 +87,35 @@ def has_unsettled(resource: Resource, wanted: dict[int, RuleKey]) -> bool:
 def _write_audits(resource: Resource, result: PassResult) -> None:
     for action, details in result.audits:
         record(action, target=resource, resource_slug=resource.slug, details=details)
+
+
+def _mark_refused(resource: Resource, result: PassResult) -> int:
+    """Grants whose rule the target refuses: ``error`` with the reason, audited once per
+    reason (``zero.grant_rule_refused``), and never counted live. Returns how many changed."""
+    changed = 0
+    grants = (
+        Grant.objects.select_for_update(of=("self",))
+        .filter(pk__in=list(result.refused), state__in=OPEN_GRANT_STATES)
+        .order_by("pk")
+    )
+    for grant in grants:
+        reason = f"the rule was left out of the policy: {result.refused[grant.pk]}"[:MAX_ERROR]
+        if grant.sync_status == SyncStatus.ERROR and grant.sync_error == reason:
+            continue
+        changed += enforcement.mark_sync_error(Grant.objects.filter(pk=grant.pk), reason)
+        record(
+            ZeroAction.GRANT_RULE_REFUSED,
+            target=grant,
+            resource_slug=resource.slug,
+            details={
+                "email": grant.email,
+                "criteria": grant.criteria,
+                "reason": reason,
+                "policy_id": result.policy_id or None,
+                "generation": result.generation,
+            },
+        )
+    return changed
 
 
 def record_success(
@@ -143,6 +176,7 @@ def record_success(
             ),
         )
         _write_audits(resource, result)
+        _mark_refused(resource, result)
         for grant in grants:
             current = rule_key(grant.email, grant.not_before, grant.expires_at, grant.criteria)
             in_policy = result.wanted.get(grant.pk) == current
@@ -181,6 +215,7 @@ def record_failure(
             & ~Q(sync_status=SyncStatus.LIVE)
             & Q(state__in=OPEN_GRANT_STATES)
         ) | _removable(resource, result.wanted)
+        _mark_refused(resource, result)
         errored = enforcement.mark_sync_error(Grant.objects.filter(unsettled), message)
         PolicySync.objects.filter(pk=state_pk).update(
             last_error=message,

@@ -268,7 +268,7 @@ def settle_changesets(
 class ForeignChange:
     """One change in a changeset that is not the portal's own, for people to read."""
 
-    line: str  # e.g. "update policy 'jit-hr-records' by mallory@example.com (made by ...)"
+    line: str  # e.g. "update policy 'jit-hr-records' by mallory@example.com: made by another..."
     editor: str  # who made it, as the activity log names them; "" if it does not
     policy: str  # the policy's name (or id) when the change is to a policy; else ""
 

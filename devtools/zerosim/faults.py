@@ -66,6 +66,7 @@ class FaultsMixin:
         cluster_list_status: int | None = None,
         apply_failure: object = ...,
         activity_delay: float | None = None,
+        refused_ppl: list[str] | tuple[str, ...] | None = None,
         cluster: str | None = None,
     ) -> None:
         """Change behaviour the contract leaves open; ValueError on bad values. ``cluster``
@@ -92,6 +93,11 @@ class FaultsMixin:
                 isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0
             ):
                 raise ValueError(f"{name} must be a number of seconds >= 0")
+        if refused_ppl is not None and (
+            not isinstance(refused_ppl, list | tuple)
+            or not all(isinstance(n, str) and n for n in refused_ppl)
+        ):
+            raise ValueError("refused_ppl must be a list of non-empty strings")
         for status in (cluster_read_status, cluster_list_status):
             if status is not None and status not in REFUSAL_STATUSES:
                 raise ValueError(f"cluster read/list status must be one of {REFUSAL_STATUSES}")
@@ -127,6 +133,8 @@ class FaultsMixin:
                 state.apply_failure = failure
             if activity_delay is not None:
                 state.activity_delay = float(activity_delay)
+            if refused_ppl is not None:
+                state.refused_ppl = tuple(refused_ppl)
         if cluster_read_status is not None:
             self.cluster_read_status = cluster_read_status
         if cluster_list_status is not None:
@@ -147,6 +155,7 @@ class FaultsMixin:
             "clusterListStatus": self.cluster_list_status,
             "applyFailure": {"status": failure[0], "message": failure[1]} if failure else None,
             "activityDelay": state.activity_delay,
+            "refusedPpl": list(state.refused_ppl),
         }
 
     def faults(self) -> dict[str, Any]:

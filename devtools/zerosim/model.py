@@ -81,6 +81,7 @@ class StateBase:
     ppl_as_array: bool
     apply_failure: tuple[str, str] | None
     activity_delay: float
+    refused_ppl: tuple[str, ...]
     logged_at: dict[str, float]  # activity entry id -> monotonic time it was made
     api_user: dict[str, str]
     lock: threading.RLock

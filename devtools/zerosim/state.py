@@ -106,6 +106,9 @@ class SimState(ChangesetsMixin, ReadsMixin):
         # Seconds before a change shows in the activity log. The contract does not say the
         # log is up to date when a write is answered; a lagging log is a plausible reading.
         self.activity_delay = 0.0
+        # Fault: text whose presence in a policy's PPL makes the cluster refuse the write,
+        # standing for a refusal the portal cannot foresee (a newer Pomerium's check).
+        self.refused_ppl: tuple[str, ...] = ()
         self.api_user = dict(API_USER)
         self.lock = threading.RLock()
         self.reset()
@@ -174,6 +177,10 @@ class SimState(ChangesetsMixin, ReadsMixin):
         assert isinstance(body, dict)
         # The schema checked the PPL's structure; now what a schema cannot say.
         problems = [p.replace("$", "$.ppl", 1) for p in sim_ppl.semantic_errors(body["ppl"])]
+        text = json.dumps(body["ppl"])
+        problems += [
+            f"the cluster refuses {needle!r}" for needle in self.refused_ppl if needle in text
+        ]
         if problems:
             raise SimError(400, "invalid PPL", problems)
         if body["namespaceId"] != self.namespace_id:

@@ -107,6 +107,7 @@ def live(settings: Any, live_sim: ZeroSimulator, worker: CeleryWorker) -> Iterat
         cluster_list_status=200,
         apply_failure=None,
         activity_delay=0,
+        refused_ppl=[],
     )
     try:
         yield live_sim

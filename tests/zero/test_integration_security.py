@@ -1,6 +1,8 @@
 """Issue #27's Zero-side gaps, end to end as they were found: services -> on_commit ->
 Redis -> a real Celery worker -> the Zero simulator over HTTP, and the admin.
 
+* gap 6: a grant whose copied criterion Pomerium refuses is left out (``error``,
+  audited), and the revocation written in the same pass still takes effect;
 * gap 1: a console user's edit to a managed policy, sitting in the same pending
   changeset as the portal's write, is never deployed by the portal;
 * gap 16: a cached ``autoApplyChangesets: true`` never makes a grant live;
@@ -18,10 +20,11 @@ from apps.access import services
 from apps.access.models import Grant
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditAction, AuditEvent
+from apps.zero.actions import ZeroAction
 from apps.zero.models import PolicySync, ZeroCluster
 from apps.zero.tasks import tick
 from devtools.zerosim.simulator import ZeroSimulator
-from tests.factories import ResourceFactory
+from tests.factories import AccessLevelFactory, ResourceFactory, UserFactory
 from tests.zero.live import approver, evaluates, eventually, pending
 
 pytestmark = [
@@ -190,3 +193,46 @@ def test_a_console_edit_is_repaired_by_the_next_tick_and_names_the_editor(
     # Repaired by the tick's forced sync of that one resource (a forced pass lists the
     # routes once), not by the reconcile of everything.
     assert live.calls[("GET", "/organizations/{org}/routes")] == reconciles + 1
+
+
+# --------------------------------------------------------------------------------- gap 6
+
+
+def test_a_grant_with_a_malformed_criterion_never_holds_back_a_revocation(
+    live: ZeroSimulator,
+) -> None:
+    hr = ResourceFactory(slug="hr-records", name="HR records")
+    full = AccessLevelFactory(resource=hr, slug="full", rank=1, criteria=[])
+    # Stored before the portal checked CIDRs as Pomerium does; Zero refuses any policy
+    # carrying it.
+    office = AccessLevelFactory(
+        resource=hr, slug="office", rank=0, criteria=[{"source_ip": "10.0.0.0/33"}]
+    )
+    boss = approver()
+
+    def approved(name: str, level: Any) -> Grant:
+        user = UserFactory(username=f"idp|{name}", email=f"{name}@example.com")
+        request = services.submit_request(
+            requester=user, resource=hr, duration_minutes=60,
+            justification="Quarterly payroll check", level=level,
+        )  # fmt: skip
+        grant = services.approve_request(request, approver=boss)
+        assert grant is not None
+        return grant
+
+    oscar = approved("oscar", full)
+    assert eventually(lambda: _live(oscar)), "Oscar never live"
+
+    peggy = approved("peggy", office)
+    services.revoke_grant(oscar, actor=boss, reason="left the company")
+
+    assert eventually(lambda: not evaluates(live, "jit-hr-records", oscar.email)), (
+        "Oscar's revocation was held back"
+    )
+    assert eventually(lambda: Grant.objects.get(pk=oscar.pk).sync_status == SyncStatus.REMOVED)
+    peggy.refresh_from_db()
+    assert peggy.sync_status == SyncStatus.ERROR
+    assert "10.0.0.0/33" in peggy.sync_error
+    assert not evaluates(live, "jit-hr-records", peggy.email)
+    refused = AuditEvent.objects.get(action=ZeroAction.GRANT_RULE_REFUSED)
+    assert refused.target_id == str(peggy.pk)
