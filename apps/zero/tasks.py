@@ -121,7 +121,10 @@ def tick() -> dict[str, int]:
     revocations that stay unenforced (see ``sync.flag_overdue_removals``). Idempotent."""
     drifted: set[int] = set()
     if settings.ZERO_SYNC_ENABLED:
-        drifted, _ = watch.drifted_resources()
+        try:
+            drifted, _ = watch.drifted_resources()
+        except Exception:  # the watch must never keep the tick from its revocations
+            log.exception("the Zero activity-log watch failed; the reconcile still runs")
     for resource_id in sorted(drifted):
         sync_resource.delay(resource_id=resource_id, force=True, from_tick=True)
     ids = [i for i in sync.resources_to_tick() if i not in drifted]

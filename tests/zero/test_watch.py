@@ -178,3 +178,22 @@ def test_an_unreadable_log_is_reported_and_changes_nothing(
     assert drifted == set() and "503" in found.error
     sim.set_cluster_outage(sim.cluster_id, None)
     assert _tick(sim)[0] == {resource.pk}  # found once Zero answers again
+
+
+def test_a_failing_watch_never_keeps_the_tick_from_its_revocations(
+    monkeypatch: pytest.MonkeyPatch, eager_celery: None, sim: ZeroSimulator, resource: Resource,
+    bob: Any,
+) -> None:  # fmt: skip
+    from apps.access import services
+    from apps.zero import tasks
+
+    grant = approve("alice@example.com", resource, bob)
+    sync_resource(resource.pk)
+    services.revoke_grant(grant, actor=bob, reason="done")
+
+    def broken() -> None:
+        raise RuntimeError("a bug in the watch")
+
+    monkeypatch.setattr(watch, "drifted_resources", broken)
+    assert tasks.tick()["synced"] == 1  # the revocation's sync still goes out
+    assert not sim.evaluate("jit-grafana", "alice@example.com")
