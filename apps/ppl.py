@@ -4,9 +4,11 @@ The bottom layer: pure, deterministic functions with no I/O, no Django and no im
 from any app, so every app may use it (access validates base rules with it, zero renders
 and compares policies). The portal renders the
 managed policy from the base rules an operator configured plus one rule per live
-grant, and validates operator-written base rules no more strictly than Pomerium does
-(docs/ppl.md). The Zero simulator does NOT use this module: it checks what we send
-against the written contract with its own code, so a bug here cannot hide itself.
+grant, and validates rules as strictly as Pomerium does, for the registry of criteria
+the target's flavour has (``CRITERIA_ZERO``, ``CRITERIA_CORE``; docs/ppl.md): what passes
+here is what Pomerium accepts, so one bad value cannot make a whole policy write fail.
+The Zero simulator does NOT use this module: it checks what we send against the written
+contract with its own code, so a bug here cannot hide itself.
 
 Semantics follow Pomerium's generator (``pkg/policy/generator``):
 
@@ -28,9 +30,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from apps import ppl_values
+
 __all__ = [
+    "CRITERIA_CORE",
+    "CRITERIA_ZERO",
     "DENY_ALL_RULE",
-    "KNOWN_CRITERIA",
     "GrantRule",
     "criteria_errors",
     "digest",
@@ -51,17 +56,18 @@ DENY_ALL_RULE: dict[str, Any] = {"allow": {"and": [{"reject": True}]}}
 
 ACTIONS = frozenset({"allow", "deny"})
 OPERATORS = ("and", "or", "not", "nor")
-# Every criterion Pomerium registers (docs/ppl.md); ``claim/<name>`` is matched on its
-# prefix. Anything Pomerium accepts in a base rule, the portal accepts too.
-KNOWN_CRITERIA = frozenset(
+# The criteria each flavour's policy engine registers (docs/ppl.md). Core's is
+# ``pkg/policy/criteria`` in pomerium/pomerium (v0.33: ``ssh_ca``, not ``ssh_user_ca``;
+# ``pomerium_routes`` was removed in 2023). Zero and Enterprise add ``date``,
+# ``day_of_week``, ``time_of_day`` and ``record``. ``claim/<name>`` (any ``name/sub-path``)
+# is matched on the part before the first ``/``, as Pomerium's parser cuts it.
+CRITERIA_CORE = frozenset(
     {
         "accept",
         "authenticated_user",
         "claim",
         "client_certificate",
         "cors_preflight",
-        "date",
-        "day_of_week",
         "device",
         "domain",
         "email",
@@ -70,25 +76,26 @@ KNOWN_CRITERIA = frozenset(
         "http_path",
         "invalid_client_certificate",
         "mcp_tool",
-        "pomerium_routes",
-        "record",
         "reject",
         "source_ip",
+        "ssh_ca",
         "ssh_publickey",
-        "ssh_user_ca",
         "ssh_username",
         "ssh_username_matches_claim",
         "ssh_username_matches_email",
-        "time_of_day",
         "user",
     }
 )
+CRITERIA_ZERO = CRITERIA_CORE | frozenset({"date", "day_of_week", "record", "time_of_day"})
 STRING_MATCHER_KEYS = frozenset(
     {"is", "in", "not_in", "starts_with", "ends_with", "contains", "not"}
 )
 LIST_MATCHER_KEYS = frozenset({"has", "is", "exclude"})
 DATE_KEYS = frozenset({"after", "before"})
-_STRING_CRITERIA = frozenset({"email", "user", "domain", "http_method", "http_path"})
+_STRING_CRITERIA = frozenset(
+    {"email", "user", "domain", "http_method", "http_path", "mcp_tool", "ssh_username"}
+)
+_LIST_CRITERIA = frozenset({"groups", "claim"})
 
 # RFC 3339 date-time: full date, "T" (or space), time, optional fraction and a
 # mandatory zone. datetime.fromisoformat alone also accepts naive and basic
@@ -296,23 +303,30 @@ def _validate_date(where: str, value: object) -> list[str]:
     return errors
 
 
-def _validate_criterion(where: str, criterion: object) -> list[str]:
+def _string_matcher_errors(value: object) -> list[str]:
+    return [error.lstrip(":. ") for error in _validate_string_matcher("", value)]
+
+
+def _validate_criterion(where: str, criterion: object, registry: frozenset[str]) -> list[str]:
     if not isinstance(criterion, dict) or len(criterion) != 1:
         return [f"{where}: a criterion must be an object with exactly one key"]
     (name, value), *_ = criterion.items()
     base = name.split("/", 1)[0]
-    if base not in KNOWN_CRITERIA:
+    if base not in registry:
         return [f"{where}: unknown criterion {name!r}"]
+    here = f"{where}.{name}"
     if base in _STRING_CRITERIA:
-        return _validate_string_matcher(f"{where}.{name}", value)
-    if base == "groups":
-        return _validate_list_matcher(f"{where}.{name}", value)
+        return _validate_string_matcher(here, value)
+    if base in _LIST_CRITERIA:
+        return _validate_list_matcher(here, value)
     if base == "date":
-        return _validate_date(f"{where}.{name}", value)
-    return []
+        return _validate_date(here, value)
+    return [
+        f"{here}: {error}" for error in ppl_values.value_errors(base, value, _string_matcher_errors)
+    ]
 
 
-def _validate_rule(where: str, rule: object) -> list[str]:
+def _validate_rule(where: str, rule: object, registry: frozenset[str]) -> list[str]:
     # Pomerium's schema allows "allow" and "deny" side by side in one object
     # (its docs' first example does this), so accept either or both.
     # ``{}`` and ``{"allow": {}}`` are valid and add nothing.
@@ -334,30 +348,33 @@ def _validate_rule(where: str, rule: object) -> list[str]:
                 errors.append(f"{here}: expected a list of criteria")
             else:
                 for i, criterion in enumerate(criteria):
-                    errors.extend(_validate_criterion(f"{here}[{i}]", criterion))
+                    errors.extend(_validate_criterion(f"{here}[{i}]", criterion, registry))
     return errors
 
 
-def criteria_errors(criteria: object) -> list[str]:
+def criteria_errors(items: object, /, *, criteria: frozenset[str] = CRITERIA_ZERO) -> list[str]:
     """Errors of a list of criteria meant to be ANDed into a rule (an access level's).
 
-    Each item must be one criterion object Pomerium knows, with a well-formed value; an
-    empty list is valid (it adds nothing).
+    Each item must be one criterion object that the target's policy engine registers
+    (``criteria``: ``CRITERIA_ZERO`` for Zero and Enterprise, ``CRITERIA_CORE`` for Core),
+    with a value Pomerium accepts for it; an empty list is valid (it adds nothing).
     """
-    if not isinstance(criteria, list):
+    if not isinstance(items, list):
         return ["criteria must be a list of criterion objects"]
     errors = []
-    for i, criterion in enumerate(criteria):
-        errors.extend(_validate_criterion(f"criteria[{i}]", criterion))
+    for i, criterion in enumerate(items):
+        errors.extend(_validate_criterion(f"criteria[{i}]", criterion, criteria))
     return errors
 
 
-def validate_ppl(ppl: object) -> list[str]:
+def validate_ppl(ppl: object, *, criteria: frozenset[str] = CRITERIA_ZERO) -> list[str]:
     """Return human-readable errors for ``ppl``; an empty list means valid.
 
-    Accepts a rule, a list of rules, or JSON text of either. Unknown actions,
-    operators and criteria are errors, as are malformed matchers and ``date``
-    bounds without an explicit zone.
+    Accepts a rule, a list of rules, or JSON text of either. ``criteria`` is the registry
+    of the target's policy engine (``CRITERIA_ZERO``, the default, or ``CRITERIA_CORE``): a
+    criterion outside it is an error, as are unknown actions and operators, malformed
+    matchers, ``date`` bounds that are not RFC 3339, and every value Pomerium itself
+    refuses (``apps.ppl_values``: CIDRs, days, times of day, SSH keys, ...).
     """
     value = ppl
     if isinstance(value, str):
@@ -371,7 +388,7 @@ def validate_ppl(ppl: object) -> list[str]:
         return ["policy must be a rule object or a list of rules"]
     errors: list[str] = []
     for i, rule in enumerate(value):
-        errors.extend(_validate_rule(f"rule[{i}]", rule))
+        errors.extend(_validate_rule(f"rule[{i}]", rule, criteria))
     return errors
 
 

@@ -21,7 +21,9 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -99,15 +101,17 @@ def wait_for(check: Any, timeout: float = 60.0, interval: float = 0.002) -> bool
     return True
 
 
-def main() -> None:
-    args = parse_args()
+@contextmanager
+def scratch_stack(database_url: str, broker: str) -> Iterator[tuple[ZeroSimulator, dict[str, str]]]:
+    """A started simulator and the environment of this process and its workers (the
+    scratch database recreated, Django not set up yet); everything torn down after."""
     sim = ZeroSimulator().start()
     env = {
         "DEBUG": "true",
         "LOG_LEVEL": "WARNING",
         "LOG_FORMAT": "text",
-        "DATABASE_URL": args.database_url,
-        "CELERY_BROKER_URL": args.broker,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker,
         "ZERO_SYNC_ENABLED": "true",
         "ZERO_API_URL": sim.url,
         "API_USER_TOKEN": sim.api_token,
@@ -116,15 +120,21 @@ def main() -> None:
     }
     os.environ.update(env)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jitportal.settings")
-    recreate_database(args.database_url)
+    recreate_database(database_url)
     try:
-        run(args, sim, env)
+        yield sim, env
     finally:
         sim.stop()
         from django.db import connections
 
         connections.close_all()
-        drop_database(args.database_url)
+        drop_database(database_url)
+
+
+def main() -> None:
+    args = parse_args()
+    with scratch_stack(args.database_url, args.broker) as (sim, env):
+        run(args, sim, env)
 
 
 def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> None:

@@ -22,7 +22,8 @@ app.conf.beat_schedule = {
     "access-tick": {"task": "access.tick", "schedule": 30.0},
     # Expiry and waiting-request reminders; re-enqueue notifications the broker lost.
     "notifications-tick": {"task": "notifications.tick", "schedule": 30.0},
-    # Retry what Zero has not confirmed: revocations, expiries, pending changesets.
+    # Retry what Zero has not confirmed (revocations, expiries, pending changesets) and
+    # repair what someone else changed since the last tick (one activity-log read a cluster).
     "zero-tick": {"task": "zero.tick", "schedule": 30.0},
     # Compare every managed policy with Zero and repair drift.
     "zero-reconcile": {"task": "zero.reconcile_all", "schedule": 300.0},

@@ -254,6 +254,9 @@ except _zero_clusters.ClusterConfigError as _exc:
 ZERO_AUTH_SCHEME = env.str("ZERO_AUTH_SCHEME", default="Bearer")
 ZERO_TIMEOUT_SECONDS = env.float("ZERO_TIMEOUT_SECONDS", default=10.0)
 ZERO_APPLY_CHANGESETS = env.bool("ZERO_APPLY_CHANGESETS", default=True)
+# The Zero user id the activity log shows on the portal's own writes (docs/zero-api.md,
+# "Whose change is it?"); empty: learnt once per cluster from the portal's own write.
+ZERO_API_USER_ID = env.str("ZERO_API_USER_ID", default="")
 # The lease holder waits this long before each follow-up write, so one write carries a burst.
 ZERO_SYNC_SETTLE_SECONDS = env.float("ZERO_SYNC_SETTLE_SECONDS", default=0.3)
 # A revocation Zero has not confirmed after this long is flagged and approvers are told.

@@ -5,14 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from apps.ppl import (
+    CRITERIA_CORE,
+    CRITERIA_ZERO,
     DENY_ALL_RULE,
     GrantRule,
+    criteria_errors,
     digest,
     dumps,
     evaluate,
@@ -20,6 +24,18 @@ from apps.ppl import (
     render_policy,
     rfc3339,
     validate_ppl,
+)
+
+# Real public keys, as ssh-keygen / cryptography write them.
+ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE4jKNqs3f1XDb9wwLke0cPxBI02SSW4slg3us2uVLpa"
+ECDSA = (
+    "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBFMqxMLtR9+o38kXP"
+    "lZKaeEnLPI7w+UW5s9zwQZsDiamVLAHkZGrqf8DfgXHk5rgsGEycWlWZuw8QeGLQ3h+PIE="
+)
+RSA = (
+    "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC9jaQYxIiBkVDx2PuMvZOtkQ7XfpT68n9b02D4DMQbYH1IbFS0Fm6"
+    "zjxxCMGzip5CgA8jhiO5FHOjw1n1gNeohun21aBk5Cz3rbPlLgjs5709wtOiXa+HEXV8GdG5JyC6psmw2jHmf97O4t7"
+    "EYfj8UHTmBDEolsKZdqeW6NIKJkQ=="
 )
 
 T0 = datetime(2026, 9, 1, 9, 0, tzinfo=UTC)
@@ -367,14 +383,8 @@ def test_render_dumps_is_stable_under_permutation(pair: tuple[list, list]) -> No
     [
         [{"allow": {"and": [{"email": {"not_in": ["a@example.com", "b@example.com"]}}]}}],
         [{"allow": {"and": [{"mcp_tool": {"in": ["search"]}}]}}],
-        [
-            {
-                "allow": {
-                    "and": [{"ssh_username": {"is": "root"}}, {"ssh_publickey": "ssh-ed25519 A"}]
-                }
-            }
-        ],
-        [{"allow": {"or": [{"ssh_username_matches_email": True}, {"ssh_user_ca": "ca"}]}}],
+        [{"allow": {"and": [{"ssh_username": {"is": "root"}}, {"ssh_publickey": ED25519}]}}],
+        [{"allow": {"or": [{"ssh_username_matches_email": True}, {"ssh_ca": [ECDSA, RSA]}]}}],
         [{"allow": {"and": [{"ssh_username_matches_claim": "username"}]}}],
         [{}],
         {},
@@ -389,6 +399,108 @@ def test_render_dumps_is_stable_under_permutation(pair: tuple[list, list]) -> No
 )
 def test_validate_accepts_what_pomerium_accepts(ppl: object) -> None:
     assert validate_ppl(ppl) == []
+
+
+# ------------------------------------------- as strict as Pomerium (pkg/policy/criteria)
+
+
+@pytest.mark.parametrize(
+    "criterion",
+    [
+        {"source_ip": "10.0.0.0/8"},
+        {"source_ip": "10.0.0.1/24"},  # host bits set: Go's ParseCIDR accepts it
+        {"source_ip": ["192.0.2.7", "2001:db8::/32", "::ffff:10.0.0.1/120"]},
+        {"source_ip": "10.0.0.0/08"},  # Go's prefix parser takes leading zeros
+        {"ssh_publickey": f"# a comment\n\n{ED25519} alice@laptop"},
+        {"ssh_publickey": f'from="10.0.0.0/8,192.0.2.1",no-pty {ED25519}'},
+        {"ssh_ca": ECDSA},
+        {"device": {"type": "enclave_only", "approved": True}},
+        {"device": {"is": "5Vn3C1RS"}},
+        {
+            "client_certificate": {
+                "fingerprint": "17859273e8a980631d367b2d5a6a6635412b0f22835f69e47b3f65624546a704"
+            }
+        },
+        {"client_certificate": {"fingerprint": [":".join(["AB"] * 32)]}},
+        {"client_certificate": {"spki_hash": "FsDbM0rUYIiL3V339eIKqiz6HPSB+Pz2WeAWhqlqh8U="}},
+        {"client_certificate": {"san_email": {"ends_with": "@example.com"}}},
+        {"day_of_week": "*"},
+        {"day_of_week": "Mon,wed,friday"},
+        {"day_of_week": "fri-mon"},
+        {"time_of_day": {"timezone": "UTC", "after": "2:20:00", "before": "4:30PM"}},
+        {"time_of_day": {"timezone": "Europe/Berlin", "after": "3 PM"}},
+        {"time_of_day": {"timezone": "America/Phoenix", "before": "15:04:05.999999999"}},
+        {"time_of_day": {"timezone": "Asia/Tokyo", "after": "9:05 AM", "before": "12PM"}},
+        {"mcp_tool": {"not_in": ["drop_table"]}},
+        {"record": {"type": "example.com/geoip", "field": "country", "is": "US"}},
+    ],
+)
+def test_values_pomerium_accepts_are_valid(criterion: dict[str, Any]) -> None:
+    assert validate_ppl([{"allow": {"and": [criterion]}}]) == []
+
+
+@pytest.mark.parametrize(
+    ("criterion", "fragment"),
+    [
+        ({"source_ip": "10.0.0.0/33"}, "prefix length must be 0-32"),
+        ({"source_ip": "2001:db8::/129"}, "prefix length must be 0-128"),
+        ({"source_ip": "010.0.0.1"}, "not an IP address"),  # Go refuses leading zeros
+        ({"source_ip": "10.0.0.0/255.0.0.0"}, "prefix length"),  # a netmask, not a length
+        ({"source_ip": "fe80::1%eth0"}, "zone"),
+        ({"source_ip": " 10.0.0.1"}, "not an IP address"),
+        ({"source_ip": []}, "non-empty list"),
+        ({"source_ip": [10]}, "expected an IP address"),
+        ({"ssh_publickey": "ssh-ed25519 A"}, "not valid base64"),
+        ({"ssh_publickey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE4j"}, "truncated"),
+        ({"ssh_publickey": ED25519.replace("ssh-ed25519 ", "")}, "not an SSH public key"),
+        ({"ssh_publickey": [ED25519, "nonsense"]}, "not an SSH public key"),
+        ({"ssh_ca": ECDSA[:-8] + "AAAAAAA="}, "not an SSH public key"),  # off the curve
+        ({"ssh_user_ca": ED25519}, "unknown criterion 'ssh_user_ca'"),
+        ({"pomerium_routes": True}, "unknown criterion 'pomerium_routes'"),
+        ({"device": "any"}, "expected an object"),
+        ({"device": {"kind": "any"}}, "unexpected field 'kind'"),
+        ({"device": {"is": 5}}, "is: expected a string"),
+        ({"client_certificate": {"fingerprint": "17:85"}}, "fingerprint"),
+        ({"client_certificate": {"spki_hash": "c2hvcnQ="}}, "spki_hash"),
+        ({"client_certificate": {"subject": "x"}}, "unsupported certificate matcher"),
+        ({"client_certificate": {"san_dns": {"like": "x"}}}, "unknown string matcher"),
+        ({"ssh_username_matches_claim": ["a"]}, "claim's name"),
+        ({"day_of_week": "mon-fri-sat"}, "not a day or a range"),
+        ({"day_of_week": "weekdays"}, "not a day or a range"),
+        ({"day_of_week": "mon, wed"}, "not a day or a range"),
+        ({"day_of_week": ""}, "expected a string"),
+        ({"time_of_day": {"after": "09:00"}}, "timezone is required"),
+        ({"time_of_day": {"timezone": "Mars/Olympus", "after": "09:00"}}, "unknown time zone"),
+        ({"time_of_day": {"timezone": "UTC"}}, "after and/or before"),
+        ({"time_of_day": {"timezone": "UTC", "after": "25:00"}}, "hour out of range"),
+        ({"time_of_day": {"timezone": "UTC", "after": "13 PM"}}, "hour out of range"),
+        ({"time_of_day": {"timezone": "UTC", "after": "9:5"}}, "not a time"),
+        ({"time_of_day": {"timezone": "UTC", "after": "3pm"}}, "not a time"),  # Go: PM only
+        ({"time_of_day": {"timezone": "UTC", "after": "9:00", "at": "x"}}, "unknown time_of_day"),
+        ({"mcp_tool": {"matches": "x"}}, "unknown string matcher"),
+        ({"ssh_username": {"in": "root"}}, "list of strings"),
+    ],
+)
+def test_values_pomerium_refuses_are_errors(criterion: dict[str, Any], fragment: str) -> None:
+    errors = validate_ppl([{"allow": {"and": [criterion]}}])
+    assert errors and any(fragment in e for e in errors), errors
+
+
+def test_the_registry_is_per_flavour() -> None:
+    assert {"date", "day_of_week", "time_of_day", "record"} == CRITERIA_ZERO - CRITERIA_CORE
+    window = [{"allow": {"and": [{"date": {"before": "2150-01-02T16:20:00Z"}}]}}]
+    assert validate_ppl(window) == []
+    assert validate_ppl(window, criteria=CRITERIA_CORE) == [
+        "rule[0].allow.and[0]: unknown criterion 'date'"
+    ]
+    level = [{"http_method": "GET"}, {"time_of_day": {"timezone": "UTC", "after": "9:00"}}]
+    assert criteria_errors(level) == []
+    assert criteria_errors(level, criteria=CRITERIA_CORE) == [
+        "criteria[1]: unknown criterion 'time_of_day'"
+    ]
+    assert criteria_errors([{"source_ip": "10.0.0.0/33"}]) == [
+        "criteria[0].source_ip: '10.0.0.0/33': the prefix length must be 0-32"
+    ]
 
 
 def test_zone_less_date_bounds_are_read_as_utc() -> None:
@@ -406,3 +518,12 @@ def test_not_in_matcher_evaluates() -> None:
     rules = [{"allow": {"and": [{"email": {"not_in": ["mallory@example.com"]}}]}}]
     assert evaluate(rules, "alice@example.com", T0)
     assert not evaluate(rules, "mallory@example.com", T0)
+
+
+def test_the_written_contract_names_zeros_registry() -> None:
+    """The simulator reads its criterion names from the contract schema, the portal from
+    CRITERIA_ZERO: both are Pomerium's registry, so they must name the same criteria."""
+    from apps.zero import contract
+
+    criterion = contract.schema("PPL")["$defs"]["Criterion"]
+    assert set(criterion["properties"]) | {"claim"} == set(CRITERIA_ZERO)

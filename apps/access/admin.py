@@ -26,6 +26,7 @@ from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
 from apps.accounts.middleware import request_user
+from apps.ppl import criteria_errors, validate_ppl
 
 from . import clusters, services
 from .admin_actions import (
@@ -223,6 +224,7 @@ class ResourceAdmin(StrictIdsMixin):
     show_full_result_count = False  # one COUNT(*) per page view, not two
     readonly_fields = (
         "zero_status",
+        "ppl_problems",
         "slack_webhook",
         "sync_generation",
         "created_at",
@@ -239,7 +241,13 @@ class ResourceAdmin(StrictIdsMixin):
         (
             "Pomerium Zero policy",
             {
-                "fields": ("cluster", "zero_policy_name", "base_ppl", "zero_status"),
+                "fields": (
+                    "cluster",
+                    "zero_policy_name",
+                    "base_ppl",
+                    "ppl_problems",
+                    "zero_status",
+                ),
                 "description": "The portal owns this policy: grants are added to the base "
                 "rules below, and the whole policy is rewritten on every change. Base rules "
                 "are a JSON list of PPL rules; anything Pomerium accepts is accepted "
@@ -338,6 +346,19 @@ class ResourceAdmin(StrictIdsMixin):
         if state.pending_apply:
             return "not enforced yet: " + (state.pending_reason or "waiting for changeset apply")
         return "current" if state.synced_generation >= obj.sync_generation else "pending"
+
+    @admin.display(description="What Pomerium would refuse")
+    def ppl_problems(self, obj: Resource) -> str:
+        """Stored base rules and level criteria that Pomerium refuses (saved before the
+        portal checked values as strictly as Pomerium does): the sync refuses invalid base
+        rules, and leaves a level's invalid criteria out of every grant approved with it."""
+        found = [f"Base rules: {p}" for p in validate_ppl(obj.base_ppl or [])[:3]]
+        if obj.pk:
+            for level in obj.levels.all():
+                found += [f"Level {level.name}: {p}" for p in criteria_errors(level.criteria)[:3]]
+        if not found:
+            return "none"
+        return format_html('<strong style="color:#b42318">{}</strong>', "; ".join(found[:10]))
 
     @admin.display(description="Sync status in Pomerium Zero")
     def zero_status(self, obj: Resource) -> str:

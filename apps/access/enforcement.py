@@ -20,16 +20,21 @@ from . import events
 from .models import Grant
 from .states import SyncStatus
 
+MAX_REASON = 1000
 
-def confirm_live(grant: Grant, *, at: datetime, policy_id: str, pending: bool) -> int:
+
+def confirm_live(
+    grant: Grant, *, at: datetime, policy_id: str, pending: bool, reason: str = ""
+) -> int:
     """Zero holds the grant's rule: ``live`` (1) once it enforces it, ``pending_apply`` (0)
-    while a changeset waits. A grant already live is left alone (0)."""
+    while a changeset waits, with ``reason`` (why it waits: e.g. who else changed what in
+    the changeset) in ``sync_error``. A grant already live is left alone (0)."""
     if grant.sync_status == SyncStatus.LIVE:
         return 0
     if pending:
         # The rule is written but Zero does not enforce it yet.
         Grant.objects.filter(pk=grant.pk).update(
-            sync_status=SyncStatus.PENDING_APPLY, sync_error=""
+            sync_status=SyncStatus.PENDING_APPLY, sync_error=reason[:MAX_REASON]
         )
         return 0
     first = grant.live_at is None
@@ -56,13 +61,15 @@ def confirm_live(grant: Grant, *, at: datetime, policy_id: str, pending: bool) -
     return 1
 
 
-def confirm_removed(grant: Grant, *, at: datetime, policy_id: str, pending: bool) -> int:
+def confirm_removed(
+    grant: Grant, *, at: datetime, policy_id: str, pending: bool, reason: str = ""
+) -> int:
     """The rule of a revoked or expired grant is gone from Zero: ``removed`` (1) once Zero
-    enforces that, ``pending_apply`` (0) while a changeset waits."""
+    enforces that, ``pending_apply`` (0) while a changeset waits, with ``reason``."""
     if pending:
-        if grant.sync_status != SyncStatus.PENDING_APPLY:
+        if grant.sync_status != SyncStatus.PENDING_APPLY or grant.sync_error != reason:
             Grant.objects.filter(pk=grant.pk).update(
-                sync_status=SyncStatus.PENDING_APPLY, sync_error=""
+                sync_status=SyncStatus.PENDING_APPLY, sync_error=reason[:MAX_REASON]
             )
         return 0
     Grant.objects.filter(pk=grant.pk).update(

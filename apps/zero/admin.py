@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from apps.access.admin_actions import FastChangeListMixin
-from apps.zero.models import PolicySync
+from apps.access.admin_actions import FastChangeListMixin, ReadOnlyAdmin
+from apps.zero.models import PolicySync, ZeroCluster
 
 SYNC_PERMISSION = "access.decide_accessrequest"
 WARNING = '<strong style="color:#b42318">{}</strong>'
@@ -72,6 +73,7 @@ class PolicySyncAdmin(FastChangeListMixin):
         "last_error_at",
         "consecutive_failures",
         "enforcement",
+        "confirmed_by",
         "pending_apply",
         "pending_changeset_ids",
         "pending_reason",
@@ -193,3 +195,30 @@ class PolicySyncAdmin(FastChangeListMixin):
                 "The periodic reconcile will still run.",
                 messages.ERROR,
             )
+
+
+@admin.register(ZeroCluster)
+class ZeroClusterAdmin(ReadOnlyAdmin):
+    """View-only: who the portal is in each Zero cluster, and how far the tick has read the
+    cluster's activity log. Only superusers see it (the default model permissions)."""
+
+    list_display = ("cluster_id", "own_api_user", "identity_learnt_at", "activity_read_at")
+    fields = (
+        "cluster_id",
+        "own_api_user",
+        "identity_source",
+        "identity_learnt_at",
+        "activity_cursor",
+        "activity_read_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="The portal's own Zero user")
+    def own_api_user(self, obj: ZeroCluster) -> str:
+        configured = settings.ZERO_API_USER_ID
+        learnt = obj.api_user_email or obj.api_user_id or "not learnt yet"
+        if obj.api_user_email and obj.api_user_id:
+            learnt = f"{obj.api_user_email} (id {obj.api_user_id})"
+        if configured:
+            return f"{configured} (ZERO_API_USER_ID); learnt: {learnt}"
+        return learnt

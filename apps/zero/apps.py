@@ -11,7 +11,11 @@ class ZeroConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.access import events
+        from apps.audit import actions
 
+        from .actions import ZeroAction
         from .receivers import enqueue_sync
+
+        actions.register(ZeroAction)
 
         events.policy_changed.connect(enqueue_sync, dispatch_uid="zero.enqueue_sync")

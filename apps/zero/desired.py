@@ -7,7 +7,7 @@ builds on these; ``manage.py sync_zero --dry-run`` prints them.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 
 from apps import ppl as ppl_lib
+from apps.access import targets
 from apps.access.models import Grant, Resource
 
 # The managed properties: what the portal owns in a policy and compares on every sync.
@@ -62,11 +63,40 @@ def wanted_grants(resource: Resource, now: datetime) -> dict[int, RuleKey]:
 
 def render(resource: Resource, wanted: Mapping[int, RuleKey]) -> list[dict[str, Any]]:
     """The PPL for the base rules plus the given grant rules (deterministic)."""
-    rules = [
+    return ppl_lib.render_policy(resource.base_ppl or [], _grant_rules(wanted.values()))
+
+
+def _grant_rules(keys: Iterable[RuleKey]) -> list[ppl_lib.GrantRule]:
+    return [
         ppl_lib.GrantRule(email, _parse(after), _parse(before), tuple(json.loads(extra)))
-        for email, after, before, extra in wanted.values()
+        for email, after, before, extra in keys
     ]
-    return ppl_lib.render_policy(resource.base_ppl or [], rules)
+
+
+def criteria_registry(resource: Resource) -> frozenset[str]:
+    """The criteria the policy engine holding the resource's policy registers, from what
+    its target can do (``apps.access.targets``): Zero's and Enterprise's, or Core's."""
+    caps = targets.capabilities(resource.cluster)
+    if targets.DATE in caps and targets.RECURRING in caps:
+        return ppl_lib.CRITERIA_ZERO
+    return ppl_lib.CRITERIA_CORE
+
+
+def refused_rules(wanted: Mapping[int, RuleKey], registry: frozenset[str]) -> dict[int, str]:
+    """Grant id -> why Pomerium would refuse its rule, for the grants among ``wanted`` whose
+    copied criteria (level, schedule) the target does not accept. One such rule would make
+    the whole policy write fail, revocations included, so the sync leaves these out."""
+    refused = {}
+    for grant_id, (_, _, _, extra) in wanted.items():
+        problems = ppl_lib.criteria_errors(json.loads(extra), criteria=registry)
+        if problems:
+            refused[grant_id] = "; ".join(problems[:3])
+    return refused
+
+
+def rule_text(key: RuleKey) -> str:
+    """The canonical JSON of the one rule a grant's key renders (as ``render`` writes it)."""
+    return ppl_lib.dumps(ppl_lib.render_policy([], _grant_rules([key]))[0])
 
 
 def _parse(value: str) -> datetime:

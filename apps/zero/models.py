@@ -55,6 +55,14 @@ class PolicySync(models.Model):
         editable=False,
         help_text="The portal's last change waits for a changeset apply in Zero.",
     )
+    confirmed_by = models.CharField(
+        max_length=16,
+        blank=True,
+        editable=False,
+        help_text="What proved the last confirmation: the write's activity entry "
+        "(activity), its changeset (changeset), or only a settings read made after the write "
+        "(settings; the tick re-checks it until the activity log proves it).",
+    )
     pending_changeset_ids = models.JSONField(default=list, blank=True, editable=False)
     pending_reason = models.TextField(
         blank=True,
@@ -95,6 +103,54 @@ class PolicySync(models.Model):
 
     def __str__(self) -> str:
         return f"Zero policy sync of {self.resource}"
+
+
+class ZeroCluster(models.Model):
+    """What the portal knows about one Zero cluster it writes to: who it is there, and how
+    far it has read the cluster's activity log. Written by ``apps.zero.identity`` and
+    ``apps.zero.watch`` only; nothing here is edited by hand.
+
+    The portal's own Zero user (``api_user_id``/``api_user_email``) is what Zero's activity
+    log names as the author of the portal's writes. It comes from ``ZERO_API_USER_ID`` or is
+    learnt once from an entry that can only be the portal's (docs/zero-api.md, "Whose
+    change is it?"), and is never re-learnt: a pinned identity changes only by hand, in
+    the setting.
+    """
+
+    cluster_id = models.CharField(max_length=128, unique=True, editable=False)
+    api_user_id = models.CharField(
+        max_length=200,
+        blank=True,
+        editable=False,
+        help_text="The Zero user id the activity log shows on the portal's own writes.",
+    )
+    api_user_email = models.CharField(max_length=254, blank=True, editable=False)
+    identity_source = models.TextField(
+        blank=True,
+        editable=False,
+        help_text="Where the identity was learnt: the policy and activity entry, and when.",
+    )
+    identity_learnt_at = models.DateTimeField(null=True, blank=True, editable=False)
+    activity_cursor = models.CharField(
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text="updatedAt of the newest activity-log entry the tick has looked at.",
+    )
+    activity_cursor_ids = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="Ids of the entries at the cursor's timestamp already looked at.",
+    )
+    activity_read_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "Zero cluster"
+        ordering = ["cluster_id"]
+
+    def __str__(self) -> str:
+        return f"Zero cluster {self.cluster_id}"
 
 
 class RemovalAlert(models.Model):

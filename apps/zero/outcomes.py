@@ -23,6 +23,7 @@ from apps.access.states import OPEN_GRANT_STATES, GrantState, SyncStatus
 from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
+from apps.zero.actions import ZeroAction
 from apps.zero.desired import RuleKey, rule_key
 from apps.zero.models import PolicySync
 
@@ -43,6 +44,7 @@ class PassResult:
     remote_digest: str = ""
     has_unsettled: bool = False
     confirmed_at: datetime | None = None
+    confirmed_by: str = ""  # what proved it: "activity", "changeset" or "settings"
     routes: list[dict[str, Any]] | None = None
     pending_apply: bool = False  # written, not yet enforced (see remote.settle_changesets)
     pending_reason: str = ""
@@ -52,6 +54,12 @@ class PassResult:
     duplicate_policy_ids: list[str] | None = None  # None: not looked at in this pass
     cluster_id: str = ""  # the Zero cluster this pass wrote to
     retired: list[dict[str, str]] | None = None  # None: the row's list is unchanged
+    # The answered write of this pass the portal may learn its own Zero user from:
+    # ("create", None) or ("update", digest read before the replace); None: none.
+    learnable: tuple[str, str | None] | None = None
+    # Grants whose rule was left out of the policy because the target refuses it -> why.
+    refused: dict[int, str] = field(default_factory=dict)
+    held_rules: set[str] | None = None  # the grant/base rules Zero held before this pass
     audits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def audit(self, action: str, details: dict[str, Any]) -> None:
@@ -81,6 +89,35 @@ def _write_audits(resource: Resource, result: PassResult) -> None:
         record(action, target=resource, resource_slug=resource.slug, details=details)
 
 
+def _mark_refused(resource: Resource, result: PassResult) -> int:
+    """Grants whose rule the target refuses: ``error`` with the reason, audited once per
+    reason (``zero.grant_rule_refused``), and never counted live. Returns how many changed."""
+    changed = 0
+    grants = (
+        Grant.objects.select_for_update(of=("self",))
+        .filter(pk__in=list(result.refused), state__in=OPEN_GRANT_STATES)
+        .order_by("pk")
+    )
+    for grant in grants:
+        reason = f"the rule was left out of the policy: {result.refused[grant.pk]}"[:MAX_ERROR]
+        if grant.sync_status == SyncStatus.ERROR and grant.sync_error == reason:
+            continue
+        changed += enforcement.mark_sync_error(Grant.objects.filter(pk=grant.pk), reason)
+        record(
+            ZeroAction.GRANT_RULE_REFUSED,
+            target=grant,
+            resource_slug=resource.slug,
+            details={
+                "email": grant.email,
+                "criteria": grant.criteria,
+                "reason": reason,
+                "policy_id": result.policy_id or None,
+                "generation": result.generation,
+            },
+        )
+    return changed
+
+
 def record_success(
     state_pk: int, owner: str, resource: Resource, result: PassResult
 ) -> tuple[int, int]:
@@ -98,6 +135,8 @@ def record_success(
     enforced_at = result.confirmed_at or now
     # No grant becomes live or removed without Zero's confirmation of this pass.
     unconfirmed = result.pending_apply or result.confirmed_at is None
+    # Why the grants wait, shown on each grant (who else changed what, for instance).
+    waiting = result.pending_reason if result.pending_apply else ""
     live = removed = 0
     with audit.atomic():
         state = PolicySync.objects.select_for_update().get(pk=state_pk)
@@ -122,6 +161,11 @@ def record_success(
             last_error="",
             consecutive_failures=0,
             pending_apply=result.pending_apply,
+            confirmed_by=(
+                result.confirmed_by
+                if result.confirmed_at is not None
+                else ("" if result.pending_apply else state.confirmed_by)
+            ),
             pending_changeset_ids=result.pending_changesets,
             pending_reason=result.pending_reason if result.pending_apply else "",
             routes=result.routes if result.routes is not None else state.routes,
@@ -132,16 +176,25 @@ def record_success(
             ),
         )
         _write_audits(resource, result)
+        _mark_refused(resource, result)
         for grant in grants:
             current = rule_key(grant.email, grant.not_before, grant.expires_at, grant.criteria)
             in_policy = result.wanted.get(grant.pk) == current
             if in_policy and grant.state in OPEN_GRANT_STATES:
                 live += enforcement.confirm_live(
-                    grant, at=enforced_at, policy_id=result.policy_id, pending=unconfirmed
+                    grant,
+                    at=enforced_at,
+                    policy_id=result.policy_id,
+                    pending=unconfirmed,
+                    reason=waiting,
                 )
             elif grant.pk not in result.wanted and grant.state in CLOSED_GRANT_STATES:
                 removed += enforcement.confirm_removed(
-                    grant, at=enforced_at, policy_id=result.policy_id, pending=unconfirmed
+                    grant,
+                    at=enforced_at,
+                    policy_id=result.policy_id,
+                    pending=unconfirmed,
+                    reason=waiting,
                 )
     return live, removed
 
@@ -162,6 +215,7 @@ def record_failure(
             & ~Q(sync_status=SyncStatus.LIVE)
             & Q(state__in=OPEN_GRANT_STATES)
         ) | _removable(resource, result.wanted)
+        _mark_refused(resource, result)
         errored = enforcement.mark_sync_error(Grant.objects.filter(unsettled), message)
         PolicySync.objects.filter(pk=state_pk).update(
             last_error=message,

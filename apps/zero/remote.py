@@ -6,8 +6,12 @@ otherwise, and none writes to the database.
 
 How "enforced" is decided (docs/zero-api.md, "Changesets"):
 
-* A cluster with ``autoApplyChangesets: true`` applies an API write when it answers it,
-  so the write's answer is the confirmation.
+* Only an answer about the write itself proves it: the write's activity-log entry. A
+  cluster with ``autoApplyChangesets: true`` applies an API write when it answers it, and
+  the entry then carries ``applied.at``. A remembered ``autoApplyChangesets`` never
+  confirms anything (an operator may have turned it off since it was read); a settings
+  read made after the write stands in only when the log shows nothing yet, and the tick
+  re-checks what it confirmed.
 * Otherwise the write waits in the namespace's pending changeset, together with whatever
   anyone else changed there. A changeset lists no entities, so the one link from our
   write to it is our policy's newest activity-log entry, ``applied.changesetId``. That
@@ -15,15 +19,20 @@ How "enforced" is decided (docs/zero-api.md, "Changesets"):
   ``rejected`` never took effect, ``pending``/``applying`` not yet. A missing or unknown
   status is never read as applied.
 * With ``ZERO_APPLY_CHANGESETS`` the portal applies a pending changeset itself, but only
-  when Zero's activity log shows that every change in it is a write to a policy the
-  portal manages. One foreign change (another admin's console edit, a route, a
-  setting) and the changeset is left for a human, and the admin says so.
+  when Zero's activity log lists the portal's own write under it and shows that every
+  change in it is the portal's own: made by the portal's own Zero API user AND holding
+  content the portal attempted to write to that policy (``apps.zero.identity``, the one
+  home of that rule). Anything else in it (another user's console edit, even to a policy
+  the portal manages; a route; a setting; a deletion; an entry whose content the log does
+  not show) and the changeset is left pending for a human, and the row, the audit trail
+  and the grants say who changed which policy.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,8 +41,9 @@ from django.utils import timezone
 
 from apps import ppl as ppl_lib
 from apps.audit.models import AuditAction
-from apps.zero import desired
+from apps.zero import identity
 from apps.zero.client import ZeroClient, ZeroError, ZeroPermanentError
+from apps.zero.identity import Identity
 from apps.zero.models import PolicySync
 from apps.zero.outcomes import PassResult
 
@@ -48,6 +58,7 @@ def _obj(value: object) -> dict[str, Any]:
 
 
 ENFORCED = frozenset({"applied", "current"})
+CONFIRMED_BY_SETTINGS = "settings"
 NEVER_APPLIED = frozenset({"failed", "rejected"})
 MAX_LISTED_FOREIGN = 5
 
@@ -57,30 +68,21 @@ MAX_LISTED_FOREIGN = 5
 # --------------------------------------------------------------------------- #
 
 
-def _entry_digest(entry: Mapping[str, Any]) -> str | None:
-    data = _obj(entry.get("entity")).get("data")
-    if isinstance(data, dict) and "ppl" in data:
-        return desired.state_digest(desired.managed_state(data))
-    return None
-
-
-def _who(user: object) -> str | None:
-    if not isinstance(user, dict):
-        return None
-    who = user.get("email") or user.get("displayName") or user.get("id")
-    return str(who) if who else None
-
-
 def hand_editors(
-    client: ZeroClient, state: PolicySync, policy_id: str, found_digest: str
+    client: ZeroClient,
+    state: PolicySync,
+    policy_id: str,
+    found_digest: str,
+    own: Identity | None,
 ) -> tuple[list[str], bool] | None:
     """Who changed the policy since our last confirmed write, newest first, and whether
-    the change Zero now holds is one the portal itself wrote; None if Zero won't say.
+    the content Zero now holds is the portal's own write; None if Zero won't say.
 
     Walks the activity log back to the entry of our last confirmed write (by digest) or,
-    when entries carry no data, to that write's time. Entries whose data equals one of
-    our write attempts are ours; so is anything else by the same Zero user (the portal's
-    API user). What is left are other people's edits.
+    when entries carry no data, to that write's time. An entry is ours only by the one
+    rule (``identity.is_own_change``: our own API user AND content we attempted); every
+    other entry names an editor. The content Zero holds is ours when no other editor
+    shows up and it equals one of our write attempts (a write whose answer was lost).
     """
     try:
         entries = client.activity_logs(
@@ -89,10 +91,10 @@ def hand_editors(
     except ZeroError as exc:
         logger.info("Zero activity log of %s unavailable: %s", policy_id, exc)
         return None
-    attempted = set(state.attempted_digests or [])
+    attempted = {policy_id: set(state.attempted_digests or [])}
     window: list[dict[str, Any]] = []
     for entry in entries:
-        digest = _entry_digest(entry)
+        digest = identity.entry_digest(entry)
         if digest is not None and digest == state.remote_digest:
             break
         if digest is None:
@@ -100,21 +102,14 @@ def hand_editors(
             if created and state.last_written_at and created <= state.last_written_at:
                 break
         window.append(entry)
-    own_users = {
-        str(_obj(e.get("user")).get("id"))
-        for e in window
-        if _entry_digest(e) in attempted and _obj(e.get("user")).get("id")
-    }
     editors: list[str] = []
     for entry in window:
-        user = _obj(entry.get("user"))
-        if _entry_digest(entry) in attempted or str(user.get("id")) in own_users:
+        if identity.is_own_change(entry, own, attempted):
             continue
-        who = _who(user)
-        if who and who not in editors:
+        who = identity.author(entry) or "an unnamed Zero user"
+        if who not in editors:
             editors.append(who)
-    ours = found_digest in attempted or (bool(window) and not editors)
-    return editors, ours
+    return editors, not editors and found_digest in attempted[policy_id]
 
 
 # --------------------------------------------------------------------------- #
@@ -161,41 +156,49 @@ def settle_changesets(
     client: ZeroClient,
     state: PolicySync,
     result: PassResult,
-    managed_policy_ids: Collection[str],
+    own: Identity | None,
     *,
     written_at: datetime,
 ) -> None:
     """Decide whether what the policy now holds is enforced; fill ``result``.
 
-    Sets ``result.confirmed_at`` when Zero says it is enforced, or
+    Sets ``result.confirmed_at`` (and ``confirmed_by``) when Zero says it is enforced, or
     ``result.pending_apply`` with ``result.pending_reason`` when it is not yet. Raises
     ``ZeroPermanentError`` when the changeset carrying our write failed or was rejected:
     that write never took effect.
+
+    Enforcement is proven by the write's own activity entry, never by a remembered
+    setting: its ``applied.at`` without a changeset (an auto-applied write: ``activity``),
+    or the ``applied``/``current`` status of the changeset it names (``changeset``). Only
+    when the log shows neither a link nor ``applied.at`` (it lags, or the write is not
+    listed yet) does a settings read made now, after the write, stand in:
+    ``autoApplyChangesets: true`` confirms it (``settings``), and the 30 s tick keeps
+    re-checking such a policy until its entry proves it.
     """
-    if client.auto_apply_changesets():
-        result.confirmed_at = written_at
-        return
     entries = client.activity_logs(
         entityType="policy", entityId=result.policy_id, limit=ACTIVITY_LOOKBACK
     )
+    own = _learn(client, result, entries) or own
     entry = _newest_write(entries, result.remote_digest)
-    if entry is None:
-        _wait(result, None, "Zero's activity log shows no write of this policy yet")
-        return
-    applied = _obj(entry.get("applied"))
+    applied = _obj(entry.get("applied")) if entry is not None else {}
     changeset_id = str(applied.get("changesetId") or "")
     applied_at = ppl_lib.parse_rfc3339(applied.get("at"))
     if not changeset_id:
         if applied_at is not None:
-            result.confirmed_at = applied_at
+            _confirmed(result, applied_at, "activity")
+        elif client.auto_apply_changesets(max_age=0):  # read now: after the write
+            _confirmed(result, written_at, "settings")
+        elif entry is None:
+            _wait(result, None, "Zero's activity log shows no write of this policy yet")
         else:
             _wait(result, None, "Zero has not yet linked the portal's write to a changeset")
         return
+    assert entry is not None  # the changeset id came from it
     changeset = client.find_changeset(changeset_id)
     status = str(changeset.get("status") or "") if changeset else ""
     if status in ENFORCED:
         assert changeset is not None
-        result.confirmed_at = applied_at or _updated_at(changeset)
+        _confirmed(result, applied_at or _updated_at(changeset), "changeset")
         return
     if status in NEVER_APPLIED:
         assert changeset is not None
@@ -212,9 +215,10 @@ def settle_changesets(
             "(ZERO_APPLY_CHANGESETS is off)",
         )
         return
-    foreign = foreign_changes(client, changeset_id, entry, managed_policy_ids)
+    foreign = foreign_changes(client, changeset_id, entry, own)
     if foreign:
-        listed = "; ".join(foreign[:MAX_LISTED_FOREIGN])
+        lines = [change.line for change in foreign]
+        listed = "; ".join(lines[:MAX_LISTED_FOREIGN])
         more = len(foreign) - MAX_LISTED_FOREIGN
         if more > 0:
             listed += f"; and {more} more"
@@ -229,8 +233,11 @@ def settle_changesets(
                 {
                     "changeset_id": changeset_id,
                     "policy_id": result.policy_id,
-                    "foreign_changes": foreign[:MAX_LISTED_FOREIGN],
+                    "foreign_changes": lines[:MAX_LISTED_FOREIGN],
                     "foreign_count": len(foreign),
+                    "editors": sorted({c.editor for c in foreign if c.editor}),
+                    "policies": sorted({c.policy for c in foreign if c.policy}),
+                    "own_api_user": str(own) if own else None,
                 },
             )
         _wait(result, changeset_id, reason)
@@ -240,10 +247,16 @@ def settle_changesets(
     result.applied_changesets.append(changeset_id)
     result.audit(
         AuditAction.ZERO_CHANGESET_APPLIED,
-        {"changeset_id": changeset_id, "policy_id": result.policy_id, "status": status or None},
+        {
+            "changeset_id": changeset_id,
+            "policy_id": result.policy_id,
+            "status": status or None,
+            # Every change in it was this user's, with content the portal attempted.
+            "own_api_user": str(own) if own else None,
+        },
     )
     if status in ENFORCED:
-        result.confirmed_at = _updated_at(answer)
+        _confirmed(result, _updated_at(answer), "changeset")
     elif status in NEVER_APPLIED:
         raise _never_applied(changeset_id, status, answer)
     else:
@@ -251,36 +264,77 @@ def settle_changesets(
         _wait(result, changeset_id, f"changeset {changeset_id} is being applied")
 
 
+@dataclass(frozen=True)
+class ForeignChange:
+    """One change in a changeset that is not the portal's own, for people to read."""
+
+    line: str  # e.g. "update policy 'jit-hr-records' by mallory@example.com: made by another..."
+    editor: str  # who made it, as the activity log names them; "" if it does not
+    policy: str  # the policy's name (or id) when the change is to a policy; else ""
+
+
 def foreign_changes(
     client: ZeroClient,
     changeset_id: str,
     ours: Mapping[str, Any],
-    managed_policy_ids: Collection[str],
-) -> list[str]:
-    """Every change in the changeset that is not a write to a portal-managed policy, one
-    readable line each. If the log does not even list our own write under the changeset,
-    it is incomplete, and that is reported as a foreign (unknown) change too."""
+    own: Identity | None,
+) -> list[ForeignChange]:
+    """Every change in the changeset that is not the portal's own by the one rule
+    (``identity.is_own_change``), one readable line each. If the log does not even list our
+    own write under the changeset, it is incomplete, and that is reported as a foreign
+    (unknown) change too."""
     entries = client.activity_logs(changesetId=changeset_id)
-    foreign = [_describe(e) for e in entries if not is_managed_write(e, managed_policy_ids)]
+    attempted = _attempted(entries)
+    foreign = []
+    for entry in entries:
+        why = identity.why_foreign(entry, own, attempted)
+        if why is not None:
+            foreign.append(_describe(entry, why))
     if ours.get("id") and not any(e.get("id") == ours.get("id") for e in entries):
-        foreign.append("changes Zero's activity log does not list yet")
+        foreign.append(ForeignChange("changes Zero's activity log does not list yet", "", ""))
     return foreign
 
 
-def is_managed_write(entry: Mapping[str, Any], managed: Collection[str]) -> bool:
-    entity = _obj(entry.get("entity"))
-    return entity.get("type") == "policy" and str(entity.get("id")) in managed
+def _attempted(entries: Iterable[Mapping[str, Any]]) -> dict[str, set[str]]:
+    """Policy id -> the digests the portal attempted for it, for the policies in ``entries``."""
+    ids = {str(_obj(e.get("entity")).get("id")) for e in entries}
+    rows = PolicySync.objects.filter(remote_policy_id__in=ids).values_list(
+        "remote_policy_id", "attempted_digests"
+    )
+    attempted: dict[str, set[str]] = {}
+    for policy_id, digests in rows:
+        attempted.setdefault(policy_id, set()).update(digests or [])
+    return attempted
 
 
-def _describe(entry: Mapping[str, Any]) -> str:
+def _describe(entry: Mapping[str, Any], why: str) -> ForeignChange:
     entity = _obj(entry.get("entity"))
     data = _obj(entity.get("data"))
     what = f"{entry.get('activityType') or 'change'} {entity.get('type') or 'entity'}"
     name = data.get("name") or entity.get("id")
     if name:
         what += f" {name!r}"
-    who = _who(entry.get("user"))
-    return f"{what} by {who}" if who else what
+    who = identity.author(entry)
+    line = f"{what} by {who}" if who else what
+    policy = str(name or "") if entity.get("type") == "policy" else ""
+    return ForeignChange(f"{line}: {why}", who or "", policy)
+
+
+def _learn(
+    client: ZeroClient, result: PassResult, entries: list[dict[str, Any]]
+) -> Identity | None:
+    """Learn the portal's own Zero user from the entry of the write this pass made, when
+    the write was answered (see ``identity.learn``)."""
+    if result.learnable is None:
+        return None
+    kind, previous = result.learnable
+    return identity.learn(
+        client.cluster_id,
+        result.policy_id,
+        entries,
+        written_digest=result.remote_digest,
+        previous_digest=None if kind == "create" else previous,
+    )
 
 
 def _newest_write(entries: Iterable[Mapping[str, Any]], digest: str) -> Mapping[str, Any] | None:
@@ -288,9 +342,9 @@ def _newest_write(entries: Iterable[Mapping[str, Any]], digest: str) -> Mapping[
     else (entries without data) the newest entry at all."""
     listed = list(entries)
     for entry in listed:
-        if _entry_digest(entry) == digest:
+        if identity.entry_digest(entry) == digest:
             return entry
-    data_less = [e for e in listed if _entry_digest(e) is None]
+    data_less = [e for e in listed if identity.entry_digest(e) is None]
     return data_less[0] if data_less else None
 
 
@@ -305,6 +359,11 @@ class ChangesetNeverApplied(ZeroPermanentError):
 def _never_applied(changeset_id: str, status: str, changeset: Mapping[str, Any]) -> ZeroError:
     reason = changeset.get("failureMessage") or "Zero gave no reason"
     return ChangesetNeverApplied(f"Zero changeset {changeset_id} {status}: {reason}")
+
+
+def _confirmed(result: PassResult, at: datetime, by: str) -> None:
+    result.confirmed_at = at
+    result.confirmed_by = by
 
 
 def _wait(result: PassResult, changeset_id: str | None, reason: str) -> None:

@@ -14,11 +14,19 @@
   The policy is written only when its managed properties differ from the desired ones.
 * **Drift is named.** A remote policy that differs from what the portal last wrote was
   edited elsewhere: it is overwritten and audited as ``zero.drift_repaired`` with the
-  rules added/removed and, from Zero's activity log, who edited it.
-* **Live means enforced.** When the cluster does not auto-apply changesets the portal
-  applies its own (``ZERO_APPLY_CHANGESETS``) or marks grants ``pending_apply``. Grants
-  become ``live``/``removed`` only once Zero applied the change, with that time in
-  ``enforced_at`` and a ``grant.enforced`` audit entry.
+  rules added/removed and, from Zero's activity log, who edited it. The 30 s tick finds
+  such edits in the activity log (``apps.zero.watch``) and forces a pass at once.
+* **Live means enforced.** Grants become ``live``/``removed`` only once an answer about
+  the write itself proves Zero applied it (its activity entry, or its changeset; never a
+  remembered setting: ``remote.settle_changesets``), with that time in ``enforced_at``
+  and a ``grant.enforced`` audit entry. When the cluster does not auto-apply changesets
+  the portal applies its own, only when every change in it is the portal's own
+  (``ZERO_APPLY_CHANGESETS``, ``identity.is_own_change``), or marks grants
+  ``pending_apply`` with the reason.
+* **One bad rule holds nothing back.** A grant whose copied criteria the target refuses is
+  left out of the policy (``error``, ``zero.grant_rule_refused``); if Zero refuses a write
+  anyway, it is written again without the grant rules Zero did not already hold. Every
+  other grant and every removal is written.
 * **Failures are visible.** Unsettled grants turn ``error`` with a readable reason, the
   row keeps ``last_error``, and one ``zero.sync_failed`` entry is written per failure
   streak. Messages come from the Zero client, which redacts tokens.
@@ -50,7 +58,7 @@ from apps.access.states import SyncStatus
 from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
-from apps.zero import desired, remote
+from apps.zero import desired, identity, remote
 from apps.zero.client import (
     ZeroClient,
     ZeroError,
@@ -279,6 +287,7 @@ def _settled(state: PolicySync, generation: int) -> bool:
         and state.synced_generation >= generation
         and not state.pending_apply
         and not state.retired_policies
+        and state.confirmed_by != remote.CONFIRMED_BY_SETTINGS
     )
 
 
@@ -317,8 +326,13 @@ def _leased_pass(
         return outcome
     now = now or timezone.now()
     wanted = desired.wanted_grants(resource, now)
+    registry = desired.criteria_registry(resource)
+    # A grant whose copied criteria the target refuses is left out, never allowed to make
+    # the whole write fail: the other grants, and every removal, are still written.
+    refused = desired.refused_rules(wanted, registry)
+    wanted = {gid: key for gid, key in wanted.items() if gid not in refused}
     props = desired.properties(resource, desired.render(resource, wanted))
-    result = PassResult(generation=generation, wanted=wanted)
+    result = PassResult(generation=generation, wanted=wanted, refused=dict(refused))
     result.has_unsettled = has_unsettled(resource, wanted)
     try:
         client = _cluster_client(resource, base)
@@ -326,11 +340,24 @@ def _leased_pass(
         return _failed(outcome, state_pk, resource, result, exc)
     calls_before = sum(client.calls.values())
     try:
-        problems = ppl_lib.validate_ppl(props["ppl"])
+        problems = ppl_lib.validate_ppl(resource.base_ppl or [], criteria=registry)
         if problems:
             raise SyncRefused("the resource's base PPL is invalid: " + "; ".join(problems[:3]))
         state = _follow_move(state, client.cluster_id, result)
-        _remote(client, state, resource, props, result, force)
+        try:
+            _remote(client, state, resource, props, result, force)
+        except PolicyRefused as exc:
+            wanted_before = result.wanted
+            props = _without_doubtful_rules(resource, result, exc)
+            state = PolicySync.objects.select_related("resource").get(pk=state_pk)
+            try:
+                _remote(client, state, resource, props, result, force)
+            except PolicyRefused:
+                # Refused without the new rules too: they were not the cause (the base
+                # rules are, or a rule Zero held). Fail as before, blaming no grant.
+                result.refused = {g: r for g, r in result.refused.items() if g in refused}
+                result.wanted = wanted_before
+                raise exc from None
         _retire_moved(client, state, result)
     except (ZeroError, SyncRefused) as exc:
         outcome.calls = sum(client.calls.values()) - calls_before
@@ -463,6 +490,46 @@ def _retire_moved(client: ZeroClient, state: PolicySync, result: PassResult) -> 
     result.retired = kept
 
 
+REFUSED_STATUSES = (400, 422)
+
+
+class PolicyRefused(ZeroPermanentError):
+    """Zero answered a policy create or replace with 400/422: it refuses what was sent."""
+
+
+def _refused(exc: ZeroPermanentError) -> ZeroPermanentError:
+    """The error to raise for a failed policy write: ``PolicyRefused`` for a refusal."""
+    if exc.status in REFUSED_STATUSES:
+        return PolicyRefused(str(exc), status=exc.status, retry_after=exc.retry_after)
+    return exc
+
+
+def _without_doubtful_rules(
+    resource: Resource, result: PassResult, exc: PolicyRefused
+) -> dict[str, Any]:
+    """Zero refused the policy although the portal's checks passed: leave out every grant
+    rule Zero did not already hold (the new ones, one of which it refuses), so that the
+    write still carries every removal; re-raise when there is none to leave out (then the
+    base rules are what Zero refuses). Returns the properties to write instead."""
+    held = result.held_rules or set()
+    doubtful = [gid for gid, key in result.wanted.items() if desired.rule_text(key) not in held]
+    if not doubtful:
+        raise exc
+    reason = (
+        f"Zero refused the policy when this grant's rule was added ({exc}); the rule was "
+        "left out so that every other change, removals included, is written"
+    )
+    for gid in doubtful:
+        result.refused[gid] = reason
+    result.wanted = {gid: key for gid, key in result.wanted.items() if gid not in doubtful}
+    logger.warning(
+        "Zero refused the policy of %s; writing it without %d new grant rule(s)",
+        resource.slug,
+        len(doubtful),
+    )
+    return desired.properties(resource, desired.render(resource, result.wanted))
+
+
 class DuplicatePolicies(ZeroPermanentError):
     """More than one Zero policy carries the resource's policy name."""
 
@@ -489,6 +556,8 @@ def _remote(
     else:
         result.policy_id = str(policy["id"])
         found_state = desired.managed_state(policy)
+        if isinstance(found_state["ppl"], list):
+            result.held_rules = {ppl_lib.dumps(rule) for rule in found_state["ppl"]}
         found_digest = desired.state_digest(found_state)
         result.remote_digest = found_digest
         if found_digest != wanted_digest:
@@ -513,16 +582,12 @@ def _remote(
         or result.has_unsettled
         or state.pending_apply
         or state.retired_policies
+        or state.confirmed_by == remote.CONFIRMED_BY_SETTINGS
         or force
     ):
-        managed = set(
-            PolicySync.objects.exclude(remote_policy_id="").values_list(
-                "remote_policy_id", flat=True
-            )
-        )
-        managed.add(result.policy_id)
+        own = identity.own_identity(client.cluster_id)
         try:
-            remote.settle_changesets(client, state, result, managed, written_at=written_at)
+            remote.settle_changesets(client, state, result, own, written_at=written_at)
         except remote.ChangesetNeverApplied:
             if not force or result.wrote:
                 raise
@@ -534,6 +599,7 @@ def _remote(
                 result.policy_id, {**props, "namespaceId": policy.get("namespaceId") or None}
             )
             result.wrote = True
+            result.learnable = None  # the same content again: nothing singles this write out
             _remember(state.pk, result, written, wanted_digest)
             result.audit(
                 AuditAction.ZERO_POLICY_WRITTEN,
@@ -545,7 +611,7 @@ def _remote(
                     "resubmitted": True,
                 },
             )
-            remote.settle_changesets(client, state, result, managed, written_at=timezone.now())
+            remote.settle_changesets(client, state, result, own, written_at=timezone.now())
 
 
 def _find(
@@ -630,15 +696,18 @@ def _create(
     duplicate) means it exists after all, e.g. a create whose answer was lost, so the
     one policy by that name is adopted; the next pass compares and writes it."""
     try:
-        return client.create_policy(props)
+        created = client.create_policy(props)
     except ZeroPermanentError as exc:
         if exc.status not in (400, 409):
-            raise
+            raise _refused(exc) from None
         named = client.find_policies_by_name(resource.policy_name)
         if len(named) != 1:
-            raise
+            raise _refused(exc) from None
         result.duplicate_policy_ids = []
+        result.learnable = None  # adopted, not created by us: its create entry is not ours
         return named[0]
+    result.learnable = ("create", None)  # Zero answered our create with this policy's id
+    return created
 
 
 def _write(
@@ -658,8 +727,9 @@ def _write(
     drift = False
     editors: list[str] | None = None
     if changed:
-        seen = remote.hand_editors(client, state, result.policy_id, found_digest)
-        ours = found_digest in (state.attempted_digests or []) or (seen is not None and seen[1])
+        own = identity.own_identity(client.cluster_id)
+        seen = remote.hand_editors(client, state, result.policy_id, found_digest, own)
+        ours = seen[1] if seen is not None else found_digest in (state.attempted_digests or [])
         if ours:
             _late_confirmed(state, result, found_digest)
         else:
@@ -667,8 +737,12 @@ def _write(
             editors = seen[0] if seen is not None else None
     body = {**props, "namespaceId": policy.get("namespaceId") or None}
     _attempt(state, wanted_digest)
-    written = client.replace_policy(result.policy_id, body)
+    try:
+        written = client.replace_policy(result.policy_id, body)
+    except ZeroPermanentError as exc:
+        raise _refused(exc) from None
     result.wrote = True
+    result.learnable = ("update", found_digest)  # answered: this replace is ours
     result.drift = drift
     _remember(state.pk, result, written, wanted_digest)
     details: dict[str, Any] = {
@@ -733,11 +807,12 @@ def _remember(state_pk: int, result: PassResult, policy: dict[str, Any], fallbac
 
 
 def _unsettled() -> Q:
-    """A resource whose change Zero has not settled yet: waiting for a changeset, its
-    generation ahead of what was synced (e.g. the broker was down at commit), or never
-    synced at all."""
+    """A resource whose change Zero has not settled yet: waiting for a changeset, confirmed
+    only by a settings read (re-checked until the activity log proves it), its generation
+    ahead of what was synced (e.g. the broker was down at commit), or never synced at all."""
     return (
         Q(zero__pending_apply=True)
+        | Q(zero__confirmed_by=remote.CONFIRMED_BY_SETTINGS)
         | Q(sync_generation__gt=F("zero__synced_generation"))
         | Q(zero__isnull=True, sync_generation__gt=0)
         | (Q(zero__isnull=False) & ~Q(zero__retired_policies=[]))

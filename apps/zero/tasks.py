@@ -16,8 +16,10 @@ Retry policy of ``zero.sync_resource``:
 Nothing is dropped when retries run out. ``zero.tick`` (every 30 s) syncs every
 resource whose revocations or expiries Zero has not confirmed, whose change waits for
 a changeset, or whose generation is ahead of what was synced; so a revocation reaches
-Zero within one tick of Zero recovering, not at the 5-minute reconcile. Tick passes do
-not retry: the next tick is their retry.
+Zero within one tick of Zero recovering, not at the 5-minute reconcile. It also reads
+each cluster's activity log once and force-syncs every managed policy someone else
+changed since the last tick, so a console edit is repaired within one tick. Tick passes
+do not retry: the next tick is their retry.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import random
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 
-from apps.zero import sync
+from apps.zero import sync, watch
 
 log = logging.getLogger(__name__)
 
@@ -112,13 +115,23 @@ def sync_resource(
 
 @shared_task(name="zero.tick", ignore_result=True)
 def tick() -> dict[str, int]:
-    """Every 30 s (beat): sync what Zero has not confirmed yet, and raise the alarm on
+    """Every 30 s (beat): repair what someone else changed since the last tick (one read of
+    each cluster's activity log, ``watch.drifted_resources``: a forced sync per changed
+    managed policy), sync what Zero has not confirmed yet, and raise the alarm on
     revocations that stay unenforced (see ``sync.flag_overdue_removals``). Idempotent."""
-    ids = sync.resources_to_tick()
+    drifted: set[int] = set()
+    if settings.ZERO_SYNC_ENABLED:
+        try:
+            drifted, _ = watch.drifted_resources()
+        except Exception:  # the watch must never keep the tick from its revocations
+            log.exception("the Zero activity-log watch failed; the reconcile still runs")
+    for resource_id in sorted(drifted):
+        sync_resource.delay(resource_id=resource_id, force=True, from_tick=True)
+    ids = [i for i in sync.resources_to_tick() if i not in drifted]
     for resource_id in ids:
         sync_resource.delay(resource_id=resource_id, from_tick=True)
     overdue = sync.flag_overdue_removals()
-    return {"synced": len(ids), "overdue": overdue}
+    return {"synced": len(ids) + len(drifted), "drifted": len(drifted), "overdue": overdue}
 
 
 @shared_task(name="zero.reconcile_all", ignore_result=True)

@@ -11,7 +11,9 @@
 * ``POST /_sim/settings``: ``autoApplyChangesets``, ``maxPageSize``, ``applyDelay``,
   ``allowDuplicateNames``, ``recordAutoApplied``, ``pplAsArray``, ``clusterReadStatus``,
   ``clusterListStatus``, ``applyFailure`` (null or ``{"status": "failed"|"rejected",
-  "message": …}``);
+  "message": …}``), ``activityDelay`` (seconds before a change shows in the activity
+  log), ``refusedPpl`` (texts whose presence in a policy's PPL makes every write of it a
+  400);
 * ``POST /_sim/hand_edit`` ``{"policy": name or id, "ppl": …, "byEmail": …}``: a
   console edit;
 * ``POST /_sim/changesets/{id}/fail`` ``{"status": "failed"|"rejected", "message": …}``;
@@ -45,6 +47,8 @@ _SETTINGS = {
     "clusterReadStatus": "cluster_read_status",
     "clusterListStatus": "cluster_list_status",
     "applyFailure": "apply_failure",
+    "activityDelay": "activity_delay",
+    "refusedPpl": "refused_ppl",
 }
 _CHANGESET = re.compile(r"^/_sim/changesets/(?P<id>[^/]+)/(?P<action>fail|apply)$")
 

@@ -65,6 +65,8 @@ class FaultsMixin:
         cluster_read_status: int | None = None,
         cluster_list_status: int | None = None,
         apply_failure: object = ...,
+        activity_delay: float | None = None,
+        refused_ppl: list[str] | tuple[str, ...] | None = None,
         cluster: str | None = None,
     ) -> None:
         """Change behaviour the contract leaves open; ValueError on bad values. ``cluster``
@@ -86,12 +88,16 @@ class FaultsMixin:
             or max_page_size < 1
         ):
             raise ValueError("max_page_size must be a positive integer")
-        if apply_delay is not None and (
-            isinstance(apply_delay, bool)
-            or not isinstance(apply_delay, int | float)
-            or apply_delay < 0
+        for delay, name in ((apply_delay, "apply_delay"), (activity_delay, "activity_delay")):
+            if delay is not None and (
+                isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0
+            ):
+                raise ValueError(f"{name} must be a number of seconds >= 0")
+        if refused_ppl is not None and (
+            not isinstance(refused_ppl, list | tuple)
+            or not all(isinstance(n, str) and n for n in refused_ppl)
         ):
-            raise ValueError("apply_delay must be a number of seconds >= 0")
+            raise ValueError("refused_ppl must be a list of non-empty strings")
         for status in (cluster_read_status, cluster_list_status):
             if status is not None and status not in REFUSAL_STATUSES:
                 raise ValueError(f"cluster read/list status must be one of {REFUSAL_STATUSES}")
@@ -125,6 +131,10 @@ class FaultsMixin:
                 state.ppl_as_array = ppl_as_array
             if apply_failure is not ...:
                 state.apply_failure = failure
+            if activity_delay is not None:
+                state.activity_delay = float(activity_delay)
+            if refused_ppl is not None:
+                state.refused_ppl = tuple(refused_ppl)
         if cluster_read_status is not None:
             self.cluster_read_status = cluster_read_status
         if cluster_list_status is not None:
@@ -144,6 +154,8 @@ class FaultsMixin:
             "clusterReadStatus": self.cluster_read_status,
             "clusterListStatus": self.cluster_list_status,
             "applyFailure": {"status": failure[0], "message": failure[1]} if failure else None,
+            "activityDelay": state.activity_delay,
+            "refusedPpl": list(state.refused_ppl),
         }
 
     def faults(self) -> dict[str, Any]:

@@ -80,6 +80,9 @@ class StateBase:
     record_auto_applied: bool
     ppl_as_array: bool
     apply_failure: tuple[str, str] | None
+    activity_delay: float
+    refused_ppl: tuple[str, ...]
+    logged_at: dict[str, float]  # activity entry id -> monotonic time it was made
     api_user: dict[str, str]
     lock: threading.RLock
     versions: dict[str, list[PolicyVersion]]

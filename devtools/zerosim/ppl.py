@@ -5,8 +5,10 @@ and Pomerium's documented semantics, deliberately independent of the portal's
 ``apps.ppl``: a bug there must not be able to hide itself here.
 
 Validation is the contract schema first (structure, criterion names, value
-shapes), then what a schema cannot say: real dates, known time zones, parseable
-day lists, times of day and CIDRs.
+shapes), then what a schema cannot say, read from Pomerium's code (``pkg/policy/criteria``)
+and its PPL reference: real dates, known time zones, day lists, times of day in Go's
+layouts (``AM``/``PM`` in capitals, two-digit minutes and seconds), IPs and CIDRs as Go's
+``net`` package reads them, SSH public keys that parse, device and certificate matchers.
 
 Evaluation answers "would the proxy let this request through?":
 
@@ -21,6 +23,7 @@ Evaluation answers "would the proxy let this request through?":
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from apps.zero import contract
 
@@ -48,8 +53,11 @@ _FULL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday"
 _DATE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$"
 )
-_TIME_24 = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
-_TIME_12 = re.compile(r"^(\d{1,2})(?::(\d{2}))?(?::(\d{2}))?\s*([AaPp][Mm])$")
+# Go time layouts of Pomerium's reference: 15:04, 15:04:05, 15:04:05.999999999 and
+# 3:04 PM, 3:04PM, 3 PM, 3PM. Go's "PM" matches only "AM"/"PM".
+_TIME_24 = re.compile(r"^([0-9]{1,2}):([0-9]{2})(?::([0-9]{2})(?:[.,][0-9]+)?)?$")
+_TIME_12 = re.compile(r"^([0-9]{1,2})(?::([0-9]{2}))? ?(AM|PM)$")
+_FINGERPRINT = re.compile(r"^([0-9a-f]{64}|[0-9A-F]{2}(:[0-9A-F]{2}){31})$")
 
 
 @dataclass(frozen=True)
@@ -84,21 +92,22 @@ def parse_date(value: str) -> datetime:
 
 
 def _day(name: str) -> int:
-    key = name.strip().lower()
+    key = name.lower()
     if key in _DAYS:
         return _DAYS.index(key)
     if key in _FULL_DAYS:
         return _FULL_DAYS.index(key)
-    raise ValueError(f"{name.strip()!r} is not a day of the week")
+    raise ValueError(f"{name!r} is not a day of the week")
 
 
 def parse_days(spec: str) -> frozenset[int]:
-    """``*``, ``mon,wed``, ``mon-fri``, ``fri-mon`` (wraps) → weekday numbers (Monday=0)."""
-    if spec.strip() == "*":
+    """``*``, ``mon,wed``, ``mon-fri``, ``fri-mon`` (wraps) → weekday numbers (Monday=0).
+    No spaces: the reference writes none, and the strictest reading refuses them."""
+    if spec == "*":
         return frozenset(range(7))
     days: set[int] = set()
     for part in spec.split(","):
-        if not part.strip():
+        if not part:
             raise ValueError(f"empty item in day list {spec!r}")
         first, dash, last = part.partition("-")
         start = _day(first)
@@ -115,15 +124,15 @@ def parse_days(spec: str) -> frozenset[int]:
 
 
 def parse_time(value: str) -> time:
-    """``15:04``, ``15:04:05``, ``3:04PM``, ``3 PM`` → a time; ValueError if invalid."""
-    text = value.strip()
-    if match := _TIME_24.match(text):
+    """``15:04``, ``15:04:05(.999)``, ``3:04PM``, ``3:04 PM``, ``3 PM`` → a time (as Go's
+    ``time.Parse`` reads those layouts); ValueError if invalid."""
+    if match := _TIME_24.match(value):
         hour, minute, second = int(match[1]), int(match[2]), int(match[3] or 0)
-    elif match := _TIME_12.match(text):
-        hour, minute, second = int(match[1]), int(match[2] or 0), int(match[3] or 0)
-        if not 1 <= hour <= 12:
-            raise ValueError(f"{value!r}: a 12-hour clock runs from 1 to 12")
-        hour = hour % 12 + (12 if match[4].lower() == "pm" else 0)
+    elif match := _TIME_12.match(value):
+        hour, minute, second = int(match[1]), int(match[2] or 0), 0
+        if hour > 12:
+            raise ValueError(f"{value!r}: a 12-hour clock runs up to 12")
+        hour = hour % 12 + (12 if match[3] == "PM" else 0)
     else:
         raise ValueError(f"{value!r} is not a time of day")
     return time(hour, minute, second)  # ValueError for 25:00 or 10:61
@@ -136,9 +145,90 @@ def _zone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r}") from None
 
 
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """Go's ``net.ParseCIDR``, else ``net.ParseIP`` (a single address)."""
+    address, slash, bits = text.partition("/")
+    if "%" in address or (slash and not re.fullmatch(r"[0-9]+", bits)):
+        raise ValueError(f"expected IP or CIDR range, got: {text!r}")
+    parsed = ipaddress.ip_address(address)  # ValueError, leading zeros included
+    if slash and int(bits) > parsed.max_prefixlen:
+        raise ValueError(f"expected IP or CIDR range, got: {text!r}")
+    return ipaddress.ip_network(f"{address}/{int(bits) if slash else parsed.max_prefixlen}",
+                                strict=False)  # fmt: skip
+
+
 def _networks(value: str | Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     items = [value] if isinstance(value, str) else list(value)
-    return [ipaddress.ip_network(item.strip(), strict=False) for item in items]
+    return [_network(item) for item in items]
+
+
+def _ssh_key(text: str) -> None:
+    """Some line of ``text`` holds a public key (Go's ``ssh.ParseAuthorizedKey``: comments,
+    blank lines and an options field are allowed; the key type field itself is not
+    checked, the key blob is). Parsed with ``cryptography``, which reads the blob's own type;
+    it knows no security-key (``sk-``) types, so the simulator refuses those."""
+    from cryptography.hazmat.primitives import serialization
+
+    for line in text.splitlines():
+        fields = line.strip().split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        for blob in fields[1:3]:  # after the type, or after options and the type
+            try:
+                kind = base64.b64decode(blob, validate=True)
+                size = int.from_bytes(kind[:4], "big")
+                typed = kind[4 : 4 + size] + b" " + blob.encode()
+                if typed.split(b" ")[0].endswith(b"-cert-v01@openssh.com"):
+                    serialization.load_ssh_public_identity(typed)
+                else:
+                    serialization.load_ssh_public_key(typed)
+            except (ValueError, TypeError, IndexError, UnsupportedAlgorithm):
+                continue
+            return
+    raise ValueError("no SSH public key found")
+
+
+def _keys(value: str | Sequence[str]) -> None:
+    for item in [value] if isinstance(value, str) else value:
+        _ssh_key(item)
+
+
+def _certificate(value: Mapping[str, Any]) -> None:
+    for key, operand in value.items():
+        items = [operand] if isinstance(operand, str) else operand
+        if key == "fingerprint":
+            if not isinstance(items, list) or not all(
+                isinstance(f, str) and _FINGERPRINT.match(f) for f in items
+            ):
+                raise ValueError("unsupported certificate fingerprint format")
+        elif key == "spki_hash":
+            for item in items if isinstance(items, list) else [None]:
+                if not isinstance(item, str) or len(base64.b64decode(item, validate=True)) != 32:
+                    raise ValueError("certificate SPKI hash must be a base64 SHA-256 hash")
+        elif key in ("san_email", "san_dns", "san_uri"):
+            _string_matcher(operand)
+        else:
+            raise ValueError(f"unsupported certificate matcher condition: {key}")
+
+
+def _string_matcher(value: object) -> None:
+    if not isinstance(value, dict):
+        return
+    for op, operand in value.items():
+        if op not in ("contains", "ends_with", "not", "is", "starts_with", "in", "not_in"):
+            raise ValueError(f"unknown string matcher operator: {op}")
+        if op in ("in", "not_in") and not isinstance(operand, list):
+            raise ValueError(f"{op} matcher requires an array of strings")
+
+
+def _device(value: object) -> None:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected object for device criterion, got: {type(value).__name__}")
+    for key, operand in value.items():
+        if key not in ("approved", "is", "type"):
+            raise ValueError(f"unexpected field in device criterion: {key}")
+        if key in ("is", "type") and not isinstance(operand, str):
+            raise ValueError(f"expected string for device criterion {key} operator")
 
 
 # --------------------------------------------------------------- validation
@@ -174,6 +264,14 @@ def _check(name: str, value: Any) -> None:
                 parse_time(value[key])
     elif name == "source_ip":
         _networks(value)
+    elif name in ("ssh_publickey", "ssh_ca"):
+        _keys(value)
+    elif name == "device":
+        _device(value)
+    elif name == "client_certificate":
+        if not isinstance(value, dict):
+            raise ValueError("expected object for certificate matcher")
+        _certificate(value)
     elif name == "groups" and isinstance(value, dict):
         unknown = sorted(set(value) - {"has", "is", "exclude"})
         if unknown:

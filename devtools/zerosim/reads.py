@@ -7,6 +7,7 @@ state lock.
 from __future__ import annotations
 
 import copy
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -102,7 +103,8 @@ class ReadsMixin(StateBase):
         }
         with self.lock:
             self._advance()
-            entries = self.activity[::-1]
+            shown_before = time.monotonic() - self.activity_delay
+            entries = [e for e in self.activity[::-1] if self.logged_at[e["id"]] <= shown_before]
             for key, value in (filters or {}).items():
                 entries = [e for e in entries if getters[key](e) == value]
             if order_by:

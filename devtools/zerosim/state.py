@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -102,6 +103,12 @@ class SimState(ChangesetsMixin, ReadsMixin):
         self.record_auto_applied = record_auto_applied
         self.ppl_as_array = ppl_as_array
         self.apply_failure: tuple[str, str] | None = None
+        # Seconds before a change shows in the activity log. The contract does not say the
+        # log is up to date when a write is answered; a lagging log is a plausible reading.
+        self.activity_delay = 0.0
+        # Fault: text whose presence in a policy's PPL makes the cluster refuse the write,
+        # standing for a refusal the portal cannot foresee (a newer Pomerium's check).
+        self.refused_ppl: tuple[str, ...] = ()
         self.api_user = dict(API_USER)
         self.lock = threading.RLock()
         self.reset()
@@ -112,6 +119,7 @@ class SimState(ChangesetsMixin, ReadsMixin):
             self.versions: dict[str, list[PolicyVersion]] = {}
             self.changesets: dict[str, Changeset] = {}
             self.activity: list[dict[str, Any]] = []
+            self.logged_at: dict[str, float] = {}
             self.routes: list[dict[str, Any]] = []
             self.write_count = 0
             self.apply_failure = None
@@ -157,6 +165,7 @@ class SimState(ChangesetsMixin, ReadsMixin):
             "applied": applied,
         }
         self.activity.append(version.activity)
+        self.logged_at[version.activity["id"]] = time.monotonic()
         self.versions.setdefault(policy_id, []).append(version)
         return version
 
@@ -168,6 +177,10 @@ class SimState(ChangesetsMixin, ReadsMixin):
         assert isinstance(body, dict)
         # The schema checked the PPL's structure; now what a schema cannot say.
         problems = [p.replace("$", "$.ppl", 1) for p in sim_ppl.semantic_errors(body["ppl"])]
+        text = json.dumps(body["ppl"])
+        problems += [
+            f"the cluster refuses {needle!r}" for needle in self.refused_ppl if needle in text
+        ]
         if problems:
             raise SimError(400, "invalid PPL", problems)
         if body["namespaceId"] != self.namespace_id:

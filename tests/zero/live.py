@@ -106,6 +106,8 @@ def live(settings: Any, live_sim: ZeroSimulator, worker: CeleryWorker) -> Iterat
         cluster_read_status=200,
         cluster_list_status=200,
         apply_failure=None,
+        activity_delay=0,
+        refused_ppl=[],
     )
     try:
         yield live_sim

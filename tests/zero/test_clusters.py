@@ -77,11 +77,12 @@ def test_api_calls_per_sync_do_not_depend_on_the_cluster(two: ZeroSimulator, bob
 
     first, second = sync_resource(staging.pk), sync_resource(prod.pk)
 
-    # Each cluster's client exchanges its own ID token once, reads its namespace and
-    # settings, then creates: the same calls, whichever cluster.
+    # Each cluster's client exchanges its own ID token once, reads its namespace, creates
+    # and reads the create's activity entry (the proof it is enforced): the same calls,
+    # whichever cluster.
     assert first.calls == second.calls == 5
     approve("erin@example.com", prod, bob)
-    assert sync_resource(prod.pk).calls == 2  # get, replace (token and settings are cached)
+    assert sync_resource(prod.pk).calls == 3  # get, replace, the write's entry (token cached)
 
 
 def test_one_clusters_outage_does_not_stop_the_others_sync(two: ZeroSimulator, bob: Any) -> None:

@@ -25,6 +25,7 @@ from devtools.zerosim.state import SimState
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = "/organizations/{org}/policies"
 T0 = datetime(2026, 9, 1, 9, 0, tzinfo=UTC)  # a Tuesday
+ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE4jKNqs3f1XDb9wwLke0cPxBI02SSW4slg3us2uVLpa"
 
 
 def props(name: str, ppl: object) -> dict[str, Any]:
@@ -221,8 +222,9 @@ def test_other_criteria_need_their_facts_or_never_match() -> None:
     assert not decide(allow({"user": "idp|1"}), email="idp|1")
     assert decide(allow({"domain": "corp.com"}), email="a@corp.com")
     assert decide(allow({"authenticated_user": True}), email="a@corp.com")
-    for name in ("device", "mcp_tool", "ssh_username", "client_certificate", "pomerium_routes"):
+    for name in ("device", "mcp_tool", "ssh_username"):
         assert not decide(allow({name: {"is": "x"}}), email="a@corp.com"), name
+    assert not decide(allow({"client_certificate": {"san_dns": "x"}}), email="a@corp.com")
 
 
 def test_the_evaluator_enforces_only_the_applied_version(sim: ZeroSimulator) -> None:
@@ -275,6 +277,21 @@ def test_evaluate_control_validates_its_input(sim: ZeroSimulator) -> None:
         (allow({"time_of_day": {"timezone": "Nowhere/City", "after": "9:00"}}), "time zone"),
         (allow({"source_ip": ["10.0.0.1", "10.0.0.0/40"]}), "source_ip"),
         (allow({"groups": {"contains": "x"}}), "unknown groups matcher operator 'contains'"),
+        (allow({"source_ip": "10.0.0.0/33"}), "expected IP or CIDR range"),
+        (allow({"source_ip": "10.0.0.0/255.0.0.0"}), "expected IP or CIDR range"),
+        (allow({"source_ip": "fe80::1%eth0"}), "expected IP or CIDR range"),
+        (allow({"source_ip": "010.0.0.1"}), "source_ip"),
+        (allow({"ssh_publickey": "ssh-ed25519 AAAA"}), "no SSH public key found"),
+        (allow({"ssh_ca": ["ssh-rsa AAAAB3NzaC1yc2E="]}), "no SSH public key found"),
+        (allow({"ssh_user_ca": ED25519}), "ssh_user_ca"),
+        (allow({"pomerium_routes": True}), "pomerium_routes"),
+        (allow({"device": {"kind": "any"}}), "unexpected field in device criterion"),
+        (allow({"client_certificate": {"fingerprint": "ab"}}), "fingerprint"),
+        (allow({"client_certificate": {"issuer": "x"}}), "unsupported certificate matcher"),
+        (allow({"mcp_tool": {"like": "x"}}), "mcp_tool"),
+        (allow({"day_of_week": "Mon - Fri"}), "is not a day of the week"),
+        (allow({"time_of_day": {"timezone": "UTC", "after": "3pm"}}), "not a time of day"),
+        (allow({"time_of_day": {"timezone": "UTC", "after": "9:5"}}), "not a time of day"),
     ],
 )
 def test_sim_ppl_refuses_what_pomerium_refuses(ppl: object, fragment: str) -> None:
@@ -291,11 +308,17 @@ def test_sim_ppl_refuses_what_pomerium_refuses(ppl: object, fragment: str) -> No
         [{"allow": {}}],
         allow({"email": {"not_in": ["a@x.org"]}}),
         allow({"mcp_tool": {"in": ["search"]}}, {"ssh_username_matches_email": True}),
-        allow({"ssh_publickey": ["ssh-ed25519 AAAA"]}, {"ssh_user_ca": "ssh-rsa AAAA"}),
+        allow({"ssh_publickey": [f"# laptop\n{ED25519} alice"]}, {"ssh_ca": ED25519}),
+        allow({"source_ip": ["10.0.0.1/24", "2001:db8::/32", "192.0.2.7"]}),
+        allow({"device": {"type": "any", "approved": True}}),
+        allow(
+            {"client_certificate": {"spki_hash": "FsDbM0rUYIiL3V339eIKqiz6HPSB+Pz2WeAWhqlqh8U="}}
+        ),
         allow({"date": {"after": "2150-01-02T16:20:00"}}),
         allow({"time_of_day": {"timezone": "America/New_York", "before": "3 PM"}}),
         allow({"time_of_day": {"timezone": "UTC", "after": "15:04:05"}}),
-        allow({"day_of_week": "Mon - Fri"}),
+        allow({"day_of_week": "Mon-Fri"}),
+        allow({"time_of_day": {"timezone": "UTC", "after": "9:05 AM", "before": "17:00:00.5"}}),
     ],
 )
 def test_sim_ppl_accepts_what_pomerium_accepts(ppl: object) -> None:
@@ -304,7 +327,7 @@ def test_sim_ppl_accepts_what_pomerium_accepts(ppl: object) -> None:
 
 def test_parse_time_formats() -> None:
     assert [
-        sim_ppl.parse_time(t).isoformat() for t in ("15:04", "15:04:05", "3:04PM", "3 PM", "12 am")
+        sim_ppl.parse_time(t).isoformat() for t in ("15:04", "15:04:05", "3:04PM", "3 PM", "12 AM")
     ] == ["15:04:00", "15:04:05", "15:04:00", "15:00:00", "00:00:00"]
 
 

@@ -166,7 +166,7 @@ def test_writes_only_when_different(sim: ZeroSimulator, resource: Resource, bob:
     assert actions(before) == []
 
 
-def test_steady_state_approval_costs_get_put_and_no_token(
+def test_steady_state_approval_costs_get_put_its_entry_and_no_token(
     sim: ZeroSimulator, resource: Resource, bob: Any
 ) -> None:
     approve("alice@example.com", resource, bob)
@@ -178,11 +178,13 @@ def test_steady_state_approval_costs_get_put_and_no_token(
     outcome = sync_resource(resource.pk)
 
     delta = client.calls - calls_before
-    assert outcome.wrote and outcome.calls == 2
-    # The auto-apply setting is read at most every 30 s, so it costs nothing here.
+    assert outcome.wrote and outcome.calls == 3
+    # Enforcement is proven by the write's own activity entry (applied.at), never by a
+    # remembered auto-apply setting: one read, and no settings call.
     assert delta == {
         ("GET", "/organizations/{org}/policies/{id}"): 1,
         ("PUT", "/organizations/{org}/policies/{id}"): 1,
+        ("GET", "/organizations/{org}/activityLogs"): 1,
     }
     assert ("POST", "/token") not in delta
 

@@ -16,8 +16,16 @@ from apps.access import services
 from apps.access.models import Grant, Resource
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
+from apps.zero.client import get_client
 from apps.zero.models import PolicySync, RemovalAlert
-from apps.zero.sync import FAILED, SYNCED, flag_overdue_removals, resources_to_tick, sync_resource
+from apps.zero.sync import (
+    FAILED,
+    SYNCED,
+    UP_TO_DATE,
+    flag_overdue_removals,
+    resources_to_tick,
+    sync_resource,
+)
 from apps.zero.tasks import APPLY_RECHECK, MAX_RETRY_AFTER, backoff
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.zero.helpers import A, actions, approve, last_seq
@@ -57,11 +65,11 @@ def test_the_rule_carries_the_email_exactly_and_pomerium_matches_it(
 # -------------------------------------------------------------------- auto-apply on
 
 
-def test_with_auto_apply_a_write_is_enforced_in_two_calls(
+def test_with_auto_apply_a_write_is_enforced_in_three_calls_and_proven_by_its_entry(
     sim: ZeroSimulator, resource: Resource, bob: Any
 ) -> None:
     approve("alice@example.com", resource, bob)
-    sync_resource(resource.pk)  # creates the policy and reads the settings once
+    sync_resource(resource.pk)  # creates the policy
     grant = approve("carol@example.com", resource, bob)
     before = sim.calls.copy()
 
@@ -69,10 +77,87 @@ def test_with_auto_apply_a_write_is_enforced_in_two_calls(
 
     assert outcome.live == 1 and not outcome.pending_apply
     calls = sim.calls - before
-    assert sum(calls.values()) == 2, calls  # GET policy, PUT policy (settings cached)
+    # GET policy, PUT policy, the write's activity entry (applied.at): no settings read.
+    assert sum(calls.values()) == 3, calls
+    assert calls[("GET", "/organizations/{org}/activityLogs")] == 1
     grant.refresh_from_db()
     assert grant.sync_status == SyncStatus.LIVE
+    assert PolicySync.objects.get(resource=resource).confirmed_by == "activity"
     assert sim.evaluate("jit-grafana", "carol@example.com")
+
+
+def test_auto_apply_turned_off_at_run_time_never_makes_a_grant_live_from_memory(
+    settings: Any, sim: ZeroSimulator, resource: Resource, bob: Any
+) -> None:
+    """Gap 16: the client has read ``autoApplyChangesets: true`` (and would remember it for
+    30 s); the operator turns it off; the next write waits in a changeset, and its grant
+    must not be live until that changeset is applied."""
+    settings.ZERO_APPLY_CHANGESETS = False  # a human applies changesets here
+    approve("alice@example.com", resource, bob)
+    assert sync_resource(resource.pk).live == 1
+    assert get_client().auto_apply_changesets()  # the setting as read, now remembered
+    sim.auto_apply = False  # the operator turns auto-apply off in the console
+    sim.state.apply_delay = 0
+    grant = approve("carol@example.com", resource, bob)
+
+    outcome = sync_resource(resource.pk)
+
+    assert outcome.live == 0 and outcome.pending_apply
+    grant.refresh_from_db()
+    assert grant.sync_status == SyncStatus.PENDING_APPLY and grant.live_at is None
+    assert "waits for someone to apply it" in grant.sync_error
+    assert not sim.evaluate("jit-grafana", "carol@example.com")
+    assert resource.pk in resources_to_tick()  # the tick keeps looking
+
+    changeset = sim.state.pending_changeset()
+    assert changeset is not None
+    sim.console_apply(changeset["id"], by_email="ops@example.com")
+    assert sync_resource(resource.pk).live == 1  # what the tick runs: now proven
+    grant.refresh_from_db()
+    assert grant.sync_status == SyncStatus.LIVE
+    assert PolicySync.objects.get(resource=resource).confirmed_by == "changeset"
+    assert resource.pk not in resources_to_tick()
+
+
+def test_a_settings_read_after_the_write_stands_in_while_the_log_lags_and_is_rechecked(
+    sim: ZeroSimulator, resource: Resource, bob: Any
+) -> None:
+    sim.state.activity_delay = 60.0  # entries show up in the log a minute late
+    grant = approve("alice@example.com", resource, bob)
+    before = sim.calls.copy()
+
+    outcome = sync_resource(resource.pk)
+
+    # No entry yet: a settings read made after the write says writes apply at once.
+    assert outcome.live == 1
+    assert (sim.calls - before)[("GET", "/organizations/{org}/clusters/{cluster}/settings")] == 1
+    state = PolicySync.objects.get(resource=resource)
+    assert state.confirmed_by == "settings"
+    assert resource.pk in resources_to_tick()  # not proven: the tick re-checks it
+    assert sync_resource(resource.pk).status == SYNCED  # not skipped as settled
+
+    sim.state.activity_delay = 0.0  # the log catches up
+    assert sync_resource(resource.pk).status == SYNCED
+    assert PolicySync.objects.get(resource=resource).confirmed_by == "activity"
+    assert resource.pk not in resources_to_tick()
+    assert sync_resource(resource.pk).status == UP_TO_DATE
+    grant.refresh_from_db()
+    assert grant.sync_status == SyncStatus.LIVE
+
+
+def test_with_the_log_lagging_and_auto_apply_off_nothing_is_confirmed(
+    sim: ZeroSimulator, resource: Resource, bob: Any
+) -> None:
+    sim.auto_apply = False
+    sim.state.activity_delay = 60.0
+    grant = approve("alice@example.com", resource, bob)
+
+    outcome = sync_resource(resource.pk)
+
+    assert outcome.pending_apply and outcome.live == 0
+    assert "shows no write of this policy yet" in outcome.pending_reason
+    grant.refresh_from_db()
+    assert grant.sync_status == SyncStatus.PENDING_APPLY
 
 
 # ------------------------------------------------------------------- auto-apply off

@@ -29,7 +29,7 @@ from kombu import Connection
 
 from apps.access import clusters
 from apps.ppl import DENY_ALL_RULE
-from apps.zero import remote
+from apps.zero import identity, remote
 from apps.zero.client import ZeroClient, ZeroPermanentError, default_cluster_id
 from apps.zero.models import PolicySync
 
@@ -147,11 +147,17 @@ class Command(BaseCommand):
         if self._auto_apply:
             return "the cluster auto-applies changesets: API writes take effect at once"
         pending = client.list_changesets(status="pending")
-        managed = _managed_policy_ids()
-        lines = []
+        own = identity.own_identity(client.cluster_id)
+        lines = [
+            f"the portal's own Zero user: {own} ({own.source})"
+            if own
+            else "the portal's own Zero user is not known yet: it is learnt from the first "
+            "policy the portal creates, or set ZERO_API_USER_ID; until then no changeset "
+            "counts as the portal's own"
+        ]
         for changeset in pending:
-            entries = client.activity_logs(changesetId=str(changeset.get("id")))
-            foreign = [e for e in entries if not remote.is_managed_write(e, managed)]
+            changeset_id = str(changeset.get("id"))
+            foreign = remote.foreign_changes(client, changeset_id, {}, own)
             if foreign:
                 lines.append(
                     f"pending changeset {changeset.get('id')} holds {len(foreign)} change(s) "
