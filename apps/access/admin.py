@@ -177,6 +177,9 @@ class AccessLevelInline(admin.TabularInline):
         # A level in use is protected by the database; an unused one may go.
         return bool(request.user.is_superuser)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AccessLevel]:
+        return super().get_queryset(request).restrict(request_user(request))  # type: ignore[attr-defined]
+
 
 @admin.register(Resource)
 class ResourceAdmin(StrictIdsMixin):
@@ -292,7 +295,7 @@ class ResourceAdmin(StrictIdsMixin):
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Resource]:
-        return super().get_queryset(request).visible_to(request_user(request))  # type: ignore[attr-defined]
+        return super().get_queryset(request).restrict(request_user(request))  # type: ignore[attr-defined]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)
@@ -575,8 +578,8 @@ class AccessRequestAdmin(ReadOnlyAdmin):
     readonly_fields = ("approval_quorum",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AccessRequest]:
-        # Least privilege: an approver sees only the resources they approve.
-        visible = super().get_queryset(request).visible_to(request_user(request))  # type: ignore[attr-defined]
+        # Least privilege: the one rule (``visibility``), as on every page and in the API.
+        visible = super().get_queryset(request).restrict(request_user(request))  # type: ignore[attr-defined]
         return visible.annotate(approval_count=approval_count())
 
     def get_ordering(self, request: HttpRequest) -> list[Any]:
