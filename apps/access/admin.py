@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.forms import ModelForm, Textarea
 from django.http import HttpRequest
 from django.urls import reverse
@@ -429,6 +429,13 @@ def _is_pending(req: AccessRequest) -> bool:
     return req.state == RequestState.PENDING
 
 
+def _with_approvals(requests: QuerySet[AccessRequest]) -> QuerySet[AccessRequest]:
+    # The intermediate page shows the conditions earlier approvers set: one query a batch.
+    return requests.prefetch_related(
+        Prefetch("approvals", Approval.objects.select_related("approver", "level"))
+    )
+
+
 APPROVE = ConfirmedAction(
     name="approve_selected",
     slug="approve",
@@ -438,6 +445,7 @@ APPROVE = ConfirmedAction(
     form_class=ApproveForm,
     apply=_approve,
     applicable=_is_pending,
+    rows=_with_approvals,
 )
 REJECT = ConfirmedAction(
     name="reject_selected",
@@ -448,6 +456,7 @@ REJECT = ConfirmedAction(
     form_class=RejectForm,
     apply=_reject,
     applicable=_is_pending,
+    rows=_with_approvals,
     danger=True,
 )
 
@@ -479,8 +488,8 @@ class WaitingFilter(admin.SimpleListFilter):
 
 class ApprovalInline(ParentViewInline):
     model = Approval
-    fields = readonly_fields = ("approver", "created_at", "note")
-    verbose_name_plural = "approvals so far"
+    fields = readonly_fields = ("approver", "created_at", "duration_minutes", "level", "note")
+    verbose_name_plural = "approvals so far (each with the conditions its approver set)"
 
 
 @admin.register(AccessRequest)

@@ -72,6 +72,8 @@ class ConfirmedAction:
     applicable: Callable[[Any], bool]
     danger: bool = False
     form_kwargs: Callable[[HttpRequest], dict[str, Any]] = field(default=lambda request: {})
+    # What the intermediate page reads of the selection beyond the rows (e.g. a prefetch).
+    rows: Callable[[models.QuerySet[Any]], models.QuerySet[Any]] = field(default=lambda qs: qs)
 
 
 @dataclass
@@ -104,7 +106,7 @@ def run_confirmed(
     Returns None once applied (the admin then redirects back to where it came from) and a
     page while the form is unconfirmed or invalid. Nothing is changed before confirmation.
     """
-    objects = list(queryset.order_by("pk")[: MAX_BATCH + 1])
+    objects = list(action.rows(queryset).order_by("pk")[: MAX_BATCH + 1])
     if len(objects) > MAX_BATCH:
         modeladmin.message_user(
             request,

@@ -509,7 +509,9 @@ class ApprovalQuerySet(RestrictedQuerySet["Approval"]):
 
 
 class Approval(models.Model):
-    """One approver's yes on a request (quorum counts distinct approvers)."""
+    """One approver's yes on a request (quorum counts distinct approvers), with the
+    conditions that approver set. Under a quorum the grant takes the most restrictive
+    conditions of the approvals that count (``services.strictest_conditions``)."""
 
     request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="approvals")
     approver = models.ForeignKey(
@@ -517,6 +519,17 @@ class Approval(models.Model):
     )
     created_at = models.DateTimeField()
     note = models.TextField(blank=True)
+    duration_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The shorter duration this approver set; empty: as asked."
+    )
+    level = models.ForeignKey(
+        AccessLevel,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The lower level this approver set; empty: as asked.",
+    )
 
     objects: ClassVar[ApprovalQuerySet] = ApprovalQuerySet.as_manager()  # type: ignore[assignment]
 

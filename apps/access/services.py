@@ -22,12 +22,12 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from apps.accounts.emails import normalize_email
+from apps.accounts.emails import same_person
 from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
 
-from . import events, schedules
+from . import events, quorum, schedules
 from .models import AccessLevel, AccessRequest, Approval, Grant, GrantExtension, Resource
 from .states import (
     OPEN_GRANT_STATES,
@@ -80,14 +80,6 @@ def _lock_grant(grant: Grant) -> Grant:
         .select_related("resource", "user", "level")
         .get(pk=grant.pk)
     )
-
-
-def same_person(a: User, b: User) -> bool:
-    """One person, one identity: the same account, or the same normalised email."""
-    if a.pk == b.pk:
-        return True
-    key_a, key_b = normalize_email(a.email or ""), normalize_email(b.email or "")
-    return bool(key_a) and key_a == key_b
 
 
 def _check_text(value: str, name: str) -> str:
@@ -354,34 +346,6 @@ def _check_decider(req: AccessRequest, actor: User, now: datetime) -> None:
         raise NotAllowed(f"You are not an approver of {req.resource.name}.")
 
 
-def _counted_approvals(req: AccessRequest) -> tuple[list[str], list[dict[str, str]]]:
-    """The approvals that count toward the quorum now, and those that do not (and why).
-
-    An approval counts only if its approver may still decide this resource at this moment
-    (active, an approver of the resource, not the requester) and is a person not counted
-    already: distinctness is by normalised email, not by account.
-    """
-    counted: list[str] = []
-    seen: set[str] = set()
-    discarded: list[dict[str, str]] = []
-    approvals = Approval.objects.filter(request=req).select_related("approver").order_by("pk")
-    for approval in approvals:
-        person = approval.approver
-        key = normalize_email(person.email or "") or f"user:{person.pk}"
-        if not person.is_active or not req.resource.is_approver(person):
-            why = "no longer an approver of the resource"
-        elif same_person(person, req.requester):
-            why = "the requester"
-        elif key in seen:
-            why = "the same person as an earlier approval"
-        else:
-            seen.add(key)
-            counted.append(person.email)
-            continue
-        discarded.append({"approver": person.email, "reason": why})
-    return counted, discarded
-
-
 def approve_request(
     req: AccessRequest,
     *,
@@ -391,28 +355,29 @@ def approve_request(
     note: str = "",
     now: datetime | None = None,
 ) -> Grant | None:
-    """Record ``approver``'s approval; when the quorum is met, approve and grant.
+    """Record ``approver``'s approval with its conditions; when the quorum is met, approve
+    and grant.
 
     Returns the new (or extended) grant, or None while more approvals are needed
     (``request.approval_recorded`` is audited then). ``duration_minutes`` may shorten, never
-    lengthen, what was asked; ``level`` may lower, never raise, the level asked for (the
-    quorum is that of the level granted). The window starts at approval (or at the
-    requested start if that is later). Raises ``NotAllowed`` for the requester or a non-approver,
-    ``IllegalTransition`` when the request is no longer pending, ``Conflict`` when this
-    approver already approved.
+    lengthen, what was asked; ``level`` may lower, never raise, the level asked for. Each
+    approval keeps its own conditions; the request carries the most restrictive of those
+    that count (``quorum.strictest_conditions``), and so does the grant: a later approver
+    never undoes an earlier one's limits. The quorum is that of the level granted. The
+    window starts at approval (or at the requested start if that is later). Raises
+    ``NotAllowed`` for the requester or a non-approver, ``IllegalTransition`` when the
+    request is no longer pending, ``Conflict`` when this approver already approved.
     """
     now = now or timezone.now()
     note = _check_text(note, "note")
     with audit.atomic():
         req = _lock_request(req)
         _check_decider(req, approver, now)
-        if duration_minutes is not None:
-            if not 0 < duration_minutes <= req.duration_minutes:
-                raise PolicyViolation(
-                    f"An approver may shorten the duration (1 to {req.duration_minutes} minutes), "
-                    "not lengthen it."
-                )
-            req.approved_duration_minutes = duration_minutes
+        if duration_minutes is not None and not 0 < duration_minutes <= req.duration_minutes:
+            raise PolicyViolation(
+                f"An approver may shorten the duration (1 to {req.duration_minutes} minutes), "
+                "not lengthen it."
+            )
         if level is not None:
             asked = req.level
             if asked is None or level.resource_id != req.resource_id or level.rank > asked.rank:
@@ -421,19 +386,40 @@ def approve_request(
                     if asked is not None and level.resource_id == req.resource_id
                     else "Choose one of this resource's levels, at most the one asked for."
                 )
-            req.approved_level = level if level.pk != asked.pk else None
+            if level.pk == asked.pk:
+                level = None  # as asked
+        if duration_minutes == req.duration_minutes:
+            duration_minutes = None  # as asked
         if Approval.objects.filter(request=req, approver=approver).exists():
             raise Conflict("You have already approved this request.")
-        Approval.objects.create(request=req, approver=approver, created_at=now, note=note)
-        counted, discarded = _counted_approvals(req)
-        count = len(counted)
+        approval = Approval.objects.create(
+            request=req,
+            approver=approver,
+            created_at=now,
+            note=note,
+            duration_minutes=duration_minutes,
+            level=level,
+        )
+        counted = quorum.counted_approvals(req)
+        strictest = quorum.strictest_conditions(req, counted.approvals)
+        req.approved_duration_minutes = (
+            strictest.duration_minutes
+            if strictest.duration_minutes != req.duration_minutes
+            else None
+        )
+        req.approved_level = strictest.level if strictest.level != req.level else None
+        count = len(counted.approvals)
         needed = req.resource.approvals_needed(req.effective_level)
         if count < needed:
-            if req.approved_duration_minutes is not None or req.approved_level_id is not None:
-                req.save(update_fields=["approved_duration_minutes", "approved_level"])
-            details: dict[str, Any] = {"approvals": count, "required": needed, "note": note}
-            if discarded:
-                details["not_counted"] = discarded
+            req.save(update_fields=["approved_duration_minutes", "approved_level"])
+            details: dict[str, Any] = {
+                "approvals": count,
+                "required": needed,
+                "note": note,
+                "conditions": quorum.set_by(approval),
+            }
+            if counted.discarded:
+                details["not_counted"] = counted.discarded
             record(
                 AuditAction.REQUEST_APPROVAL_RECORDED,
                 actor=approver,
@@ -442,7 +428,9 @@ def approve_request(
                 details=details,
             )
             return None
-        return _approve_locked(req, approver=approver, now=now, note=note, counted=counted)
+        return _approve_locked(
+            req, approver=approver, now=now, note=note, counted=counted, approval=approval
+        )
 
 
 def max_end(grant: Grant, level: AccessLevel | None = None) -> datetime:
@@ -459,7 +447,8 @@ def _approve_locked(
     now: datetime,
     note: str = "",
     auto_rule: dict[str, Any] | None = None,
-    counted: list[str] | None = None,
+    counted: quorum.Counted | None = None,
+    approval: Approval | None = None,
 ) -> Grant:
     """Approve a locked, pending request and create or extend its grant (inside a transaction).
 
@@ -488,7 +477,7 @@ def _approve_locked(
                 "with an override and a reason."
             )
         req.save()
-        _audit_decision(req, approver, auto_rule, note, counted)
+        _audit_decision(req, approver, auto_rule, note, counted, approval)
         _extend_locked(
             grant,
             actor=approver,
@@ -528,7 +517,7 @@ def _approve_locked(
             f"{req.requester} already has access to {req.resource.name}; extend that grant instead."
         ) from None
     request_sync(req.resource)
-    _audit_decision(req, approver, auto_rule, note, counted)
+    _audit_decision(req, approver, auto_rule, note, counted, approval)
     record(
         AuditAction.GRANT_ACTIVATED
         if grant.state == GrantState.ACTIVE
@@ -546,16 +535,21 @@ def _audit_decision(
     approver: User | None,
     auto_rule: dict[str, Any] | None,
     note: str,
-    counted: list[str] | None = None,
+    counted: quorum.Counted | None = None,
+    approval: Approval | None = None,
 ) -> None:
-    if counted is None:
-        counted = list(req.approvals.values_list("approver__email", flat=True))
+    """``request.approved`` (or ``auto_approved``): what was granted, who counted, and
+    which conditions each of them set."""
     details: dict[str, Any] = {
         "requester": req.requester.email,
         "duration_minutes": req.approved_duration_minutes or req.duration_minutes,
-        "approvers": counted,
+        "approvers": counted.emails if counted is not None else [],
         "note": note,
     }
+    if approval is not None:
+        details["conditions"] = quorum.set_by(approval)
+    if counted is not None:
+        details["conditions_by_approver"] = quorum.conditions_by_approver(counted.approvals)
     if auto_rule is not None:
         details["rule"] = auto_rule
     if req.level_id is not None:

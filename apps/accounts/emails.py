@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit minus the angle brackets
 MAX_LOCAL_LENGTH = 64
@@ -29,6 +30,14 @@ _FORBIDDEN_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp")
 
 class InvalidEmail(ValueError):
     """The address is not acceptable; the message says why, for people."""
+
+
+def same_person(a: Any, b: Any) -> bool:
+    """One person, one identity: the same account, or the same normalised email."""
+    if a.pk == b.pk:
+        return True
+    key_a, key_b = normalize_email(a.email or ""), normalize_email(b.email or "")
+    return bool(key_a) and key_a == key_b
 
 
 def normalize_email(value: str) -> str:
