@@ -12,7 +12,12 @@ class AccessConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
+        from apps.audit import actions
+
+        from .actions import AccessAction
         from .models import Resource
+
+        actions.register(AccessAction)
 
         # Field-level history of admin-edited configuration, with its actor, for the admin's
         # history of a resource. It is not the audit trail: resources.save_resource writes the

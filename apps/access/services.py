@@ -28,6 +28,7 @@ from apps.audit.models import AuditAction
 from apps.audit.services import record
 
 from . import events, quorum, schedules
+from .actions import AccessAction
 from .models import AccessLevel, AccessRequest, Approval, Grant, GrantExtension, Resource
 from .states import (
     OPEN_GRANT_STATES,
@@ -765,7 +766,13 @@ def break_glass(
     justification: str,
     now: datetime | None = None,
 ) -> Grant:
-    """Emergency self-activation: granted at once, flagged, approvers told, queued for review."""
+    """Emergency self-activation: granted at once, flagged, approvers told, queued for review.
+
+    Refused (``PolicyViolation``) while the person holds ``BREAK_GLASS_MAX_UNREVIEWED``
+    break-glass grants on the resource that no approver has reviewed yet, ended ones
+    included: ending a grant and activating again does not escape the review. Each refusal
+    is audited (``grant.break_glass_refused``) and the approvers are told.
+    """
     now = now or timezone.now()
     justification = _check_text(justification, "justification")
     with audit.atomic():
@@ -786,51 +793,88 @@ def break_glass(
             )
         if Grant.objects.open().filter(user=user, resource=resource).exists():
             raise Conflict(f"You already have access to {resource.name}.")
-        # An emergency gets the resource's highest level and no recurring window: a fire
-        # at 3 a.m. on a Sunday is exactly when break-glass is used.
-        level = resource.levels.order_by("-rank").first()
-        # Born approved: it never waits, so it never meets the one-pending-request rule.
-        req = AccessRequest.objects.create(
-            requester=user,
-            filed_by=user,
-            resource=resource,
-            kind=RequestKind.BREAK_GLASS,
-            level=level,
-            duration_minutes=duration_minutes,
-            justification=justification,
-            state=RequestState.APPROVED,
-            created_at=now,
-            expires_at=now,
-            decided_at=now,
-            decision_reason="break-glass self-activation",
+        unreviewed = list(
+            Grant.objects.needing_review()
+            .filter(user=user, resource=resource)
+            .order_by("-not_before", "-pk")
+            .values_list("pk", flat=True)
         )
-        grant = Grant.objects.create(
-            request=req,
-            user=user,
-            email=user.email,  # exactly as the assertion carried it
-            resource=resource,
-            level=level,
-            criteria=grant_criteria(level, None),
-            not_before=now,
-            expires_at=now + timedelta(minutes=duration_minutes),
-            state=GrantState.ACTIVE,
-            created_at=now,
-            is_break_glass=True,
-        )
-        request_sync(resource)
+        if len(unreviewed) < settings.BREAK_GLASS_MAX_UNREVIEWED:
+            return _activate_break_glass(user, resource, duration_minutes, justification, now)
+    # The attempt changed nothing; its refusal is recorded (and the approvers told) in a
+    # transaction of its own, then the person is told why.
+    with audit.atomic():
         record(
-            AuditAction.GRANT_BREAK_GLASS,
+            AccessAction.BREAK_GLASS_REFUSED,
             actor=user,
-            target=grant,
+            target=resource,
             resource_slug=resource.slug,
             details={
-                "email": grant.email,
+                "email": user.email,
+                "duration_minutes": duration_minutes,
                 "justification": justification,
-                "request": req.pk,
-                **grant.window(),
+                "unreviewed_grants": unreviewed,
+                "limit": settings.BREAK_GLASS_MAX_UNREVIEWED,
             },
         )
-        events.emit(events.BREAK_GLASS, grant_id=grant.pk)
+        events.emit(events.BREAK_GLASS_REFUSED, grant_id=unreviewed[0], attempt=now.isoformat())
+    raise PolicyViolation(
+        f"Break-glass refused: no approver has reviewed your earlier break-glass access to "
+        f"{resource.name} yet ({len(unreviewed)} unreviewed, at most "
+        f"{settings.BREAK_GLASS_MAX_UNREVIEWED}). The approvers have been told; request "
+        "access the usual way meanwhile."
+    )
+
+
+def _activate_break_glass(
+    user: User, resource: Resource, duration_minutes: int, justification: str, now: datetime
+) -> Grant:
+    """Create the break-glass request and grant (inside the caller's locked transaction)."""
+    # An emergency gets the resource's highest level and no recurring window: a fire
+    # at 3 a.m. on a Sunday is exactly when break-glass is used.
+    level = resource.levels.order_by("-rank").first()
+    # Born approved: it never waits, so it never meets the one-pending-request rule.
+    req = AccessRequest.objects.create(
+        requester=user,
+        filed_by=user,
+        resource=resource,
+        kind=RequestKind.BREAK_GLASS,
+        level=level,
+        duration_minutes=duration_minutes,
+        justification=justification,
+        state=RequestState.APPROVED,
+        created_at=now,
+        expires_at=now,
+        decided_at=now,
+        decision_reason="break-glass self-activation",
+    )
+    grant = Grant.objects.create(
+        request=req,
+        user=user,
+        email=user.email,  # exactly as the assertion carried it
+        resource=resource,
+        level=level,
+        criteria=grant_criteria(level, None),
+        not_before=now,
+        expires_at=now + timedelta(minutes=duration_minutes),
+        state=GrantState.ACTIVE,
+        created_at=now,
+        is_break_glass=True,
+    )
+    request_sync(resource)
+    record(
+        AuditAction.GRANT_BREAK_GLASS,
+        actor=user,
+        target=grant,
+        resource_slug=resource.slug,
+        details={
+            "email": grant.email,
+            "justification": justification,
+            "request": req.pk,
+            **grant.window(),
+        },
+    )
+    events.emit(events.BREAK_GLASS, grant_id=grant.pk)
     return grant
 
 

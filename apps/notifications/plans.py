@@ -16,6 +16,8 @@ grant_live             the grant's user                                         
 expiry_reminder        the grant's user, if they want reminders                   no
 grant_revoked          the grant's user, unless they ended it themselves          no
 break_glass            every approver of the resource and every superuser         yes
+break_glass_refused    every approver of the resource and every superuser         yes
+                       (a new activation refused while earlier ones await review)
 removal_overdue        every approver of the resource and every superuser         no
                        (a revocation Zero has not confirmed within the threshold)
 =====================  =========================================================  ========
@@ -375,6 +377,57 @@ def break_glass(*, grant_id: int | None = None, **_: Any) -> list[Message]:
     return out
 
 
+def break_glass_refused(
+    *, grant_id: int | None = None, attempt: str = "", **_: Any
+) -> list[Message]:
+    """Someone tried break-glass again while ``grant_id`` (their latest) awaits review: the
+    approvers are told of every attempt (``attempt``, its time, tells them apart)."""
+    grant = _grant(grant_id)
+    if grant is None or not grant.is_break_glass:
+        return []
+    waiting = Grant.objects.needing_review().filter(user=grant.user, resource=grant.resource)
+    ctx = {
+        **_grant_context(grant),
+        "admin_url": admin_grant_url(grant),
+        "unreviewed": waiting.count(),
+        "reviewed": grant.reviewed_at is not None,
+    }
+    rid, gid = grant.request_id, grant.pk
+    out = [
+        email(
+            user,
+            event=events.BREAK_GLASS_REFUSED,
+            template="break_glass_refused",
+            context=ctx,
+            request_id=rid,
+            grant_id=gid,
+            occasion=attempt,
+        )
+        for user in audience.approvers(
+            grant.resource, exclude=[grant.user_id], with_superusers=True
+        )
+    ]
+    if grant.resource.slack_webhook_url:
+        out.append(
+            slack(
+                grant.resource,
+                event=events.BREAK_GLASS_REFUSED,
+                summary=":no_entry: "
+                + slack_escape(
+                    f"Break-glass refused: {ctx['user_name']} tried emergency access to "
+                    f"{grant.resource.name} again; earlier activations are not reviewed"
+                ),
+                details=[f"Unreviewed break-glass grants: {ctx['unreviewed']}"],
+                link=ctx["admin_url"],
+                link_label="Review in the portal",
+                request_id=rid,
+                grant_id=gid,
+                occasion=attempt,
+            )
+        )
+    return out
+
+
 def removal_overdue(*, grant_id: int | None = None, **_: Any) -> list[Message]:
     """A revocation Zero has not confirmed in time: every approver must know the user may
     still get in. Nothing is planned once Zero confirmed the removal meanwhile."""
@@ -403,5 +456,6 @@ PLANNERS: dict[str, Planner] = {
     events.EXPIRY_REMINDER: expiry_reminder,
     events.GRANT_REVOKED: grant_revoked,
     events.BREAK_GLASS: break_glass,
+    events.BREAK_GLASS_REFUSED: break_glass_refused,
     events.REMOVAL_OVERDUE: removal_overdue,
 }
