@@ -401,7 +401,8 @@ class AccessRequestQuerySet(RestrictedQuerySet["AccessRequest"]):
         return self.filter(state=RequestState.PENDING)
 
     def due_for_expiry(self, now: datetime) -> AccessRequestQuerySet:
-        return self.pending().filter(expires_at__lte=now)
+        """Pending requests that waited too long, or whose resource was archived."""
+        return self.pending().filter(Q(expires_at__lte=now) | Q(resource__is_active=False))
 
     def open_for(self, user: User, resource: Resource) -> AccessRequestQuerySet:
         return self.pending().filter(requester=user, resource=resource)

@@ -108,6 +108,14 @@ def _request_details(req: AccessRequest) -> dict[str, Any]:
     return details
 
 
+def require_active(resource: Resource, refused: str) -> None:
+    """The one check that a resource is not archived, on every path that would give access:
+    submitting, deciding, approving (and auto-approving), extending, break-glass.
+    ``refused`` completes "<name> is archived: ..." (e.g. "it takes no requests")."""
+    if not resource.is_active:
+        raise PolicyViolation(f"{resource.name} is archived: {refused}.")
+
+
 def grant_criteria(level: AccessLevel | None, schedule: dict[str, Any] | None) -> list[Any]:
     """The extra PPL criteria a grant's rule carries: the level's, then the schedule's.
 
@@ -155,8 +163,7 @@ def _validate_submission(
     offered_only: bool = True,
     level: AccessLevel | None = None,
 ) -> None:
-    if not resource.is_active:
-        raise PolicyViolation(f"{resource.name} is archived and takes no requests.")
+    require_active(resource, "it takes no requests")
     if not requester.email:
         raise PolicyViolation("Your account has no email address, which Pomerium rules need.")
     if not isinstance(duration_minutes, int) or duration_minutes <= 0:
@@ -345,6 +352,9 @@ def _check_decider(req: AccessRequest, actor: User, now: datetime) -> None:
         raise NotAllowed("You cannot decide your own request.")
     if not actor.is_active or not req.resource.is_approver(actor):
         raise NotAllowed(f"You are not an approver of {req.resource.name}.")
+    # The resource row is read under the request's lock (``_lock_request``): an archive
+    # committed meanwhile wins.
+    require_active(req.resource, "its requests are no longer decided")
 
 
 def approve_request(
@@ -456,6 +466,7 @@ def _approve_locked(
     An extension may not take the grant's whole window past the resource maximum; going
     further takes a human's override with a reason (``extend_grant``).
     """
+    require_active(req.resource, "it grants no access")
     minutes = req.approved_duration_minutes or req.duration_minutes
     level = req.effective_level
     transition(req, RequestState, RequestState.APPROVED)
@@ -679,10 +690,7 @@ def extend_grant(
             raise NotAllowed("You cannot extend your own grant; ask for an extension instead.")
         if not actor.is_active or not grant.resource.is_approver(actor):
             raise NotAllowed(f"You are not an approver of {grant.resource.name}.")
-        if not grant.resource.is_active:
-            raise PolicyViolation(
-                f"{grant.resource.name} is archived: its grants are not extended."
-            )
+        require_active(grant.resource, "its grants are not extended")
         limit = max_end(grant)
         if new_expires_at > limit and not override:
             raise PolicyViolation(
@@ -779,8 +787,7 @@ def break_glass(
         get_user_model().objects.select_for_update().filter(pk=user.pk).first()
         # Re-read under a lock: an archive committed meanwhile must win.
         resource = Resource.objects.select_for_update().get(pk=resource.pk)
-        if not resource.is_active:
-            raise PolicyViolation(f"{resource.name} is archived and takes no break-glass.")
+        require_active(resource, "it takes no break-glass")
         if not set(resource.break_glass_groups) & user.group_names():
             raise NotAllowed(f"You may not use break-glass access for {resource.name}.")
         # Never past the resource maximum either, whatever the break-glass setting says.
@@ -932,15 +939,43 @@ def _move_due(
     return moved
 
 
-def _expire_request(req: AccessRequest) -> None:
+def _expire_request(req: AccessRequest, *, actor: User | None = None) -> None:
+    """Expire a locked pending request: it waited too long, or its resource was archived."""
     transition(req, RequestState, RequestState.EXPIRED)
     req.save(update_fields=["state"])
+    details = {"requester": req.requester.email, "waited_until": req.expires_at.isoformat()}
+    if not req.resource.is_active:
+        details["reason"] = "resource archived"
     record(
         AuditAction.REQUEST_EXPIRED,
+        actor=actor,
         target=req,
         resource_slug=req.resource.slug,
-        details={"requester": req.requester.email, "waited_until": req.expires_at.isoformat()},
+        details=details,
     )
+
+
+def expire_requests_of_archived(resource: Resource, *, actor: User | None) -> int:
+    """An archived resource's open requests expire (inside the archiving transaction, after
+    the resource row is locked; each audited ``request.expired``, reason "resource archived").
+
+    A request someone is deciding at this very moment is skipped, never waited for (the
+    decision then finds the resource archived and is refused); ``expire_due`` expires it at
+    its next run, like any pending request of an archived resource. Returns how many expired.
+    """
+    pending = (
+        AccessRequest.objects.pending()
+        .filter(resource=resource)
+        .select_for_update(of=("self",), skip_locked=True)
+        .select_related("requester")
+        .order_by("pk")
+    )
+    expired = 0
+    for req in pending:
+        req.resource = resource
+        _expire_request(req, actor=actor)
+        expired += 1
+    return expired
 
 
 def _activate_grant(grant: Grant) -> None:
