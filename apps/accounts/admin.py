@@ -33,6 +33,7 @@ IDENTITY_FIELDS = (
     "email",
     "email_key",
     "display_name",
+    "claim_groups",
     "groups",
     "is_staff",
     "is_superuser",
@@ -94,6 +95,11 @@ class UserAdmin(FastListAdmin):
         ),
         ("Portal", {"fields": EDITABLE_FIELDS}),
     )
+
+    @admin.display(description="Groups (as the identity provider names them)")
+    def claim_groups(self, obj: User) -> str:
+        # The Django groups below hold a digest in place of a name too long for them.
+        return ", ".join(sorted(obj.group_names())) or "none"
 
     def get_urls(self) -> list[URLPattern]:
         return [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import Group
 from django.db import IntegrityError
 from django.dispatch import Signal
 
@@ -103,8 +102,7 @@ def _sync_locked(identity: Identity, user_roles: tuple[str, ...], digest: str, k
     user.claims_digest = digest
     user.save()
 
-    wanted_groups = {roles.claim_group_name(name) for name in identity.groups}
-    group_objs = [Group.objects.get_or_create(name=name)[0] for name in sorted(wanted_groups)]
+    group_objs = [roles.claim_group(name) for name in sorted(set(identity.groups))]
     for role in (roles.APPROVER, roles.AUDITOR):
         if role in user_roles:
             group_objs.append(roles.role_group(role))
