@@ -648,22 +648,62 @@ def revoke_grant(grant: Grant, *, actor: User, reason: str, now: datetime | None
         grant = _lock_grant(grant)
         if actor.pk != grant.user_id and not grant.resource.is_approver(actor):
             raise NotAllowed(f"You are not an approver of {grant.resource.name}.")
-        transition(grant, GrantState, GrantState.REVOKED)
-        grant.revoked_by = actor
-        grant.revoked_at = now
-        grant.revoke_reason = reason
-        grant.sync_status = SyncStatus.PENDING
-        grant.save()
-        request_sync(grant.resource)
-        record(
-            AuditAction.GRANT_REVOKED,
-            actor=actor,
-            target=grant,
-            resource_slug=grant.resource.slug,
-            details={"email": grant.email, "reason": reason, **grant.window()},
-        )
-        events.emit(events.GRANT_REVOKED, grant_id=grant.pk)
+        _revoke_locked(grant, actor=actor, reason=reason, now=now)
     return grant
+
+
+def _revoke_locked(grant: Grant, *, actor: User | None, reason: str, now: datetime) -> None:
+    transition(grant, GrantState, GrantState.REVOKED)
+    grant.revoked_by = actor
+    grant.revoked_at = now
+    grant.revoke_reason = reason
+    grant.sync_status = SyncStatus.PENDING
+    grant.save()
+    request_sync(grant.resource)
+    record(
+        AuditAction.GRANT_REVOKED,
+        actor=actor,
+        target=grant,
+        resource_slug=grant.resource.slug,
+        details={"email": grant.email, "reason": reason, **grant.window()},
+    )
+    events.emit(events.GRANT_REVOKED, grant_id=grant.pk)
+
+
+def end_access_of(user: User, *, reason: str, now: datetime | None = None) -> None:
+    """A person's account was retired (``accounts.services.identity_retired``): their pending
+    requests are cancelled and their open grants revoked, by the system, with ``reason``.
+
+    Runs inside the caller's transaction; takes its row locks (requests, then grants with
+    their resources and the user) before any audit write, in the services' usual order.
+    """
+    now = now or timezone.now()
+    reason = reason[:MAX_TEXT]
+    requests = list(
+        AccessRequest.objects.select_for_update(of=("self",))
+        .select_related("resource", "requester")
+        .filter(requester=user, state=RequestState.PENDING)
+        .order_by("pk")
+    )
+    grants = list(
+        Grant.objects.select_for_update(of=("self", "resource", "user"))
+        .select_related("resource", "user", "level")
+        .filter(user=user, state__in=OPEN_GRANT_STATES)
+        .order_by("pk")
+    )
+    for req in requests:
+        transition(req, RequestState, RequestState.CANCELLED)
+        req.decided_at = now
+        req.decision_reason = reason
+        req.save(update_fields=["state", "decided_at", "decision_reason"])
+        record(
+            AuditAction.REQUEST_CANCELLED,
+            target=req,
+            resource_slug=req.resource.slug,
+            details={"requester": req.requester.email, "reason": reason},
+        )
+    for grant in grants:
+        _revoke_locked(grant, actor=None, reason=reason, now=now)
 
 
 def extend_grant(

@@ -9,8 +9,12 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         import jitportal.checks  # noqa: F401  (registers the configuration checks)
+        from apps.audit import actions
         from apps.audit.views import register_role_check
 
+        from .actions import AccountAction
         from .roles import AUDITOR, holds
+
+        actions.register(AccountAction)
 
         register_role_check(lambda user: holds(user, AUDITOR))

@@ -40,6 +40,13 @@ def same_person(a: Any, b: Any) -> bool:
     return bool(key_a) and key_a == key_b
 
 
+def is_nfkc_normal(value: str) -> bool:
+    """Whether an address is written without compatibility characters (ligatures, full-width
+    letters...): NFKC leaves it as it is. Of two addresses with one key, only one that is
+    not NFKC-normal is a look-alike; two NFKC-normal ones differ in case only."""
+    return unicodedata.is_normalized("NFKC", value)
+
+
 def normalize_email(value: str) -> str:
     """The comparison key of an address: Unicode NFKC, case-folded, no surrounding space."""
     folded = unicodedata.normalize("NFKC", value).casefold()

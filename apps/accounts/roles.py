@@ -29,7 +29,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 
-from .emails import normalize_email
+from .emails import is_nfkc_normal, normalize_email
 from .models import ClaimGroup
 
 ADMIN = "admin"
@@ -93,7 +93,9 @@ def _emails(setting: str) -> set[str]:
 def roles_for(email: str, groups: Iterable[str]) -> tuple[str, ...]:
     """The portal roles of someone with this email and these claim groups (settings only)."""
     member = set(groups)
-    key = normalize_email(email)
+    # A look-alike address (compatibility characters: "oﬃce-admin@" for "office-admin@")
+    # never holds the role listed for the address it imitates.
+    key = normalize_email(email) if is_nfkc_normal(email) else ""
     roles = []
     if member & set(settings.PORTAL_ADMIN_GROUPS) or key in _emails("PORTAL_ADMIN_EMAILS"):
         roles.append(ADMIN)
