@@ -27,10 +27,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 
 from .emails import is_nfkc_normal, normalize_email
 from .models import ClaimGroup
+from .permissions import set_group_permissions
 
 ADMIN = "admin"
 APPROVER = "approver"
@@ -119,16 +120,10 @@ def holds(user: Any, *wanted: str) -> bool:
 
 
 def role_group(role: str) -> Group:
+    """The managed group of ``role``, its permissions made exactly the code's (a change is
+    audited ``group.permissions_changed``, via "role sync"). Inside a transaction."""
     group, _ = Group.objects.get_or_create(name=ROLE_GROUPS[role])
-    wanted = set(ROLE_PERMISSIONS[role])
-    have = {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()}
-    if have != wanted:
-        perms = [
-            p
-            for p in Permission.objects.select_related("content_type")
-            if f"{p.content_type.app_label}.{p.codename}" in wanted
-        ]
-        group.permissions.set(perms)
+    set_group_permissions(group, ROLE_PERMISSIONS[role], actor=None, via="role sync")
     return group
 
 

@@ -74,7 +74,9 @@ def test_an_approver_of_a_cannot_decide_b_by_its_id(
         {"action": "approve_selected", "_selected_action": [req_b.pk], "apply": "yes"},
     )
     assert AccessRequest.objects.get(pk=req_b.pk).state == RequestState.PENDING
-    assert AuditEvent.objects.count() == before + 1  # only the first sign-in (user.created)
+    # Only the first sign-in: user.created, and the approver role group's rights set at its
+    # first use (group.permissions_changed, via "role sync").
+    assert AuditEvent.objects.count() == before + 2
 
 
 def test_superusers_and_auditors_see_everything(
