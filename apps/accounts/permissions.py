@@ -22,7 +22,7 @@ anything.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -49,7 +49,7 @@ def permission_filter(codes: Iterable[str]) -> Q:
     return wanted
 
 
-def role_permission_filter(role_codes: dict[str, Iterable[str]]) -> Q:
+def role_permission_filter(role_codes: Mapping[str, Iterable[str]]) -> Q:
     """For a ``Permission`` query: the permissions of each role group (by name) that the
     code grants that role."""
     allowed = Q(pk__in=[])

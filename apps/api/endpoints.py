@@ -490,7 +490,10 @@ def export_audit(
 
 def _report(request: HttpRequest, data: dict[str, str], *, between: bool) -> object:
     require(may_see_reports(request), "Only auditors see access reports.")
-    form = AccessReportForm(data, between=between)
+    # The resources this person may see (the one rule), as on the admin's report page.
+    form = AccessReportForm(
+        data, between=between, resources=Resource.objects.restrict(request_user(request))
+    )
     if not form.is_valid():
         return _form_errors(form)
     resource = form.cleaned_data["resource"]
