@@ -62,7 +62,8 @@ Cursor = Annotated[str, Query(max_length=paging.MAX_CURSOR_LENGTH)]
 RequestStateName = Literal["pending", "approved", "rejected", "cancelled", "expired"]
 _KEY_RE = re.compile(rf"^[\x21-\x7e]{{1,{MAX_KEY_LENGTH}}}$")
 
-ERRORS = {400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
+# Every write may also meet the middleware's 415 (a body that is not application/json).
+ERRORS = {400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 415: ErrorOut, 422: ErrorOut}
 READ_ERRORS = {400: ErrorOut, 403: ErrorOut, 404: ErrorOut}
 
 
