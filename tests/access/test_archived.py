@@ -29,16 +29,10 @@ pytestmark = pytest.mark.django_db
 A = AuditAction
 
 
-def sign_in(as_user: Any, name: str, groups: list[str]) -> tuple[Any, User]:
-    client = as_user(f"idp|{name}", f"{name}@example.com", groups=groups, name=name)
-    assert client.get("/preferences").status_code == 200
-    return client, User.objects.get(username=f"idp|{name}")
-
-
 @pytest.fixture
-def people(as_user: Any) -> dict[str, tuple[Any, User]]:
+def people(signed_in: Any) -> dict[str, tuple[Any, User]]:
     return {
-        name: sign_in(as_user, name, groups)
+        name: signed_in(name, groups=groups)
         for name, groups in (
             ("alice", ["engineering"]),
             ("oscar", ["engineering", "oncall"]),

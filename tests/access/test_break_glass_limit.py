@@ -29,12 +29,6 @@ REFUSED = "grant.break_glass_refused"
 FIRE = "primary database down, paging on call"
 
 
-def sign_in(as_user: Any, name: str, groups: list[str]) -> tuple[Any, User]:
-    client = as_user(f"idp|{name}", f"{name}@example.com", groups=groups, name=name)
-    assert client.get("/preferences").status_code == 200
-    return client, User.objects.get(username=f"idp|{name}")
-
-
 @pytest.fixture
 def db_resource() -> Resource:
     return ResourceFactory(
@@ -47,10 +41,10 @@ def db_resource() -> Resource:
 
 
 @pytest.fixture
-def people(as_user: Any) -> dict[str, tuple[Any, User]]:
+def people(signed_in: Any) -> dict[str, tuple[Any, User]]:
     return {
-        "olga": sign_in(as_user, "olga", ["oncall"]),
-        "bob": sign_in(as_user, "bob", ["approvers"]),
+        "olga": signed_in("olga", groups=["oncall"]),
+        "bob": signed_in("bob", groups=["approvers"]),
     }
 
 

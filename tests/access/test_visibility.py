@@ -52,21 +52,15 @@ class World:
     missing: int  # an id no request or grant has
 
 
-def sign_in(as_user: Any, name: str, groups: list[str]) -> tuple[Any, User]:
-    client = as_user(f"idp|{name}", f"{name}@example.com", groups=groups, name=name)
-    assert client.get("/preferences").status_code == 200
-    return client, User.objects.get(username=f"idp|{name}")
-
-
 @pytest.fixture
-def people(as_user: Any) -> dict[str, tuple[Any, User]]:
+def people(signed_in: Any) -> dict[str, tuple[Any, User]]:
     return {
-        "alice": sign_in(as_user, "alice", ["engineering"]),
-        "oscar": sign_in(as_user, "oscar", ["engineering"]),
-        "hank": sign_in(as_user, "hank", ["approvers", "hr-approvers"]),
-        "mallory": sign_in(as_user, "mallory", ["approvers", "grafana-approvers"]),
-        "carol": sign_in(as_user, "carol", ["compliance"]),
-        "root": sign_in(as_user, "root", ["portal-admins"]),
+        "alice": signed_in("alice", groups=["engineering"]),
+        "oscar": signed_in("oscar", groups=["engineering"]),
+        "hank": signed_in("hank", groups=["approvers", "hr-approvers"]),
+        "mallory": signed_in("mallory", groups=["approvers", "grafana-approvers"]),
+        "carol": signed_in("carol", groups=["compliance"]),
+        "root": signed_in("root", groups=["portal-admins"]),
     }
 
 

@@ -16,7 +16,6 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 
 from apps.access.models import Resource
-from apps.accounts.models import User
 from apps.accounts.roles import ROLE_GROUPS
 from apps.audit.models import AuditEvent
 from tests.factories import ResourceFactory
@@ -24,12 +23,6 @@ from tests.factories import ResourceFactory
 pytestmark = pytest.mark.django_db
 
 CHANGED = "group.permissions_changed"
-
-
-def sign_in(as_user: Any, name: str, groups: list[str]) -> tuple[Any, User]:
-    client = as_user(f"idp|{name}", f"{name}@example.com", groups=groups, name=name)
-    assert client.get("/preferences").status_code == 200
-    return client, User.objects.get(username=f"idp|{name}")
 
 
 def entries() -> list[dict[str, Any]]:
@@ -40,9 +33,9 @@ def change_resource() -> Permission:
     return Permission.objects.get(content_type__app_label="access", codename="change_resource")
 
 
-def test_groups_are_read_only_in_the_admin(as_user: Any) -> None:
-    root, _ = sign_in(as_user, "root", ["portal-admins"])
-    sign_in(as_user, "bob", ["approvers", "sre"])
+def test_groups_are_read_only_in_the_admin(signed_in: Any) -> None:
+    root, _ = signed_in("root", groups=["portal-admins"])
+    signed_in("bob", groups=["approvers", "sre"])
     approvers = Group.objects.get(name=ROLE_GROUPS["approver"])
     before = set(approvers.permissions.values_list("pk", flat=True))
     listing = root.get("/admin/auth/group/")
@@ -67,9 +60,9 @@ def test_groups_are_read_only_in_the_admin(as_user: Any) -> None:
 
 
 def test_a_permission_attached_by_other_means_grants_nothing_and_is_audited(
-    as_user: Any,
+    signed_in: Any,
 ) -> None:
-    bob_client, _ = sign_in(as_user, "bob", ["approvers"])
+    bob_client, _ = signed_in("bob", groups=["approvers"])
     resource: Resource = ResourceFactory(slug="grafana", base_ppl=[])
     approvers = Group.objects.get(name=ROLE_GROUPS["approver"])
     # The role group got the code's rights at its first use (Bob's sign-in), audited.
@@ -97,7 +90,7 @@ def test_a_permission_attached_by_other_means_grants_nothing_and_is_audited(
     assert posted.status_code == 403
     assert Resource.objects.get(pk=resource.pk).base_ppl == []
     # The next role sync puts the code's rights back, audited as such.
-    sign_in(as_user, "erin", ["approvers"])
+    signed_in("erin", groups=["approvers"])
     assert entries()[-1] == {
         "group": "jitportal: approvers",
         "added": [],
