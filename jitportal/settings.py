@@ -265,6 +265,11 @@ ZERO_SYNC_ENABLED = env.bool("ZERO_SYNC_ENABLED", default=bool(API_USER_TOKEN))
 
 # --- Access domain -----------------------------------------------------------------
 REQUEST_PENDING_TTL_HOURS = env.int("REQUEST_PENDING_TTL_HOURS", default=24)
+# Break-glass grants of one person on one resource that may await review at once (ended ones
+# included); the next activation is refused, audited and the approvers told.
+BREAK_GLASS_MAX_UNREVIEWED = env.int("BREAK_GLASS_MAX_UNREVIEWED", default=1)
+if BREAK_GLASS_MAX_UNREVIEWED < 1:
+    raise ImproperlyConfigured("BREAK_GLASS_MAX_UNREVIEWED must be at least 1.")
 EXPIRY_REMINDER_MINUTES = env.int("EXPIRY_REMINDER_MINUTES", default=15)
 
 # --- Celery ------------------------------------------------------------------------

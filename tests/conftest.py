@@ -7,7 +7,7 @@ skip when the service is absent; with CI=true they fail instead (see ``require_s
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from django.db import connection
 from django.test import Client
 
 from apps.accounts.assertion import reset_key_caches
+from apps.accounts.models import User
 from tests.support.jwks import AUDIENCE, JwksServer, SigningKey, claims_for, mint
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -136,6 +137,22 @@ def as_user(signing_key: SigningKey) -> Any:
 def assertion_for(signing_key: SigningKey) -> Any:
     def make(sub: str, email: str, **kwargs: Any) -> str:
         return mint(signing_key, claims_for(sub, email, **kwargs))
+
+    return make
+
+
+@pytest.fixture
+def signed_in(as_user: Any) -> Callable[..., tuple[PomeriumClient, User]]:
+    """``signed_in("alice", groups=[...])`` → (client, user), the user created by the middleware.
+
+    The first request is what creates the person (and their role groups) from the
+    assertion, exactly as in production; the client keeps sending fresh assertions.
+    """
+
+    def make(name: str, *, groups: list[str] | None = None) -> tuple[PomeriumClient, User]:
+        client = as_user(f"idp|{name}", f"{name}@example.com", groups=groups or [], name=name)
+        assert client.get("/preferences").status_code == 200
+        return client, User.objects.get(username=f"idp|{name}")
 
     return make
 

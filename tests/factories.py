@@ -6,13 +6,12 @@ from datetime import timedelta
 from typing import Any
 
 import factory
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from apps.access.models import AccessLevel, AccessRequest, Grant, Resource
 from apps.access.states import GrantState, RequestState
 from apps.accounts.models import User
-from apps.accounts.roles import claim_group_name
+from apps.accounts.roles import claim_group
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -30,8 +29,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     def groups(self, create: bool, extracted: Any, **kwargs: Any) -> None:
         if create and extracted:
             # Claim groups, mirrored under their prefix as the middleware does.
-            names = [claim_group_name(n) for n in extracted]
-            self.groups.set([Group.objects.get_or_create(name=n)[0] for n in names])
+            self.groups.set([claim_group(n) for n in extracted])
 
 
 class ResourceFactory(factory.django.DjangoModelFactory):

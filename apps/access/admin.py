@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.forms import ModelForm, Textarea
 from django.http import HttpRequest
 from django.urls import reverse
@@ -178,6 +178,9 @@ class AccessLevelInline(admin.TabularInline):
         # A level in use is protected by the database; an unused one may go.
         return bool(request.user.is_superuser)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AccessLevel]:
+        return super().get_queryset(request).restrict(request_user(request))  # type: ignore[attr-defined]
+
 
 @admin.register(Resource)
 class ResourceAdmin(StrictIdsMixin):
@@ -300,7 +303,7 @@ class ResourceAdmin(StrictIdsMixin):
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Resource]:
-        return super().get_queryset(request).visible_to(request_user(request))  # type: ignore[attr-defined]
+        return super().get_queryset(request).restrict(request_user(request))  # type: ignore[attr-defined]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)
@@ -447,6 +450,13 @@ def _is_pending(req: AccessRequest) -> bool:
     return req.state == RequestState.PENDING
 
 
+def _with_approvals(requests: QuerySet[AccessRequest]) -> QuerySet[AccessRequest]:
+    # The intermediate page shows the conditions earlier approvers set: one query a batch.
+    return requests.prefetch_related(
+        Prefetch("approvals", Approval.objects.select_related("approver", "level"))
+    )
+
+
 APPROVE = ConfirmedAction(
     name="approve_selected",
     slug="approve",
@@ -456,6 +466,7 @@ APPROVE = ConfirmedAction(
     form_class=ApproveForm,
     apply=_approve,
     applicable=_is_pending,
+    rows=_with_approvals,
 )
 REJECT = ConfirmedAction(
     name="reject_selected",
@@ -466,6 +477,7 @@ REJECT = ConfirmedAction(
     form_class=RejectForm,
     apply=_reject,
     applicable=_is_pending,
+    rows=_with_approvals,
     danger=True,
 )
 
@@ -497,8 +509,8 @@ class WaitingFilter(admin.SimpleListFilter):
 
 class ApprovalInline(ParentViewInline):
     model = Approval
-    fields = readonly_fields = ("approver", "created_at", "note")
-    verbose_name_plural = "approvals so far"
+    fields = readonly_fields = ("approver", "created_at", "duration_minutes", "level", "note")
+    verbose_name_plural = "approvals so far (each with the conditions its approver set)"
 
 
 @admin.register(AccessRequest)
@@ -596,8 +608,8 @@ class AccessRequestAdmin(ReadOnlyAdmin):
     readonly_fields = ("approval_quorum",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AccessRequest]:
-        # Least privilege: an approver sees only the resources they approve.
-        visible = super().get_queryset(request).visible_to(request_user(request))  # type: ignore[attr-defined]
+        # Least privilege: the one rule (``visibility``), as on every page and in the API.
+        visible = super().get_queryset(request).restrict(request_user(request))  # type: ignore[attr-defined]
         return visible.annotate(approval_count=approval_count())
 
     def get_ordering(self, request: HttpRequest) -> list[Any]:

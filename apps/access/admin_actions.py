@@ -72,6 +72,8 @@ class ConfirmedAction:
     applicable: Callable[[Any], bool]
     danger: bool = False
     form_kwargs: Callable[[HttpRequest], dict[str, Any]] = field(default=lambda request: {})
+    # What the intermediate page reads of the selection beyond the rows (e.g. a prefetch).
+    rows: Callable[[models.QuerySet[Any]], models.QuerySet[Any]] = field(default=lambda qs: qs)
 
 
 @dataclass
@@ -104,7 +106,7 @@ def run_confirmed(
     Returns None once applied (the admin then redirects back to where it came from) and a
     page while the form is unconfirmed or invalid. Nothing is changed before confirmation.
     """
-    objects = list(queryset.order_by("pk")[: MAX_BATCH + 1])
+    objects = list(action.rows(queryset).order_by("pk")[: MAX_BATCH + 1])
     if len(objects) > MAX_BATCH:
         modeladmin.message_user(
             request,
@@ -260,7 +262,11 @@ class FastChangeListMixin(FastListAdmin):
 
 class StrictIdsMixin(FastChangeListMixin):
     """A junk id in a URL is "not found", never a 500 (a selection is checked earlier, by
-    ``jitportal.admin_ids.AdminSelectionMiddleware``)."""
+    ``jitportal.admin_ids.AdminSelectionMiddleware``).
+
+    "Not found" is a 404, as on the requester pages and in the API: an id the page's
+    ``get_queryset`` leaves out (``restrict``) gets exactly the answer of an id never used.
+    """
 
     def get_object(
         self, request: HttpRequest, object_id: str, from_field: str | None = None
@@ -268,6 +274,13 @@ class StrictIdsMixin(FastChangeListMixin):
         if from_field is None and not is_valid_id(str(object_id)):
             return None  # the admin answers "doesn't exist", as for any unknown id
         return super().get_object(request, object_id, from_field)
+
+    def _get_obj_does_not_exist_redirect(
+        self, request: HttpRequest, opts: Any, object_id: str
+    ) -> HttpResponse:
+        # Django's answer is a redirect to the index with "... doesn't exist"; ours is the
+        # site's 404 page, the same for a hidden id and a missing one.
+        raise Http404(f"No {opts.verbose_name} with that id.")
 
 
 class ConfirmedActionsMixin(StrictIdsMixin):
@@ -394,6 +407,10 @@ class ParentViewInline(admin.TabularInline):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         parent = self.parent_model._meta
         return request.user.has_perm(f"{parent.app_label}.view_{parent.model_name}")
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet[Any]:
+        # The one rule (``visibility``), like the parent's own page.
+        return super().get_queryset(request).restrict(request_user(request))  # type: ignore[attr-defined]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timeuntil
 
+from apps.accounts.middleware import request_user
 from apps.accounts.timezones import zone_for
 from apps.audit import export
 from apps.audit.views import may_export
@@ -251,8 +252,8 @@ class GrantAdmin(ReadOnlyAdmin):
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Grant]:
-        # Least privilege: an approver sees only the resources they approve.
-        return super().get_queryset(request).visible_to(request.user)  # type: ignore[attr-defined]
+        # Least privilege: the one rule (``visibility``), as on every page and in the API.
+        return super().get_queryset(request).restrict(request_user(request))  # type: ignore[attr-defined]
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("access.revoke_grant")
@@ -342,7 +343,7 @@ class GrantAdmin(ReadOnlyAdmin):
         form = AccessReportForm(
             request.POST if submitted else None,
             between=between,
-            resources=Resource.objects.visible_to(request.user),  # type: ignore[arg-type]
+            resources=Resource.objects.restrict(request_user(request)),
         )
         rows: list[reports.AccessRow] | None = None
         status = 200

@@ -12,7 +12,12 @@ class AccessConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
+        from apps.audit import actions
+
+        from .actions import AccessAction
         from .models import Resource
+
+        actions.register(AccessAction)
 
         # Field-level history of admin-edited configuration, with its actor, for the admin's
         # history of a resource. It is not the audit trail: resources.save_resource writes the
@@ -24,9 +29,10 @@ class AccessConfig(AppConfig):
             Resource, exclude_fields=["updated_at", "sync_generation", "slack_webhook_url"]
         )
 
-        from apps.accounts.services import email_changed
+        from apps.accounts.services import email_changed, identity_retired
 
         email_changed.connect(_email_changed, dispatch_uid="access.move_grants_to_email")
+        identity_retired.connect(_identity_retired, dispatch_uid="access.end_access_of")
 
 
 def _email_changed(
@@ -35,3 +41,9 @@ def _email_changed(
     from .services import move_grants_to_email
 
     move_grants_to_email(user, old=old, new=new, actor=actor)
+
+
+def _identity_retired(sender: Any, *, user: Any, reason: str, **kwargs: Any) -> None:
+    from .services import end_access_of
+
+    end_access_of(user, reason=reason)

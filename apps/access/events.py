@@ -30,6 +30,9 @@ REQUEST_DECIDED = "request_decided"
 GRANT_REVOKED = "grant_revoked"
 GRANT_LIVE = "grant_live"
 BREAK_GLASS = "break_glass"
+# A break-glass activation refused while earlier ones await review (``grant_id``: the latest
+# of those, ``attempt``: when it was refused).
+BREAK_GLASS_REFUSED = "break_glass_refused"
 EXPIRY_REMINDER = "expiry_reminder"
 REQUEST_WAITING = "request_waiting"
 # Emitted by the Zero sync: a revocation Zero has not confirmed within the alert threshold.

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
-from django.db import NotSupportedError, connections, models
+from django.db import NotSupportedError, models
 from django.db.models import Case, F, Q, Value, When
 
 from apps.ppl import criteria_errors, validate_ppl
 
-from . import schedules
+from . import schedules, visibility
 from .clusters import configured as configured_clusters
 from .clusters import default_cluster_name
 from .states import (
@@ -34,13 +34,6 @@ if TYPE_CHECKING:
 
 def default_durations() -> list[int]:
     return [60, 240, 480]
-
-
-def sees_everything(user: User) -> bool:
-    """Superusers and auditors read every resource's requests and grants."""
-    from apps.accounts import roles
-
-    return bool(user.is_active and (user.is_superuser or roles.holds(user, roles.AUDITOR)))
 
 
 class ListHasAny(models.Func):
@@ -73,33 +66,29 @@ class ListHasAny(models.Func):
         )
 
 
-class ResourceQuerySet(models.QuerySet["Resource"]):
+_Row = TypeVar("_Row", bound=models.Model)
+
+
+class RestrictedQuerySet(models.QuerySet[_Row]):
+    """Rows that answer "which of these may this person see, or act on?" (``restrict``)."""
+
+    # The path from a row to its resource ("" for a resource) and to the people it is
+    # about (who may view it): what ``visibility.restrict`` needs to know of the model.
+    resource_path: ClassVar[str] = "resource"
+    owner_paths: ClassVar[tuple[str, ...]] = ()
+
+    def restrict(self, user: User, action: str = visibility.VIEW) -> Self:
+        """The rows ``user`` may ``action`` (``visibility.VIEW`` or ``CHANGE``): the one rule."""
+        return visibility.restrict(
+            self, user, action, resource=self.resource_path, owners=self.owner_paths
+        )
+
+
+class ResourceQuerySet(RestrictedQuerySet["Resource"]):
+    resource_path = ""
+
     def active(self) -> ResourceQuerySet:
         return self.filter(is_active=True)
-
-    def decidable_by(self, user: User) -> ResourceQuerySet:
-        """Resources whose requests ``user`` may decide: those they approve (all for admins)."""
-        if not user.is_active:
-            return self.none()
-        if user.is_superuser:
-            return self
-        groups = user.group_names()
-        if not groups:
-            return self.none()
-        if connections[self.db].vendor in ListHasAny.VENDORS:
-            # Matched in the query: a short subquery, not every resource read into Python
-            # and its id written into every query of the page (three times per changelist).
-            return self.filter(ListHasAny("approver_groups", groups))
-        ids = [
-            r.pk
-            for r in Resource.objects.only("pk", "approver_groups")
-            if r.is_approver(user, groups)
-        ]
-        return self.filter(pk__in=ids)
-
-    def visible_to(self, user: User) -> ResourceQuerySet:
-        """Resources whose requests and grants ``user`` may read in the admin."""
-        return self if sees_everything(user) else self.decidable_by(user)
 
     def requestable_by(self, user: User) -> list[Resource]:
         groups = user.group_names()
@@ -287,11 +276,7 @@ class Resource(models.Model):
         return open_to(self.requester_groups, groups)
 
     def is_approver(self, user: User, groups: set[str] | None = None) -> bool:
-        if user.is_superuser:
-            return True
-        if groups is None:
-            groups = user.group_names()
-        return bool(groups & set(self.approver_groups))
+        return visibility.approves(user, self, groups)
 
     def auto_approve_rule_for(
         self, groups: set[str], minutes: int, level: AccessLevel | None = None
@@ -356,6 +341,8 @@ class AccessLevel(models.Model):
         '[{"group": "engineering", "max_minutes": 240}].',
     )
 
+    objects: ClassVar[RestrictedQuerySet[AccessLevel]] = RestrictedQuerySet.as_manager()  # type: ignore[assignment]
+
     class Meta:
         ordering = ["resource", "rank", "slug"]
         constraints = [
@@ -407,20 +394,15 @@ def pending_first() -> Case:
     )
 
 
-class AccessRequestQuerySet(models.QuerySet["AccessRequest"]):
-    def visible_to(self, user: User) -> AccessRequestQuerySet:
-        if sees_everything(user):
-            return self
-        return self.filter(resource__in=Resource.objects.visible_to(user))
-
-    def decidable_by(self, user: User) -> AccessRequestQuerySet:
-        return self.filter(resource__in=Resource.objects.decidable_by(user))
+class AccessRequestQuerySet(RestrictedQuerySet["AccessRequest"]):
+    owner_paths = ("requester", "filed_by")
 
     def pending(self) -> AccessRequestQuerySet:
         return self.filter(state=RequestState.PENDING)
 
     def due_for_expiry(self, now: datetime) -> AccessRequestQuerySet:
-        return self.pending().filter(expires_at__lte=now)
+        """Pending requests that waited too long, or whose resource was archived."""
+        return self.pending().filter(Q(expires_at__lte=now) | Q(resource__is_active=False))
 
     def open_for(self, user: User, resource: Resource) -> AccessRequestQuerySet:
         return self.pending().filter(requester=user, resource=resource)
@@ -522,8 +504,15 @@ class AccessRequest(models.Model):
         return self.approved_level or self.level
 
 
+class ApprovalQuerySet(RestrictedQuerySet["Approval"]):
+    resource_path = "request__resource"
+    owner_paths = ("request__requester", "request__filed_by")
+
+
 class Approval(models.Model):
-    """One approver's yes on a request (quorum counts distinct approvers)."""
+    """One approver's yes on a request (quorum counts distinct approvers), with the
+    conditions that approver set. Under a quorum the grant takes the most restrictive
+    conditions of the approvals that count (``services.strictest_conditions``)."""
 
     request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="approvals")
     approver = models.ForeignKey(
@@ -531,6 +520,19 @@ class Approval(models.Model):
     )
     created_at = models.DateTimeField()
     note = models.TextField(blank=True)
+    duration_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The shorter duration this approver set; empty: as asked."
+    )
+    level = models.ForeignKey(
+        AccessLevel,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The lower level this approver set; empty: as asked.",
+    )
+
+    objects: ClassVar[ApprovalQuerySet] = ApprovalQuerySet.as_manager()  # type: ignore[assignment]
 
     class Meta:
         ordering = ["created_at"]
@@ -544,14 +546,8 @@ class Approval(models.Model):
         return f"{self.approver} approved #{self.request_id}"
 
 
-class GrantQuerySet(models.QuerySet["Grant"]):
-    def visible_to(self, user: User) -> GrantQuerySet:
-        if sees_everything(user):
-            return self
-        return self.filter(resource__in=Resource.objects.visible_to(user))
-
-    def decidable_by(self, user: User) -> GrantQuerySet:
-        return self.filter(resource__in=Resource.objects.decidable_by(user))
+class GrantQuerySet(RestrictedQuerySet["Grant"]):
+    owner_paths = ("user",)
 
     def open(self) -> GrantQuerySet:
         return self.filter(state__in=OPEN_GRANT_STATES)
@@ -715,6 +711,11 @@ class Grant(models.Model):
         )
 
 
+class GrantExtensionQuerySet(RestrictedQuerySet["GrantExtension"]):
+    resource_path = "grant__resource"
+    owner_paths = ("grant__user",)
+
+
 class GrantExtension(models.Model):
     grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="extensions")
     extended_by = models.ForeignKey(
@@ -725,6 +726,8 @@ class GrantExtension(models.Model):
     new_expires_at = models.DateTimeField()
     reason = models.TextField()
     over_maximum = models.BooleanField(default=False)
+
+    objects: ClassVar[GrantExtensionQuerySet] = GrantExtensionQuerySet.as_manager()  # type: ignore[assignment]
 
     class Meta:
         ordering = ["created_at"]

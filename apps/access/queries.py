@@ -1,8 +1,8 @@
-"""Reads the requester pages and the JSON API share: who may see which request and grant.
+"""Reads the requester pages and the JSON API share.
 
-These are the visibility rules in one place. A request or grant that the person may not
-see raises ``Http404``, exactly like one that does not exist, so its existence is not
-confirmed.
+Who may see which request and grant is ``restrict`` (``visibility``); the lookups here
+raise ``Http404`` for a row it leaves out, exactly like one that does not exist, so its
+existence is not confirmed.
 """
 
 from __future__ import annotations
@@ -14,43 +14,39 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Su
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from .models import AccessRequest, Approval, Grant, Resource
+from .models import AccessRequest, Approval, Grant
 from .states import RequestKind
+from .visibility import CHANGE, VIEW
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
 
 
 def visible_request(user: User, pk: int) -> AccessRequest:
-    """The request if ``user`` filed it, asked for it, may decide it or may read all requests."""
+    """The request if ``user`` may see it (``restrict``); ``Http404`` otherwise, exactly as
+    for an id that does not exist."""
     req = (
-        AccessRequest.objects.select_related(
-            "resource", "requester", "filed_by", "decided_by", "extends_grant"
-        )
+        AccessRequest.objects.restrict(user, VIEW)
+        .select_related("resource", "requester", "filed_by", "decided_by", "extends_grant")
         .filter(pk=pk)
         .first()
     )
     if req is None:
         raise Http404("No such request.")
-    if user.pk in (req.requester_id, req.filed_by_id):
-        return req
-    if req.resource.is_approver(user):
-        return req
-    if user.is_staff and user.has_perm("access.view_accessrequest"):
-        return req
-    raise Http404("No such request.")
+    return req
 
 
 def visible_grant(user: User, pk: int) -> Grant:
-    """The grant if ``user`` holds it, approves its resource or may read all grants."""
-    grant = Grant.objects.select_related("resource", "user", "level").filter(pk=pk).first()
+    """The grant if ``user`` may see it (``restrict``); ``Http404`` otherwise."""
+    grant = (
+        Grant.objects.restrict(user, VIEW)
+        .select_related("resource", "user", "level")
+        .filter(pk=pk)
+        .first()
+    )
     if grant is None:
         raise Http404("No such grant.")
-    if user.pk == grant.user_id or grant.resource.is_approver(user):
-        return grant
-    if user.is_staff and user.has_perm("access.view_grant"):
-        return grant
-    raise Http404("No such grant.")
+    return grant
 
 
 def grant_of(req: AccessRequest) -> Grant | None:
@@ -86,12 +82,13 @@ def decidable_by(user: User, now: datetime) -> QuerySet[AccessRequest]:
     """Pending, undecided-in-time requests of others on resources ``user`` approves.
 
     Oldest first, each annotated with ``approval_count`` and ``approved_by_me``; the
-    resources are matched in SQL (``Resource.objects.decidable_by``), so the caller can
-    page the rows. The services check every rule again when the person decides.
+    resources are matched in SQL (``restrict(user, CHANGE)``), so the caller can page the
+    rows. The services check every rule again when the person decides.
     """
     return (
-        AccessRequest.objects.pending()
-        .filter(expires_at__gt=now, resource__in=Resource.objects.decidable_by(user))
+        AccessRequest.objects.restrict(user, CHANGE)
+        .pending()
+        .filter(expires_at__gt=now)
         .exclude(requester=user)
         .select_related(
             "resource", "requester", "filed_by", "extends_grant", "level", "approved_level"

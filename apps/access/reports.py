@@ -137,7 +137,7 @@ def who_had_access(
 ) -> list[AccessRow]:
     """Grants whose effective window overlaps ``[start, end)``, earliest first.
 
-    ``among`` limits the report to the grants a viewer may see (``Grant.objects.visible_to``).
+    ``among`` limits the report to the grants a viewer may see (``Grant.objects.restrict``).
     """
     if end <= start:
         raise ValueError("the end of the range must be later than its start")
@@ -185,7 +185,7 @@ def run_report(
     """Run "who had access between start and end" (both given) or "who has access now"
     (neither), over the grants ``viewer`` may see, and audit the viewing. The one place
     both the admin and the API run reports, so they cannot drift apart."""
-    among = Grant.objects.visible_to(viewer)
+    among = Grant.objects.restrict(viewer)
     if start is not None and end is not None:
         report = Report(
             "who_had_access", who_had_access(resource, start, end, among=among), start, end

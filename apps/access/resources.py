@@ -21,6 +21,7 @@ from apps.audit.models import AuditAction
 from apps.audit.services import MASK, record
 
 from .models import AccessLevel, Resource
+from .services import expire_requests_of_archived
 from .sync import request_sync
 
 CONFIG_FIELDS = (
@@ -235,7 +236,9 @@ def save_resource(
     it is the one chained entry of a configuration change. A cluster change is checked
     again under the resource's row lock (the form checked it before): raises
     ``ValidationError`` and writes nothing when a grant became live in the old cluster
-    meanwhile (``Resource.cluster_problem``).
+    meanwhile (``Resource.cluster_problem``). Archiving (``is_active`` to false) expires the
+    resource's open requests in the same transaction
+    (``services.expire_requests_of_archived``); its grants run their course.
     """
     changed = sorted(set(changed))
     fields = [name for name in changed if name != "levels"]  # levels are rows of their own
@@ -271,6 +274,9 @@ def save_resource(
             resource_slug=resource.slug,
             details=details,
         )
+        if not created and "is_active" in changed and not resource.is_active:
+            # Archived: its open requests expire with it, in this transaction.
+            expire_requests_of_archived(resource, actor=actor)
         if created or POLICY_FIELDS & set(changed):
             request_sync(resource)
     return resource

@@ -22,12 +22,13 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from apps.accounts.emails import normalize_email
+from apps.accounts.emails import same_person
 from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
 
-from . import events, schedules
+from . import events, quorum, schedules
+from .actions import AccessAction
 from .models import AccessLevel, AccessRequest, Approval, Grant, GrantExtension, Resource
 from .states import (
     OPEN_GRANT_STATES,
@@ -82,14 +83,6 @@ def _lock_grant(grant: Grant) -> Grant:
     )
 
 
-def same_person(a: User, b: User) -> bool:
-    """One person, one identity: the same account, or the same normalised email."""
-    if a.pk == b.pk:
-        return True
-    key_a, key_b = normalize_email(a.email or ""), normalize_email(b.email or "")
-    return bool(key_a) and key_a == key_b
-
-
 def _check_text(value: str, name: str) -> str:
     value = (value or "").strip()
     if len(value) > MAX_TEXT:
@@ -113,6 +106,14 @@ def _request_details(req: AccessRequest) -> dict[str, Any]:
     if req.resource.schedule:
         details["schedule"] = req.resource.schedule
     return details
+
+
+def require_active(resource: Resource, refused: str) -> None:
+    """The one check that a resource is not archived, on every path that would give access:
+    submitting, deciding, approving (and auto-approving), extending, break-glass.
+    ``refused`` completes "<name> is archived: ..." (e.g. "it takes no requests")."""
+    if not resource.is_active:
+        raise PolicyViolation(f"{resource.name} is archived: {refused}.")
 
 
 def grant_criteria(level: AccessLevel | None, schedule: dict[str, Any] | None) -> list[Any]:
@@ -162,8 +163,7 @@ def _validate_submission(
     offered_only: bool = True,
     level: AccessLevel | None = None,
 ) -> None:
-    if not resource.is_active:
-        raise PolicyViolation(f"{resource.name} is archived and takes no requests.")
+    require_active(resource, "it takes no requests")
     if not requester.email:
         raise PolicyViolation("Your account has no email address, which Pomerium rules need.")
     if not isinstance(duration_minutes, int) or duration_minutes <= 0:
@@ -352,34 +352,9 @@ def _check_decider(req: AccessRequest, actor: User, now: datetime) -> None:
         raise NotAllowed("You cannot decide your own request.")
     if not actor.is_active or not req.resource.is_approver(actor):
         raise NotAllowed(f"You are not an approver of {req.resource.name}.")
-
-
-def _counted_approvals(req: AccessRequest) -> tuple[list[str], list[dict[str, str]]]:
-    """The approvals that count toward the quorum now, and those that do not (and why).
-
-    An approval counts only if its approver may still decide this resource at this moment
-    (active, an approver of the resource, not the requester) and is a person not counted
-    already: distinctness is by normalised email, not by account.
-    """
-    counted: list[str] = []
-    seen: set[str] = set()
-    discarded: list[dict[str, str]] = []
-    approvals = Approval.objects.filter(request=req).select_related("approver").order_by("pk")
-    for approval in approvals:
-        person = approval.approver
-        key = normalize_email(person.email or "") or f"user:{person.pk}"
-        if not person.is_active or not req.resource.is_approver(person):
-            why = "no longer an approver of the resource"
-        elif same_person(person, req.requester):
-            why = "the requester"
-        elif key in seen:
-            why = "the same person as an earlier approval"
-        else:
-            seen.add(key)
-            counted.append(person.email)
-            continue
-        discarded.append({"approver": person.email, "reason": why})
-    return counted, discarded
+    # The resource row is read under the request's lock (``_lock_request``): an archive
+    # committed meanwhile wins.
+    require_active(req.resource, "its requests are no longer decided")
 
 
 def approve_request(
@@ -391,28 +366,29 @@ def approve_request(
     note: str = "",
     now: datetime | None = None,
 ) -> Grant | None:
-    """Record ``approver``'s approval; when the quorum is met, approve and grant.
+    """Record ``approver``'s approval with its conditions; when the quorum is met, approve
+    and grant.
 
     Returns the new (or extended) grant, or None while more approvals are needed
     (``request.approval_recorded`` is audited then). ``duration_minutes`` may shorten, never
-    lengthen, what was asked; ``level`` may lower, never raise, the level asked for (the
-    quorum is that of the level granted). The window starts at approval (or at the
-    requested start if that is later). Raises ``NotAllowed`` for the requester or a non-approver,
-    ``IllegalTransition`` when the request is no longer pending, ``Conflict`` when this
-    approver already approved.
+    lengthen, what was asked; ``level`` may lower, never raise, the level asked for. Each
+    approval keeps its own conditions; the request carries the most restrictive of those
+    that count (``quorum.strictest_conditions``), and so does the grant: a later approver
+    never undoes an earlier one's limits. The quorum is that of the level granted. The
+    window starts at approval (or at the requested start if that is later). Raises
+    ``NotAllowed`` for the requester or a non-approver, ``IllegalTransition`` when the
+    request is no longer pending, ``Conflict`` when this approver already approved.
     """
     now = now or timezone.now()
     note = _check_text(note, "note")
     with audit.atomic():
         req = _lock_request(req)
         _check_decider(req, approver, now)
-        if duration_minutes is not None:
-            if not 0 < duration_minutes <= req.duration_minutes:
-                raise PolicyViolation(
-                    f"An approver may shorten the duration (1 to {req.duration_minutes} minutes), "
-                    "not lengthen it."
-                )
-            req.approved_duration_minutes = duration_minutes
+        if duration_minutes is not None and not 0 < duration_minutes <= req.duration_minutes:
+            raise PolicyViolation(
+                f"An approver may shorten the duration (1 to {req.duration_minutes} minutes), "
+                "not lengthen it."
+            )
         if level is not None:
             asked = req.level
             if asked is None or level.resource_id != req.resource_id or level.rank > asked.rank:
@@ -421,19 +397,40 @@ def approve_request(
                     if asked is not None and level.resource_id == req.resource_id
                     else "Choose one of this resource's levels, at most the one asked for."
                 )
-            req.approved_level = level if level.pk != asked.pk else None
+            if level.pk == asked.pk:
+                level = None  # as asked
+        if duration_minutes == req.duration_minutes:
+            duration_minutes = None  # as asked
         if Approval.objects.filter(request=req, approver=approver).exists():
             raise Conflict("You have already approved this request.")
-        Approval.objects.create(request=req, approver=approver, created_at=now, note=note)
-        counted, discarded = _counted_approvals(req)
-        count = len(counted)
+        approval = Approval.objects.create(
+            request=req,
+            approver=approver,
+            created_at=now,
+            note=note,
+            duration_minutes=duration_minutes,
+            level=level,
+        )
+        counted = quorum.counted_approvals(req)
+        strictest = quorum.strictest_conditions(req, counted.approvals)
+        req.approved_duration_minutes = (
+            strictest.duration_minutes
+            if strictest.duration_minutes != req.duration_minutes
+            else None
+        )
+        req.approved_level = strictest.level if strictest.level != req.level else None
+        count = len(counted.approvals)
         needed = req.resource.approvals_needed(req.effective_level)
         if count < needed:
-            if req.approved_duration_minutes is not None or req.approved_level_id is not None:
-                req.save(update_fields=["approved_duration_minutes", "approved_level"])
-            details: dict[str, Any] = {"approvals": count, "required": needed, "note": note}
-            if discarded:
-                details["not_counted"] = discarded
+            req.save(update_fields=["approved_duration_minutes", "approved_level"])
+            details: dict[str, Any] = {
+                "approvals": count,
+                "required": needed,
+                "note": note,
+                "conditions": quorum.set_by(approval),
+            }
+            if counted.discarded:
+                details["not_counted"] = counted.discarded
             record(
                 AuditAction.REQUEST_APPROVAL_RECORDED,
                 actor=approver,
@@ -442,7 +439,9 @@ def approve_request(
                 details=details,
             )
             return None
-        return _approve_locked(req, approver=approver, now=now, note=note, counted=counted)
+        return _approve_locked(
+            req, approver=approver, now=now, note=note, counted=counted, approval=approval
+        )
 
 
 def max_end(grant: Grant, level: AccessLevel | None = None) -> datetime:
@@ -459,13 +458,15 @@ def _approve_locked(
     now: datetime,
     note: str = "",
     auto_rule: dict[str, Any] | None = None,
-    counted: list[str] | None = None,
+    counted: quorum.Counted | None = None,
+    approval: Approval | None = None,
 ) -> Grant:
     """Approve a locked, pending request and create or extend its grant (inside a transaction).
 
     An extension may not take the grant's whole window past the resource maximum; going
     further takes a human's override with a reason (``extend_grant``).
     """
+    require_active(req.resource, "it grants no access")
     minutes = req.approved_duration_minutes or req.duration_minutes
     level = req.effective_level
     transition(req, RequestState, RequestState.APPROVED)
@@ -488,7 +489,7 @@ def _approve_locked(
                 "with an override and a reason."
             )
         req.save()
-        _audit_decision(req, approver, auto_rule, note, counted)
+        _audit_decision(req, approver, auto_rule, note, counted, approval)
         _extend_locked(
             grant,
             actor=approver,
@@ -528,7 +529,7 @@ def _approve_locked(
             f"{req.requester} already has access to {req.resource.name}; extend that grant instead."
         ) from None
     request_sync(req.resource)
-    _audit_decision(req, approver, auto_rule, note, counted)
+    _audit_decision(req, approver, auto_rule, note, counted, approval)
     record(
         AuditAction.GRANT_ACTIVATED
         if grant.state == GrantState.ACTIVE
@@ -546,16 +547,21 @@ def _audit_decision(
     approver: User | None,
     auto_rule: dict[str, Any] | None,
     note: str,
-    counted: list[str] | None = None,
+    counted: quorum.Counted | None = None,
+    approval: Approval | None = None,
 ) -> None:
-    if counted is None:
-        counted = list(req.approvals.values_list("approver__email", flat=True))
+    """``request.approved`` (or ``auto_approved``): what was granted, who counted, and
+    which conditions each of them set."""
     details: dict[str, Any] = {
         "requester": req.requester.email,
         "duration_minutes": req.approved_duration_minutes or req.duration_minutes,
-        "approvers": counted,
+        "approvers": counted.emails if counted is not None else [],
         "note": note,
     }
+    if approval is not None:
+        details["conditions"] = quorum.set_by(approval)
+    if counted is not None:
+        details["conditions_by_approver"] = quorum.conditions_by_approver(counted.approvals)
     if auto_rule is not None:
         details["rule"] = auto_rule
     if req.level_id is not None:
@@ -642,22 +648,62 @@ def revoke_grant(grant: Grant, *, actor: User, reason: str, now: datetime | None
         grant = _lock_grant(grant)
         if actor.pk != grant.user_id and not grant.resource.is_approver(actor):
             raise NotAllowed(f"You are not an approver of {grant.resource.name}.")
-        transition(grant, GrantState, GrantState.REVOKED)
-        grant.revoked_by = actor
-        grant.revoked_at = now
-        grant.revoke_reason = reason
-        grant.sync_status = SyncStatus.PENDING
-        grant.save()
-        request_sync(grant.resource)
-        record(
-            AuditAction.GRANT_REVOKED,
-            actor=actor,
-            target=grant,
-            resource_slug=grant.resource.slug,
-            details={"email": grant.email, "reason": reason, **grant.window()},
-        )
-        events.emit(events.GRANT_REVOKED, grant_id=grant.pk)
+        _revoke_locked(grant, actor=actor, reason=reason, now=now)
     return grant
+
+
+def _revoke_locked(grant: Grant, *, actor: User | None, reason: str, now: datetime) -> None:
+    transition(grant, GrantState, GrantState.REVOKED)
+    grant.revoked_by = actor
+    grant.revoked_at = now
+    grant.revoke_reason = reason
+    grant.sync_status = SyncStatus.PENDING
+    grant.save()
+    request_sync(grant.resource)
+    record(
+        AuditAction.GRANT_REVOKED,
+        actor=actor,
+        target=grant,
+        resource_slug=grant.resource.slug,
+        details={"email": grant.email, "reason": reason, **grant.window()},
+    )
+    events.emit(events.GRANT_REVOKED, grant_id=grant.pk)
+
+
+def end_access_of(user: User, *, reason: str, now: datetime | None = None) -> None:
+    """A person's account was retired (``accounts.services.identity_retired``): their pending
+    requests are cancelled and their open grants revoked, by the system, with ``reason``.
+
+    Runs inside the caller's transaction; takes its row locks (requests, then grants with
+    their resources and the user) before any audit write, in the services' usual order.
+    """
+    now = now or timezone.now()
+    reason = reason[:MAX_TEXT]
+    requests = list(
+        AccessRequest.objects.select_for_update(of=("self",))
+        .select_related("resource", "requester")
+        .filter(requester=user, state=RequestState.PENDING)
+        .order_by("pk")
+    )
+    grants = list(
+        Grant.objects.select_for_update(of=("self", "resource", "user"))
+        .select_related("resource", "user", "level")
+        .filter(user=user, state__in=OPEN_GRANT_STATES)
+        .order_by("pk")
+    )
+    for req in requests:
+        transition(req, RequestState, RequestState.CANCELLED)
+        req.decided_at = now
+        req.decision_reason = reason
+        req.save(update_fields=["state", "decided_at", "decision_reason"])
+        record(
+            AuditAction.REQUEST_CANCELLED,
+            target=req,
+            resource_slug=req.resource.slug,
+            details={"requester": req.requester.email, "reason": reason},
+        )
+    for grant in grants:
+        _revoke_locked(grant, actor=None, reason=reason, now=now)
 
 
 def extend_grant(
@@ -684,10 +730,7 @@ def extend_grant(
             raise NotAllowed("You cannot extend your own grant; ask for an extension instead.")
         if not actor.is_active or not grant.resource.is_approver(actor):
             raise NotAllowed(f"You are not an approver of {grant.resource.name}.")
-        if not grant.resource.is_active:
-            raise PolicyViolation(
-                f"{grant.resource.name} is archived: its grants are not extended."
-            )
+        require_active(grant.resource, "its grants are not extended")
         limit = max_end(grant)
         if new_expires_at > limit and not override:
             raise PolicyViolation(
@@ -771,15 +814,20 @@ def break_glass(
     justification: str,
     now: datetime | None = None,
 ) -> Grant:
-    """Emergency self-activation: granted at once, flagged, approvers told, queued for review."""
+    """Emergency self-activation: granted at once, flagged, approvers told, queued for review.
+
+    Refused (``PolicyViolation``) while the person holds ``BREAK_GLASS_MAX_UNREVIEWED``
+    break-glass grants on the resource that no approver has reviewed yet, ended ones
+    included: ending a grant and activating again does not escape the review. Each refusal
+    is audited (``grant.break_glass_refused``) and the approvers are told.
+    """
     now = now or timezone.now()
     justification = _check_text(justification, "justification")
     with audit.atomic():
         get_user_model().objects.select_for_update().filter(pk=user.pk).first()
         # Re-read under a lock: an archive committed meanwhile must win.
         resource = Resource.objects.select_for_update().get(pk=resource.pk)
-        if not resource.is_active:
-            raise PolicyViolation(f"{resource.name} is archived and takes no break-glass.")
+        require_active(resource, "it takes no break-glass")
         if not set(resource.break_glass_groups) & user.group_names():
             raise NotAllowed(f"You may not use break-glass access for {resource.name}.")
         # Never past the resource maximum either, whatever the break-glass setting says.
@@ -792,51 +840,88 @@ def break_glass(
             )
         if Grant.objects.open().filter(user=user, resource=resource).exists():
             raise Conflict(f"You already have access to {resource.name}.")
-        # An emergency gets the resource's highest level and no recurring window: a fire
-        # at 3 a.m. on a Sunday is exactly when break-glass is used.
-        level = resource.levels.order_by("-rank").first()
-        # Born approved: it never waits, so it never meets the one-pending-request rule.
-        req = AccessRequest.objects.create(
-            requester=user,
-            filed_by=user,
-            resource=resource,
-            kind=RequestKind.BREAK_GLASS,
-            level=level,
-            duration_minutes=duration_minutes,
-            justification=justification,
-            state=RequestState.APPROVED,
-            created_at=now,
-            expires_at=now,
-            decided_at=now,
-            decision_reason="break-glass self-activation",
+        unreviewed = list(
+            Grant.objects.needing_review()
+            .filter(user=user, resource=resource)
+            .order_by("-not_before", "-pk")
+            .values_list("pk", flat=True)
         )
-        grant = Grant.objects.create(
-            request=req,
-            user=user,
-            email=user.email,  # exactly as the assertion carried it
-            resource=resource,
-            level=level,
-            criteria=grant_criteria(level, None),
-            not_before=now,
-            expires_at=now + timedelta(minutes=duration_minutes),
-            state=GrantState.ACTIVE,
-            created_at=now,
-            is_break_glass=True,
-        )
-        request_sync(resource)
+        if len(unreviewed) < settings.BREAK_GLASS_MAX_UNREVIEWED:
+            return _activate_break_glass(user, resource, duration_minutes, justification, now)
+    # The attempt changed nothing; its refusal is recorded (and the approvers told) in a
+    # transaction of its own, then the person is told why.
+    with audit.atomic():
         record(
-            AuditAction.GRANT_BREAK_GLASS,
+            AccessAction.BREAK_GLASS_REFUSED,
             actor=user,
-            target=grant,
+            target=resource,
             resource_slug=resource.slug,
             details={
-                "email": grant.email,
+                "email": user.email,
+                "duration_minutes": duration_minutes,
                 "justification": justification,
-                "request": req.pk,
-                **grant.window(),
+                "unreviewed_grants": unreviewed,
+                "limit": settings.BREAK_GLASS_MAX_UNREVIEWED,
             },
         )
-        events.emit(events.BREAK_GLASS, grant_id=grant.pk)
+        events.emit(events.BREAK_GLASS_REFUSED, grant_id=unreviewed[0], attempt=now.isoformat())
+    raise PolicyViolation(
+        f"Break-glass refused: no approver has reviewed your earlier break-glass access to "
+        f"{resource.name} yet ({len(unreviewed)} unreviewed, at most "
+        f"{settings.BREAK_GLASS_MAX_UNREVIEWED}). The approvers have been told; request "
+        "access the usual way meanwhile."
+    )
+
+
+def _activate_break_glass(
+    user: User, resource: Resource, duration_minutes: int, justification: str, now: datetime
+) -> Grant:
+    """Create the break-glass request and grant (inside the caller's locked transaction)."""
+    # An emergency gets the resource's highest level and no recurring window: a fire
+    # at 3 a.m. on a Sunday is exactly when break-glass is used.
+    level = resource.levels.order_by("-rank").first()
+    # Born approved: it never waits, so it never meets the one-pending-request rule.
+    req = AccessRequest.objects.create(
+        requester=user,
+        filed_by=user,
+        resource=resource,
+        kind=RequestKind.BREAK_GLASS,
+        level=level,
+        duration_minutes=duration_minutes,
+        justification=justification,
+        state=RequestState.APPROVED,
+        created_at=now,
+        expires_at=now,
+        decided_at=now,
+        decision_reason="break-glass self-activation",
+    )
+    grant = Grant.objects.create(
+        request=req,
+        user=user,
+        email=user.email,  # exactly as the assertion carried it
+        resource=resource,
+        level=level,
+        criteria=grant_criteria(level, None),
+        not_before=now,
+        expires_at=now + timedelta(minutes=duration_minutes),
+        state=GrantState.ACTIVE,
+        created_at=now,
+        is_break_glass=True,
+    )
+    request_sync(resource)
+    record(
+        AuditAction.GRANT_BREAK_GLASS,
+        actor=user,
+        target=grant,
+        resource_slug=resource.slug,
+        details={
+            "email": grant.email,
+            "justification": justification,
+            "request": req.pk,
+            **grant.window(),
+        },
+    )
+    events.emit(events.BREAK_GLASS, grant_id=grant.pk)
     return grant
 
 
@@ -894,15 +979,43 @@ def _move_due(
     return moved
 
 
-def _expire_request(req: AccessRequest) -> None:
+def _expire_request(req: AccessRequest, *, actor: User | None = None) -> None:
+    """Expire a locked pending request: it waited too long, or its resource was archived."""
     transition(req, RequestState, RequestState.EXPIRED)
     req.save(update_fields=["state"])
+    details = {"requester": req.requester.email, "waited_until": req.expires_at.isoformat()}
+    if not req.resource.is_active:
+        details["reason"] = "resource archived"
     record(
         AuditAction.REQUEST_EXPIRED,
+        actor=actor,
         target=req,
         resource_slug=req.resource.slug,
-        details={"requester": req.requester.email, "waited_until": req.expires_at.isoformat()},
+        details=details,
     )
+
+
+def expire_requests_of_archived(resource: Resource, *, actor: User | None) -> int:
+    """An archived resource's open requests expire (inside the archiving transaction, after
+    the resource row is locked; each audited ``request.expired``, reason "resource archived").
+
+    A request someone is deciding at this very moment is skipped, never waited for (the
+    decision then finds the resource archived and is refused); ``expire_due`` expires it at
+    its next run, like any pending request of an archived resource. Returns how many expired.
+    """
+    pending = (
+        AccessRequest.objects.pending()
+        .filter(resource=resource)
+        .select_for_update(of=("self",), skip_locked=True)
+        .select_related("requester")
+        .order_by("pk")
+    )
+    expired = 0
+    for req in pending:
+        req.resource = resource
+        _expire_request(req, actor=actor)
+        expired += 1
+    return expired
 
 
 def _activate_grant(grant: Grant) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -25,6 +26,8 @@ from apps.audit.services import record
 from jitportal.admin_lists import FastListAdmin
 
 from .models import User
+from .permissions import code
+from .roles import CLAIM_GROUP_PREFIX, MANAGED_GROUP_NAMES
 from .services import relink_user
 from .timezones import zone_names
 
@@ -33,6 +36,7 @@ IDENTITY_FIELDS = (
     "email",
     "email_key",
     "display_name",
+    "claim_groups",
     "groups",
     "is_staff",
     "is_superuser",
@@ -94,6 +98,11 @@ class UserAdmin(FastListAdmin):
         ),
         ("Portal", {"fields": EDITABLE_FIELDS}),
     )
+
+    @admin.display(description="Groups (as the identity provider names them)")
+    def claim_groups(self, obj: User) -> str:
+        # The Django groups below hold a digest in place of a name too long for them.
+        return ", ".join(sorted(obj.group_names())) or "none"
 
     def get_urls(self) -> list[URLPattern]:
         return [
@@ -167,3 +176,51 @@ class UserAdmin(FastListAdmin):
                     target=obj,
                     details={"changes": changes, "via": "admin"},
                 )
+
+
+# --- Groups: read-only ------------------------------------------------------------------------
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(admin.ModelAdmin):
+    """Groups, shown and never edited: a role group's rights come from the code
+    (``roles.ROLE_PERMISSIONS``), a claim group's name from the identity provider, and no
+    other group grants anything (``permissions``)."""
+
+    list_display = ("name", "kind", "original_name")
+    search_fields = ("name", "claim__name")
+    fields = ("name", "kind", "original_name", "rights")
+    readonly_fields = fields
+    list_select_related = ("claim",)
+
+    @admin.display(description="kind")
+    def kind(self, obj: Group) -> str:
+        if obj.name in MANAGED_GROUP_NAMES:
+            return "portal role (rights from the code, members from PORTAL_* settings)"
+        if obj.name.startswith(CLAIM_GROUP_PREFIX):
+            return "identity-provider group (grants no permission)"
+        return "other (grants no permission)"
+
+    @admin.display(description="name at the identity provider")
+    def original_name(self, obj: Group) -> str:
+        claim = getattr(obj, "claim", None)
+        if claim is not None:
+            return claim.name
+        if obj.name.startswith(CLAIM_GROUP_PREFIX):
+            return obj.name[len(CLAIM_GROUP_PREFIX) :]
+        return "-"
+
+    @admin.display(description="permissions")
+    def rights(self, obj: Group) -> str:
+        return ", ".join(code(p) for p in obj.permissions.select_related("content_type")) or "none"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

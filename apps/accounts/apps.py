@@ -8,9 +8,22 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.contrib.auth.models import Group
+        from django.db.models.signals import m2m_changed
+
         import jitportal.checks  # noqa: F401  (registers the configuration checks)
+        from apps.audit import actions
         from apps.audit.views import register_role_check
 
+        from .actions import AccountAction
+        from .permissions import audit_outside_changes
         from .roles import AUDITOR, holds
+
+        actions.register(AccountAction)
+        m2m_changed.connect(
+            audit_outside_changes,
+            sender=Group.permissions.through,
+            dispatch_uid="accounts.audit_group_permissions",
+        )
 
         register_role_check(lambda user: holds(user, AUDITOR))

@@ -279,6 +279,18 @@ def verify(token: str | None) -> Identity:
     return _identity(claims)
 
 
+def _storable(group: Any) -> bool:
+    """A group name the portal can keep: a non-empty string PostgreSQL can store (no NUL, no
+    lone surrogate). Any other entry is left out, as if the claim did not carry it."""
+    if not isinstance(group, str) or not group or "\x00" in group:
+        return False
+    try:
+        group.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _identity(claims: dict[str, Any]) -> Identity:
     sub = claims.get("sub") or claims.get("user")
     email = claims.get("email")
@@ -306,7 +318,9 @@ def _identity(claims: dict[str, Any]) -> Identity:
         # Exactly as Pomerium carries it: its rules compare this string byte for byte.
         email=email,
         name=name[:200] if isinstance(name, str) else "",
-        groups=tuple(sorted({g[:150] for g in groups if isinstance(g, str) and g}))
+        # Whole names, however long (``roles.claim_group_name`` bounds what is stored):
+        # cutting them made two groups with one long prefix the same group.
+        groups=tuple(sorted({g for g in groups if _storable(g)}))
         if isinstance(groups, list)
         else (),
         jti=str(claims.get("jti", ""))[:64],

@@ -6,12 +6,13 @@ from typing import Any
 
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from .assertion import Identity
 from .models import User
-from .roles import MANAGED_GROUP_NAMES
+from .permissions import role_permission_filter
+from .roles import ROLE_GROUPS, ROLE_PERMISSIONS
 from .services import sync_user
 
 
@@ -19,15 +20,20 @@ class PomeriumAssertionBackend(ModelBackend):
     """Authenticates an ``Identity`` the middleware has verified.
 
     Permissions come only from the portal's managed role groups (``roles.ROLE_GROUPS``),
-    which follow the settings: a mirrored claim group, or a permission someone attached
-    to a user or to another group by hand, grants nothing.
+    which follow the settings, and only those the code gives each role
+    (``roles.ROLE_PERMISSIONS``): a mirrored claim group, or a permission someone attached
+    to a user or to any group by hand, grants nothing.
     """
 
     def _get_user_permissions(self, user_obj: Any) -> QuerySet[Permission]:
         return Permission.objects.none()
 
     def _get_group_permissions(self, user_obj: Any) -> QuerySet[Permission]:
-        return Permission.objects.filter(group__user=user_obj, group__name__in=MANAGED_GROUP_NAMES)
+        # What the code grants each role group the user is in, never more: a permission
+        # attached to a role group by hand grants nothing (apps/accounts/permissions.py).
+        # One filter() call, so both conditions are on the same group row.
+        rights = {name: ROLE_PERMISSIONS[role] for role, name in ROLE_GROUPS.items()}
+        return Permission.objects.filter(Q(group__user=user_obj) & role_permission_filter(rights))
 
     def authenticate(  # type: ignore[override]
         self, request: HttpRequest | None, identity: Identity | None = None, **kwargs: Any

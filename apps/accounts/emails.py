@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit minus the angle brackets
 MAX_LOCAL_LENGTH = 64
@@ -29,6 +30,21 @@ _FORBIDDEN_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp")
 
 class InvalidEmail(ValueError):
     """The address is not acceptable; the message says why, for people."""
+
+
+def same_person(a: Any, b: Any) -> bool:
+    """One person, one identity: the same account, or the same normalised email."""
+    if a.pk == b.pk:
+        return True
+    key_a, key_b = normalize_email(a.email or ""), normalize_email(b.email or "")
+    return bool(key_a) and key_a == key_b
+
+
+def is_nfkc_normal(value: str) -> bool:
+    """Whether an address is written without compatibility characters (ligatures, full-width
+    letters...): NFKC leaves it as it is. Of two addresses with one key, only one that is
+    not NFKC-normal is a look-alike; two NFKC-normal ones differ in case only."""
+    return unicodedata.is_normalized("NFKC", value)
 
 
 def normalize_email(value: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, Group
 from django.db import models
 from django.db.models.signals import m2m_changed
 from django.dispatch import receiver
@@ -54,12 +54,11 @@ class User(AbstractUser):
             from .roles import CLAIM_GROUP_PREFIX
 
             cut = len(CLAIM_GROUP_PREFIX)
-            cached = frozenset(
-                name[cut:]
-                for name in self.groups.filter(name__startswith=CLAIM_GROUP_PREFIX).values_list(
-                    "name", flat=True
-                )
+            # A name too long for a Django group is kept in full on its ClaimGroup row.
+            rows = self.groups.filter(name__startswith=CLAIM_GROUP_PREFIX).values_list(
+                "name", "claim__name"
             )
+            cached = frozenset(original or name[cut:] for name, original in rows)
             self.__dict__[_GROUPS_CACHE] = cached
         return set(cached)
 
@@ -77,6 +76,23 @@ class User(AbstractUser):
     @property
     def label(self) -> str:
         return self.display_name or self.email or self.username
+
+
+class ClaimGroup(models.Model):
+    """The identity provider's name of a claim group whose Django group name is a digest.
+
+    Claim groups are mirrored into Django groups (``roles.claim_group``); a name too long
+    for ``Group.name`` (150 characters) gets a bounded, unique, stable Django name ending in
+    its SHA-256, and its original is kept here, for ``User.group_names`` and for display.
+    """
+
+    group = models.OneToOneField(
+        Group, on_delete=models.CASCADE, primary_key=True, related_name="claim"
+    )
+    name = models.TextField(help_text="The group's name as the identity provider sends it.")
+
+    def __str__(self) -> str:
+        return self.name
 
 
 @receiver(m2m_changed, sender=User.groups.through)

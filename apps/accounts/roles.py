@@ -14,18 +14,24 @@ under ``CLAIM_GROUP_PREFIX`` ("idp:"), so a claim group can never share a name w
 managed role group (an IdP group called "jitportal: auditors" is stored as
 "idp:jitportal: auditors"), and the authentication backend counts permissions of the
 managed role groups only: a mirrored group grants nothing, whatever is attached to it.
+A name too long for a Django group is stored under a digest name (``claim_group_name``)
+with its original beside it; everything that matches groups reads the originals
+(``User.group_names``).
 Email lists compare normalised addresses (``emails.normalize_email``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 
-from .emails import normalize_email
+from .emails import is_nfkc_normal, normalize_email
+from .models import ClaimGroup
+from .permissions import set_group_permissions
 
 ADMIN = "admin"
 APPROVER = "approver"
@@ -55,9 +61,30 @@ ROLE_PERMISSIONS = {
 }
 
 
+# Django's Group.name holds 150 characters. A claim group name of up to _PLAIN_MAX is kept
+# as it is after the prefix (at most 149 in all); a longer one is cut and ends in "~" and its
+# SHA-256, exactly 150 in all: no plain name can ever equal a digest one.
+GROUP_NAME_MAX = 150
+_PLAIN_MAX = GROUP_NAME_MAX - len(CLAIM_GROUP_PREFIX) - 1
+_DIGEST_LENGTH = 64
+_KEPT = GROUP_NAME_MAX - len(CLAIM_GROUP_PREFIX) - 1 - _DIGEST_LENGTH
+
+
 def claim_group_name(name: str) -> str:
-    """The Django group a claim group is mirrored into."""
-    return CLAIM_GROUP_PREFIX + name
+    """The name of the Django group a claim group is mirrored into: bounded, unique, stable."""
+    if len(name) <= _PLAIN_MAX:
+        return CLAIM_GROUP_PREFIX + name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{CLAIM_GROUP_PREFIX}{name[:_KEPT]}~{digest}"
+
+
+def claim_group(name: str) -> Group:
+    """The Django group a claim group is mirrored into, created on first use. When its name
+    is a digest, the original is kept beside it (``ClaimGroup``)."""
+    group, _ = Group.objects.get_or_create(name=claim_group_name(name))
+    if len(name) > _PLAIN_MAX:
+        ClaimGroup.objects.get_or_create(group=group, defaults={"name": name})
+    return group
 
 
 def _emails(setting: str) -> set[str]:
@@ -67,7 +94,9 @@ def _emails(setting: str) -> set[str]:
 def roles_for(email: str, groups: Iterable[str]) -> tuple[str, ...]:
     """The portal roles of someone with this email and these claim groups (settings only)."""
     member = set(groups)
-    key = normalize_email(email)
+    # A look-alike address (compatibility characters: "oﬃce-admin@" for "office-admin@")
+    # never holds the role listed for the address it imitates.
+    key = normalize_email(email) if is_nfkc_normal(email) else ""
     roles = []
     if member & set(settings.PORTAL_ADMIN_GROUPS) or key in _emails("PORTAL_ADMIN_EMAILS"):
         roles.append(ADMIN)
@@ -91,16 +120,10 @@ def holds(user: Any, *wanted: str) -> bool:
 
 
 def role_group(role: str) -> Group:
+    """The managed group of ``role``, its permissions made exactly the code's (a change is
+    audited ``group.permissions_changed``, via "role sync"). Inside a transaction."""
     group, _ = Group.objects.get_or_create(name=ROLE_GROUPS[role])
-    wanted = set(ROLE_PERMISSIONS[role])
-    have = {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()}
-    if have != wanted:
-        perms = [
-            p
-            for p in Permission.objects.select_related("content_type")
-            if f"{p.content_type.app_label}.{p.codename}" in wanted
-        ]
-        group.permissions.set(perms)
+    set_group_permissions(group, ROLE_PERMISSIONS[role], actor=None, via="role sync")
     return group
 
 

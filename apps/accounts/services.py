@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import Group
 from django.db import IntegrityError
 from django.dispatch import Signal
 
@@ -11,21 +10,30 @@ from apps.audit.models import AuditAction
 from apps.audit.services import record
 
 from . import roles
+from .actions import AccountAction
 from .assertion import AssertionRejected, Identity, identity_digest
-from .emails import normalize_email
+from .emails import is_nfkc_normal, normalize_email
 from .models import User
 
 # Sent inside the transaction that changes a user's email (kwargs: user, old, new, actor).
 # The access app moves the user's open grants to the new address in that same transaction.
 email_changed = Signal()
+# Sent inside the transaction that retires a look-alike account (kwargs: user, reason). The
+# access app ends the account's open grants and pending requests in that same transaction.
+identity_retired = Signal()
 
 
 class IdentityConflict(AssertionRejected):
-    """A new IdP subject claims the (normalised) email of an existing person."""
+    """A new IdP subject claims the (normalised) email of an existing person.
+
+    ``lookalike_email`` when one of the two addresses is written with compatibility
+    characters (``emails.is_nfkc_normal``), else ``duplicate_identity``.
+    """
 
     def __init__(self, identity: Identity, existing: User) -> None:
+        lookalike = not (is_nfkc_normal(identity.email) and is_nfkc_normal(existing.email))
         super().__init__(
-            "duplicate_identity",
+            "lookalike_email" if lookalike else "duplicate_identity",
             "Another portal account already uses this email address (letter case and Unicode "
             "form aside), under a different identity-provider id. The portal does not make a "
             "second person of it. If your identity provider changed, ask a portal admin to "
@@ -35,8 +43,41 @@ class IdentityConflict(AssertionRejected):
                 "email": identity.email,
                 "existing_user": existing.pk,
                 "existing_sub": existing.username,
+                "existing_email": existing.email,
             },
         )
+
+
+def _displaces(identity: Identity, existing: User) -> bool:
+    """Whether ``identity``'s address takes the key from ``existing``'s look-alike: an
+    NFKC-normal address is never the one refused in favour of one that is not."""
+    return is_nfkc_normal(identity.email) and not is_nfkc_normal(existing.email)
+
+
+def _retire_lookalike(existing: User, identity: Identity) -> None:
+    """Retire the look-alike account that holds ``identity``'s key (inside the sign-in's
+    transaction): deactivated, its key cleared, its open grants and pending requests ended
+    (``identity_retired``), audited ``user.lookalike_retired`` naming both."""
+    reason = f"look-alike of {identity.email}, which signed in"
+    # First, and before any audit write: receivers lock the account's requests and grants
+    # (with the account's row), in the order every service takes them.
+    identity_retired.send(sender=User, user=existing, reason=reason)
+    existing = User.objects.select_for_update().get(pk=existing.pk)
+    existing.email_key = None
+    existing.is_active = False
+    existing.claims_digest = ""
+    existing.save(update_fields=["email_key", "is_active", "claims_digest"])
+    record(
+        AccountAction.USER_LOOKALIKE_RETIRED,
+        target=existing,
+        details={
+            "retired_user": existing.pk,
+            "retired_sub": existing.username,
+            "retired_email": existing.email,
+            "by_sub": identity.sub,
+            "by_email": identity.email,
+        },
+    )
 
 
 def _conflicting_user(key: str, sub: str) -> User | None:
@@ -57,6 +98,9 @@ def sync_user(identity: Identity, user: User | None = None) -> User:
 
     Raises ``IdentityConflict`` (nothing written) when the normalised email belongs to a
     person with another ``sub``: a look-alike account is refused, not made a second person.
+    The one exception: an NFKC-normal address is never refused in favour of a look-alike
+    written with compatibility characters. That look-alike account is retired instead (see
+    ``_retire_lookalike``) and this person signs in.
     """
     user_roles = roles.roles_for(identity.email, identity.groups)
     digest = identity_digest(identity, roles=user_roles)
@@ -79,7 +123,9 @@ def sync_user(identity: Identity, user: User | None = None) -> User:
 def _sync_locked(identity: Identity, user_roles: tuple[str, ...], digest: str, key: str) -> User:
     existing = _conflicting_user(key, identity.sub)
     if existing is not None:
-        raise IdentityConflict(identity, existing)
+        if not _displaces(identity, existing):
+            raise IdentityConflict(identity, existing)
+        _retire_lookalike(existing, identity)
     user, created = User.objects.select_for_update().get_or_create(
         username=identity.sub,
         defaults={"email": identity.email, "email_key": key, "display_name": identity.name},
@@ -103,8 +149,7 @@ def _sync_locked(identity: Identity, user_roles: tuple[str, ...], digest: str, k
     user.claims_digest = digest
     user.save()
 
-    wanted_groups = {roles.claim_group_name(name) for name in identity.groups}
-    group_objs = [Group.objects.get_or_create(name=name)[0] for name in sorted(wanted_groups)]
+    group_objs = [roles.claim_group(name) for name in sorted(set(identity.groups))]
     for role in (roles.APPROVER, roles.AUDITOR):
         if role in user_roles:
             group_objs.append(roles.role_group(role))

@@ -62,7 +62,8 @@ Cursor = Annotated[str, Query(max_length=paging.MAX_CURSOR_LENGTH)]
 RequestStateName = Literal["pending", "approved", "rejected", "cancelled", "expired"]
 _KEY_RE = re.compile(rf"^[\x21-\x7e]{{1,{MAX_KEY_LENGTH}}}$")
 
-ERRORS = {400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
+# Every write may also meet the middleware's 415 (a body that is not application/json).
+ERRORS = {400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 415: ErrorOut, 422: ErrorOut}
 READ_ERRORS = {400: ErrorOut, 403: ErrorOut, 404: ErrorOut}
 
 
@@ -490,7 +491,10 @@ def export_audit(
 
 def _report(request: HttpRequest, data: dict[str, str], *, between: bool) -> object:
     require(may_see_reports(request), "Only auditors see access reports.")
-    form = AccessReportForm(data, between=between)
+    # The resources this person may see (the one rule), as on the admin's report page.
+    form = AccessReportForm(
+        data, between=between, resources=Resource.objects.restrict(request_user(request))
+    )
     if not form.is_valid():
         return _form_errors(form)
     resource = form.cleaned_data["resource"]

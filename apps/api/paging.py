@@ -23,6 +23,8 @@ from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from ninja.errors import ValidationError
 
+from apps.audit import instants
+
 M = TypeVar("M", bound=Model)
 
 MAX_CURSOR_LENGTH = 200
@@ -42,7 +44,7 @@ def decode(cursor: str) -> tuple[datetime, int]:
         at, pk = datetime.fromisoformat(at_text), int(pk_text)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise _bad_cursor() from None
-    if at.utcoffset() is None or not 1 <= pk <= 2**63 - 1:
+    if at.utcoffset() is None or not instants.usable(at) or not 1 <= pk <= 2**63 - 1:
         raise _bad_cursor()
     return at, pk
 

@@ -49,7 +49,7 @@ from django.db import connections
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from . import actions, chain, export_copy
+from . import actions, chain, export_copy, instants
 from .models import AuditAction, AuditEvent
 from .services import record_now
 
@@ -98,12 +98,15 @@ def parse_bound(text: str, *, end: bool) -> datetime:
     try:
         if day is not None:
             start = datetime.combine(day, time.min, tzinfo=UTC)
-            return start + timedelta(days=1) if end else start
-        value = datetime.fromisoformat(text)
+            value = start + timedelta(days=1) if end else start
+        else:
+            value = datetime.fromisoformat(text)
     except (ValueError, OverflowError):
         raise ValueError(f"{text!r} is not an ISO 8601 date or date-time ({example})") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
+    if not instants.usable(value):
+        raise ValueError(f"{text!r} {instants.OUT_OF_RANGE}")
     return value.astimezone(UTC)
 
 

@@ -168,6 +168,7 @@ def slack(
     link_label: str,
     request_id: int | None = None,
     grant_id: int | None = None,
+    occasion: str = "",
 ) -> Message:
     """A Slack message: ``summary`` (plain, also the notification text), details, one button.
 
@@ -200,4 +201,5 @@ def slack(
         payload=payload,
         request_id=request_id,
         grant_id=grant_id,
+        occasion=occasion,
     )

@@ -41,6 +41,7 @@ class Event(models.TextChoices):
     EXPIRY_REMINDER = events.EXPIRY_REMINDER, "Grant ends soon"
     GRANT_REVOKED = events.GRANT_REVOKED, "Grant revoked"
     BREAK_GLASS = events.BREAK_GLASS, "Break-glass activation"
+    BREAK_GLASS_REFUSED = events.BREAK_GLASS_REFUSED, "Break-glass refused (not yet reviewed)"
     REMOVAL_OVERDUE = events.REMOVAL_OVERDUE, "Revocation not yet enforced"
 
 

@@ -16,6 +16,8 @@ grant_live             the grant's user                                         
 expiry_reminder        the grant's user, if they want reminders                   no
 grant_revoked          the grant's user, unless they ended it themselves          no
 break_glass            every approver of the resource and every superuser         yes
+break_glass_refused    every approver of the resource and every superuser         yes
+                       (a new activation refused while earlier ones await review)
 removal_overdue        every approver of the resource and every superuser         no
                        (a revocation Zero has not confirmed within the threshold)
 =====================  =========================================================  ========
@@ -327,6 +329,50 @@ def grant_revoked(*, grant_id: int | None = None, **_: Any) -> list[Message]:
     ]
 
 
+def _tell_approvers_of_break_glass(
+    grant: Grant,
+    *,
+    event: str,
+    template: str,
+    ctx: dict[str, Any],
+    summary: str,
+    details: list[str],
+    occasion: str = "",
+) -> list[Message]:
+    """Email every approver of the grant's resource and every superuser (not its holder),
+    and post to the resource's Slack: what break-glass activations and refusals both do."""
+    rid, gid = grant.request_id, grant.pk
+    out = [
+        email(
+            user,
+            event=event,
+            template=template,
+            context=ctx,
+            request_id=rid,
+            grant_id=gid,
+            occasion=occasion,
+        )
+        for user in audience.approvers(
+            grant.resource, exclude=[grant.user_id], with_superusers=True
+        )
+    ]
+    if grant.resource.slack_webhook_url:
+        out.append(
+            slack(
+                grant.resource,
+                event=event,
+                summary=summary,
+                details=details,
+                link=ctx["admin_url"],
+                link_label="Review in the portal",
+                request_id=rid,
+                grant_id=gid,
+                occasion=occasion,
+            )
+        )
+    return out
+
+
 def break_glass(*, grant_id: int | None = None, **_: Any) -> list[Message]:
     grant = _grant(grant_id)
     if grant is None or not grant.is_break_glass:
@@ -337,42 +383,50 @@ def break_glass(*, grant_id: int | None = None, **_: Any) -> list[Message]:
         "duration": duration_label(grant.request.duration_minutes),
         "admin_url": admin_grant_url(grant),
     }
-    rid, gid = grant.request_id, grant.pk
-    out = [
-        email(
-            user,
-            event=events.BREAK_GLASS,
-            template="break_glass",
-            context=ctx,
-            request_id=rid,
-            grant_id=gid,
-        )
-        for user in audience.approvers(
-            grant.resource, exclude=[grant.user_id], with_superusers=True
-        )
-    ]
-    if grant.resource.slack_webhook_url:
-        out.append(
-            slack(
-                grant.resource,
-                event=events.BREAK_GLASS,
-                summary=":rotating_light: "
-                + slack_escape(
-                    f"Break-glass: {ctx['user_name']} activated emergency access to "
-                    f"{grant.resource.name}"
-                ),
-                details=[
-                    f"Duration: {ctx['duration']}, until {utc_label(grant.expires_at)}",
-                    f"Why: {quote(grant.request.justification)}",
-                    "Needs review by an approver.",
-                ],
-                link=ctx["admin_url"],
-                link_label="Review in the portal",
-                request_id=rid,
-                grant_id=gid,
-            )
-        )
-    return out
+    return _tell_approvers_of_break_glass(
+        grant,
+        event=events.BREAK_GLASS,
+        template="break_glass",
+        ctx=ctx,
+        summary=":rotating_light: "
+        + slack_escape(
+            f"Break-glass: {ctx['user_name']} activated emergency access to {grant.resource.name}"
+        ),
+        details=[
+            f"Duration: {ctx['duration']}, until {utc_label(grant.expires_at)}",
+            f"Why: {quote(grant.request.justification)}",
+            "Needs review by an approver.",
+        ],
+    )
+
+
+def break_glass_refused(
+    *, grant_id: int | None = None, attempt: str = "", **_: Any
+) -> list[Message]:
+    """Someone tried break-glass again while ``grant_id`` (their latest) awaits review: the
+    approvers are told of every attempt (``attempt``, its time, tells them apart)."""
+    grant = _grant(grant_id)
+    if grant is None or not grant.is_break_glass:
+        return []
+    waiting = Grant.objects.needing_review().filter(user=grant.user, resource=grant.resource)
+    ctx = {
+        **_grant_context(grant),
+        "admin_url": admin_grant_url(grant),
+        "unreviewed": waiting.count(),
+    }
+    return _tell_approvers_of_break_glass(
+        grant,
+        event=events.BREAK_GLASS_REFUSED,
+        template="break_glass_refused",
+        ctx=ctx,
+        summary=":no_entry: "
+        + slack_escape(
+            f"Break-glass refused: {ctx['user_name']} tried emergency access to "
+            f"{grant.resource.name} again; earlier activations are not reviewed"
+        ),
+        details=[f"Unreviewed break-glass grants: {ctx['unreviewed']}"],
+        occasion=attempt,
+    )
 
 
 def removal_overdue(*, grant_id: int | None = None, **_: Any) -> list[Message]:
@@ -403,5 +457,6 @@ PLANNERS: dict[str, Planner] = {
     events.EXPIRY_REMINDER: expiry_reminder,
     events.GRANT_REVOKED: grant_revoked,
     events.BREAK_GLASS: break_glass,
+    events.BREAK_GLASS_REFUSED: break_glass_refused,
     events.REMOVAL_OVERDUE: removal_overdue,
 }

@@ -84,6 +84,7 @@ def dispatch(
     request_id: int | None = None,
     grant_id: int | None = None,
     now: datetime | None = None,
+    **facts: Any,
 ) -> list[int]:
     """Store the notices of one domain event and enqueue their delivery after commit.
 
@@ -94,7 +95,7 @@ def dispatch(
     if planner is None:
         log.warning("no notifications for event %s", event)
         return []
-    return store(planner(request_id=request_id, grant_id=grant_id), now=now)
+    return store(planner(request_id=request_id, grant_id=grant_id, **facts), now=now)
 
 
 def store(messages: Iterable[Message], *, now: datetime | None = None) -> list[int]:

@@ -2,7 +2,8 @@
 
 View-only (rows are written by the sync alone); one action, "Sync now", which enqueues
 a forced sync per selected row and is allowed to superusers and to those who may decide
-access requests.
+access requests. Each person sees the rows of the resources they may see
+(``apps.access.visibility``), like the resource list.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from apps.access.admin_actions import FastChangeListMixin, ReadOnlyAdmin
+from apps.access import visibility
+from apps.access.admin_actions import ReadOnlyAdmin, StrictIdsMixin
+from apps.accounts.middleware import request_user
 from apps.zero.models import PolicySync, ZeroCluster
 
 SYNC_PERMISSION = "access.decide_accessrequest"
@@ -24,7 +27,7 @@ WARNING = '<strong style="color:#b42318">{}</strong>'
 
 
 @admin.register(PolicySync)
-class PolicySyncAdmin(FastChangeListMixin):
+class PolicySyncAdmin(StrictIdsMixin):
     list_display = (
         "resource",
         "cluster",
@@ -85,6 +88,15 @@ class PolicySyncAdmin(FastChangeListMixin):
         "lease_until",
     )
     readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PolicySync]:
+        # Only the resources this person may see (the one rule, ``apps.access.visibility``).
+        return visibility.restrict(
+            super().get_queryset(request),
+            request_user(request),
+            visibility.VIEW,
+            resource="resource",
+        )
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         # Deleting a row would only make the next sync re-adopt the policy by name.

@@ -110,9 +110,10 @@ def _story(u: dict[str, User], now: datetime) -> None:
     services.revoke_grant(
         g, actor=u["bob"], reason="Reconciliation finished", now=now - timedelta(hours=3)
     )
-    # Break-glass, over and waiting for review: Dave during last night's outage.
+    # Break-glass, over and waiting for review: Bob (SRE) during last night's outage. (Dave's
+    # own break-glass is the demo story's: an unreviewed one of his would refuse it.)
     services.break_glass(
-        user=u["dave"],
+        user=u["bob"],
         resource=billing,
         duration_minutes=60,
         justification="Payments failing, need to pause the dunning run",

@@ -7,28 +7,9 @@ from typing import Any
 
 import pytest
 
-from apps.accounts.models import User
 from tests.conftest import PomeriumClient
 from tests.factories import UserFactory
 from tests.support.jwks import SigningKey
-
-SignedIn = tuple[PomeriumClient, User]
-
-
-@pytest.fixture
-def signed_in(as_user: Any) -> Callable[..., SignedIn]:
-    """``signed_in("alice", groups=[...])`` → (client, user), the user created by the middleware.
-
-    The first request is what creates the person (and their role groups) from the
-    assertion, exactly as in production; the client keeps sending fresh assertions.
-    """
-
-    def make(name: str, *, groups: list[str] | None = None) -> SignedIn:
-        client = as_user(f"idp|{name}", f"{name}@example.com", groups=groups or [], name=name)
-        assert client.get("/preferences").status_code == 200
-        return client, User.objects.get(username=f"idp|{name}")
-
-    return make
 
 
 @pytest.fixture

@@ -278,6 +278,7 @@ def test_a_stale_approvers_approval_does_not_count(bob: Any) -> None:
         "approvals": 1,
         "required": 2,
         "note": "",
+        "conditions": {"duration_minutes": None, "level": None},
         "not_counted": [
             {"approver": "bob@example.com", "reason": "no longer an approver of the resource"}
         ],

@@ -324,8 +324,8 @@ def test_request_detail_visibility(signed_in: Any, grafana: Any) -> None:
     assert approver.get(f"/requests/{req.pk}").status_code == 200
     assert auditor.get(f"/requests/{req.pk}").status_code == 200
     assert stranger.get(f"/requests/{req.pk}").status_code == 404
-    # Staff with view permission may look at any request; a non-staff stranger may not.
-    assert other_approver.get(f"/requests/{locked.pk}").status_code == 200
+    # An approver of another resource may not (issue 27, gap 2: tests/access/test_visibility.py).
+    assert other_approver.get(f"/requests/{locked.pk}").status_code == 404
     assert requester.get(f"/requests/{locked.pk}").status_code == 404
 
 

@@ -113,6 +113,7 @@ def test_a_case_variant_second_account_is_refused_at_sign_in(signing_key: Signin
         "email": "AppA@Example.Test",
         "existing_user": original.pk,
         "existing_sub": "idp|appa",
+        "existing_email": "appa@example.test",
     }
 
 

@@ -66,6 +66,10 @@ def test_approve_creates_the_grant_audited_like_the_admin(bob, pending):
         "duration_minutes": 30,
         "approvers": ["bob@example.com"],
         "note": "ok",
+        "conditions": {"duration_minutes": 30, "level": None},
+        "conditions_by_approver": [
+            {"approver": "bob@example.com", "duration_minutes": 30, "level": None}
+        ],
         "channel": "api",
     }
     activated = AuditEvent.objects.get(action=AuditAction.GRANT_ACTIVATED)

@@ -106,3 +106,46 @@ def test_fuzzing_every_operation_finds_no_server_error(world, wsgi_app, signing_
         run()
 
     assert failures == []
+
+
+WRITES = {"post", "put", "patch", "delete"}
+
+
+def test_every_write_declares_the_415_it_can_return(client, assertion_for):
+    # Issue 27, gap 15: the middleware refuses a write that is not application/json (415);
+    # the document must say so on every write.
+    document = client.get(
+        "/api/v1/openapi.json",
+        HTTP_X_POMERIUM_JWT_ASSERTION=assertion_for("idp|x", "x@example.com"),
+    ).json()
+    writes = [
+        (path, method, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in WRITES
+    ]
+    assert len(writes) == 8  # every POST of endpoints.py
+    for path, method, operation in writes:
+        declared = operation["responses"].get("415")
+        assert declared is not None, f"{method.upper()} {path}"
+        schema = declared["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorOut"}, f"{method.upper()} {path}"
+
+
+@pytest.mark.parametrize(
+    ("path", "ids"),
+    [
+        ("/api/v1/requests", {}),
+        ("/api/v1/requests/{request_id}/approve", {"request_id": 1}),
+        ("/api/v1/grants/{grant_id}/end", {"grant_id": 1}),
+    ],
+)
+def test_a_415_conforms_to_the_document(world, wsgi_app, signing_key, path, ids):
+    # What schemathesis checks: the answer's status is declared and its body matches.
+    schema = schemathesis.openapi.from_dict(api.get_openapi_schema())
+    operation = schema[path]["POST"]
+    case = operation.Case(path_parameters=ids, body="resource=grafana", media_type="text/plain")
+    token = mint(signing_key, claims_for("idp|fuzz-alice", "alice@example.com"))
+    response = case.call(app=wsgi_app, headers={"X-Pomerium-Jwt-Assertion": token})
+    assert response.status_code == 415
+    case.validate_response(response)

@@ -179,6 +179,9 @@ def test_a_page_costs_the_same_whatever_the_history(api_as: Any, path: str) -> N
         "MjAyNi0wMS0wMVQwMDowMDowMHwx",  # a time without a zone, id 1
         "MjAyNi0wMS0wMVQwMDowMDowMCswMDowMHww",  # id 0
         "MjAyNi0xMy0wMVQwMDowMDowMCswMDowMHwx",  # month 13
+        # Forged at the edges of Python's range: year 0 and 10000 in UTC (a 500 on SQLite).
+        "MDAwMS0wMS0wMVQwMDowMDowMCswNTowMHwx",  # 0001-01-01T00:00:00+05:00, id 1
+        "OTk5OS0xMi0zMVQyMzo1OTo1OS0wNTowMHwx",  # 9999-12-31T23:59:59-05:00, id 1
         "A" * 201,
     ],
 )
