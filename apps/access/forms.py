@@ -16,6 +16,7 @@ from django import forms
 from django.utils import timezone
 
 from apps.accounts.timezones import valid_zone, zone_label, zone_names, zone_of
+from apps.kit.text import refuse_hidden
 
 from .durations import duration_label
 from .models import Resource
@@ -109,13 +110,18 @@ class RequestForm(forms.Form):
         error_messages={"invalid_choice": "Choose one of the durations offered."},
     )
     justification = forms.CharField(
+        validators=[refuse_hidden],
         label="Why do you need access?",
         widget=forms.Textarea(attrs={"rows": 4}),
         required=False,
         max_length=MAX_TEXT,
     )
     ticket = forms.CharField(
-        label="Ticket reference", required=False, max_length=120, help_text="e.g. INC-1234"
+        validators=[refuse_hidden],
+        label="Ticket reference",
+        required=False,
+        max_length=120,
+        help_text="e.g. INC-1234",
     )
     start = forms.ChoiceField(
         label="Start",
@@ -227,6 +233,7 @@ class BreakGlassForm(forms.Form):
         error_messages={"invalid_choice": "Choose one of the durations offered."},
     )
     justification = forms.CharField(
+        validators=[refuse_hidden],
         label="What is on fire?",
         widget=forms.Textarea(attrs={"rows": 4}),
         max_length=MAX_TEXT,
@@ -280,12 +287,17 @@ class ApproveForm(forms.Form):
         "or less keep theirs; a level is never raised.",
     )
     note = forms.CharField(
-        label="Note", required=False, max_length=MAX_TEXT, widget=forms.Textarea(attrs={"rows": 3})
+        validators=[refuse_hidden],
+        label="Note",
+        required=False,
+        max_length=MAX_TEXT,
+        widget=forms.Textarea(attrs={"rows": 3}),
     )
 
 
 class RejectForm(forms.Form):
     reason = forms.CharField(
+        validators=[refuse_hidden],
         label="Reason (shown to the requester)",
         max_length=MAX_TEXT,
         widget=forms.Textarea(attrs={"rows": 3}),
@@ -294,14 +306,20 @@ class RejectForm(forms.Form):
 
 class RevokeForm(forms.Form):
     reason = forms.CharField(
-        label="Reason", max_length=MAX_TEXT, widget=forms.Textarea(attrs={"rows": 3})
+        validators=[refuse_hidden],
+        label="Reason",
+        max_length=MAX_TEXT,
+        widget=forms.Textarea(attrs={"rows": 3}),
     )
 
 
 class ExtendForm(forms.Form):
     new_end = LocalDateTimeField(label="New end")
     reason = forms.CharField(
-        label="Reason", max_length=MAX_TEXT, widget=forms.Textarea(attrs={"rows": 3})
+        validators=[refuse_hidden],
+        label="Reason",
+        max_length=MAX_TEXT,
+        widget=forms.Textarea(attrs={"rows": 3}),
     )
     override = forms.BooleanField(
         label="Override the resource's maximum duration",
@@ -321,6 +339,7 @@ class ExtendForm(forms.Form):
 
 class ReviewForm(forms.Form):
     note = forms.CharField(
+        validators=[refuse_hidden],
         label="What did the review find?",
         max_length=MAX_TEXT,
         widget=forms.Textarea(attrs={"rows": 3}),

@@ -13,7 +13,7 @@ sentence a person can read.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -26,6 +26,7 @@ from apps.accounts.emails import normalize_email
 from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
+from apps.kit.text import hidden_problem
 
 from . import events, schedules
 from .models import AccessLevel, AccessRequest, Approval, Grant, GrantExtension, Resource
@@ -94,6 +95,9 @@ def _check_text(value: str, name: str) -> str:
     value = (value or "").strip()
     if len(value) > MAX_TEXT:
         raise PolicyViolation(f"The {name} is too long (at most {MAX_TEXT} characters).")
+    problem = hidden_problem(value)
+    if problem is not None:
+        raise PolicyViolation(f"The {name} {problem}.")
     return value
 
 
@@ -354,17 +358,18 @@ def _check_decider(req: AccessRequest, actor: User, now: datetime) -> None:
         raise NotAllowed(f"You are not an approver of {req.resource.name}.")
 
 
-def _counted_approvals(req: AccessRequest) -> tuple[list[str], list[dict[str, str]]]:
-    """The approvals that count toward the quorum now, and those that do not (and why).
+def approval_verdicts(
+    req: AccessRequest, approvals: Iterable[Approval]
+) -> list[tuple[Approval, str]]:
+    """Each approval (in the order given) with why it does not count toward the quorum now,
+    or "" when it counts.
 
     An approval counts only if its approver may still decide this resource at this moment
     (active, an approver of the resource, not the requester) and is a person not counted
     already: distinctness is by normalised email, not by account.
     """
-    counted: list[str] = []
     seen: set[str] = set()
-    discarded: list[dict[str, str]] = []
-    approvals = Approval.objects.filter(request=req).select_related("approver").order_by("pk")
+    verdicts = []
     for approval in approvals:
         person = approval.approver
         key = normalize_email(person.email or "") or f"user:{person.pk}"
@@ -376,9 +381,21 @@ def _counted_approvals(req: AccessRequest) -> tuple[list[str], list[dict[str, st
             why = "the same person as an earlier approval"
         else:
             seen.add(key)
-            counted.append(person.email)
-            continue
-        discarded.append({"approver": person.email, "reason": why})
+            why = ""
+        verdicts.append((approval, why))
+    return verdicts
+
+
+def _counted_approvals(req: AccessRequest) -> tuple[list[str], list[dict[str, str]]]:
+    """The approvals that count toward the quorum now, and those that do not (and why)."""
+    approvals = Approval.objects.filter(request=req).select_related("approver").order_by("pk")
+    counted: list[str] = []
+    discarded: list[dict[str, str]] = []
+    for approval, why in approval_verdicts(req, approvals):
+        if why:
+            discarded.append({"approver": approval.approver.email, "reason": why})
+        else:
+            counted.append(approval.approver.email)
     return counted, discarded
 
 

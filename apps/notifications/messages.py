@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.timezones import zone_of
+from apps.kit.text import reveal
 
 from .models import Channel
 
@@ -126,6 +127,9 @@ def email(
         raw_subject = render_to_string(f"notifications/{template}.subject.txt", ctx)
         text = render_to_string(f"notifications/{template}.txt", ctx)
         html = render_to_string(f"notifications/{template}.html", ctx)
+    # Text already stored or from the identity provider may carry hidden characters: every
+    # part shows them escaped (apps.kit.text), as the pages do.
+    raw_subject, text, html = reveal(raw_subject), reveal(text), reveal(html)
     # A header may not contain a line break; templates may wrap for readability.
     subject = " ".join(raw_subject.split())[:255]
     return Message(
@@ -172,8 +176,9 @@ def slack(
     """A Slack message: ``summary`` (plain, also the notification text), details, one button.
 
     ``summary`` and ``details`` must already be escaped with ``slack_escape`` where they
-    carry user text.
+    carry user text. Hidden characters in either are shown escaped (``apps.kit.text``).
     """
+    summary, details = reveal(summary), [reveal(line) for line in details]
     section = "\n".join([f"*{summary}*", *details])[:SLACK_TEXT_LIMIT]
     payload: dict[str, Any] = {
         "text": f"{summary} {link}",
