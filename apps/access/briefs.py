@@ -372,10 +372,9 @@ def lower_levels(requests: list[AccessRequest]) -> list[AccessLevel]:
     its levels below the highest level asked (lowest first); otherwise none, because a level
     belongs to one resource."""
     resources = {r.resource_id for r in requests}
-    asked = [r.level for r in requests if r.level is not None]
+    asked = {r.level_id for r in requests if r.level_id is not None}
     if len(resources) != 1 or not asked:
         return []
-    top = max(level.rank for level in asked)
-    return list(
-        AccessLevel.objects.filter(resource_id=resources.pop(), rank__lt=top).order_by("rank")
-    )
+    levels = list(AccessLevel.objects.filter(resource_id=resources.pop()).order_by("rank"))
+    top = max(level.rank for level in levels if level.pk in asked)
+    return [level for level in levels if level.rank < top]

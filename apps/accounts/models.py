@@ -90,7 +90,10 @@ def load_group_names(users: Iterable[User]) -> None:
     of these instances asks the database nothing (a page deciding for many requests)."""
     from .roles import CLAIM_GROUP_PREFIX
 
-    people = {user.pk: user for user in users if _GROUPS_CACHE not in user.__dict__}
+    people: dict[int, list[User]] = {}
+    for user in users:
+        if _GROUPS_CACHE not in user.__dict__:
+            people.setdefault(user.pk, []).append(user)  # one person may come as many rows
     if not people:
         return
     found: dict[int, list[str]] = {pk: [] for pk in people}
@@ -99,8 +102,10 @@ def load_group_names(users: Iterable[User]) -> None:
     ).values_list("user_id", "group__name")
     for user_id, name in rows:
         found[user_id].append(name)
-    for pk, user in people.items():
-        user.__dict__[_GROUPS_CACHE] = _claim_names(found[pk])
+    for pk, instances in people.items():
+        names = _claim_names(found[pk])
+        for user in instances:
+            user.__dict__[_GROUPS_CACHE] = names
 
 
 @receiver(m2m_changed, sender=User.groups.through)
