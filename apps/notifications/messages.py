@@ -155,8 +155,9 @@ def slack_escape(text: str) -> str:
 
 
 def quote(text: str, limit: int = 500) -> str:
-    """User text for Slack: one line, at most ``limit`` characters, escaped."""
-    text = " ".join(text.split())
+    """User text for Slack: one line, at most ``limit`` characters, escaped. Hidden
+    characters are shown first, so line separators and the like become visible, not spaces."""
+    text = " ".join(reveal(text).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return slack_escape(text)
