@@ -663,7 +663,7 @@ class AccessRequestAdmin(ReadOnlyAdmin):
         if obj.level_id is None:
             return "—"
         if obj.approved_level_id is not None and obj.approved_level_id != obj.level_id:
-            return f"{obj.approved_level} (asked {obj.level})"  # type: ignore[union-attr]
+            return f"{obj.approved_level} (asked {obj.level})"
         return str(obj.level)
 
     @admin.display(description="window")

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 def waiting_for(user: User, now: datetime) -> QuerySet[AccessRequest]:
     """Pending requests ``user`` may still decide and has not approved yet."""
-    return queries.decidable_by(user, now).filter(approved_by_me=False)
+    # approved_by_me is decidable_by's annotation, which the type stubs cannot see.
+    return queries.decidable_by(user, now).filter(approved_by_me=False)  # type: ignore[misc]
 
 
 def to_review(user: User) -> QuerySet[Grant]:

@@ -129,17 +129,17 @@ def email(
         html = render_to_string(f"notifications/{template}.html", ctx)
     # Text already stored or from the identity provider may carry hidden characters: every
     # part shows them escaped (apps.kit.text), as the pages do.
-    raw_subject, text, html = reveal(raw_subject), reveal(text), reveal(html)
+    subject_text, body_text, body_html = reveal(raw_subject), reveal(text), reveal(html)
     # A header may not contain a line break; templates may wrap for readability.
-    subject = " ".join(raw_subject.split())[:255]
+    subject = " ".join(subject_text.split())[:255]
     return Message(
         event=event,
         channel=Channel.EMAIL,
         recipient=user.email.lower(),
         subject=subject,
         # Optional template lines leave blank runs behind; one blank line is enough.
-        body=re.sub(r"\n{3,}", "\n\n", text.strip()) + "\n",
-        body_html=html,
+        body=re.sub(r"\n{3,}", "\n\n", body_text.strip()) + "\n",
+        body_html=body_html,
         request_id=request_id,
         grant_id=grant_id,
         occasion=occasion,

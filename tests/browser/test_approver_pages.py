@@ -1,4 +1,4 @@
-"""The approver's pages in real Chromium, 1280 × 900, against a live portal on this test's
+"""The approver's pages in real Chromium, 1280 x 900, against a live portal on this test's
 PostgreSQL database.
 
 The browser sends a Pomerium assertion signed by the tests' JWKS server with every request,
@@ -99,7 +99,7 @@ def stage() -> dict[str, Any]:
 
 @pytest.fixture
 def approver_tab(browser: Any, signing_key: SigningKey, live_server: Any) -> Iterator[Any]:
-    """A tab of Bob, an approver, at 1280 × 900."""
+    """A tab of Bob, an approver, at 1280 x 900."""
     token = mint(
         signing_key,
         claims_for("idp|bob", "bob@example.com", groups=["approvers"], name="Bob", lifetime=3600),
