@@ -93,6 +93,8 @@ def _named(char: str) -> str:
 
 def hidden_problem(text: str) -> str | None:
     """Why ``text`` is refused, naming the first hidden character and where it is; or None."""
+    if text.isascii() and text.isprintable():
+        return None  # the usual case, without a search
     found = HIDDEN.search(text)
     if found is None:
         return None

@@ -188,3 +188,22 @@ def test_stored_and_identity_provider_text_is_shown_escaped_on_every_page(
         except AssertionError as exc:
             raise AssertionError(f"{page_name}: {exc}") from None
     assert int(pages["request page"]["Content-Length"]) == len(pages["request page"].content)
+
+
+@pytest.mark.parametrize("name", CLASS_IDS)
+def test_the_access_report_csv_shows_them_escaped(grafana: Resource, name: str) -> None:
+    from apps.access import reports
+
+    chars = CLASSES[name]
+    grant = GrantFactory(
+        request__resource=grafana,
+        request__justification=spoof(chars),
+        request__ticket=f"INC{chars}",
+    )
+    auditor = UserFactory(username="idp|carol", is_superuser=True)
+
+    report = reports.run_report(auditor, grafana, via="admin", fmt="csv")
+    text = reports.to_csv(report.rows)
+
+    assert [r.grant_id for r in report.rows] == [grant.pk]
+    assert_revealed(text, chars)
