@@ -47,16 +47,27 @@ def not_enforced(user: User, now: datetime) -> QuerySet[Grant]:
 
 
 @dataclass(frozen=True)
-class Counts:
-    waiting: int
-    to_review: int
-    not_enforced: int
+class Count:
+    key: str  # "waiting", "review", "not-enforced"
+    label: str
+    count: int
 
 
-def counts(user: User, now: datetime) -> Counts:
-    """The three counts for ``user``: three COUNT queries."""
-    return Counts(
-        waiting=waiting_for(user, now).order_by().count(),
-        to_review=to_review(user).order_by().count(),
-        not_enforced=not_enforced(user, now).order_by().count(),
+def counts_for(user: User, now: datetime) -> list[Count]:
+    """The counts ``user``'s role acts on or reads, one COUNT query each: an approver gets
+    all three, an auditor the unenforced revocations."""
+    wanted = (
+        ("access.decide_accessrequest", "waiting", "pending for me", waiting_for(user, now)),
+        ("access.review_grant", "review", "break-glass to review", to_review(user)),
+        (
+            "access.view_grant",
+            "not-enforced",
+            "revocations not yet enforced",
+            not_enforced(user, now),
+        ),
     )
+    return [
+        Count(key, label, rows.order_by().count())
+        for permission, key, label, rows in wanted
+        if user.has_perm(permission)
+    ]

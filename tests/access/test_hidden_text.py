@@ -207,3 +207,18 @@ def test_the_access_report_csv_shows_them_escaped(grafana: Resource, name: str) 
 
     assert [r.grant_id for r in report.rows] == [grant.pk]
     assert_revealed(text, chars)
+
+
+def test_the_bootstrap_file_refuses_them_in_one_line(tmp_path: Any) -> None:
+    from django.core.management import CommandError, call_command
+
+    path = tmp_path / "resources.json"
+    path.write_text(
+        '{"resources": [{"slug": "wiki", "name": "Wiki\\u202eadmin"}]}', encoding="utf-8"
+    )
+    with pytest.raises(CommandError) as info:
+        call_command("bootstrap", str(path))
+    assert info.value.returncode == 2
+    assert "U+202E RIGHT-TO-LEFT OVERRIDE" in str(info.value)
+    assert "\n" not in str(info.value)
+    assert not Resource.objects.filter(slug="wiki").exists()
