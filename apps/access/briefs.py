@@ -5,7 +5,7 @@ for what, at which level and what that level allows (``levels.level_meaning``), 
 the justification and ticket, the quorum so far and who approved, the requester's recent
 history on the resource, and which auto-approval rule almost matched and why not
 (``models.rule_misses``). Everything is read for the whole selection at once: a page of 500
-requests costs the same few queries as a page of one (tests/access/test_briefs.py).
+requests costs the same few queries as a page of one (tests/access/test_approver_pages.py).
 
 Read-only: nothing here changes state, and the services check every rule again when the
 approver confirms.
@@ -199,7 +199,7 @@ def auto_approval_notes(req: AccessRequest, groups: set[str]) -> list[str]:
             elif req.kind == RequestKind.EXTENSION:
                 why = "the extended grant would run past what the rule covers from its start"
             else:
-                why = "the requester's groups changed since"
+                why = "the requester's groups or the rules changed since"
             notes.append(
                 f"The rule {rule_text(rule)} matches now but did not approve it when it was "
                 f"filed: {why}."

@@ -110,18 +110,18 @@ class RequestForm(forms.Form):
         error_messages={"invalid_choice": "Choose one of the durations offered."},
     )
     justification = forms.CharField(
-        validators=[refuse_hidden],
         label="Why do you need access?",
         widget=forms.Textarea(attrs={"rows": 4}),
         required=False,
         max_length=MAX_TEXT,
+        validators=[refuse_hidden],
     )
     ticket = forms.CharField(
-        validators=[refuse_hidden],
         label="Ticket reference",
         required=False,
         max_length=120,
         help_text="e.g. INC-1234",
+        validators=[refuse_hidden],
     )
     start = forms.ChoiceField(
         label="Start",
@@ -233,11 +233,11 @@ class BreakGlassForm(forms.Form):
         error_messages={"invalid_choice": "Choose one of the durations offered."},
     )
     justification = forms.CharField(
-        validators=[refuse_hidden],
         label="What is on fire?",
         widget=forms.Textarea(attrs={"rows": 4}),
         max_length=MAX_TEXT,
         help_text="Every approver is told at once, and the activation is reviewed afterwards.",
+        validators=[refuse_hidden],
     )
 
     def __init__(self, *args: Any, resource: Resource, **kwargs: Any) -> None:
@@ -359,29 +359,29 @@ class ApproveForm(forms.Form):
 
 class RejectForm(forms.Form):
     reason = forms.CharField(
-        validators=[refuse_hidden],
         label="Reason (shown to the requester)",
         max_length=MAX_TEXT,
         widget=forms.Textarea(attrs={"rows": 3}),
+        validators=[refuse_hidden],
     )
 
 
 class RevokeForm(forms.Form):
     reason = forms.CharField(
-        validators=[refuse_hidden],
         label="Reason",
         max_length=MAX_TEXT,
         widget=forms.Textarea(attrs={"rows": 3}),
+        validators=[refuse_hidden],
     )
 
 
 class ExtendForm(forms.Form):
     new_end = LocalDateTimeField(label="New end")
     reason = forms.CharField(
-        validators=[refuse_hidden],
         label="Reason",
         max_length=MAX_TEXT,
         widget=forms.Textarea(attrs={"rows": 3}),
+        validators=[refuse_hidden],
     )
     override = forms.BooleanField(
         label="Override the resource's maximum duration",
@@ -401,8 +401,8 @@ class ExtendForm(forms.Form):
 
 class ReviewForm(forms.Form):
     note = forms.CharField(
-        validators=[refuse_hidden],
         label="What did the review find?",
         max_length=MAX_TEXT,
         widget=forms.Textarea(attrs={"rows": 3}),
+        validators=[refuse_hidden],
     )
