@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,8 +51,36 @@ def fail(message: str, code: int = FAILED) -> NoReturn:
 
 def say(text: str) -> None:
     """A line for the person at the terminal (stderr: stdout stays clean for --json)."""
-    sys.stderr.write(text + "\n")
+    sys.stderr.write(shown(text) + "\n")
     sys.stderr.flush()
+
+
+# Hangul fillers: letters that print as blanks.
+_FILLERS = frozenset("\u115f\u1160\u3164\uffa0")
+
+
+def _hidden(char: str) -> bool:
+    """A character the terminal would hide or that would reorder, move or recolour what
+    follows: Unicode control (Cc, but tab and new lines), format (Cf: bidirectional controls,
+    zero-width characters, ...), line and paragraph separators, Hangul fillers. The portal
+    refuses the same characters (apps/kit/text.py; the CLI imports no app, and
+    tests/cli checks that both sets are one)."""
+    if char in "\t\n\r":
+        return False
+    return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") or char in _FILLERS
+
+
+def shown(text: str) -> str:
+    """Text from the portal as the terminal prints it: hidden characters as ``[U+202E]``."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(f"[U+{ord(c):04X}]" if _hidden(c) else c for c in text)
+
+
+def json_text(data: Any) -> str:
+    """``data`` as JSON for scripts: exact values, hidden characters as ``\\u`` escapes."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    return "".join(json.dumps(c)[1:-1] if _hidden(c) else c for c in text)
 
 
 # --- The stored session ----------------------------------------------------------------------
@@ -294,6 +323,6 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 def emit(data: Any, as_json: bool, text: str) -> None:
     """Print ``data`` as JSON for scripts, or ``text`` for people."""
     if as_json:
-        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json_text(data) + "\n")
     elif text:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(shown(text) + "\n")

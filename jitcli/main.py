@@ -32,6 +32,7 @@ from .core import (
     parse_time,
     rfc3339,
     say,
+    shown,
     table,
     until_text,
 )
@@ -221,9 +222,9 @@ def cmd_wait(args: argparse.Namespace) -> int:
             text, code = f"portal unreachable ({exc.message}); retrying", None
         if text != last:
             if tty:
-                sys.stderr.write("\r\033[K" + text)
+                sys.stderr.write("\r\033[K" + shown(text))
             else:
-                sys.stderr.write(text + "\n")
+                sys.stderr.write(shown(text) + "\n")
             sys.stderr.flush()
             last = text
         if code is not None:

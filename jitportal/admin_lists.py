@@ -299,13 +299,25 @@ class FastResultsChangeList(ChangeList):
     (``admin/fast_change_list.html``) asks for ``cl.result_list_context``."""
 
     def result_list_context(self) -> dict[str, Any]:
-        """What Django's ``{% result_list cl %}`` tag gives its template."""
+        """What Django's ``{% result_list cl %}`` tag gives its template, plus ``rows``: each
+        row with its detail line when the model admin has ``list_detail`` (a method that
+        returns the HTML of one object's detail line)."""
         headers = list(result_headers(self))
+        rows = list(fast_results(self))
+        detail = getattr(self.model_admin, "list_detail", None)
         return {
             "result_hidden_fields": list(result_hidden_fields(self)),
             "result_headers": headers,
             "num_sorted_fields": sum(1 for h in headers if h["sortable"] and h["sorted"]),
-            "results": list(fast_results(self)),
+            "results": rows,
+            "rows_with_details": (
+                [
+                    (row, conditional_escape(detail(obj)))
+                    for row, obj in zip(rows, self.result_list, strict=True)
+                ]
+                if detail is not None and not (self.formset or self.is_popup)
+                else None
+            ),
         }
 
 

@@ -96,6 +96,9 @@ if DEBUG:
 
 MIDDLEWARE = [
     "apps.audit.middleware.RequestContextMiddleware",
+    # Every HTML page shows hidden and direction-changing characters escaped ([U+202E]),
+    # whatever printed them; outermost but one, so it sees each page as it leaves.
+    "apps.kit.middleware.RevealHiddenMiddleware",
     # Outermost after the request context, so every response gets its headers, the
     # identity middleware's 403 pages included.
     "csp.middleware.CSPMiddleware",

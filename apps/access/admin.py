@@ -9,6 +9,7 @@ re-syncs the resource's Zero policy in the same transaction (``resources.save_re
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,9 +27,10 @@ from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
 from apps.accounts.middleware import request_user
+from apps.accounts.timezones import zone_for
 from apps.ppl import criteria_errors, validate_ppl
 
-from . import clusters, services
+from . import briefs, clusters, inbox, services
 from .admin_actions import (
     BoundedRelatedOnlyFilter,
     ConfirmedAction,
@@ -44,10 +46,11 @@ from .forms import (
     ApproveForm,
     RejectForm,
 )
+from .levels import level_summary
 from .models import AccessLevel, AccessRequest, Approval, Resource, pending_first
 from .queries import approval_count
 from .resources import save_levels, save_resource
-from .states import PolicyViolation, RequestState
+from .states import PolicyViolation, RequestKind, RequestState
 
 # --- Resources -----------------------------------------------------------------------------
 
@@ -457,6 +460,24 @@ def _with_approvals(requests: QuerySet[AccessRequest]) -> QuerySet[AccessRequest
     )
 
 
+def _briefs(request: HttpRequest, objects: list[AccessRequest]) -> dict[str, Any]:
+    """What the approve and reject pages show of each request before the decision."""
+    return {"briefs": briefs.request_briefs(objects, zone=zone_for(request), now=timezone.now())}
+
+
+def _approve_form_kwargs(request: HttpRequest, objects: list[AccessRequest]) -> dict[str, Any]:
+    """What the approve form offers: durations below the longest asked, lower levels."""
+    resources = {r.resource_id for r in objects}
+    durations: tuple[int, ...] = ()
+    if len(resources) == 1:
+        durations = tuple(objects[0].resource.duration_choices)
+    return {
+        "longest": max((r.duration_minutes for r in objects), default=None),
+        "durations": durations,
+        "levels": tuple((lv.slug, level_summary(lv)) for lv in briefs.lower_levels(objects)),
+    }
+
+
 APPROVE = ConfirmedAction(
     name="approve_selected",
     slug="approve",
@@ -467,6 +488,8 @@ APPROVE = ConfirmedAction(
     apply=_approve,
     applicable=_is_pending,
     rows=_with_approvals,
+    form_kwargs=_approve_form_kwargs,
+    context=_briefs,
 )
 REJECT = ConfirmedAction(
     name="reject_selected",
@@ -479,7 +502,35 @@ REJECT = ConfirmedAction(
     applicable=_is_pending,
     rows=_with_approvals,
     danger=True,
+    context=_briefs,
 )
+
+
+_SPACES = re.compile(r"[ \t\r\n]+")
+
+
+def _moment(value: Any, same_day_as: Any = None) -> str:
+    """``Mon 3 Jun 14:00`` in the active zone; only ``14:00`` on the day of ``same_day_as``."""
+    local = timezone.localtime(value)
+    if same_day_as is not None and timezone.localtime(same_day_as).date() == local.date():
+        return f"{local:%H:%M}"
+    return f"{local:%a} {local.day} {local:%b %H:%M}"
+
+
+class WaitingForMeFilter(admin.SimpleListFilter):
+    """Requests the reader may still decide and has not approved (the index's count)."""
+
+    title = "waiting for"
+    parameter_name = "waiting"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("me", "me")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() != "me":
+            return queryset
+        mine = inbox.waiting_for(request_user(request), timezone.now())
+        return queryset.filter(pk__in=mine.values("pk"))
 
 
 class WaitingFilter(admin.SimpleListFilter):
@@ -515,32 +566,32 @@ class ApprovalInline(ParentViewInline):
 
 @admin.register(AccessRequest)
 class AccessRequestAdmin(ReadOnlyAdmin):
+    # Fewer, narrower columns (state and approvals stay on screen at 1280 px, beside the
+    # filters) and a detail line under each row (``list_detail``): kind, age, ticket and
+    # the start of the justification.
     list_display = (
         "id",
+        "state_badge",
         "requester",
         "resource",
-        "kind",
-        "level",
-        "duration",
-        "start",
-        "justification_excerpt",
-        "age",
+        "level_shown",
+        "window",
         "approvals",
-        "state_badge",
     )
-    list_display_links = ("id",)
     list_filter = (
         "state",
         "kind",
         ("resource", BoundedRelatedOnlyFilter),
         ("requester", BoundedRelatedOnlyFilter),
+        WaitingForMeFilter,
         WaitingFilter,
         # By date, in place of a date hierarchy: its choices cost no query, where the
         # hierarchy read every visible request twice per page (first/last, then months).
         "created_at",
     )
     search_fields = ("requester__email", "justification", "ticket")
-    list_select_related = ("requester", "resource", "level")
+    # The grant (a reverse one-to-one) gives an approved request's real window: one join.
+    list_select_related = ("requester", "resource", "level", "approved_level", "grant")
     list_only = (
         "requester",
         "requester__email",
@@ -550,23 +601,34 @@ class AccessRequestAdmin(ReadOnlyAdmin):
         "resource__name",
         "resource__approvals_required",
         "kind",
+        "extends_grant",
         "level",
         "level__name",
+        "level__approvals_required",
+        "approved_level",
+        "approved_level__name",
+        "approved_level__approvals_required",
         "duration_minutes",
         "approved_duration_minutes",
         "start_at",
         "justification",
+        "ticket",
         "created_at",
         "state",
+        "auto_approved_rule",
+        "grant__id",
+        "grant__not_before",
+        "grant__expires_at",
     )
-    # 50 rows, not 100: rendering the rows (11-12 columns each) is most of what is left
-    # of the page's cost once its queries are bounded; the pages after it are one click on.
+    # 50 rows, not 100: rendering the rows is most of what is left of the page's cost once
+    # its queries are bounded; the pages after it are one click on.
     list_per_page = 50
     # A filtered page says "N results (Show all)", not the total of every visible request,
     # which took a second COUNT(*) per page view.
     show_full_result_count = False
     actions = ("approve_selected", "reject_selected")
     confirmed_actions = (APPROVE, REJECT)
+    change_list_template = "admin/access/accessrequest/change_list.html"
     inlines = (ApprovalInline,)
     fieldsets = (
         (
@@ -629,26 +691,45 @@ class AccessRequestAdmin(ReadOnlyAdmin):
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[AccessRequest]) -> Any:
         return run_confirmed(self, request, queryset, REJECT)
 
-    @admin.display(description="duration", ordering="duration_minutes")
-    def duration(self, obj: AccessRequest) -> str:
-        text = duration_label(obj.duration_minutes)
+    @admin.display(description="level", ordering="level__rank")
+    def level_shown(self, obj: AccessRequest) -> str:
+        if obj.level_id is None:
+            return "—"
+        if obj.approved_level_id is not None and obj.approved_level_id != obj.level_id:
+            return f"{obj.approved_level} (asked {obj.level})"
+        return str(obj.level)
+
+    @admin.display(description="window")
+    def window(self, obj: AccessRequest) -> str:
+        """The granted window when there is a grant; otherwise when it would start and how
+        long it would last. In the reader's zone (the page renders in it)."""
+        grant = getattr(obj, "grant", None)
+        if grant is not None:
+            start, end = _moment(grant.not_before), _moment(grant.expires_at, grant.not_before)
+            return f"{start} \N{EN DASH} {end}"
+        text = duration_label(obj.approved_duration_minutes or obj.duration_minutes)
         if obj.approved_duration_minutes and obj.approved_duration_minutes != obj.duration_minutes:
-            text += f" (approved {duration_label(obj.approved_duration_minutes)})"
-        return text
-
-    @admin.display(description="start", ordering="start_at")
-    def start(self, obj: AccessRequest) -> str:
+            text += f" (asked {duration_label(obj.duration_minutes)})"
+        if obj.kind == RequestKind.EXTENSION:
+            return f"+{text} to grant #{obj.extends_grant_id}"
         if obj.start_at is None:
-            return "on approval"
-        return timezone.localtime(obj.start_at).strftime("%Y-%m-%d %H:%M")
+            return f"on approval, {text}"
+        return f"from {_moment(obj.start_at)}, {text}"
 
-    @admin.display(description="justification")
-    def justification_excerpt(self, obj: AccessRequest) -> str:
-        return Truncator(obj.justification).chars(60)
-
-    @admin.display(description="age", ordering="created_at")
-    def age(self, obj: AccessRequest) -> str:
-        return timesince(obj.created_at, depth=1)
+    def list_detail(self, obj: AccessRequest) -> str:
+        """The line under each row: kind, age, ticket and the start of the justification."""
+        parts = []
+        if obj.kind != RequestKind.NEW:
+            parts.append(obj.get_kind_display())
+        parts.append(f"asked {timesince(obj.created_at, depth=1)} ago")
+        if obj.ticket:
+            parts.append(f"ticket {obj.ticket}")
+        # Line breaks and runs of spaces fold into one space (not str.split(), which would
+        # also drop the separators that the page must show escaped).
+        justification = _SPACES.sub(" ", obj.justification).strip()
+        if justification:
+            parts.append(f"“{Truncator(justification).chars(140)}”")
+        return format_html("{}", " · ".join(parts))
 
     @staticmethod
     def _approval_counts(obj: AccessRequest) -> tuple[int, int]:
@@ -656,11 +737,16 @@ class AccessRequestAdmin(ReadOnlyAdmin):
         count = getattr(obj, "approval_count", None)
         if count is None:
             count = obj.approvals.count()
-        return count, obj.resource.approvals_required
+        level = obj.effective_level if obj.level_id is not None else None
+        return count, obj.resource.approvals_needed(level)
 
     @admin.display(description="approvals")
     def approvals(self, obj: AccessRequest) -> str:
-        return "{}/{}".format(*self._approval_counts(obj))
+        if obj.kind == RequestKind.BREAK_GLASS:
+            return "break-glass"
+        if obj.auto_approved_rule:
+            return "automatic"
+        return "{} of {}".format(*self._approval_counts(obj))
 
     @admin.display(description="approvals (quorum)")
     def approval_quorum(self, obj: AccessRequest) -> str:

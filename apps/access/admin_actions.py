@@ -71,7 +71,14 @@ class ConfirmedAction:
     # Whether the change page offers the button for this object.
     applicable: Callable[[Any], bool]
     danger: bool = False
-    form_kwargs: Callable[[HttpRequest], dict[str, Any]] = field(default=lambda request: {})
+    # (request, selected objects) -> keyword arguments of the form (e.g. the levels offered).
+    form_kwargs: Callable[[HttpRequest, list[Any]], dict[str, Any]] = field(
+        default=lambda request, objects: {}
+    )
+    # (request, selected objects) -> more for the page (e.g. what the approver reads first).
+    context: Callable[[HttpRequest, list[Any]], dict[str, Any]] = field(
+        default=lambda request, objects: {}
+    )
     # What the intermediate page reads of the selection beyond the rows (e.g. a prefetch).
     rows: Callable[[models.QuerySet[Any]], models.QuerySet[Any]] = field(default=lambda qs: qs)
 
@@ -114,7 +121,7 @@ def run_confirmed(
             messages.ERROR,
         )
         return None
-    kwargs = action.form_kwargs(request)
+    kwargs = action.form_kwargs(request, objects)
     if CONFIRM in request.POST:
         form = action.form_class(request.POST, **kwargs)
         if form.is_valid():
@@ -144,6 +151,7 @@ def run_confirmed(
         "zone_name": zone_label(zone),
         "now": timezone.now(),
         "media": modeladmin.media,
+        **action.context(request, objects),
     }
     with timezone.override(zone):
         response = TemplateResponse(

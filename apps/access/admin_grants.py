@@ -38,6 +38,7 @@ from .admin_actions import (
     badge,
     run_confirmed,
 )
+from .briefs import grant_briefs
 from .forms import (
     ExtendForm,
     ReviewForm,
@@ -97,7 +98,7 @@ EXTEND = ConfirmedAction(
     form_class=ExtendForm,
     apply=_extend,
     applicable=_is_open,
-    form_kwargs=lambda request: {"zone": zone_for(request)},
+    form_kwargs=lambda request, objects: {"zone": zone_for(request)},
 )
 REVIEW = ConfirmedAction(
     name="mark_reviewed_selected",
@@ -108,6 +109,9 @@ REVIEW = ConfirmedAction(
     form_class=ReviewForm,
     apply=_review,
     applicable=_needs_review,
+    context=lambda request, grants: {
+        "briefs": grant_briefs(grants, zone=zone_for(request), now=timezone.now())
+    },
 )
 
 

@@ -16,6 +16,7 @@ from django import forms
 from django.utils import timezone
 
 from apps.accounts.timezones import valid_zone, zone_label, zone_names, zone_of
+from apps.kit.text import refuse_hidden
 
 from .durations import duration_label
 from .models import Resource
@@ -113,9 +114,14 @@ class RequestForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
         required=False,
         max_length=MAX_TEXT,
+        validators=[refuse_hidden],
     )
     ticket = forms.CharField(
-        label="Ticket reference", required=False, max_length=120, help_text="e.g. INC-1234"
+        label="Ticket reference",
+        required=False,
+        max_length=120,
+        help_text="e.g. INC-1234",
+        validators=[refuse_hidden],
     )
     start = forms.ChoiceField(
         label="Start",
@@ -231,6 +237,7 @@ class BreakGlassForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
         max_length=MAX_TEXT,
         help_text="Every approver is told at once, and the activation is reviewed afterwards.",
+        validators=[refuse_hidden],
     )
 
     def __init__(self, *args: Any, resource: Resource, **kwargs: Any) -> None:
@@ -264,24 +271,90 @@ class PreferencesForm(forms.Form):
 # --- Admin intermediate pages --------------------------------------------------------------
 
 
+# Shorter durations the approve page offers, with the resource's own choices.
+SHORTER_MINUTES = (15, 30, 60, 120, 240, 480, 720, 1440)
+
+
 class ApproveForm(forms.Form):
+    """The approve page: optionally shorten the duration and lower the level, and a note.
+
+    Both offer only what lowers: durations below the longest one asked for in the selection
+    (a request asking for less keeps its own), and the resource's levels below the highest
+    one asked for, when every selected request is on one resource (a level belongs to one
+    resource). ``cleaned_data["duration_minutes"]`` is the cap chosen or typed, or None;
+    ``cleaned_data["level"]`` a level's slug, or "".
+    """
+
+    duration_choice = forms.TypedChoiceField(
+        label="Shorten to",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        error_messages={"invalid_choice": "Choose one of the durations offered."},
+    )
     duration_minutes = forms.IntegerField(
-        label="Shorten to at most (minutes)",
+        label="or at most (minutes)",
         required=False,
         min_value=1,
         max_value=100_000,
         help_text="Optional. Requests asking for less keep what they asked for.",
     )
-    level = forms.SlugField(
+    level = forms.ChoiceField(
         label="Lower to the access level",
         required=False,
-        max_length=64,
-        help_text="Optional: a level's slug, e.g. read-only. Requests asking for that level "
-        "or less keep theirs; a level is never raised.",
+        error_messages={"invalid_choice": "Choose one of the lower levels offered."},
     )
     note = forms.CharField(
-        label="Note", required=False, max_length=MAX_TEXT, widget=forms.Textarea(attrs={"rows": 3})
+        label="Note",
+        required=False,
+        max_length=MAX_TEXT,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        validators=[refuse_hidden],
     )
+
+    def __init__(
+        self,
+        *args: Any,
+        longest: int | None = None,
+        durations: tuple[int, ...] = (),
+        levels: tuple[tuple[str, str], ...] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.longest = longest
+        shorter = sorted(
+            {m for m in (*SHORTER_MINUTES, *durations) if longest is None or m < longest}
+        )
+        cast(forms.ChoiceField, self.fields["duration_choice"]).choices = [
+            ("", "Keep what was asked")
+        ] + [(m, duration_label(m)) for m in shorter]
+        if longest is not None:
+            self.fields["duration_minutes"].help_text = (
+                f"Optional, below {longest} minutes ({duration_label(longest)}, the longest "
+                "asked). Requests asking for less keep what they asked for."
+            )
+        if levels:
+            level = cast(forms.ChoiceField, self.fields["level"])
+            level.choices = [("", "Keep the level asked"), *levels]
+        else:
+            del self.fields["level"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        chosen, typed = data.get("duration_choice"), data.get("duration_minutes")
+        if chosen and typed and chosen != typed:
+            self.add_error("duration_minutes", "Choose a duration or type one, not both.")
+            return data
+        cap = typed or chosen
+        if cap and self.longest is not None and cap >= self.longest:
+            self.add_error(
+                "duration_minutes" if typed else "duration_choice",
+                f"That shortens nothing: the longest request asks for {self.longest} "
+                f"minutes ({duration_label(self.longest)}). Leave it empty to keep them.",
+            )
+        data["duration_minutes"] = cap
+        data.setdefault("level", "")
+        return data
 
 
 class RejectForm(forms.Form):
@@ -289,19 +362,26 @@ class RejectForm(forms.Form):
         label="Reason (shown to the requester)",
         max_length=MAX_TEXT,
         widget=forms.Textarea(attrs={"rows": 3}),
+        validators=[refuse_hidden],
     )
 
 
 class RevokeForm(forms.Form):
     reason = forms.CharField(
-        label="Reason", max_length=MAX_TEXT, widget=forms.Textarea(attrs={"rows": 3})
+        label="Reason",
+        max_length=MAX_TEXT,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        validators=[refuse_hidden],
     )
 
 
 class ExtendForm(forms.Form):
     new_end = LocalDateTimeField(label="New end")
     reason = forms.CharField(
-        label="Reason", max_length=MAX_TEXT, widget=forms.Textarea(attrs={"rows": 3})
+        label="Reason",
+        max_length=MAX_TEXT,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        validators=[refuse_hidden],
     )
     override = forms.BooleanField(
         label="Override the resource's maximum duration",
@@ -324,4 +404,5 @@ class ReviewForm(forms.Form):
         label="What did the review find?",
         max_length=MAX_TEXT,
         widget=forms.Textarea(attrs={"rows": 3}),
+        validators=[refuse_hidden],
     )

@@ -15,11 +15,13 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import NotSupportedError, models
 from django.db.models import Case, F, Q, Value, When
 
+from apps.kit.text import hidden_in
 from apps.ppl import criteria_errors, validate_ppl
 
 from . import schedules, visibility
 from .clusters import configured as configured_clusters
 from .clusters import default_cluster_name
+from .durations import duration_label
 from .states import (
     OPEN_GRANT_STATES,
     GrantState,
@@ -223,6 +225,7 @@ class Resource(models.Model):
         problems = schedules.schedule_errors(self.schedule)
         if problems:
             errors["schedule"] = problems[0]
+        errors = {**hidden_errors(self, RESOURCE_TEXT), **errors}
         if errors:
             raise ValidationError(errors)
 
@@ -278,16 +281,64 @@ class Resource(models.Model):
     def is_approver(self, user: User, groups: set[str] | None = None) -> bool:
         return visibility.approves(user, self, groups)
 
+    def auto_approve_rules_for(self, level: AccessLevel | None = None) -> list[dict[str, Any]]:
+        """The auto-approval rules of a request at ``level``: the level's own, else the
+        resource's."""
+        if level is not None and level.auto_approve_rules is not None:
+            return list(level.auto_approve_rules)
+        return list(self.auto_approve_rules)
+
     def auto_approve_rule_for(
         self, groups: set[str], minutes: int, level: AccessLevel | None = None
     ) -> dict[str, object] | None:
-        rules = self.auto_approve_rules
-        if level is not None and level.auto_approve_rules is not None:
-            rules = level.auto_approve_rules
-        for rule in rules:
-            if rule["group"] in groups and minutes <= rule["max_minutes"]:
+        for rule in self.auto_approve_rules_for(level):
+            if not rule_misses(rule, groups, minutes):
                 return rule
         return None
+
+
+def rule_misses(rule: dict[str, Any], groups: set[str], minutes: int) -> list[str]:
+    """Why an auto-approval rule does not approve a request for ``minutes`` by someone in
+    ``groups``, one reason per condition it fails; empty when it approves."""
+    misses = []
+    if rule["group"] not in groups:
+        misses.append(f"the requester is not in the group {rule['group']}")
+    if minutes > rule["max_minutes"]:
+        misses.append(
+            f"{duration_label(minutes)} asked, the rule covers up to "
+            f"{duration_label(rule['max_minutes'])}"
+        )
+    return misses
+
+
+def rule_text(rule: dict[str, Any]) -> str:
+    """An auto-approval rule as people read it: ``oncall, up to 4 hours``."""
+    return f"{rule['group']}, up to {duration_label(rule['max_minutes'])}"
+
+
+# The configuration a person types, names and rules alike: none may hide characters.
+RESOURCE_TEXT = (
+    "name",
+    "description",
+    "requester_groups",
+    "approver_groups",
+    "break_glass_groups",
+    "auto_approve_rules",
+    "base_ppl",
+    "schedule",
+)
+LEVEL_TEXT = ("name", "criteria", "auto_approve_rules")
+
+
+def hidden_errors(obj: models.Model, names: Iterable[str]) -> dict[str, str]:
+    """A field error for each of ``names`` whose text (or JSON) holds a hidden character
+    (``apps.kit.text``); an error found by the field's own checks is kept."""
+    errors = {}
+    for name in names:
+        problem = hidden_in(getattr(obj, name))
+        if problem is not None:
+            errors[name] = f"This {problem}."
+    return errors
 
 
 def _auto_rules_ok(rules: object) -> bool:
@@ -380,6 +431,7 @@ class AccessLevel(models.Model):
             errors["max_duration_minutes"] = (
                 f"May not exceed the resource's maximum ({resource.max_duration_minutes})."
             )
+        errors = {**hidden_errors(self, LEVEL_TEXT), **errors}
         if errors:
             raise ValidationError(errors)
 

@@ -11,6 +11,7 @@ that is, whose conditions then apply.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,19 +32,18 @@ class Counted:
         return [a.approver.email for a in self.approvals]
 
 
-def counted_approvals(req: AccessRequest) -> Counted:
-    """The approvals that count toward the quorum now, oldest first, and those that do not.
+def approval_verdicts(
+    req: AccessRequest, approvals: Iterable[Approval]
+) -> list[tuple[Approval, str]]:
+    """Each approval (in the order given) with why it does not count toward the quorum now,
+    or "" when it counts.
 
     An approval counts only if its approver may still decide this resource at this moment
     (active, an approver of the resource, not the requester) and is a person not counted
     already: distinctness is by normalised email, not by account.
     """
-    counted: list[Approval] = []
     seen: set[str] = set()
-    discarded: list[dict[str, str]] = []
-    approvals = (
-        Approval.objects.filter(request=req).select_related("approver", "level").order_by("pk")
-    )
+    verdicts = []
     for approval in approvals:
         person = approval.approver
         key = normalize_email(person.email or "") or f"user:{person.pk}"
@@ -55,9 +55,24 @@ def counted_approvals(req: AccessRequest) -> Counted:
             why = "the same person as an earlier approval"
         else:
             seen.add(key)
+            why = ""
+        verdicts.append((approval, why))
+    return verdicts
+
+
+def counted_approvals(req: AccessRequest) -> Counted:
+    """The approvals that count toward the quorum now, oldest first, and those that do not
+    (``approval_verdicts``)."""
+    approvals = (
+        Approval.objects.filter(request=req).select_related("approver", "level").order_by("pk")
+    )
+    counted: list[Approval] = []
+    discarded: list[dict[str, str]] = []
+    for approval, why in approval_verdicts(req, approvals):
+        if why:
+            discarded.append({"approver": approval.approver.email, "reason": why})
+        else:
             counted.append(approval)
-            continue
-        discarded.append({"approver": person.email, "reason": why})
     return Counted(counted, discarded)
 
 

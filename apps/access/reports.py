@@ -25,6 +25,7 @@ from apps.audit import chain
 from apps.audit.export import neutralise
 from apps.audit.models import AuditAction
 from apps.audit.services import record_now
+from apps.kit.text import reveal
 
 from .models import Grant, Resource
 
@@ -77,7 +78,10 @@ class AccessRow:
             self.revoked_by,
             self.revoke_reason,
         ]
-        return [neutralise(v) for v in values]
+        # A report people open in a spreadsheet: formulas neutralised, hidden characters
+        # shown as [U+202E] so no cell reads as something else (the audit exports, which
+        # are evidence and re-verified, keep exact bytes instead; docs/approving.md).
+        return [neutralise(reveal(v)) for v in values]
 
 
 def _grants(resource: Resource | None, among: QuerySet[Grant] | None = None) -> QuerySet[Grant]:

@@ -26,6 +26,7 @@ from apps.accounts.emails import same_person
 from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
+from apps.kit.text import hidden_problem
 
 from . import events, quorum, schedules
 from .actions import AccessAction
@@ -87,6 +88,9 @@ def _check_text(value: str, name: str) -> str:
     value = (value or "").strip()
     if len(value) > MAX_TEXT:
         raise PolicyViolation(f"The {name} is too long (at most {MAX_TEXT} characters).")
+    problem = hidden_problem(value)
+    if problem is not None:
+        raise PolicyViolation(f"The {name} {problem}.")
     return value
 
 

@@ -23,6 +23,7 @@ from django.urls import URLPattern, path, reverse
 from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
+from apps.kit.text import refuse_hidden
 from jitportal.admin_lists import FastListAdmin
 
 from .models import User
@@ -64,11 +65,14 @@ class UserAdminForm(forms.ModelForm):
 class RelinkForm(forms.Form):
     new_sub = forms.CharField(
         max_length=150,
+        validators=[refuse_hidden],
         label="New identity-provider subject",
         help_text="The sub of the refused sign-in: the audit entry "
         "'auth.assertion_rejected' with reason duplicate_identity names it.",
     )
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=4000)
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), max_length=4000, validators=[refuse_hidden]
+    )
 
 
 @admin.register(User)

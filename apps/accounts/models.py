@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser, Group
@@ -53,12 +54,12 @@ class User(AbstractUser):
         if cached is None:
             from .roles import CLAIM_GROUP_PREFIX
 
-            cut = len(CLAIM_GROUP_PREFIX)
             # A name too long for a Django group is kept in full on its ClaimGroup row.
-            rows = self.groups.filter(name__startswith=CLAIM_GROUP_PREFIX).values_list(
-                "name", "claim__name"
+            cached = _claim_names(
+                self.groups.filter(name__startswith=CLAIM_GROUP_PREFIX).values_list(
+                    "name", "claim__name"
+                )
             )
-            cached = frozenset(original or name[cut:] for name, original in rows)
             self.__dict__[_GROUPS_CACHE] = cached
         return set(cached)
 
@@ -93,6 +94,40 @@ class ClaimGroup(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+def _claim_names(rows: Iterable[tuple[str, str | None]]) -> frozenset[str]:
+    """The identity provider's names of claim groups, from (Django name, ClaimGroup name)
+    pairs: the kept original where the Django name is a digest, else the name unprefixed."""
+    from .roles import CLAIM_GROUP_PREFIX
+
+    cut = len(CLAIM_GROUP_PREFIX)
+    return frozenset(
+        original or name[cut:] for name, original in rows if name.startswith(CLAIM_GROUP_PREFIX)
+    )
+
+
+def load_group_names(users: Iterable[User]) -> None:
+    """Read the group names of many people in one query, so that ``group_names()`` on each
+    of these instances asks the database nothing (a page deciding for many requests)."""
+    from .roles import CLAIM_GROUP_PREFIX
+
+    people: dict[int, list[User]] = {}
+    for user in users:
+        if _GROUPS_CACHE not in user.__dict__:
+            people.setdefault(user.pk, []).append(user)  # one person may come as many rows
+    if not people:
+        return
+    found: dict[int, list[tuple[str, str | None]]] = {pk: [] for pk in people}
+    rows = User.groups.through.objects.filter(
+        user_id__in=list(people), group__name__startswith=CLAIM_GROUP_PREFIX
+    ).values_list("user_id", "group__name", "group__claim__name")
+    for user_id, name, original in rows:
+        found[user_id].append((name, original))
+    for pk, instances in people.items():
+        names = _claim_names(found[pk])
+        for user in instances:
+            user.__dict__[_GROUPS_CACHE] = names
 
 
 @receiver(m2m_changed, sender=User.groups.through)

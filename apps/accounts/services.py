@@ -8,6 +8,7 @@ from django.dispatch import Signal
 from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
+from apps.kit.text import hidden_problem
 
 from . import roles
 from .actions import AccountAction
@@ -213,6 +214,10 @@ def relink_user(user: User, *, new_sub: str, actor: User, reason: str) -> User:
         raise ValueError("Give the new identity-provider subject (at most 150 characters).")
     if not reason:
         raise ValueError("Say why the account is re-linked.")
+    for name, text in (("subject", new_sub), ("reason", reason)):
+        problem = hidden_problem(text)
+        if problem is not None:
+            raise ValueError(f"The {name} {problem}.")
     with audit.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
         if user.username == new_sub:

@@ -2,7 +2,8 @@
 
 Times are RFC 3339: responses always in UTC with ``Z``; inputs must carry a zone (``Z``
 or an offset) and are converted to UTC. Text fields refuse NUL characters and unpaired
-surrogates (a database cannot store them) with a 400, as the forms do.
+surrogates (a database cannot store them), and hidden or direction-changing characters
+(``apps.kit.text``), with a 400, as the forms do.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ninja import Schema
 from pydantic import AfterValidator, AwareDatetime, Field, PlainSerializer
 
 from apps.access.services import MAX_TEXT
+from apps.kit.text import hidden_problem
 
 MAX_MINUTES = 100_000  # the admin's approve form allows the same
 
@@ -25,6 +27,9 @@ def _clean_text(value: str) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("must be valid Unicode text") from None
+    problem = hidden_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 

@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.timezones import zone_of
+from apps.kit.text import reveal
 
 from .models import Channel
 
@@ -126,16 +127,19 @@ def email(
         raw_subject = render_to_string(f"notifications/{template}.subject.txt", ctx)
         text = render_to_string(f"notifications/{template}.txt", ctx)
         html = render_to_string(f"notifications/{template}.html", ctx)
+    # Text already stored or from the identity provider may carry hidden characters: every
+    # part shows them escaped (apps.kit.text), as the pages do.
+    subject_text, body_text, body_html = reveal(raw_subject), reveal(text), reveal(html)
     # A header may not contain a line break; templates may wrap for readability.
-    subject = " ".join(raw_subject.split())[:255]
+    subject = " ".join(subject_text.split())[:255]
     return Message(
         event=event,
         channel=Channel.EMAIL,
         recipient=user.email.lower(),
         subject=subject,
         # Optional template lines leave blank runs behind; one blank line is enough.
-        body=re.sub(r"\n{3,}", "\n\n", text.strip()) + "\n",
-        body_html=html,
+        body=re.sub(r"\n{3,}", "\n\n", body_text.strip()) + "\n",
+        body_html=body_html,
         request_id=request_id,
         grant_id=grant_id,
         occasion=occasion,
@@ -151,8 +155,9 @@ def slack_escape(text: str) -> str:
 
 
 def quote(text: str, limit: int = 500) -> str:
-    """User text for Slack: one line, at most ``limit`` characters, escaped."""
-    text = " ".join(text.split())
+    """User text for Slack: one line, at most ``limit`` characters, escaped. Hidden
+    characters are shown first, so line separators and the like become visible, not spaces."""
+    text = " ".join(reveal(text).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return slack_escape(text)
@@ -173,8 +178,9 @@ def slack(
     """A Slack message: ``summary`` (plain, also the notification text), details, one button.
 
     ``summary`` and ``details`` must already be escaped with ``slack_escape`` where they
-    carry user text.
+    carry user text. Hidden characters in either are shown escaped (``apps.kit.text``).
     """
+    summary, details = reveal(summary), [reveal(line) for line in details]
     section = "\n".join([f"*{summary}*", *details])[:SLACK_TEXT_LIMIT]
     payload: dict[str, Any] = {
         "text": f"{summary} {link}",

@@ -240,7 +240,7 @@ def test_quorum_records_an_approval_and_waits(signed_in: Any) -> None:
     second = confirm(erin, "approve_selected", [req.pk], note="two")
 
     assert flash(first) == [(messages.SUCCESS, "1 recorded (more approvals needed)")]
-    assert '<td class="field-approvals">1/2</td>' in listing.content.decode()
+    assert '<td class="field-approvals">1 of 2</td>' in listing.content.decode()
     assert flash(second) == [(messages.SUCCESS, "1 approved")]
     req.refresh_from_db()
     assert req.state == RequestState.APPROVED

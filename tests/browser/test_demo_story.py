@@ -84,16 +84,22 @@ class Story:
         self.sign_in(key, name)
 
     def run_admin_action(self, changelist: str, row_texts: list[str], action: str) -> None:
-        """Tick the one changelist row showing all ``row_texts`` and pick ``action``."""
+        """Tick the one changelist row showing all ``row_texts`` (in the row or the detail
+        line under it) and pick ``action``."""
         self.open(changelist)
-        rows = self.page.locator("#result_list tbody tr")
-        for text in row_texts:
-            rows = rows.filter(has_text=text)
-        assert rows.count() == 1, f"want one row with {row_texts} in:\n{self.text()}"
-        rows.locator("input.action-select").check()
+        rows = self.page.locator("#result_list tbody tr:not(.detail-row)")
+        shown = rows.evaluate_all(
+            "rows => rows.map(r => r.innerText + ' ' + (r.nextElementSibling"
+            " && r.nextElementSibling.classList.contains('detail-row')"
+            " ? r.nextElementSibling.innerText : ''))"
+        )
+        matching = [i for i, text in enumerate(shown) if all(t in text for t in row_texts)]
+        assert len(matching) == 1, f"want one row with {row_texts} in:\n{self.text()}"
+        rows.nth(matching[0]).locator("input.action-select").check()
         self.page.select_option("select[name=action]", action)
         self.page.click("button[name=index]")
-        self.page.wait_for_selector("#action-objects")
+        # The objects as a table, or as the approver's briefs (apps/access/briefs.py).
+        self.page.wait_for_selector("#action-objects, #briefs")
 
     def confirm_admin_action(self, button: str) -> str:
         self.page.click(f"input[type=submit][name=apply][value='{button}']")

@@ -25,6 +25,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from apps.audit import chain, export
 from apps.audit.management.cli import OneLineErrorsMixin, usage_error
 from apps.audit.models import AuditEvent
+from apps.kit.text import hidden_in
 
 
 class Command(OneLineErrorsMixin, BaseCommand):
@@ -69,8 +70,10 @@ class Command(OneLineErrorsMixin, BaseCommand):
             handle: IO[str] = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
         except OSError as exc:
             raise usage_error(f"cannot read {path}: {exc.strerror}") from None
+        hidden: list[int] = []
         with handle:
-            rows = export.read_csv(handle) if suffix == ".csv" else export.read_jsonl(handle)
+            read = export.read_csv(handle) if suffix == ".csv" else export.read_jsonl(handle)
+            rows = _noting_hidden(read, hidden)
             try:
                 if options["rows_only"]:
                     self._report(chain.verify_rows(rows), mode="rows")
@@ -91,6 +94,15 @@ class Command(OneLineErrorsMixin, BaseCommand):
                 self._fail(f"audit export unreadable at {exc}")
             except UnicodeDecodeError:
                 self._fail("audit export unreadable: not UTF-8 text")
+        if hidden:
+            shown = ", ".join(f"#{seq}" for seq in hidden[:20]) + (
+                " ..." if len(hidden) > 20 else ""
+            )
+            self.stdout.write(
+                f"note: {len(hidden)} entries carry hidden or direction-changing characters "
+                f"({shown}); the file keeps them exactly, so a spreadsheet shows them as "
+                "stored. The admin's audit pages show them escaped, as [U+202E]."
+            )
 
     def _report(self, result: chain.VerifyResult, *, mode: str, anchor: str = "") -> None:
         if not result.ok:
@@ -112,3 +124,12 @@ class Command(OneLineErrorsMixin, BaseCommand):
     def _fail(self, line: str) -> NoReturn:
         self.stderr.write(line)
         sys.exit(1)
+
+
+def _noting_hidden(rows: Iterator[dict[str, Any]], hidden: list[int]) -> Iterator[dict[str, Any]]:
+    """``rows`` unchanged, noting in ``hidden`` the seq of each whose text (details
+    included) carries a hidden character (``apps.kit.text``)."""
+    for row in rows:
+        if hidden_in(list(row.values())) is not None:
+            hidden.append(int(row["seq"]))
+        yield row
