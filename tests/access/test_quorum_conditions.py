@@ -10,7 +10,6 @@ page shows what earlier approvers set. The admin and the API decide alike (one s
 from __future__ import annotations
 
 import re
-
 from typing import Any
 
 import pytest
