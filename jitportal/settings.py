@@ -110,6 +110,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "apps.accounts.middleware.PomeriumAssertionMiddleware",
+    # Every page, the admin included, renders in the zone its person sees (one clock).
+    "apps.accounts.timezones.TimeZoneMiddleware",
     "jitportal.admin_ids.AdminSelectionMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -157,6 +159,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# Every date and time Django formats (the admin's lists and forms) names its zone:
+# jitportal/formats/en/formats.py.
+FORMAT_MODULE_PATH = ["jitportal.formats"]
 USE_I18N = True
 USE_TZ = True
 

@@ -21,6 +21,7 @@ from django.forms import ModelForm, Textarea
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
@@ -607,7 +608,8 @@ class AccessRequestAdmin(ReadOnlyAdmin):
     def start(self, obj: AccessRequest) -> str:
         if obj.start_at is None:
             return "on approval"
-        return timezone.localtime(obj.start_at).strftime("%Y-%m-%d %H:%M")
+        # In the reader's zone, naming it (jitportal/formats: SHORT_DATETIME_FORMAT).
+        return date_format(timezone.localtime(obj.start_at), "SHORT_DATETIME_FORMAT")
 
     @admin.display(description="justification")
     def justification_excerpt(self, obj: AccessRequest) -> str:

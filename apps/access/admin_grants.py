@@ -21,19 +21,19 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.timesince import timeuntil
 
 from apps.accounts.timezones import zone_for
 from apps.audit import export
 from apps.audit.views import may_export
 
-from . import reports, services
+from . import reach, reports, services
 from .admin_actions import (
     BADGE,
     BoundedRelatedOnlyFilter,
     ConfirmedAction,
     ParentViewInline,
     ReadOnlyAdmin,
+    access_badge,
     badge,
     run_confirmed,
 )
@@ -168,7 +168,7 @@ class GrantAdmin(ReadOnlyAdmin):
         "flags",
         "not_before",
         "expires_at",
-        "time_left",
+        "access_now",
         "sync_badge",
         "live_at",
         "enforced_at",
@@ -185,11 +185,13 @@ class GrantAdmin(ReadOnlyAdmin):
         "not_before",
     )
     search_fields = ("email", "user__username", "resource__slug", "resource__name")
-    list_select_related = ("resource", "level")
+    list_select_related = ("resource", "level", "revoked_by")
     list_only = (
         "email",
+        "user",
         "resource",
         "resource__name",
+        "resource__cluster",
         "state",
         "level",
         "level__name",
@@ -197,8 +199,14 @@ class GrantAdmin(ReadOnlyAdmin):
         "reviewed_at",
         "not_before",
         "expires_at",
+        "schedule",
         "revoked_at",
+        "revoked_by",
+        "revoked_by__email",
+        "revoked_by__username",
+        "revoke_reason",
         "sync_status",
+        "sync_error",
         "live_at",
         "enforced_at",
     )
@@ -294,16 +302,11 @@ class GrantAdmin(ReadOnlyAdmin):
             return format_html(BADGE, "#b42318", "#fff", "BREAK-GLASS · needs review")
         return format_html(BADGE, "#fde2e1", "#b42318", "break-glass · reviewed")
 
-    @admin.display(description="time left", ordering="expires_at")
-    def time_left(self, obj: Grant) -> str:
-        if obj.state not in OPEN_GRANT_STATES:
-            return "—"
-        now = timezone.now()
-        if obj.expires_at <= now:
-            return "ending"
-        if obj.not_before > now:
-            return f"starts in {timeuntil(obj.not_before, now, depth=1)}"
-        return timeuntil(obj.expires_at, now, depth=2)
+    @admin.display(description="can they get in now?", ordering="expires_at")
+    def access_now(self, obj: Grant) -> str:
+        """The one answer (``reach.access``), in the reader's zone; its detail on hover."""
+        answer = reach.access(obj, now=timezone.now(), zone=timezone.get_current_timezone())
+        return access_badge(answer)
 
     # --- Access reports ----------------------------------------------------------------
 

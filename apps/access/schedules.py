@@ -35,6 +35,7 @@ __all__ = [
     "describe_for",
     "last_window_end",
     "parse",
+    "rfc3339",
     "schedule_errors",
     "state_at",
     "state_text",
@@ -259,6 +260,11 @@ def state_at(
             continue
         return (True, closes) if opens <= now else (False, opens)
     return None
+
+
+def rfc3339(moment: datetime) -> str:
+    """``2026-03-02T08:00:00Z``: a moment as the API writes it."""
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def last_window_end(schedule: Schedule, start: datetime, end: datetime) -> datetime | None:

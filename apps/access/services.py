@@ -23,6 +23,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from apps.accounts.emails import normalize_email
+from apps.accounts.timezones import stamp
 from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
@@ -36,6 +37,7 @@ from .states import (
     GrantState,
     IllegalTransition,
     NotAllowed,
+    OutsideWindow,
     PolicyViolation,
     RequestKind,
     RequestState,
@@ -196,6 +198,30 @@ def _validate_submission(
             )
 
 
+def _refuse_outside_window(resource: Resource, now: datetime) -> None:
+    """A request to start now on a resource with a recurring window is refused while the
+    window is closed (``OutsideWindow``), naming the next opening: approved as asked, it
+    would be a grant Pomerium denies until then. The person may ask to start then."""
+    schedule = resource.parsed_schedule()
+    if schedule is None:
+        return
+    state = schedules.state_at(schedule, now, now, now + timedelta(days=8))
+    if state is None or state[0]:
+        return
+    opens = state[1]
+    at = stamp(opens, schedule.zone)
+    then = (
+        f"Ask to start then ({schedules.rfc3339(opens)})."
+        if resource.allow_scheduled
+        else "Ask again then."
+    )
+    raise OutsideWindow(
+        f"{resource.name} is open only {schedules.describe(schedule)}, and no window is open "
+        f"now. The next window opens {at}. {then}",
+        opens_at=opens,
+    )
+
+
 def submit_request(
     *,
     requester: User,
@@ -254,6 +280,8 @@ def submit_request(
             raise Conflict(
                 f"You already have access to {resource.name}; ask for an extension instead."
             )
+        if live is None and start_at is None:
+            _refuse_outside_window(resource, now)
         req = AccessRequest(
             requester=requester,
             filed_by=filed_by,

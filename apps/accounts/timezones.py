@@ -4,12 +4,15 @@ person's times in. The one home of these helpers; pages, the admin and notificat
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from django.utils import timezone
+
 if TYPE_CHECKING:
-    from django.http import HttpRequest
+    from django.http import HttpRequest, HttpResponse
 
 # Set by a tiny script from Intl.DateTimeFormat when the person has no zone preference.
 TZ_COOKIE = "jitportal_tz"
@@ -36,13 +39,41 @@ def zone_of(user: Any) -> tzinfo:
 
 
 def zone_for(request: HttpRequest) -> tzinfo:
-    """The zone a page shows times in: the preference, then the browser's (cookie), then UTC."""
+    """The zone a page shows times in: the preference, then the browser's (cookie), then UTC.
+
+    The one answer to "which zone does this person see?" for pages, the admin and the API
+    (``TimeZoneMiddleware`` activates it for every request)."""
+    return _zone_and_source(request)[0]
+
+
+def zone_source(request: HttpRequest) -> str:
+    """Where ``zone_for`` found the zone: ``preference``, ``browser`` or ``default`` (UTC).
+    The page script reloads a page rendered in the default once it has told the browser's."""
+    return _zone_and_source(request)[1]
+
+
+def _zone_and_source(request: HttpRequest) -> tuple[tzinfo, str]:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         preferred = valid_zone(getattr(user, "time_zone", ""))
         if preferred is not None:
-            return preferred
-    return valid_zone(request.COOKIES.get(TZ_COOKIE, "")) or UTC
+            return preferred, "preference"
+    browser = valid_zone(request.COOKIES.get(TZ_COOKIE, ""))
+    if browser is not None:
+        return browser, "browser"
+    return UTC, "default"
+
+
+class TimeZoneMiddleware:
+    """Every request renders in the zone its person sees (``zone_for``): the admin's lists
+    and forms, Django's date filters, and anything else that reads the current zone."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with timezone.override(zone_for(request)):
+            return self.get_response(request)
 
 
 def zone_label(zone: tzinfo) -> str:

@@ -29,7 +29,8 @@ from ninja.errors import HttpError, ValidationError
 from apps.access import reach
 from apps.access.models import AccessRequest, Grant
 from apps.access.queries import grant_of
-from apps.access.states import AccessError, Conflict, IllegalTransition, NotAllowed
+from apps.access.schedules import rfc3339
+from apps.access.states import AccessError, Conflict, IllegalTransition, NotAllowed, OutsideWindow
 from apps.accounts.models import User
 from apps.accounts.timezones import zone_for
 
@@ -79,6 +80,10 @@ def _access_error(request: HttpRequest, exc: AccessError) -> HttpResponse:
         return error_response(409, "illegal_transition", str(exc))
     if isinstance(exc, Conflict):
         return error_response(409, "conflict", str(exc))
+    if isinstance(exc, OutsideWindow):
+        # "Now" outside the resource's window: ``start_at`` names the next opening, to send.
+        fields = {"start_at": rfc3339(exc.opens_at)}
+        return error_response(422, "policy_violation", str(exc), fields)
     # PolicyViolation, and any rule of the domain without a more specific answer.
     return error_response(422, "policy_violation", str(exc))
 
