@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
+from django.http import QueryDict
 from django.utils import timezone
 
 from apps.accounts.timezones import stamp, valid_zone, zone_label, zone_names, zone_of
@@ -247,7 +248,8 @@ class RequestForm(forms.Form):
         )
         if not offered:
             return
-        data = self.data.copy()
+        data = QueryDict(mutable=True)
+        data.update(self.data)
         data["start"] = self.START_LATER
         data["start_at"] = refusal.opens_at.astimezone(self.zone).strftime("%Y-%m-%dT%H:%M")
         if not self.user.time_zone:

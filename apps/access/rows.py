@@ -101,10 +101,21 @@ class GrantRow:
 
     @classmethod
     def from_values(cls, values: tuple[Any, ...]) -> GrantRow:
-        head = values[:11]
+        (pk, request_id, state, break_glass, not_before, expires_at, sync, sync_error) = values[:8]
+        live_at, enforced_at, schedule = values[8:11]
         resource_name, resource_slug, cluster, level_name = values[11:]
         return cls(
-            *head,
+            pk,
+            request_id,
+            state,
+            break_glass,
+            not_before,
+            expires_at,
+            sync,
+            sync_error,
+            live_at,
+            enforced_at,
+            schedule,
             resource=ResourceCells(resource_name, resource_slug, cluster=cluster),
             level=None if level_name is None else LevelCells(level_name),
         )
