@@ -22,7 +22,7 @@ from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import format_html
 
-from apps.accounts.timezones import zone_for
+from apps.accounts.timezones import zone_for, zone_label
 from apps.audit import export
 from apps.audit.views import may_export
 
@@ -381,8 +381,9 @@ class GrantAdmin(ReadOnlyAdmin):
             "rows": rows,
             "between": between,
             "columns": reports.REPORT_COLUMNS,
+            "zone_name": zone_label(timezone.get_current_timezone()),
         }
-        # Rendered in UTC, as the page says (not in the reviewer's zone, as the list is).
+        # In the reader's zone, like every admin page; the CSV download stays UTC.
         return TemplateResponse(
             request, "admin/access/grant/access_report.html", context, status=status
         )

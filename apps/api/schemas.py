@@ -245,18 +245,32 @@ class ExtendIn(Schema):
 
 class AccessRowOut(Schema):
     resource: str
-    email: str
-    access_from: Instant
-    access_until: Instant
+    email: str = Field(description="The person; empty on a group's or a level's row.")
+    access_from: Instant | None = Field(
+        description="When Pomerium began to enforce the grant; null for base rules and levels."
+    )
+    access_until: Instant | None = Field(
+        description="When Pomerium confirmed the rule gone (or its own date window closed); "
+        "null while the person may still get in (a revocation not yet enforced) and for base "
+        "rules and levels."
+    )
     state: str
     break_glass: bool
     approved_by: str
-    request_id: int
-    grant_id: int
+    request_id: int | None
+    grant_id: int | None
     justification: str
     ticket: str
     revoked_by: str
     revoke_reason: str
+    source: str = Field(description="grant, base rule or level")
+    group: str = Field(description="The group a base rule names (also on its members' rows).")
+    criteria: str = Field(description="The extra PPL criteria, as JSON text.")
+    criteria_from: str = Field(description="Where those criteria come from.")
+    enforcement: str = Field(
+        description='What Pomerium confirmed, in words: "enforced from ...", "revocation not '
+        "yet enforced\", a base rule's group and the members seen at sign-in."
+    )
 
 
 class AccessReportOut(Schema):
