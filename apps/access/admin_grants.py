@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.template.response import TemplateResponse
@@ -24,6 +23,7 @@ from django.utils.html import format_html
 
 from apps.accounts.timezones import zone_for, zone_label
 from apps.audit import export
+from apps.audit.errors import AUDITOR, RoleRequired
 from apps.audit.views import may_export
 
 from . import reach, reports, services
@@ -336,7 +336,7 @@ class GrantAdmin(ReadOnlyAdmin):
 
     def _access_report(self, request: HttpRequest, *, between: bool) -> HttpResponse:
         if not may_see_reports(request):
-            raise PermissionDenied
+            raise RoleRequired(AUDITOR, "Reading the access reports")
         if request.method not in ("GET", "POST"):
             return HttpResponseNotAllowed(["GET", "POST"])
         # A GET only shows the form: running a report (which is audited in the viewer's

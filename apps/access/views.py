@@ -26,7 +26,7 @@ from apps.accounts.middleware import request_user
 from apps.accounts.services import update_preferences
 from apps.accounts.timezones import zone_for, zone_label
 
-from . import clusters, queries, reach, rows, schedules, services, watch
+from . import clusters, errors, queries, reach, rows, schedules, services, watch
 from .durations import duration_label
 from .forms import (
     BreakGlassForm,
@@ -551,11 +551,14 @@ def preferences(request: HttpRequest) -> HttpResponse:
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _render(request, "errors/403.html", {}, status=403)
+    """The 403 page: which role the page needs and who grants it (``errors.explain``)."""
+    return _render(request, "errors/403.html", {"reason": errors.explain(request, exception)}, 403)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _render(request, "errors/404.html", {}, status=404)
+    response = _render(request, "errors/404.html", {}, status=404)
+    setattr(response, errors.PORTAL_PAGE, True)  # the demo's DEBUG keeps it (errors.py)
+    return response
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
