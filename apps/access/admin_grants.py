@@ -232,6 +232,7 @@ class GrantAdmin(ReadOnlyAdmin):
                     "criteria",
                     "schedule",
                     "state",
+                    "access_answer",
                     "not_before",
                     "expires_at",
                     "created_at",
@@ -305,8 +306,17 @@ class GrantAdmin(ReadOnlyAdmin):
     @admin.display(description="can they get in now?", ordering="expires_at")
     def access_now(self, obj: Grant) -> str:
         """The one answer (``reach.access``), in the reader's zone; its detail on hover."""
-        answer = reach.access(obj, now=timezone.now(), zone=timezone.get_current_timezone())
-        return access_badge(answer)
+        return access_badge(self._answer(obj))
+
+    @admin.display(description="can they get in now?")
+    def access_answer(self, obj: Grant) -> str:
+        """The grant's page: the answer with its detail in words."""
+        answer = self._answer(obj)
+        return format_html("{} {}", access_badge(answer), answer.detail or "")
+
+    @staticmethod
+    def _answer(obj: Grant) -> reach.Access:
+        return reach.access(obj, now=timezone.now(), zone=timezone.get_current_timezone())
 
     # --- Access reports ----------------------------------------------------------------
 

@@ -27,7 +27,6 @@ from django.utils import timezone
 from django.utils.dates import MONTHS_3, WEEKDAYS_ABBR
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
-from django.utils.timesince import TIME_STRINGS, timeuntil
 
 from apps.accounts.timezones import abbreviation
 
@@ -226,21 +225,17 @@ class RequestRow:
 
 
 class LocalTimes:
-    """``{{ value|date:"D j M H:i" }}`` and ``{{ value|timeuntil:now }}`` in one zone, for
-    many values.
+    """``{{ value|date:"D j M H:i T" }}`` in one zone, for many values.
 
     Django's ``D`` is ``WEEKDAYS_ABBR``, ``M`` is ``MONTHS_3`` title-cased (both translated),
-    ``j`` the day without a zero, ``H:i`` the 24-hour time. The translated names are looked
-    up once per page rather than twice per value; so are ``timeuntil``'s units.
+    ``j`` the day without a zero, ``H:i`` the 24-hour time, ``T`` the zone's abbreviation.
+    The translated names are looked up once per page rather than twice per value.
     """
 
     def __init__(self, zone: tzinfo) -> None:
         self.zone = zone
         self.weekdays = [str(WEEKDAYS_ABBR[day]) for day in range(7)]
         self.months = [""] + [str(MONTHS_3[month]).title() for month in range(1, 13)]
-
-        # Any: Django's stubs ask for str values; these format like its lazy strings.
-        self.units: dict[str, Any] = {n: _TranslatedOnce(t) for n, t in TIME_STRINGS.items()}
 
     def short(self, value: datetime) -> str:
         """``Mon 2 Mar 09:00 CET``: every time a person reads names its zone."""
@@ -250,28 +245,6 @@ class LocalTimes:
             f"{weekday} {local.day} {month} {local.hour:02d}:{local.minute:02d} "
             f"{abbreviation(local)}"
         )
-
-    def until(self, value: datetime, now: datetime) -> str:
-        """``{{ value|timeuntil:now }}``: Django's own ``timeuntil``, with its unit strings
-        ("%(num)d hours") translated once per number and page instead of once per use."""
-        return timeuntil(value, now, time_strings=self.units)
-
-
-class _TranslatedOnce:
-    """A lazy plural string of ``timesince`` that remembers each ``% {"num": n}`` result.
-
-    The translation depends only on the language, which a page does not change.
-    """
-
-    def __init__(self, text: Any) -> None:
-        self.text = text
-        self.done: dict[int, str] = {}
-
-    def __mod__(self, values: dict[str, int]) -> str:
-        num = values["num"]
-        if num not in self.done:
-            self.done[num] = str(self.text % values)
-        return self.done[num]
 
 
 GRANT_ROW = (

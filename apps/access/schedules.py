@@ -38,7 +38,6 @@ __all__ = [
     "rfc3339",
     "schedule_errors",
     "state_at",
-    "state_text",
     "windows",
 ]
 
@@ -209,21 +208,6 @@ def describe_for(schedule: Schedule, zone: tzinfo, now: datetime) -> str:
             f"{text}; for you ({name}) the next window is {local_open:%a %H:%M}-{local_close:%H:%M}"
         )
     return text
-
-
-def state_text(
-    schedule: Schedule, now: datetime, start: datetime, end: datetime, zone: tzinfo
-) -> str:
-    """What the dashboard says: ``open now, closes 17:00`` or ``next opens Mon 09:00``
-    (times in ``zone``), or ``no window left``."""
-    state = state_at(schedule, now, start, end)
-    if state is None:
-        return "no window left"
-    is_open, moment = state
-    local = moment.astimezone(zone)
-    if is_open:
-        return f"open now, closes {local:%H:%M}"
-    return f"next opens {local:%a %H:%M}"
 
 
 def windows(

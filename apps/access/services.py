@@ -253,14 +253,15 @@ def submit_request(
         groups = requester.group_names()
         if resource.is_active and not resource.may_request(requester, groups):
             raise NotAllowed(f"You may not request {resource.name}.")
-        live = (
+        # The person's scheduled or active grant here, if any: a request then extends it.
+        held = (
             Grant.objects.open()
             .filter(user=requester, resource=resource)
             .select_related("level")
             .first()
         )
-        if level is None and live is not None:
-            level = live.level
+        if level is None and held is not None:
+            level = held.level
         level = _check_level(resource, level)
         _validate_submission(
             requester=requester,
@@ -276,18 +277,18 @@ def submit_request(
             raise Conflict(
                 f"You already have a pending request for {resource.name}; wait for it or cancel it."
             )
-        if live is not None and start_at is not None:
+        if held is not None and start_at is not None:
             raise Conflict(
                 f"You already have access to {resource.name}; ask for an extension instead."
             )
-        if live is None and start_at is None:
+        if held is None and start_at is None:
             _refuse_outside_window(resource, now)
         req = AccessRequest(
             requester=requester,
             filed_by=filed_by,
             resource=resource,
-            kind=RequestKind.EXTENSION if live else RequestKind.NEW,
-            extends_grant=live,
+            kind=RequestKind.EXTENSION if held else RequestKind.NEW,
+            extends_grant=held,
             level=level,
             duration_minutes=duration_minutes,
             start_at=start_at,
@@ -313,10 +314,10 @@ def submit_request(
             details=details,
         )
         rule = resource.auto_approve_rule_for(groups, duration_minutes, level)
-        if rule is not None and live is not None:
+        if rule is not None and held is not None:
             # An extension is auto-approved only if the rule covers the grant's whole new
             # window (from its start), and that window stays within the level's maximum.
-            window = live.expires_at + timedelta(minutes=duration_minutes) - live.not_before
+            window = held.expires_at + timedelta(minutes=duration_minutes) - held.not_before
             covered = min(cast(int, rule["max_minutes"]), resource.max_minutes(level))
             if window > timedelta(minutes=covered):
                 rule = None

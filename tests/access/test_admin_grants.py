@@ -250,7 +250,7 @@ def test_grant_list_says_whether_they_can_get_in_now(bob: Any, resource: Any) ->
         sync_status=SyncStatus.LIVE,
         live_at=now,
     )
-    GrantFactory(
+    later = GrantFactory(
         request__resource=ResourceFactory(),
         not_before=now + timedelta(days=1),
         expires_at=now + timedelta(days=1, hours=1),
@@ -260,6 +260,8 @@ def test_grant_list_says_whether_they_can_get_in_now(bob: Any, resource: Any) ->
     )
 
     html = client.get(CHANGELIST).content.decode()
+    page = client.get(f"{CHANGELIST}{later.pk}/change/").content.decode()
+    assert "can they get in now?" in page.lower() and "Opens " in page
 
     assert "Allowed now, until " in html
     assert "Opens " in html

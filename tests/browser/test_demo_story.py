@@ -302,42 +302,44 @@ def test_demo_story(page: Any, demo_stack: DemoStack, artifacts: Path) -> None:
 def test_the_dashboard_updates_without_a_reload_after_an_approval_elsewhere(
     browser: Any, demo_stack: DemoStack, artifacts: Path
 ) -> None:
-    """Alice watches her dashboard while Bob approves in his own session: it goes from
-    waiting for approval to Waiting for Pomerium to Allowed now, with no reload."""
+    """Erin watches her dashboard while Bob approves in his own session: it goes from
+    waiting for approval to Allowed now (through Waiting for Pomerium), with no reload.
+    (Erin holds nothing on Grafana admin in the seeded story; Alice holds Billing admin.)"""
     contexts = [
         browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
         for _ in range(2)
     ]
     try:
-        alice, bob = (Story(c.new_page(), demo_stack, artifacts) for c in contexts)
-        alice.sign_in("alice", "Alice Requester")
-        alice.open("/requests/new?resource=billing-admin")
-        alice.page.fill("#id_justification", "Check the invoice run before the close")
-        alice.page.click("button:has-text('Send request')")
-        alice.page.wait_for_url(re.compile(r"/requests/\d+$"))
-        request_id = alice.page.url.rsplit("/", 1)[1]
-        alice.open("/")
-        row = alice.page.locator(f"tr[data-request='{request_id}']")
-        assert row.locator("td.outcome").inner_text().startswith("Waiting for approval")
+        erin, bob = (Story(c.new_page(), demo_stack, artifacts) for c in contexts)
+        erin.sign_in("erin", "Erin Approver")
+        erin.open("/requests/new?resource=grafana-admin")
+        erin.page.select_option("#id_level", "full")
+        erin.page.fill("#id_justification", "Review the alert routing with the SRE team")
+        erin.page.click("button:has-text('Send request')")
+        erin.page.wait_for_url(re.compile(r"/requests/\d+$"))
+        request_id = erin.page.url.rsplit("/", 1)[1]
+        erin.open("/")
+        row = erin.page.locator(f"tr[data-request='{request_id}']")
+        assert row.locator("td.outcome").inner_text() == "Waiting for approval", erin.text()
         # A mark that a reload would wipe out.
-        alice.page.evaluate("window.jitNoReload = true")
+        erin.page.evaluate("window.jitNoReload = true")
 
         bob.sign_in("bob", "Bob Approver")
         bob.run_admin_action(
             "/admin/access/accessrequest/?state__exact=pending",
-            [ALICE, "Billing admin"],
+            ["erin@example.com", "Grafana admin"],
             "approve_selected",
         )
         assert bob.confirm_admin_action("Approve") == "1 approved", bob.text()
 
-        allowed = alice.page.locator("table.grants .badge.access-allowed")
+        allowed = erin.page.locator("table.grants .badge.access-allowed")
         allowed.wait_for(timeout=POLL_SECONDS * 1000)
-        assert allowed.inner_text().startswith("Allowed now, until "), alice.text()
-        assert alice.page.evaluate("window.jitNoReload") is True, "the page was reloaded"
-        assert row.locator("td.outcome").inner_text() == "Approved", alice.text()
-        alice.shot("alice-dashboard-updated-without-reload")
+        assert allowed.inner_text().startswith("Allowed now, until "), erin.text()
+        assert erin.page.evaluate("window.jitNoReload") is True, "the page was reloaded"
+        assert row.locator("td.outcome").inner_text() == "Approved", erin.text()
+        erin.shot("erin-dashboard-updated-without-reload")
         # Nothing is pending any more: the page stops asking.
-        assert alice.page.locator("[data-watch]").get_attribute("data-pending") == "false"
+        assert erin.page.locator("[data-watch]").get_attribute("data-pending") == "false"
     finally:
         for context in contexts:
             context.close()
