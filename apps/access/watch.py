@@ -32,9 +32,10 @@ LOOK_AHEAD = timedelta(hours=12)
 class Watch:
     """The state one page shows: its grants' answers and its requests' outcomes."""
 
+    poll_seconds: ClassVar[int] = POLL_SECONDS
+
     now: datetime
     grants: list[dict[str, Any]] = field(default_factory=list)
-    poll_seconds: ClassVar[int] = POLL_SECONDS
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     def grant(self, pk: int, request_id: int, access: reach.Access) -> None:

@@ -24,6 +24,19 @@ WEEKDAYS = {"days": "mon-fri", "after": "09:00", "before": "17:00", "timezone": 
 SUNDAY_EVENING = datetime(2026, 3, 1, 20, 13, tzinfo=UTC)  # 21:13 in Berlin
 
 
+def scheduled_grant(user: Any, resource: Any, start: datetime) -> Any:
+    """A one-hour grant from ``start``, its rule already confirmed in Pomerium."""
+    return GrantFactory(
+        request__requester=user,
+        request__resource=resource,
+        state=GrantState.SCHEDULED,
+        not_before=start,
+        expires_at=start + timedelta(hours=1),
+        sync_status=SyncStatus.LIVE,
+        live_at=timezone.now(),
+    )
+
+
 @pytest.fixture
 def alice(signed_in: Any) -> Any:
     return signed_in("alice", groups=["engineering"])
@@ -107,15 +120,7 @@ def test_the_notice_about_a_grant_that_has_not_started_says_when_it_opens(alice)
     client, user = alice
     grafana = ResourceFactory(slug="grafana", name="Grafana")
     start = timezone.now() + timedelta(days=1)
-    GrantFactory(
-        request__requester=user,
-        request__resource=grafana,
-        state=GrantState.SCHEDULED,
-        not_before=start,
-        expires_at=start + timedelta(hours=1),
-        sync_status=SyncStatus.LIVE,
-        live_at=timezone.now(),
-    )
+    scheduled_grant(user, grafana, start)
 
     html = client.get("/requests/new").content.decode()
 
@@ -192,15 +197,7 @@ def test_a_grant_opening_soon_gets_one_look_then(alice):
     client, user = alice
     grafana = ResourceFactory(slug="grafana", name="Grafana")
     start = (timezone.now() + timedelta(hours=2)).replace(microsecond=0)
-    GrantFactory(
-        request__requester=user,
-        request__resource=grafana,
-        state=GrantState.SCHEDULED,
-        not_before=start,
-        expires_at=start + timedelta(hours=1),
-        sync_status=SyncStatus.LIVE,
-        live_at=timezone.now(),
-    )
+    scheduled_grant(user, grafana, start)
 
     state = client.get("/status").json()
 
