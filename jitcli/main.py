@@ -103,7 +103,7 @@ def _request_line(req: dict[str, Any]) -> str:
 
 def _grant_line(g: dict[str, Any]) -> str:
     return (
-        f"Grant {g['id']} on {g['resource_name']}: {g['access']['label']}, "
+        f"Grant {g['id']} on {g['resource_name']}: {g['state']}, {g['access']['label']}, "
         f"{local(g['not_before'])} → {local(g['expires_at'])}"
     )
 

@@ -49,7 +49,13 @@ Pomerium forwards the verified `X-Pomerium-Jwt-Assertion`; the portal trusts not
 **Writes** must be `Content-Type: application/json`; cross-site requests (by
 `Sec-Fetch-Site` or `Origin`) and CORS preflights are refused.
 
-**Times** are RFC 3339, UTC (`Z`) in answers; inputs need a zone.
+**Times** are RFC 3339, UTC (`Z`) in answers; inputs need a zone. Words (`access.label`,
+`access.detail`, `outcome`) are in your zone (your preference, else the browser's, else
+UTC) and name it.
+
+**Can I get in now?** Every grant carries `access`: `allowed` (until `until`), `opens`
+(at `opens_at`), `waiting` (for Pomerium), `error` (not enforced) or `ended`. Only
+`allowed` means Pomerium lets the holder in now.
 
 **Errors** are `{"error": {"code", "message", "fields"?}}`.
 """

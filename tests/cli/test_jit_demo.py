@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -239,10 +240,20 @@ def test_resources_show_durations_and_flags(alice):
     assert "ticket, schedulable" in rows["prod-db"]
 
 
+def _in_the_next_prod_window() -> str:
+    """Tomorrow or the next weekday, 10:00 Berlin: the prod DB takes "now" only in its
+    weekday window, so the request asks for a start inside the next one."""
+    berlin = ZoneInfo("Europe/Berlin")
+    day = datetime.now(berlin) + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day.replace(hour=10, minute=0, second=0, microsecond=0).isoformat()
+
+
 def test_a_partly_approved_request_can_still_be_cancelled(alice, bob):
     req = alice.jit_json(
         "request", "prod-db", "--for", "30m", "--reason", "Read the slow query log",
-        "--ticket", "INC-7",
+        "--ticket", "INC-7", "--at", _in_the_next_prod_window(),
     )  # fmt: skip
     approved = bob.jit("approve", str(req["id"]), "--note", "fine by me")
     pending = bob.jit("pending")
