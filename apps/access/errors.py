@@ -25,10 +25,12 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.signals import got_request_exception
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
+from django.shortcuts import render
 from django.template import loader
 
 from apps.accounts import roles
+from apps.accounts.timezones import zone_for, zone_label
 from apps.audit.errors import RoleRequired
 
 from .error_log import is_outage
@@ -95,22 +97,18 @@ class ErrorAnswersMiddleware:
         if exc is not None:
             return unavailable(request, exc)
         if settings.DEBUG and _debug_404(request, response):
-            from . import views
-
-            return views.not_found(request)
+            return not_found(request)
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
-        from . import views  # the pages; views import this module's helpers
-
         if is_outage(exception):
             return unavailable(request, exception)
         if request.path.startswith("/api/"):
             return None  # the API answers in its own shape
         if isinstance(exception, PermissionDenied):
-            return views.forbidden(request, exception)
+            return forbidden(request, exception)
         if isinstance(exception, Http404) and settings.DEBUG:
-            return views.not_found(request, exception)
+            return not_found(request, exception)
         return None
 
 
@@ -125,6 +123,36 @@ def _debug_404(request: HttpRequest, response: HttpResponse) -> bool:
 
 
 PORTAL_PAGE = "jitportal_page"
+
+
+# --- The pages (handler403, handler404, handler500) ---------------------------------------
+
+
+def _page(
+    request: HttpRequest, template: str, context: dict[str, Any], status: int
+) -> HttpResponse:
+    zone = zone_for(request)
+    return render(request, template, {**context, "zone_name": zone_label(zone)}, status=status)
+
+
+def forbidden(request: HttpRequest, exception: BaseException | None = None) -> HttpResponse:
+    """The 403 page: which role the page needs and who grants it (``explain``)."""
+    return _page(request, "errors/403.html", {"reason": explain(request, exception)}, 403)
+
+
+def not_found(request: HttpRequest, exception: BaseException | None = None) -> HttpResponse:
+    response = _page(request, "errors/404.html", {}, 404)
+    setattr(response, PORTAL_PAGE, True)  # the demo's DEBUG keeps it (``_debug_404``)
+    return response
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    # No base template, no context processors, no database: this page must render even
+    # when whatever broke the request is still broken.
+    html = loader.get_template("errors/500.html").render(
+        {"request_id": getattr(request, "request_id", "")}
+    )
+    return HttpResponseServerError(html)
 
 
 # --- Who grants a role --------------------------------------------------------------------

@@ -14,9 +14,8 @@ from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template import loader
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -26,7 +25,7 @@ from apps.accounts.middleware import request_user
 from apps.accounts.services import update_preferences
 from apps.accounts.timezones import zone_for, zone_label
 
-from . import clusters, errors, queries, reach, rows, schedules, services, watch
+from . import clusters, queries, reach, rows, schedules, services, watch
 from .durations import duration_label
 from .forms import (
     BreakGlassForm,
@@ -545,26 +544,3 @@ def preferences(request: HttpRequest) -> HttpResponse:
             initial={"time_zone": user.time_zone, "notify_expiry": user.notify_expiry}
         )
     return _render(request, "access/preferences.html", {"form": form})
-
-
-# --- Error pages ---------------------------------------------------------------------------
-
-
-def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """The 403 page: which role the page needs and who grants it (``errors.explain``)."""
-    return _render(request, "errors/403.html", {"reason": errors.explain(request, exception)}, 403)
-
-
-def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    response = _render(request, "errors/404.html", {}, status=404)
-    setattr(response, errors.PORTAL_PAGE, True)  # the demo's DEBUG keeps it (errors.py)
-    return response
-
-
-def server_error(request: HttpRequest) -> HttpResponse:
-    # No base template, no context processors, no database: this page must render even
-    # when whatever broke the request is still broken.
-    html = loader.get_template("errors/500.html").render(
-        {"request_id": getattr(request, "request_id", "")}
-    )
-    return HttpResponseServerError(html)

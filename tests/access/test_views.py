@@ -11,9 +11,9 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from apps.access import services
+from apps.access.errors import server_error
 from apps.access.models import AccessRequest, Grant
 from apps.access.states import GrantState, RequestKind, RequestState, SyncStatus
-from apps.access.views import server_error
 from apps.accounts.models import User
 from apps.accounts.timezones import when as reach_when
 from apps.audit.models import AuditAction, AuditEvent
