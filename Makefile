@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-pg lint check ci-checks clean browsers
+.PHONY: demo test test-pg lint check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ lint: $(STAMP)
 	DEBUG=true $(VENV)/bin/mypy apps devtools jitportal jitcli
 	DEBUG=true $(VENV)/bin/lint-imports
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
+
+## check: everything CI checks, in order: lint, then the whole test suite
+check: lint test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-data test-artifacts

@@ -103,9 +103,8 @@ def _request_line(req: dict[str, Any]) -> str:
 
 
 def _grant_line(g: dict[str, Any]) -> str:
-    live = "live in Pomerium" if g["live_in_pomerium"] else f"sync {g['sync_status']}"
     return (
-        f"Grant {g['id']} on {g['resource_name']}: {g['state']}, {live}, "
+        f"Grant {g['id']} on {g['resource_name']}: {g['state']}, {g['access']['label']}, "
         f"{local(g['not_before'])} → {local(g['expires_at'])}"
     )
 
@@ -147,7 +146,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             str(g["id"]),
             g["resource"],
             g["state"],
-            _live_cell(g),
+            g["access"]["label"],
             local(g["not_before"]),
             local(g["expires_at"]),
             until_text(g["expires_at"]),
@@ -168,21 +167,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     text = "\n\n".join(
         part
         for part in (
-            table(["GRANT", "RESOURCE", "STATE", "LIVE", "FROM", "UNTIL", "LEFT"], grant_rows),
+            table(["GRANT", "RESOURCE", "STATE", "ACCESS", "FROM", "UNTIL", "LEFT"], grant_rows),
             table(["REQUEST", "RESOURCE", "KIND", "STATE", "FOR", "CREATED"], request_rows),
         )
         if part
     )
     emit({"grants": grants, "requests": requests_}, args.json, text or "No requests yet.")
     return OK
-
-
-def _live_cell(g: dict[str, Any]) -> str:
-    if g["live_in_pomerium"]:
-        return "yes"
-    if g["state"] == "scheduled" and g["sync_status"] == "live":
-        return "at start"  # the rule is in Pomerium; its date window opens later
-    return g["sync_status"]
 
 
 def _wait_state(req: dict[str, Any], now: datetime) -> tuple[str, int | None]:
@@ -196,14 +187,13 @@ def _wait_state(req: dict[str, Any], now: datetime) -> tuple[str, int | None]:
         return f"request {state}{reason}", ENDED
     if grant is None:
         return "approved; waiting for the grant", None
-    if grant["state"] in ("revoked", "expired"):
-        return f"grant {grant['state']}", ENDED
-    if grant["live_in_pomerium"]:
-        return f"live in Pomerium until {local(grant['expires_at'])}", OK
-    opens = parse_instant(grant["not_before"])
-    if grant["state"] == "scheduled" and opens and opens > now:
-        return f"approved; opens at {local(grant['not_before'])}", None
-    return f"approved; waiting for Pomerium (sync {grant['sync_status']})", None
+    # The portal's one answer to "can I get in now?": only "allowed" ends the wait.
+    access = grant["access"]
+    if access["state"] == "allowed":
+        return access["label"], OK
+    if access["state"] == "ended":
+        return f"{access['label']}: {access['detail']}" if access["detail"] else "ended", ENDED
+    return f"approved; {access['label']}", None
 
 
 def cmd_wait(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ refuses to start unless ``SECRET_KEY``, ``ALLOWED_HOSTS``, ``JWKS_ENDPOINT`` and
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import environ
@@ -59,7 +60,15 @@ _missing = [
     )
     if not value
 ]
-if not DEBUG and _missing:
+# ``manage.py verify_audit --file EXPORT`` checks a file an auditor holds: no database, no
+# secret, no Pomerium. It runs without production settings, wherever the export is. Read
+# from the command line, never from the environment, so no setting can turn the refusal off.
+OFFLINE_COMMAND = (
+    Path(sys.argv[0]).name == "manage.py"
+    and sys.argv[1:2] == ["verify_audit"]
+    and any(arg == "--file" or arg.startswith("--file=") for arg in sys.argv[2:])
+)
+if not DEBUG and _missing and not OFFLINE_COMMAND:
     raise ImproperlyConfigured(
         "Refusing to start in production mode (DEBUG is false) without: "
         + ", ".join(_missing)
@@ -106,6 +115,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apps.accounts.middleware.HealthCheckMiddleware",
+    # Outside every layer that reads the database: an outage is a 503, a refusal a clear 403.
+    "apps.access.errors.ErrorAnswersMiddleware",
     # /api/ only: CSRF by content type and fetch metadata, JSON errors (apps/api/middleware.py)
     "apps.api.middleware.ApiGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -113,6 +124,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "apps.accounts.middleware.PomeriumAssertionMiddleware",
+    # Every page, the admin included, renders in the zone its person sees (one clock).
+    "apps.accounts.timezones.TimeZoneMiddleware",
     "jitportal.admin_ids.AdminSelectionMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -160,6 +173,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# Every date and time Django formats (the admin's lists and forms) names its zone:
+# jitportal/formats/en/formats.py.
+FORMAT_MODULE_PATH = ["jitportal.formats"]
 USE_I18N = True
 USE_TZ = True
 
@@ -339,7 +355,11 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_context": {"()": "apps.audit.logging.RequestContextFilter"}},
+    "filters": {
+        "request_context": {"()": "apps.audit.logging.RequestContextFilter"},
+        # A routine 403 or a database outage is one line, never a traceback.
+        "routine_errors": {"()": "apps.access.error_log.QuietRoutineErrors"},
+    },
     "formatters": {
         "json": {"()": "apps.audit.logging.JsonFormatter"},
         "text": {
@@ -350,11 +370,14 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT,
-            "filters": ["request_context"],
+            "filters": ["request_context", "routine_errors"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's own console handler (DEBUG only) would print every record a second time,
+        # unfiltered: Django's records go to ours, once.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "INFO"},
         # Never log request bodies or headers (they carry assertions).
         "django.request": {"level": "WARNING"},

@@ -21,6 +21,6 @@ urlpatterns = [
     path("", include("apps.access.urls")),
 ]
 
-handler403 = "apps.access.views.forbidden"
-handler404 = "apps.access.views.not_found"
-handler500 = "apps.access.views.server_error"
+handler403 = "apps.access.errors.forbidden"
+handler404 = "apps.access.errors.not_found"
+handler500 = "apps.access.errors.server_error"

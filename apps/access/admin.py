@@ -27,7 +27,7 @@ from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
 from apps.accounts.middleware import request_user
-from apps.accounts.timezones import zone_for
+from apps.accounts.timezones import abbreviation, zone_for
 from apps.ppl import criteria_errors, validate_ppl
 
 from . import briefs, clusters, inbox, services
@@ -510,11 +510,12 @@ _SPACES = re.compile(r"[ \t\r\n]+")
 
 
 def _moment(value: Any, same_day_as: Any = None) -> str:
-    """``Mon 3 Jun 14:00`` in the active zone; only ``14:00`` on the day of ``same_day_as``."""
+    """``Mon 3 Jun 14:00 CEST`` in the active zone (the reader's); only ``14:00 CEST`` on the
+    day of ``same_day_as``."""
     local = timezone.localtime(value)
     if same_day_as is not None and timezone.localtime(same_day_as).date() == local.date():
-        return f"{local:%H:%M}"
-    return f"{local:%a} {local.day} {local:%b %H:%M}"
+        return f"{local:%H:%M} {abbreviation(local)}"
+    return f"{local:%a} {local.day} {local:%b %H:%M} {abbreviation(local)}"
 
 
 class WaitingForMeFilter(admin.SimpleListFilter):

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django import forms
@@ -46,6 +45,7 @@ from apps.accounts.timezones import zone_for, zone_label
 from jitportal.admin_ids import is_valid_id
 from jitportal.admin_lists import FastListAdmin, FastResultsChangeList
 
+from . import reach
 from .states import AccessError
 
 if TYPE_CHECKING:
@@ -153,17 +153,15 @@ def run_confirmed(
         "media": modeladmin.media,
         **action.context(request, objects),
     }
-    with timezone.override(zone):
-        response = TemplateResponse(
-            request,
-            [
-                f"admin/{opts.app_label}/{opts.model_name}/action_confirmation.html",
-                "admin/access/action_confirmation.html",
-            ],
-            context,
-        )
-        # Render now, while the person's zone is active (TemplateResponse is lazy).
-        return response.render()
+    # Rendered in the person's zone, like every page (``TimeZoneMiddleware``).
+    return TemplateResponse(
+        request,
+        [
+            f"admin/{opts.app_label}/{opts.model_name}/action_confirmation.html",
+            "admin/access/action_confirmation.html",
+        ],
+        context,
+    )
 
 
 class ColumnsChangeList(FastResultsChangeList):
@@ -355,26 +353,7 @@ class ConfirmedActionsMixin(StrictIdsMixin):
                 if action.applicable(obj) and self.has_action_permission(request, action)
             ]
         extra = {**(extra_context or {}), "object_action_buttons": buttons}
-        view = partial(super().change_view, request, object_id, form_url, extra)
-        return in_zone(request, view)
-
-    def changelist_view(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        return in_zone(request, partial(super().changelist_view, request, extra_context))
-
-
-def in_zone(request: HttpRequest, view: Callable[[], HttpResponse]) -> HttpResponse:
-    """Run and render an admin view in the reviewer's zone, as the requester pages do.
-
-    The admin's TemplateResponses render lazily, after the view returns; render them
-    while the override holds so every time on the page is in one zone.
-    """
-    with timezone.override(zone_for(request)):
-        response = view()
-        if isinstance(response, TemplateResponse) and not response.is_rendered:
-            response.render()
-    return response
+        return super().change_view(request, object_id, form_url, extra)
 
 
 # --- Shared shapes of the access admin ------------------------------------------------------
@@ -386,9 +365,10 @@ BADGE = (
 STATE_COLOURS = {
     "pending": ("#fff4d6", "#9a6700"),
     "scheduled": ("#fff4d6", "#9a6700"),
-    "approved": ("#dcf5e3", "#1a7f37"),
-    "active": ("#dcf5e3", "#1a7f37"),
-    "live": ("#dcf5e3", "#1a7f37"),
+    # Green means "Pomerium lets them in now" and nothing else (``access_badge``).
+    "approved": ("#eef2ff", "#3451b2"),
+    "active": ("#eef2ff", "#3451b2"),
+    "live": ("#eef2ff", "#3451b2"),
     "rejected": ("#fde2e1", "#b42318"),
     "revoked": ("#fde2e1", "#b42318"),
     "error": ("#fde2e1", "#b42318"),
@@ -398,6 +378,27 @@ STATE_COLOURS = {
 def badge(value: str, label: str) -> str:
     bg, fg = STATE_COLOURS.get(value, ("#eceef3", "#5d6677"))
     return format_html(BADGE, bg, fg, label)
+
+
+ACCESS_COLOURS = {
+    reach.ALLOWED: ("#dcf5e3", "#1a7f37"),
+    reach.OPENS: ("#eef2ff", "#3451b2"),
+    reach.WAITING: ("#fff4d6", "#9a6700"),
+    reach.ERROR: ("#fde2e1", "#b42318"),
+}
+
+
+def access_badge(answer: reach.Access) -> str:
+    """The one answer to "can they get in now?" (``reach.access``), the detail on hover."""
+    bg, fg = ACCESS_COLOURS.get(answer.state, ("#eceef3", "#5d6677"))
+    return format_html(
+        '<span title="{}" style="display:inline-block;padding:0 .45em;border-radius:9px;'
+        'background:{};color:{};font-weight:600">{}</span>',
+        answer.detail or "",
+        bg,
+        fg,
+        answer.label,
+    )
 
 
 def without_delete_selected(actions: dict[str, Any]) -> dict[str, Any]:

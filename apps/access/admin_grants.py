@@ -14,27 +14,27 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.timesince import timeuntil
 
 from apps.accounts.middleware import request_user
-from apps.accounts.timezones import zone_for
+from apps.accounts.timezones import zone_for, zone_label
 from apps.audit import export
+from apps.audit.errors import AUDITOR, RoleRequired
 from apps.audit.views import may_export
 
-from . import reports, services
+from . import reach, reports, services
 from .admin_actions import (
     BADGE,
     BoundedRelatedOnlyFilter,
     ConfirmedAction,
     ParentViewInline,
     ReadOnlyAdmin,
+    access_badge,
     badge,
     run_confirmed,
 )
@@ -173,7 +173,7 @@ class GrantAdmin(ReadOnlyAdmin):
         "flags",
         "not_before",
         "expires_at",
-        "time_left",
+        "access_now",
         "sync_badge",
         "live_at",
         "enforced_at",
@@ -190,11 +190,13 @@ class GrantAdmin(ReadOnlyAdmin):
         "not_before",
     )
     search_fields = ("email", "user__username", "resource__slug", "resource__name")
-    list_select_related = ("resource", "level")
+    list_select_related = ("resource", "level", "revoked_by")
     list_only = (
         "email",
+        "user",
         "resource",
         "resource__name",
+        "resource__cluster",
         "state",
         "level",
         "level__name",
@@ -202,8 +204,14 @@ class GrantAdmin(ReadOnlyAdmin):
         "reviewed_at",
         "not_before",
         "expires_at",
+        "schedule",
         "revoked_at",
+        "revoked_by",
+        "revoked_by__email",
+        "revoked_by__username",
+        "revoke_reason",
         "sync_status",
+        "sync_error",
         "live_at",
         "enforced_at",
     )
@@ -229,6 +237,7 @@ class GrantAdmin(ReadOnlyAdmin):
                     "criteria",
                     "schedule",
                     "state",
+                    "access_answer",
                     "not_before",
                     "expires_at",
                     "created_at",
@@ -299,16 +308,20 @@ class GrantAdmin(ReadOnlyAdmin):
             return format_html(BADGE, "#b42318", "#fff", "BREAK-GLASS · needs review")
         return format_html(BADGE, "#fde2e1", "#b42318", "break-glass · reviewed")
 
-    @admin.display(description="time left", ordering="expires_at")
-    def time_left(self, obj: Grant) -> str:
-        if obj.state not in OPEN_GRANT_STATES:
-            return "—"
-        now = timezone.now()
-        if obj.expires_at <= now:
-            return "ending"
-        if obj.not_before > now:
-            return f"starts in {timeuntil(obj.not_before, now, depth=1)}"
-        return timeuntil(obj.expires_at, now, depth=2)
+    @admin.display(description="can they get in now?", ordering="expires_at")
+    def access_now(self, obj: Grant) -> str:
+        """The one answer (``reach.access``), in the reader's zone; its detail on hover."""
+        return access_badge(self._answer(obj))
+
+    @admin.display(description="can they get in now?")
+    def access_answer(self, obj: Grant) -> str:
+        """The grant's page: the answer with its detail in words."""
+        answer = self._answer(obj)
+        return format_html("{} {}", access_badge(answer), answer.detail or "")
+
+    @staticmethod
+    def _answer(obj: Grant) -> reach.Access:
+        return reach.access(obj, now=timezone.now(), zone=timezone.get_current_timezone())
 
     # --- Access reports ----------------------------------------------------------------
 
@@ -338,7 +351,7 @@ class GrantAdmin(ReadOnlyAdmin):
 
     def _access_report(self, request: HttpRequest, *, between: bool) -> HttpResponse:
         if not may_see_reports(request):
-            raise PermissionDenied
+            raise RoleRequired(AUDITOR, "Reading the access reports")
         if request.method not in ("GET", "POST"):
             return HttpResponseNotAllowed(["GET", "POST"])
         # A GET only shows the form: running a report (which is audited in the viewer's
@@ -383,8 +396,9 @@ class GrantAdmin(ReadOnlyAdmin):
             "rows": rows,
             "between": between,
             "columns": reports.REPORT_COLUMNS,
+            "zone_name": zone_label(timezone.get_current_timezone()),
         }
-        # Rendered in UTC, as the page says (not in the reviewer's zone, as the list is).
+        # In the reader's zone, like every admin page; the CSV download stays UTC.
         return TemplateResponse(
             request, "admin/access/grant/access_report.html", context, status=status
         )

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 REQUEST_SUBMITTED = "request_submitted"
 REQUEST_DECIDED = "request_decided"
 GRANT_REVOKED = "grant_revoked"
+# Pomerium confirmed a grant's rule for the first time. That is not "the person may get in
+# now": a scheduled grant, or one between its recurring windows, opens later. What they can
+# do at any moment is ``reach.access``; listeners that tell people use that.
 GRANT_LIVE = "grant_live"
 BREAK_GLASS = "break_glass"
 # A break-glass activation refused while earlier ones await review (``grant_id``: the latest

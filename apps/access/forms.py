@@ -13,14 +13,17 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
+from django.http import QueryDict
 from django.utils import timezone
 
-from apps.accounts.timezones import valid_zone, zone_label, zone_names, zone_of
+from apps.accounts.timezones import stamp, valid_zone, zone_label, zone_names, zone_of
 from apps.kit.text import refuse_hidden
 
+from . import schedules
 from .durations import duration_label
 from .models import Resource
 from .services import MAX_TEXT
+from .states import OutsideWindow
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
@@ -133,11 +136,20 @@ class RequestForm(forms.Form):
     # Filled by JavaScript with the browser's zone; ignored when the person set a preference.
     tz = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
 
-    def __init__(self, *args: Any, user: User, resources: list[Resource], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        user: User,
+        resources: list[Resource],
+        zone: tzinfo | None = None,
+        groups: set[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
         self.resources = {r.slug: r for r in resources}
-        self.zone: tzinfo = zone_of(user)
+        # The zone the person sees (``zone_for``): a typed start is a time in it.
+        self.zone: tzinfo = zone or zone_of(user)
         cast(forms.ChoiceField, self.fields["resource"]).choices = [("", "Choose…")] + [
             (r.slug, r.name) for r in resources
         ]
@@ -154,7 +166,11 @@ class RequestForm(forms.Form):
         self.chosen = chosen
         self.levels = {lv.slug: lv for lv in (chosen.levels.all() if chosen else [])}
         level_field = cast(forms.ChoiceField, self.fields["level"])
-        level_field.choices = [(lv.slug, lv.name) for lv in self.levels.values()]
+        level_field.choices = (
+            level_choices(chosen, user.group_names() if groups is None else groups)
+            if chosen
+            else []
+        )
         if chosen and self.levels:
             level_field.error_messages["invalid_choice"] = (
                 f"Choose one of the access levels of {chosen.name}: "
@@ -163,6 +179,16 @@ class RequestForm(forms.Form):
             )
         duration = cast(forms.ChoiceField, self.fields["duration"])
         duration.choices = [(m, duration_label(m)) for m in minutes]
+        # Marked "required" on the page; the script follows the chosen resource.
+        self.required_now = {"resource", "duration"}
+        if self.levels:
+            self.required_now.add("level")
+        if chosen and chosen.justification_required:
+            self.required_now.add("justification")
+        if chosen and chosen.ticket_required:
+            self.required_now.add("ticket")
+        if str(self.data.get("start") or self.initial.get("start") or "") == self.START_LATER:
+            self.required_now.add("start_at")
         if chosen:
             duration.error_messages["invalid_choice"] = (
                 f"Choose one of the durations offered for {chosen.name}: "
@@ -181,7 +207,9 @@ class RequestForm(forms.Form):
         if self.levels and "level" not in self.errors and data["level_obj"] is None:
             self.add_error("level", f"Choose an access level for {resource.name}.")
         if not self.user.time_zone:
-            self.zone = valid_zone(data.get("tz")) or UTC
+            # The page's script fills ``tz`` with the browser's zone, as it sets the cookie
+            # ``zone_for`` reads: the same zone, also where cookies are off.
+            self.zone = valid_zone(data.get("tz")) or self.zone
         justification = (data.get("justification") or "").strip()
         needed = resource.justification_min_length if resource.justification_required else 0
         # A field that already failed (too long, NUL byte) keeps that one clear message.
@@ -199,6 +227,41 @@ class RequestForm(forms.Form):
         if data.get("start") == self.START_LATER:
             self._clean_start(resource, data)
         return data
+
+    @property
+    def start_later(self) -> bool:
+        """Is "At a chosen time" selected (the "Start at" field is shown only then)?"""
+        return "start_at" in self.required_now
+
+    def offer_start(self, refusal: OutsideWindow) -> None:
+        """The service refused "now" outside the resource's window: say so at the start,
+        in the person's zone, and fill in its next opening to send again."""
+        resource = self.chosen
+        schedule = resource.parsed_schedule() if resource else None
+        if resource is None or schedule is None:  # pragma: no cover - the service checked
+            self.add_error(None, str(refusal))
+            return
+        offered = resource.allow_scheduled
+        self.add_error(
+            "start",
+            f"{resource.name} is open only {schedules.describe(schedule)}, and no window is "
+            f"open now. Its next window opens {stamp(refusal.opens_at, self.zone)}. "
+            + (
+                "That start is filled in below: send the request again to ask for it."
+                if offered
+                else "Ask again then."
+            ),
+        )
+        if not offered:
+            return
+        data = QueryDict(mutable=True)
+        data.update(self.data)
+        data["start"] = self.START_LATER
+        data["start_at"] = refusal.opens_at.astimezone(self.zone).strftime("%Y-%m-%dT%H:%M")
+        if not self.user.time_zone:
+            data["tz"] = zone_label(self.zone)
+        self.data = data
+        self.required_now.add("start_at")
 
     def _clean_start(self, resource: Resource, data: dict[str, Any]) -> None:
         if not resource.allow_scheduled:
@@ -224,6 +287,26 @@ class RequestForm(forms.Form):
             )
         else:
             data["start_at_utc"] = start
+
+
+def approved_at_once(resource: Resource, groups: set[str]) -> set[str]:
+    """The slugs of the levels an auto-approval rule grants this person at once (for the
+    shortest duration offered): the form offers the lowest of them first."""
+    shortest = min(resource.duration_choices, default=0)
+    return {
+        lv.slug
+        for lv in resource.levels.all()
+        if resource.auto_approve_rule_for(groups, shortest, lv) is not None
+    }
+
+
+def level_choices(resource: Resource, groups: set[str]) -> list[tuple[str, str]]:
+    """A resource's levels, lowest first, each saying whether this person gets it at once."""
+    at_once = approved_at_once(resource, groups)
+    return [
+        (lv.slug, f"{lv.name} (approved at once for you)" if lv.slug in at_once else lv.name)
+        for lv in resource.levels.all()
+    ]
 
 
 class BreakGlassForm(forms.Form):

@@ -785,4 +785,4 @@ class GrantExtension(models.Model):
         ordering = ["created_at"]
 
     def __str__(self) -> str:
-        return f"{self.grant} extended to {self.new_expires_at:%Y-%m-%d %H:%M}"
+        return f"{self.grant} extended to {self.new_expires_at:%Y-%m-%d %H:%M %Z}"

@@ -27,13 +27,13 @@ from django.utils import timezone
 from django.utils.dates import MONTHS_3, WEEKDAYS_ABBR
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
-from django.utils.timesince import TIME_STRINGS, timeuntil
+
+from apps.accounts.timezones import abbreviation
 
 from . import schedules
-from .states import GrantState, RequestKind, RequestState, SyncStatus
+from .states import GrantState, RequestKind, RequestState
 
 GRANT_STATES = dict(GrantState.choices)
-SYNC_STATUSES = dict(SyncStatus.choices)
 REQUEST_STATES = dict(RequestState.choices)
 REQUEST_KINDS = dict(RequestKind.choices)
 
@@ -47,6 +47,7 @@ class ResourceCells(NamedTuple):
     name: str
     slug: str = ""
     approvals_required: int = 0
+    cluster: str = ""
 
 
 class LevelCells(NamedTuple):
@@ -55,7 +56,9 @@ class LevelCells(NamedTuple):
 
 @dataclass(slots=True)
 class GrantRow:
-    """An open grant as the dashboard reads it; the view fills in the cells."""
+    """An open grant as the dashboard reads it; the view fills in the cells.
+
+    It has the attributes ``reach.access`` reads, so the row is answered like a grant."""
 
     pk: int
     request_id: int
@@ -64,14 +67,15 @@ class GrantRow:
     not_before: datetime
     expires_at: datetime
     sync_status: str
+    sync_error: str
     live_at: datetime | None
+    enforced_at: datetime | None
     schedule: Any
     resource: ResourceCells
     level: LevelCells | None
     window_text: str = ""
-    time_left: str = ""
-    live_text: str = ""
     schedule_text: str = ""
+    access: Any = None  # reach.Access
     detail_url: str = ""
     more_url: str = ""
 
@@ -84,19 +88,21 @@ class GrantRow:
         "not_before",
         "expires_at",
         "sync_status",
+        "sync_error",
         "live_at",
+        "enforced_at",
         "schedule",
         "resource__name",
         "resource__slug",
+        "resource__cluster",
         "level__name",
     )
 
     @classmethod
     def from_values(cls, values: tuple[Any, ...]) -> GrantRow:
-        (pk, request_id, state, break_glass, not_before, expires_at, sync, live_at, schedule) = (
-            values[:9]
-        )
-        resource_name, resource_slug, level_name = values[9:]
+        (pk, request_id, state, break_glass, not_before, expires_at, sync, sync_error) = values[:8]
+        live_at, enforced_at, schedule = values[8:11]
+        resource_name, resource_slug, cluster, level_name = values[11:]
         return cls(
             pk,
             request_id,
@@ -105,20 +111,34 @@ class GrantRow:
             not_before,
             expires_at,
             sync,
+            sync_error,
             live_at,
+            enforced_at,
             schedule,
-            resource=ResourceCells(resource_name, resource_slug),
+            resource=ResourceCells(resource_name, resource_slug, cluster=cluster),
             level=None if level_name is None else LevelCells(level_name),
         )
 
     def get_state_display(self) -> str:
         return _label(GRANT_STATES, self.state)
 
-    def get_sync_status_display(self) -> str:
-        return _label(SYNC_STATUSES, self.sync_status)
-
     def parsed_schedule(self) -> schedules.Schedule | None:
         return schedules.parse(self.schedule)
+
+
+class _Person(NamedTuple):
+    email: str
+
+
+class _GrantEnd(NamedTuple):
+    """What ``reach.outcome`` reads of a request's grant."""
+
+    state: str
+    expires_at: datetime
+    revoked_at: datetime | None
+    revoked_by_id: int | None
+    user_id: int
+    revoked_by: _Person | None
 
 
 @dataclass(slots=True)
@@ -131,10 +151,15 @@ class RequestRow:
     created_at: datetime
     duration_minutes: int
     decision_reason: str
+    auto_approved_rule: Any
+    decided_by: _Person | None
     resource: ResourceCells
     approval_count: int
+    required: int
+    grant: _GrantEnd | None
     asked_text: str = ""
     duration_text: str = ""
+    outcome: str = ""
     detail_url: str = ""
 
     COLUMNS = (
@@ -144,14 +169,38 @@ class RequestRow:
         "created_at",
         "duration_minutes",
         "decision_reason",
+        "auto_approved_rule",
+        "decided_by__email",
         "resource__name",
         "resource__approvals_required",
+        "level__approvals_required",
+        "approved_level__approvals_required",
         "approval_count",
+        "grant__state",
+        "grant__expires_at",
+        "grant__revoked_at",
+        "grant__revoked_by_id",
+        "grant__user_id",
+        "grant__revoked_by__email",
     )
 
     @classmethod
     def from_values(cls, values: tuple[Any, ...]) -> RequestRow:
-        pk, kind, state, created_at, minutes, reason, name, required, approvals = values
+        pk, kind, state, created_at, minutes, reason, rule, decider, name = values[:9]
+        required, level_required, approved_required, approvals = values[9:13]
+        g_state, g_expires, g_revoked_at, g_revoked_by, g_user, g_revoker = values[13:]
+        grant = (
+            None
+            if g_state is None
+            else _GrantEnd(
+                g_state,
+                g_expires,
+                g_revoked_at,
+                g_revoked_by,
+                g_user,
+                _Person(g_revoker) if g_revoker else None,
+            )
+        )
         return cls(
             pk,
             kind,
@@ -159,8 +208,13 @@ class RequestRow:
             created_at,
             minutes,
             reason,
+            rule,
+            _Person(decider) if decider else None,
             resource=ResourceCells(name, approvals_required=required),
             approval_count=approvals,
+            # Resource.approvals_needed(effective level): the level's own quorum, if it has one.
+            required=approved_required or level_required or required,
+            grant=grant,
         )
 
     def get_state_display(self) -> str:
@@ -171,12 +225,11 @@ class RequestRow:
 
 
 class LocalTimes:
-    """``{{ value|date:"D j M H:i" }}`` and ``{{ value|timeuntil:now }}`` in one zone, for
-    many values.
+    """``{{ value|date:"D j M H:i T" }}`` in one zone, for many values.
 
     Django's ``D`` is ``WEEKDAYS_ABBR``, ``M`` is ``MONTHS_3`` title-cased (both translated),
-    ``j`` the day without a zero, ``H:i`` the 24-hour time. The translated names are looked
-    up once per page rather than twice per value; so are ``timeuntil``'s units.
+    ``j`` the day without a zero, ``H:i`` the 24-hour time, ``T`` the zone's abbreviation.
+    The translated names are looked up once per page rather than twice per value.
     """
 
     def __init__(self, zone: tzinfo) -> None:
@@ -184,48 +237,25 @@ class LocalTimes:
         self.weekdays = [str(WEEKDAYS_ABBR[day]) for day in range(7)]
         self.months = [""] + [str(MONTHS_3[month]).title() for month in range(1, 13)]
 
-        # Any: Django's stubs ask for str values; these format like its lazy strings.
-        self.units: dict[str, Any] = {n: _TranslatedOnce(t) for n, t in TIME_STRINGS.items()}
-
     def short(self, value: datetime) -> str:
+        """``Mon 2 Mar 09:00 CET``: every time a person reads names its zone."""
         local = timezone.localtime(value, self.zone)
         weekday, month = self.weekdays[local.weekday()], self.months[local.month]
-        return f"{weekday} {local.day} {month} {local.hour:02d}:{local.minute:02d}"
-
-    def until(self, value: datetime, now: datetime) -> str:
-        """``{{ value|timeuntil:now }}``: Django's own ``timeuntil``, with its unit strings
-        ("%(num)d hours") translated once per number and page instead of once per use."""
-        return timeuntil(value, now, time_strings=self.units)
-
-
-class _TranslatedOnce:
-    """A lazy plural string of ``timesince`` that remembers each ``% {"num": n}`` result.
-
-    The translation depends only on the language, which a page does not change.
-    """
-
-    def __init__(self, text: Any) -> None:
-        self.text = text
-        self.done: dict[int, str] = {}
-
-    def __mod__(self, values: dict[str, int]) -> str:
-        num = values["num"]
-        if num not in self.done:
-            self.done[num] = str(self.text % values)
-        return self.done[num]
+        return (
+            f"{weekday} {local.day} {month} {local.hour:02d}:{local.minute:02d} "
+            f"{abbreviation(local)}"
+        )
 
 
 GRANT_ROW = (
-    "\n      <tr>\n"
+    '\n      <tr data-grant="{pk}">\n'
     '        <td><a href="{detail_url}">{name}</a>\n'
     "          {break_glass}\n"
-    '          <span class="badge {state}">{state_label}</span>\n'
     "          {level}</td>\n"
     "        <td>{window}\n"
     "          {schedule}</td>\n"
-    "        <td>{time_left}</td>\n"
-    '        <td><span class="badge {sync}">{sync_label}</span>\n'
-    "          {live}</td>\n"
+    '        <td class="access"><span class="badge access-{access_state}">{access_label}</span>\n'
+    "          {detail}</td>\n"
     '        <td><a href="{more_url}">Ask for more time</a></td>\n'
     "      </tr>\n"
     "    "
@@ -238,13 +268,13 @@ def grant_rows(grants: list[GrantRow]) -> SafeString:
     rows = []
     for g in grants:
         level = g.level
+        detail = g.access.detail
         rows.append(
             GRANT_ROW.format(
+                pk=g.pk,
                 detail_url=escape(g.detail_url),
                 name=escape(g.resource.name),
                 break_glass=BREAK_GLASS_BADGE if g.is_break_glass else "",
-                state=escape(g.state),
-                state_label=escape(g.get_state_display()),
                 level=(
                     f'<br><span class="muted">{escape(level.name)}</span>'
                     if level is not None
@@ -256,12 +286,9 @@ def grant_rows(grants: list[GrantRow]) -> SafeString:
                     if g.schedule_text
                     else ""
                 ),
-                time_left=escape(g.time_left),
-                sync=escape(g.sync_status),
-                sync_label=escape(g.get_sync_status_display()),
-                live=(
-                    f'<br><span class="muted">{escape(g.live_text)}</span>' if g.live_text else ""
-                ),
+                access_state=escape(g.access.state),
+                access_label=escape(g.access.label),
+                detail=f'<br><span class="muted">{escape(detail)}</span>' if detail else "",
                 more_url=escape(g.more_url),
             )
         )
@@ -269,25 +296,20 @@ def grant_rows(grants: list[GrantRow]) -> SafeString:
 
 
 REQUEST_ROW = (
-    "\n      <tr>\n"
+    '\n      <tr data-request="{pk}">\n'
     '        <td><a href="{detail_url}">#{pk}</a></td>\n'
     "        <td>{name}{kind}</td>\n"
     "        <td>{asked}</td>\n"
     "        <td>{duration}</td>\n"
-    '        <td><span class="badge {state}">{state_label}</span>\n'
+    '        <td class="outcome outcome-{state}">{outcome}\n'
     "          {reason}</td>\n"
-    "        <td>{approvals} of {required}</td>\n"
     "      </tr>\n"
     "    "
 )
 
 
 def request_rows(requests: list[RequestRow]) -> SafeString:
-    """The ``<tbody>`` rows of "My requests", from requests the view gave their cells.
-
-    Numbers print as ``str()`` does: the template's localisation of an integer is the same
-    while ``USE_THOUSAND_SEPARATOR`` is off (the default, and this project's setting).
-    """
+    """The ``<tbody>`` rows of "My requests", from requests the view gave their cells."""
     rows = []
     for r in requests:
         kind = (
@@ -309,10 +331,8 @@ def request_rows(requests: list[RequestRow]) -> SafeString:
                 asked=escape(r.asked_text),
                 duration=escape(r.duration_text),
                 state=escape(r.state),
-                state_label=escape(r.get_state_display()),
+                outcome=escape(r.outcome),
                 reason=reason,
-                approvals=r.approval_count,
-                required=r.resource.approvals_required,
             )
         )
     return mark_safe("".join(rows))  # noqa: S308 - every value above is escaped

@@ -35,9 +35,9 @@ __all__ = [
     "describe_for",
     "last_window_end",
     "parse",
+    "rfc3339",
     "schedule_errors",
     "state_at",
-    "state_text",
     "windows",
 ]
 
@@ -210,21 +210,6 @@ def describe_for(schedule: Schedule, zone: tzinfo, now: datetime) -> str:
     return text
 
 
-def state_text(
-    schedule: Schedule, now: datetime, start: datetime, end: datetime, zone: tzinfo
-) -> str:
-    """What the dashboard says: ``open now, closes 17:00`` or ``next opens Mon 09:00``
-    (times in ``zone``), or ``no window left``."""
-    state = state_at(schedule, now, start, end)
-    if state is None:
-        return "no window left"
-    is_open, moment = state
-    local = moment.astimezone(zone)
-    if is_open:
-        return f"open now, closes {local:%H:%M}"
-    return f"next opens {local:%a %H:%M}"
-
-
 def windows(
     schedule: Schedule, start: datetime, end: datetime, *, reverse: bool = False
 ) -> Iterator[tuple[datetime, datetime]]:
@@ -259,6 +244,11 @@ def state_at(
             continue
         return (True, closes) if opens <= now else (False, opens)
     return None
+
+
+def rfc3339(moment: datetime) -> str:
+    """``2026-03-02T08:00:00Z``: a moment as the API writes it."""
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def last_window_end(schedule: Schedule, start: datetime, end: datetime) -> datetime | None:

@@ -23,6 +23,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from apps.accounts.emails import same_person
+from apps.accounts.timezones import stamp
 from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
@@ -38,6 +39,7 @@ from .states import (
     GrantState,
     IllegalTransition,
     NotAllowed,
+    OutsideWindow,
     PolicyViolation,
     RequestKind,
     RequestState,
@@ -200,6 +202,30 @@ def _validate_submission(
             )
 
 
+def _refuse_outside_window(resource: Resource, now: datetime) -> None:
+    """A request to start now on a resource with a recurring window is refused while the
+    window is closed (``OutsideWindow``), naming the next opening: approved as asked, it
+    would be a grant Pomerium denies until then. The person may ask to start then."""
+    schedule = resource.parsed_schedule()
+    if schedule is None:
+        return
+    state = schedules.state_at(schedule, now, now, now + timedelta(days=8))
+    if state is None or state[0]:
+        return
+    opens = state[1]
+    at = stamp(opens, schedule.zone)
+    then = (
+        f"Ask to start then ({schedules.rfc3339(opens)})."
+        if resource.allow_scheduled
+        else "Ask again then."
+    )
+    raise OutsideWindow(
+        f"{resource.name} is open only {schedules.describe(schedule)}, and no window is open "
+        f"now. The next window opens {at}. {then}",
+        opens_at=opens,
+    )
+
+
 def submit_request(
     *,
     requester: User,
@@ -231,14 +257,15 @@ def submit_request(
         groups = requester.group_names()
         if resource.is_active and not resource.may_request(requester, groups):
             raise NotAllowed(f"You may not request {resource.name}.")
-        live = (
+        # The person's scheduled or active grant here, if any: a request then extends it.
+        held = (
             Grant.objects.open()
             .filter(user=requester, resource=resource)
             .select_related("level")
             .first()
         )
-        if level is None and live is not None:
-            level = live.level
+        if level is None and held is not None:
+            level = held.level
         level = _check_level(resource, level)
         _validate_submission(
             requester=requester,
@@ -254,16 +281,18 @@ def submit_request(
             raise Conflict(
                 f"You already have a pending request for {resource.name}; wait for it or cancel it."
             )
-        if live is not None and start_at is not None:
+        if held is not None and start_at is not None:
             raise Conflict(
                 f"You already have access to {resource.name}; ask for an extension instead."
             )
+        if held is None and start_at is None:
+            _refuse_outside_window(resource, now)
         req = AccessRequest(
             requester=requester,
             filed_by=filed_by,
             resource=resource,
-            kind=RequestKind.EXTENSION if live else RequestKind.NEW,
-            extends_grant=live,
+            kind=RequestKind.EXTENSION if held else RequestKind.NEW,
+            extends_grant=held,
             level=level,
             duration_minutes=duration_minutes,
             start_at=start_at,
@@ -289,10 +318,10 @@ def submit_request(
             details=details,
         )
         rule = resource.auto_approve_rule_for(groups, duration_minutes, level)
-        if rule is not None and live is not None:
+        if rule is not None and held is not None:
             # An extension is auto-approved only if the rule covers the grant's whole new
             # window (from its start), and that window stays within the level's maximum.
-            window = live.expires_at + timedelta(minutes=duration_minutes) - live.not_before
+            window = held.expires_at + timedelta(minutes=duration_minutes) - held.not_before
             covered = min(cast(int, rule["max_minutes"]), resource.max_minutes(level))
             if window > timedelta(minutes=covered):
                 rule = None

@@ -5,6 +5,7 @@ An illegal transition raises ``IllegalTransition``; nothing ever silently does n
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from django.db import models
@@ -24,6 +25,15 @@ class NotAllowed(AccessError):
 
 class PolicyViolation(AccessError):
     """The request breaks the resource's rules (duration, justification, ticket, ...)."""
+
+
+class OutsideWindow(PolicyViolation):
+    """A request to start now on a resource whose recurring window is closed now.
+    ``opens_at`` is when its next window opens: the person may ask to start then."""
+
+    def __init__(self, message: str, *, opens_at: datetime) -> None:
+        super().__init__(message)
+        self.opens_at = opens_at
 
 
 class Conflict(AccessError):
@@ -48,7 +58,7 @@ class GrantState(models.TextChoices):
 class SyncStatus(models.TextChoices):
     PENDING = "pending", "Waiting for sync"
     PENDING_APPLY = "pending_apply", "Written, waiting for changeset apply"
-    LIVE = "live", "Live in Pomerium"
+    LIVE = "live", "Rule confirmed by Pomerium"
     REMOVED = "removed", "Removed from Pomerium"
     ERROR = "error", "Sync error"
 

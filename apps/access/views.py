@@ -2,7 +2,8 @@
 
 Views read, validate with a form, and call one service; they never write a request's or a
 grant's state themselves. Every page renders inside the person's time zone
-(``forms.zone_for``), so templates show local times while the database keeps UTC.
+(``apps.accounts.timezones``: ``zone_for`` and its middleware), so templates show local
+times, each naming its zone, while the database keeps UTC.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseServerError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template import loader
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -25,15 +25,17 @@ from apps.accounts.middleware import request_user
 from apps.accounts.services import update_preferences
 from apps.accounts.timezones import zone_for, zone_label
 
-from . import clusters, queries, rows, schedules, services
+from . import clusters, queries, reach, rows, schedules, services, watch
 from .durations import duration_label
 from .forms import (
     BreakGlassForm,
     PreferencesForm,
     RequestForm,
+    approved_at_once,
+    level_choices,
 )
 from .models import AccessRequest, Grant, Resource, open_to
-from .states import AccessError, GrantState, RequestKind, RequestState
+from .states import AccessError, OutsideWindow, RequestKind, RequestState
 
 # The dashboard shows the newest requests; older ones stay in the audit trail and admin.
 DASHBOARD_REQUESTS = 50
@@ -50,10 +52,9 @@ ENDED_EARLY_REASON = "ended early by the user"
 def _render(
     request: HttpRequest, template: str, context: dict[str, Any], status: int = 200
 ) -> HttpResponse:
+    # Every {{ datetime }} is in the person's zone (``TimeZoneMiddleware`` activates it).
     zone = zone_for(request)
-    # render() is eager, so every {{ datetime }} is converted while the override holds.
-    with timezone.override(zone):
-        return render(request, template, {**context, "zone_name": zone_label(zone)}, status=status)
+    return render(request, template, {**context, "zone_name": zone_label(zone)}, status=status)
 
 
 def _forbidden(request: HttpRequest, reason: str) -> HttpResponse:
@@ -102,31 +103,16 @@ def _dashboard_grants(
     detail_url = _detail_url()
     zone, local = times.zone, times.short
     for g in grants:
-        starts, ends = local(g.not_before), local(g.expires_at)
-        g.window_text = f"{starts} \N{EN DASH} {ends}"
-        g.time_left = (
-            f"starts in {times.until(g.not_before, now)}"
-            if g.not_before > now
-            else times.until(g.expires_at, now)
-        )
-        if g.live_at is None:
-            g.live_text = ""
-        elif g.state == GrantState.SCHEDULED:
-            g.live_text = f"rule in place since {local(g.live_at)}; opens {starts}"
-        else:
-            g.live_text = f"live in Pomerium since {local(g.live_at)}"
+        g.window_text = f"{local(g.not_before)} \N{EN DASH} {local(g.expires_at)}"
         schedule = g.parsed_schedule()
-        g.schedule_text = (
-            schedules.state_text(schedule, now, g.not_before, g.expires_at, zone)
-            if schedule
-            else ""
-        )
+        g.schedule_text = schedules.describe(schedule) if schedule else ""
+        g.access = reach.access(g, now=now, zone=zone)
         g.detail_url = detail_url(g.request_id)
         g.more_url = f"{ask_url}?resource={quote(g.resource.slug, safe='/')}"
     return grants, more
 
 
-def _dashboard_requests(user: Any, times: rows.LocalTimes) -> list[rows.RequestRow]:
+def _dashboard_requests(user: Any, times: rows.LocalTimes, now: datetime) -> list[rows.RequestRow]:
     requests = [
         rows.RequestRow.from_values(values)
         for values in AccessRequest.objects.filter(requester=user)
@@ -138,6 +124,9 @@ def _dashboard_requests(user: Any, times: rows.LocalTimes) -> list[rows.RequestR
     for r in requests:
         r.duration_text = duration_label(r.duration_minutes)
         r.asked_text = times.short(r.created_at)
+        r.outcome = reach.outcome(
+            r, r.grant, now=now, zone=times.zone, approvals=r.approval_count, required=r.required
+        )
         r.detail_url = detail_url(r.pk)
     return requests
 
@@ -180,7 +169,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         else set()
     )
     break_glass = [r for r in emergency if r.pk not in with_grant]
-    requests = _dashboard_requests(user, times)
+    requests = _dashboard_requests(user, times, now)
     return _render(
         request,
         "access/dashboard.html",
@@ -195,8 +184,35 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "break_glass": break_glass,
             "now": now,
             "limit": DASHBOARD_REQUESTS,
+            "watch": _dashboard_watch(grants, requests, now),
+            "watch_url": reverse("dashboard_status") + (f"?grants_page={page}" if page > 1 else ""),
         },
     )
+
+
+def _dashboard_watch(
+    grants: list[rows.GrantRow], requests: list[rows.RequestRow], now: datetime
+) -> watch.Watch:
+    seen = watch.Watch(now)
+    for g in grants:
+        seen.grant(g.pk, g.request_id, g.access)
+    for r in requests:
+        seen.request(r.pk, r.state, r.outcome)
+    return seen
+
+
+@require_GET
+def dashboard_status(request: HttpRequest) -> JsonResponse:
+    """What the dashboard shows, as JSON (``apps.access.watch``): its script polls this while
+    something is pending and reloads its content when the digest changes."""
+    user = request_user(request)
+    times = rows.LocalTimes(zone_for(request))
+    now = timezone.now()
+    grants, _more = _dashboard_grants(
+        user, _page_number(request.GET.get("grants_page")), times, now
+    )
+    requests = _dashboard_requests(user, times, now)
+    return JsonResponse(_dashboard_watch(grants, requests, now).as_json())
 
 
 # --- New request ---------------------------------------------------------------------------
@@ -208,12 +224,13 @@ def _resource_hints(
     """What the page's small script needs to adapt the form to the chosen resource."""
     hints = {}
     zone, now = zone_for(request), timezone.now()
+    groups = request_user(request).group_names()
     for r in resources:
         grant = open_grants.get(r.pk)
         schedule = r.parsed_schedule()
         hints[r.slug] = {
-            "levels": [[lv.slug, lv.name] for lv in r.levels.all()],
-            "level": _initial_level(r, grant, request.GET),
+            "levels": [list(choice) for choice in level_choices(r, groups)],
+            "level": _initial_level(r, grant, request.GET, groups),
             "schedule": schedules.describe_for(schedule, zone, now) if schedule else "",
             "durations": [[m, duration_label(m)] for m in sorted(set(r.duration_choices))],
             "extends": bool(grant),
@@ -225,10 +242,13 @@ def _resource_hints(
     return hints
 
 
-def _initial_level(resource: Resource, grant: Grant | None, query: Any) -> str:
+def _initial_level(
+    resource: Resource, grant: Grant | None, query: Any, groups: set[str] | None = None
+) -> str:
     """The level to pre-select: the lowest that would have allowed the ``method`` and
-    ``path`` Pomerium denied (query parameters), else the live grant's, else the highest
-    (what a request naming no level asks for; approvers may lower it)."""
+    ``path`` Pomerium denied (query parameters), else the live grant's, else the lowest
+    that would be approved at once for the person (``groups``), else the highest (what a
+    request naming no level asks for; approvers may lower it)."""
     levels = list(resource.levels.all())
     if not levels:
         return ""
@@ -241,6 +261,10 @@ def _initial_level(resource: Resource, grant: Grant | None, query: Any) -> str:
         return levels[-1].slug
     if grant is not None and grant.level is not None:
         return grant.level.slug
+    at_once = approved_at_once(resource, groups or set())
+    for level in levels:  # lowest first
+        if level.slug in at_once:
+            return level.slug
     return levels[-1].slug
 
 
@@ -259,8 +283,10 @@ def request_new(request: HttpRequest) -> HttpResponse:
         for g in Grant.objects.open().filter(user=user).select_related("resource", "level")
     }
     preselect_error = ""
+    zone, now = zone_for(request), timezone.now()
+    groups = user.group_names()
     if request.method == "POST":
-        form = RequestForm(request.POST, user=user, resources=resources)
+        form = RequestForm(request.POST, user=user, resources=resources, zone=zone, groups=groups)
         if form.is_valid():
             data = form.cleaned_data
             try:
@@ -273,6 +299,8 @@ def request_new(request: HttpRequest) -> HttpResponse:
                     start_at=data["start_at_utc"],
                     level=data["level_obj"],
                 )
+            except OutsideWindow as exc:
+                form.offer_start(exc)
             except AccessError as exc:
                 form.add_error(None, str(exc))
             else:
@@ -285,13 +313,15 @@ def request_new(request: HttpRequest) -> HttpResponse:
         if slug in known:
             initial["resource"] = slug
             chosen = next(r for r in resources if r.slug == slug)
-            if level := _initial_level(chosen, open_grants.get(chosen.pk), request.GET):
+            if level := _initial_level(chosen, open_grants.get(chosen.pk), request.GET, groups):
                 initial["level"] = level
         elif slug:
             preselect_error = (
                 "There is no resource with that name that you may request; choose one below."
             )
-        form = RequestForm(initial=initial, user=user, resources=resources)
+        form = RequestForm(
+            initial=initial, user=user, resources=resources, zone=zone, groups=groups
+        )
     selected_slug = str(form.data.get("resource") or form.initial.get("resource") or "")
     selected = next((r for r in resources if r.slug == selected_slug), None)
     return _render(
@@ -301,7 +331,10 @@ def request_new(request: HttpRequest) -> HttpResponse:
             "form": form,
             "selected": selected,
             "extends": open_grants.get(selected.pk) if selected else None,
-            "open_grants": sorted(open_grants.values(), key=lambda g: g.resource.name),
+            "open_grants": [
+                (g, reach.access(g, now=now, zone=zone))
+                for g in sorted(open_grants.values(), key=lambda g: g.resource.name)
+            ],
             "hints": _resource_hints(request, resources, open_grants),
             "schedule_text": (
                 schedules.describe_for(schedule, zone_for(request), timezone.now())
@@ -332,7 +365,6 @@ def _visible_request(request: HttpRequest, pk: int) -> AccessRequest:
 
 
 _grant_of = queries.grant_of
-_is_live = queries.is_live
 
 
 def _latest_extensions(grant: Grant | None) -> tuple[list[Any], bool]:
@@ -348,6 +380,24 @@ def _latest_extensions(grant: Grant | None) -> tuple[list[Any], bool]:
     return newest[:DETAIL_EXTENSIONS][::-1], len(newest) > DETAIL_EXTENSIONS
 
 
+def _approvals_required(req: AccessRequest) -> int:
+    return req.resource.approvals_needed(req.effective_level if req.level_id else None)
+
+
+def _request_state(
+    req: AccessRequest, grant: Grant | None, approvals: int, now: datetime, zone: Any
+) -> tuple[str, reach.Access | None, watch.Watch]:
+    """A request's outcome, its grant's answer, and what its page watches."""
+    required = _approvals_required(req)
+    outcome = reach.outcome(req, grant, now=now, zone=zone, approvals=approvals, required=required)
+    access = reach.access(grant, now=now, zone=zone) if grant is not None else None
+    seen = watch.Watch(now)
+    seen.request(req.pk, req.state, outcome)
+    if grant is not None and access is not None:
+        seen.grant(grant.pk, grant.request_id, access)
+    return outcome, access, seen
+
+
 @require_GET
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     req = _visible_request(request, pk)
@@ -356,15 +406,24 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     grant = _grant_of(req)
     approvals = list(req.approvals.select_related("approver"))
     extensions, earlier_extensions = _latest_extensions(grant)
-    live = _is_live(grant, now)
+    open_grant = grant is not None and grant.is_open_at(now)
     own_grant = bool(grant and grant.user_id == user.pk)
     req.duration_text = duration_label(req.duration_minutes)  # type: ignore[attr-defined]
+    outcome, access, seen = _request_state(req, grant, len(approvals), now, zone_for(request))
     return _render(
         request,
         "access/request_detail.html",
         {
             "req": req,
             "grant": grant,
+            "access": access,
+            "outcome": outcome,
+            "approvals_required": _approvals_required(req),
+            "schedule_text": (
+                schedules.describe(schedule)
+                if grant is not None and (schedule := grant.parsed_schedule())
+                else ""
+            ),
             "approvals": approvals,
             "extensions": extensions,
             "earlier_extensions": earlier_extensions,
@@ -373,14 +432,27 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
             else "",
             "can_cancel": req.state == RequestState.PENDING
             and user.pk in (req.requester_id, req.filed_by_id),
-            "can_extend": live and own_grant,
-            "can_end": live and own_grant,
-            "live": live,
+            "can_extend": open_grant and own_grant,
+            "can_end": open_grant and own_grant,
             "now": now,
             # Only worth saying where there is more than one cluster to be in.
             "cluster": req.resource.cluster if len(clusters.configured()) > 1 else "",
+            "watch": seen,
+            "watch_url": reverse("request_status", args=[req.pk]),
         },
     )
+
+
+@require_GET
+def request_status(request: HttpRequest, pk: int) -> JsonResponse:
+    """What a request's page shows, as JSON (``apps.access.watch``), for its script; the
+    same visibility as the page (404 for a request this person may not see)."""
+    req = _visible_request(request, pk)
+    grant = _grant_of(req)
+    _outcome, _access, seen = _request_state(
+        req, grant, req.approvals.count(), timezone.now(), zone_for(request)
+    )
+    return JsonResponse(seen.as_json())
 
 
 @require_POST
@@ -472,23 +544,3 @@ def preferences(request: HttpRequest) -> HttpResponse:
             initial={"time_zone": user.time_zone, "notify_expiry": user.notify_expiry}
         )
     return _render(request, "access/preferences.html", {"form": form})
-
-
-# --- Error pages ---------------------------------------------------------------------------
-
-
-def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _render(request, "errors/403.html", {}, status=403)
-
-
-def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _render(request, "errors/404.html", {}, status=404)
-
-
-def server_error(request: HttpRequest) -> HttpResponse:
-    # No base template, no context processors, no database: this page must render even
-    # when whatever broke the request is still broken.
-    html = loader.get_template("errors/500.html").render(
-        {"request_id": getattr(request, "request_id", "")}
-    )
-    return HttpResponseServerError(html)

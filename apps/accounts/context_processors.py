@@ -2,6 +2,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from .roles import AUDITOR, holds
+from .timezones import zone_for, zone_label, zone_source
 
 
 def portal(request: HttpRequest) -> dict[str, object]:
@@ -20,4 +21,7 @@ def portal(request: HttpRequest) -> dict[str, object]:
             )
         ),
         "portal_url": settings.PORTAL_URL,
+        # The zone every time on the page is in, and where it came from (the zone script).
+        "time_zone": zone_label(zone_for(request)),
+        "time_zone_source": zone_source(request),
     }

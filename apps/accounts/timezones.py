@@ -4,12 +4,15 @@ person's times in. The one home of these helpers; pages, the admin and notificat
 from __future__ import annotations
 
 import zoneinfo
-from datetime import UTC, tzinfo
+from collections.abc import Callable
+from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from django.utils import timezone
+
 if TYPE_CHECKING:
-    from django.http import HttpRequest
+    from django.http import HttpRequest, HttpResponse
 
 # Set by a tiny script from Intl.DateTimeFormat when the person has no zone preference.
 TZ_COOKIE = "jitportal_tz"
@@ -36,14 +39,91 @@ def zone_of(user: Any) -> tzinfo:
 
 
 def zone_for(request: HttpRequest) -> tzinfo:
-    """The zone a page shows times in: the preference, then the browser's (cookie), then UTC."""
+    """The zone a page shows times in: the preference, then the browser's (cookie), then UTC.
+
+    The one answer to "which zone does this person see?" for pages, the admin and the API
+    (``TimeZoneMiddleware`` activates it for every request)."""
+    return _zone_and_source(request)[0]
+
+
+def zone_source(request: HttpRequest) -> str:
+    """Where ``zone_for`` found the zone: ``preference``, ``browser`` or ``default`` (UTC).
+    The page script reloads a page rendered in the default once it has told the browser's."""
+    return _zone_and_source(request)[1]
+
+
+def _zone_and_source(request: HttpRequest) -> tuple[tzinfo, str]:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         preferred = valid_zone(getattr(user, "time_zone", ""))
         if preferred is not None:
-            return preferred
-    return valid_zone(request.COOKIES.get(TZ_COOKIE, "")) or UTC
+            return preferred, "preference"
+    browser = valid_zone(request.COOKIES.get(TZ_COOKIE, ""))
+    if browser is not None:
+        return browser, "browser"
+    return UTC, "default"
+
+
+class TimeZoneMiddleware:
+    """Every request renders in the zone its person sees (``zone_for``): the admin's lists
+    and forms, Django's date filters, and anything else that reads the current zone."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with timezone.override(zone_for(request)):
+            return self.get_response(request)
 
 
 def zone_label(zone: tzinfo) -> str:
     return getattr(zone, "key", None) or "UTC"
+
+
+# --- Writing a moment for a person ----------------------------------------------------------
+#
+# Every time a person reads carries its zone: the abbreviation the zone database gives
+# ("CET", "CEST", "EST", "UTC"), or the offset where the zone has none ("+03").
+
+
+def abbreviation(local: datetime) -> str:
+    """The zone of an aware local time as people read it: ``CET``, ``UTC`` or ``+03``."""
+    name = local.tzname() or ""
+    if name:
+        return name
+    offset = local.utcoffset()
+    if offset is None:  # pragma: no cover - aware datetimes always have one
+        return "UTC"
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{sign}{hours:02d}" + (f":{rest:02d}" if rest else "")
+
+
+def stamp(moment: datetime, zone: tzinfo) -> str:
+    """A moment in full, with its zone: ``Mon 3 Mar 2025 14:02 CET``."""
+    local = moment.astimezone(zone)
+    return (
+        f"{WEEKDAYS[local.weekday()]} {local.day} {MONTHS[local.month - 1]} {local.year} "
+        f"{local:%H:%M} {abbreviation(local)}"
+    )
+
+
+def when(moment: datetime, zone: tzinfo, now: datetime) -> str:
+    """A moment as short as it stays unambiguous next to ``now``, with its zone:
+    ``17:00 CET`` (the same day), ``Mon 09:00 CET`` (within six days), else
+    ``Mon 3 Mar 09:00 CET`` (another year adds the year)."""
+    local, today = moment.astimezone(zone), now.astimezone(zone)
+    clock = f"{local:%H:%M} {abbreviation(local)}"
+    days = (local.date() - today.date()).days
+    if days == 0:
+        return clock
+    weekday = WEEKDAYS[local.weekday()]
+    if 0 < days <= 6:
+        return f"{weekday} {clock}"
+    year = f" {local.year}" if local.year != today.year else ""
+    return f"{weekday} {local.day} {MONTHS[local.month - 1]}{year} {clock}"
+
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

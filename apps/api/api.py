@@ -18,24 +18,21 @@ the same sentences the pages show.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, cast
 
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils import timezone
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
+from apps.access import reach
 from apps.access.models import AccessRequest, Grant
 from apps.access.queries import grant_of
-from apps.access.states import (
-    AccessError,
-    Conflict,
-    GrantState,
-    IllegalTransition,
-    NotAllowed,
-    SyncStatus,
-)
+from apps.access.schedules import rfc3339
+from apps.access.states import AccessError, Conflict, IllegalTransition, NotAllowed, OutsideWindow
 from apps.accounts.models import User
+from apps.accounts.timezones import zone_for
 
 from .middleware import error_response
 
@@ -52,7 +49,13 @@ Pomerium forwards the verified `X-Pomerium-Jwt-Assertion`; the portal trusts not
 **Writes** must be `Content-Type: application/json`; cross-site requests (by
 `Sec-Fetch-Site` or `Origin`) and CORS preflights are refused.
 
-**Times** are RFC 3339, UTC (`Z`) in answers; inputs need a zone.
+**Times** are RFC 3339, UTC (`Z`) in answers; inputs need a zone. Words (`access.label`,
+`access.detail`, `outcome`) are in your zone (your preference, else the browser's, else
+UTC) and name it.
+
+**Can I get in now?** Every grant carries `access`: `allowed` (until `until`), `opens`
+(at `opens_at`), `waiting` (for Pomerium), `error` (not enforced) or `ended`. Only
+`allowed` means Pomerium lets the holder in now.
 
 **Errors** are `{"error": {"code", "message", "fields"?}}`.
 """
@@ -83,6 +86,10 @@ def _access_error(request: HttpRequest, exc: AccessError) -> HttpResponse:
         return error_response(409, "illegal_transition", str(exc))
     if isinstance(exc, Conflict):
         return error_response(409, "conflict", str(exc))
+    if isinstance(exc, OutsideWindow):
+        # "Now" outside the resource's window: ``start_at`` names the next opening, to send.
+        fields = {"start_at": rfc3339(exc.opens_at)}
+        return error_response(422, "policy_violation", str(exc), fields)
     # PolicyViolation, and any rule of the domain without a more specific answer.
     return error_response(422, "policy_violation", str(exc))
 
@@ -141,13 +148,14 @@ def has_admin_perm(user: User, perm: str) -> bool:
 # --- Shapes --------------------------------------------------------------------------------
 
 
-def grant_out(grant: Grant, now: datetime) -> dict[str, Any]:
+def clock(request: HttpRequest) -> tuple[datetime, tzinfo]:
+    """Now, and the zone this person reads times in (``apps.accounts.timezones.zone_for``):
+    the ``label``, ``detail`` and ``outcome`` words carry it; RFC 3339 fields stay UTC."""
+    return timezone.now(), zone_for(request)
+
+
+def grant_out(grant: Grant, now: datetime, zone: tzinfo = UTC) -> dict[str, Any]:
     resource = grant.resource
-    live = (
-        grant.state == GrantState.ACTIVE
-        and grant.sync_status == SyncStatus.LIVE
-        and grant.not_before <= now < grant.expires_at
-    )
     return {
         "id": grant.pk,
         "request_id": grant.request_id,
@@ -159,7 +167,7 @@ def grant_out(grant: Grant, now: datetime) -> dict[str, Any]:
         "expires_at": grant.expires_at,
         "is_break_glass": grant.is_break_glass,
         "sync_status": grant.sync_status,
-        "live_in_pomerium": live,
+        "access": reach.access(grant, now=now, zone=zone).as_json(),
         "live_at": grant.live_at,
         "enforced_at": grant.enforced_at,
         "revoked_at": grant.revoked_at,
@@ -174,6 +182,7 @@ def request_out(
     req: AccessRequest,
     now: datetime,
     *,
+    zone: tzinfo = UTC,
     grant: Grant | bool | None = True,
     approvals: int | None = None,
 ) -> dict[str, Any]:
@@ -184,12 +193,16 @@ def request_out(
     count = approvals if approvals is not None else getattr(req, "approval_count", None)
     if count is None:
         count = req.approvals.count()
+    required = req.resource.approvals_needed(req.effective_level if req.level_id else None)
     return {
         "id": req.pk,
         "resource": req.resource.slug,
         "resource_name": req.resource.name,
         "kind": req.kind,
         "state": req.state,
+        "outcome": reach.outcome(
+            req, found, now=now, zone=zone, approvals=count, required=required
+        ),
         "requester": req.requester.email,
         "filed_by": req.filed_by.email,
         "duration_minutes": req.duration_minutes,
@@ -207,10 +220,8 @@ def request_out(
         "decided_at": req.decided_at,
         "decision_reason": req.decision_reason,
         "approvals": count,
-        "approvals_required": req.resource.approvals_needed(
-            req.effective_level if req.level_id else None
-        ),
-        "grant": grant_out(found, now) if found is not None else None,
+        "approvals_required": required,
+        "grant": grant_out(found, now, zone) if found is not None else None,
     }
 
 

@@ -9,7 +9,7 @@ surrogates (a database cannot store them), and hidden or direction-changing char
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from ninja import Schema
 from pydantic import AfterValidator, AwareDatetime, Field, PlainSerializer
@@ -114,6 +114,29 @@ class ResourceOut(Schema):
 # --- Grants and requests -------------------------------------------------------------------
 
 
+AccessState = Literal["allowed", "opens", "waiting", "error", "ended"]
+
+
+class AccessOut(Schema):
+    """The one answer to "can I get in right now?" (``apps.access.reach``)."""
+
+    state: AccessState = Field(
+        description="allowed: Pomerium lets the holder in now; opens: later (scheduled, or "
+        "between recurring windows); waiting: written, not yet confirmed by Pomerium; error: "
+        "not enforced, the sync failed; ended: expired, revoked, released or no window left."
+    )
+    label: str = Field(
+        description='The words the pages show, times in your zone: "Allowed now, until '
+        '17:00 CET", "Opens Mon 09:00 CET", "Waiting for Pomerium", "Not enforced — sync '
+        'error", "Ended".'
+    )
+    until: Instant | None = Field(description="allowed: when this access stops.")
+    opens_at: Instant | None = Field(description="opens: when it next opens.")
+    detail: str | None = Field(
+        description="waiting/error: why; ended: how it ended. One sentence, or null."
+    )
+
+
 class GrantOut(Schema):
     id: int
     request_id: int
@@ -127,8 +150,8 @@ class GrantOut(Schema):
     sync_status: str = Field(
         description="pending, pending_apply, live, removed or error (the Zero sync)"
     )
-    live_in_pomerium: bool = Field(
-        description="Active, inside its window, and Pomerium enforces the rule now."
+    access: AccessOut = Field(
+        description="Can its holder get in right now? The same answer the pages show."
     )
     live_at: Instant | None
     enforced_at: Instant | None
@@ -147,6 +170,11 @@ class RequestOut(Schema):
     resource_name: str
     kind: str = Field(description="new, extension or break_glass")
     state: str = Field(description="pending, approved, rejected, cancelled or expired")
+    outcome: str = Field(
+        description='What became of it, in words: "Approved → revoked by bob@example.com at '
+        '14:02 CET", "Approved → released", "Auto-approved", "Break-glass", "Waiting for '
+        'approval (1 of 2)", "Rejected by bob@example.com", "Cancelled", "Expired undecided".'
+    )
     requester: str
     filed_by: str
     duration_minutes: int
@@ -222,18 +250,32 @@ class ExtendIn(Schema):
 
 class AccessRowOut(Schema):
     resource: str
-    email: str
-    access_from: Instant
-    access_until: Instant
+    email: str = Field(description="The person; empty on a group's or a level's row.")
+    access_from: Instant | None = Field(
+        description="When Pomerium began to enforce the grant; null for base rules and levels."
+    )
+    access_until: Instant | None = Field(
+        description="When Pomerium confirmed the rule gone (or its own date window closed); "
+        "null while the person may still get in (a revocation not yet enforced) and for base "
+        "rules and levels."
+    )
     state: str
     break_glass: bool
     approved_by: str
-    request_id: int
-    grant_id: int
+    request_id: int | None
+    grant_id: int | None
     justification: str
     ticket: str
     revoked_by: str
     revoke_reason: str
+    source: str = Field(description="grant, base rule or level")
+    group: str = Field(description="The group a base rule names (also on its members' rows).")
+    criteria: str = Field(description="The extra PPL criteria, as JSON text.")
+    criteria_from: str = Field(description="Where those criteria come from.")
+    enforcement: str = Field(
+        description='What Pomerium confirmed, in words: "enforced from ...", "revocation not '
+        "yet enforced\", a base rule's group and the members seen at sign-in."
+    )
 
 
 class AccessReportOut(Schema):

@@ -15,7 +15,6 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ERROR_FLAG, PAGE_VAR, ChangeList
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
@@ -25,6 +24,7 @@ from django.utils import timezone
 from jitportal.admin_lists import FastResultsChangeList
 
 from . import actions, export
+from .errors import AUDITOR, RoleRequired
 from .models import AuditEvent
 from .views import download, may_export
 
@@ -129,7 +129,7 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def _require_export(self, request: HttpRequest) -> None:
         if not (self.has_view_permission(request) and may_export(request.user)):
-            raise PermissionDenied
+            raise RoleRequired(AUDITOR, "Exporting the audit trail")
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from . import export
+from .errors import AUDITOR, RoleRequired
 from .forms import ExportForm
 from .models import AuditEvent
 
@@ -55,7 +55,7 @@ def download(queryset: Any, *, fmt: str, name: str, upto_seq: int) -> StreamingH
 @require_http_methods(["GET", "POST"])
 def export_page(request: HttpRequest) -> HttpResponseBase:
     if not may_export(request.user):
-        raise PermissionDenied
+        raise RoleRequired(AUDITOR, "Exporting the audit trail")
     if request.method != "POST":
         return render(request, "audit/export.html", {"form": ExportForm()})
     form = ExportForm(request.POST)

@@ -31,16 +31,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from apps.access import events, schedules
+from django.utils import timezone
+
+from apps.access import events, reach, schedules
 from apps.access.durations import duration_label
 from apps.access.models import AccessRequest, Grant
 from apps.access.states import (
     OPEN_GRANT_STATES,
-    GrantState,
     RequestKind,
     RequestState,
     SyncStatus,
 )
+from apps.accounts.timezones import zone_of
 
 from . import audience
 from .messages import (
@@ -286,8 +288,12 @@ def grant_live(*, grant_id: int | None = None, **_: Any) -> list[Message]:
             grant.user,
             event=events.GRANT_LIVE,
             template="grant_live",
-            # The rule reaches Zero before a scheduled window opens: say when it starts.
-            context={**_grant_context(grant), "scheduled": grant.state == GrantState.SCHEDULED},
+            # Confirmed is not the same as open: say what the person can do now, in their
+            # zone (a scheduled grant, or one between its recurring windows, opens later).
+            context={
+                **_grant_context(grant),
+                "access": reach.access(grant, now=timezone.now(), zone=zone_of(grant.user)),
+            },
             request_id=grant.request_id,
             grant_id=grant.pk,
         )

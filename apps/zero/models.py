@@ -170,4 +170,4 @@ class RemovalAlert(models.Model):
         verbose_name = "overdue revocation alert"
 
     def __str__(self) -> str:
-        return f"Revocation of grant {self.grant_id} not enforced by {self.raised_at:%H:%M:%S}"
+        return f"Revocation of grant {self.grant_id} not enforced by {self.raised_at:%H:%M:%S %Z}"

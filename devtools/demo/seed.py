@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apps.access import clusters, services
+from apps.access import clusters, schedules, services
 from apps.access.models import AccessRequest, Resource
 from apps.access.resources import ApplySummary, apply_definitions
 from apps.accounts.assertion import Identity
@@ -58,11 +58,34 @@ def seed(now: datetime | None = None) -> tuple[ApplySummary, bool]:
     return summary, True
 
 
+def _in_a_window(resource: Resource, before: datetime) -> datetime:
+    """An hour into the latest window of ``resource``'s schedule that opened at least two
+    days before ``before``: a request to start now is taken only inside a window."""
+    schedule = resource.parsed_schedule()
+    latest = before - timedelta(days=2)
+    if schedule is None:
+        return latest
+    for opens, closes in schedules.windows(
+        schedule, latest - timedelta(days=8), latest, reverse=True
+    ):
+        return min(opens + timedelta(hours=1), closes - timedelta(minutes=10))
+    return latest  # pragma: no cover - every schedule has a window each week
+
+
+def _next_opening(resource: Resource, at: datetime) -> datetime | None:
+    """None inside a window of ``resource``'s schedule (start now), else the next opening."""
+    schedule = resource.parsed_schedule()
+    state = schedules.state_at(schedule, at, at, at + timedelta(days=8)) if schedule else None
+    return None if state is None or state[0] else state[1]
+
+
 def _story(u: dict[str, User], now: datetime) -> None:
     grafana = Resource.objects.get(slug="grafana-admin")
     prod_db = Resource.objects.get(slug="prod-db")
     billing = Resource.objects.get(slug="billing-admin")
     day = timedelta(days=1)
+    # The prod DB opens on weekdays only: its history happened inside a window.
+    in_window = _in_a_window(prod_db, now)
 
     # Rejected: Alice asked for the prod DB two days ago; Bob said no.
     r = services.submit_request(
@@ -71,13 +94,13 @@ def _story(u: dict[str, User], now: datetime) -> None:
         duration_minutes=60,
         ticket="INC-2211",
         justification="Check the orders table for the double charges",
-        now=now - 2 * day,
+        now=in_window,
     )
     services.reject_request(
         r,
         approver=u["bob"],
         reason="Use the read replica for that",
-        now=now - 2 * day + timedelta(minutes=9),
+        now=in_window + timedelta(minutes=9),
     )
     # Expired undecided: Dave's prod DB request nobody looked at.
     services.submit_request(
@@ -86,7 +109,7 @@ def _story(u: dict[str, User], now: datetime) -> None:
         duration_minutes=30,
         ticket="CHG-0991",
         justification="Rotate the reporting user's password",
-        now=now - 2 * day,
+        now=in_window,
     )
     # Approved, then over: Alice had billing admin for an hour yesterday.
     r = services.submit_request(
@@ -148,14 +171,17 @@ def _story(u: dict[str, User], now: datetime) -> None:
         now=now - timedelta(hours=1),
     )
     services.approve_request(r, approver=u["bob"], now=now - timedelta(minutes=50))
-    # Pending with one of two approvals: Bob's own prod DB request, Erin approved.
+    # Pending with one of two approvals: Bob's own prod DB request, Erin approved; outside
+    # the weekday window it asks to start when the next one opens.
+    asked = now - timedelta(minutes=20)
     r = services.submit_request(
         requester=u["bob"],
         resource=prod_db,
         duration_minutes=60,
         ticket="CHG-1042",
         justification="Apply the index migration by hand",
-        now=now - timedelta(minutes=20),
+        start_at=_next_opening(prod_db, asked),
+        now=asked,
     )
     services.approve_request(
         r, approver=u["erin"], note="Looks fine", now=now - timedelta(minutes=10)

@@ -240,20 +240,33 @@ def test_grants_are_read_only_and_never_deleted(signed_in: Any, grant: Any) -> N
     assert choices == {"", "revoke_selected", "extend_selected", "mark_reviewed_selected"}
 
 
-def test_grant_list_shows_time_left_and_sync(bob: Any, resource: Any) -> None:
+def test_grant_list_says_whether_they_can_get_in_now(bob: Any, resource: Any) -> None:
     client, _ = bob
     now = timezone.now()
     GrantFactory(
         request__resource=resource,
+        not_before=now - timedelta(minutes=1),
         expires_at=now + timedelta(minutes=95),
+        sync_status=SyncStatus.LIVE,
+        live_at=now,
+    )
+    later = GrantFactory(
+        request__resource=ResourceFactory(),
+        not_before=now + timedelta(days=1),
+        expires_at=now + timedelta(days=1, hours=1),
+        state=GrantState.SCHEDULED,
         sync_status=SyncStatus.LIVE,
         live_at=now,
     )
 
     html = client.get(CHANGELIST).content.decode()
+    page = client.get(f"{CHANGELIST}{later.pk}/change/").content.decode()
+    assert "can they get in now?" in page.lower() and "Opens " in page
 
-    assert "1\xa0hour, 34\xa0minutes" in html or "1\xa0hour, 35\xa0minutes" in html
-    assert "Live in Pomerium" in html
+    assert "Allowed now, until " in html
+    assert "Opens " in html
+    assert html.count("#dcf5e3") == 1  # green once: only the grant Pomerium allows now
+    assert "Rule confirmed by Pomerium" in html and "Live in Pomerium" not in html
 
 
 def test_admin_pages_show_times_in_the_reviewers_zone(bob: Any, resource: Any) -> None:
@@ -268,5 +281,5 @@ def test_admin_pages_show_times_in_the_reviewers_zone(bob: Any, resource: Any) -
     listing = client.get(CHANGELIST).content.decode()
     change = client.get(f"{CHANGELIST}{grant.pk}/change/").content.decode()
 
-    assert "5:30 p.m." in listing  # 12:00 UTC is 17:30 in India
-    assert "5:30 p.m." in change
+    assert "17:30 IST" in listing  # 12:00 UTC is 17:30 in India, and it says so
+    assert "17:30 IST" in change

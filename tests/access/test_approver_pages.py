@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from apps.access.models import Approval, Grant
 from apps.access.states import GrantState, RequestKind, SyncStatus
+from apps.accounts.timezones import abbreviation
 from tests.access.test_admin_requests import CHANGELIST, confirm, select
 from tests.factories import (
     AccessLevelFactory,
@@ -383,7 +384,8 @@ def test_the_requests_list_shows_the_columns_an_approver_needs(
     assert '<td class="field-level_shown">Read-only (asked Full)</td>' in html
     grant = approved.grant
     start = timezone.localtime(grant.not_before)
-    assert f"{start:%a} {start.day} {start:%b %H:%M} \N{EN DASH} " in html
+    # In the reader's zone, naming it (one clock).
+    assert f"{start:%a} {start.day} {start:%b %H:%M} {abbreviation(start)} \N{EN DASH} " in html
     # One detail line under each row: kind, age, ticket, the justification on one line.
     assert html.count('<tr class="detail-row">') == 2
     assert "asked 0\xa0minutes ago · ticket INC-7 · “Rotate the dashboards”" in html

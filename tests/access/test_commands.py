@@ -37,7 +37,7 @@ def test_access_report() -> None:
     )
     out, _ = run("--resource", "prod-db", "--between", "2026-11-01T09:30Z", "2026-11-01T12:00Z")
     lines = out.splitlines()
-    assert lines[0].startswith("resource,email,access_from,access_until,")
+    assert lines[0].startswith("resource,email,access_from_utc,access_until_utc,")
     assert lines[1].startswith(f"prod-db,{g.email},2026-11-01T09:00:00.000000+00:00,")
     out, _ = run("--at", "2026-11-01T10:00Z")
     assert len(out.splitlines()) == 1  # the window is half-open: over at 10:00
@@ -57,7 +57,7 @@ def test_to_a_file(tmp_path: Path) -> None:
     target = tmp_path / "access.csv"
     out, _ = run("--resource", "prod-db", "--at", "2026-11-01", "-o", str(target))
     assert out == ""
-    assert target.read_bytes().startswith(b"resource,email,access_from,access_until,")
+    assert target.read_bytes().startswith(b"resource,email,access_from_utc,access_until_utc,")
     (event,) = AuditEvent.objects.filter(action=AuditAction.REPORT_VIEWED)
     assert event.resource_slug == "prod-db"
     assert event.details["format"] == "csv"

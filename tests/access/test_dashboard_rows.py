@@ -1,9 +1,10 @@
 """The dashboard's rows, formatted in Python (apps/access/rows.py), are the old loops' HTML.
 
-``OLD_GRANTS`` and ``OLD_REQUESTS`` are the template loops the dashboard had before its rows
-moved to Python, verbatim; rendered over the page's own context they must give exactly the
-markup the page now writes, for every kind of row (break-glass, levels, schedules,
-scheduled grants, extensions, rejections with long reasons, names that need escaping).
+``OLD_GRANTS`` and ``OLD_REQUESTS`` are the rows written as template loops (as the dashboard
+had them before its rows moved to Python, kept up to date with the rows); rendered over the
+page's own context they must give exactly the markup the page now writes, for every kind
+of row (break-glass, levels, schedules, scheduled grants, extensions, rejections with long
+reasons, names that need escaping).
 """
 
 from __future__ import annotations
@@ -31,29 +32,26 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 OLD_GRANTS = """{% for g in grants %}
-      <tr>
+      <tr data-grant="{{ g.pk }}">
         <td><a href="{{ g.detail_url }}">{{ g.resource.name }}</a>
           {% if g.is_break_glass %}<span class="badge break_glass">break-glass</span>{% endif %}
-          <span class="badge {{ g.state }}">{{ g.get_state_display }}</span>
           {% if g.level %}<br><span class="muted">{{ g.level.name }}</span>{% endif %}</td>
         <td>{{ g.window_text }}
           {% if g.schedule_text %}<br><span class="muted schedule-state">{{ g.schedule_text }}</span>{% endif %}</td>
-        <td>{{ g.time_left }}</td>
-        <td><span class="badge {{ g.sync_status }}">{{ g.get_sync_status_display }}</span>
-          {% if g.live_text %}<br><span class="muted">{{ g.live_text }}</span>{% endif %}</td>
+        <td class="access"><span class="badge access-{{ g.access.state }}">{{ g.access.label }}</span>
+          {% if g.access.detail %}<br><span class="muted">{{ g.access.detail }}</span>{% endif %}</td>
         <td><a href="{{ g.more_url }}">Ask for more time</a></td>
       </tr>
     {% endfor %}"""  # noqa: E501
 
 OLD_REQUESTS = """{% for r in requests %}
-      <tr>
+      <tr data-request="{{ r.pk }}">
         <td><a href="{{ r.detail_url }}">#{{ r.pk }}</a></td>
         <td>{{ r.resource.name }}{% if r.kind != "new" %} <span class="muted">({{ r.get_kind_display|lower }})</span>{% endif %}</td>
         <td>{{ r.asked_text }}</td>
         <td>{{ r.duration_text }}</td>
-        <td><span class="badge {{ r.state }}">{{ r.get_state_display }}</span>
+        <td class="outcome outcome-{{ r.state }}">{{ r.outcome }}
           {% if r.decision_reason and r.state == "rejected" %}<br><span class="muted">{{ r.decision_reason|truncatechars:80 }}</span>{% endif %}</td>
-        <td>{{ r.approval_count }} of {{ r.resource.approvals_required }}</td>
       </tr>
     {% endfor %}"""  # noqa: E501
 
@@ -128,4 +126,6 @@ def test_the_rows_are_the_old_loops_markup(signed_in: Any, zone: str) -> None:
     html = response.content.decode()
     assert old_grants in html and old_requests in html
     assert "R&amp;D &lt;&quot;lab&quot;&gt;" in html and "Read &lt;only&gt;" in html
-    assert "Not &lt;b&gt;now&lt;/b&gt;" in html and "1 of 2" in html
+    assert "Not &lt;b&gt;now&lt;/b&gt;" in html and "Waiting for approval (1 of 2)" in html
+    assert "0 of 1" not in html  # the break-glass request says "Break-glass"
+    assert "Break-glass" in html and "Not enforced \N{EM DASH} sync error" in html

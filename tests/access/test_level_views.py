@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from apps.access.models import AccessRequest, Grant
+from apps.access.states import SyncStatus
 from tests.access.test_views import post_data
 from tests.factories import AccessLevelFactory, GrantFactory, ResourceFactory
 
@@ -98,8 +99,11 @@ def test_the_dashboard_says_when_a_scheduled_grant_opens_or_closes(alice: Any) -
         not_before=now - timedelta(hours=1),
         expires_at=now + timedelta(days=14),
         schedule=BERLIN,
+        sync_status=SyncStatus.LIVE,
+        live_at=now - timedelta(hours=1),
     )
     html = client.get("/").content.decode()
-    assert "open now, closes" in html or "next opens" in html
+    assert ("Allowed now, until" in html) != ("Opens " in html)
+    assert "Mon-Fri 09:00-17:00 (Europe/Berlin)" in html
     grant = Grant.objects.get()
     assert grant.schedule == BERLIN

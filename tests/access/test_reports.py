@@ -11,7 +11,7 @@ import pytest
 
 from apps.access import reports
 from apps.access.models import Approval, Grant, Resource
-from apps.access.states import GrantState, RequestKind
+from apps.access.states import GrantState, RequestKind, SyncStatus
 from apps.audit.models import AuditAction, AuditEvent
 from tests.factories import GrantFactory, ResourceFactory, UserFactory
 
@@ -23,8 +23,21 @@ T = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 NOW = T + H + 40 * M  # 11:40
 
 
+CONFIRMED = timedelta(seconds=20)  # how long Pomerium took to confirm a change
+
+
 def grant(resource: Resource, start: datetime, end: datetime, state: str, **kw: Any) -> Grant:
-    """A grant with that window; ``request__x=...`` set fields of its request."""
+    """A grant with that window, enforced as the sync records it: confirmed live at its
+    start, and (once ended) its removal confirmed ``CONFIRMED`` after its revocation or end.
+    ``request__x=...`` set fields of its request; ``sync_status=...`` etc. override."""
+    ended = kw.get("revoked_at") or (end if state == GrantState.EXPIRED else None)
+    enforcement: dict[str, Any] = {"sync_status": SyncStatus.LIVE, "live_at": start}
+    if ended is not None:
+        enforcement = {
+            "sync_status": SyncStatus.REMOVED,
+            "live_at": min(start, ended),
+            "removed_at": ended + CONFIRMED,
+        }
     return GrantFactory(
         resource=resource,
         request__resource=resource,
@@ -32,7 +45,7 @@ def grant(resource: Resource, start: datetime, end: datetime, state: str, **kw: 
         expires_at=end,
         state=state,
         created_at=start,
-        **kw,
+        **{**enforcement, **kw},
     )
 
 
@@ -86,14 +99,14 @@ def grants(db_res: Resource, bob: Any) -> dict[str, Grant]:
 
 def names(rows: list[reports.AccessRow], grants: dict[str, Grant]) -> str:
     by_pk = {g.pk: name for name, g in grants.items()}
-    return "".join(by_pk[row.grant_id] for row in rows)
+    return "".join(by_pk[row.grant_id] for row in rows if row.grant_id is not None)
 
 
 @pytest.mark.parametrize(
     ("start", "end", "expected"),
     [
         (T, T + 40 * M, "AIB"),  # D ended exactly at T: half-open windows
-        (T + 50 * M, T + H, "AI"),  # B was revoked at 10:45
+        (T + 50 * M, T + H, "AI"),  # B's revocation was enforced at 10:45:20
         (T - H, T, "D"),
         (T + 119 * M, T + 210 * M, "FH"),  # C was revoked before it started
         (T + 5 * H, T + 6 * H, ""),
@@ -108,15 +121,17 @@ def test_who_had_access_overlap(
 def test_all_resources_and_an_instant(db_res: Resource, grants: dict[str, Grant]) -> None:
     assert names(reports.who_had_access(None, T, T + M), grants) == "AEI"
     assert names(reports.who_had_access_at(db_res, T), grants) == "AI"
-    assert names(reports.who_had_access_at(db_res, T + 45 * M), grants) == "AI"
+    # B was revoked at 10:45; Pomerium confirmed the removal 20 s later: B was still in.
+    assert names(reports.who_had_access_at(db_res, T + 45 * M), grants) == "AIB"
+    assert names(reports.who_had_access_at(db_res, T + 46 * M), grants) == "AI"
     with pytest.raises(ValueError, match="later than its start"):
         reports.who_had_access(db_res, T, T)
 
 
 def test_who_has_access_now(db_res: Resource, grants: dict[str, Grant]) -> None:
     assert names(reports.who_has_access_now(db_res, now=NOW), grants) == "F"
-    # A's window includes 10:10 too, but it is recorded as expired: "now" trusts the state.
-    assert names(reports.who_has_access_now(None, now=T + 10 * M), grants) == "I"
+    # At 10:10 A, E and I were all enforced (A and E expired later, at 11:00).
+    assert names(reports.who_has_access_now(None, now=T + 10 * M), grants) == "AEI"
 
 
 def test_row_content_and_csv(db_res: Resource, grants: dict[str, Grant], bob: Any) -> None:
@@ -127,7 +142,7 @@ def test_row_content_and_csv(db_res: Resource, grants: dict[str, Grant], bob: An
     assert a.approved_by == "alice@example.com, bob@example.com"
     assert (a.access_from, a.access_until) == (T, T + H)
     assert (b.access_until, b.revoked_by, b.revoke_reason) == (
-        T + 45 * M,
+        T + 45 * M + CONFIRMED,  # the confirmed removal, not the click
         "bob@example.com",
         "done early",
     )
@@ -135,12 +150,12 @@ def test_row_content_and_csv(db_res: Resource, grants: dict[str, Grant], bob: An
     assert h.approved_by == "auto-approved (oncall)"
     text = reports.to_csv([f])
     (row,) = csv.DictReader(io.StringIO(text, newline=""))
-    assert tuple(row) == reports.REPORT_COLUMNS
+    assert tuple(row) == reports.CSV_HEADER  # the times' columns say UTC
     assert row == row | {
         "resource": "prod-db",
         "email": grants["F"].email,
-        "access_from": "2026-11-01T11:30:00.000000+00:00",
-        "access_until": "2026-11-01T12:30:00.000000+00:00",
+        "access_from_utc": "2026-11-01T11:30:00.000000+00:00",
+        "access_until_utc": "2026-11-01T12:30:00.000000+00:00",
         "break_glass": "yes",
         "justification": "'=prod down",
         "request_id": str(grants["F"].request_id),
@@ -192,7 +207,7 @@ class TestAdminViews:
             'attachment; filename="access_prod-db_2026-11-01_to_2026-11-01.csv"'
         )
         lines = response.content.decode().splitlines()
-        assert lines[0] == ",".join(reports.REPORT_COLUMNS)
+        assert lines[0] == ",".join(reports.CSV_HEADER)
         assert len(lines) == 1 + 6  # prod-db's grants that gave access that day: not C
         assert [e.details["format"] for e in self.viewed()] == ["csv"]
 

@@ -11,9 +11,11 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from apps.access import services
+from apps.access.errors import server_error
 from apps.access.models import AccessRequest, Grant
 from apps.access.states import GrantState, RequestKind, RequestState, SyncStatus
-from apps.access.views import server_error
+from apps.accounts.models import User
+from apps.accounts.timezones import when as reach_when
 from apps.audit.models import AuditAction, AuditEvent
 from tests.factories import AccessRequestFactory, GrantFactory, ResourceFactory, UserFactory
 
@@ -75,45 +77,47 @@ def test_dashboard_lists_only_my_grants_and_requests(alice: Any, grafana: Any) -
     assert 'href="/requests/new"' in html
 
 
-def test_dashboard_shows_window_sync_and_time_left(alice: Any, grafana: Any) -> None:
+def test_dashboard_says_whether_i_can_get_in_now(alice: Any, grafana: Any) -> None:
     client, user = alice
-    live_at = timezone.now() - timedelta(minutes=3)
+    User.objects.filter(pk=user.pk).update(time_zone="Europe/Berlin")
+    now = timezone.now()
+    end = now + timedelta(minutes=90)
     GrantFactory(
         request__requester=user,
         request__resource=grafana,
+        not_before=now - timedelta(minutes=3),
         sync_status=SyncStatus.LIVE,
-        live_at=live_at,
-        expires_at=timezone.now() + timedelta(minutes=90),
+        live_at=now - timedelta(minutes=3),
+        expires_at=end,
     )
 
     html = client.get("/").content.decode()
 
-    assert "Live in Pomerium" in html
-    assert f"live in Pomerium since {live_at:%a %-d %b %H:%M}" in html
-    assert "1\xa0hour, 29\xa0minutes" in html or "1\xa0hour, 30\xa0minutes" in html
+    local = end.astimezone(ZoneInfo("Europe/Berlin"))
+    until = reach_when(end, ZoneInfo("Europe/Berlin"), now)
+    assert '<span class="badge access-allowed">Allowed now, until ' + until in html
+    assert local.strftime("%Z") in until  # CET or CEST
+    assert "Live in Pomerium" not in html and "left" not in html
 
 
-def test_scheduled_grant_says_the_rule_is_in_place_not_that_access_is_open(
-    alice: Any, grafana: Any
-) -> None:
+def test_a_grant_starting_tomorrow_opens_then_never_allowed_now(alice: Any, grafana: Any) -> None:
     client, user = alice
-    live_at = timezone.now() - timedelta(minutes=3)
-    start = timezone.now() + timedelta(days=1)
+    now = timezone.now()
+    start = now + timedelta(days=1)
     GrantFactory(
         request__requester=user,
         request__resource=grafana,
         state=GrantState.SCHEDULED,
         sync_status=SyncStatus.LIVE,
-        live_at=live_at,
+        live_at=now - timedelta(minutes=3),
         not_before=start,
         expires_at=start + timedelta(hours=1),
     )
 
     html = client.get("/").content.decode()
 
-    assert f"rule in place since {live_at:%a %-d %b %H:%M}" in html
-    assert f"opens {start:%a %-d %b %H:%M}" in html
-    assert "live in Pomerium since" not in html
+    assert f'<span class="badge access-opens">Opens {reach_when(start, UTC, now)}</span>' in html
+    assert "access-allowed" not in html
 
 
 def test_dashboard_empty_state_when_nothing_is_requestable(signed_in: Any) -> None:
@@ -532,4 +536,4 @@ def test_times_on_detail_page_follow_the_preference(alice: Any, grafana: Any) ->
 
     html = client.get(f"/requests/{req.pk}").content.decode()
 
-    assert "Tue 15 Jan 2030 17:30" in html  # 12:00 UTC is 17:30 in India
+    assert "Tue 15 Jan 2030 17:30 IST" in html  # 12:00 UTC is 17:30 in India

@@ -125,6 +125,7 @@ CALLS = [
     Call("requests/<int:pk>", "get", "/requests/{r}"),
     Call("requests/<int:pk>/cancel", "post", "/requests/{r}/cancel"),
     Call("requests/<int:pk>/end", "post", "/requests/{r}/end"),
+    Call("requests/<int:pk>/status", "get", "/requests/{r}/status"),
     # The JSON API.
     Call("api/v1/requests/<request_id>", "get", "/api/v1/requests/{r}", api=True),
     Call("api/v1/requests/<request_id>/cancel", "post", "/api/v1/requests/{r}/cancel", {}, True),

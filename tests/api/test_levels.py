@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
-from apps.access.models import Grant, Resource
+import pytest
+import time_machine
+
+from apps.access.models import AccessRequest, Grant, Resource
 from apps.audit.models import AuditAction, AuditEvent
 from tests.api.conftest import error
 from tests.factories import AccessLevelFactory
@@ -14,6 +18,18 @@ pytestmark = pytest.mark.django_db
 REASON = "Debugging the alerting pipeline"
 READ_ONLY = [{"http_method": {"in": ["GET", "HEAD", "OPTIONS"]}}]
 BERLIN = {"days": "mon-fri", "after": "09:00", "before": "17:00", "timezone": "Europe/Berlin"}
+
+
+# Tuesday 3 March 2026, 10:00 in Berlin: inside the resource's weekly window.
+TUESDAY_MORNING = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
+SUNDAY_EVENING = datetime(2026, 3, 1, 20, 13, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def inside_the_window() -> Iterator[None]:
+    """Requests for "now" are taken only while the weekly window is open."""
+    with time_machine.travel(TUESDAY_MORNING, tick=True):
+        yield
 
 
 @pytest.fixture
@@ -107,3 +123,32 @@ def test_the_approver_lowers_and_the_requester_upgrades(alice, bob, leveled):
         {"day_of_week": "mon-fri"},
         {"time_of_day": {"timezone": "Europe/Berlin", "after": "09:00", "before": "17:00"}},
     ]
+
+
+def test_a_request_for_now_outside_the_window_is_refused_naming_the_next_one(alice, leveled):
+    """Never accepted silently as active: the answer names the next window, to start then."""
+    with time_machine.travel(SUNDAY_EVENING, tick=False):
+        refused = alice.post(
+            "/requests",
+            {"resource": leveled.slug, "duration_minutes": 60, "justification": REASON},
+        )
+        later = alice.post(
+            "/requests",
+            {
+                "resource": leveled.slug,
+                "duration_minutes": 60,
+                "justification": REASON,
+                "start_at": "2026-03-02T08:00:00Z",
+            },
+        )
+
+    assert refused.status_code == 422
+    assert error(refused) == {
+        "code": "policy_violation",
+        "message": "Grafana admin is open only Mon-Fri 09:00-17:00 (Europe/Berlin), and no "
+        "window is open now. The next window opens Mon 2 Mar 2026 09:00 CET. Ask to start "
+        "then (2026-03-02T08:00:00Z).",
+        "fields": {"start_at": "2026-03-02T08:00:00Z"},
+    }
+    assert later.status_code == 201 and later.json()["start_at"] == "2026-03-02T08:00:00Z"
+    assert AccessRequest.objects.count() == 1

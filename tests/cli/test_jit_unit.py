@@ -312,3 +312,45 @@ def test_a_paged_list_is_followed_to_its_last_page(canned, tmp_path):
     (_, first_path, _, _), (_, second_path, _, _) = canned.seen
     assert first_path == "/api/v1/pending?limit=500"
     assert second_path == "/api/v1/pending?limit=500&cursor=abc"
+
+
+def _approved(access: dict[str, object]) -> dict[str, object]:
+    grant = {
+        "id": 3, "resource_name": "Prod DB console", "state": "active", "sync_status": "live",
+        "not_before": "2026-03-01T20:13:00Z", "expires_at": "2026-03-02T14:13:00Z",
+        "access": access,
+    }  # fmt: skip
+    return {
+        "id": 12, "kind": "new", "resource_name": "Prod DB console", "state": "approved",
+        "approvals": 1, "approvals_required": 1, "decision_reason": "", "grant": grant,
+    }  # fmt: skip
+
+
+def test_wait_returns_only_when_pomerium_allows_now(canned, tmp_path):
+    """Gap 13: a Mon-Fri grant confirmed in Pomerium on a Sunday is not "live": wait on."""
+    opens = {"state": "opens", "label": "Opens Mon 09:00 CET", "until": None,
+             "opens_at": "2026-03-02T08:00:00Z", "detail": None}  # fmt: skip
+    allowed = {"state": "allowed", "label": "Allowed now, until 17:00 CET",
+               "until": "2026-03-02T16:00:00Z", "opens_at": None, "detail": None}  # fmt: skip
+    canned.answers += [as_json(200, _approved(opens)), as_json(200, _approved(allowed))]
+
+    result = run_jit("wait", "12", "--interval", "0.05", home=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "approved; Opens Mon 09:00 CET",
+        "Allowed now, until 17:00 CET",
+    ]
+    assert result.stdout == "Request 12: Allowed now, until 17:00 CET\n"
+    assert len(canned.seen) == 2
+
+
+def test_wait_ends_on_an_ended_grant(canned, tmp_path):
+    ended = {"state": "ended", "label": "Ended", "until": None, "opens_at": None,
+             "detail": "Revoked by bob@example.com at 14:02 CET: done"}  # fmt: skip
+    canned.answers.append(as_json(200, _approved(ended)))
+
+    result = run_jit("wait", "12", home=tmp_path)
+
+    assert result.returncode == 6
+    assert result.stdout == "Request 12: Ended: Revoked by bob@example.com at 14:02 CET: done\n"

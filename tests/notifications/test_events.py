@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from apps.access import events, services
 from apps.access.models import AccessRequest, Grant, Resource
-from apps.access.states import RequestState
+from apps.access.states import RequestState, SyncStatus
+from apps.accounts.timezones import when
 from apps.notifications.models import Channel, Notification, Status
 from tests.factories import ResourceFactory, UserFactory
 
@@ -273,10 +274,16 @@ def test_grant_live_tells_the_requester_but_not_after_revocation(
     mail.outbox.clear()
     # What the Zero sync does once Pomerium confirmed the rule.
     with after_commit(), transaction.atomic():
+        Grant.objects.filter(pk=grant.pk).update(
+            sync_status=SyncStatus.LIVE, live_at=timezone.now()
+        )
         events.emit(events.GRANT_LIVE, grant_id=grant.pk)
     by = sent()
     assert sorted(by) == ["alice@example.com"]
-    assert by["alice@example.com"].subject == "[jitportal] Your access to Grafana admin is live"
+    until = when(grant.expires_at, UTC, timezone.now())
+    assert by["alice@example.com"].subject == (
+        f"[jitportal] Your access to Grafana admin: Allowed now, until {until}"
+    )
     assert PORTAL_REQ.format(req.pk) in by["alice@example.com"].body
 
     with after_commit():
@@ -348,8 +355,14 @@ def test_grant_live_for_a_scheduled_grant_says_when_it_starts(
     assert isinstance(grant, Grant)
     mail.outbox.clear()
     with after_commit(), transaction.atomic():
+        Grant.objects.filter(pk=grant.pk).update(
+            sync_status=SyncStatus.LIVE, live_at=timezone.now()
+        )
         events.emit(events.GRANT_LIVE, grant_id=grant.pk)
     message = sent()["alice@example.com"]
-    assert "is set for" in message.subject
-    assert "Pomerium will let you into Grafana admin from" in message.body
-    assert "now lets you in" not in message.body
+    opens = when(start, UTC, timezone.now())
+    assert message.subject == f"[jitportal] Your access to Grafana admin: Opens {opens}"
+    assert f"Pomerium has confirmed the rule for your access to Grafana admin. Opens {opens}." in (
+        message.body
+    )
+    assert "Allowed now" not in message.body

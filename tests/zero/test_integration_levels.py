@@ -15,7 +15,7 @@ import pytest
 from django.utils import timezone
 
 from apps import ppl
-from apps.access import services
+from apps.access import schedules, services
 from apps.access.models import AccessLevel, Grant, Resource
 from apps.access.states import SyncStatus
 from devtools.zerosim.probe import would_allow
@@ -45,7 +45,11 @@ def alice() -> Any:
 
 
 def grant_through_worker(
-    sim: ZeroSimulator, resource: Resource, level: AccessLevel | None, minutes: int = 60
+    sim: ZeroSimulator,
+    resource: Resource,
+    level: AccessLevel | None,
+    minutes: int = 60,
+    start_at: datetime | None = None,
 ) -> Grant:
     req = services.submit_request(
         requester=alice(),
@@ -53,6 +57,7 @@ def grant_through_worker(
         level=level,
         duration_minutes=minutes,
         justification="Checking the dashboards for INC-7",
+        start_at=start_at,
     )
     grant = services.approve_request(req, approver=approver())
     assert grant is not None
@@ -118,7 +123,10 @@ def test_weekday_hours_grant_across_a_dst_change(live: ZeroSimulator, worker: Ce
             "timezone": "Europe/Berlin",
         },
     )
-    grant = grant_through_worker(live, prod, None, minutes)
+    # "Now" is taken only inside a window: outside one, ask to start at the next opening.
+    state = schedules.state_at(prod.parsed_schedule(), now, now, now + timedelta(days=8))
+    start = None if state is None or state[0] else state[1]
+    grant = grant_through_worker(live, prod, None, minutes, start_at=start)
     assert grant.criteria[-2:] == [
         {"day_of_week": "mon-fri"},
         {"time_of_day": {"timezone": "Europe/Berlin", "after": "09:00", "before": "17:00"}},

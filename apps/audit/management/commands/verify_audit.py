@@ -7,6 +7,9 @@ export file (``.jsonl`` or ``.csv``, as written by export_audit or the export pa
 * exit 1: ``audit chain broken at entry #N: <problem>`` (also for an unreadable line)
 * exit 2: bad arguments or a file that cannot be opened
 
+With ``--file`` it needs no database and no production settings (no ``SECRET_KEY``): an
+auditor can check an export on any machine with the code.
+
 A filtered export is not a contiguous chain: check it with ``--rows-only`` (each row's own
 hash). An unfiltered export that starts mid-chain (``--since`` only) can be checked with
 ``--segment``, which anchors at the first row's prev_hash.
@@ -30,6 +33,9 @@ from apps.kit.text import hidden_in
 
 class Command(OneLineErrorsMixin, BaseCommand):
     help = "Verify the audit hash chain in the database or in an export file."
+    # Checking a file needs no database and no production settings (jitportal/settings.py
+    # ``OFFLINE_COMMAND``): the system checks run only for the database's chain.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--file", metavar="EXPORT", help="an export (.jsonl or .csv)")
@@ -50,6 +56,7 @@ class Command(OneLineErrorsMixin, BaseCommand):
         if path is None and (options["rows_only"] or options["segment"]):
             raise usage_error("--rows-only and --segment need --file")
         if path is None:
+            self.check()
             rows: Iterator[dict[str, Any]] = export.entries(AuditEvent.objects.all())
             try:
                 result = chain.verify(rows)
