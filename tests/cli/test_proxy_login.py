@@ -58,6 +58,23 @@ def test_login_api_answers_a_sign_in_url_that_redirects_to_the_callback_with_a_j
     assert claims["exp"] - claims["iat"] == 8 * 3600
 
 
+def form_action(reply_headers: object) -> str:
+    policy = reply_headers["Content-Security-Policy"]  # type: ignore[index]
+    return next(d.strip() for d in policy.split(";") if d.strip().startswith("form-action"))
+
+
+def test_only_the_command_lines_sign_in_page_may_send_its_form_on_to_the_callback(proxy):
+    # The browser applies form-action to the redirect after the POST too: the page with the
+    # command line's callback must allow that one loopback origin, and nothing else may.
+    query = urlencode({"pomerium_redirect_uri": "http://127.0.0.1:45678/x7Yq"})
+
+    cli_page = call(proxy, "GET", f"/.pomerium/sign_in?{query}")
+    browser_page = call(proxy, "GET", "/.pomerium/sign_in?next=/")
+
+    assert form_action(cli_page.headers) == "form-action 'self' http://127.0.0.1:45678"
+    assert form_action(browser_page.headers) == "form-action 'self'"
+
+
 @pytest.mark.parametrize(
     "callback",
     [
