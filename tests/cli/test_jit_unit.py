@@ -11,20 +11,21 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from jitcli.core import Session, parse_duration, parse_time, save_session
+from jitcli.core import parse_duration, parse_minutes, parse_time
+from jitcli.sessions import Session, save_session
 from tests.cli.inprocess import run_jit
 from tests.support.processes import ROOT
 
 JIT = str(Path(sys.executable).with_name("jit"))
 COMMANDS = [
     "login", "logout", "resources", "request", "status", "wait", "cancel", "end", "extend",
-    "pending", "approve", "reject", "revoke",
+    "pending", "grants", "approve", "reject", "revoke",
 ]  # fmt: skip
 
 
@@ -36,16 +37,46 @@ def fake_token(**claims: object) -> str:
 
 
 @pytest.mark.parametrize(
-    ("text", "minutes"), [("90", 90), ("30m", 30), ("2h", 120), ("1h30m", 90), ("1d", 1440)]
+    ("text", "seconds"),
+    [
+        ("10s", 10), ("5m", 300), ("1h", 3600), ("1h30m", 5400), ("1d", 86400),
+        ("1.5h", 5400), ("0.5s", 0.5), ("2h0m30s", 7230), (" 2H ", 7200),
+    ],
+)  # fmt: skip
+def test_one_reading_of_a_duration(text, seconds):
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("90", "'90' is not a duration: give a unit, like 90s, 90m or 90h"),
+        ("0", "give a unit"),
+        ("0m", "'0m': a duration must be longer than zero"),
+        ("-5m", "'-5m' is negative; a duration is like 10s, 5m, 1h, 1h30m or 1d"),
+        ("", "'' is not a duration like 10s, 5m, 1h, 1h30m or 1d"),
+        ("2x", "is not a duration like"),
+        ("h", "is not a duration like"),
+        ("30m1h", "is not a duration like"),  # largest unit first, each once
+        ("1h1h", "is not a duration like"),
+        ("367d", "a duration is at most 366d"),
+    ],
 )
-def test_durations(text, minutes):
-    assert parse_duration(text) == minutes
-
-
-@pytest.mark.parametrize("text", ["", "0", "2x", "h", "-5m"])
-def test_bad_durations(text):
-    with pytest.raises(ValueError, match="duration"):
+def test_a_bad_duration_says_what_a_duration_looks_like(text, said):
+    with pytest.raises(ValueError, match="duration") as caught:
         parse_duration(text)
+
+    assert said in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "minutes"), [("30m", 30), ("1.5h", 90), ("120s", 2)])
+def test_access_is_asked_in_whole_minutes(text, minutes):
+    assert parse_minutes(text) == minutes
+
+
+def test_access_of_part_of_a_minute_is_refused():
+    with pytest.raises(ValueError, match="whole minutes, like 30m or 1h30m"):
+        parse_minutes("90s")
 
 
 def test_a_time_without_zone_is_local(monkeypatch):
@@ -273,7 +304,7 @@ def test_a_refused_request_is_not_sent_again(canned, tmp_path):
 def test_version(tmp_path):
     result = run_jit("--version", home=tmp_path)
 
-    assert (result.returncode, result.stdout) == (0, "jit 0.1.0\n")
+    assert (result.returncode, result.stdout) == (0, "jit 0.2.0\n")
 
 
 @pytest.mark.parametrize(
