@@ -85,7 +85,7 @@ def normalise_url(url: str) -> str:
     try:
         parts.port  # noqa: B018 - parsing it is the check
     except ValueError:
-        fail(f"{url!r} has a bad port; a portal URL looks like https://jit.example.com", USAGE)
+        fail(f"{url!r} has a bad port: not a portal URL like https://jit.example.com", USAGE)
     if parts.username is not None or not parts.hostname:
         fail(f"{url!r} is not a portal URL like https://jit.example.com", USAGE)
     if parts.scheme.lower() == "http" and not is_loopback(parts.hostname):

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import stat
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from jitcli.core import parse_duration, parse_minutes, parse_time
 from jitcli.sessions import Session, save_session
+from tests.cli.canned import CannedPortal, as_json, error, fake_token
 from tests.cli.inprocess import run_jit
 from tests.support.processes import ROOT
 
@@ -27,13 +25,6 @@ COMMANDS = [
     "login", "logout", "resources", "request", "status", "wait", "cancel", "end", "extend",
     "pending", "grants", "approve", "reject", "revoke",
 ]  # fmt: skip
-
-
-def fake_token(**claims: object) -> str:
-    def part(data: dict[str, object]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-    return f"{part({'alg': 'ES256'})}.{part(claims)}.c2ln"
 
 
 @pytest.mark.parametrize(
@@ -189,50 +180,16 @@ def test_login_without_a_portal_says_which_is_missing(tmp_path):
 # exactly those answers. The flows against the real portal are in test_jit_demo.py.
 
 
-class _Canned(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def _handle(self) -> None:
-        server = self.server
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        server.seen.append((self.command, self.path, dict(self.headers.items()), body))  # type: ignore[attr-defined]
-        status, headers, payload = server.answers.pop(0)  # type: ignore[attr-defined]
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = _handle
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def canned(tmp_path, monkeypatch) -> Iterator[ThreadingHTTPServer]:
-    """A server answering the queued ``answers`` in order; a session stored for it."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Canned)
-    server.answers = []  # type: ignore[attr-defined]
-    server.seen = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
+def canned(tmp_path, monkeypatch) -> Iterator[CannedPortal]:
+    """A stand-in portal API; a session stored for it."""
+    portal = CannedPortal()
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    save_session(Session(url, fake_token(email="alice@example.com", exp=int(time.time()) + 600)))
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def as_json(status: int, data: object) -> tuple[int, dict[str, str], bytes]:
-    return status, {"Content-Type": "application/json"}, json.dumps(data).encode()
-
-
-def error(status: int, message: str, **extra: object) -> tuple[int, dict[str, str], bytes]:
-    return as_json(status, {"error": {"message": message, **extra}})
+    save_session(
+        Session(portal.url, fake_token(email="alice@example.com", exp=int(time.time()) + 600))
+    )
+    yield portal
+    portal.close()
 
 
 @pytest.mark.parametrize(
@@ -256,7 +213,7 @@ def error(status: int, message: str, **extra: object) -> tuple[int, dict[str, st
     ],
 )
 def test_each_answer_has_its_exit_code_and_one_line(canned, tmp_path, answer, code, said):
-    canned.answers.append(answer)
+    canned.answer("GET", "/requests/7", answer)
 
     result = run_jit("status", "7", home=tmp_path)
 
@@ -275,7 +232,7 @@ def test_a_failed_request_is_sent_once_more_with_the_same_key(canned, tmp_path):
         "id": 12, "kind": "new", "resource_name": "Grafana admin", "state": "pending",
         "approvals": 0, "approvals_required": 1, "decision_reason": "", "grant": None,
     }  # fmt: skip
-    canned.answers += [error(502, "Bad gateway"), as_json(201, created)]
+    canned.answer("POST", "/requests", error(502, "Bad gateway"), as_json(201, created))
 
     result = run_jit(
         "request", "grafana-admin", "--for", "1h30m", "--reason", "Tune the rules", home=tmp_path
@@ -294,7 +251,7 @@ def test_a_failed_request_is_sent_once_more_with_the_same_key(canned, tmp_path):
 
 
 def test_a_refused_request_is_not_sent_again(canned, tmp_path):
-    canned.answers.append(error(409, "You already asked"))
+    canned.answer("POST", "/requests", error(409, "You already asked"))
 
     result = run_jit("request", "grafana-admin", "--for", "1h", "--reason", "x", home=tmp_path)
 
@@ -334,7 +291,7 @@ def test_a_paged_list_is_followed_to_its_last_page(canned, tmp_path):
     # one in X-Next-Cursor until the last.
     first, second = [_pending_row(n) for n in (1, 2)], [_pending_row(3)]
     paged = {"Content-Type": "application/json", "X-Next-Cursor": "abc"}
-    canned.answers += [(200, paged, json.dumps(first).encode()), as_json(200, second)]
+    canned.answer("GET", "/pending", (200, paged, json.dumps(first).encode()), as_json(200, second))
 
     result = run_jit("pending", "--json", home=tmp_path)
 
