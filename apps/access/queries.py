@@ -60,11 +60,6 @@ def grant_of(req: AccessRequest) -> Grant | None:
     return Grant.objects.filter(request=req).first()
 
 
-def is_live(grant: Grant | None, now: datetime) -> bool:
-    """Open and not yet over (the pages offer *end* and *extend* only then)."""
-    return grant is not None and grant.is_open_at(now)
-
-
 def approval_count() -> Coalesce:
     """An annotation: the request's approvals so far, as a subquery per row.
 

@@ -332,7 +332,6 @@ def _visible_request(request: HttpRequest, pk: int) -> AccessRequest:
 
 
 _grant_of = queries.grant_of
-_is_live = queries.is_live
 
 
 def _latest_extensions(grant: Grant | None) -> tuple[list[Any], bool]:
@@ -356,7 +355,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     grant = _grant_of(req)
     approvals = list(req.approvals.select_related("approver"))
     extensions, earlier_extensions = _latest_extensions(grant)
-    live = _is_live(grant, now)
+    live = grant is not None and grant.is_open_at(now)
     own_grant = bool(grant and grant.user_id == user.pk)
     req.duration_text = duration_label(req.duration_minutes)  # type: ignore[attr-defined]
     return _render(

@@ -4,7 +4,7 @@ person's times in. The one home of these helpers; pages, the admin and notificat
 from __future__ import annotations
 
 import zoneinfo
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -47,3 +47,52 @@ def zone_for(request: HttpRequest) -> tzinfo:
 
 def zone_label(zone: tzinfo) -> str:
     return getattr(zone, "key", None) or "UTC"
+
+
+# --- Writing a moment for a person ----------------------------------------------------------
+#
+# Every time a person reads carries its zone: the abbreviation the zone database gives
+# ("CET", "CEST", "EST", "UTC"), or the offset where the zone has none ("+03").
+
+
+def abbreviation(local: datetime) -> str:
+    """The zone of an aware local time as people read it: ``CET``, ``UTC`` or ``+03``."""
+    name = local.tzname() or ""
+    if name:
+        return name
+    offset = local.utcoffset()
+    if offset is None:  # pragma: no cover - aware datetimes always have one
+        return "UTC"
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{sign}{hours:02d}" + (f":{rest:02d}" if rest else "")
+
+
+def stamp(moment: datetime, zone: tzinfo) -> str:
+    """A moment in full, with its zone: ``Mon 3 Mar 2025 14:02 CET``."""
+    local = moment.astimezone(zone)
+    return (
+        f"{WEEKDAYS[local.weekday()]} {local.day} {MONTHS[local.month - 1]} {local.year} "
+        f"{local:%H:%M} {abbreviation(local)}"
+    )
+
+
+def when(moment: datetime, zone: tzinfo, now: datetime) -> str:
+    """A moment as short as it stays unambiguous next to ``now``, with its zone:
+    ``17:00 CET`` (the same day), ``Mon 09:00 CET`` (within six days), else
+    ``Mon 3 Mar 09:00 CET`` (another year adds the year)."""
+    local, today = moment.astimezone(zone), now.astimezone(zone)
+    clock = f"{local:%H:%M} {abbreviation(local)}"
+    days = (local.date() - today.date()).days
+    if days == 0:
+        return clock
+    weekday = WEEKDAYS[local.weekday()]
+    if 0 < days <= 6:
+        return f"{weekday} {clock}"
+    year = f" {local.year}" if local.year != today.year else ""
+    return f"{weekday} {local.day} {MONTHS[local.month - 1]}{year} {clock}"
+
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

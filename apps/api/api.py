@@ -18,24 +18,20 @@ the same sentences the pages show.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, cast
 
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils import timezone
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
+from apps.access import reach
 from apps.access.models import AccessRequest, Grant
 from apps.access.queries import grant_of
-from apps.access.states import (
-    AccessError,
-    Conflict,
-    GrantState,
-    IllegalTransition,
-    NotAllowed,
-    SyncStatus,
-)
+from apps.access.states import AccessError, Conflict, IllegalTransition, NotAllowed
 from apps.accounts.models import User
+from apps.accounts.timezones import zone_for
 
 from .middleware import error_response
 
@@ -141,13 +137,14 @@ def has_admin_perm(user: User, perm: str) -> bool:
 # --- Shapes --------------------------------------------------------------------------------
 
 
-def grant_out(grant: Grant, now: datetime) -> dict[str, Any]:
+def clock(request: HttpRequest) -> tuple[datetime, tzinfo]:
+    """Now, and the zone this person reads times in (``apps.accounts.timezones.zone_for``):
+    the ``label``, ``detail`` and ``outcome`` words carry it; RFC 3339 fields stay UTC."""
+    return timezone.now(), zone_for(request)
+
+
+def grant_out(grant: Grant, now: datetime, zone: tzinfo = UTC) -> dict[str, Any]:
     resource = grant.resource
-    live = (
-        grant.state == GrantState.ACTIVE
-        and grant.sync_status == SyncStatus.LIVE
-        and grant.not_before <= now < grant.expires_at
-    )
     return {
         "id": grant.pk,
         "request_id": grant.request_id,
@@ -159,7 +156,7 @@ def grant_out(grant: Grant, now: datetime) -> dict[str, Any]:
         "expires_at": grant.expires_at,
         "is_break_glass": grant.is_break_glass,
         "sync_status": grant.sync_status,
-        "live_in_pomerium": live,
+        "access": reach.access(grant, now=now, zone=zone).as_json(),
         "live_at": grant.live_at,
         "enforced_at": grant.enforced_at,
         "revoked_at": grant.revoked_at,
@@ -174,6 +171,7 @@ def request_out(
     req: AccessRequest,
     now: datetime,
     *,
+    zone: tzinfo = UTC,
     grant: Grant | bool | None = True,
     approvals: int | None = None,
 ) -> dict[str, Any]:
@@ -184,12 +182,16 @@ def request_out(
     count = approvals if approvals is not None else getattr(req, "approval_count", None)
     if count is None:
         count = req.approvals.count()
+    required = req.resource.approvals_needed(req.effective_level if req.level_id else None)
     return {
         "id": req.pk,
         "resource": req.resource.slug,
         "resource_name": req.resource.name,
         "kind": req.kind,
         "state": req.state,
+        "outcome": reach.outcome(
+            req, found, now=now, zone=zone, approvals=count, required=required
+        ),
         "requester": req.requester.email,
         "filed_by": req.filed_by.email,
         "duration_minutes": req.duration_minutes,
@@ -207,10 +209,8 @@ def request_out(
         "decided_at": req.decided_at,
         "decision_reason": req.decision_reason,
         "approvals": count,
-        "approvals_required": req.resource.approvals_needed(
-            req.effective_level if req.level_id else None
-        ),
-        "grant": grant_out(found, now) if found is not None else None,
+        "approvals_required": required,
+        "grant": grant_out(found, now, zone) if found is not None else None,
     }
 
 

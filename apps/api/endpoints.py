@@ -32,6 +32,7 @@ from apps.audit.views import download, may_export
 from . import paging
 from .api import (
     api,
+    clock,
     grant_out,
     has_admin_perm,
     request_out,
@@ -135,7 +136,9 @@ def _fingerprint(payload: RequestIn) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _replay(key: IdempotencyKey, fingerprint: str) -> dict[str, object] | HttpResponse:
+def _replay(
+    request: HttpRequest, key: IdempotencyKey, fingerprint: str
+) -> dict[str, object] | HttpResponse:
     if key.fingerprint != fingerprint:
         return error_response(
             422,
@@ -144,7 +147,8 @@ def _replay(key: IdempotencyKey, fingerprint: str) -> dict[str, object] | HttpRe
             {"Idempotency-Key": "use a new key for a different request"},
         )
     req = queries.visible_request(key.user, key.access_request_id)
-    return request_out(req, timezone.now())
+    now, zone = clock(request)
+    return request_out(req, now, zone=zone)
 
 
 @api.post(
@@ -182,7 +186,7 @@ def create_request(
             get_user_model().objects.select_for_update().filter(pk=user.pk).first()
             known = IdempotencyKey.objects.filter(user=user, key=idempotency_key).first()
             if known is not None:
-                replay = _replay(known, fingerprint)
+                replay = _replay(request, known, fingerprint)
                 if isinstance(replay, HttpResponse):
                     return replay
                 response = api.create_response(request, replay, status=201)
@@ -208,7 +212,8 @@ def create_request(
                 access_request=req,
                 created_at=timezone.now(),
             )
-    return Status(201, request_out(queries.visible_request(user, req.pk), timezone.now()))
+    now, zone = clock(request)
+    return Status(201, request_out(queries.visible_request(user, req.pk), now, zone=zone))
 
 
 @api.get("/requests", response={200: list[RequestOut], **READ_ERRORS}, tags=["requester"])
@@ -247,15 +252,16 @@ def list_requests(
         rows, field="created_at", newest_first=True, limit=limit, cursor=cursor
     )
     paging.link_next(request, response, next_cursor)
-    now = timezone.now()
-    return [request_out(r, now, grant=selected_grant(r)) for r in found]
+    now, zone = clock(request)
+    return [request_out(r, now, zone=zone, grant=selected_grant(r)) for r in found]
 
 
 @api.get("/requests/{request_id}", response={200: RequestOut, **READ_ERRORS}, tags=["requester"])
 def get_request(request: HttpRequest, request_id: ObjectId) -> dict[str, object]:
     """One request with its grant: yours, or one you may decide or read."""
     req = queries.visible_request(request_user(request), request_id)
-    return request_out(req, timezone.now())
+    now, zone = clock(request)
+    return request_out(req, now, zone=zone)
 
 
 @api.post("/requests/{request_id}/cancel", response={200: RequestOut, **ERRORS}, tags=["requester"])
@@ -264,7 +270,8 @@ def cancel_request(request: HttpRequest, request_id: ObjectId) -> dict[str, obje
     user = request_user(request)
     req = queries.visible_request(user, request_id)
     services.cancel_request(req, actor=user)
-    return request_out(queries.visible_request(user, request_id), timezone.now())
+    now, zone = clock(request)
+    return request_out(queries.visible_request(user, request_id), now, zone=zone)
 
 
 # --- Grants --------------------------------------------------------------------------------
@@ -296,14 +303,15 @@ def list_grants(
         rows, field="not_before", newest_first=True, limit=limit, cursor=cursor
     )
     paging.link_next(request, response, next_cursor)
-    now = timezone.now()
-    return [grant_out(g, now) for g in found]
+    now, zone = clock(request)
+    return [grant_out(g, now, zone) for g in found]
 
 
 @api.get("/grants/{grant_id}", response={200: GrantOut, **READ_ERRORS}, tags=["requester"])
 def get_grant(request: HttpRequest, grant_id: ObjectId) -> dict[str, object]:
     """One grant: yours, or one on a resource you approve or may read."""
-    return grant_out(queries.visible_grant(request_user(request), grant_id), timezone.now())
+    now, zone = clock(request)
+    return grant_out(queries.visible_grant(request_user(request), grant_id), now, zone)
 
 
 def _own_grant(request: HttpRequest, grant_id: int) -> Grant:
@@ -318,7 +326,8 @@ def end_grant(request: HttpRequest, grant_id: ObjectId) -> dict[str, object]:
     """End your own access now (the page's *End my access*)."""
     grant = _own_grant(request, grant_id)
     services.revoke_grant(grant, actor=request_user(request), reason=ENDED_EARLY_REASON)
-    return grant_out(queries.visible_grant(request_user(request), grant_id), timezone.now())
+    now, zone = clock(request)
+    return grant_out(queries.visible_grant(request_user(request), grant_id), now, zone)
 
 
 @api.post(
@@ -331,7 +340,7 @@ def request_extension(
 ) -> Status:
     """Ask for more time on your live grant: an extension request, decided like any other."""
     grant = _own_grant(request, grant_id)
-    if not queries.is_live(grant, timezone.now()):
+    if not grant.is_open_at(timezone.now()):
         raise IllegalTransition("This grant has ended; request the resource anew.")
     user = request_user(request)
     req = services.submit_request(
@@ -342,7 +351,8 @@ def request_extension(
         ticket=payload.ticket,
         level=_level(grant.resource, payload.level),
     )
-    return Status(201, request_out(queries.visible_request(user, req.pk), timezone.now()))
+    now, zone = clock(request)
+    return Status(201, request_out(queries.visible_request(user, req.pk), now, zone=zone))
 
 
 # --- Approvers -----------------------------------------------------------------------------
@@ -364,7 +374,7 @@ def list_pending(
     Paged like ``GET /requests`` (``limit``, ``cursor``, ``Link``/``X-Next-Cursor``).
     """
     _require_decider(request)
-    now = timezone.now()
+    now, zone = clock(request)
     found, next_cursor = paging.page(
         queries.decidable_by(request_user(request), now),
         field="created_at",
@@ -374,7 +384,10 @@ def list_pending(
     )
     paging.link_next(request, response, next_cursor)
     return [
-        {**request_out(r, now, grant=r.extends_grant), "approved_by_me": r.approved_by_me}  # type: ignore[attr-defined]
+        {
+            **request_out(r, now, zone=zone, grant=r.extends_grant),
+            "approved_by_me": r.approved_by_me,  # type: ignore[attr-defined]
+        }
         for r in found
     ]
 
@@ -396,11 +409,11 @@ def approve_request(
         level=_level(req.resource, payload.level),
         note=payload.note,
     )
-    now = timezone.now()
+    now, zone = clock(request)
     fresh = queries.visible_request(user, request_id)
     return {
-        "request": request_out(fresh, now),
-        "grant": grant_out(queries.visible_grant(user, grant.pk), now) if grant else None,
+        "request": request_out(fresh, now, zone=zone),
+        "grant": grant_out(queries.visible_grant(user, grant.pk), now, zone) if grant else None,
     }
 
 
@@ -413,7 +426,8 @@ def reject_request(
     user = request_user(request)
     req = queries.visible_request(user, request_id)
     services.reject_request(req, approver=user, reason=payload.reason)
-    return request_out(queries.visible_request(user, request_id), timezone.now())
+    now, zone = clock(request)
+    return request_out(queries.visible_request(user, request_id), now, zone=zone)
 
 
 @api.post("/grants/{grant_id}/revoke", response={200: GrantOut, **ERRORS}, tags=["approver"])
@@ -423,7 +437,8 @@ def revoke_grant(request: HttpRequest, grant_id: ObjectId, payload: ReasonIn) ->
     require(has_admin_perm(user, "access.revoke_grant"), "Only approvers revoke grants.")
     grant = queries.visible_grant(user, grant_id)
     services.revoke_grant(grant, actor=user, reason=payload.reason)
-    return grant_out(queries.visible_grant(user, grant_id), timezone.now())
+    now, zone = clock(request)
+    return grant_out(queries.visible_grant(user, grant_id), now, zone)
 
 
 @api.post("/grants/{grant_id}/extend", response={200: GrantOut, **ERRORS}, tags=["approver"])
@@ -439,7 +454,8 @@ def extend_grant(request: HttpRequest, grant_id: ObjectId, payload: ExtendIn) ->
         reason=payload.reason,
         override=payload.override,
     )
-    return grant_out(queries.visible_grant(user, grant_id), timezone.now())
+    now, zone = clock(request)
+    return grant_out(queries.visible_grant(user, grant_id), now, zone)
 
 
 # --- Auditors ------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ surrogates (a database cannot store them) with a 400, as the forms do.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from ninja import Schema
 from pydantic import AfterValidator, AwareDatetime, Field, PlainSerializer
@@ -109,6 +109,29 @@ class ResourceOut(Schema):
 # --- Grants and requests -------------------------------------------------------------------
 
 
+AccessState = Literal["allowed", "opens", "waiting", "error", "ended"]
+
+
+class AccessOut(Schema):
+    """The one answer to "can I get in right now?" (``apps.access.reach``)."""
+
+    state: AccessState = Field(
+        description="allowed: Pomerium lets the holder in now; opens: later (scheduled, or "
+        "between recurring windows); waiting: written, not yet confirmed by Pomerium; error: "
+        "not enforced, the sync failed; ended: expired, revoked, released or no window left."
+    )
+    label: str = Field(
+        description='The words the pages show, times in your zone: "Allowed now, until '
+        '17:00 CET", "Opens Mon 09:00 CET", "Waiting for Pomerium", "Not enforced — sync '
+        'error", "Ended".'
+    )
+    until: Instant | None = Field(description="allowed: when this access stops.")
+    opens_at: Instant | None = Field(description="opens: when it next opens.")
+    detail: str | None = Field(
+        description="waiting/error: why; ended: how it ended. One sentence, or null."
+    )
+
+
 class GrantOut(Schema):
     id: int
     request_id: int
@@ -122,8 +145,8 @@ class GrantOut(Schema):
     sync_status: str = Field(
         description="pending, pending_apply, live, removed or error (the Zero sync)"
     )
-    live_in_pomerium: bool = Field(
-        description="Active, inside its window, and Pomerium enforces the rule now."
+    access: AccessOut = Field(
+        description="Can its holder get in right now? The same answer the pages show."
     )
     live_at: Instant | None
     enforced_at: Instant | None
@@ -142,6 +165,11 @@ class RequestOut(Schema):
     resource_name: str
     kind: str = Field(description="new, extension or break_glass")
     state: str = Field(description="pending, approved, rejected, cancelled or expired")
+    outcome: str = Field(
+        description='What became of it, in words: "Approved → revoked by bob@example.com at '
+        '14:02 CET", "Approved → released", "Auto-approved", "Break-glass", "Waiting for '
+        'approval (1 of 2)", "Rejected by bob@example.com", "Cancelled", "Expired undecided".'
+    )
     requester: str
     filed_by: str
     duration_minutes: int

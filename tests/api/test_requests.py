@@ -329,7 +329,7 @@ def test_my_grants_lists_only_mine(alice, api_as, grafana):
     body = alice.get("/grants").json()
 
     assert [g["id"] for g in body] == [mine.pk]
-    assert body[0]["live_in_pomerium"] is False  # the sync has not confirmed it
+    assert body[0]["access"]["state"] == "waiting"  # the sync has not confirmed it
 
 
 def test_an_extension_of_an_ended_grant_is_a_409_and_files_nothing(alice, grafana):

@@ -171,7 +171,7 @@ def test_the_demo_story_from_a_terminal(demo, alice, bob):
     assert f"{req['id']} " in pending.stdout and "alice@example.com" in pending.stdout
     assert approved.returncode == 0, approved.stderr
     assert waited.returncode == 0, waited.stderr
-    assert "live in Pomerium until" in waited.stdout
+    assert "Allowed now, until" in waited.stdout
     assert evaluate(demo, "alice@example.com") is True
 
 
@@ -196,7 +196,7 @@ def test_tables_show_local_times(alice):
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].split() == [
-        "GRANT", "RESOURCE", "STATE", "LIVE", "FROM", "UNTIL", "LEFT",
+        "GRANT", "RESOURCE", "STATE", "ACCESS", "FROM", "UNTIL", "LEFT",
     ]  # fmt: skip
     assert " CET" in result.stdout or " CEST" in result.stdout  # TZ=Europe/Berlin
 
