@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NoReturn
 
-# Exit codes (the README's "From a terminal" lists them).
+# Exit codes (docs/cli.md lists them).
 OK = 0
 FAILED = 1  # the portal or the network failed (5xx, unreachable, unexpected answer)
 USAGE = 2  # bad arguments or input the portal rejected as malformed (400)

@@ -176,7 +176,7 @@ def test_login_without_a_portal_says_which_is_missing(tmp_path):
 
 # --- What each kind of HTTP answer becomes -------------------------------------------------
 # A plain HTTP server with canned answers: the portal itself never answers 5xx or non-JSON
-# on purpose, and the client's promise (README "From a terminal", exit codes) is about
+# on purpose, and the client's promise (docs/cli.md, exit codes) is about
 # exactly those answers. The flows against the real portal are in test_jit_demo.py.
 
 
