@@ -300,3 +300,17 @@ def test_a_paged_list_is_followed_to_its_last_page(canned, tmp_path):
     (_, first_path, _, _), (_, second_path, _, _) = canned.seen
     assert first_path == "/api/v1/pending?limit=500"
     assert second_path == "/api/v1/pending?limit=500&cursor=abc"
+
+
+def test_every_exit_code_is_documented_in_the_help_and_in_docs_cli():
+    import re
+
+    from jitcli import core
+    from jitcli.main import EXIT_CODES
+
+    names = "OK FAILED USAGE NOT_SIGNED_IN REFUSED CONFLICT ENDED TIMED_OUT NOT_ENFORCED"
+    codes = {getattr(core, name) for name in names.split()}
+    documented = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+
+    assert set(map(int, re.findall(r"^\| (\d+) \|", documented, re.MULTILINE))) == codes
+    assert set(map(int, re.findall(r"^  (\d+)  ", EXIT_CODES, re.MULTILINE))) == codes
