@@ -192,9 +192,7 @@ def test_an_approver_lists_the_open_grants_of_the_resources_they_approve(bob, th
     assert own == []  # the default scope stays "mine"
 
 
-def test_an_auditor_lists_every_grant_and_a_requester_only_their_own(
-    carol, alice, three_grants
-):
+def test_an_auditor_lists_every_grant_and_a_requester_only_their_own(carol, alice, three_grants):
     audited = carol.get("/grants", scope="all", open="true").json()
     requester = alice.get("/grants", scope="all").json()
 
