@@ -8,19 +8,14 @@ the same flows against the real portal are in ``test_jit_demo.py``.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 
 import pytest
 
-from jitcli.sessions import Session, save_session
 from tests.cli.canned import (
     ALLOWED,
-    CannedPortal,
     access,
     as_json,
     error,
-    fake_token,
     grant,
     request,
 )
@@ -36,17 +31,6 @@ SYNC_ERROR = access(
 REVOKED = access(
     "ended", "Ended", detail="Revoked by bob@example.com at 14:02 CET: done for today."
 )
-
-
-@pytest.fixture
-def portal(tmp_path, monkeypatch) -> Iterator[CannedPortal]:
-    server = CannedPortal()
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    save_session(
-        Session(server.url, fake_token(email="alice@example.com", exp=int(time.time()) + 600))
-    )
-    yield server
-    server.close()
 
 
 def jit(tmp_path, *args: str):

@@ -8,7 +8,6 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from jitcli.core import parse_duration, parse_minutes, parse_time
 from jitcli.sessions import Session, save_session
-from tests.cli.canned import CannedPortal, as_json, error, fake_token
+from tests.cli.canned import as_json, error, fake_token
 from tests.cli.inprocess import run_jit
 from tests.support.processes import ROOT
 
@@ -180,18 +179,6 @@ def test_login_without_a_portal_says_which_is_missing(tmp_path):
 # exactly those answers. The flows against the real portal are in test_jit_demo.py.
 
 
-@pytest.fixture
-def canned(tmp_path, monkeypatch) -> Iterator[CannedPortal]:
-    """A stand-in portal API; a session stored for it."""
-    portal = CannedPortal()
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    save_session(
-        Session(portal.url, fake_token(email="alice@example.com", exp=int(time.time()) + 600))
-    )
-    yield portal
-    portal.close()
-
-
 @pytest.mark.parametrize(
     ("answer", "code", "said"),
     [
@@ -212,8 +199,8 @@ def canned(tmp_path, monkeypatch) -> Iterator[CannedPortal]:
         ((401, {}, b""), 3, None),
     ],
 )
-def test_each_answer_has_its_exit_code_and_one_line(canned, tmp_path, answer, code, said):
-    canned.answer("GET", "/requests/7", answer)
+def test_each_answer_has_its_exit_code_and_one_line(portal, tmp_path, answer, code, said):
+    portal.answer("GET", "/requests/7", answer)
 
     result = run_jit("status", "7", home=tmp_path)
 
@@ -222,17 +209,17 @@ def test_each_answer_has_its_exit_code_and_one_line(canned, tmp_path, answer, co
         assert result.stderr == said
     if code == 3:
         assert "run `jit login`" in result.stderr
-    method, path, headers, _ = canned.seen[0]
+    method, path, headers, _ = portal.seen[0]
     assert (method, path) == ("GET", "/api/v1/requests/7")
     assert headers["Authorization"].startswith("Pomerium ey")
 
 
-def test_a_failed_request_is_sent_once_more_with_the_same_key(canned, tmp_path):
+def test_a_failed_request_is_sent_once_more_with_the_same_key(portal, tmp_path):
     created = {
         "id": 12, "kind": "new", "resource_name": "Grafana admin", "state": "pending",
         "approvals": 0, "approvals_required": 1, "decision_reason": "", "grant": None,
     }  # fmt: skip
-    canned.answer("POST", "/requests", error(502, "Bad gateway"), as_json(201, created))
+    portal.answer("POST", "/requests", error(502, "Bad gateway"), as_json(201, created))
 
     result = run_jit(
         "request", "grafana-admin", "--for", "1h30m", "--reason", "Tune the rules", home=tmp_path
@@ -242,7 +229,7 @@ def test_a_failed_request_is_sent_once_more_with_the_same_key(canned, tmp_path):
     assert result.stdout == (
         "Request 12 (new) for Grafana admin: pending, 0/1 approvals\nWait for it: jit wait 12\n"
     )
-    (_, _, first, body), (_, _, second, _) = canned.seen
+    (_, _, first, body), (_, _, second, _) = portal.seen
     assert first["Idempotency-Key"] == second["Idempotency-Key"]
     assert json.loads(body) == {
         "resource": "grafana-admin", "duration_minutes": 90, "justification": "Tune the rules",
@@ -250,12 +237,12 @@ def test_a_failed_request_is_sent_once_more_with_the_same_key(canned, tmp_path):
     }  # fmt: skip
 
 
-def test_a_refused_request_is_not_sent_again(canned, tmp_path):
-    canned.answer("POST", "/requests", error(409, "You already asked"))
+def test_a_refused_request_is_not_sent_again(portal, tmp_path):
+    portal.answer("POST", "/requests", error(409, "You already asked"))
 
     result = run_jit("request", "grafana-admin", "--for", "1h", "--reason", "x", home=tmp_path)
 
-    assert (result.returncode, len(canned.seen)) == (5, 1)
+    assert (result.returncode, len(portal.seen)) == (5, 1)
 
 
 def test_version(tmp_path):
@@ -286,18 +273,18 @@ def _pending_row(n: int) -> dict[str, object]:
     }  # fmt: skip
 
 
-def test_a_paged_list_is_followed_to_its_last_page(canned, tmp_path):
+def test_a_paged_list_is_followed_to_its_last_page(portal, tmp_path):
     # The portal pages its lists (docs/api.md, "Lists and paging"): a page names the next
     # one in X-Next-Cursor until the last.
     first, second = [_pending_row(n) for n in (1, 2)], [_pending_row(3)]
     paged = {"Content-Type": "application/json", "X-Next-Cursor": "abc"}
-    canned.answer("GET", "/pending", (200, paged, json.dumps(first).encode()), as_json(200, second))
+    portal.answer("GET", "/pending", (200, paged, json.dumps(first).encode()), as_json(200, second))
 
     result = run_jit("pending", "--json", home=tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert [row["id"] for row in json.loads(result.stdout)] == [1, 2, 3]
-    (_, first_path, _, _), (_, second_path, _, _) = canned.seen
+    (_, first_path, _, _), (_, second_path, _, _) = portal.seen
     assert first_path == "/api/v1/pending?limit=500"
     assert second_path == "/api/v1/pending?limit=500&cursor=abc"
 
