@@ -184,11 +184,12 @@ def cmd_wait(args: argparse.Namespace) -> int:
     while True:
         try:
             req = api.get(f"/requests/{args.id}")
-            text, code = wait_state(req)
         except CliError as exc:
             if exc.code != FAILED:  # the portal said no: waiting will not help
                 raise
             text, code = f"portal unreachable ({exc.message}); retrying", None
+        else:
+            text, code = wait_state(req)
         if text != last:
             sys.stderr.write(("\r\033[K" if tty else "") + text + ("" if tty else "\n"))
             sys.stderr.flush()
@@ -209,9 +210,10 @@ def _gives_up(
 ) -> tuple[int | None, str]:
     """TIMED_OUT once the timeout passed, or at once when the grant opens only after it."""
     left = deadline - time.monotonic()
-    grant = req.get("grant")
-    if isinstance(grant, dict) and access(grant)["state"] == OPENS:
-        opens = parse_instant(access(grant).get("opens_at"))
+    grant = req.get("grant") if req.get("state") == "approved" else None
+    answer = access(grant) if isinstance(grant, dict) else {}
+    if answer.get("state") == OPENS:
+        opens = parse_instant(answer.get("opens_at"))
         if opens is not None and (opens - datetime.now(UTC)).total_seconds() > left:
             return TIMED_OUT, f"{text}: later than the {duration_text(timeout)} timeout"
     if left <= 0:

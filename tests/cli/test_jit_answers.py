@@ -357,3 +357,25 @@ def test_a_duration_is_sent_in_minutes(portal, tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert json.loads(portal.seen[-1][3])["duration_minutes"] == 90
+
+
+def test_wait_on_a_portal_without_the_access_answer_fails_at_once(portal, tmp_path):
+    old = grant(40)
+    del old["access"]
+    portal.answer("GET", "/requests/12", request(12, grant=old))
+
+    result = jit(tmp_path, "wait", "12", "--timeout", "1m", "--interval", "0.5s")
+
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.endswith("it may be older than this jit.\n")
+    assert len(portal.calls()) == 1
+
+
+def test_a_pending_extension_of_a_grant_that_opens_later_waits_for_its_decision(portal, tmp_path):
+    pending = request(12, kind="extension", state="pending", grant=grant(40, access=OPENS_MONDAY))
+    portal.answer("GET", "/requests/12", pending, pending, request(12, kind="extension"))
+
+    result = jit(tmp_path, "wait", "12", "--timeout", "1m", "--interval", "0.5s")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == "waiting for approval (1/1)"
