@@ -14,6 +14,7 @@ from .core import (
     NOT_SIGNED_IN,
     REFUSED,
     USAGE,
+    CliError,
     fail,
 )
 from .sessions import Session, load_session, normalise_url, origin
@@ -113,11 +114,13 @@ class Api:
             return body
         if not isinstance(error, dict):
             fail(f"The portal answered {status}.", FAILED)
-        message = str(error.get("message") or f"HTTP {status}")
-        fields = error.get("fields")
-        if isinstance(fields, dict) and fields:
+        said = str(error.get("message") or f"HTTP {status}")
+        found = error.get("fields")
+        fields = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+        message = said
+        if fields:
             message += " (" + "; ".join(f"{k}: {v}" for k, v in fields.items()) + ")"
         if error.get("code") == "not_signed_in":
             fail(LOGIN_HINT, NOT_SIGNED_IN)
         code = {400: USAGE, 403: REFUSED, 404: REFUSED, 409: CONFLICT, 422: CONFLICT}
-        fail(message, code.get(status, FAILED))
+        raise CliError(message, code.get(status, FAILED), fields, said)

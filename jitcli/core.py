@@ -27,12 +27,24 @@ LOGIN_HINT = "Not signed in, or your Pomerium session expired: run `jit login`."
 
 
 class CliError(Exception):
-    """A failure to report in one line and exit with ``code``."""
+    """A failure to report in one line and exit with ``code``.
 
-    def __init__(self, message: str, code: int = FAILED) -> None:
+    From the portal: ``said`` is its message alone, ``fields`` its field errors (both are
+    in ``message``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        code: int = FAILED,
+        fields: dict[str, str] | None = None,
+        said: str = "",
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.fields = fields or {}
+        self.said = said or message
 
 
 def fail(message: str, code: int = FAILED) -> NoReturn:

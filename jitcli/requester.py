@@ -12,6 +12,7 @@ from typing import Any
 from . import objects
 from .client import Api, connect
 from .core import (
+    CONFLICT,
     ENDED,
     FAILED,
     NOT_ENFORCED,
@@ -101,6 +102,11 @@ def cmd_request(args: argparse.Namespace) -> int:
     except CliError as exc:
         if exc.code == REFUSED and exc.message.startswith("No resource"):
             fail(f"{exc.message} `jit resources` lists the ones you may request.", REFUSED)
+        opens = parse_instant(exc.fields.get("start_at")) if exc.code == CONFLICT else None
+        if opens is not None and not args.at:
+            # "Now" falls outside the resource's window: the portal names the next opening.
+            at = opens.astimezone().isoformat(timespec="minutes")
+            fail(f"{exc.said} To start then, add --at {at}.", CONFLICT)
         raise
     hint = "" if req["state"] != "pending" else f"\nWait for it: jit wait {req['id']}"
     emit(req, args.json, request_line(req) + hint)

@@ -379,3 +379,27 @@ def test_a_pending_extension_of_a_grant_that_opens_later_waits_for_its_decision(
 
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines()[0] == "waiting for approval (1/1)"
+
+
+def test_now_outside_the_resources_window_offers_the_next_opening(portal, tmp_path):
+    # The portal refuses "now" outside a recurring window and names the next opening
+    # in the field start_at (a 422); jit says how to ask for it.
+    portal.answer(
+        "POST",
+        "/requests",
+        error(
+            422,
+            "Prod DB console is open Mon-Fri 09:00-17:00 CET; it next opens Mon 09:00 CET.",
+            code="policy_violation",
+            fields={"start_at": "2030-01-07T08:00:00Z"},
+        ),
+    )
+
+    result = jit(tmp_path, "request", "prod-db", "--for", "1h", "--reason", "Read the slow log")
+
+    assert (result.returncode, result.stderr) == (
+        5,
+        "jit: Prod DB console is open Mon-Fri 09:00-17:00 CET; it next opens Mon 09:00 CET. "
+        "To start then, add --at 2030-01-07T09:00+01:00.\n",
+    )
+    assert len(portal.calls("POST")) == 1
