@@ -17,6 +17,7 @@ from . import __version__
 from .approver import cmd_approve, cmd_grants, cmd_pending, cmd_reject, cmd_revoke
 from .core import (
     CONFLICT,
+    DURATION_FORMS,
     ENDED,
     FAILED,
     NOT_ENFORCED,
@@ -56,7 +57,7 @@ exit codes:
   {TIMED_OUT}  `wait`: not allowed before the timeout, or it opens only after it
   {NOT_ENFORCED}  `wait`: Pomerium does not enforce the grant (sync error)
 
-durations: {", ".join(("10s", "5m", "1h", "1h30m", "1d"))}; a number always carries its unit.
+durations: {DURATION_FORMS}; a number always carries its unit.
 """
 
 MAX_STATUS_LIMIT = 500
