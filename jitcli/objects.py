@@ -92,9 +92,6 @@ class Ref:
     kind: str
     number: int
 
-    def __str__(self) -> str:
-        return {"grant": "g", "request": "r"}.get(self.kind, "") + str(self.number)
-
 
 REF_FORMS = "12, g12 (a grant) or r12 (a request)"
 
@@ -132,9 +129,9 @@ def _grant_of_request(req: dict[str, Any]) -> dict[str, Any]:
 def resolve_grant(api: Api, ref: Ref) -> dict[str, Any]:
     """The grant ``ref`` names, saying on stderr which it took.
 
-    A bare number that is both a request and a grant this person may see, and names two
-    different grants, is refused (exit 2) until they say g12 or r12: acting on the wrong
-    person's access is worse than asking.
+    A bare number that is both a request and a grant this person may see is refused (exit
+    2) until they say g12 or r12, unless that request's grant is that very grant: acting on
+    the wrong person's access is worse than asking.
     """
     n = ref.number
     grant = _get_or_none(api, f"/grants/{n}") if ref.kind in ("grant", "") else None
