@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -287,12 +288,18 @@ def test_an_approver_moves_the_end_and_the_owner_asks_for_more(alice, bob):
 
 def test_an_approver_lists_the_grants_of_the_resources_they_approve(alice, bob):
     grafana = open_grant(alice, "grafana-admin")
-
-    listed = bob.jit("grants", "--resource", "grafana-admin")
+    deadline = time.monotonic() + 60
+    while True:  # the extension just before is written; Pomerium confirms it shortly
+        listed = bob.jit("grants", "--resource", "grafana-admin")
+        assert listed.returncode == 0, listed.stderr
+        row = next(
+            line for line in listed.stdout.splitlines() if line.startswith(f"{grafana['id']} ")
+        )
+        if "Waiting for Pomerium" not in row or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     as_requester = alice.jit("grants")
 
-    assert listed.returncode == 0, listed.stderr
-    row = next(line for line in listed.stdout.splitlines() if line.startswith(f"{grafana['id']} "))
     assert "alice@example.com" in row and "Allowed now, until" in row
     assert as_requester.returncode == 0
     assert {line.split()[2] for line in as_requester.stdout.splitlines()[1:]} == {
