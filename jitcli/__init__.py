@@ -6,4 +6,4 @@ could ship as its own small package. It is installed with the portal as the ``ji
 console script (``[project.scripts]`` in ``pyproject.toml``).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -31,6 +31,7 @@ from apps.kit.text import hidden_problem
 
 from . import events, quorum, schedules
 from .actions import AccessAction
+from .durations import duration_label
 from .models import AccessLevel, AccessRequest, Approval, Grant, GrantExtension, Resource
 from .states import (
     OPEN_GRANT_STATES,
@@ -184,7 +185,11 @@ def _validate_submission(
             f"at the level {level.name}."
         )
     if offered_only and duration_minutes not in resource.duration_choices:
-        raise PolicyViolation("Choose one of the durations offered for this resource.")
+        raise PolicyViolation(
+            f"Choose one of the durations offered for {resource.name}: "
+            + ", ".join(duration_label(m) for m in sorted(set(resource.duration_choices)))
+            + "."
+        )
     if resource.justification_required and len(justification) < resource.justification_min_length:
         raise PolicyViolation(
             f"Say why you need access (at least {resource.justification_min_length} characters)."

@@ -60,6 +60,7 @@ from .schemas import (
 ObjectId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str, Query(max_length=paging.MAX_CURSOR_LENGTH)]
+GrantScope = Literal["mine", "all"]
 RequestStateName = Literal["pending", "approved", "rejected", "cancelled", "expired"]
 _KEY_RE = re.compile(rf"^[\x21-\x7e]{{1,{MAX_KEY_LENGTH}}}$")
 
@@ -282,14 +283,22 @@ def list_grants(
     request: HttpRequest,
     response: HttpResponse,
     open: bool = False,
+    scope: GrantScope = "mine",
     limit: Limit = 100,
     cursor: Cursor = "",
 ) -> list[dict[str, object]]:
     """Your grants, latest start first; ``open=true`` for scheduled and active ones only.
 
+    ``scope=all``: every grant you may see, not only yours: for approvers, those on the
+    resources they approve; for auditors and superusers, all (``jit grants``).
     Paged like ``GET /requests`` (``limit``, ``cursor``, ``Link``/``X-Next-Cursor``).
     """
-    rows = Grant.objects.filter(user=request_user(request)).select_related("resource", "level")
+    user = request_user(request)
+    # The one visibility rule: a person's own grants, and those on resources they approve
+    # (auditors and superusers: all).
+    rows = (
+        Grant.objects.restrict(user) if scope == "all" else Grant.objects.filter(user=user)
+    ).select_related("resource", "level")
     if open:
         rows = rows.filter(state__in=OPEN_GRANT_STATES)
     found, next_cursor = paging.page(

@@ -118,6 +118,13 @@ def loopback_callback(value: str | None) -> str | None:
     return value
 
 
+def callback_origin(callback: str) -> str:
+    """``scheme://host:port`` of a callback ``loopback_callback`` accepted (for the CSP)."""
+    parts = urlsplit(callback)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}:{parts.port}"
+
+
 def with_query(url: str, **params: str) -> str:
     return url + ("&" if urlsplit(url).query else "?") + urlencode(params)
 
@@ -331,7 +338,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             if callback is None:
                 self._send_html(400, pages.refused_page("That callback is not on this machine."))
                 return
-            self._send_html(200, self._programmatic_page(callback))
+            # The chosen identity's form posts here and is redirected to the callback: the
+            # browser checks form-action against that redirect too, so this page (and only
+            # this page) also allows the one loopback origin the command line listens on.
+            self._send_html(
+                200, self._programmatic_page(callback), form_action=callback_origin(callback)
+            )
             return
         current, _ = self._current()
         page = pages.sign_in_page(
@@ -560,10 +572,18 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     ) -> None:
         self._send(status, json.dumps(data).encode(), "application/json", headers)
 
-    def _send_html(self, status: int, page: str, headers: Mapping[str, str] | None = None) -> None:
+    def _send_html(
+        self,
+        status: int,
+        page: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        form_action: str = "",
+    ) -> None:
+        targets = f"'self' {form_action}" if form_action else "'self'"
         security = {
             "Content-Security-Policy": (
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                f"default-src 'none'; style-src 'unsafe-inline'; form-action {targets}; "
                 "frame-ancestors 'none'"
             ),
             "X-Frame-Options": "DENY",

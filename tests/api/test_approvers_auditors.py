@@ -170,6 +170,51 @@ def test_requesters_may_not_revoke_others(alice, api_as, grafana):
     assert Grant.objects.get().state == GrantState.ACTIVE
 
 
+@pytest.fixture
+def three_grants(alice, api_as, grafana):
+    """Alice's and Dave's open grants on Grafana (Bob approves it), one on HR and one ended."""
+    hr = ResourceFactory(slug="hr-records", approver_groups=["hr-approvers"])
+    dave = api_as("dave", groups=["engineering"]).user()
+    return {
+        "alice": GrantFactory(request__requester=alice.user(), request__resource=grafana),
+        "dave": GrantFactory(request__requester=dave, request__resource=grafana),
+        "hr": GrantFactory(request__requester=dave, request__resource=hr),
+        "ended": GrantFactory(
+            request__requester=dave, request__resource=grafana, state=GrantState.REVOKED
+        ),
+    }
+
+
+def test_an_approver_lists_the_open_grants_of_the_resources_they_approve(bob, three_grants):
+    body = bob.get("/grants", scope="all", open="true").json()
+    everything = bob.get("/grants", scope="all").json()
+    own = bob.get("/grants").json()
+
+    assert {g["id"] for g in body} == {three_grants["alice"].pk, three_grants["dave"].pk}
+    assert three_grants["ended"].pk in {g["id"] for g in everything}
+    assert three_grants["hr"].pk not in {g["id"] for g in everything}
+    assert own == []  # the default scope stays "mine"
+
+
+def test_an_auditor_lists_every_grant_and_a_requester_only_their_own(carol, alice, three_grants):
+    audited = carol.get("/grants", scope="all", open="true").json()
+    requester = alice.get("/grants", scope="all").json()
+
+    assert {g["id"] for g in audited} == {
+        three_grants["alice"].pk,
+        three_grants["dave"].pk,
+        three_grants["hr"].pk,
+    }
+    assert [g["id"] for g in requester] == [three_grants["alice"].pk]
+
+
+def test_an_unknown_grant_scope_is_a_400_naming_the_allowed_ones(bob, db):
+    response = bob.get("/grants", scope="everyone")
+
+    assert response.status_code == 400
+    assert "'mine' or 'all'" in error(response)["fields"]["query.scope"]
+
+
 def test_auditor_exports_with_the_pages_filters_and_the_export_is_audited(carol, pending):
     response = carol.get("/audit/export", format="jsonl", action="request.submitted")
 

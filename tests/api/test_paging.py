@@ -117,6 +117,7 @@ def walk(api: Any, path: str, **params: Any) -> tuple[list[dict[str, Any]], list
         ("/requests", {}, "newest"),
         ("/requests", {"state": "approved"}, "newest"),
         ("/grants", {}, "newest"),
+        ("/grants", {"scope": "all"}, "newest"),
         ("/pending", {}, "oldest"),
     ],
 )

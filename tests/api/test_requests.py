@@ -168,6 +168,16 @@ def test_bad_requests_get_the_right_status_and_change_nothing(alice, grafana, bo
     assert not AuditEvent.objects.filter(action=AuditAction.REQUEST_SUBMITTED).exists()
 
 
+def test_a_duration_not_offered_names_the_ones_that_are(alice, grafana):
+    body = {"resource": "grafana-admin", "duration_minutes": 45, "justification": REASON}
+
+    response = alice.post("/requests", body)
+
+    assert error(response)["message"] == (
+        "Choose one of the durations offered for Grafana admin: 30 minutes, 1 hour, 4 hours."
+    )
+
+
 def test_resource_i_may_not_request_is_403(alice):
     ResourceFactory(slug="secret", requester_groups=["sre"])
 

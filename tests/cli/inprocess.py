@@ -31,9 +31,12 @@ class Ran:
 
 
 @contextmanager
-def person_environment(home: Path, tz: str | None = None) -> Iterator[None]:
-    """``XDG_CONFIG_HOME=home``, no ``JIT_URL``, and ``TZ`` if given, for the block only."""
-    wanted: dict[str, str | None] = {"XDG_CONFIG_HOME": str(home), "JIT_URL": None}
+def person_environment(
+    home: Path, tz: str | None = None, jit_url: str | None = None
+) -> Iterator[None]:
+    """``XDG_CONFIG_HOME=home``, ``JIT_URL`` only if given, and ``TZ`` if given, for the
+    block only."""
+    wanted: dict[str, str | None] = {"XDG_CONFIG_HOME": str(home), "JIT_URL": jit_url}
     if tz is not None:
         wanted["TZ"] = tz
     saved = {name: os.environ.get(name) for name in wanted}
@@ -63,10 +66,10 @@ def _exit_code(exc: SystemExit) -> int:
     return exc.code if isinstance(exc.code, int) else 1
 
 
-def run_jit(*args: str, home: Path, tz: str | None = None) -> Ran:
+def run_jit(*args: str, home: Path, tz: str | None = None, jit_url: str | None = None) -> Ran:
     """``jit ARGS`` as the person whose config directory is ``home``."""
     out, err = io.StringIO(), io.StringIO()
-    with person_environment(home, tz), redirect_stdout(out), redirect_stderr(err):
+    with person_environment(home, tz, jit_url), redirect_stdout(out), redirect_stderr(err):
         try:
             code = main(list(args))
         except SystemExit as exc:

@@ -8,27 +8,22 @@ import json
 
 import pytest
 
+from tests.cli.canned import error, request
 from tests.cli.inprocess import run_jit
-from tests.cli.test_jit_unit import as_json, canned, error  # noqa: F401 - the fixture
 from tests.support.hidden_text import CLASS_IDS, CLASSES, spoof
 
 
 def rejected_request(reason: str) -> dict[str, object]:
-    return {
-        "id": 7,
-        "kind": "new",
-        "resource_name": "Grafana",
-        "state": "rejected",
-        "decision_reason": reason,
-        "grant": None,
-    }
+    return request(
+        7, state="rejected", outcome="Rejected", decision_reason=reason, grant=None, approvals=0
+    )
 
 
 @pytest.mark.parametrize("name", CLASS_IDS)
-def test_jit_prints_them_escaped_and_json_keeps_them_exact(canned, tmp_path, name):  # noqa: F811
+def test_jit_prints_them_escaped_and_json_keeps_them_exact(portal, tmp_path, name):
     chars = CLASSES[name]
     reason = spoof(chars)
-    canned.answers += [as_json(200, rejected_request(reason))] * 2
+    portal.answer("GET", "/requests/7", rejected_request(reason))
 
     shown = run_jit("status", "7", home=tmp_path)
     scripted = run_jit("status", "7", "--json", home=tmp_path)
@@ -41,8 +36,10 @@ def test_jit_prints_them_escaped_and_json_keeps_them_exact(canned, tmp_path, nam
     assert json.loads(scripted.stdout)["decision_reason"] == reason
 
 
-def test_a_refusal_at_input_is_one_line_naming_the_field(canned, tmp_path):  # noqa: F811
-    canned.answers.append(
+def test_a_refusal_at_input_is_one_line_naming_the_field(portal, tmp_path):
+    portal.answer(
+        "POST",
+        "/requests",
         error(
             400,
             "Some values are missing or malformed.",
@@ -51,7 +48,7 @@ def test_a_refusal_at_input_is_one_line_naming_the_field(canned, tmp_path):  # n
                 "justification": "Value error, contains a hidden or direction-changing "
                 "character (U+202E RIGHT-TO-LEFT OVERRIDE) at position 3"
             },
-        )
+        ),
     )
 
     result = run_jit("request", "grafana", "--for", "1h", "--reason", "ab\u202ecd", home=tmp_path)

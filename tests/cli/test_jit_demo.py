@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -167,7 +168,7 @@ def test_the_demo_story_from_a_terminal(demo, alice, bob):
     assert isinstance(req, dict) and req["state"] == "pending"
     pending = bob.jit("pending")
     approved = bob.jit("approve", str(req["id"]), "--note", "go ahead")
-    waited = alice.jit("wait", str(req["id"]), "--timeout", "2m", "--interval", "0.5")
+    waited = alice.jit("wait", str(req["id"]), "--timeout", "2m", "--interval", "0.5s")
 
     assert f"{req['id']} " in pending.stdout and "alice@example.com" in pending.stdout
     assert approved.returncode == 0, approved.stderr
@@ -176,11 +177,14 @@ def test_the_demo_story_from_a_terminal(demo, alice, bob):
     assert evaluate(demo, "alice@example.com") is True
 
 
-def test_login_stores_a_private_session(alice):
+def test_login_stores_a_private_session_for_its_portal(alice):
     path = alice.home / "jit" / "session.json"
+    stored = json.loads(path.read_text())
+    origin = f"http://localhost:{alice.ports.proxy}"
 
     assert oct(path.stat().st_mode & 0o777) == "0o600"
-    assert json.loads(path.read_text())["url"].startswith("http://localhost:")
+    assert (stored["current"], list(stored["sessions"])) == (origin, [origin])
+    assert stored["sessions"][origin]["url"] == origin
 
 
 def test_the_installed_script_uses_the_stored_session(alice):
@@ -266,13 +270,13 @@ def test_a_partly_approved_request_can_still_be_cancelled(alice, bob):
     mine = next(line for line in pending.stdout.splitlines() if line.startswith(f"{req['id']} "))
     assert "alice@example.com" in mine and "1/2 (you)" in mine and "30m" in mine
     assert cancelled.returncode == 0, cancelled.stderr
-    assert shown.stdout == f"Request {req['id']} (new) for Prod DB console: cancelled\n"
+    assert shown.stdout == f"Request {req['id']} (new) for Prod DB console: Cancelled\n"
     assert (again.returncode, again.stderr.count("\n")) == (5, 1)
 
 
 def test_an_approver_moves_the_end_and_the_owner_asks_for_more(alice, bob):
     grant = open_grant(alice, "grafana-admin")
-    gid = str(grant["id"])
+    gid = f"g{grant['id']}"  # requests and grants are numbered apart: say which
 
     no_reason = bob.jit("extend", gid, "--for", "30m")
     moved = bob.jit_json("extend", gid, "--for", "30m", "--reason", "Finish the rule migration")
@@ -288,21 +292,46 @@ def test_an_approver_moves_the_end_and_the_owner_asks_for_more(alice, bob):
     assert (no_length.returncode, no_length.stderr) == (2, "jit: Say how much longer: --for 30m.\n")
     assert (asked["kind"], asked["state"]) == ("extension", "pending")
     assert decided.returncode == 0, decided.stderr
-    assert f"Request {asked['id']} (extension) for Grafana admin: approved" in decided.stdout
+    assert f"Request {asked['id']} (extension) for Grafana admin: Approved" in decided.stdout
     after = open_grant(alice, "grafana-admin")
     assert instant(after["expires_at"]) == instant(moved["expires_at"]) + timedelta(minutes=30)
+
+
+def test_an_approver_lists_the_grants_of_the_resources_they_approve(alice, bob):
+    grafana = open_grant(alice, "grafana-admin")
+    deadline = time.monotonic() + 60
+    while True:  # the extension just before is written; Pomerium confirms it shortly
+        listed = bob.jit("grants", "--resource", "grafana-admin")
+        assert listed.returncode == 0, listed.stderr
+        row = next(
+            line for line in listed.stdout.splitlines() if line.startswith(f"{grafana['id']} ")
+        )
+        if "Waiting for Pomerium" not in row or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    as_requester = alice.jit("grants")
+
+    assert "alice@example.com" in row and "Allowed now, until" in row
+    assert as_requester.returncode == 0
+    assert {line.split()[2] for line in as_requester.stdout.splitlines()[1:]} == {
+        "alice@example.com"
+    }  # a requester sees only their own
 
 
 def test_a_revoked_grant_cannot_be_ended_and_a_scheduled_one_can(alice, bob):
     grafana = open_grant(alice, "grafana-admin")
     billing = open_grant(alice, "billing-admin")  # the seeded window tomorrow morning
 
-    revoked = bob.jit("revoke", str(grafana["id"]), "--reason", "Done for today")
-    end_revoked = alice.jit("end", str(grafana["id"]))
-    ended = alice.jit("end", str(billing["id"]))
+    # By the request's id, the number `jit request` printed: jit says which grant it took.
+    revoked = bob.jit("revoke", f"r{grafana['request_id']}", "--reason", "Done for today")
+    end_revoked = alice.jit("end", f"g{grafana['id']}")
+    ended = alice.jit("end", f"g{billing['id']}")
 
     assert revoked.returncode == 0, revoked.stderr
-    assert revoked.stdout.startswith(f"Grant {grafana['id']} on Grafana admin: revoked, ")
+    assert revoked.stderr.startswith(
+        f"Request {grafana['request_id']} → grant {grafana['id']} (Grafana admin, alice@"
+    )
+    assert revoked.stdout.startswith(f"Grant {grafana['id']} on Grafana admin: revoked, Ended (")
     assert (end_revoked.returncode, end_revoked.stderr.count("\n")) == (5, 1)
     assert billing["state"] == "scheduled"
     assert ended.returncode == 0, ended.stderr
@@ -315,7 +344,10 @@ def test_logout_forgets_the_session(alice):
     result = alice.jit("logout")
     after = alice.jit("status")
 
-    assert (result.returncode, result.stdout) == (0, "Signed out.\n")
+    assert (result.returncode, result.stdout) == (
+        0,
+        f"Signed out of http://localhost:{alice.ports.proxy}.\n",
+    )
     assert (after.returncode, after.stderr) == (
         3,
         "jit: Not signed in, or your Pomerium session expired: run `jit login`.\n",

@@ -2,50 +2,71 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import stat
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from jitcli.core import Session, parse_duration, parse_time, save_session
+from jitcli.core import parse_duration, parse_minutes, parse_time
+from jitcli.sessions import Session, save_session
+from tests.cli.canned import as_json, error, fake_token
 from tests.cli.inprocess import run_jit
 from tests.support.processes import ROOT
 
 JIT = str(Path(sys.executable).with_name("jit"))
 COMMANDS = [
     "login", "logout", "resources", "request", "status", "wait", "cancel", "end", "extend",
-    "pending", "approve", "reject", "revoke",
+    "pending", "grants", "approve", "reject", "revoke",
 ]  # fmt: skip
 
 
-def fake_token(**claims: object) -> str:
-    def part(data: dict[str, object]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-    return f"{part({'alg': 'ES256'})}.{part(claims)}.c2ln"
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("10s", 10), ("5m", 300), ("1h", 3600), ("1h30m", 5400), ("1d", 86400),
+        ("1.5h", 5400), ("0.5s", 0.5), ("2h0m30s", 7230), (" 2H ", 7200),
+    ],
+)  # fmt: skip
+def test_one_reading_of_a_duration(text, seconds):
+    assert parse_duration(text) == timedelta(seconds=seconds)
 
 
 @pytest.mark.parametrize(
-    ("text", "minutes"), [("90", 90), ("30m", 30), ("2h", 120), ("1h30m", 90), ("1d", 1440)]
+    ("text", "said"),
+    [
+        ("90", "'90' is not a duration: give a unit, like 90s, 90m or 90h"),
+        ("0", "give a unit"),
+        ("0m", "'0m': a duration must be longer than zero"),
+        ("-5m", "'-5m' is negative; a duration is like 10s, 5m, 1h, 1h30m or 1d"),
+        ("", "'' is not a duration like 10s, 5m, 1h, 1h30m or 1d"),
+        ("2x", "is not a duration like"),
+        ("h", "is not a duration like"),
+        ("30m1h", "is not a duration like"),  # largest unit first, each once
+        ("1h1h", "is not a duration like"),
+        ("367d", "a duration is at most 366d"),
+    ],
 )
-def test_durations(text, minutes):
-    assert parse_duration(text) == minutes
-
-
-@pytest.mark.parametrize("text", ["", "0", "2x", "h", "-5m"])
-def test_bad_durations(text):
-    with pytest.raises(ValueError, match="duration"):
+def test_a_bad_duration_says_what_a_duration_looks_like(text, said):
+    with pytest.raises(ValueError, match="duration") as caught:
         parse_duration(text)
+
+    assert said in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "minutes"), [("30m", 30), ("1.5h", 90), ("120s", 2)])
+def test_access_is_asked_in_whole_minutes(text, minutes):
+    assert parse_minutes(text) == minutes
+
+
+def test_access_of_part_of_a_minute_is_refused():
+    with pytest.raises(ValueError, match="whole minutes, like 30m or 1h30m"):
+        parse_minutes("90s")
 
 
 def test_a_time_without_zone_is_local(monkeypatch):
@@ -154,54 +175,8 @@ def test_login_without_a_portal_says_which_is_missing(tmp_path):
 
 # --- What each kind of HTTP answer becomes -------------------------------------------------
 # A plain HTTP server with canned answers: the portal itself never answers 5xx or non-JSON
-# on purpose, and the client's promise (README "From a terminal", exit codes) is about
+# on purpose, and the client's promise (docs/cli.md, exit codes) is about
 # exactly those answers. The flows against the real portal are in test_jit_demo.py.
-
-
-class _Canned(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def _handle(self) -> None:
-        server = self.server
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        server.seen.append((self.command, self.path, dict(self.headers.items()), body))  # type: ignore[attr-defined]
-        status, headers, payload = server.answers.pop(0)  # type: ignore[attr-defined]
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = _handle
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def canned(tmp_path, monkeypatch) -> Iterator[ThreadingHTTPServer]:
-    """A server answering the queued ``answers`` in order; a session stored for it."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Canned)
-    server.answers = []  # type: ignore[attr-defined]
-    server.seen = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    save_session(Session(url, fake_token(email="alice@example.com", exp=int(time.time()) + 600)))
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def as_json(status: int, data: object) -> tuple[int, dict[str, str], bytes]:
-    return status, {"Content-Type": "application/json"}, json.dumps(data).encode()
-
-
-def error(status: int, message: str, **extra: object) -> tuple[int, dict[str, str], bytes]:
-    return as_json(status, {"error": {"message": message, **extra}})
 
 
 @pytest.mark.parametrize(
@@ -224,8 +199,8 @@ def error(status: int, message: str, **extra: object) -> tuple[int, dict[str, st
         ((401, {}, b""), 3, None),
     ],
 )
-def test_each_answer_has_its_exit_code_and_one_line(canned, tmp_path, answer, code, said):
-    canned.answers.append(answer)
+def test_each_answer_has_its_exit_code_and_one_line(portal, tmp_path, answer, code, said):
+    portal.answer("GET", "/requests/7", answer)
 
     result = run_jit("status", "7", home=tmp_path)
 
@@ -234,17 +209,17 @@ def test_each_answer_has_its_exit_code_and_one_line(canned, tmp_path, answer, co
         assert result.stderr == said
     if code == 3:
         assert "run `jit login`" in result.stderr
-    method, path, headers, _ = canned.seen[0]
+    method, path, headers, _ = portal.seen[0]
     assert (method, path) == ("GET", "/api/v1/requests/7")
     assert headers["Authorization"].startswith("Pomerium ey")
 
 
-def test_a_failed_request_is_sent_once_more_with_the_same_key(canned, tmp_path):
+def test_a_failed_request_is_sent_once_more_with_the_same_key(portal, tmp_path):
     created = {
         "id": 12, "kind": "new", "resource_name": "Grafana admin", "state": "pending",
         "approvals": 0, "approvals_required": 1, "decision_reason": "", "grant": None,
     }  # fmt: skip
-    canned.answers += [error(502, "Bad gateway"), as_json(201, created)]
+    portal.answer("POST", "/requests", error(502, "Bad gateway"), as_json(201, created))
 
     result = run_jit(
         "request", "grafana-admin", "--for", "1h30m", "--reason", "Tune the rules", home=tmp_path
@@ -254,7 +229,7 @@ def test_a_failed_request_is_sent_once_more_with_the_same_key(canned, tmp_path):
     assert result.stdout == (
         "Request 12 (new) for Grafana admin: pending, 0/1 approvals\nWait for it: jit wait 12\n"
     )
-    (_, _, first, body), (_, _, second, _) = canned.seen
+    (_, _, first, body), (_, _, second, _) = portal.seen
     assert first["Idempotency-Key"] == second["Idempotency-Key"]
     assert json.loads(body) == {
         "resource": "grafana-admin", "duration_minutes": 90, "justification": "Tune the rules",
@@ -262,18 +237,18 @@ def test_a_failed_request_is_sent_once_more_with_the_same_key(canned, tmp_path):
     }  # fmt: skip
 
 
-def test_a_refused_request_is_not_sent_again(canned, tmp_path):
-    canned.answers.append(error(409, "You already asked"))
+def test_a_refused_request_is_not_sent_again(portal, tmp_path):
+    portal.answer("POST", "/requests", error(409, "You already asked"))
 
     result = run_jit("request", "grafana-admin", "--for", "1h", "--reason", "x", home=tmp_path)
 
-    assert (result.returncode, len(canned.seen)) == (5, 1)
+    assert (result.returncode, len(portal.seen)) == (5, 1)
 
 
 def test_version(tmp_path):
     result = run_jit("--version", home=tmp_path)
 
-    assert (result.returncode, result.stdout) == (0, "jit 0.1.0\n")
+    assert (result.returncode, result.stdout) == (0, "jit 0.2.0\n")
 
 
 @pytest.mark.parametrize(
@@ -298,59 +273,31 @@ def _pending_row(n: int) -> dict[str, object]:
     }  # fmt: skip
 
 
-def test_a_paged_list_is_followed_to_its_last_page(canned, tmp_path):
+def test_a_paged_list_is_followed_to_its_last_page(portal, tmp_path):
     # The portal pages its lists (docs/api.md, "Lists and paging"): a page names the next
     # one in X-Next-Cursor until the last.
     first, second = [_pending_row(n) for n in (1, 2)], [_pending_row(3)]
     paged = {"Content-Type": "application/json", "X-Next-Cursor": "abc"}
-    canned.answers += [(200, paged, json.dumps(first).encode()), as_json(200, second)]
+    portal.answer("GET", "/pending", (200, paged, json.dumps(first).encode()), as_json(200, second))
 
     result = run_jit("pending", "--json", home=tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert [row["id"] for row in json.loads(result.stdout)] == [1, 2, 3]
-    (_, first_path, _, _), (_, second_path, _, _) = canned.seen
+    (_, first_path, _, _), (_, second_path, _, _) = portal.seen
     assert first_path == "/api/v1/pending?limit=500"
     assert second_path == "/api/v1/pending?limit=500&cursor=abc"
 
 
-def _approved(access: dict[str, object]) -> dict[str, object]:
-    grant = {
-        "id": 3, "resource_name": "Prod DB console", "state": "active", "sync_status": "live",
-        "not_before": "2026-03-01T20:13:00Z", "expires_at": "2026-03-02T14:13:00Z",
-        "access": access,
-    }  # fmt: skip
-    return {
-        "id": 12, "kind": "new", "resource_name": "Prod DB console", "state": "approved",
-        "approvals": 1, "approvals_required": 1, "decision_reason": "", "grant": grant,
-    }  # fmt: skip
+def test_every_exit_code_is_documented_in_the_help_and_in_docs_cli():
+    import re
 
+    from jitcli import core
+    from jitcli.main import EXIT_CODES
 
-def test_wait_returns_only_when_pomerium_allows_now(canned, tmp_path):
-    """Gap 13: a Mon-Fri grant confirmed in Pomerium on a Sunday is not "live": wait on."""
-    opens = {"state": "opens", "label": "Opens Mon 09:00 CET", "until": None,
-             "opens_at": "2026-03-02T08:00:00Z", "detail": None}  # fmt: skip
-    allowed = {"state": "allowed", "label": "Allowed now, until 17:00 CET",
-               "until": "2026-03-02T16:00:00Z", "opens_at": None, "detail": None}  # fmt: skip
-    canned.answers += [as_json(200, _approved(opens)), as_json(200, _approved(allowed))]
+    names = "OK FAILED USAGE NOT_SIGNED_IN REFUSED CONFLICT ENDED TIMED_OUT NOT_ENFORCED"
+    codes = {getattr(core, name) for name in names.split()}
+    documented = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
 
-    result = run_jit("wait", "12", "--interval", "0.05", home=tmp_path)
-
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines() == [
-        "approved; Opens Mon 09:00 CET",
-        "Allowed now, until 17:00 CET",
-    ]
-    assert result.stdout == "Request 12: Allowed now, until 17:00 CET\n"
-    assert len(canned.seen) == 2
-
-
-def test_wait_ends_on_an_ended_grant(canned, tmp_path):
-    ended = {"state": "ended", "label": "Ended", "until": None, "opens_at": None,
-             "detail": "Revoked by bob@example.com at 14:02 CET: done"}  # fmt: skip
-    canned.answers.append(as_json(200, _approved(ended)))
-
-    result = run_jit("wait", "12", home=tmp_path)
-
-    assert result.returncode == 6
-    assert result.stdout == "Request 12: Ended: Revoked by bob@example.com at 14:02 CET: done\n"
+    assert set(map(int, re.findall(r"^\| (\d+) \|", documented, re.MULTILINE))) == codes
+    assert set(map(int, re.findall(r"^  (\d+)  ", EXIT_CODES, re.MULTILINE))) == codes
