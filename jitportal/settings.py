@@ -20,6 +20,7 @@ from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from jitportal import audit_stream as _audit_stream
 from jitportal import zero_clusters as _zero_clusters
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -263,6 +264,37 @@ ZERO_SYNC_ENABLED = env.bool("ZERO_SYNC_ENABLED", default=bool(API_USER_TOKEN))
 # --- Access domain -----------------------------------------------------------------
 REQUEST_PENDING_TTL_HOURS = env.int("REQUEST_PENDING_TTL_HOURS", default=24)
 EXPIRY_REMINDER_MINUTES = env.int("EXPIRY_REMINDER_MINUTES", default=15)
+
+# --- Audit stream (docs/audit-stream.md) -------------------------------------------------
+# Where the trail is streamed: https://, syslog+tcp://, syslog+tls:// URLs, comma-separated.
+try:
+    AUDIT_STREAM = [d.url for d in _audit_stream.parse(env.str("AUDIT_STREAM", default=""))]
+except _audit_stream.StreamConfigError as _exc:
+    raise ImproperlyConfigured(f"{_exc}.") from None
+AUDIT_STREAM_TOKEN = env_secret("AUDIT_STREAM_TOKEN")
+AUDIT_STREAM_AUTH_SCHEME = env.str("AUDIT_STREAM_AUTH_SCHEME", default="Bearer")
+AUDIT_STREAM_CA_FILE = env.str("AUDIT_STREAM_CA_FILE", default="")
+AUDIT_STREAM_BATCH = env.int("AUDIT_STREAM_BATCH", default=1000)
+AUDIT_STREAM_BATCH_BYTES = env.int("AUDIT_STREAM_BATCH_BYTES", default=1024 * 1024)
+AUDIT_STREAM_TIMEOUT_SECONDS = env.float("AUDIT_STREAM_TIMEOUT_SECONDS", default=10.0)
+AUDIT_STREAM_RETRY_BASE_SECONDS = env.float("AUDIT_STREAM_RETRY_BASE_SECONDS", default=1.0)
+AUDIT_STREAM_RETRY_MAX_SECONDS = env.float("AUDIT_STREAM_RETRY_MAX_SECONDS", default=60.0)
+# A destination failing this long (or refusing at once) alerts the superusers, once.
+AUDIT_STREAM_ALERT_AFTER_SECONDS = env.int("AUDIT_STREAM_ALERT_AFTER_SECONDS", default=3600)
+_stream_problems = _audit_stream.problems(
+    _audit_stream.parse(AUDIT_STREAM),
+    production=not DEBUG,
+    token=AUDIT_STREAM_TOKEN,
+    auth_scheme=AUDIT_STREAM_AUTH_SCHEME,
+    ca_file=AUDIT_STREAM_CA_FILE,
+    batch=AUDIT_STREAM_BATCH,
+    batch_bytes=AUDIT_STREAM_BATCH_BYTES,
+    timeout=AUDIT_STREAM_TIMEOUT_SECONDS,
+    retry_base=AUDIT_STREAM_RETRY_BASE_SECONDS,
+    retry_max=AUDIT_STREAM_RETRY_MAX_SECONDS,
+)
+if not DEBUG and _stream_problems:
+    raise ImproperlyConfigured(f"{_stream_problems[0]}.")
 
 # --- Celery ------------------------------------------------------------------------
 _default_broker = "filesystem://"

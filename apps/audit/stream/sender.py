@@ -1,0 +1,350 @@
+"""Sending the trail to one destination: claim it, send batches, move the cursor.
+
+``pump(name)`` is the one way entries leave for a destination:
+
+1. **Claim** the destination's row with a conditional UPDATE (a lease of ``LEASE``): one
+   sender per destination at a time; a destination waiting out its backoff is not claimed.
+2. **Read** the next batch after the cursor with the export's own writer
+   (``export.chunks(..., "jsonl")``: COPY on PostgreSQL, the Python writer elsewhere), so
+   each line is exactly what ``export_audit --format jsonl`` writes for that entry.
+   ``seq`` is gap-free and committed in order, so the entries after the cursor are always a
+   contiguous run and a batch is a ``seq`` range.
+3. **Send** it (``transports``). Only an acknowledgement moves the cursor, in a conditional
+   UPDATE that also checks the lease is still ours. A crash, a timeout or a lost answer
+   leaves the cursor where it was, so the batch is sent again: at least once, in order, a
+   repeat with the same ``seq`` (receivers drop duplicates by ``seq``).
+4. On failure, record it on the row and back off exponentially, capped
+   (``AUDIT_STREAM_RETRY_BASE_SECONDS`` doubling up to ``AUDIT_STREAM_RETRY_MAX_SECONDS``;
+   a refusal waits the cap). A refusal, or an outage longer than
+   ``AUDIT_STREAM_ALERT_AFTER_SECONDS``, is written to the trail (``audit.stream_refused``)
+   and announced once (``signals.stream_alert``: the notifications app tells the
+   superusers); the first delivery afterwards writes ``audit.stream_recovered``.
+5. **Release** the lease, then look once more: an entry committed while we held the lease
+   had its nudge turned away, so if anything is newer than the cursor we claim again.
+
+A run stops after ``RUN_SECONDS`` and asks for another (so one destination's backlog does
+not hold a worker for hours). ``nudge()`` is the audit writer's commit hook: it enqueues a
+run per destination after every audited commit, without ever waiting on the SIEM (or on
+the broker: a failed enqueue is logged, and the beat tick catches up).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .. import export
+from ..models import AuditEvent, StreamDestination
+from ..services import atomic, record
+from . import config, signals
+from .actions import StreamAction
+from .transports import Batch, DeliveryError, TooLarge, transport_for
+
+log = logging.getLogger(__name__)
+
+# Longer than a run can last (RUN_SECONDS, plus one batch's send and read), so a lease runs
+# out only when its worker died; then the next run takes over after at most this long.
+LEASE = timedelta(minutes=3)
+RUN_SECONDS = 20.0
+# Tolerates clock skew between the worker that set a backoff and the one running now.
+CLOCK_GRACE = timedelta(milliseconds=100)
+
+
+@dataclass(frozen=True)
+class PumpResult:
+    """What one ``pump`` did. ``outcome``: ``caught_up``, ``more`` (the run's time was up
+    with entries left), ``failed``, ``busy`` (another sender holds the lease), ``waiting``
+    (backing off) or ``not_configured``. ``retry_in``: seconds until the next attempt."""
+
+    outcome: str
+    sent: int = 0
+    cursor: int = 0
+    retry_in: float | None = None
+    error: str = ""
+
+
+def head_seq() -> int:
+    return int(AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0)
+
+
+def destination_rows() -> dict[str, StreamDestination]:
+    """The row of every configured destination (created at cursor 0 when first seen)."""
+    rows = {}
+    for destination in config.destinations():
+        row, _ = StreamDestination.objects.get_or_create(name=destination.name)
+        rows[destination.name] = row
+    return rows
+
+
+# --- Reading ---------------------------------------------------------------------------------
+
+
+def read_batch(cursor: int, *, limit: int, max_bytes: int, syslog: bool) -> Batch | None:
+    """The entries after ``cursor`` (at most ``limit``, and at most ``max_bytes`` of lines
+    but always one), as export lines; None when there is nothing after the cursor."""
+    entries = AuditEvent.objects.filter(seq__gt=cursor, seq__lte=cursor + limit)
+    pieces = export.encoded(export.chunks(export.entries(entries), "jsonl"))
+    lines: list[bytes] = []
+    size = 0
+    pending = b""
+    for piece in pieces:
+        parts = (pending + piece).split(b"\n")
+        pending = parts.pop()
+        for part in parts:
+            line = part + b"\n"
+            if lines and size + len(line) > max_bytes:
+                break
+            lines.append(line)
+            size += len(line)
+        else:
+            continue
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()  # stop the COPY early: the rest is read by the next batch
+        break
+    if not lines:
+        return None
+    first, last = cursor + 1, cursor + len(lines)
+    # The lines are the entries after the cursor in seq order; prove it at both ends.
+    for seq, line in ((first, lines[0]), (last, lines[-1])):
+        if not line.startswith(b'{"seq":%d,' % seq):
+            raise RuntimeError(f"export line out of step at #{seq}: {line[:40]!r}")
+    if not syslog:
+        return Batch(first, lines)
+    meta = list(
+        AuditEvent.objects.filter(seq__gte=first, seq__lte=last)
+        .order_by("seq")
+        .values_list("action", "created_at")
+    )
+    if len(meta) != len(lines):
+        raise RuntimeError(f"entries #{first}-#{last} changed while they were read")
+    return Batch(first, lines, [a for a, _ in meta], [t for _, t in meta])
+
+
+# --- The lease --------------------------------------------------------------------------------
+
+
+def _claim(name: str, owner: str, now: datetime, *, force: bool = False) -> StreamDestination | None:
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + CLOCK_GRACE)
+    free = Q(leased_until__isnull=True) | Q(leased_until__lte=now)
+    rows = StreamDestination.objects.filter(free, name=name)
+    if not force:
+        rows = rows.filter(due)
+    if not rows.update(leased_until=now + LEASE, lease_owner=owner, last_attempt_at=now):
+        return None
+    return StreamDestination.objects.get(name=name)
+
+
+def _release(name: str, owner: str) -> None:
+    StreamDestination.objects.filter(name=name, lease_owner=owner).update(
+        leased_until=None, lease_owner=""
+    )
+
+
+# --- Outcomes ---------------------------------------------------------------------------------
+
+
+def backoff_seconds(failures: int, *, refused: bool, retry_after: float | None = None) -> float:
+    """Wait before the next attempt: base x 2^(failures-1), capped; a refusal waits the cap."""
+    cfg = config.current()
+    if refused:
+        return cfg.retry_max
+    wait = min(cfg.retry_base * 2 ** max(failures - 1, 0), cfg.retry_max)
+    if retry_after:
+        wait = min(max(wait, retry_after), cfg.retry_max)
+    return wait
+
+
+def _advance(row: StreamDestination, owner: str, last_seq: int) -> bool:
+    """Move the cursor to ``last_seq`` (acknowledged), if we still hold the lease."""
+    now = timezone.now()
+    recovered = row.alerted_at is not None
+    with atomic():
+        moved = StreamDestination.objects.filter(
+            pk=row.pk, lease_owner=owner, cursor__lt=last_seq
+        ).update(
+            cursor=last_seq,
+            acked_at=now,
+            last_success_at=now,
+            failures=0,
+            failing_since=None,
+            refused=False,
+            next_attempt_at=None,
+            alerted_at=None,
+            leased_until=now + LEASE,
+        )
+        if moved and recovered:
+            record(
+                StreamAction.RECOVERED,
+                details={
+                    "destination": row.name,
+                    "cursor": last_seq,
+                    "failing_since": row.failing_since.isoformat() if row.failing_since else None,
+                },
+            )
+    if moved:
+        row.alerted_at = None
+        row.failures = 0
+        row.failing_since = None
+        row.cursor = last_seq
+    return bool(moved)
+
+
+def _fail(row: StreamDestination, owner: str, exc: DeliveryError, cfg: config.Settings) -> float:
+    """Record a failed attempt; alert once when it is a refusal or has lasted too long.
+    Returns the seconds until the next attempt."""
+    now = timezone.now()
+    failures = row.failures + 1
+    wait = backoff_seconds(failures, refused=exc.refused, retry_after=exc.retry_after)
+    since = row.failing_since or now
+    alert = row.alerted_at is None and (
+        exc.refused or (now - since).total_seconds() >= cfg.alert_after
+    )
+    changes: dict[str, Any] = {
+        "failures": failures,
+        "failing_since": since,
+        "last_error": str(exc),
+        "last_error_at": now,
+        "refused": exc.refused,
+        "next_attempt_at": now + timedelta(seconds=wait),
+    }
+    if alert:
+        changes["alerted_at"] = now
+    with atomic():
+        updated = StreamDestination.objects.filter(pk=row.pk, lease_owner=owner).update(**changes)
+        if updated and alert:
+            details = {
+                "destination": row.name,
+                "error": str(exc),
+                "refused": exc.refused,
+                "cursor": row.cursor,
+                "failing_since": since.isoformat(),
+            }
+            record(StreamAction.REFUSED, details=details)
+            transaction.on_commit(
+                lambda: signals.send_alert(destination=row.name, error=str(exc), refused=exc.refused)
+            )
+    log.warning("audit stream: %s (retry in %.0f s)", exc, wait)
+    return wait
+
+
+# --- Pumping ----------------------------------------------------------------------------------
+
+
+def _run(row: StreamDestination, owner: str, deadline: float) -> PumpResult:
+    destination = next(d for d in config.destinations() if d.name == row.name)
+    cfg = config.current()
+    transport = transport_for(destination, cfg)
+    limit = cfg.batch
+    sent = 0
+    try:
+        while time.monotonic() < deadline:
+            batch = read_batch(
+                row.cursor, limit=limit, max_bytes=cfg.batch_bytes, syslog=not destination.is_http
+            )
+            if batch is None:
+                return PumpResult("caught_up", sent, row.cursor)
+            try:
+                transport.send(batch)
+            except TooLarge:
+                if len(batch.lines) == 1:
+                    raise
+                limit = max(1, len(batch.lines) // 2)  # for the rest of this run
+                continue
+            if not _advance(row, owner, batch.last_seq):
+                log.warning("audit stream %s: lease lost; another sender goes on", row.name)
+                return PumpResult("busy", sent, row.cursor)
+            sent += len(batch.lines)
+        return PumpResult("more", sent, row.cursor)
+    except DeliveryError as exc:
+        wait = _fail(row, owner, exc, cfg)
+        return PumpResult("failed", sent, row.cursor, retry_in=wait, error=str(exc))
+    finally:
+        transport.close()
+
+
+def pump(name: str, *, force: bool = False, run_seconds: float = RUN_SECONDS) -> PumpResult:
+    """Send what destination ``name`` has not acknowledged yet (see the module docstring).
+
+    ``force`` ignores the backoff (an operator's "retry now"), never the lease.
+    """
+    if not any(d.name == name for d in config.destinations()):
+        return PumpResult("not_configured")
+    StreamDestination.objects.get_or_create(name=name)
+    owner = uuid.uuid4().hex
+    deadline = time.monotonic() + run_seconds
+    sent = 0
+    result = PumpResult("busy")
+    while True:
+        row = _claim(name, owner, timezone.now(), force=force)
+        if row is None:
+            if sent:
+                break
+            waiting = StreamDestination.objects.filter(
+                name=name, next_attempt_at__gt=timezone.now() + CLOCK_GRACE
+            ).exists()
+            return PumpResult("waiting" if waiting else "busy")
+        try:
+            result = _run(row, owner, deadline)
+        finally:
+            _release(name, owner)
+        sent += result.sent
+        # Entries committed while we held the lease had their nudges turned away.
+        if result.outcome != "caught_up" or head_seq() <= result.cursor:
+            break
+        if time.monotonic() >= deadline:
+            result = PumpResult("more", 0, result.cursor)
+            break
+    return PumpResult(result.outcome, sent, result.cursor, result.retry_in, result.error)
+
+
+def retry_now(name: str) -> int:
+    """Clear a destination's backoff so the next run sends at once (the admin's "retry now")."""
+    return StreamDestination.objects.filter(name=name).update(next_attempt_at=None)
+
+
+def enqueue(name: str, *, countdown: float | None = None) -> bool:
+    """Ask a worker to pump ``name``; False (logged) when the broker cannot take it."""
+    from ..tasks import stream
+
+    try:
+        stream.apply_async(kwargs={"destination": name}, countdown=countdown, retry=False)
+    except Exception as exc:
+        log.warning("audit stream %s: could not enqueue a run (%s); the tick retries", name, exc)
+        return False
+    return True
+
+
+def nudge() -> None:
+    """The audit writer's commit hook: ask for a run per destination, never wait for one.
+
+    Skipped with ``CELERY_TASK_ALWAYS_EAGER`` (debugging only), where enqueueing would send
+    to the SIEM inside the request that committed; the beat tick sends instead.
+    """
+    if not config.enabled() or settings.CELERY_TASK_ALWAYS_EAGER:
+        return
+    for destination in config.destinations():
+        if not enqueue(destination.name):
+            return
+
+
+def due_names(now: datetime | None = None) -> list[str]:
+    """Configured destinations the beat tick should run: behind and not backing off."""
+    now = now or timezone.now()
+    head = head_seq()
+    names = []
+    for name, row in destination_rows().items():
+        waiting = row.next_attempt_at is not None and row.next_attempt_at > now + CLOCK_GRACE
+        leased = row.leased_until is not None and row.leased_until > now
+        if row.cursor < head and not waiting and not leased:
+            names.append(name)
+    return names
