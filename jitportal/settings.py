@@ -20,6 +20,7 @@ from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from apps.reviews import periods as _review_periods
 from jitportal import audit_stream as _audit_stream
 from jitportal import zero_clusters as _zero_clusters
 
@@ -88,6 +89,7 @@ INSTALLED_APPS = [
     "apps.zero",
     "apps.notifications",
     "apps.api",
+    "apps.reviews",
 ]
 # Development tools (devtools/: the demo, the dev sign-in proxy, the Zero simulator and
 # their commands) only with DEBUG on. Production never installs them and the image does
@@ -295,6 +297,29 @@ _stream_problems = _audit_stream.problems(
 )
 if not DEBUG and _stream_problems:
     raise ImproperlyConfigured(f"{_stream_problems[0]}.")
+
+# --- Access reviews (docs/access-reviews.md) ---------------------------------------------
+# Grants longer than this, and every break-glass use, since a resource's last review are
+# items of their own; a resource's first review looks back ACCESS_REVIEW_FIRST_PERIOD_DAYS.
+ACCESS_REVIEW_LONG_GRANT_HOURS = env.int("ACCESS_REVIEW_LONG_GRANT_HOURS", default=24)
+ACCESS_REVIEW_FIRST_PERIOD_DAYS = env.int("ACCESS_REVIEW_FIRST_PERIOD_DAYS", default=90)
+# Reviewers are reminded this many days before a campaign's due date (0: no reminder).
+ACCESS_REVIEW_REMIND_DAYS = env.int("ACCESS_REVIEW_REMIND_DAYS", default=3)
+# One recurring campaign over every resource: month | quarter | half-year | year.
+ACCESS_REVIEW_EVERY = env.str("ACCESS_REVIEW_EVERY", default="")
+ACCESS_REVIEW_OWNER = env.str("ACCESS_REVIEW_OWNER", default="")
+ACCESS_REVIEW_DUE_DAYS = env.int("ACCESS_REVIEW_DUE_DAYS", default=14)
+ACCESS_REVIEW_REVIEWER_GROUP = env.str("ACCESS_REVIEW_REVIEWER_GROUP", default="")
+_review_problems = _review_periods.setting_problems(
+    every=ACCESS_REVIEW_EVERY,
+    owner=ACCESS_REVIEW_OWNER,
+    due_days=ACCESS_REVIEW_DUE_DAYS,
+    remind_days=ACCESS_REVIEW_REMIND_DAYS,
+    long_grant_hours=ACCESS_REVIEW_LONG_GRANT_HOURS,
+    first_period_days=ACCESS_REVIEW_FIRST_PERIOD_DAYS,
+)
+if _review_problems:
+    raise ImproperlyConfigured(f"{_review_problems[0]}.")
 
 # --- Celery ------------------------------------------------------------------------
 _default_broker = "filesystem://"

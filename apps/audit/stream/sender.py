@@ -307,6 +307,32 @@ def pump(name: str, *, force: bool = False, run_seconds: float = RUN_SECONDS) ->
     return PumpResult(result.outcome, sent, result.cursor, result.retry_in, result.error)
 
 
+class Busy(Exception):
+    """A sender holds the destination's lease right now."""
+
+
+def move_cursor(name: str, *, to: int, details: dict[str, Any], now: datetime) -> int:
+    """Set destination ``name``'s cursor to ``to`` under its lease; audited
+    (``audit.stream_cursor_moved``). Returns the old cursor. Raises ``Busy``."""
+    StreamDestination.objects.get_or_create(name=name)
+    owner = uuid.uuid4().hex
+    row = _claim(name, owner, now, force=True)
+    if row is None:
+        raise Busy(f"a sender is working on {name} right now; try again in a moment")
+    try:
+        with atomic():
+            StreamDestination.objects.filter(pk=row.pk, lease_owner=owner).update(
+                cursor=to, next_attempt_at=None
+            )
+            record(
+                StreamAction.CURSOR_MOVED,
+                details={"destination": name, "from": row.cursor, "to": to, **details},
+            )
+    finally:
+        _release(name, owner)
+    return row.cursor
+
+
 def retry_now(name: str) -> int:
     """Clear a destination's backoff so the next run sends at once (the admin's "retry now")."""
     return StreamDestination.objects.filter(name=name).update(next_attempt_at=None)
