@@ -12,13 +12,13 @@ import pytest
 from django.core.management import call_command
 
 from devtools.siem import HttpReceiver, SyslogReceiver
-from tests.support.tls import TestCA, make_ca
+from tests.support.tls import LocalCA, make_ca
 
 TOKEN = "siem-test-token"
 
 
 @pytest.fixture(scope="session")
-def test_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
+def local_ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
     return make_ca(tmp_path_factory.mktemp("tls"))
 
 
@@ -29,8 +29,8 @@ def http_receiver() -> Iterator[HttpReceiver]:
 
 
 @pytest.fixture
-def https_receiver(test_ca: TestCA) -> Iterator[HttpReceiver]:
-    with HttpReceiver(token=TOKEN, tls=test_ca.server_context()) as receiver:
+def https_receiver(local_ca: LocalCA) -> Iterator[HttpReceiver]:
+    with HttpReceiver(token=TOKEN, tls=local_ca.server_context()) as receiver:
         yield receiver
 
 
@@ -41,20 +41,20 @@ def syslog_receiver() -> Iterator[SyslogReceiver]:
 
 
 @pytest.fixture
-def tls_syslog_receiver(test_ca: TestCA) -> Iterator[SyslogReceiver]:
-    with SyslogReceiver(tls=test_ca.server_context()) as receiver:
+def tls_syslog_receiver(local_ca: LocalCA) -> Iterator[SyslogReceiver]:
+    with SyslogReceiver(tls=local_ca.server_context()) as receiver:
         yield receiver
 
 
 @pytest.fixture
-def stream_to(settings: Any, test_ca: TestCA) -> Any:
+def stream_to(settings: Any, local_ca: LocalCA) -> Any:
     """``stream_to(receiver, ...)``: AUDIT_STREAM names those receivers (fast retries)."""
 
     def configure(*receivers: Any, batch: int = 1000) -> None:
         settings.AUDIT_STREAM = [r.url for r in receivers]
         settings.AUDIT_STREAM_TOKEN = TOKEN
         settings.AUDIT_STREAM_AUTH_SCHEME = "Bearer"
-        settings.AUDIT_STREAM_CA_FILE = str(test_ca.ca_file)
+        settings.AUDIT_STREAM_CA_FILE = str(local_ca.ca_file)
         settings.AUDIT_STREAM_BATCH = batch
         settings.AUDIT_STREAM_BATCH_BYTES = 1024 * 1024
         settings.AUDIT_STREAM_TIMEOUT_SECONDS = 5.0

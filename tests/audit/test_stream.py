@@ -27,7 +27,7 @@ from tests.audit.stream_support import (  # noqa: F401  (fixtures)
     https_receiver,
     stream_to,
     syslog_receiver,
-    test_ca,
+    local_ca,
     tls_syslog_receiver,
     verify_file,
 )

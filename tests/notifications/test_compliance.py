@@ -10,7 +10,7 @@ from apps.audit.stream import sender
 from apps.notifications.models import Notification
 from devtools.siem import HttpReceiver
 from tests.audit.conftest import add_entries
-from tests.audit.stream_support import http_receiver, stream_to, test_ca  # noqa: F401
+from tests.audit.stream_support import http_receiver, stream_to, local_ca  # noqa: F401
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from cryptography.x509.oid import NameOID
 
 
 @dataclass(frozen=True)
-class TestCA:
+class LocalCA:
     ca_file: Path  # the CA certificate (PEM): what AUDIT_STREAM_CA_FILE names
     cert_file: Path  # the server's certificate for localhost and 127.0.0.1
     key_file: Path
@@ -31,7 +31,7 @@ def _name(common: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
 
-def make_ca(directory: Path, *, hosts: tuple[str, ...] = ("localhost",)) -> TestCA:
+def make_ca(directory: Path, *, hosts: tuple[str, ...] = ("localhost",)) -> LocalCA:
     now = datetime.now(UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (
@@ -89,4 +89,4 @@ def make_ca(directory: Path, *, hosts: tuple[str, ...] = ("localhost",)) -> Test
             serialization.NoEncryption(),
         )
     )
-    return TestCA(ca_file, cert_file, key_file)
+    return LocalCA(ca_file, cert_file, key_file)
