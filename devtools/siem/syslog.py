@@ -103,9 +103,14 @@ def parse_message(data: bytes) -> SyslogMessage:
 
 
 class SyslogReceiver(Listener):
-    def __init__(self, *, port: int = 0, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, *, port: int = 0, tls: ssl.SSLContext | None = None, defer_checks: bool = False
+    ) -> None:
         super().__init__(port=port, tls=tls)
         self.messages: list[SyslogMessage] = []
+        # Take frames off the wire but parse the messages only in check() (the bench).
+        self.defer_checks = defer_checks
+        self.unparsed: list[bytes] = []
         # While set, connections are accepted but nothing is read (a receiver that hangs);
         # a down() then loses what was sent and unread, as a crash does.
         self.stall = threading.Event()
@@ -154,9 +159,24 @@ class SyslogReceiver(Listener):
             end = space + 1 + length
             if len(buffer) < end:
                 return buffer
-            message = parse_message(buffer[space + 1 : end])
-            with self.lock:
-                self.messages.append(message)
-            self.keep([message.msg])
+            if self.defer_checks:
+                with self.lock:
+                    self.unparsed.append(buffer[space + 1 : end])
+            else:
+                self._take(parse_message(buffer[space + 1 : end]))
             buffer = buffer[end:]
         return buffer
+
+    def _take(self, message: SyslogMessage) -> None:
+        with self.lock:
+            self.messages.append(message)
+        self.keep([message.msg])
+
+    def check(self) -> None:
+        with self.lock:
+            pending, self.unparsed = self.unparsed, []
+        for data in pending:
+            try:
+                self._take(parse_message(data))
+            except FrameError as exc:
+                self.error(f"deferred check: {exc}")

@@ -50,13 +50,13 @@ def tls_syslog_receiver(local_ca: LocalCA) -> Iterator[SyslogReceiver]:
 def stream_to(settings: Any, local_ca: LocalCA) -> Any:
     """``stream_to(receiver, ...)``: AUDIT_STREAM names those receivers (fast retries)."""
 
-    def configure(*receivers: Any, batch: int = 1000) -> None:
+    def configure(*receivers: Any, batch: int = 2000) -> None:
         settings.AUDIT_STREAM = [r.url for r in receivers]
         settings.AUDIT_STREAM_TOKEN = TOKEN
         settings.AUDIT_STREAM_AUTH_SCHEME = "Bearer"
         settings.AUDIT_STREAM_CA_FILE = str(local_ca.ca_file)
         settings.AUDIT_STREAM_BATCH = batch
-        settings.AUDIT_STREAM_BATCH_BYTES = 1024 * 1024
+        settings.AUDIT_STREAM_BATCH_BYTES = 2 * 1024 * 1024
         settings.AUDIT_STREAM_TIMEOUT_SECONDS = 5.0
         settings.AUDIT_STREAM_RETRY_BASE_SECONDS = 1.0
         settings.AUDIT_STREAM_RETRY_MAX_SECONDS = 60.0

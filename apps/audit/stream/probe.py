@@ -39,9 +39,7 @@ def prove(destination: config.Destination) -> str:
         _connect_only(destination, cfg)
         return f"reachable; the trail is empty, so nothing was sent ({behind})"
     seq = max(cursor, 1)
-    batch = read_batch(
-        seq - 1, limit=1, max_bytes=cfg.batch_bytes, syslog=not destination.is_http
-    )
+    batch = read_batch(seq - 1, limit=1, max_bytes=cfg.batch_bytes)
     assert batch is not None  # seq <= head
     transport = transport_for(destination, cfg)
     try:

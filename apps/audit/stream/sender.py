@@ -31,8 +31,10 @@ the broker: a failed enqueue is logged, and the beat tick catches up).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -88,46 +90,62 @@ def destination_rows() -> dict[str, StreamDestination]:
 # --- Reading ---------------------------------------------------------------------------------
 
 
-def read_batch(cursor: int, *, limit: int, max_bytes: int, syslog: bool) -> Batch | None:
+def read_batch(cursor: int, *, limit: int, max_bytes: int) -> Batch | None:
     """The entries after ``cursor`` (at most ``limit``, and at most ``max_bytes`` of lines
     but always one), as export lines; None when there is nothing after the cursor."""
     entries = AuditEvent.objects.filter(seq__gt=cursor, seq__lte=cursor + limit)
     pieces = export.encoded(export.chunks(export.entries(entries), "jsonl"))
-    lines: list[bytes] = []
-    size = 0
-    pending = b""
+    data = bytearray()
     for piece in pieces:
-        parts = (pending + piece).split(b"\n")
-        pending = parts.pop()
-        for part in parts:
-            line = part + b"\n"
-            if lines and size + len(line) > max_bytes:
-                break
-            lines.append(line)
-            size += len(line)
-        else:
-            continue
-        close = getattr(pieces, "close", None)
-        if close is not None:
-            close()  # stop the COPY early: the rest is read by the next batch
-        break
-    if not lines:
+        data += piece
+        if len(data) > max_bytes and data.find(b"\n") < len(data) - 1:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()  # stop reading early: the rest is read next time
+            break
+    if len(data) > max_bytes:
+        # Whole lines up to max_bytes, and at least the first line.
+        end = data.rfind(b"\n", 0, max_bytes)
+        del data[(end if end >= 0 else data.find(b"\n")) + 1 :]
+    if not data:
         return None
-    first, last = cursor + 1, cursor + len(lines)
+    count = data.count(b"\n")
+    first, last = cursor + 1, cursor + count
     # The lines are the entries after the cursor in seq order; prove it at both ends.
-    for seq, line in ((first, lines[0]), (last, lines[-1])):
-        if not line.startswith(b'{"seq":%d,' % seq):
-            raise RuntimeError(f"export line out of step at #{seq}: {line[:40]!r}")
-    if not syslog:
-        return Batch(first, lines)
-    meta = list(
-        AuditEvent.objects.filter(seq__gte=first, seq__lte=last)
-        .order_by("seq")
-        .values_list("action", "created_at")
-    )
-    if len(meta) != len(lines):
-        raise RuntimeError(f"entries #{first}-#{last} changed while they were read")
-    return Batch(first, lines, [a for a, _ in meta], [t for _, t in meta])
+    last_start = data.rfind(b"\n", 0, len(data) - 1) + 1
+    for seq, start in ((first, 0), (last, last_start)):
+        if not data.startswith(b'{"seq":%d,' % seq, start):
+            raise RuntimeError(f"export line out of step at #{seq}: {bytes(data[start:start + 40])!r}")
+    return Batch(first, count, bytes(data))
+
+
+# One read takes this many batches at once: each read has a fixed cost (a round trip,
+# planning) that per-batch reads paid again for every batch.
+WINDOW = 8
+
+
+def split(window: Batch, *, limit: int, max_bytes: int) -> list[Batch]:
+    """``window`` cut into batches of at most ``limit`` entries and ``max_bytes`` bytes
+    (a longer line goes alone)."""
+    data = window.data
+    batches: list[Batch] = []
+    seq, start = window.first_seq, 0
+    while start < len(data):
+        end, count = start, 0
+        while count < limit and end < len(data):
+            line_end = data.index(b"\n", end) + 1
+            if count and line_end - start > max_bytes:
+                break
+            end, count = line_end, count + 1
+        batches.append(Batch(seq, count, data[start:end]))
+        seq, start = seq + count, end
+    return batches
+
+
+def read_window(cursor: int, *, limit: int, max_bytes: int) -> list[Batch]:
+    """The next batches after ``cursor`` (up to ``WINDOW`` of them), read at once."""
+    window = read_batch(cursor, limit=limit * WINDOW, max_bytes=max_bytes * WINDOW)
+    return [] if window is None else split(window, limit=limit, max_bytes=max_bytes)
 
 
 # --- The lease --------------------------------------------------------------------------------
@@ -240,35 +258,82 @@ def _fail(row: StreamDestination, owner: str, exc: DeliveryError, cfg: config.Se
 # --- Pumping ----------------------------------------------------------------------------------
 
 
+class _InOrder:
+    """Sends batches one after the other in a thread of its own; once one fails, those
+    queued behind it are not sent (a later batch never reaches the receiver before an
+    earlier one)."""
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.failed = threading.Event()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-stream")
+
+    def _send(self, batch: Batch) -> bool:
+        if self.failed.is_set():
+            return False
+        try:
+            self.transport.send(batch)
+        except BaseException:
+            self.failed.set()
+            raise
+        return True
+
+    def submit(self, batches: list[Batch]) -> list[Future[bool]]:
+        return [self.pool.submit(self._send, batch) for batch in batches]
+
+    def close(self) -> None:
+        self.failed.set()
+        self.pool.shutdown(wait=True)
+
+
 def _run(row: StreamDestination, owner: str, deadline: float) -> PumpResult:
+    """Send batches until caught up, out of time, or a failure.
+
+    Batches are read ``WINDOW`` at a time. While one window's batches go out, in order, in
+    a thread of their own, this thread (which alone uses the database) reads the next
+    window and moves the cursor as the acknowledgements come in; so a backlog drains at the
+    pace of the slower of reading and sending, not their sum. A batch is sent only after
+    the one before it was acknowledged: the order on the wire is the order of ``seq``.
+    """
     destination = next(d for d in config.destinations() if d.name == row.name)
     cfg = config.current()
     transport = transport_for(destination, cfg)
     limit = cfg.batch
     sent = 0
+    sender = _InOrder(transport)
     try:
-        while time.monotonic() < deadline:
-            batch = read_batch(
-                row.cursor, limit=limit, max_bytes=cfg.batch_bytes, syslog=not destination.is_http
-            )
-            if batch is None:
-                return PumpResult("caught_up", sent, row.cursor)
-            try:
-                transport.send(batch)
-            except TooLarge:
-                if len(batch.lines) == 1:
-                    raise
-                limit = max(1, len(batch.lines) // 2)  # for the rest of this run
-                continue
-            if not _advance(row, owner, batch.last_seq):
-                log.warning("audit stream %s: lease lost; another sender goes on", row.name)
-                return PumpResult("busy", sent, row.cursor)
-            sent += len(batch.lines)
-        return PumpResult("more", sent, row.cursor)
+        ready = read_window(row.cursor, limit=limit, max_bytes=cfg.batch_bytes)
+        while ready:
+            if time.monotonic() >= deadline:
+                return PumpResult("more", sent, row.cursor)
+            acks = sender.submit(ready)
+            following = read_window(ready[-1].last_seq, limit=limit, max_bytes=cfg.batch_bytes)
+            for batch, ack in zip(ready, acks, strict=True):
+                try:
+                    ack.result()
+                except TooLarge:
+                    if batch.count == 1:
+                        raise
+                    for later in acks:
+                        later.cancel()
+                    for later in acks:
+                        if not later.cancelled():
+                            later.exception()  # wait for the queue to drain (all skipped)
+                    limit = max(1, batch.count // 2)  # for the rest of this run
+                    sender.failed.clear()
+                    following = read_window(row.cursor, limit=limit, max_bytes=cfg.batch_bytes)
+                    break
+                if not _advance(row, owner, batch.last_seq):
+                    log.warning("audit stream %s: lease lost; another sender goes on", row.name)
+                    return PumpResult("busy", sent, row.cursor)
+                sent += batch.count
+            ready = following
+        return PumpResult("caught_up", sent, row.cursor)
     except DeliveryError as exc:
         wait = _fail(row, owner, exc, cfg)
         return PumpResult("failed", sent, row.cursor, retry_in=wait, error=str(exc))
     finally:
+        sender.close()
         transport.close()
 
 

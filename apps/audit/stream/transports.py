@@ -24,25 +24,24 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
+import re
 import socket
 import ssl
 import struct
 import termios
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import requests
 
-from .. import chain
 from .config import Destination, Settings
 
 log = logging.getLogger(__name__)
 
 NDJSON = "application/x-ndjson"
-SYSLOG_PRI = "<110>"  # facility 13 (log audit) * 8 + severity 6 (informational)
-APP_NAME = "jitportal"
+SYSLOG_PRI = b"<110>"  # facility 13 (log audit) * 8 + severity 6 (informational)
+APP_NAME = b"jitportal"
 _ERROR_LIMIT = 300
 # HTTP statuses that mean "later", not "never": every other 4xx is a refusal.
 _TRANSIENT_4XX = frozenset({408, 425, 429})
@@ -64,25 +63,21 @@ class TooLarge(DeliveryError):
 
 @dataclass(frozen=True)
 class Batch:
-    """Consecutive entries from ``first_seq``: their export lines (UTF-8, each ending in a
-    newline) and, for syslog, each entry's action and time."""
+    """``count`` consecutive entries from ``first_seq``: their export lines (UTF-8, each
+    ending in a newline), as one piece of bytes."""
 
     first_seq: int
-    lines: Sequence[bytes]
-    actions: Sequence[str] = ()
-    times: Sequence[datetime] = ()
+    count: int
+    data: bytes
 
     @property
     def last_seq(self) -> int:
-        return self.first_seq + len(self.lines) - 1
+        return self.first_seq + self.count - 1
 
-    def head(self, count: int) -> Batch:
-        return Batch(
-            self.first_seq,
-            self.lines[:count],
-            self.actions[:count],
-            self.times[:count],
-        )
+    @property
+    def lines(self) -> list[bytes]:
+        """Each line, with its newline."""
+        return self.data.splitlines(keepends=True)
 
 
 def _one_line(text: str, secret: str = "") -> str:
@@ -115,7 +110,7 @@ class HttpTransport:
         )
 
     def send(self, batch: Batch) -> None:
-        body = b"".join(batch.lines)
+        body = batch.data
         name = self.destination.name
         try:
             response = self.session.post(
@@ -185,21 +180,37 @@ def _retry_after(response: requests.Response) -> float | None:
 # --- syslog -------------------------------------------------------------------------------
 
 
-def _msgid(action: str) -> str:
+# The export line's first keys are seq, created_at, actor_id, actor_label, action (the
+# documented column order). A JSON string cannot hold an unescaped quote, so the first
+# ``,"action":"`` in a line is the key itself, never text inside an earlier value.
+_CREATED = re.compile(rb'^\{"seq":\d+,"created_at":"([0-9T:.+-]{1,40})"')
+_ACTION = re.compile(rb',"action":"([^"\\]{1,64})"')
+
+
+@functools.lru_cache(maxsize=512)
+def _msgid(action: bytes) -> bytes:
     """RFC 5424 MSGID: 1 to 32 printable US-ASCII characters."""
-    cleaned = "".join(ch for ch in action if 33 <= ord(ch) <= 126)[:32]
-    return cleaned or "-"
+    cleaned = bytes(b for b in action if 33 <= b <= 126)[:32]
+    return cleaned or b"-"
 
 
-def syslog_frame(line: bytes, *, action: str, created_at: datetime, hostname: str) -> bytes:
+def syslog_frame(line: bytes, *, hostname: bytes) -> bytes:
     """One entry as an octet-counted RFC 5424 message: ``LEN SP <110>1 TIMESTAMP HOSTNAME
-    jitportal - MSGID - MSG``, MSG being the export line without its newline (UTF-8, no
-    byte-order mark, so the receiver's MSG is the line exactly)."""
-    header = (
-        f"{SYSLOG_PRI}1 {chain.format_time(created_at)} {hostname} {APP_NAME} - "
-        f"{_msgid(action)} - "
-    ).encode()
-    message = header + line.rstrip(b"\n")
+    jitportal - MSGID - MSG``. TIMESTAMP (the entry's ``created_at``) and MSGID (its
+    ``action``) are read from the export line itself, and MSG is that line without its
+    newline (UTF-8, no byte-order mark, so the receiver's MSG is the line exactly)."""
+    created = _CREATED.match(line)
+    action = _ACTION.search(line)
+    if created is None or action is None:
+        raise ValueError(f"not an export line: {line[:60]!r}")
+    message = b"%s1 %s %s %s - %s - %s" % (
+        SYSLOG_PRI,
+        created.group(1),
+        hostname,
+        APP_NAME,
+        _msgid(action.group(1)),
+        line.rstrip(b"\n"),
+    )
     return b"%d %s" % (len(message), message)
 
 
@@ -219,10 +230,8 @@ class SyslogTransport:
         self.context = tls_context(cfg) if destination.is_tls else None
 
     def payload(self, batch: Batch) -> bytes:
-        return b"".join(
-            syslog_frame(line, action=action, created_at=when, hostname=self.cfg.hostname)
-            for line, action, when in zip(batch.lines, batch.actions, batch.times, strict=True)
-        )
+        hostname = self.cfg.hostname.encode()
+        return b"".join(syslog_frame(line, hostname=hostname) for line in batch.lines)
 
     def _connect(self) -> socket.socket:
         name = self.destination.name
