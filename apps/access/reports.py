@@ -21,7 +21,7 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
-from apps.audit import chain
+from apps.audit import chain, names
 from apps.audit.export import neutralise
 from apps.audit.models import AuditAction
 from apps.audit.services import record_now
@@ -93,13 +93,21 @@ def _grants(resource: Resource | None, among: QuerySet[Grant] | None = None) -> 
     ).order_by("not_before", "pk")
 
 
-def _approved_by(grant: Grant) -> str:
+_APPROVING = (AuditAction.REQUEST_APPROVAL_RECORDED, AuditAction.REQUEST_APPROVED)
+
+
+def _approved_by(grant: Grant, trail: dict[str, list[str]]) -> str:
+    """Approvers as the trail named them when they approved (a renamed or deleted person
+    reads as they were then); the request's current rows for grants the trail does not
+    cover (written before it recorded approvals)."""
     req = grant.request
     if grant.is_break_glass:
         return "break-glass (self)"
-    approvers = [a.approver.email for a in req.approvals.all()]
-    if req.decided_by is not None and req.decided_by.email not in approvers:
-        approvers.append(req.decided_by.email)
+    approvers = [label for label in trail.get(str(req.pk), []) if label != "system"]
+    if not approvers:
+        approvers = [a.approver.email for a in req.approvals.all()]
+        if req.decided_by is not None and req.decided_by.email not in approvers:
+            approvers.append(req.decided_by.email)
     if approvers:
         return ", ".join(approvers)
     if req.auto_approved_rule:
@@ -108,6 +116,11 @@ def _approved_by(grant: Grant) -> str:
 
 
 def _rows(grants: Iterable[Grant]) -> list[AccessRow]:
+    grants = list(grants)
+    approving = names.actor_labels(
+        "access.accessrequest", [g.request_id for g in grants], _APPROVING
+    )
+    revoking = names.actor_labels("access.grant", [g.pk for g in grants], [AuditAction.GRANT_REVOKED])
     return [
         AccessRow(
             resource=g.resource.slug,
@@ -116,12 +129,12 @@ def _rows(grants: Iterable[Grant]) -> list[AccessRow]:
             access_until=g.ends_at,  # type: ignore[attr-defined]
             state=g.state,
             break_glass=g.is_break_glass,
-            approved_by=_approved_by(g),
+            approved_by=_approved_by(g, approving),
             request_id=g.request_id,
             grant_id=g.pk,
             justification=g.request.justification,
             ticket=g.request.ticket,
-            revoked_by=g.revoked_by.email if g.revoked_by else "",
+            revoked_by=(revoking.get(str(g.pk)) or [g.revoked_by.email if g.revoked_by else ""])[-1],
             revoke_reason=g.revoke_reason,
         )
         for g in grants

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.db.models import Q
+
 from .models import AuditEvent
 
-__all__ = ["actor_labels", "detail_values"]
+__all__ = ["actor_labels", "detail_values", "mentions"]
 
 
 def _entries(target_type: str, target_ids: Iterable[Any], actions: Iterable[str]) -> Any:
@@ -49,3 +51,24 @@ def detail_values(
         if target_id not in found and isinstance(details, dict) and key in details:
             found[target_id] = details[key]
     return found
+
+
+def mentions(
+    target_type: str,
+    target_id: Any,
+    *,
+    actor_id: Any = None,
+    actor_label: str = "",
+    resource_slug: str = "",
+) -> bool:
+    """Whether any entry names this object: as its target, as its actor (by id or by the
+    copied label), or as its resource. The rows the trail names are never deleted
+    (``on_delete`` guards in the apps that own them): archive them instead."""
+    named = Q(target_type=target_type, target_id=str(target_id))
+    if actor_id is not None:
+        named |= Q(actor_id=actor_id)
+    if actor_label:
+        named |= Q(actor_label=actor_label)
+    if resource_slug:
+        named |= Q(resource_slug=resource_slug)
+    return AuditEvent.objects.filter(named).exists()
