@@ -27,6 +27,7 @@ The database named in ``--database-url`` is DROPPED and recreated (a scratch nam
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -88,10 +89,8 @@ class Receiver:
         return json.loads(self.process.stdout.readline())
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.ask("quit")
-        except Exception:
-            pass
         self.process.wait(timeout=10)
 
 
@@ -110,7 +109,9 @@ def child_export() -> dict[str, Any]:
     started = time.perf_counter()
     size = rows = 0
     with open(os.devnull, "wb") as sink:
-        for piece in export.encoded(export.chunks(export.entries(AuditEvent.objects.all()), "jsonl")):
+        for piece in export.encoded(
+            export.chunks(export.entries(AuditEvent.objects.all()), "jsonl")
+        ):
             sink.write(piece)
             size += len(piece)
             rows += piece.count(b"\n")
@@ -207,7 +208,10 @@ def drain_phase(rounds: int) -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     for mode, runs in results.items():
-        ratios = [(r["rows"] / r["seconds"]) / (b["rows"] / b["seconds"]) for b, r in zip(base, runs, strict=True)]
+        ratios = [
+            (r["rows"] / r["seconds"]) / (b["rows"] / b["seconds"])
+            for b, r in zip(base, runs, strict=True)
+        ]
         delivered = (
             "-"
             if mode == "export-jsonl"
@@ -272,8 +276,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 def live_phase(events: int, rate: float, outage: float) -> None:
-    from tests.zero.worker import CeleryWorker, purge_broker
     from jitportal.celery import app
+    from tests.zero.worker import CeleryWorker, purge_broker
 
     purge_broker(os.environ["CELERY_BROKER_URL"])
     app.conf.broker_url = os.environ["CELERY_BROKER_URL"]
@@ -317,7 +321,8 @@ def live_phase(events: int, rate: float, outage: float) -> None:
             stats = receiver.ask(f"stats {first} {head}")
             print(
                 f"| {receiver.url.split('://')[0]} | {caught} | {head - first + 1} | "
-                f"{stats['missing']} | {stats['in_order']} | {stats['received'] - stats['unique']} |"
+                f"{stats['missing']} | {stats['in_order']} | "
+                f"{stats['received'] - stats['unique']} |"
             )
     finally:
         worker.stop()

@@ -120,7 +120,9 @@ def _rows(grants: Iterable[Grant]) -> list[AccessRow]:
     approving = names.actor_labels(
         "access.accessrequest", [g.request_id for g in grants], _APPROVING
     )
-    revoking = names.actor_labels("access.grant", [g.pk for g in grants], [AuditAction.GRANT_REVOKED])
+    revoking = names.actor_labels(
+        "access.grant", [g.pk for g in grants], [AuditAction.GRANT_REVOKED]
+    )
     return [
         AccessRow(
             resource=g.resource.slug,
@@ -134,7 +136,9 @@ def _rows(grants: Iterable[Grant]) -> list[AccessRow]:
             grant_id=g.pk,
             justification=g.request.justification,
             ticket=g.request.ticket,
-            revoked_by=(revoking.get(str(g.pk)) or [g.revoked_by.email if g.revoked_by else ""])[-1],
+            revoked_by=(revoking.get(str(g.pk)) or [g.revoked_by.email if g.revoked_by else ""])[
+                -1
+            ],
             revoke_reason=g.revoke_reason,
         )
         for g in grants

@@ -86,6 +86,8 @@ def _campaign_context(campaign: Campaign) -> dict[str, Any]:
 
 
 def review(event: str, *, campaign_id: int | None = None, **_: Any) -> list[Message]:
+    if campaign_id is None:
+        return []
     campaign = Campaign.objects.select_related("owner").filter(pk=campaign_id).first()
     if campaign is None or campaign.state != "open":
         return []

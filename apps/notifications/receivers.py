@@ -37,9 +37,7 @@ def on_compliance_event(sender: Any, *, event: str, **facts: Any) -> None:
     _compliance(event, facts)
 
 
-def on_stream_alert(
-    sender: Any, *, destination: str, error: str, refused: bool, **_: Any
-) -> None:
+def on_stream_alert(sender: Any, *, destination: str, error: str, refused: bool, **_: Any) -> None:
     """The audit stream's alert (``apps.audit.stream.signals.stream_alert``): tell the
     superusers, once per alert."""
     from django.utils import timezone

@@ -6,7 +6,6 @@ not be admin users); here they are read-only. Nothing is deleted.
 
 from __future__ import annotations
 
-
 from typing import Any
 
 from django import forms
@@ -15,7 +14,14 @@ from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
+from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -95,9 +101,9 @@ class CampaignAdmin(admin.ModelAdmin):
 
     @admin.display(description="decided")
     def progress(self, obj: Campaign) -> str:
-        total = getattr(obj, "n_items", None)
-        undecided = getattr(obj, "n_open", None)
-        if total is None:
+        total: int | None = getattr(obj, "n_items", None)
+        undecided: int | None = getattr(obj, "n_open", None)
+        if total is None or undecided is None:
             total, undecided = obj.items.count(), obj.items.filter(decision="").count()
         return f"{total - undecided} of {total}"
 
@@ -139,8 +145,16 @@ class CampaignAdmin(admin.ModelAdmin):
         wrap = self.admin_site.admin_view
         return [
             path("open/", wrap(self.open_view), name="reviews_campaign_open"),
-            path("<path:object_id>/close/", wrap(require_POST(self.close_view)), name="reviews_campaign_close"),
-            path("<path:object_id>/evidence/", wrap(self.evidence_view), name="reviews_campaign_evidence"),
+            path(
+                "<path:object_id>/close/",
+                wrap(require_POST(self.close_view)),
+                name="reviews_campaign_close",
+            ),
+            path(
+                "<path:object_id>/evidence/",
+                wrap(self.evidence_view),
+                name="reviews_campaign_evidence",
+            ),
             *super().get_urls(),
         ]
 
@@ -198,7 +212,7 @@ class CampaignAdmin(admin.ModelAdmin):
             messages.success(request, f"Closed '{campaign.name}'; its evidence pack is ready.")
         return HttpResponseRedirect(reverse("admin:reviews_campaign_change", args=[campaign.pk]))
 
-    def evidence_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+    def evidence_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
         """GET shows the confirmation; its POST (CSRF) streams the audited download."""
         if not services.may_run(request.user):
             raise PermissionDenied
@@ -228,7 +242,9 @@ class CampaignAdmin(admin.ModelAdmin):
         response["Cache-Control"] = "no-store"
         return response
 
-    def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> Any:
         obj = context.get("original")
         context["may_run"] = services.may_run(request.user)
         context["is_open"] = obj is not None and obj.state == CampaignState.OPEN
@@ -327,4 +343,3 @@ class ReviewItemAdmin(admin.ModelAdmin):
 
 admin.site.register(Campaign, CampaignAdmin)
 admin.site.register(ReviewItem, ReviewItemAdmin)
-

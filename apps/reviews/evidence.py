@@ -130,6 +130,9 @@ class _Sink:
     def flush(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
     def take(self) -> bytes:
         data = bytes(self.buffer)
         self.buffer.clear()
@@ -176,9 +179,7 @@ def _campaign_json(campaign: Campaign, items: list[ReviewItem], seg: Segment) ->
         "campaign": campaign.pk,
         "name": campaign.name,
         "owner": _owner(campaign),
-        "resources": "all"
-        if campaign.all_resources
-        else sorted({i.resource_slug for i in items}),
+        "resources": "all" if campaign.all_resources else sorted({i.resource_slug for i in items}),
         "reviewer_group": campaign.reviewer_group or None,
         "long_grant_minutes": campaign.long_grant_minutes,
         "period_start": campaign.period_start.isoformat(),
@@ -275,7 +276,7 @@ def pack(campaign: Campaign) -> Iterator[bytes]:
     stamp = campaign.closed_at.utctimetuple()[:6]
     sink = _Sink()
     digests: list[str] = []
-    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, pieces in _members(campaign, seg):
             info = zipfile.ZipInfo(name, date_time=stamp)
             info.compress_type = zipfile.ZIP_DEFLATED

@@ -62,9 +62,7 @@ class Campaign(models.Model):
     state = models.CharField(
         max_length=8, choices=CampaignState.choices, default=CampaignState.OPEN
     )
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     all_resources = models.BooleanField(
         default=True, help_text="Every active resource when it opened; else the chosen ones."
     )

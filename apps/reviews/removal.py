@@ -83,6 +83,7 @@ def _save(resource: Resource, changed: list[str], reviewer: User) -> None:
 
 
 def _revoke(item: ReviewItem, *, reviewer: User, comment: str) -> str:
+    assert item.grant_id is not None  # grant items always name their grant
     grant = Grant.objects.select_related("resource").get(pk=item.grant_id)
     if not grant.is_open_at(timezone.now()):
         state = grant.get_state_display().lower()

@@ -166,7 +166,9 @@ def _definition(index: int, entry: Any) -> dict[str, Any]:
         slugs: list[str] = []
     elif isinstance(scope, list) and scope and all(isinstance(s, str) for s in scope):
         slugs = sorted(set(scope))
-        missing = sorted(set(slugs) - set(Resource.objects.filter(slug__in=slugs).values_list("slug", flat=True)))
+        missing = sorted(
+            set(slugs) - set(Resource.objects.filter(slug__in=slugs).values_list("slug", flat=True))
+        )
         if missing:
             raise DefinitionError(f"{where}: no resource {', '.join(missing)}.")
     else:

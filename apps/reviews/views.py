@@ -83,9 +83,9 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
         item.refresh_from_db()
         verb = "kept" if item.decision == Decision.KEEP else "removed"
         messages.success(
-            request, f"{item.resource_name}: {item.summary}: {verb}" + (
-                f" ({item.outcome})" if item.outcome else ""
-            )
+            request,
+            f"{item.resource_name}: {item.summary}: {verb}"
+            + (f" ({item.outcome})" if item.outcome else ""),
         )
     return redirect("reviews:mine")
 

@@ -4,14 +4,19 @@
     python -m devtools.siem syslog [--port N] [--tls CERT KEY] [--defer-checks]
 
 It prints ``ready <url>`` and then answers one command per line on stdin, one JSON line
-each on stdout: ``stats [FIRST LAST]`` (runs the deferred checks, then: lines received, unique seqs, the highest, whether the
-first arrivals ran 1, 2, 3, ... without a gap, and how many of FIRST..LAST never arrived), ``times`` (seq -> first arrival, Unix seconds; not kept with ``--defer-checks``),
-``down``, ``up``, ``clear``, ``quit``.
+each on stdout:
+
+* ``stats [FIRST LAST]``: runs the deferred checks, then says how many lines arrived, how
+  many unique seqs, the highest, whether the first arrivals ran 1, 2, 3, ... without a
+  gap, and how many of FIRST..LAST never arrived;
+* ``times``: seq -> first arrival, Unix seconds (not kept with ``--defer-checks``);
+* ``down``, ``up``, ``clear``, ``quit``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import ssl
 import sys
@@ -49,7 +54,7 @@ def stats(receiver: Listener, span: tuple[int, int] | None = None) -> dict[str, 
         if seq not in seen:
             seen.add(seq)
             first.append(seq)
-    in_order = all(b == a + 1 for a, b in zip(first, first[1:], strict=False))
+    in_order = all(b == a + 1 for a, b in itertools.pairwise(first))
     missing = len(set(range(span[0], span[1] + 1)) - seen) if span else None
     return {
         "missing": missing,
@@ -86,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     if not args.defer_checks:  # a receiver that defers its checks keeps no clock either
         threading.Thread(target=_arrivals, args=(receiver, times, stop), daemon=True).start()
-    print(f"ready {receiver.url}", flush=True)  # type: ignore[attr-defined]
+    print(f"ready {receiver.url}", flush=True)  # type: ignore[attr-defined]  # noqa: T201
     for line in sys.stdin:
         command, *rest = line.split() or [""]
         answer: Any = {"ok": True}
@@ -111,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
             break
         else:
             answer = {"error": f"unknown command {command!r}"}
-        print(json.dumps(answer), flush=True)
+        print(json.dumps(answer), flush=True)  # noqa: T201
     stop.set()
     receiver.stop()
 

@@ -15,6 +15,7 @@ sender counts that close as the acknowledgement of everything it sent.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import ssl
@@ -27,9 +28,7 @@ from devtools.siem.base import Listener
 
 MAX_MESSAGE = 256 * 1024
 _BOM = b"\xef\xbb\xbf"
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
-)
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
 # Field name -> maximum length (RFC 5424 section 6).
 _FIELDS = (("hostname", 255), ("app_name", 48), ("procid", 128), ("msgid", 32))
 
@@ -137,10 +136,8 @@ class SyslogReceiver(Listener):
             self.error(f"connection closed inside a frame ({len(buffer)} bytes left)")
             return
         if isinstance(sock, ssl.SSLSocket):
-            try:
+            with contextlib.suppress(ssl.SSLError, OSError):
                 sock.unwrap()  # answer the sender's close_notify
-            except (ssl.SSLError, OSError):
-                pass
 
     def _frames(self, buffer: bytes) -> bytes:
         """Take every complete frame off ``buffer``; return what is left."""

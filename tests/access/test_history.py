@@ -52,7 +52,9 @@ def test_a_person_the_trail_names_is_never_deleted(story: dict[str, Any]) -> Non
 
 def test_a_resource_the_trail_names_is_archived_not_deleted(story: dict[str, Any]) -> None:
     # The wiki was configured (audited) and never requested: only the trail names it.
-    wiki = save_resource(Resource(slug="wiki", name="Wiki"), actor=None, changed=["name"], created=True)
+    wiki = save_resource(
+        Resource(slug="wiki", name="Wiki"), actor=None, changed=["name"], created=True
+    )
     with pytest.raises(ProtectedError, match="archive it"), transaction.atomic():
         Resource.objects.filter(pk=wiki.pk).delete()
     resource: Resource = story["resource"]

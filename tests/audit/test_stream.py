@@ -21,16 +21,7 @@ from apps.audit.stream import sender, signals
 from apps.audit.stream.actions import StreamAction
 from devtools.siem import HttpReceiver, SyslogReceiver
 from tests.audit.conftest import add_entries
-from tests.audit.stream_support import (  # noqa: F401  (fixtures)
-    export_lines,
-    http_receiver,
-    https_receiver,
-    stream_to,
-    syslog_receiver,
-    local_ca,
-    tls_syslog_receiver,
-    verify_file,
-)
+from tests.audit.stream_support import export_lines, verify_file
 
 pytestmark = pytest.mark.django_db
 
@@ -192,7 +183,9 @@ def test_syslog_receiver_that_dies_with_unread_data_gets_the_batch_again(
     assert syslog_receiver.seqs()[-30:] == list(range(1, 31))
 
 
-def test_backoff_doubles_to_the_cap(http_receiver: HttpReceiver, stream_to: Any, settings: Any) -> None:
+def test_backoff_doubles_to_the_cap(
+    http_receiver: HttpReceiver, stream_to: Any, settings: Any
+) -> None:
     stream_to(http_receiver)
     settings.AUDIT_STREAM_RETRY_MAX_SECONDS = 5.0
     add_entries(1)
@@ -208,7 +201,10 @@ def test_backoff_doubles_to_the_cap(http_receiver: HttpReceiver, stream_to: Any,
 
 
 def test_a_bad_token_is_a_refusal_shown_kept_retried_and_alerted_once(
-    http_receiver: HttpReceiver, stream_to: Any, settings: Any, alerts: list[dict[str, Any]],
+    http_receiver: HttpReceiver,
+    stream_to: Any,
+    settings: Any,
+    alerts: list[dict[str, Any]],
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     stream_to(http_receiver)

@@ -22,7 +22,7 @@ from apps.access.models import AccessRequest, Grant
 from apps.access.states import RequestState
 from apps.audit.stream import sender
 from devtools.siem import HttpReceiver, SyslogReceiver
-from tests.audit.stream_support import TOKEN, export_lines, local_ca, verify_file  # noqa: F401
+from tests.audit.stream_support import TOKEN, export_lines, verify_file
 from tests.conftest import redis_available, redis_url, require_service
 from tests.factories import ResourceFactory, UserFactory
 from tests.support.tls import LocalCA

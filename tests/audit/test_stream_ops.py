@@ -19,14 +19,6 @@ from apps.audit.stream.actions import StreamAction
 from devtools.siem import HttpReceiver, SyslogReceiver
 from jitportal import audit_stream
 from tests.audit.conftest import add_entries
-from tests.audit.stream_support import (  # noqa: F401  (fixtures)
-    http_receiver,
-    https_receiver,
-    stream_to,
-    syslog_receiver,
-    local_ca,
-    tls_syslog_receiver,
-)
 from tests.test_settings import PRODUCTION, manage
 
 pytestmark = pytest.mark.django_db
@@ -139,9 +131,7 @@ def test_send_sends_now_and_reports_each_destination(
     assert http_receiver.seqs() == [1, 2, 3]
 
 
-def test_move_cursor_resends_and_is_audited(
-    http_receiver: HttpReceiver, stream_to: Any
-) -> None:
+def test_move_cursor_resends_and_is_audited(http_receiver: HttpReceiver, stream_to: Any) -> None:
     stream_to(http_receiver)
     add_entries(5)
     sender.pump(http_receiver.url)
@@ -238,12 +228,15 @@ def stream_errors(**overrides: Any) -> list[str]:
 def test_good_stream_settings_pass(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
-    assert stream_errors(
-        AUDIT_STREAM=["https://siem.example.com/ingest", "syslog+tls://logs.example.com:6514"],
-        AUDIT_STREAM_TOKEN="t",
-        AUDIT_STREAM_CA_FILE=str(ca),
-        DEBUG=False,
-    ) == []
+    assert (
+        stream_errors(
+            AUDIT_STREAM=["https://siem.example.com/ingest", "syslog+tls://logs.example.com:6514"],
+            AUDIT_STREAM_TOKEN="t",
+            AUDIT_STREAM_CA_FILE=str(ca),
+            DEBUG=False,
+        )
+        == []
+    )
 
 
 @pytest.mark.parametrize(
@@ -268,11 +261,14 @@ def test_each_bad_setting_is_one_line(overrides: dict[str, Any], message: str) -
 
 
 def test_plain_destinations_on_loopback_are_fine_in_production() -> None:
-    assert stream_errors(
-        AUDIT_STREAM=["http://127.0.0.1:8088/x", "syslog+tcp://localhost:514"],
-        AUDIT_STREAM_TOKEN="t",
-        DEBUG=False,
-    ) == []
+    assert (
+        stream_errors(
+            AUDIT_STREAM=["http://127.0.0.1:8088/x", "syslog+tcp://localhost:514"],
+            AUDIT_STREAM_TOKEN="t",
+            DEBUG=False,
+        )
+        == []
+    )
 
 
 @pytest.mark.parametrize(
@@ -294,13 +290,19 @@ def test_parse_refuses_with_one_sentence(value: str, message: str) -> None:
 
 
 def test_names_are_the_url_without_the_query() -> None:
-    (dest,) = audit_stream.parse("https://splunk.example.com:8088/services/collector/raw?sourcetype=jitportal")
+    (dest,) = audit_stream.parse(
+        "https://splunk.example.com:8088/services/collector/raw?sourcetype=jitportal"
+    )
     assert dest.name == "https://splunk.example.com:8088/services/collector/raw"
     assert dest.port == 8088 and dest.is_http and dest.is_tls
 
 
 def test_production_refuses_to_start_with_plain_http_to_a_remote_siem() -> None:
-    env = {**PRODUCTION, "AUDIT_STREAM": "http://siem.example.com/ingest", "AUDIT_STREAM_TOKEN": "t"}
+    env = {
+        **PRODUCTION,
+        "AUDIT_STREAM": "http://siem.example.com/ingest",
+        "AUDIT_STREAM_TOKEN": "t",
+    }
     result = manage("check", env=env)
     assert result.returncode == 3
     assert result.stderr.strip().splitlines() == [
@@ -314,5 +316,3 @@ def test_config_reads_the_settings_at_call_time(settings: Any) -> None:
     assert [d.name for d in config.destinations()] == ["syslog+tls://logs.example.com:6514"]
     settings.AUDIT_STREAM = []
     assert not config.enabled()
-
-

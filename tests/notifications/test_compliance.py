@@ -10,14 +10,15 @@ from apps.audit.stream import sender
 from apps.notifications.models import Notification
 from devtools.siem import HttpReceiver
 from tests.audit.conftest import add_entries
-from tests.audit.stream_support import http_receiver, stream_to, local_ca  # noqa: F401
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def test_a_refused_stream_alerts_the_superusers_once(
-    http_receiver: HttpReceiver, stream_to: Any, settings: Any,
+    http_receiver: HttpReceiver,
+    stream_to: Any,
+    settings: Any,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     UserFactory(email="root@example.com", is_superuser=True)
@@ -34,7 +35,9 @@ def test_a_refused_stream_alerts_the_superusers_once(
 
     notes = Notification.objects.filter(event="audit_stream_alert")
     assert sorted(notes.values_list("recipient", flat=True)) == [
-        "other-root@example.com", "root@example.com"]
+        "other-root@example.com",
+        "root@example.com",
+    ]
     note = notes.first()
     assert note.subject == f"[jitportal] Audit stream refused: {http_receiver.url}"
     assert "answered 401" in note.body and "a-wrong-token" not in note.body

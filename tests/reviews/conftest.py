@@ -9,6 +9,7 @@ import pytest
 
 from apps.access.models import Resource
 from apps.access.states import GrantState
+from tests.access.conftest import csrf_client  # noqa: F401  (a fixture)
 from tests.factories import AccessLevelFactory, GrantFactory, ResourceFactory, UserFactory
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -24,8 +25,13 @@ def carol() -> Any:
 
 @pytest.fixture
 def root() -> Any:
-    return UserFactory(username="idp|root", email="root@example.com", groups=["portal-admins"],
-                       is_superuser=True, is_staff=True)
+    return UserFactory(
+        username="idp|root",
+        email="root@example.com",
+        groups=["portal-admins"],
+        is_superuser=True,
+        is_staff=True,
+    )
 
 
 @pytest.fixture
@@ -37,7 +43,9 @@ def bob() -> Any:
 @pytest.fixture
 def eve() -> Any:
     """Also an approver, and an engineer (a requester group): some items concern her."""
-    return UserFactory(username="idp|eve", email="eve@example.com", groups=["approvers", "engineering"])
+    return UserFactory(
+        username="idp|eve", email="eve@example.com", groups=["approvers", "engineering"]
+    )
 
 
 @pytest.fixture
@@ -63,20 +71,34 @@ def grafana(dave: Any) -> Resource:
     AccessLevelFactory(resource=resource, slug="full", name="Full", rank=2)
     # A long grant (12 h), a short one (1 h), and a break-glass use, all last week.
     GrantFactory(
-        resource=resource, request__resource=resource, user=dave, request__requester=dave,
-        not_before=NOW - timedelta(days=7), expires_at=NOW - timedelta(days=7) + timedelta(hours=12),
+        resource=resource,
+        request__resource=resource,
+        user=dave,
+        request__requester=dave,
+        not_before=NOW - timedelta(days=7),
+        expires_at=NOW - timedelta(days=7) + timedelta(hours=12),
         state=GrantState.EXPIRED,
     )
     short = UserFactory(email="short@example.com")
     GrantFactory(
-        resource=resource, request__resource=resource, user=short, request__requester=short,
-        not_before=NOW - timedelta(days=6), expires_at=NOW - timedelta(days=6) + timedelta(hours=1),
+        resource=resource,
+        request__resource=resource,
+        user=short,
+        request__requester=short,
+        not_before=NOW - timedelta(days=6),
+        expires_at=NOW - timedelta(days=6) + timedelta(hours=1),
         state=GrantState.EXPIRED,
     )
     glass = UserFactory(email="glass@example.com", groups=["oncall"])
     GrantFactory(
-        resource=resource, request__resource=resource, user=glass, request__requester=glass,
-        not_before=NOW - timedelta(days=2), expires_at=NOW - timedelta(days=2) + timedelta(hours=1),
-        created_at=NOW - timedelta(days=2), state=GrantState.EXPIRED, is_break_glass=True,
+        resource=resource,
+        request__resource=resource,
+        user=glass,
+        request__requester=glass,
+        not_before=NOW - timedelta(days=2),
+        expires_at=NOW - timedelta(days=2) + timedelta(hours=1),
+        created_at=NOW - timedelta(days=2),
+        state=GrantState.EXPIRED,
+        is_break_glass=True,
     )
     return resource

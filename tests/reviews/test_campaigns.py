@@ -25,14 +25,23 @@ pytestmark = pytest.mark.django_db
 def open_review(owner: Any, **kwargs: Any) -> Campaign:
     with time_machine.travel(NOW, tick=False):
         return services.open_campaign(
-            owner=owner, actor=owner, name="Q4 review", due_at=NOW + timedelta(days=14),
-            long_grant_minutes=4 * 60, **kwargs,
+            owner=owner,
+            actor=owner,
+            name="Q4 review",
+            due_at=NOW + timedelta(days=14),
+            long_grant_minutes=4 * 60,
+            **kwargs,
         )
 
 
 def item(campaign: Campaign, kind: str, **subject: Any) -> ReviewItem:
-    found = [i for i in campaign.items.filter(kind=kind) if not subject or subject.items() <= (
-        i.subject.items() if isinstance(i.subject, dict) else {"value": i.subject}.items())]
+    found = [
+        i
+        for i in campaign.items.filter(kind=kind)
+        if not subject
+        or subject.items()
+        <= (i.subject.items() if isinstance(i.subject, dict) else {"value": i.subject}.items())
+    ]
     assert len(found) == 1, [i.summary for i in campaign.items.filter(kind=kind)]
     return found[0]
 
@@ -59,7 +68,9 @@ def test_a_campaign_has_one_item_per_fact_of_each_resource(grafana: Resource, ca
         "Group engineering may request (levels: Read-only, Full)",
     ]
     assert summaries[ItemKind.APPROVER_GROUP][0].startswith("Group approvers approves requests")
-    assert summaries[ItemKind.BREAK_GLASS_GROUP] == ["Group oncall may use break-glass (up to 1 hour)"]
+    assert summaries[ItemKind.BREAK_GLASS_GROUP] == [
+        "Group oncall may use break-glass (up to 1 hour)"
+    ]
     assert summaries[ItemKind.AUTO_APPROVE_RULE] == [
         "Group oncall is approved automatically for up to 1 hour"
     ]
@@ -72,7 +83,9 @@ def test_a_campaign_has_one_item_per_fact_of_each_resource(grafana: Resource, ca
     # The wiki names no requester group: everyone may request it.
     assert summaries[ItemKind.EVERYONE] == ["Everyone signed in may request"]
     # Reviewers: the approvers; the approver groups themselves go to the superusers.
-    assert item(campaign, ItemKind.BASE_RULE, allow=SRE_RULE["allow"]).reviewer_groups == ["approvers"]
+    assert item(campaign, ItemKind.BASE_RULE, allow=SRE_RULE["allow"]).reviewer_groups == [
+        "approvers"
+    ]
     assert all(i.reviewer_groups == [] for i in campaign.items.filter(kind=ItemKind.APPROVER_GROUP))
     entry = AuditEvent.objects.get(action=ReviewAction.CAMPAIGN_OPENED)
     assert entry.actor_label == "carol@example.com"
@@ -101,7 +114,9 @@ def test_only_auditors_and_superusers_open_reviews(grafana: Resource, bob: Any) 
     ("kwargs", "message"),
     [({"name": " "}, "name"), ({"due_at": NOW - timedelta(days=1)}, "future")],
 )
-def test_bad_input_changes_nothing(grafana: Resource, carol: Any, kwargs: Any, message: str) -> None:
+def test_bad_input_changes_nothing(
+    grafana: Resource, carol: Any, kwargs: Any, message: str
+) -> None:
     values = {"owner": carol, "name": "Q4", "due_at": NOW + timedelta(days=1), **kwargs}
     with time_machine.travel(NOW, tick=False), pytest.raises(PolicyViolation, match=message):
         services.open_campaign(**values)
@@ -171,7 +186,9 @@ def test_remove_a_requester_group_and_refuse_removing_the_last(
 
     services.decide_item(
         item(campaign, ItemKind.REQUESTER_GROUP, value="contractors"),
-        reviewer=bob, decision="remove", comment="contract ended",
+        reviewer=bob,
+        decision="remove",
+        comment="contract ended",
     )
     grafana.refresh_from_db()
     assert grafana.requester_groups == ["engineering"]
@@ -200,8 +217,12 @@ def test_remove_an_open_long_grant_revokes_it(grafana: Resource, carol: Any, bob
     holder = UserFactory(email="holder@example.com")
     with time_machine.travel(NOW, tick=False):
         grant = GrantFactory(
-            resource=grafana, request__resource=grafana, user=holder, request__requester=holder,
-            not_before=NOW - timedelta(hours=1), expires_at=NOW + timedelta(hours=20),
+            resource=grafana,
+            request__resource=grafana,
+            user=holder,
+            request__requester=holder,
+            not_before=NOW - timedelta(hours=1),
+            expires_at=NOW + timedelta(hours=20),
         )
     campaign = open_review(carol)
     target = item(campaign, ItemKind.LONG_GRANT, grant=grant.pk)
@@ -211,7 +232,7 @@ def test_remove_an_open_long_grant_revokes_it(grafana: Resource, carol: Any, bob
 
     grant.refresh_from_db()
     assert grant.state == GrantState.REVOKED and grant.revoked_by == bob
-    assert "Access review 'Q4 review': too long" == grant.revoke_reason
+    assert grant.revoke_reason == "Access review 'Q4 review': too long"
     assert AuditEvent.objects.filter(action=AuditAction.GRANT_REVOKED).count() == 1
     target.refresh_from_db()
     assert target.outcome == f"revoked grant #{grant.pk}"
@@ -224,8 +245,12 @@ def test_remove_an_open_long_grant_revokes_it(grafana: Resource, carol: Any, bob
 def test_remove_needs_a_comment(grafana: Resource, carol: Any, bob: Any) -> None:
     campaign = open_review(carol)
     with pytest.raises(PolicyViolation, match="why"):
-        services.decide_item(item(campaign, ItemKind.BREAK_GLASS_GROUP), reviewer=bob,
-                             decision="remove", comment="  ")
+        services.decide_item(
+            item(campaign, ItemKind.BREAK_GLASS_GROUP),
+            reviewer=bob,
+            decision="remove",
+            comment="  ",
+        )
 
 
 # --- self-review ------------------------------------------------------------------------------
@@ -247,8 +272,9 @@ def test_nobody_reviews_an_item_that_concerns_them(
         with pytest.raises(NotAllowed, match="concerns you"):
             services.decide_item(target, reviewer=person, decision="keep")
     # ... while the same people decide the rest, and a superuser decides theirs.
-    services.decide_item(item(campaign, ItemKind.REQUESTER_GROUP, value="contractors"),
-                         reviewer=eve, decision="keep")
+    services.decide_item(
+        item(campaign, ItemKind.REQUESTER_GROUP, value="contractors"), reviewer=eve, decision="keep"
+    )
     services.decide_item(cases[0][1], reviewer=root, decision="keep")
     assert not AuditEvent.objects.filter(
         action=ReviewAction.ITEM_DECIDED, actor_label__in=["erin@example.com", "dave@example.com"]
@@ -265,15 +291,18 @@ def test_approvers_do_not_certify_approver_groups_and_strangers_review_nothing(
     with pytest.raises(NotAllowed, match="not a reviewer"):
         services.decide_item(approvers, reviewer=bob, decision="keep")
     with pytest.raises(NotAllowed, match="not a reviewer"):
-        services.decide_item(item(campaign, ItemKind.BREAK_GLASS_GROUP), reviewer=stranger,
-                             decision="keep")
+        services.decide_item(
+            item(campaign, ItemKind.BREAK_GLASS_GROUP), reviewer=stranger, decision="keep"
+        )
     services.decide_item(approvers, reviewer=root, decision="keep")
 
 
 # --- visibility -------------------------------------------------------------------------------
 
 
-def test_one_rule_for_who_sees_which_item(grafana: Resource, carol: Any, bob: Any, root: Any) -> None:
+def test_one_rule_for_who_sees_which_item(
+    grafana: Resource, carol: Any, bob: Any, root: Any
+) -> None:
     other = ResourceFactory(slug="db", approver_groups=["dbas"])
     campaign = open_review(carol)
     dba = UserFactory(email="dba@example.com", groups=["dbas"])
@@ -302,7 +331,9 @@ def test_close_counts_and_freezes_the_campaign(grafana: Resource, carol: Any, bo
     assert closed.details["kept"] == 1 and closed.details["undecided"] == 8
     assert closed.details["overdue"] == 8
     with pytest.raises(IllegalTransition, match="closed"):
-        services.decide_item(item(campaign, ItemKind.AUTO_APPROVE_RULE), reviewer=bob, decision="keep")
+        services.decide_item(
+            item(campaign, ItemKind.AUTO_APPROVE_RULE), reviewer=bob, decision="keep"
+        )
     with pytest.raises(IllegalTransition):
         services.close_campaign(campaign, actor=carol)
     with pytest.raises(NotAllowed):
@@ -310,7 +341,11 @@ def test_close_counts_and_freezes_the_campaign(grafana: Resource, carol: Any, bo
 
 
 def test_reminders_before_the_due_date_and_to_the_owner_when_overdue(
-    grafana: Resource, carol: Any, bob: Any, eve: Any, django_capture_on_commit_callbacks: Any,
+    grafana: Resource,
+    carol: Any,
+    bob: Any,
+    eve: Any,
+    django_capture_on_commit_callbacks: Any,
     settings: Any,
 ) -> None:
     settings.CELERY_TASK_ALWAYS_EAGER = True  # the notice tasks run here
@@ -318,11 +353,16 @@ def test_reminders_before_the_due_date_and_to_the_owner_when_overdue(
         campaign = open_review(carol)
     opened = Notification.objects.filter(event=events.REVIEW_OPENED)
     # Bob and Eve approve grafana; the superusers review the approver group (none exist here).
-    assert sorted(opened.values_list("recipient", flat=True)) == ["bob@example.com", "eve@example.com"]
+    assert sorted(opened.values_list("recipient", flat=True)) == [
+        "bob@example.com",
+        "eve@example.com",
+    ]
 
     with django_capture_on_commit_callbacks(execute=True):
         assert services.send_reminders(NOW + timedelta(days=5)) == {
-            "review_reminders": 0, "review_overdue": 0}
+            "review_reminders": 0,
+            "review_overdue": 0,
+        }
         assert services.send_reminders(NOW + timedelta(days=12))["review_reminders"] == 1
         assert services.send_reminders(NOW + timedelta(days=12, hours=1))["review_reminders"] == 0
     reminders = Notification.objects.filter(event=events.REVIEW_REMINDER)
@@ -334,7 +374,10 @@ def test_reminders_before_the_due_date_and_to_the_owner_when_overdue(
         assert services.send_reminders(NOW + timedelta(days=16))["review_overdue"] == 0
     overdue = Notification.objects.filter(event=events.REVIEW_OVERDUE)
     assert sorted(overdue.values_list("recipient", flat=True)) == [
-        "bob@example.com", "carol@example.com", "eve@example.com"]
+        "bob@example.com",
+        "carol@example.com",
+        "eve@example.com",
+    ]
     assert "nothing is removed by default" in overdue.get(recipient="carol@example.com").body
     # Overdue items stay open and are listed.
     assert ReviewItem.objects.overdue(NOW + timedelta(days=15)).count() == 9
@@ -346,23 +389,30 @@ def test_no_reminder_when_everything_is_decided(grafana: Resource, carol: Any, r
     for target in campaign.items.all():
         services.decide_item(target, reviewer=root, decision="keep")
     assert services.send_reminders(NOW + timedelta(days=20)) == {
-        "review_reminders": 0, "review_overdue": 0}
+        "review_reminders": 0,
+        "review_overdue": 0,
+    }
 
 
 def test_grant_names_come_from_the_trail(grafana: Resource, carol: Any, bob: Any) -> None:
     from apps.access import services as access
 
     holder = UserFactory(email="old-name@example.com", groups=["engineering"])
-    req = access.submit_request(requester=holder, resource=grafana, duration_minutes=720,
-                                justification="Long maintenance window")
+    req = access.submit_request(
+        requester=holder,
+        resource=grafana,
+        duration_minutes=720,
+        justification="Long maintenance window",
+    )
     access.approve_request(req, approver=bob)
     holder.email = "new-name@example.com"
     holder.save()
     Grant.objects.filter(user=holder).update(email="new-name@example.com")
 
     with time_machine.travel(timezone.now() + timedelta(minutes=1), tick=False):
-        campaign = services.open_campaign(owner=carol, name="n", due_at=timezone.now() + timedelta(days=3),
-                                          long_grant_minutes=240)
+        campaign = services.open_campaign(
+            owner=carol, name="n", due_at=timezone.now() + timedelta(days=3), long_grant_minutes=240
+        )
 
     long = campaign.items.get(kind=ItemKind.LONG_GRANT, subject__grant=req.grant.pk)
     assert long.summary.startswith("old-name@example.com held access at Full for 12 hours")

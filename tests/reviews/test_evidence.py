@@ -35,14 +35,25 @@ def reviewed(
     """A campaign opened, partly decided (one keep, one remove) and closed."""
     with time_machine.travel(at, tick=False):
         campaign = services.open_campaign(
-            owner=owner, actor=owner, name="Q4 review", due_at=at + timedelta(days=14),
+            owner=owner,
+            actor=owner,
+            name="Q4 review",
+            due_at=at + timedelta(days=14),
             long_grant_minutes=240,
         )
         items = campaign.items
-        services.decide_item(items.get(kind=ItemKind.BREAK_GLASS_GROUP), reviewer=reviewer,
-                             decision="keep", comment="needed")
-        services.decide_item(items.filter(kind=remove).first(), reviewer=reviewer,
-                             decision="remove", comment="no more auto-approval")
+        services.decide_item(
+            items.get(kind=ItemKind.BREAK_GLASS_GROUP),
+            reviewer=reviewer,
+            decision="keep",
+            comment="needed",
+        )
+        services.decide_item(
+            items.filter(kind=remove).first(),
+            reviewer=reviewer,
+            decision="remove",
+            comment="no more auto-approval",
+        )
     with time_machine.travel(at + timedelta(days=15), tick=False):
         return services.close_campaign(campaign, actor=owner)
 
@@ -66,7 +77,12 @@ def test_the_pack_verifies_offline(grafana: Resource, carol: Any, bob: Any, tmp_
     files = unpack(campaign, tmp_path)
 
     assert sorted(files) == [
-        "README.txt", "audit.jsonl", "campaign.json", "items.csv", "manifest.sha256", "verify.py"
+        "README.txt",
+        "audit.jsonl",
+        "campaign.json",
+        "items.csv",
+        "manifest.sha256",
+        "verify.py",
     ]
     closing = AuditEvent.objects.get(action=ReviewAction.CAMPAIGN_CLOSED)
     # The trail segment starts at entry #1 here (the period reaches back past it).
@@ -74,7 +90,11 @@ def test_the_pack_verifies_offline(grafana: Resource, carol: Any, bob: Any, tmp_
         "--file", str(tmp_path / "audit.jsonl")
     )
     run = subprocess.run(
-        [sys.executable, "-I", "verify.py"], cwd=tmp_path, capture_output=True, text=True, check=False
+        [sys.executable, "-I", "verify.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == f"pack intact: entries #1 to #{closing.seq}, head {closing.hash}"
@@ -100,7 +120,9 @@ def test_items_csv_holds_every_item_decision_and_reviewer_from_the_trail(
     rows = list(csv.DictReader(io.StringIO(files["items.csv"].decode("utf-8-sig"))))
     assert len(rows) == 9
     removed = next(r for r in rows if r["decision"] == "remove")
-    assert removed["kind"] == ItemKind.AUTO_APPROVE_RULE and removed["decided_by"] == "bob@example.com"
+    assert (
+        removed["kind"] == ItemKind.AUTO_APPROVE_RULE and removed["decided_by"] == "bob@example.com"
+    )
     assert removed["comment"] == "no more auto-approval"
     assert removed["outcome"] == "removed from auto_approve_rules"
     undecided = [r for r in rows if not r["decision"]]
@@ -121,19 +143,31 @@ def test_a_later_pack_is_a_segment_anchored_mid_chain(
     assert first["seq"] > 1
     assert "--segment" in files["README.txt"].decode()
     assert "segment intact" in verify_audit("--file", str(tmp_path / "audit.jsonl"), "--segment")
-    run = subprocess.run([sys.executable, "-I", "verify.py"], cwd=tmp_path, capture_output=True,
-                         text=True, check=False)
+    run = subprocess.run(
+        [sys.executable, "-I", "verify.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
 
 
-def test_a_tampered_pack_fails_its_checks(grafana: Resource, carol: Any, bob: Any, tmp_path: Path) -> None:
+def test_a_tampered_pack_fails_its_checks(
+    grafana: Resource, carol: Any, bob: Any, tmp_path: Path
+) -> None:
     campaign = reviewed(carol, bob)
     unpack(campaign, tmp_path)
     path = tmp_path / "audit.jsonl"
     path.write_text(path.read_text().replace('"decision":"remove"', '"decision":"keep"'))
 
-    run = subprocess.run([sys.executable, "-I", "verify.py"], cwd=tmp_path, capture_output=True,
-                         text=True, check=False)
+    run = subprocess.run(
+        [sys.executable, "-I", "verify.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
     assert run.returncode != 0 and "audit.jsonl was changed" in run.stderr
 

@@ -15,7 +15,6 @@ from apps.audit.models import AuditAction, AuditEvent
 from apps.reviews import services
 from apps.reviews.actions import ReviewAction
 from apps.reviews.models import Campaign, ItemKind, ReviewItem
-from tests.access.conftest import csrf_client  # noqa: F401  (fixture)
 from tests.factories import ResourceFactory, UserFactory
 from tests.reviews.conftest import SRE_RULE
 
@@ -25,8 +24,11 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def wiki() -> Resource:
     return ResourceFactory(
-        slug="wiki", name="Wiki", requester_groups=["engineering", "contractors"],
-        approver_groups=["approvers"], base_ppl=[SRE_RULE],
+        slug="wiki",
+        name="Wiki",
+        requester_groups=["engineering", "contractors"],
+        approver_groups=["approvers"],
+        base_ppl=[SRE_RULE],
     )
 
 
@@ -72,11 +74,16 @@ def test_remove_without_a_comment_is_a_field_error(campaign: Campaign, approver:
 
 def test_items_of_others_are_not_found(campaign: Campaign, plain_user: Any) -> None:
     target = campaign.items.first()
-    assert plain_user.post(f"/reviews/items/{target.pk}/decide", {"decision": "keep"}).status_code == 404
+    assert (
+        plain_user.post(f"/reviews/items/{target.pk}/decide", {"decision": "keep"}).status_code
+        == 404
+    )
     assert "Nothing to review" in plain_user.get("/reviews/").content.decode()
 
 
-def test_an_item_about_oneself_shows_but_cannot_be_decided(campaign: Campaign, as_user: Any) -> None:
+def test_an_item_about_oneself_shows_but_cannot_be_decided(
+    campaign: Campaign, as_user: Any
+) -> None:
     eve = as_user("idp|eve", "eve@example.com", groups=["approvers", "engineering"])
     target = campaign.items.get(kind=ItemKind.REQUESTER_GROUP, subject="engineering")
 
@@ -87,10 +94,14 @@ def test_an_item_about_oneself_shows_but_cannot_be_decided(campaign: Campaign, a
     assert target.decision == ""
 
 
-def test_keep_selected_keeps_each_and_skips_what_it_may_not(campaign: Campaign, as_user: Any) -> None:
+def test_keep_selected_keeps_each_and_skips_what_it_may_not(
+    campaign: Campaign, as_user: Any
+) -> None:
     eve = as_user("idp|eve", "eve@example.com", groups=["approvers", "engineering"])
     eve.get("/reviews/")
-    mine = list(ReviewItem.objects.filter(kind=ItemKind.REQUESTER_GROUP).values_list("pk", flat=True))
+    mine = list(
+        ReviewItem.objects.filter(kind=ItemKind.REQUESTER_GROUP).values_list("pk", flat=True)
+    )
 
     eve.post("/reviews/keep", {"items": mine, "comment": "still needed"})
 
@@ -102,7 +113,9 @@ def test_forms_need_the_csrf_token(campaign: Campaign, csrf_client: Any) -> None
     client = csrf_client("bob", groups=["approvers"])
     client.get("/reviews/")
     target = campaign.items.first()
-    assert client.post(f"/reviews/items/{target.pk}/decide", {"decision": "keep"}).status_code == 403
+    assert (
+        client.post(f"/reviews/items/{target.pk}/decide", {"decision": "keep"}).status_code == 403
+    )
 
 
 # --- the admin ------------------------------------------------------------------------------
@@ -143,7 +156,10 @@ def test_an_auditor_opens_follows_closes_and_downloads_the_pack(
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert "audit.jsonl" in archive.namelist()
     exported = AuditEvent.objects.filter(action=AuditAction.AUDIT_EXPORTED).get()
-    assert exported.details["format"] == "evidence-pack" and exported.actor_label == "carol@example.com"
+    assert (
+        exported.details["format"] == "evidence-pack"
+        and exported.actor_label == "carol@example.com"
+    )
     assert approver.post(f"/admin/reviews/campaign/{campaign.pk}/evidence/").status_code == 403
 
 
@@ -160,13 +176,17 @@ def test_approvers_cannot_open_reviews(wiki: Resource, approver: Any) -> None:
     assert approver.get("/admin/reviews/campaign/open/").status_code == 403
 
 
-def test_the_items_admin_names_deciders_from_the_trail(campaign: Campaign, approver: Any, auditor: Any) -> None:
+def test_the_items_admin_names_deciders_from_the_trail(
+    campaign: Campaign, approver: Any, auditor: Any
+) -> None:
     target = campaign.items.get(kind=ItemKind.BASE_RULE)
     approver.post(f"/reviews/items/{target.pk}/decide", {"decision": "keep"})
     bob = ReviewItem.objects.get(pk=target.pk).decided_by
     bob.email = "robert@example.com"
     bob.save()
 
-    text = auditor.get(f"/admin/reviews/reviewitem/?campaign__id__exact={campaign.pk}").content.decode()
+    text = auditor.get(
+        f"/admin/reviews/reviewitem/?campaign__id__exact={campaign.pk}"
+    ).content.decode()
 
     assert "bob@example.com" in text and "robert@example.com" not in text

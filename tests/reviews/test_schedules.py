@@ -61,10 +61,15 @@ def test_a_quarterly_review_from_the_settings_opens_once_per_quarter(
     ]
     first = Campaign.objects.order_by("opened_at").first()
     assert first.owner == carol and first.due_at == datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-    assert AuditEvent.objects.filter(action=ReviewAction.CAMPAIGN_OPENED).first().actor_label == "system"
+    assert (
+        AuditEvent.objects.filter(action=ReviewAction.CAMPAIGN_OPENED).first().actor_label
+        == "system"
+    )
 
 
-def test_no_campaign_without_an_owner_who_may_run_reviews(settings: Any, bob: Any, grafana: Resource) -> None:
+def test_no_campaign_without_an_owner_who_may_run_reviews(
+    settings: Any, bob: Any, grafana: Resource
+) -> None:
     settings.ACCESS_REVIEW_EVERY = "quarter"
     settings.ACCESS_REVIEW_OWNER = "bob@example.com"  # an approver, not an auditor
     with time_machine.travel(NOV, tick=False):
@@ -105,7 +110,11 @@ def test_schedules_from_the_bootstrap_file(tmp_path: Path, carol: Any) -> None:
     )
     row = ReviewSchedule.objects.get()
     assert (row.every, row.due_days, row.resources, row.reviewer_group) == (
-        "quarter", 21, ["wiki"], "security")
+        "quarter",
+        21,
+        ["wiki"],
+        "security",
+    )
     assert AuditEvent.objects.filter(action=ReviewAction.SCHEDULE_CHANGED).count() == 1
 
     with time_machine.travel(NOV, tick=False):
@@ -122,7 +131,10 @@ def test_schedules_from_the_bootstrap_file(tmp_path: Path, carol: Any) -> None:
         ("reviews: nope", "'reviews' must be a list"),
         ("reviews:\n  - {key: x, every: weekly, owner: a@example.com}", "'every' must be one of"),
         ("reviews:\n  - {key: x, every: quarter}", "'owner' must be an email"),
-        ("reviews:\n  - {key: x, every: quarter, owner: a@b.c, resources: [nope]}", "no resource nope"),
+        (
+            "reviews:\n  - {key: x, every: quarter, owner: a@b.c, resources: [nope]}",
+            "no resource nope",
+        ),
         ("reviews:\n  - {key: settings, every: quarter, owner: a@b.c}", "not 'settings'"),
         ("reviews:\n  - {key: x, every: quarter, owner: a@b.c, colour: red}", "unknown setting"),
     ],
@@ -162,5 +174,3 @@ def test_the_portal_refuses_to_start_with_a_bad_schedule() -> None:
     result = manage("check", env={**PRODUCTION, "ACCESS_REVIEW_EVERY": "weekly"})
     assert result.returncode == 3
     assert "ACCESS_REVIEW_EVERY must be empty or one of month, quarter" in result.stderr
-
-

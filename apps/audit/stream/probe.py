@@ -52,6 +52,8 @@ def prove(destination: config.Destination) -> str:
 
 
 def _connect_only(destination: config.Destination, cfg: config.Settings) -> None:
-    with socket.create_connection((destination.host, destination.port), timeout=cfg.timeout) as sock:
+    with socket.create_connection(
+        (destination.host, destination.port), timeout=cfg.timeout
+    ) as sock:
         if destination.is_tls:
             tls_context(cfg).wrap_socket(sock, server_hostname=destination.host).close()

@@ -115,7 +115,9 @@ def read_batch(cursor: int, *, limit: int, max_bytes: int) -> Batch | None:
     last_start = data.rfind(b"\n", 0, len(data) - 1) + 1
     for seq, start in ((first, 0), (last, last_start)):
         if not data.startswith(b'{"seq":%d,' % seq, start):
-            raise RuntimeError(f"export line out of step at #{seq}: {bytes(data[start:start + 40])!r}")
+            raise RuntimeError(
+                f"export line out of step at #{seq}: {bytes(data[start : start + 40])!r}"
+            )
     return Batch(first, count, bytes(data))
 
 
@@ -151,7 +153,9 @@ def read_window(cursor: int, *, limit: int, max_bytes: int) -> list[Batch]:
 # --- The lease --------------------------------------------------------------------------------
 
 
-def _claim(name: str, owner: str, now: datetime, *, force: bool = False) -> StreamDestination | None:
+def _claim(
+    name: str, owner: str, now: datetime, *, force: bool = False
+) -> StreamDestination | None:
     due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + CLOCK_GRACE)
     free = Q(leased_until__isnull=True) | Q(leased_until__lte=now)
     rows = StreamDestination.objects.filter(free, name=name)
@@ -249,7 +253,9 @@ def _fail(row: StreamDestination, owner: str, exc: DeliveryError, cfg: config.Se
             }
             record(StreamAction.REFUSED, details=details)
             transaction.on_commit(
-                lambda: signals.send_alert(destination=row.name, error=str(exc), refused=exc.refused)
+                lambda: signals.send_alert(
+                    destination=row.name, error=str(exc), refused=exc.refused
+                )
             )
     log.warning("audit stream: %s (retry in %.0f s)", exc, wait)
     return wait
@@ -408,7 +414,10 @@ def enqueue(name: str, *, countdown: float | None = None) -> bool:
     from ..tasks import stream
 
     try:
-        stream.apply_async(kwargs={"destination": name}, countdown=countdown, retry=False)
+        options: dict[str, Any] = {"retry": False}
+        if countdown is not None:
+            options["countdown"] = countdown
+        stream.apply_async(kwargs={"destination": name}, **options)
     except Exception as exc:
         log.warning("audit stream %s: could not enqueue a run (%s); the tick retries", name, exc)
         return False

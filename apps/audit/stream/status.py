@@ -54,9 +54,7 @@ class DestinationStatus:
 
 
 def _oldest_unsent_at(cursor: int) -> datetime | None:
-    return (
-        AuditEvent.objects.filter(seq=cursor + 1).values_list("created_at", flat=True).first()
-    )
+    return AuditEvent.objects.filter(seq=cursor + 1).values_list("created_at", flat=True).first()
 
 
 def of(row: StreamDestination, *, head: int, now: datetime, configured: bool) -> DestinationStatus:

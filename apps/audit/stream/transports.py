@@ -244,7 +244,9 @@ class SyslogTransport:
                 f"{name}: no connection within {self.cfg.timeout:g} s", refused=False
             ) from None
         except OSError as exc:
-            raise DeliveryError(f"{name}: {exc.strerror or type(exc).__name__}", refused=False) from None
+            raise DeliveryError(
+                f"{name}: {exc.strerror or type(exc).__name__}", refused=False
+            ) from None
         if self.context is None:
             return sock
         try:
