@@ -190,3 +190,29 @@ def test_the_items_admin_names_deciders_from_the_trail(
     ).content.decode()
 
     assert "bob@example.com" in text and "robert@example.com" not in text
+
+
+def test_the_page_reads_a_constant_number_of_queries(as_user: Any) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    owner = UserFactory(username="idp|carol", email="carol@example.com", groups=["compliance"])
+    bob = as_user("idp|bob", "bob@example.com", groups=["approvers"])
+    bob.get("/reviews/")  # signs Bob in
+    counts = []
+    for size in (1, 12):
+        ResourceFactory.reset_sequence(size * 100)
+        resources = [
+            ResourceFactory(requester_groups=["engineering"], approver_groups=["approvers"])
+            for _ in range(size)
+        ]
+        services.open_campaign(
+            owner=owner,
+            name=f"r{size}",
+            due_at=timezone.now() + timedelta(days=3),
+            resources=resources,
+        )
+        with CaptureQueriesContext(connection) as queries:
+            assert bob.get("/reviews/").status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
