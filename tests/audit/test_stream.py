@@ -323,3 +323,16 @@ def test_lines_are_json_objects_with_every_export_column(
     pump(http_receiver)
 
     assert list(json.loads(http_receiver.received[0])) == list(EXPORT_COLUMNS)
+
+
+def test_a_run_out_of_time_asks_for_another_and_loses_nothing(
+    http_receiver: HttpReceiver, stream_to: Any
+) -> None:
+    stream_to(http_receiver, batch=2)
+    add_entries(40)
+
+    assert sender.pump(http_receiver.url, run_seconds=0).outcome == "more"
+    assert sender.pump(http_receiver.url).outcome == "caught_up"
+
+    assert http_receiver.unique_lines()[-1].startswith(b'{"seq":40,')
+    assert sorted(set(http_receiver.seqs())) == list(range(1, 41))

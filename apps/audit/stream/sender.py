@@ -333,11 +333,22 @@ def _run(row: StreamDestination, owner: str, deadline: float) -> PumpResult:
                     log.warning("audit stream %s: lease lost; another sender goes on", row.name)
                     return PumpResult("busy", sent, row.cursor)
                 sent += batch.count
+                if time.monotonic() >= deadline and batch is not ready[-1]:
+                    # Out of time mid-window: stop sending; a batch already on its way
+                    # without its cursor moved is sent again next run (the same seqs).
+                    sender.failed.set()
+                    return PumpResult("more", sent, row.cursor)
             ready = following
         return PumpResult("caught_up", sent, row.cursor)
     except DeliveryError as exc:
         wait = _fail(row, owner, exc, cfg)
         return PumpResult("failed", sent, row.cursor, retry_in=wait, error=str(exc))
+    except Exception as exc:
+        # A bug or an unforeseen error: retried like an outage, but loudly.
+        log.exception("audit stream %s: unexpected error while sending", row.name)
+        error = DeliveryError(f"{row.name}: unexpected error ({type(exc).__name__})", refused=False)
+        wait = _fail(row, owner, error, cfg)
+        return PumpResult("failed", sent, row.cursor, retry_in=wait, error=str(error))
     finally:
         sender.close()
         transport.close()
