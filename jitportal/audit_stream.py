@@ -77,31 +77,33 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _port(parts: SplitResult, entry: str) -> int | None:
+def _port(parts: SplitResult, shown: str) -> int | None:
     try:
         return parts.port
     except ValueError:
-        raise StreamConfigError(f"AUDIT_STREAM destination {entry!r} has an invalid port") from None
+        raise StreamConfigError(f"AUDIT_STREAM destination {shown!r} has an invalid port") from None
 
 
 def _one(entry: str) -> Destination:
     parts = urlsplit(entry)
     scheme = parts.scheme.lower()
-    if scheme not in SCHEMES:
-        raise StreamConfigError(
-            f"AUDIT_STREAM destination {entry!r} is not https://, syslog+tcp:// or syslog+tls://"
-        )
+    # What errors show of the entry: never a user, password, query or fragment.
+    shown = f"{scheme}://{parts.hostname or ''}{parts.path}" if scheme else "(no scheme)"
     if parts.username is not None or parts.password is not None:
         raise StreamConfigError(
             f"AUDIT_STREAM destination for host {parts.hostname!r} carries credentials in its "
             "URL; put the token in AUDIT_STREAM_TOKEN"
         )
+    if scheme not in SCHEMES:
+        raise StreamConfigError(
+            f"AUDIT_STREAM destination {shown!r} is not https://, syslog+tcp:// or syslog+tls://"
+        )
     host = parts.hostname or ""
     if not host:
-        raise StreamConfigError(f"AUDIT_STREAM destination {entry!r} has no host")
-    port = _port(parts, entry)
+        raise StreamConfigError(f"AUDIT_STREAM destination {shown!r} has no host")
+    port = _port(parts, shown)
     if parts.fragment:
-        raise StreamConfigError(f"AUDIT_STREAM destination {entry!r} has a #fragment")
+        raise StreamConfigError(f"AUDIT_STREAM destination {shown!r} has a #fragment")
     for pair in parts.query.split("&") if parts.query else []:
         key = pair.partition("=")[0]
         if _SECRET_PARAM.search(key):
@@ -111,10 +113,10 @@ def _one(entry: str) -> Destination:
             )
     if scheme in (SYSLOG_TCP, SYSLOG_TLS):
         if port is None:
-            raise StreamConfigError(f"AUDIT_STREAM destination {entry!r} needs a port")
+            raise StreamConfigError(f"AUDIT_STREAM destination {shown!r} needs a port")
         if parts.path not in ("", "/") or parts.query:
             raise StreamConfigError(
-                f"AUDIT_STREAM destination {entry!r}: a syslog destination is host:port only"
+                f"AUDIT_STREAM destination {shown!r}: a syslog destination is host:port only"
             )
         name = f"{scheme}://{parts.netloc}"
     else:

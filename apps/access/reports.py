@@ -115,6 +115,14 @@ def _approved_by(grant: Grant, trail: dict[str, list[str]]) -> str:
     return ""
 
 
+def _revoked_by(grant: Grant, trail: dict[str, list[str]]) -> str:
+    """Who revoked it, as the trail named them; the row for grants the trail does not cover."""
+    labels = trail.get(str(grant.pk))
+    if labels:
+        return labels[-1]
+    return grant.revoked_by.email if grant.revoked_by else ""
+
+
 def _rows(grants: Iterable[Grant]) -> list[AccessRow]:
     grants = list(grants)
     approving = names.actor_labels(
@@ -136,9 +144,7 @@ def _rows(grants: Iterable[Grant]) -> list[AccessRow]:
             grant_id=g.pk,
             justification=g.request.justification,
             ticket=g.request.ticket,
-            revoked_by=(revoking.get(str(g.pk)) or [g.revoked_by.email if g.revoked_by else ""])[
-                -1
-            ],
+            revoked_by=_revoked_by(g, revoking),
             revoke_reason=g.revoke_reason,
         )
         for g in grants
