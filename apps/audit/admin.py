@@ -78,8 +78,27 @@ class ActionFilter(admin.SimpleListFilter):
         return queryset.filter(action=value) if value else queryset
 
 
+class ViewOnlyAdmin(admin.ModelAdmin):
+    """Nobody adds, changes or deletes these rows in the admin (services and the sender own
+    them); the bulk delete action is gone too."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        found = super().get_actions(request)
+        found.pop("delete_selected", None)
+        return found
+
+
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ViewOnlyAdmin):
     list_display = LIST_COLUMNS
     list_display_links = ("seq",)
     list_filter = (ActionFilter, "created_at", "resource_slug")
@@ -108,20 +127,6 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return AuditChangeList
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
@@ -203,7 +208,7 @@ class AuditEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(StreamDestination)
-class StreamDestinationAdmin(admin.ModelAdmin):
+class StreamDestinationAdmin(ViewOnlyAdmin):
     """One row per audit stream destination: cursor, lag, last success, last error.
 
     Read-only for auditors and superusers; superusers may clear a destination's backoff
@@ -243,10 +248,15 @@ class StreamDestinationAdmin(admin.ModelAdmin):
     readonly_fields = fields
 
     def _status(self, obj: StreamDestination) -> stream_status.DestinationStatus:
-        configured = any(d.name == obj.name for d in stream_config.destinations())
-        return stream_status.of(
-            obj, head=stream_sender.head_seq(), now=timezone.now(), configured=configured
-        )
+        """Worked out once per row shown (several columns read it)."""
+        found: stream_status.DestinationStatus | None = getattr(obj, "_stream_status", None)
+        if found is None:
+            configured = any(d.name == obj.name for d in stream_config.destinations())
+            found = stream_status.of(
+                obj, head=stream_sender.head_seq(), now=timezone.now(), configured=configured
+            )
+            obj._stream_status = found  # type: ignore[attr-defined]
+        return found
 
     @admin.display(description="state")
     def state(self, obj: StreamDestination) -> str:
@@ -278,22 +288,8 @@ class StreamDestinationAdmin(admin.ModelAdmin):
     def has_module_permission(self, request: HttpRequest) -> bool:
         return may_export(request.user)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     def has_send_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.is_active and request.user.is_superuser)
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        found = super().get_actions(request)
-        found.pop("delete_selected", None)
-        return found
 
     @admin.action(description="Send now (clear the backoff)", permissions=["send"])
     def send_now(self, request: HttpRequest, queryset: Any) -> None:

@@ -92,32 +92,22 @@ def review(event: str, *, campaign_id: int | None = None, **_: Any) -> list[Mess
     if campaign is None or campaign.state != "open":
         return []
     context = _campaign_context(campaign)
-    occasion = f"campaign:{campaign.pk}"
-    out = [
+    recipients = [(user, count, False) for user, count in _reviewers(campaign)]
+    owner = campaign.owner
+    if event == review_events.REVIEW_OVERDUE and owner.is_active and owner.email:
+        # The owner hears of every undecided item, not only of those they review.
+        recipients = [r for r in recipients if r[0].pk != owner.pk]
+        recipients.append((owner, campaign.items.filter(decision="").count(), True))
+    return [
         email(
             user,
             event=event,
             template=event,
-            context={**context, "count": count, "as_owner": False},
-            occasion=occasion,
+            context={**context, "count": count, "as_owner": as_owner},
+            occasion=f"campaign:{campaign.pk}",
         )
-        for user, count in _reviewers(campaign)
+        for user, count, as_owner in recipients
     ]
-    owner = campaign.owner
-    if event == review_events.REVIEW_OVERDUE and owner.is_active and owner.email:
-        undecided = campaign.items.filter(decision="").count()
-        already = {m.recipient for m in out}
-        if owner.email.lower() not in already:
-            out.append(
-                email(
-                    owner,
-                    event=event,
-                    template=event,
-                    context={**context, "count": undecided, "as_owner": True},
-                    occasion=occasion,
-                )
-            )
-    return out
 
 
 def plan(event: str, **facts: Any) -> list[Message]:

@@ -65,7 +65,32 @@ class OpenCampaignForm(forms.Form):
     )
 
 
-class CampaignAdmin(admin.ModelAdmin):
+class StaffViewAdmin(admin.ModelAdmin):
+    """Rows the admin shows and never edits: every staff member may look (the querysets
+    are ``restrict``-ed), nobody adds, changes or deletes here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        found = super().get_actions(request)
+        found.pop("delete_selected", None)
+        return found
+
+
+class CampaignAdmin(StaffViewAdmin):
     list_display = ("name", "state", "owner", "opened_at", "due_at", "progress", "overdue")
     list_filter = ("state",)
     search_fields = ("name",)
@@ -123,23 +148,6 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return services.may_run(request.user)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return bool(request.user.is_active and request.user.is_staff)
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return self.has_view_permission(request)
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        found = super().get_actions(request)
-        found.pop("delete_selected", None)
-        return found
 
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
@@ -272,7 +280,7 @@ class ItemChangeList(ChangeList):
             item.decider_name = names.get(item.pk, "")
 
 
-class ReviewItemAdmin(admin.ModelAdmin):
+class ReviewItemAdmin(StaffViewAdmin):
     list_display = (
         "campaign",
         "resource_name",
@@ -319,26 +327,6 @@ class ReviewItemAdmin(admin.ModelAdmin):
         if hasattr(obj, "decider_name"):
             return obj.decider_name
         return deciders([obj.pk]).get(obj.pk, "")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return bool(request.user.is_active and request.user.is_staff)
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return self.has_view_permission(request)
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        found = super().get_actions(request)
-        found.pop("delete_selected", None)
-        return found
 
 
 admin.site.register(Campaign, CampaignAdmin)

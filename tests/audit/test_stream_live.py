@@ -131,7 +131,7 @@ def test_a_30_second_outage_of_both_receivers_loses_nothing(
     resource = ResourceFactory(slug="grafana")
     boss = UserFactory(username="idp|boss", email="boss@example.com", groups=["approvers"])
     before = [file_and_approve(resource, boss, n) for n in range(3)]
-    assert eventually(lambda: caught_up(https, syslog), timeout=30), "never streamed"
+    assert eventually(lambda: caught_up(https, syslog), timeout=60), stack.log_tail()
 
     https.down()
     syslog.down()
@@ -147,9 +147,9 @@ def test_a_30_second_outage_of_both_receivers_loses_nothing(
     approved = AccessRequest.objects.filter(pk__in=[r.pk for r in during])
     assert approved.filter(state=RequestState.APPROVED).count() == len(during) >= 20
     assert Grant.objects.filter(request__in=approved).count() == len(during)
-    assert eventually(lambda: caught_up(https, syslog), timeout=60), "backlog never arrived"
+    assert eventually(lambda: caught_up(https, syslog), timeout=90), stack.log_tail()
     exported = export_lines(tmp_path)  # its own entry is the last line
-    assert eventually(lambda: caught_up(https, syslog), timeout=30)
+    assert eventually(lambda: caught_up(https, syslog), timeout=60), stack.log_tail()
     for receiver in (https, syslog):
         # Every entry, each equal to its export line, first arrivals in seq order.
         assert receiver.unique_lines() == exported

@@ -53,6 +53,22 @@ def dave() -> Any:
     return UserFactory(username="idp|dave", email="dave@example.com", groups=["engineering"])
 
 
+def past_grant(resource: Resource, user: Any, *, days_ago: int, hours: int, **kw: Any) -> Any:
+    """An expired grant of ``user`` that began ``days_ago`` before NOW and lasted ``hours``."""
+    start = NOW - timedelta(days=days_ago)
+    return GrantFactory(
+        resource=resource,
+        request__resource=resource,
+        user=user,
+        request__requester=user,
+        not_before=start,
+        expires_at=start + timedelta(hours=hours),
+        created_at=start,
+        state=GrantState.EXPIRED,
+        **kw,
+    )
+
+
 @pytest.fixture
 def grafana(dave: Any) -> Resource:
     resource = ResourceFactory(
@@ -70,35 +86,8 @@ def grafana(dave: Any) -> Resource:
     AccessLevelFactory(resource=resource, slug="read", name="Read-only", rank=1)
     AccessLevelFactory(resource=resource, slug="full", name="Full", rank=2)
     # A long grant (12 h), a short one (1 h), and a break-glass use, all last week.
-    GrantFactory(
-        resource=resource,
-        request__resource=resource,
-        user=dave,
-        request__requester=dave,
-        not_before=NOW - timedelta(days=7),
-        expires_at=NOW - timedelta(days=7) + timedelta(hours=12),
-        state=GrantState.EXPIRED,
-    )
-    short = UserFactory(email="short@example.com")
-    GrantFactory(
-        resource=resource,
-        request__resource=resource,
-        user=short,
-        request__requester=short,
-        not_before=NOW - timedelta(days=6),
-        expires_at=NOW - timedelta(days=6) + timedelta(hours=1),
-        state=GrantState.EXPIRED,
-    )
+    past_grant(resource, dave, days_ago=7, hours=12)
+    past_grant(resource, UserFactory(email="short@example.com"), days_ago=6, hours=1)
     glass = UserFactory(email="glass@example.com", groups=["oncall"])
-    GrantFactory(
-        resource=resource,
-        request__resource=resource,
-        user=glass,
-        request__requester=glass,
-        not_before=NOW - timedelta(days=2),
-        expires_at=NOW - timedelta(days=2) + timedelta(hours=1),
-        created_at=NOW - timedelta(days=2),
-        state=GrantState.EXPIRED,
-        is_break_glass=True,
-    )
+    past_grant(resource, glass, days_ago=2, hours=1, is_break_glass=True)
     return resource

@@ -65,6 +65,13 @@ def unpack(campaign: Campaign, folder: Path) -> dict[str, bytes]:
         return {name: archive.read(name) for name in archive.namelist()}
 
 
+def run_verify_py(folder: Path) -> subprocess.CompletedProcess[str]:
+    """The pack's own verify.py, in a fresh interpreter with nothing of the portal."""
+    return subprocess.run(
+        [sys.executable, "-I", "verify.py"], cwd=folder, capture_output=True, text=True, check=False
+    )
+
+
 def verify_audit(*args: str) -> str:
     out = io.StringIO()
     call_command("verify_audit", *args, stdout=out)
@@ -89,13 +96,7 @@ def test_the_pack_verifies_offline(grafana: Resource, carol: Any, bob: Any, tmp_
     assert f"intact: {closing.seq} entries, head {closing.hash}" in verify_audit(
         "--file", str(tmp_path / "audit.jsonl")
     )
-    run = subprocess.run(
-        [sys.executable, "-I", "verify.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    run = run_verify_py(tmp_path)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == f"pack intact: entries #1 to #{closing.seq}, head {closing.hash}"
     for line in files["manifest.sha256"].decode().splitlines():
@@ -143,13 +144,7 @@ def test_a_later_pack_is_a_segment_anchored_mid_chain(
     assert first["seq"] > 1
     assert "--segment" in files["README.txt"].decode()
     assert "segment intact" in verify_audit("--file", str(tmp_path / "audit.jsonl"), "--segment")
-    run = subprocess.run(
-        [sys.executable, "-I", "verify.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    run = run_verify_py(tmp_path)
     assert run.returncode == 0, run.stderr
 
 
@@ -161,13 +156,7 @@ def test_a_tampered_pack_fails_its_checks(
     path = tmp_path / "audit.jsonl"
     path.write_text(path.read_text().replace('"decision":"remove"', '"decision":"keep"'))
 
-    run = subprocess.run(
-        [sys.executable, "-I", "verify.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    run = run_verify_py(tmp_path)
 
     assert run.returncode != 0 and "audit.jsonl was changed" in run.stderr
 
