@@ -32,6 +32,7 @@ from apps.access.models import Resource
 from apps.access.states import AccessError
 from apps.accounts.middleware import request_user
 from apps.audit import export
+from apps.audit.admin import ViewOnlyAdmin
 from apps.audit.forms import InstantField
 
 from . import evidence, services
@@ -65,29 +66,15 @@ class OpenCampaignForm(forms.Form):
     )
 
 
-class StaffViewAdmin(admin.ModelAdmin):
+class StaffViewAdmin(ViewOnlyAdmin):
     """Rows the admin shows and never edits: every staff member may look (the querysets
     are ``restrict``-ed), nobody adds, changes or deletes here."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_active and request.user.is_staff)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request)
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        found = super().get_actions(request)
-        found.pop("delete_selected", None)
-        return found
 
 
 class CampaignAdmin(StaffViewAdmin):
