@@ -27,4 +27,8 @@ app.conf.beat_schedule = {
     "zero-tick": {"task": "zero.tick", "schedule": 30.0},
     # Compare every managed policy with Zero and repair drift.
     "zero-reconcile": {"task": "zero.reconcile_all", "schedule": 300.0},
+    # The audit stream's fallback: destinations behind whose nudge or retry was lost.
+    "audit-stream-tick": {"task": "audit.stream_tick", "schedule": 15.0},
+    # Recurring access reviews; reminders before and after a review's due date.
+    "reviews-tick": {"task": "reviews.tick", "schedule": 300.0},
 }

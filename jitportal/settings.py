@@ -21,6 +21,8 @@ from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from apps.reviews import periods as _review_periods
+from jitportal import audit_stream as _audit_stream
 from jitportal import zero_clusters as _zero_clusters
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -96,6 +98,7 @@ INSTALLED_APPS = [
     "apps.zero",
     "apps.notifications",
     "apps.api",
+    "apps.reviews",
 ]
 # Development tools (devtools/: the demo, the dev sign-in proxy, the Zero simulator and
 # their commands) only with DEBUG on. Production never installs them and the image does
@@ -290,6 +293,60 @@ BREAK_GLASS_MAX_UNREVIEWED = env.int("BREAK_GLASS_MAX_UNREVIEWED", default=1)
 if BREAK_GLASS_MAX_UNREVIEWED < 1:
     raise ImproperlyConfigured("BREAK_GLASS_MAX_UNREVIEWED must be at least 1.")
 EXPIRY_REMINDER_MINUTES = env.int("EXPIRY_REMINDER_MINUTES", default=15)
+
+# --- Audit stream (docs/audit-stream.md) -------------------------------------------------
+# Where the trail is streamed: https://, syslog+tcp://, syslog+tls:// URLs, comma-separated.
+try:
+    AUDIT_STREAM = [d.url for d in _audit_stream.parse(env.str("AUDIT_STREAM", default=""))]
+except _audit_stream.StreamConfigError as _exc:
+    raise ImproperlyConfigured(f"{_exc}.") from None
+AUDIT_STREAM_TOKEN = env_secret("AUDIT_STREAM_TOKEN")
+AUDIT_STREAM_AUTH_SCHEME = env.str("AUDIT_STREAM_AUTH_SCHEME", default="Bearer")
+AUDIT_STREAM_CA_FILE = env.str("AUDIT_STREAM_CA_FILE", default="")
+AUDIT_STREAM_BATCH = env.int("AUDIT_STREAM_BATCH", default=2000)
+AUDIT_STREAM_BATCH_BYTES = env.int("AUDIT_STREAM_BATCH_BYTES", default=2 * 1024 * 1024)
+AUDIT_STREAM_TIMEOUT_SECONDS = env.float("AUDIT_STREAM_TIMEOUT_SECONDS", default=10.0)
+AUDIT_STREAM_RETRY_BASE_SECONDS = env.float("AUDIT_STREAM_RETRY_BASE_SECONDS", default=1.0)
+AUDIT_STREAM_RETRY_MAX_SECONDS = env.float("AUDIT_STREAM_RETRY_MAX_SECONDS", default=60.0)
+# A destination failing this long (or refusing at once) alerts the superusers, once.
+AUDIT_STREAM_ALERT_AFTER_SECONDS = env.int("AUDIT_STREAM_ALERT_AFTER_SECONDS", default=3600)
+_stream_problems = _audit_stream.problems(
+    _audit_stream.parse(AUDIT_STREAM),
+    production=not DEBUG,
+    token=AUDIT_STREAM_TOKEN,
+    auth_scheme=AUDIT_STREAM_AUTH_SCHEME,
+    ca_file=AUDIT_STREAM_CA_FILE,
+    batch=AUDIT_STREAM_BATCH,
+    batch_bytes=AUDIT_STREAM_BATCH_BYTES,
+    timeout=AUDIT_STREAM_TIMEOUT_SECONDS,
+    retry_base=AUDIT_STREAM_RETRY_BASE_SECONDS,
+    retry_max=AUDIT_STREAM_RETRY_MAX_SECONDS,
+)
+if not DEBUG and _stream_problems:
+    raise ImproperlyConfigured(f"{_stream_problems[0]}.")
+
+# --- Access reviews (docs/access-reviews.md) ---------------------------------------------
+# Grants longer than this, and every break-glass use, since a resource's last review are
+# items of their own; a resource's first review looks back ACCESS_REVIEW_FIRST_PERIOD_DAYS.
+ACCESS_REVIEW_LONG_GRANT_HOURS = env.int("ACCESS_REVIEW_LONG_GRANT_HOURS", default=24)
+ACCESS_REVIEW_FIRST_PERIOD_DAYS = env.int("ACCESS_REVIEW_FIRST_PERIOD_DAYS", default=90)
+# Reviewers are reminded this many days before a campaign's due date (0: no reminder).
+ACCESS_REVIEW_REMIND_DAYS = env.int("ACCESS_REVIEW_REMIND_DAYS", default=3)
+# One recurring campaign over every resource: month | quarter | half-year | year.
+ACCESS_REVIEW_EVERY = env.str("ACCESS_REVIEW_EVERY", default="")
+ACCESS_REVIEW_OWNER = env.str("ACCESS_REVIEW_OWNER", default="")
+ACCESS_REVIEW_DUE_DAYS = env.int("ACCESS_REVIEW_DUE_DAYS", default=14)
+ACCESS_REVIEW_REVIEWER_GROUP = env.str("ACCESS_REVIEW_REVIEWER_GROUP", default="")
+_review_problems = _review_periods.setting_problems(
+    every=ACCESS_REVIEW_EVERY,
+    owner=ACCESS_REVIEW_OWNER,
+    due_days=ACCESS_REVIEW_DUE_DAYS,
+    remind_days=ACCESS_REVIEW_REMIND_DAYS,
+    long_grant_hours=ACCESS_REVIEW_LONG_GRANT_HOURS,
+    first_period_days=ACCESS_REVIEW_FIRST_PERIOD_DAYS,
+)
+if _review_problems:
+    raise ImproperlyConfigured(f"{_review_problems[0]}.")
 
 # --- Celery ------------------------------------------------------------------------
 _default_broker = "filesystem://"

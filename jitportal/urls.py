@@ -17,6 +17,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("signout", accounts_views.sign_out, name="sign_out"),
     path("audit/", include("apps.audit.urls")),
+    path("reviews/", include("apps.reviews.urls")),
     path("api/", include("apps.api.urls")),
     path("", include("apps.access.urls")),
 ]

@@ -13,7 +13,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import NotSupportedError, models
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, F, ProtectedError, Q, Value, When
+from django.db.models.signals import pre_delete
+from django.dispatch import receiver
 
 from apps.kit.text import hidden_in
 from apps.ppl import criteria_errors, validate_ppl
@@ -786,3 +788,15 @@ class GrantExtension(models.Model):
 
     def __str__(self) -> str:
         return f"{self.grant} extended to {self.new_expires_at:%Y-%m-%d %H:%M %Z}"
+
+
+@receiver(pre_delete, sender=Resource)
+def _keep_resources_the_trail_names(sender: Any, instance: Resource, **kwargs: Any) -> None:
+    """A resource the audit trail names is never deleted, whatever the path: archive it
+    (``is_active``), so its history, reports and reviews keep what they point at."""
+    from apps.audit.names import mentions
+
+    if mentions("access.resource", instance.pk, resource_slug=instance.slug):
+        raise ProtectedError(
+            f"{instance} is named in the audit trail: archive it, do not delete it.", {instance}
+        )

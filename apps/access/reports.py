@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.accounts.roles import claim_group_name
-from apps.audit import chain
+from apps.audit import chain, names
 from apps.audit.export import neutralise
 from apps.audit.models import AuditAction
 from apps.audit.services import record_now
@@ -174,13 +174,21 @@ def _may_reach(start: datetime) -> Q:
     return Q(expires_at__gt=start) | ~Q(sync_status=SyncStatus.REMOVED) | Q(removed_at__gt=start)
 
 
-def _approved_by(grant: Grant) -> str:
+_APPROVING = (AuditAction.REQUEST_APPROVAL_RECORDED, AuditAction.REQUEST_APPROVED)
+
+
+def _approved_by(grant: Grant, trail: dict[str, list[str]]) -> str:
+    """Approvers as the trail named them when they approved (a renamed or deleted person
+    reads as they were then); the request's current rows for grants the trail does not
+    cover (written before it recorded approvals)."""
     req = grant.request
     if grant.is_break_glass:
         return "break-glass (self)"
-    approvers = [a.approver.email for a in req.approvals.all()]
-    if req.decided_by is not None and req.decided_by.email not in approvers:
-        approvers.append(req.decided_by.email)
+    approvers = [label for label in trail.get(str(req.pk), []) if label != "system"]
+    if not approvers:
+        approvers = [a.approver.email for a in req.approvals.all()]
+        if req.decided_by is not None and req.decided_by.email not in approvers:
+            approvers.append(req.decided_by.email)
     if approvers:
         return ", ".join(approvers)
     if req.auto_approved_rule:
@@ -197,26 +205,46 @@ def _criteria_from(grant: Grant) -> str:
     return "; ".join(parts)
 
 
-def _row(grant: Grant, enforced: Enforced, words: str = "") -> AccessRow:
-    return AccessRow(
-        resource=grant.resource.slug,
-        email=grant.email,
-        access_from=enforced.start,
-        access_until=enforced.end,
-        state=grant.state,
-        break_glass=grant.is_break_glass,
-        approved_by=_approved_by(grant),
-        request_id=grant.request_id,
-        grant_id=grant.pk,
-        justification=grant.request.justification,
-        ticket=grant.request.ticket,
-        revoked_by=grant.revoked_by.email if grant.revoked_by else "",
-        revoke_reason=grant.revoke_reason,
-        source=GRANT,
-        criteria=json.dumps(grant.criteria, sort_keys=True) if grant.criteria else "",
-        criteria_from=_criteria_from(grant),
-        enforcement=words or enforced.words,
+def _revoked_by(grant: Grant, trail: dict[str, list[str]]) -> str:
+    """Who revoked it, as the trail named them; the row for grants the trail does not cover."""
+    labels = trail.get(str(grant.pk))
+    if labels:
+        return labels[-1]
+    return grant.revoked_by.email if grant.revoked_by else ""
+
+
+def _rows(found: list[tuple[Grant, Enforced, str]]) -> list[AccessRow]:
+    """The rows of grants with their enforced windows (and, optionally, other words for
+    the enforcement column). Approvers and revokers are named as the trail named them: two
+    queries for all the grants."""
+    approving = names.actor_labels(
+        "access.accessrequest", [g.request_id for g, _, _ in found], _APPROVING
     )
+    revoking = names.actor_labels(
+        "access.grant", [g.pk for g, _, _ in found], [AuditAction.GRANT_REVOKED]
+    )
+    return [
+        AccessRow(
+            resource=grant.resource.slug,
+            email=grant.email,
+            access_from=enforced.start,
+            access_until=enforced.end,
+            state=grant.state,
+            break_glass=grant.is_break_glass,
+            approved_by=_approved_by(grant, approving),
+            request_id=grant.request_id,
+            grant_id=grant.pk,
+            justification=grant.request.justification,
+            ticket=grant.request.ticket,
+            revoked_by=_revoked_by(grant, revoking),
+            revoke_reason=grant.revoke_reason,
+            source=GRANT,
+            criteria=json.dumps(grant.criteria, sort_keys=True) if grant.criteria else "",
+            criteria_from=_criteria_from(grant),
+            enforcement=words or enforced.words,
+        )
+        for grant, enforced, words in found
+    ]
 
 
 def who_had_access(
@@ -234,13 +262,13 @@ def who_had_access(
     if end <= start:
         raise ValueError("the end of the range must be later than its start")
     now = now or timezone.now()
-    rows = []
+    found = []
     for grant in _grants(resource, among).filter(Q(not_before__lt=end) & _may_reach(start)):
         enforced = enforced_window(grant, now)
         until = enforced.end or max(now, end)
         if enforced.start < end and until > start and until > enforced.start:
-            rows.append(_row(grant, enforced))
-    return rows
+            found.append((grant, enforced, ""))
+    return _rows(found)
 
 
 def who_had_access_at(resource: Resource | None, at: datetime) -> list[AccessRow]:
@@ -259,12 +287,13 @@ def who_has_access_now(
     (a revocation not yet enforced included, and marked), then the base rules' subjects
     and the levels' criteria of ``resource`` (or of ``resources``, default every one)."""
     now = now or timezone.now()
-    rows = []
+    found = []
     for grant in _grants(resource, among).filter(Q(not_before__lte=now) & _may_reach(now)):
         enforced = enforced_window(grant, now)
         if enforced.start <= now and (enforced.end is None or enforced.end > now):
             answer = reach.access(grant, now=now)
-            rows.append(_row(grant, enforced, f"{enforced.words}; now: {answer.label}"))
+            found.append((grant, enforced, f"{enforced.words}; now: {answer.label}"))
+    rows = _rows(found)
     if resource is not None:
         scope: Iterable[Resource] = [resource]
     else:

@@ -8,7 +8,7 @@ twice changes nothing the second time (no rows, no audit entries, no syncs).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +68,20 @@ POLICY_FIELDS = {"slug", "name", "zero_policy_name", "cluster", "base_ppl", "is_
 
 class DefinitionError(Exception):
     """A definition is invalid; the message names the entry and field."""
+
+
+# Other top-level sections of the bootstrap file, each applied by the app that owns its
+# rows: name -> apply(value, *, actor) returning a one-line summary, raising DefinitionError.
+# The domain does not know those apps; they register here in their AppConfig.ready().
+_SECTIONS: dict[str, Callable[..., str]] = {}
+
+
+def register_section(name: str, apply: Callable[..., str]) -> None:
+    _SECTIONS[name] = apply
+
+
+def sections() -> dict[str, Callable[..., str]]:
+    return dict(_SECTIONS)
 
 
 @dataclass

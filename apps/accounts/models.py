@@ -7,7 +7,8 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractUser, Group
 from django.db import models
-from django.db.models.signals import m2m_changed
+from django.db.models import ProtectedError
+from django.db.models.signals import m2m_changed, pre_delete
 from django.dispatch import receiver
 
 # Where an instance keeps its group names once read (see ``User.group_names``).
@@ -134,3 +135,16 @@ def load_group_names(users: Iterable[User]) -> None:
 def _forget_group_names(sender: Any, instance: Any, action: str, **kwargs: Any) -> None:
     """A change of a user's groups drops the names that instance had cached."""
     instance.__dict__.pop(_GROUPS_CACHE, None)
+
+
+@receiver(pre_delete, sender=User)
+def _keep_people_the_trail_names(sender: Any, instance: User, **kwargs: Any) -> None:
+    """People are never deleted while the audit trail names them (every person it ever
+    saw): deactivate them instead. Checked for every delete, whatever its path."""
+    from apps.audit.names import mentions
+
+    if mentions("accounts.user", instance.pk, actor_id=instance.pk, actor_label=instance.email):
+        raise ProtectedError(
+            f"{instance} is named in the audit trail: deactivate the account, do not delete it.",
+            {instance},
+        )

@@ -25,7 +25,10 @@ from jitportal.admin_lists import FastResultsChangeList
 
 from . import actions, export
 from .errors import AUDITOR, RoleRequired
-from .models import AuditEvent
+from .models import AuditEvent, StreamDestination
+from .stream import config as stream_config
+from .stream import sender as stream_sender
+from .stream import status as stream_status
 from .views import download, may_export
 
 _FORMAT_PARAM = "format"
@@ -75,8 +78,27 @@ class ActionFilter(admin.SimpleListFilter):
         return queryset.filter(action=value) if value else queryset
 
 
+class ViewOnlyAdmin(admin.ModelAdmin):
+    """Nobody adds, changes or deletes these rows in the admin (services and the sender own
+    them); the bulk delete action is gone too."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        found = super().get_actions(request)
+        found.pop("delete_selected", None)
+        return found
+
+
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ViewOnlyAdmin):
     list_display = LIST_COLUMNS
     list_display_links = ("seq",)
     list_filter = (ActionFilter, "created_at", "resource_slug")
@@ -105,20 +127,6 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return AuditChangeList
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
@@ -197,3 +205,98 @@ class AuditEventAdmin(admin.ModelAdmin):
             now=now,
         )
         return download(changelist.queryset, fmt=fmt, name=name, upto_seq=event.seq)
+
+
+@admin.register(StreamDestination)
+class StreamDestinationAdmin(ViewOnlyAdmin):
+    """One row per audit stream destination: cursor, lag, last success, last error.
+
+    Read-only for auditors and superusers; superusers may clear a destination's backoff
+    ("Send now"), which asks a worker to send at once. The cursor moves only through the
+    sender (on acknowledgements) and ``stream_audit --move-cursor`` (audited).
+    """
+
+    list_display = (
+        "name",
+        "state",
+        "cursor",
+        "lag_entries",
+        "lag",
+        "last_success_at",
+        "error",
+    )
+    list_display_links = ("name",)
+    ordering = ("name",)
+    actions = ("send_now",)
+    fields = (
+        "name",
+        "state",
+        "cursor",
+        "lag_entries",
+        "lag",
+        "acked_at",
+        "last_success_at",
+        "last_attempt_at",
+        "last_error",
+        "last_error_at",
+        "failures",
+        "failing_since",
+        "next_attempt_at",
+        "alerted_at",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    def _status(self, obj: StreamDestination) -> stream_status.DestinationStatus:
+        """Worked out once per row shown (several columns read it)."""
+        found: stream_status.DestinationStatus | None = getattr(obj, "_stream_status", None)
+        if found is None:
+            configured = any(d.name == obj.name for d in stream_config.destinations())
+            found = stream_status.of(
+                obj, head=stream_sender.head_seq(), now=timezone.now(), configured=configured
+            )
+            obj._stream_status = found  # type: ignore[attr-defined]
+        return found
+
+    @admin.display(description="state")
+    def state(self, obj: StreamDestination) -> str:
+        return self._status(obj).state
+
+    @admin.display(description="lag (entries)")
+    def lag_entries(self, obj: StreamDestination) -> int:
+        return self._status(obj).lag_entries
+
+    @admin.display(description="lag (oldest unsent)")
+    def lag(self, obj: StreamDestination) -> str:
+        seconds = self._status(obj).lag_seconds
+        return f"{seconds:.0f} s" if seconds else "none"
+
+    @admin.display(description="last error")
+    def error(self, obj: StreamDestination) -> str:
+        if not obj.last_error:
+            return "none"
+        when = obj.last_error_at.isoformat(timespec="seconds") if obj.last_error_at else ""
+        return f"{when} {obj.last_error}"
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        stream_status.statuses()  # the configured destinations have their rows
+        return super().get_queryset(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return may_export(request.user)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return may_export(request.user)
+
+    def has_send_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    @admin.action(description="Send now (clear the backoff)", permissions=["send"])
+    def send_now(self, request: HttpRequest, queryset: Any) -> None:
+        configured = {d.name for d in stream_config.destinations()}
+        asked = 0
+        for obj in queryset:
+            if obj.name in configured:
+                stream_sender.retry_now(obj.name)
+                asked += stream_sender.enqueue(obj.name)
+        self.message_user(request, f"{asked} destination(s) asked to send now.", messages.SUCCESS)

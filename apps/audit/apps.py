@@ -8,4 +8,8 @@ class AuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  (connects the Celery hooks)
+        from . import actions, receivers  # noqa: F401  (receivers connects the Celery hooks)
+        from .stream import checks  # noqa: F401  (registers the stream's settings checks)
+        from .stream.actions import StreamAction
+
+        actions.register(StreamAction)

@@ -136,3 +136,45 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("audit entries cannot be deleted")
+
+
+class StreamDestination(models.Model):
+    """Where one audit stream destination stands (``apps.audit.stream``).
+
+    ``cursor`` is the ``seq`` of the last entry the destination acknowledged: it only moves
+    forward, and only after an acknowledgement, so a crash or a lost answer means the next
+    batch repeats entries (with the same ``seq``), never skips one. The lease
+    (``leased_until``, ``lease_owner``) lets one sender at a time work on a destination.
+    Rows are created when a configured destination is first sent to, and kept when it is
+    removed from ``AUDIT_STREAM`` (the admin shows it as no longer configured).
+    """
+
+    name = models.CharField(
+        max_length=300, unique=True, help_text="The destination's URL without its query."
+    )
+    cursor = models.BigIntegerField(default=0, help_text="The last seq acknowledged.")
+    acked_at = models.DateTimeField(null=True, blank=True, help_text="When the cursor last moved.")
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    refused = models.BooleanField(
+        default=False, help_text="The last error was a refusal (401, 403, 413, ...), not an outage."
+    )
+    failures = models.PositiveIntegerField(default=0, help_text="Failed attempts in a row.")
+    failing_since = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    alerted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the superusers were told of the current failure."
+    )
+    leased_until = models.DateTimeField(null=True, blank=True, editable=False)
+    lease_owner = models.CharField(max_length=64, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "audit stream destination"
+        verbose_name_plural = "audit stream"
+
+    def __str__(self) -> str:
+        return self.name

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.utils import timezone
@@ -174,6 +175,15 @@ def _chain(entries: list[AuditEvent]) -> None:
             event.hash = chain.entry_hash({name: getattr(event, name) for name in _HASHED})
             prev = event.hash
         _insert(cursor, entries)
+    if getattr(settings, "AUDIT_STREAM", None):
+        # The stream's commit hook: after COMMIT, ask a worker to send the new entries.
+        transaction.on_commit(_nudge_stream)
+
+
+def _nudge_stream() -> None:
+    from .stream.sender import nudge
+
+    nudge()
 
 
 def _insert(cursor: Any, entries: list[AuditEvent]) -> None:

@@ -13,11 +13,19 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.access import events
+        from apps.audit.stream import signals as stream_signals
+        from apps.reviews import events as review_events
 
-        from .receivers import on_domain_event
+        from .receivers import on_compliance_event, on_domain_event, on_stream_alert
         from .slack import RedactWebhookPaths
 
         events.domain_event.connect(on_domain_event, dispatch_uid="notifications.on_domain_event")
+        review_events.review_event.connect(
+            on_compliance_event, dispatch_uid="notifications.on_review_event"
+        )
+        stream_signals.stream_alert.connect(
+            on_stream_alert, dispatch_uid="notifications.on_stream_alert"
+        )
 
         # urllib3 logs each request line at DEBUG; for a Slack webhook that line holds the
         # credential. Mask it wherever the logs go.

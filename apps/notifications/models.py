@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.access import events
+from apps.reviews import events as review_events
 
 
 class Channel(models.TextChoices):
@@ -32,7 +33,8 @@ class Status(models.TextChoices):
 
 
 class Event(models.TextChoices):
-    """The domain events of ``apps.access.events`` that produce notices."""
+    """The domain events of ``apps.access.events`` (and the compliance events of
+    ``compliance``) that produce notices."""
 
     REQUEST_SUBMITTED = events.REQUEST_SUBMITTED, "Request submitted"
     REQUEST_DECIDED = events.REQUEST_DECIDED, "Request decided"
@@ -43,6 +45,11 @@ class Event(models.TextChoices):
     BREAK_GLASS = events.BREAK_GLASS, "Break-glass activation"
     BREAK_GLASS_REFUSED = events.BREAK_GLASS_REFUSED, "Break-glass refused (not yet reviewed)"
     REMOVAL_OVERDUE = events.REMOVAL_OVERDUE, "Revocation not yet enforced"
+    # Compliance (``compliance``): the audit stream's alert, access reviews.
+    AUDIT_STREAM_ALERT = "audit_stream_alert", "Audit stream refused or unreachable"
+    REVIEW_OPENED = review_events.REVIEW_OPENED, "Access review opened"
+    REVIEW_REMINDER = review_events.REVIEW_REMINDER, "Access review due soon"
+    REVIEW_OVERDUE = review_events.REVIEW_OVERDUE, "Access review overdue"
 
 
 class NotificationQuerySet(models.QuerySet["Notification"]):

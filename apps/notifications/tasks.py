@@ -40,6 +40,15 @@ def notify(event: str, **ids: Any) -> None:
     services.dispatch(event, **ids)
 
 
+@shared_task(name="notifications.notify_compliance", ignore_result=True)
+def notify_compliance(event: str, **facts: Any) -> None:
+    """Plan and store the notices of an audit-stream alert or an access review's event
+    (``compliance``). Idempotent: the rows are deduplicated."""
+    from . import compliance
+
+    services.store(compliance.plan(event, **facts))
+
+
 # The task's name before the notify step moved here from apps.access: messages queued
 # under it by the previous release are still worked off after an upgrade.
 notify_previous_name = shared_task(name="access.notify", ignore_result=True)(notify.run)

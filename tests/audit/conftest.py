@@ -14,6 +14,16 @@ from django.db import connection, transaction
 from apps.audit import services
 from apps.audit.models import AuditAction, AuditEvent
 
+# The audit stream's receivers and settings (tests/audit/stream_support.py).
+from tests.audit.stream_support import (  # noqa: F401
+    http_receiver,
+    https_receiver,
+    local_ca,
+    stream_to,
+    syslog_receiver,
+    tls_syslog_receiver,
+)
+
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 DISABLE = "ALTER TABLE audit_auditevent DISABLE TRIGGER audit_append_only"

@@ -15,13 +15,14 @@ from apps.audit.models import AuditEvent
 from .conftest import T0
 
 BEFORE = [("audit", "0004_zero_contract_actions")]
-AFTER = [("audit", "0005_auditevent_details_text")]
 
 
-def _migrate(target: list[tuple[str, str]]) -> None:
+def _migrate(target: list[tuple[str, str]] | None) -> None:
+    """Migrate the audit app to ``target``; None: to its latest migration, so the tests
+    after this one (and the worker processes some start) find every table again."""
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
-    executor.migrate(target)
+    executor.migrate(target or executor.loader.graph.leaf_nodes("audit"))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -52,7 +53,7 @@ def test_old_entries_get_their_canonical_text_and_stay_append_only() -> None:
                 marks = ", ".join(["%s"] * len(fields))
                 cursor.execute(f"INSERT INTO audit_auditevent ({columns}) VALUES ({marks})", values)  # noqa: S608
     finally:
-        _migrate(AFTER)
+        _migrate(None)  # 0005 (the one under test) and every later one
     rows = list(AuditEvent.objects.order_by("seq").values_list("details_text", flat=True))
     assert rows == ['{"a":{"y":null,"z":1},"b":[1,"é"]}', "{}", '{"n":0.5,"x":"=1"}']
     result = chain.verify(AuditEvent.objects.order_by("seq").values())

@@ -158,3 +158,7 @@ def slack_server() -> Iterator[SlackServer]:
     server = SlackServer()
     yield server
     server.stop()
+
+
+# The audit stream's receivers and settings, for the stream's alert.
+from tests.audit.stream_support import http_receiver, local_ca, stream_to  # noqa: E402, F401

@@ -237,3 +237,28 @@ def test_check_connectivity_reports_each_failure_and_exits_1(
     assert [line[:6] for line in lines] == ["FAIL  "] * 4 + ["skip  "] + ["FAIL  "] * 2
     assert "returned 401" in lines[0]
     assert "wrong-secret-token-987" not in text and "brokerpass" not in text
+
+
+def test_check_connectivity_proves_each_audit_stream_destination(
+    settings: Any, sim: ZeroSimulator
+) -> None:
+    from apps.audit.services import record_now
+    from devtools.siem import HttpReceiver, SyslogReceiver
+
+    settings.CELERY_BROKER_URL = "memory://"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    record_now(AuditAction.AUDIT_EXPORTED, details={"format": "csv"})
+    with HttpReceiver(token="stream-token-123") as https, SyslogReceiver() as syslog:
+        settings.AUDIT_STREAM = [https.url, syslog.url]
+        settings.AUDIT_STREAM_TOKEN = "stream-token-123"
+        syslog.down()
+        out = io.StringIO()
+
+        with pytest.raises(CommandError) as caught:
+            call_command("check_connectivity", stdout=out)
+
+    text = out.getvalue()
+    assert str(caught.value) == "1 of 9 checks failed"
+    assert f"ok    Audit stream {https.url}: took entry #1 again" in text
+    assert f"FAIL  Audit stream {syslog.url}: {syslog.url}: Connection refused" in text
+    assert https.seqs() == [1] and "stream-token-123" not in text

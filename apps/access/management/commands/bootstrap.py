@@ -1,7 +1,9 @@
 """``manage.py bootstrap FILE``: create or update resources from a YAML or JSON file.
 
 Idempotent (policy as code): run it on every deploy. A bad file exits 2 with one
-readable line and changes nothing.
+readable line and changes nothing. Besides ``resources``, the file may hold the sections
+other apps registered (``resources.register_section``, e.g. ``reviews``); all of it is
+applied in one transaction, so a bad section changes nothing either.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from typing import Any
 import yaml
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.access.resources import DefinitionError, apply_definitions
+from apps.access.resources import DefinitionError, apply_definitions, sections
+from apps.audit import services as audit
 
 
-def load_definitions(path: Path) -> Any:
+def load_document(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -28,9 +31,9 @@ def load_definitions(path: Path) -> Any:
         raise CommandError(
             f"bootstrap: {path} is not valid YAML/JSON: {first}", returncode=2
         ) from None
-    if not isinstance(data, dict) or "resources" not in data:
+    if not isinstance(data, dict) or not ({"resources", *sections()} & set(data)):
         raise CommandError(f"bootstrap: {path} needs a top-level 'resources' list.", returncode=2)
-    return data["resources"]
+    return data
 
 
 class Command(BaseCommand):
@@ -40,9 +43,16 @@ class Command(BaseCommand):
         parser.add_argument("file", type=Path, help="resources.yaml or resources.json")
 
     def handle(self, *args: Any, file: Path, **options: Any) -> None:
-        definitions = load_definitions(file)
+        data = load_document(file)
+        lines = []
         try:
-            summary = apply_definitions(definitions)
+            with audit.atomic():
+                if "resources" in data:
+                    lines.append(f"bootstrap: {apply_definitions(data['resources'])}")
+                for name, apply in sections().items():
+                    if name in data:
+                        lines.append(f"bootstrap: {name}: {apply(data[name], actor=None)}")
         except DefinitionError as exc:
             raise CommandError(f"bootstrap: {exc}", returncode=2) from None
-        self.stdout.write(f"bootstrap: {summary}")
+        for line in lines:
+            self.stdout.write(line)

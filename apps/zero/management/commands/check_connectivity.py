@@ -4,7 +4,8 @@ One line per check, ``ok``, ``skip`` or ``FAIL`` with the reason: for every conf
 cluster (``ZERO_CLUSTERS``; the checks carry ``[name]`` when there are several) the Zero
 token exchange, the cluster's namespace (and whether it was read or fell back to the
 cluster id), listing its policies (every page), the cluster's changeset mode and write
-access; then the JWKS endpoint and the task broker. With several clusters, one more
+access; then the JWKS endpoint, the task broker, and each audit stream destination
+(``apps.audit.stream.probe``). With several clusters, one more
 ``FAIL  cluster NAME`` line per failing cluster. Exit 0 when nothing failed, 1 otherwise.
 No token or password is printed.
 
@@ -28,6 +29,7 @@ from django.core.management.base import BaseCommand, CommandError
 from kombu import Connection
 
 from apps.access import clusters
+from apps.audit.stream import probe as audit_stream
 from apps.ppl import DENY_ALL_RULE
 from apps.zero import identity, remote
 from apps.zero.client import ZeroClient, ZeroPermanentError, default_cluster_id
@@ -55,7 +57,7 @@ def _managed_policy_ids(cluster_id: str | None = None) -> set[str]:
 
 
 def _secrets() -> list[str]:
-    found = [settings.API_USER_TOKEN]
+    found = [settings.API_USER_TOKEN, settings.AUDIT_STREAM_TOKEN]
     password = urlsplit(settings.CELERY_BROKER_URL).password
     if password:
         found.append(password)
@@ -98,9 +100,11 @@ class Command(BaseCommand):
             total += len(checks)
             if failed:
                 failing.append((cluster_name, failed[0]))
-        others = self._run([("JWKS endpoint", self._jwks), ("Task broker", self._broker)])
+        others = self._run(
+            [("JWKS endpoint", self._jwks), ("Task broker", self._broker), *audit_stream.checks()]
+        )
         failures += len(others)
-        total += 2
+        total += 2 + len(audit_stream.checks())
         if several:
             # One line per failing cluster, so an operator sees at once which one is down.
             for cluster_name, first in failing:
