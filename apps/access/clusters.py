@@ -1,4 +1,4 @@
-"""The Zero clusters a resource's policy may live in (README "Several clusters").
+"""The Zero clusters a resource's policy may live in (docs/sync.md "Several clusters").
 
 The set comes from the settings alone: ``CLUSTER_ID`` is the cluster named ``default``,
 ``ZERO_CLUSTERS`` adds ``name=cluster_id`` pairs, ``ZERO_DEFAULT_CLUSTER`` names the one a

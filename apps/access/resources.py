@@ -1,7 +1,7 @@
 """Resource configuration as a service: the admin and ``manage.py bootstrap`` both go here.
 
 A resource definition is a mapping of Resource field names to values (the same keys the
-bootstrap file uses, see README "Policy as code"). ``apply_definitions`` validates every
+bootstrap file uses, see docs/using.md "Policy as code"). ``apply_definitions`` validates every
 definition before writing any, so a bad file changes nothing; applying the same file
 twice changes nothing the second time (no rows, no audit entries, no syncs).
 """

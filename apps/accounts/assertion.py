@@ -1,6 +1,6 @@
 """Verifying Pomerium's ``X-Pomerium-Jwt-Assertion``.
 
-Contract (see README "Identity" and docs/identity.md):
+Contract (see docs/architecture.md "How a request is trusted" and docs/identity.md):
 
 * Only ES256 and RS256 are accepted; ``none`` and HMAC never are, whatever the header says.
 * The key comes from the configured ``JWKS_ENDPOINT`` by ``kid``; ``jku``/``x5u``/the

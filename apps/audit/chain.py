@@ -1,6 +1,6 @@
 """Canonical content, hashing and verification of the audit chain.
 
-The canonical form is documented in README.md ("Verifying the audit trail") so an
+The canonical form is documented in docs/audit.md ("Verifying an export offline") so an
 auditor can re-verify an export without this code:
 
     canonical = JSON of the fields in CHAINED_FIELDS, keys sorted, separators (",", ":"),

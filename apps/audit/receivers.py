@@ -3,7 +3,7 @@ task id).
 
 django-auditlog's own entries (field history of admin-edited configuration, shown in the
 admin) are not copied into the chained trail: every chained entry is written by the
-service that made the change, with the changed fields in its details (README "Audit
+service that made the change, with the changed fields in its details (docs/audit.md "The audit
 trail").
 """
 
