@@ -74,9 +74,30 @@ def request_line(req: dict[str, Any]) -> str:
         reason = req.get("decision_reason") or ""
         if state in ("rejected", "cancelled") and reason:
             what += f" ({reason})"
+    if req.get("auto_approval_note"):
+        what += "\n" + req["auto_approval_note"]
+    if state == "pending":
+        what += "".join("\n" + line for line in stage_lines(req))
     if req.get("grant"):
         what += "\n" + grant_line(req["grant"])
     return what
+
+
+def stage_lines(req: dict[str, Any]) -> list[str]:
+    """A single request's stages (the API sends them with one request, not in lists) and,
+    while it waits, who can approve each stage now."""
+    stages = req.get("stages") or []
+    lines = []
+    for stage in stages:
+        name = f"Stage {stage['number']} ({stage['name']})" if len(stages) > 1 else "Approvals"
+        line = f"  {name}: {len(stage['approvers'])}/{stage['count']}"
+        if stage["complete"]:
+            line += " done"
+        else:
+            who = ", ".join(stage["can_approve"]) or "nobody right now"
+            line += f", can approve now: {who}"
+        lines.append(line)
+    return lines
 
 
 # --- Which grant an id names -----------------------------------------------------------------

@@ -108,3 +108,19 @@ def deploy_checks(app_configs: Any, **kwargs: Any) -> list[Any]:
             )
         )
     return problems
+
+
+@register(Tags.security)
+def slack_checks(app_configs: Any, **kwargs: Any) -> list[Any]:
+    """A Slack app that posts buttons must be able to verify the clicks (docs/slack.md)."""
+    if settings.SLACK_BOT_TOKEN and not settings.SLACK_SIGNING_SECRET:
+        return [
+            Warning(
+                "SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not: requests are posted "
+                "with Approve/Reject buttons, and /slack/interactions refuses every click.",
+                hint="Set SLACK_SIGNING_SECRET (or SLACK_SIGNING_SECRET_FILE) from the Slack "
+                "app's Basic Information page.",
+                id="jitportal.W020",
+            )
+        ]
+    return []

@@ -97,6 +97,8 @@ INSTALLED_APPS = [
     "apps.access",
     "apps.zero",
     "apps.notifications",
+    "apps.slack",
+    "apps.oncall",
     "apps.api",
     "apps.reviews",
 ]
@@ -347,6 +349,29 @@ _review_problems = _review_periods.setting_problems(
 )
 if _review_problems:
     raise ImproperlyConfigured(f"{_review_problems[0]}.")
+
+# --- Slack app (docs/slack.md) ---------------------------------------------------------
+# Optional: with a bot token, resources that name a slack_channel get a message per request
+# with Approve / Reject buttons. The signing secret verifies what Slack sends to
+# /slack/interactions; without it that endpoint refuses everything.
+SLACK_BOT_TOKEN = env_secret("SLACK_BOT_TOKEN")
+SLACK_SIGNING_SECRET = env_secret("SLACK_SIGNING_SECRET")
+# The Web API base; methods are called as POST {SLACK_API_URL}/{method}.
+SLACK_API_URL = env.str("SLACK_API_URL", default="https://slack.com/api").rstrip("/")
+SLACK_TIMEOUT_SECONDS = env.int("SLACK_TIMEOUT_SECONDS", default=10)
+# Paths reached without a Pomerium assertion: their callers prove who they are otherwise
+# (Slack signs each request; the view verifies it). Pomerium must let them through too.
+ASSERTION_EXEMPT_PATHS = ("/slack/interactions",)
+
+# --- On call (docs/oncall.md) ----------------------------------------------------------
+# Auto-approval rules may name a PagerDuty or Opsgenie schedule; who is on call is read
+# live, cached for at most ONCALL_CACHE_SECONDS (never more than 60).
+PAGERDUTY_TOKEN = env_secret("PAGERDUTY_TOKEN")
+PAGERDUTY_API_URL = env.str("PAGERDUTY_API_URL", default="https://api.pagerduty.com").rstrip("/")
+OPSGENIE_API_KEY = env_secret("OPSGENIE_API_KEY")
+OPSGENIE_API_URL = env.str("OPSGENIE_API_URL", default="https://api.opsgenie.com").rstrip("/")
+ONCALL_CACHE_SECONDS = min(env.int("ONCALL_CACHE_SECONDS", default=60), 60)
+ONCALL_TIMEOUT_SECONDS = env.float("ONCALL_TIMEOUT_SECONDS", default=5.0)
 
 # --- Celery ------------------------------------------------------------------------
 _default_broker = "filesystem://"

@@ -19,6 +19,7 @@ urlpatterns = [
     path("audit/", include("apps.audit.urls")),
     path("reviews/", include("apps.reviews.urls")),
     path("api/", include("apps.api.urls")),
+    path("slack/", include("apps.slack.urls")),
     path("", include("apps.access.urls")),
 ]
 

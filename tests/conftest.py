@@ -178,3 +178,18 @@ def approver(as_user: Any) -> Any:
 @pytest.fixture
 def plain_user(as_user: Any) -> Any:
     return as_user("idp|dave", "dave@example.com", groups=["engineering"])
+
+
+@pytest.fixture
+def standby_approver(db: Any) -> Any:
+    """An approver of the usual test resources (group "approvers") who takes no part in the
+    test. A request nobody could approve is refused when filed (``apps/access/stages.py``),
+    so modules whose requests wait for an approver they never create use this one."""
+    from tests.factories import UserFactory
+
+    return UserFactory(
+        username="idp|standby",
+        email="standby@example.com",
+        display_name="Standby",
+        groups=["approvers"],
+    )

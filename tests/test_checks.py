@@ -163,3 +163,14 @@ def test_the_wsgi_application_answers_healthz():
 
     assert seen == ["200 OK"]
     assert body == b"ok\n"
+
+
+def test_a_slack_bot_without_a_signing_secret_is_warned_about(settings: object) -> None:
+    from jitportal.checks import slack_checks
+
+    settings.SLACK_BOT_TOKEN = "xoxb-1"
+    settings.SLACK_SIGNING_SECRET = ""
+    (warning,) = slack_checks(None)
+    assert warning.id == "jitportal.W020"
+    settings.SLACK_SIGNING_SECRET = "s"
+    assert slack_checks(None) == []

@@ -22,7 +22,8 @@ from django.forms import ModelForm, Textarea
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
@@ -30,7 +31,7 @@ from apps.accounts.middleware import request_user
 from apps.accounts.timezones import abbreviation, zone_for
 from apps.ppl import criteria_errors, validate_ppl
 
-from . import briefs, clusters, inbox, services
+from . import briefs, clusters, inbox, services, stages
 from .admin_actions import (
     BoundedRelatedOnlyFilter,
     ConfirmedAction,
@@ -99,6 +100,7 @@ class ResourceAdminForm(ModelForm):
             "requester_groups",
             "approver_groups",
             "approvals_required",
+            "approval_stages",
             "auto_approve_rules",
             "duration_choices",
             "max_duration_minutes",
@@ -110,6 +112,7 @@ class ResourceAdminForm(ModelForm):
             "break_glass_groups",
             "break_glass_max_minutes",
             "schedule",
+            "slack_channel",
         )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -169,6 +172,7 @@ class AccessLevelInline(admin.TabularInline):
         "criteria",
         "max_duration_minutes",
         "approvals_required",
+        "approval_stages",
         "auto_approve_rules",
     )
     formfield_overrides = {
@@ -269,6 +273,7 @@ class ResourceAdmin(StrictIdsMixin):
                     "requester_groups",
                     "approver_groups",
                     "approvals_required",
+                    "approval_stages",
                     "auto_approve_rules",
                 )
             },
@@ -300,7 +305,14 @@ class ResourceAdmin(StrictIdsMixin):
         ("Break-glass", {"fields": ("break_glass_groups", "break_glass_max_minutes")}),
         (
             "Notifications",
-            {"fields": ("slack_webhook", "slack_webhook_replace", "slack_webhook_clear")},
+            {
+                "fields": (
+                    "slack_channel",
+                    "slack_webhook",
+                    "slack_webhook_replace",
+                    "slack_webhook_clear",
+                )
+            },
         ),
         ("Bookkeeping", {"fields": ("sync_generation", "created_at", "updated_at")}),
     )
@@ -601,14 +613,18 @@ class AccessRequestAdmin(ReadOnlyAdmin):
         "resource",
         "resource__name",
         "resource__approvals_required",
+        "resource__approval_stages",
+        "resource__approver_groups",
         "kind",
         "extends_grant",
         "level",
         "level__name",
         "level__approvals_required",
+        "level__approval_stages",
         "approved_level",
         "approved_level__name",
         "approved_level__approvals_required",
+        "approved_level__approval_stages",
         "duration_minutes",
         "approved_duration_minutes",
         "start_at",
@@ -739,7 +755,8 @@ class AccessRequestAdmin(ReadOnlyAdmin):
         if count is None:
             count = obj.approvals.count()
         level = obj.effective_level if obj.level_id is not None else None
-        return count, obj.resource.approvals_needed(level)
+        # Every stage's count (one stage without stages: the quorum).
+        return count, sum(s.count for s in stages.stages_for(obj.resource, level))
 
     @admin.display(description="approvals")
     def approvals(self, obj: AccessRequest) -> str:
@@ -751,7 +768,14 @@ class AccessRequestAdmin(ReadOnlyAdmin):
 
     @admin.display(description="approvals (quorum)")
     def approval_quorum(self, obj: AccessRequest) -> str:
-        return "{} of {}".format(*self._approval_counts(obj))
+        """Each stage's approvals and, while the request waits, who can approve now."""
+        states, _ = stages.progress(obj)
+        lines = stages.describe(states)
+        if obj.state == RequestState.PENDING:
+            for state, people in stages.who_can_approve(obj):
+                names = ", ".join(p.label for p in people) or "nobody right now"
+                lines.append(f"Can approve stage {state.stage.number} now: {names}")
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines))
 
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj: AccessRequest) -> str:

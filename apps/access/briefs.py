@@ -23,7 +23,7 @@ from django.db.models.functions import RowNumber
 
 from apps.accounts.models import load_group_names
 
-from . import schedules
+from . import schedules, stages
 from .durations import duration_label
 from .levels import level_meaning
 from .models import AccessLevel, AccessRequest, Approval, Grant, rule_misses, rule_text
@@ -94,6 +94,17 @@ class Brief:
     history_total: int = 0
     auto_approval: list[str] = field(default_factory=list)
     grant: Grant | None = None  # the break-glass grant under review
+    # With approval stages: one line per stage ("Stage 1, Team lead: 1 of 1 from ...").
+    stages: list[str] = field(default_factory=list)
+
+
+def _stage_lines(req: AccessRequest, counting: list[Approval]) -> list[str]:
+    """The stages of a request on a resource (or level) that has them; none otherwise (the
+    quorum line says it all). Read from the approvals already loaded: no query."""
+    if len(stages.stages_for(req.resource, req.effective_level)) < 2:
+        return []
+    states, _ = stages.progress(req, counting)
+    return stages.describe(states)
 
 
 # --- History ---------------------------------------------------------------------------
@@ -297,7 +308,8 @@ def request_briefs(requests: list[AccessRequest], *, zone: tzinfo, now: datetime
                 schedule=_schedule_text(req.resource.schedule, zone, now),
                 justification=req.justification,
                 ticket=req.ticket,
-                needed=req.resource.approvals_needed(req.effective_level),
+                needed=sum(s.count for s in stages.stages_for(req.resource, req.effective_level)),
+                stages=_stage_lines(req, [a for a, why in verdicts if not why]),
                 counted=sum(1 for _, why in verdicts if not why),
                 approvals=[
                     ApprovalLine(

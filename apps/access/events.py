@@ -40,6 +40,11 @@ EXPIRY_REMINDER = "expiry_reminder"
 REQUEST_WAITING = "request_waiting"
 # Emitted by the Zero sync: a revocation Zero has not confirmed within the alert threshold.
 REMOVAL_OVERDUE = "removal_overdue"
+# Changes nobody is mailed about but a request's Slack message shows (quorum so far, the end).
+APPROVAL_RECORDED = "approval_recorded"
+REQUEST_CANCELLED = "request_cancelled"
+REQUEST_EXPIRED = "request_expired"
+GRANT_EXPIRED = "grant_expired"
 
 domain_event = Signal()
 policy_changed = Signal()

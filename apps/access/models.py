@@ -5,7 +5,7 @@ Models are declarative; every state change goes through ``apps.access.services``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
@@ -20,7 +20,7 @@ from django.dispatch import receiver
 from apps.kit.text import hidden_in
 from apps.ppl import criteria_errors, validate_ppl
 
-from . import schedules, visibility
+from . import oncall, schedules, stages, visibility
 from .clusters import configured as configured_clusters
 from .clusters import default_cluster_name
 from .durations import duration_label
@@ -34,6 +34,12 @@ from .states import (
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
+
+
+AUTO_RULES_HELP = (
+    'A list like [{"group": "oncall", "max_minutes": 240}] or [{"oncall": {"provider": '
+    '"pagerduty", "schedule": "P123ABC"}, "max_minutes": 240}] (provider: pagerduty or opsgenie).'
+)
 
 
 def default_durations() -> list[int]:
@@ -155,6 +161,14 @@ class Resource(models.Model):
     approvals_required = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1)], help_text="Distinct approvals needed."
     )
+    approval_stages = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Optional ordered stages, each with its own approver groups and count, e.g. "
+        '[{"name": "Team lead", "groups": ["team-leads"], "count": 1}, {"name": "Security", '
+        '"groups": ["security"], "count": 1}]. Empty: one stage of approvals_required '
+        "(docs/approval-stages.md).",
+    )
     auto_approve_rules = models.JSONField(
         default=list,
         blank=True,
@@ -172,6 +186,17 @@ class Resource(models.Model):
         '"after": "09:00", "before": "17:00", "timezone": "Europe/Berlin"}.',
     )
     slack_webhook_url = models.URLField(blank=True, help_text="Optional Slack incoming webhook.")
+    slack_channel = models.CharField(
+        max_length=32,
+        blank=True,
+        validators=[
+            RegexValidator(
+                r"^[CG][A-Z0-9]{6,30}$", "A Slack channel id such as C0123456789 (not its name)."
+            )
+        ],
+        help_text="Optional Slack channel id where the portal's Slack app posts each request "
+        "with Approve / Reject buttons (needs SLACK_BOT_TOKEN; docs/slack.md).",
+    )
     is_active = models.BooleanField(default=True, help_text="Archived resources take no requests.")
     # Sync bookkeeping: bumped with every change that alters the desired policy.
     sync_generation = models.PositiveBigIntegerField(default=0, editable=False)
@@ -210,7 +235,10 @@ class Resource(models.Model):
             if not isinstance(value, list) or not all(isinstance(g, str) and g for g in value):
                 errors[name] = 'A list of group names, e.g. ["sre"].'
         if not _auto_rules_ok(self.auto_approve_rules):
-            errors["auto_approve_rules"] = 'A list like [{"group": "oncall", "max_minutes": 240}].'
+            errors["auto_approve_rules"] = AUTO_RULES_HELP
+        stage_problem = stages.problems(self.approval_stages, self.approver_groups or [])
+        if stage_problem:
+            errors["approval_stages"] = stage_problem
         if not isinstance(self.base_ppl, list) or not all(
             isinstance(r, dict) for r in self.base_ppl
         ):
@@ -291,11 +319,26 @@ class Resource(models.Model):
         return list(self.auto_approve_rules)
 
     def auto_approve_rule_for(
-        self, groups: set[str], minutes: int, level: AccessLevel | None = None
-    ) -> dict[str, object] | None:
+        self,
+        groups: set[str],
+        minutes: int,
+        level: AccessLevel | None = None,
+        on_call: Mapping[tuple[str, str], oncall.OnCallEntry | None] | None = None,
+    ) -> dict[str, Any] | None:
+        """The first rule that approves ``minutes`` for these groups, or for the person
+        ``on_call`` (the answers of the providers, asked beforehand) puts on call. An
+        on-call rule comes back with the entry that ``matched``."""
         for rule in self.auto_approve_rules_for(level):
-            if not rule_misses(rule, groups, minutes):
-                return rule
+            if minutes > rule["max_minutes"]:
+                continue
+            where = oncall.rule_schedule(rule)
+            if where is None:
+                if not rule_misses(rule, groups, minutes):
+                    return rule
+            elif on_call is not None and on_call.get(where) is not None:
+                entry = on_call[where]
+                assert entry is not None
+                return {**rule, "matched": entry.as_dict()}
         return None
 
 
@@ -303,7 +346,11 @@ def rule_misses(rule: dict[str, Any], groups: set[str], minutes: int) -> list[st
     """Why an auto-approval rule does not approve a request for ``minutes`` by someone in
     ``groups``, one reason per condition it fails; empty when it approves."""
     misses = []
-    if rule["group"] not in groups:
+    where = oncall.rule_schedule(rule)
+    if where is not None:
+        # Who is on call is asked when the request is filed (``services``), not here.
+        misses.append(f"it approves only {oncall.who(rule)} when the request is filed")
+    elif rule["group"] not in groups:
         misses.append(f"the requester is not in the group {rule['group']}")
     if minutes > rule["max_minutes"]:
         misses.append(
@@ -314,8 +361,15 @@ def rule_misses(rule: dict[str, Any], groups: set[str], minutes: int) -> list[st
 
 
 def rule_text(rule: dict[str, Any]) -> str:
-    """An auto-approval rule as people read it: ``oncall, up to 4 hours``."""
-    return f"{rule['group']}, up to {duration_label(rule['max_minutes'])}"
+    """An auto-approval rule as people read it: ``oncall, up to 4 hours`` (an on-call rule:
+    ``on call in PagerDuty schedule P123ABC, up to 4 hours``)."""
+    where = oncall.rule_schedule(rule)
+    who = (
+        rule["group"]
+        if where is None
+        else f"on call in {oncall.PROVIDERS.get(where[0], where[0])} schedule {where[1]}"
+    )
+    return f"{who}, up to {duration_label(rule['max_minutes'])}"
 
 
 # The configuration a person types, names and rules alike: none may hide characters.
@@ -344,13 +398,7 @@ def hidden_errors(obj: models.Model, names: Iterable[str]) -> dict[str, str]:
 
 
 def _auto_rules_ok(rules: object) -> bool:
-    return isinstance(rules, list) and all(
-        isinstance(r, dict)
-        and isinstance(r.get("group"), str)
-        and isinstance(r.get("max_minutes"), int)
-        and r["max_minutes"] > 0
-        for r in rules
-    )
+    return isinstance(rules, list) and all(oncall.rule_ok(r) for r in rules)
 
 
 class AccessLevel(models.Model):
@@ -386,6 +434,12 @@ class AccessLevel(models.Model):
         blank=True,
         validators=[MinValueValidator(1)],
         help_text="Empty: the resource's quorum.",
+    )
+    approval_stages = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Empty: the resource's stages (or its quorum). Ordered stages for this level, "
+        'e.g. [{"name": "Security", "groups": ["security"], "count": 1}].',
     )
     auto_approve_rules = models.JSONField(
         null=True,
@@ -423,7 +477,14 @@ class AccessLevel(models.Model):
                 "email, date and the schedule's criteria are written by the portal itself."
             )
         if self.auto_approve_rules is not None and not _auto_rules_ok(self.auto_approve_rules):
-            errors["auto_approve_rules"] = 'A list like [{"group": "oncall", "max_minutes": 240}].'
+            errors["auto_approve_rules"] = AUTO_RULES_HELP
+        # Set but maybe not saved yet (a bootstrap file creating resource and levels at once).
+        owner = getattr(self, "resource", None)
+        if self.approval_stages is not None:
+            groups = owner.approver_groups if owner is not None else []
+            stage_problem = stages.problems(self.approval_stages, groups or [])
+            if stage_problem:
+                errors["approval_stages"] = stage_problem
         resource = getattr(self, "resource", None) if self.resource_id else None
         if (
             resource is not None
@@ -513,6 +574,11 @@ class AccessRequest(models.Model):
     decision_reason = models.TextField(blank=True)
     approved_duration_minutes = models.PositiveIntegerField(null=True, blank=True)
     auto_approved_rule = models.JSONField(null=True, blank=True)
+    auto_approval_note = models.TextField(
+        blank=True,
+        help_text="Why an on-call rule could not auto-approve it (the provider could not be "
+        "asked), so it waits for an approver.",
+    )
     reminded_at = models.DateTimeField(
         null=True, blank=True, help_text="When approvers were told it waits too long."
     )
@@ -584,6 +650,9 @@ class Approval(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         help_text="The lower level this approver set; empty: as asked.",
+    )
+    stage = models.PositiveSmallIntegerField(
+        default=1, help_text="The approval stage it was given in (1 without stages)."
     )
 
     objects: ClassVar[ApprovalQuerySet] = ApprovalQuerySet.as_manager()  # type: ignore[assignment]

@@ -40,7 +40,7 @@ from apps.audit.models import AuditAction
 from apps.audit.services import record_now
 from apps.kit.text import reveal
 
-from . import base_rules, reach, targets
+from . import base_rules, oncall, reach, targets
 from .models import Grant, Resource
 from .states import GrantState, SyncStatus
 
@@ -192,7 +192,8 @@ def _approved_by(grant: Grant, trail: dict[str, list[str]]) -> str:
     if approvers:
         return ", ".join(approvers)
     if req.auto_approved_rule:
-        return f"auto-approved ({req.auto_approved_rule.get('group', 'rule')})"
+        rule = req.auto_approved_rule
+        return f"auto-approved ({rule.get('group') or oncall.who(rule)})"
     return ""
 
 

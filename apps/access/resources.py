@@ -41,10 +41,12 @@ CONFIG_FIELDS = (
     "max_schedule_ahead_days",
     "base_ppl",
     "approvals_required",
+    "approval_stages",
     "auto_approve_rules",
     "break_glass_groups",
     "break_glass_max_minutes",
     "slack_webhook_url",
+    "slack_channel",
     "is_active",
     "schedule",
 )
@@ -56,6 +58,7 @@ LEVEL_FIELDS = (
     "criteria",
     "max_duration_minutes",
     "approvals_required",
+    "approval_stages",
     "auto_approve_rules",
 )
 

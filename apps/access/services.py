@@ -29,7 +29,7 @@ from apps.audit.models import AuditAction
 from apps.audit.services import record
 from apps.kit.text import hidden_problem
 
-from . import events, quorum, schedules
+from . import events, oncall, quorum, schedules, stages
 from .actions import AccessAction
 from .durations import duration_label
 from .models import AccessLevel, AccessRequest, Approval, Grant, GrantExtension, Resource
@@ -231,6 +231,46 @@ def _refuse_outside_window(resource: Resource, now: datetime) -> None:
     )
 
 
+def _ask_on_call(
+    resource: Resource, requester: User, now: datetime
+) -> tuple[dict[tuple[str, str], oncall.OnCallEntry | None], dict[tuple[str, str], str]]:
+    """Ask each provider named by an on-call rule of ``resource`` (its levels included)
+    whether ``requester`` is on call now: the entries found, and why a provider could not
+    say (``oncall.Unreachable``)."""
+    rules = list(resource.auto_approve_rules or [])
+    for level in resource.levels.all():
+        rules += list(level.auto_approve_rules or [])
+    answers: dict[tuple[str, str], oncall.OnCallEntry | None] = {}
+    unreachable: dict[tuple[str, str], str] = {}
+    for rule in rules:
+        where = oncall.rule_schedule(rule)
+        if where is None or where in answers or where in unreachable:
+            continue
+        try:
+            answers[where] = oncall.lookup(*where, requester.email, now=now)
+        except oncall.Unreachable as exc:
+            unreachable[where] = str(exc)
+    return answers, unreachable
+
+
+def _on_call_unasked(
+    resource: Resource, level: AccessLevel | None, unreachable: dict[tuple[str, str], str]
+) -> str:
+    """Why an on-call rule at ``level`` could not match: its provider could not be asked."""
+    reasons = []
+    for rule in resource.auto_approve_rules_for(level):
+        where = oncall.rule_schedule(rule)
+        if where is not None and where in unreachable:
+            provider = oncall.PROVIDERS.get(where[0], where[0])
+            reasons.append(
+                f"{provider} could not say who is on call for schedule {where[1]} "
+                f"({unreachable[where]})"
+            )
+    if not reasons:
+        return ""
+    return "Not auto-approved: " + "; ".join(reasons) + ". An approver decides instead."
+
+
 def submit_request(
     *,
     requester: User,
@@ -256,6 +296,9 @@ def submit_request(
     filed_by = filed_by or requester
     justification = _check_text(justification, "justification")
     ticket = _check_text(ticket, "ticket reference")[:120]
+    # Asked before the transaction: a provider's answer may take seconds, and no row lock
+    # should wait for it.
+    on_call, unreachable = _ask_on_call(resource, requester, now)
     with audit.atomic():
         # Serialise one person's submissions so "one open request" holds under double clicks.
         get_user_model().objects.select_for_update().filter(pk=requester.pk).first()
@@ -292,6 +335,20 @@ def submit_request(
             )
         if held is None and start_at is None:
             _refuse_outside_window(resource, now)
+        rule = resource.auto_approve_rule_for(groups, duration_minutes, level, on_call=on_call)
+        if rule is not None and held is not None:
+            # An extension is auto-approved only if the rule covers the grant's whole new
+            # window (from its start), and that window stays within the level's maximum.
+            window = held.expires_at + timedelta(minutes=duration_minutes) - held.not_before
+            covered = min(cast(int, rule["max_minutes"]), resource.max_minutes(level))
+            if window > timedelta(minutes=covered):
+                rule = None
+        note = "" if rule is not None else _on_call_unasked(resource, level, unreachable)
+        if rule is None or filed_by != requester:
+            # A request nobody could approve would only wait until it expires: say so now.
+            nobody = stages.nobody_can_approve(resource, level, requester)
+            if nobody:
+                raise PolicyViolation(nobody)
         req = AccessRequest(
             requester=requester,
             filed_by=filed_by,
@@ -306,6 +363,7 @@ def submit_request(
             state=RequestState.PENDING,
             created_at=now,
             expires_at=now + timedelta(hours=settings.REQUEST_PENDING_TTL_HOURS),
+            auto_approval_note=note if filed_by == requester else "",
         )
         try:
             with transaction.atomic():
@@ -315,6 +373,8 @@ def submit_request(
         details = _request_details(req)
         if filed_by != requester:
             details["filed_by"] = filed_by.email
+        if req.auto_approval_note:
+            details["auto_approval_note"] = req.auto_approval_note
         record(
             AuditAction.REQUEST_SUBMITTED,
             actor=filed_by,
@@ -322,14 +382,6 @@ def submit_request(
             resource_slug=resource.slug,
             details=details,
         )
-        rule = resource.auto_approve_rule_for(groups, duration_minutes, level)
-        if rule is not None and held is not None:
-            # An extension is auto-approved only if the rule covers the grant's whole new
-            # window (from its start), and that window stays within the level's maximum.
-            window = held.expires_at + timedelta(minutes=duration_minutes) - held.not_before
-            covered = min(cast(int, rule["max_minutes"]), resource.max_minutes(level))
-            if window > timedelta(minutes=covered):
-                rule = None
         if rule is not None and filed_by == requester:
             _approve_locked(req, approver=None, now=now, auto_rule=rule)
         else:
@@ -395,6 +447,22 @@ def _check_decider(req: AccessRequest, actor: User, now: datetime) -> None:
     require_active(req.resource, "its requests are no longer decided")
 
 
+def check_decider(req: AccessRequest, actor: User, *, now: datetime | None = None) -> None:
+    """Raise what deciding ``req`` as ``actor`` would raise now, without deciding anything
+    (``NotAllowed``, ``IllegalTransition``, ``PolicyViolation``): Slack asks before it opens
+    the reason dialog."""
+    _check_decider(req, actor, now or timezone.now())
+
+
+def _set_strictest(req: AccessRequest, approvals: list[Approval]) -> None:
+    """The request carries the most restrictive conditions of ``approvals`` (as asked: none)."""
+    strictest = quorum.strictest_conditions(req, approvals)
+    req.approved_duration_minutes = (
+        strictest.duration_minutes if strictest.duration_minutes != req.duration_minutes else None
+    )
+    req.approved_level = strictest.level if strictest.level != req.level else None
+
+
 def approve_request(
     req: AccessRequest,
     *,
@@ -413,9 +481,11 @@ def approve_request(
     approval keeps its own conditions; the request carries the most restrictive of those
     that count (``quorum.strictest_conditions``), and so does the grant: a later approver
     never undoes an earlier one's limits. The quorum is that of the level granted. The
-    window starts at approval (or at the requested start if that is later). Raises
-    ``NotAllowed`` for the requester or a non-approver, ``IllegalTransition`` when the
-    request is no longer pending, ``Conflict`` when this approver already approved.
+    window starts at approval (or at the requested start if that is later). With approval
+    stages (``stages``) the approval is given in the stage that waits, and the request is
+    approved when every stage is. Raises ``NotAllowed`` for the requester, a non-approver,
+    or an approver of a later stage while an earlier one waits, ``IllegalTransition`` when
+    the request is no longer pending, ``Conflict`` when this approver already approved.
     """
     now = now or timezone.now()
     note = _check_text(note, "note")
@@ -441,6 +511,8 @@ def approve_request(
             duration_minutes = None  # as asked
         if Approval.objects.filter(request=req, approver=approver).exists():
             raise Conflict("You have already approved this request.")
+        # The stage that waits; an approver of a later stage is refused until it is done.
+        stage = stages.stage_for(req, approver)
         approval = Approval.objects.create(
             request=req,
             approver=approver,
@@ -448,18 +520,20 @@ def approve_request(
             note=note,
             duration_minutes=duration_minutes,
             level=level,
+            stage=stage.number,
         )
         counted = quorum.counted_approvals(req)
-        strictest = quorum.strictest_conditions(req, counted.approvals)
-        req.approved_duration_minutes = (
-            strictest.duration_minutes
-            if strictest.duration_minutes != req.duration_minutes
-            else None
-        )
-        req.approved_level = strictest.level if strictest.level != req.level else None
+        _set_strictest(req, counted.approvals)
+        # Each counted approval counts for its stage (of the level granted) while its
+        # approver may still approve that stage; only those set the conditions.
+        states, not_in_stage = stages.progress(req, counted.approvals)
+        in_stages = [a for state in states for a in state.approvals]
+        if len(in_stages) != len(counted.approvals):
+            _set_strictest(req, in_stages)
+        counted = quorum.Counted(in_stages, [*counted.discarded, *not_in_stage])
         count = len(counted.approvals)
-        needed = req.resource.approvals_needed(req.effective_level)
-        if count < needed:
+        needed = sum(state.stage.count for state in states)
+        if not all(state.complete for state in states):
             req.save(update_fields=["approved_duration_minutes", "approved_level"])
             details: dict[str, Any] = {
                 "approvals": count,
@@ -467,6 +541,9 @@ def approve_request(
                 "note": note,
                 "conditions": quorum.set_by(approval),
             }
+            if len(states) > 1:
+                details["stage"] = stage.number
+                details["stages"] = stages.summary(states)
             if counted.discarded:
                 details["not_counted"] = counted.discarded
             record(
@@ -476,9 +553,16 @@ def approve_request(
                 resource_slug=req.resource.slug,
                 details=details,
             )
+            events.emit(events.APPROVAL_RECORDED, request_id=req.pk)
             return None
         return _approve_locked(
-            req, approver=approver, now=now, note=note, counted=counted, approval=approval
+            req,
+            approver=approver,
+            now=now,
+            note=note,
+            counted=counted,
+            approval=approval,
+            stage_summary=stages.summary(states) if len(states) > 1 else None,
         )
 
 
@@ -498,6 +582,7 @@ def _approve_locked(
     auto_rule: dict[str, Any] | None = None,
     counted: quorum.Counted | None = None,
     approval: Approval | None = None,
+    stage_summary: list[dict[str, Any]] | None = None,
 ) -> Grant:
     """Approve a locked, pending request and create or extend its grant (inside a transaction).
 
@@ -527,7 +612,7 @@ def _approve_locked(
                 "with an override and a reason."
             )
         req.save()
-        _audit_decision(req, approver, auto_rule, note, counted, approval)
+        _audit_decision(req, approver, auto_rule, note, counted, approval, stage_summary)
         _extend_locked(
             grant,
             actor=approver,
@@ -567,7 +652,7 @@ def _approve_locked(
             f"{req.requester} already has access to {req.resource.name}; extend that grant instead."
         ) from None
     request_sync(req.resource)
-    _audit_decision(req, approver, auto_rule, note, counted, approval)
+    _audit_decision(req, approver, auto_rule, note, counted, approval, stage_summary)
     record(
         AuditAction.GRANT_ACTIVATED
         if grant.state == GrantState.ACTIVE
@@ -587,6 +672,7 @@ def _audit_decision(
     note: str,
     counted: quorum.Counted | None = None,
     approval: Approval | None = None,
+    stage_summary: list[dict[str, Any]] | None = None,
 ) -> None:
     """``request.approved`` (or ``auto_approved``): what was granted, who counted, and
     which conditions each of them set."""
@@ -602,6 +688,8 @@ def _audit_decision(
         details["conditions_by_approver"] = quorum.conditions_by_approver(counted.approvals)
     if auto_rule is not None:
         details["rule"] = auto_rule
+    if stage_summary:
+        details["stages"] = stage_summary
     if req.level_id is not None:
         details["level"] = req.effective_level.slug  # type: ignore[union-attr]
         if req.approved_level_id is not None:
@@ -667,6 +755,7 @@ def cancel_request(
             resource_slug=req.resource.slug,
             details={"requester": req.requester.email},
         )
+        events.emit(events.REQUEST_CANCELLED, request_id=req.pk)
     return req
 
 
@@ -1031,6 +1120,7 @@ def _expire_request(req: AccessRequest, *, actor: User | None = None) -> None:
         resource_slug=req.resource.slug,
         details=details,
     )
+    events.emit(events.REQUEST_EXPIRED, request_id=req.pk)
 
 
 def expire_requests_of_archived(resource: Resource, *, actor: User | None) -> int:
@@ -1078,6 +1168,7 @@ def _expire_grant(grant: Grant) -> None:
         resource_slug=grant.resource.slug,
         details={"email": grant.email, **grant.window()},
     )
+    events.emit(events.GRANT_EXPIRED, grant_id=grant.pk)
 
 
 def move_grants_to_email(user: User, *, old: str, new: str, actor: User | None) -> int:

@@ -25,7 +25,7 @@ from apps.accounts.middleware import request_user
 from apps.accounts.services import update_preferences
 from apps.accounts.timezones import zone_for, zone_label
 
-from . import clusters, queries, reach, rows, schedules, services, watch
+from . import clusters, queries, reach, rows, schedules, services, stages, watch
 from .durations import duration_label
 from .forms import (
     BreakGlassForm,
@@ -425,6 +425,8 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 else ""
             ),
             "approvals": approvals,
+            "stage_states": stages.progress(req, approvals)[0],
+            "can_approve": stages.who_can_approve(req) if req.state == RequestState.PENDING else [],
             "extensions": extensions,
             "earlier_extensions": earlier_extensions,
             "approved_text": duration_label(req.approved_duration_minutes)

@@ -26,11 +26,18 @@ from django.utils import timezone
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
-from apps.access import reach
+from apps.access import reach, stages
 from apps.access.models import AccessRequest, Grant
 from apps.access.queries import grant_of
 from apps.access.schedules import rfc3339
-from apps.access.states import AccessError, Conflict, IllegalTransition, NotAllowed, OutsideWindow
+from apps.access.states import (
+    AccessError,
+    Conflict,
+    IllegalTransition,
+    NotAllowed,
+    OutsideWindow,
+    RequestState,
+)
 from apps.accounts.models import User
 from apps.accounts.timezones import zone_for
 
@@ -178,6 +185,29 @@ def grant_out(grant: Grant, now: datetime, zone: tzinfo = UTC) -> dict[str, Any]
     }
 
 
+def stages_out(req: AccessRequest) -> list[dict[str, Any]]:
+    """Each approval stage of ``req``: its approvals so far and, while the request waits,
+    who can approve it now (``apps.access.stages``)."""
+    states, _ = stages.progress(req)
+    pending = req.state == RequestState.PENDING
+    waiting = {
+        state.stage.number: people
+        for state, people in (stages.who_can_approve(req) if pending else [])
+    }
+    return [
+        {
+            "number": state.stage.number,
+            "name": state.stage.name,
+            "groups": list(state.stage.groups),
+            "count": state.stage.count,
+            "approvers": state.approvers,
+            "complete": state.complete,
+            "can_approve": [p.email for p in waiting.get(state.stage.number, [])],
+        }
+        for state in states
+    ]
+
+
 def request_out(
     req: AccessRequest,
     now: datetime,
@@ -185,15 +215,21 @@ def request_out(
     zone: tzinfo = UTC,
     grant: Grant | bool | None = True,
     approvals: int | None = None,
+    detail: bool = False,
 ) -> dict[str, Any]:
-    """``grant=True`` looks the grant up; lists pass the one they selected (or None)."""
+    """``grant=True`` looks the grant up; lists pass the one they selected (or None).
+    ``detail`` adds the stages and who can approve now (a single request's answers)."""
     found = grant_of(req) if grant is True else grant or None
     if found is not None:
         found.resource = req.resource  # same resource; saves a query per row
     count = approvals if approvals is not None else getattr(req, "approval_count", None)
     if count is None:
         count = req.approvals.count()
-    required = req.resource.approvals_needed(req.effective_level if req.level_id else None)
+    # Every stage's count (one stage without stages: the quorum, as before).
+    required = sum(
+        s.count
+        for s in stages.stages_for(req.resource, req.effective_level if req.level_id else None)
+    )
     return {
         "id": req.pk,
         "resource": req.resource.slug,
@@ -219,9 +255,11 @@ def request_out(
         "decided_by": req.decided_by.email if req.decided_by else None,
         "decided_at": req.decided_at,
         "decision_reason": req.decision_reason,
+        "auto_approval_note": req.auto_approval_note,
         "approvals": count,
         "approvals_required": required,
         "grant": grant_out(found, now, zone) if found is not None else None,
+        "stages": stages_out(req) if detail else None,
     }
 
 

@@ -149,7 +149,7 @@ def _replay(
         )
     req = queries.visible_request(key.user, key.access_request_id)
     now, zone = clock(request)
-    return request_out(req, now, zone=zone)
+    return request_out(req, now, zone=zone, detail=True)
 
 
 @api.post(
@@ -214,7 +214,9 @@ def create_request(
                 created_at=timezone.now(),
             )
     now, zone = clock(request)
-    return Status(201, request_out(queries.visible_request(user, req.pk), now, zone=zone))
+    return Status(
+        201, request_out(queries.visible_request(user, req.pk), now, zone=zone, detail=True)
+    )
 
 
 @api.get("/requests", response={200: list[RequestOut], **READ_ERRORS}, tags=["requester"])
@@ -262,7 +264,7 @@ def get_request(request: HttpRequest, request_id: ObjectId) -> dict[str, object]
     """One request with its grant: yours, or one you may decide or read."""
     req = queries.visible_request(request_user(request), request_id)
     now, zone = clock(request)
-    return request_out(req, now, zone=zone)
+    return request_out(req, now, zone=zone, detail=True)
 
 
 @api.post("/requests/{request_id}/cancel", response={200: RequestOut, **ERRORS}, tags=["requester"])
@@ -272,7 +274,7 @@ def cancel_request(request: HttpRequest, request_id: ObjectId) -> dict[str, obje
     req = queries.visible_request(user, request_id)
     services.cancel_request(req, actor=user)
     now, zone = clock(request)
-    return request_out(queries.visible_request(user, request_id), now, zone=zone)
+    return request_out(queries.visible_request(user, request_id), now, zone=zone, detail=True)
 
 
 # --- Grants --------------------------------------------------------------------------------
@@ -354,7 +356,9 @@ def request_extension(
         level=_level(grant.resource, payload.level),
     )
     now, zone = clock(request)
-    return Status(201, request_out(queries.visible_request(user, req.pk), now, zone=zone))
+    return Status(
+        201, request_out(queries.visible_request(user, req.pk), now, zone=zone, detail=True)
+    )
 
 
 # --- Approvers -----------------------------------------------------------------------------
@@ -414,7 +418,7 @@ def approve_request(
     now, zone = clock(request)
     fresh = queries.visible_request(user, request_id)
     return {
-        "request": request_out(fresh, now, zone=zone),
+        "request": request_out(fresh, now, zone=zone, detail=True),
         "grant": grant_out(queries.visible_grant(user, grant.pk), now, zone) if grant else None,
     }
 
@@ -429,7 +433,7 @@ def reject_request(
     req = queries.visible_request(user, request_id)
     services.reject_request(req, approver=user, reason=payload.reason)
     now, zone = clock(request)
-    return request_out(queries.visible_request(user, request_id), now, zone=zone)
+    return request_out(queries.visible_request(user, request_id), now, zone=zone, detail=True)
 
 
 @api.post("/grants/{grant_id}/revoke", response={200: GrantOut, **ERRORS}, tags=["approver"])

@@ -164,6 +164,19 @@ class GrantOut(Schema):
     schedule: dict[str, str] | None = Field(description="The recurring window, if any.")
 
 
+class StageOut(Schema):
+    number: int = Field(description="1, 2, ...: stages are approved in this order.")
+    name: str
+    groups: list[str] = Field(description="Whose members may approve this stage.")
+    count: int = Field(description="Approvals this stage needs.")
+    approvers: list[str] = Field(description="Emails of the approvals that count so far.")
+    complete: bool
+    can_approve: list[str] = Field(
+        description="Emails of the people who could approve this stage now (empty once the "
+        "stage is complete or the request decided)."
+    )
+
+
 class RequestOut(Schema):
     id: int
     resource: str
@@ -189,9 +202,19 @@ class RequestOut(Schema):
     decided_by: str | None
     decided_at: Instant | None
     decision_reason: str
+    auto_approval_note: str = Field(
+        description="Why an on-call rule could not auto-approve it (its provider could not be "
+        "asked), or empty."
+    )
     approvals: int
     approvals_required: int
     grant: GrantOut | None
+    stages: list[StageOut] | None = Field(
+        default=None,
+        description="The approval stages, in order: approvals counted so far and, while the "
+        "request waits, who can approve each stage now. Only on a single request's answers "
+        "(null in lists).",
+    )
 
 
 class PendingOut(RequestOut):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import uuid
 from dataclasses import dataclass, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,8 +21,13 @@ class AuditContext:
     user_agent: str = ""
     assertion_jti: str = ""
     assertion_sid: str = ""
-    # How a person reached the portal: "web" (pages and admin) or "api" (the JSON API).
+    # How a person reached the portal: "web" (pages and admin), "api" (the JSON API) or
+    # "slack" (a button in a Slack message).
     channel: str = ""
+    # What the channel knows about where the change came from, as (name, value) pairs: for
+    # Slack the user, team, channel and message. Entries of requests and grants carry them
+    # under the channel's name.
+    channel_details: tuple[tuple[str, str], ...] = ()
 
 
 # AuditContext is frozen, so sharing one default instance is safe.
@@ -43,7 +49,7 @@ def deactivate(token: contextvars.Token[AuditContext]) -> None:
     _current.reset(token)
 
 
-def update(**changes: str) -> None:
+def update(**changes: Any) -> None:
     _current.set(replace(_current.get(), **changes))
 
 

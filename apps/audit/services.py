@@ -64,8 +64,9 @@ MASK = "***"
 # Any constant identifies our lock among other advisory locks; this one spells "audit".
 _CHAIN_LOCK_ID = 0x61756469
 
-# Entries of requests and grants say which channel the change came through (web or api);
-# tasks and commands run without one, so their entries carry none.
+# Entries of requests and grants say which channel the change came through (web, api or
+# slack, with the channel's details); tasks and commands run without one, so their entries
+# carry none.
 _CHANNEL_PREFIXES = ("request.", "grant.")
 
 
@@ -230,6 +231,8 @@ def _entry(
     details = dict(details or {})
     if ctx.channel and str(action).startswith(_CHANNEL_PREFIXES):
         details.setdefault("channel", ctx.channel)
+        if ctx.channel_details:
+            details.setdefault(ctx.channel, dict(ctx.channel_details))
     normalised = _normalise(details)
     return AuditEvent(
         actor_id=getattr(actor, "pk", None),

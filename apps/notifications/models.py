@@ -23,7 +23,11 @@ from apps.reviews import events as review_events
 
 class Channel(models.TextChoices):
     EMAIL = "email", "Email"
+    # An incoming webhook (the resource's slack_webhook_url).
     SLACK = "slack", "Slack"
+    # The portal's Slack app: a request's message in the resource's slack_channel, posted
+    # and updated by the sender apps.slack registers (``channels``).
+    SLACK_APP = "slackapp", "Slack app"
 
 
 class Status(models.TextChoices):
@@ -50,6 +54,11 @@ class Event(models.TextChoices):
     REVIEW_OPENED = review_events.REVIEW_OPENED, "Access review opened"
     REVIEW_REMINDER = review_events.REVIEW_REMINDER, "Access review due soon"
     REVIEW_OVERDUE = review_events.REVIEW_OVERDUE, "Access review overdue"
+    # Only a request's Slack message follows these (apps.slack).
+    APPROVAL_RECORDED = events.APPROVAL_RECORDED, "Approval recorded"
+    REQUEST_CANCELLED = events.REQUEST_CANCELLED, "Request cancelled"
+    REQUEST_EXPIRED = events.REQUEST_EXPIRED, "Request expired"
+    GRANT_EXPIRED = events.GRANT_EXPIRED, "Grant expired"
 
 
 class NotificationQuerySet(models.QuerySet["Notification"]):

@@ -33,7 +33,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from apps.access import events, reach, schedules
+from apps.access import events, oncall, reach, schedules, stages
 from apps.access.durations import duration_label
 from apps.access.models import AccessRequest, Grant
 from apps.access.states import (
@@ -179,6 +179,7 @@ def request_decided(*, request_id: int | None = None, **_: Any) -> list[Message]
         "grant": grant,
         "auto": req.auto_approved_rule is not None,
         "rule": req.auto_approved_rule or {},
+        "rule_who": oncall.who(req.auto_approved_rule or {}),
         "decided_by_name": person(req.decided_by),
         "reason": req.decision_reason,
     }
@@ -211,7 +212,7 @@ def request_decided(*, request_id: int | None = None, **_: Any) -> list[Message]
         if not approved:
             verdict = f"rejected by {ctx['decided_by_name']}"
         elif ctx["auto"]:
-            verdict = f"auto-approved (rule: members of {ctx['rule'].get('group')})"
+            verdict = f"auto-approved (rule: {ctx['rule_who']})"
         else:
             verdict = f"approved by {ctx['decided_by_name']}"
         details = [f"Duration: {ctx['approved_duration']}"]
@@ -247,7 +248,9 @@ def request_waiting(*, request_id: int | None = None, **_: Any) -> list[Message]
     ctx = {
         **_request_context(req),
         "approvals": len(approved),
-        "approvals_required": req.resource.approvals_required,
+        "approvals_required": sum(
+            s.count for s in stages.stages_for(req.resource, req.effective_level)
+        ),
     }
     exclude = [req.requester_id, req.filed_by_id, *approved]
     return [
@@ -455,6 +458,11 @@ def removal_overdue(*, grant_id: int | None = None, **_: Any) -> list[Message]:
     ]
 
 
+def nothing(**_: Any) -> list[Message]:
+    """Events only a request's Slack message follows (apps.slack): no mail, no webhook."""
+    return []
+
+
 PLANNERS: dict[str, Planner] = {
     events.REQUEST_SUBMITTED: request_submitted,
     events.REQUEST_DECIDED: request_decided,
@@ -465,4 +473,8 @@ PLANNERS: dict[str, Planner] = {
     events.BREAK_GLASS: break_glass,
     events.BREAK_GLASS_REFUSED: break_glass_refused,
     events.REMOVAL_OVERDUE: removal_overdue,
+    events.APPROVAL_RECORDED: nothing,
+    events.REQUEST_CANCELLED: nothing,
+    events.REQUEST_EXPIRED: nothing,
+    events.GRANT_EXPIRED: nothing,
 }

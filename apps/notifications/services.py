@@ -36,7 +36,7 @@ from apps.access import events, reminders
 from apps.access.models import AccessRequest, Grant, Resource
 from apps.access.states import OPEN_GRANT_STATES
 
-from . import slack
+from . import channels, slack
 from .messages import Message
 from .models import Channel, Notification, Status
 from .plans import PLANNERS
@@ -178,8 +178,10 @@ def deliver(notification_id: int, *, now: datetime | None = None) -> Delivery:
     try:
         if note.channel == Channel.SLACK:
             _send_slack(note)
-        else:
+        elif note.channel == Channel.EMAIL:
             _send_email(note)
+        else:
+            _send_registered(note)
     except DeliveryError as exc:
         return _record_failure(note, exc, now)
     except Exception as exc:
@@ -280,6 +282,13 @@ def _send_slack(note: Notification) -> None:
         raise DeliveryError(
             slack.redact(str(exc), url), permanent=exc.permanent, retry_after=exc.retry_after
         ) from None
+
+
+def _send_registered(note: Notification) -> None:
+    sender = channels.sender_for(note.channel)
+    if sender is None:
+        raise DeliveryError(f"nothing delivers {note.channel} notices here", permanent=True)
+    sender(note)
 
 
 # --- Periodic work -------------------------------------------------------------------------

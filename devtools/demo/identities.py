@@ -21,6 +21,11 @@ class DemoIdentity:
     groups: tuple[str, ...]
     role_blurb: str
 
+    @property
+    def slack_id(self) -> str:
+        """Their member id in the demo's Slack stand-in (same email as here)."""
+        return "U0" + self.key.upper()
+
     def claims(self) -> dict[str, object]:
         """The identity part of a Pomerium assertion (``sub`` and ``user`` carry the same id)."""
         return {

@@ -23,6 +23,7 @@ from apps.accounts.models import User
 from apps.accounts.services import sync_user
 
 from .identities import DEMO_IDENTITIES
+from .supervisor import PAGERDUTY_SCHEDULE, SLACK_CHANNEL
 
 RESOURCES_FILE = Path(settings.BASE_DIR) / "deploy" / "resources.example.yaml"
 # The demo runs two clusters (staging, the default, and production); the production
@@ -43,6 +44,27 @@ def seed(now: datetime | None = None) -> tuple[ApplySummary, bool]:
     """Apply the resources and, the first time, write the story. Returns (summary, wrote_story)."""
     now = now or timezone.now()
     definitions = yaml.safe_load(RESOURCES_FILE.read_text(encoding="utf-8"))["resources"]
+    if settings.SLACK_BOT_TOKEN:
+        # The demo's Slack stand-in: every resource posts its requests to one channel.
+        definitions = [{**d, "slack_channel": SLACK_CHANNEL} for d in definitions]
+    if settings.PAGERDUTY_TOKEN:
+        definitions.append(
+            {
+                "slug": "incident-console",
+                "name": "Incident console",
+                "description": "Whoever is on call in PagerDuty gets it at once; others ask.",
+                "approver_groups": ["approvers"],
+                "duration_choices": [60, 240],
+                "max_duration_minutes": 240,
+                "auto_approve_rules": [
+                    {
+                        "oncall": {"provider": "pagerduty", "schedule": PAGERDUTY_SCHEDULE},
+                        "max_minutes": 240,
+                    }
+                ],
+                **({"slack_channel": SLACK_CHANNEL} if settings.SLACK_BOT_TOKEN else {}),
+            }
+        )
     if "production" in clusters.configured():
         definitions = [
             {**d, "cluster": "production"} if d.get("slug") in PRODUCTION_RESOURCES else d

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from devtools.demo.identities import DEMO_IDENTITIES
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 STOP_GRACE_SECONDS = 10.0
 READY_TIMEOUT_SECONDS = 90.0
@@ -37,6 +39,13 @@ ZERO_CLUSTERS = {"staging": "demo-staging", "production": "demo-production"}
 ZERO_NAMESPACES = {"staging": "ns-staging", "production": "ns-production"}
 ZERO_DEFAULT_CLUSTER = "staging"
 ROUTE_HOST = "localhost"
+# The Slack stand-in's fixed credentials and channel, and the PagerDuty schedule Dave is
+# on call in (the seed names them on the demo resources).
+SLACK_BOT_TOKEN = "xoxb-demo-0000-jitportal"  # noqa: S105 - the local stand-in's
+SLACK_SIGNING_SECRET = "demo-signing-secret-0001"  # noqa: S105 - the local stand-in's
+SLACK_CHANNEL = "C0JITAPPROVALS"
+PAGERDUTY_TOKEN = "demo-pagerduty-token"  # noqa: S105 - the local stand-in's
+PAGERDUTY_SCHEDULE = "PDEMO01"
 
 
 class TextSink(Protocol):
@@ -284,9 +293,17 @@ class DemoPorts:
     proxy: int = 8000
     portal: int = 8001
     zero: int = 8790
+    slack: int = 8791
+    oncall: int = 8792
 
     def all(self) -> dict[str, int]:
-        return {"proxy": self.proxy, "portal": self.portal, "zero": self.zero}
+        return {
+            "proxy": self.proxy,
+            "portal": self.portal,
+            "zero": self.zero,
+            "slack": self.slack,
+            "oncall": self.oncall,
+        }
 
 
 def demo_environment(
@@ -308,7 +325,13 @@ def demo_environment(
         # Stable across restarts of the demo, so browser sessions survive them.
         env["SECRET_KEY_FILE"] = str(data_dir / "secret-key")
     # *_FILE wins over the plain variable in settings; drop it where we force the value.
-    for name in ("API_USER_TOKEN_FILE", "POMERIUM_JWT_ISSUER"):
+    for name in (
+        "API_USER_TOKEN_FILE",
+        "POMERIUM_JWT_ISSUER",
+        "SLACK_BOT_TOKEN_FILE",
+        "SLACK_SIGNING_SECRET_FILE",
+        "PAGERDUTY_TOKEN_FILE",
+    ):
         env.pop(name, None)
     env.update(
         {
@@ -335,6 +358,11 @@ def demo_environment(
             "PORTAL_AUDITOR_GROUPS": "compliance",
             "PORTAL_APPROVER_GROUPS": "approvers",
             "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
+            "SLACK_BOT_TOKEN": SLACK_BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SLACK_SIGNING_SECRET,
+            "SLACK_API_URL": f"http://127.0.0.1:{ports.slack}/api",
+            "PAGERDUTY_TOKEN": PAGERDUTY_TOKEN,
+            "PAGERDUTY_API_URL": f"http://127.0.0.1:{ports.oncall}",
         }
     )
     return env
@@ -358,12 +386,18 @@ def celery_command() -> list[str]:
 
 def missing_parts() -> list[str]:
     """Modules the stack needs that are not importable yet (the project grows in parallel)."""
-    needed = ("devtools.zerosim.simulator", "jitportal.celery")
+    needed = (
+        "devtools.zerosim.simulator",
+        "devtools.slacksim.simulator",
+        "devtools.oncallsim.simulator",
+        "jitportal.celery",
+    )
     return [name for name in needed if importlib.util.find_spec(name) is None]
 
 
 def demo_children(ports: DemoPorts, *, base_dir: Path = BASE_DIR) -> list[Child]:
-    """Simulator, portal, worker with embedded beat, and the sign-in proxy, in start order."""
+    """The Zero, Slack and on-call stand-ins, portal, worker with embedded beat, and the
+    sign-in proxy, in start order."""
     python = sys.executable
     # Options are written as one string per child for readability; no value has spaces.
     zero = f"--port {ports.zero} --api-token {ZERO_API_TOKEN} --org {ZERO_ORGANIZATION_ID}"
@@ -372,11 +406,29 @@ def demo_children(ports: DemoPorts, *, base_dir: Path = BASE_DIR) -> list[Child]
     proxy = f"--port {ports.proxy} --upstream http://127.0.0.1:{ports.portal}"
     proxy += f" --host-name {ROUTE_HOST}"
     worker = "-A jitportal worker -B --loglevel INFO --concurrency 2"
+    slack = f"--port {ports.slack} --bot-token {SLACK_BOT_TOKEN}"
+    slack += f" --signing-secret {SLACK_SIGNING_SECRET} --channel {SLACK_CHANNEL}:access-approvals"
+    slack += f" --interactivity-url http://127.0.0.1:{ports.portal}/slack/interactions"
+    for identity in DEMO_IDENTITIES:
+        slack += f" --person {identity.slack_id}:{identity.key}:{identity.email}"
+    dave = next(i for i in DEMO_IDENTITIES if i.key == "dave")
+    oncall = f"--port {ports.oncall} --pagerduty-token {PAGERDUTY_TOKEN}"
+    oncall += f" --pagerduty-schedule {PAGERDUTY_SCHEDULE}:PDAVE01:Dave:{dave.email}"
     return [
         Child(
             name="zero",
             argv=[python, "-m", "devtools.zerosim.simulator", *zero.split()],
             ready_port=ports.zero,
+        ),
+        Child(
+            name="slack",
+            argv=[python, "-m", "devtools.slacksim.simulator", *slack.split()],
+            ready_port=ports.slack,
+        ),
+        Child(
+            name="oncall",
+            argv=[python, "-m", "devtools.oncallsim.simulator", *oncall.split()],
+            ready_port=ports.oncall,
         ),
         Child(
             name="portal",

@@ -13,7 +13,8 @@ from apps.audit.models import AuditAction, AuditEvent
 from tests.access.test_admin_requests import resource_form
 from tests.factories import GrantFactory, ResourceFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+# Requests need somebody able to approve them (a request nobody could approve is refused).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("standby_approver")]
 
 REQUESTS = "/admin/access/accessrequest/"
 GRANTS = "/admin/access/grant/"
@@ -28,6 +29,8 @@ def two_resources() -> dict[str, Any]:
     a = ResourceFactory(slug="res-a", name="Resource A", approver_groups=["approvers-a"])
     b = ResourceFactory(slug="res-b", name="Resource B", approver_groups=["approvers-b"])
     alice = UserFactory(username="idp|alice", email="alice@example.com")
+    for group in ("approvers-a", "approvers-b"):  # somebody can approve each
+        UserFactory(username=f"idp|standby-{group}", email=f"{group}@example.com", groups=[group])
     req_a = services.submit_request(
         requester=alice, resource=a, duration_minutes=60, justification="need A for INC-1"
     )

@@ -17,7 +17,12 @@ from apps.audit.models import AuditAction, AuditEvent
 from apps.audit.services import event_fields
 from tests.factories import ResourceFactory, UserFactory
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+# Requests need somebody able to approve them (a request nobody could approve is refused).
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("standby_approver"),
+]
 
 
 def race(*calls: Callable[[], Any]) -> list[Any]:

@@ -13,7 +13,8 @@ from apps.access.states import SyncStatus
 from tests.access.test_views import post_data
 from tests.factories import AccessLevelFactory, GrantFactory, ResourceFactory
 
-pytestmark = pytest.mark.django_db
+# Requests need somebody able to approve them (a request nobody could approve is refused).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("standby_approver")]
 
 BERLIN = {"days": "mon-fri", "after": "09:00", "before": "17:00", "timezone": "Europe/Berlin"}
 

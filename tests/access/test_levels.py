@@ -17,7 +17,8 @@ from apps.audit.models import AuditAction, AuditEvent
 from apps.zero.desired import desired_policy
 from tests.factories import AccessLevelFactory, ResourceFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+# Requests need somebody able to approve them (a request nobody could approve is refused).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("standby_approver")]
 
 T0 = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)  # a Tuesday
 READ_ONLY = [{"http_method": {"in": ["GET", "HEAD", "OPTIONS"]}}]
@@ -94,13 +95,13 @@ def test_read_only_within_its_maximum_is_auto_approved_with_its_criteria(grafana
     }
 
 
-def test_each_level_has_its_own_maximum(grafana, levels, alice):
+def test_each_level_has_its_own_maximum(grafana, levels, alice, bob, erin):
     with pytest.raises(PolicyViolation, match="at most 240 minutes at the level Read-only"):
         ask(alice, grafana, levels["read"], 480)
     assert ask(alice, grafana, levels["full"], 480).state == RequestState.PENDING
 
 
-def test_no_level_asks_for_the_highest_and_only_own_levels_count(grafana, levels, alice):
+def test_no_level_asks_for_the_highest_and_only_own_levels_count(grafana, levels, alice, bob, erin):
     assert ask(alice, grafana, None).level == levels["full"]
     AccessRequest.objects.all().delete()
     other = AccessLevelFactory(resource=ResourceFactory(slug="other"), slug="x", rank=1)

@@ -18,7 +18,7 @@ from apps.accounts.models import User
 from tests.access.test_views import post_data
 from tests.factories import AccessLevelFactory, AccessRequestFactory, GrantFactory, ResourceFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("standby_approver")]
 
 WEEKDAYS = {"days": "mon-fri", "after": "09:00", "before": "17:00", "timezone": "Europe/Berlin"}
 SUNDAY_EVENING = datetime(2026, 3, 1, 20, 13, tzinfo=UTC)  # 21:13 in Berlin

@@ -16,7 +16,8 @@ from apps.access.states import Conflict, NotAllowed, PolicyViolation, RequestKin
 from apps.audit.models import AuditAction, AuditEvent
 from tests.factories import ResourceFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+# Requests need somebody able to approve them (a request nobody could approve is refused).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("standby_approver")]
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 A = AuditAction

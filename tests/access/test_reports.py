@@ -15,7 +15,8 @@ from apps.access.states import GrantState, RequestKind, SyncStatus
 from apps.audit.models import AuditAction, AuditEvent
 from tests.factories import GrantFactory, ResourceFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+# Requests need somebody able to approve them (a request nobody could approve is refused).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("standby_approver")]
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)

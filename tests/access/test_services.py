@@ -22,7 +22,8 @@ from apps.audit import chain
 from apps.audit.models import AuditAction, AuditEvent
 from tests.factories import GrantFactory, ResourceFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+# Requests need somebody able to approve them (a request nobody could approve is refused).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("standby_approver")]
 
 T0 = datetime(2026, 11, 23, 10, 7, tzinfo=UTC)
 

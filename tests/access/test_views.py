@@ -19,7 +19,8 @@ from apps.accounts.timezones import when as reach_when
 from apps.audit.models import AuditAction, AuditEvent
 from tests.factories import AccessRequestFactory, GrantFactory, ResourceFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+# Requests need somebody able to approve them (a request nobody could approve is refused).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("standby_approver")]
 
 GOOD_REASON = "Rotating the TLS certificate for INC-42"
 

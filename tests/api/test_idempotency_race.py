@@ -9,7 +9,12 @@ from apps.api.models import IdempotencyKey
 from tests.access.test_concurrency import race
 from tests.factories import ResourceFactory
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+# Requests need somebody able to approve them (a request nobody could approve is refused).
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("standby_approver"),
+]
 
 BODY = {"resource": "grafana-admin", "duration_minutes": 60, "justification": "a good reason"}
 

@@ -13,7 +13,8 @@ from apps.audit.models import AuditAction, AuditEvent
 from tests.api.conftest import error
 from tests.factories import GrantFactory, ResourceFactory
 
-pytestmark = pytest.mark.django_db
+# Requests need somebody able to approve them (a request nobody could approve is refused).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("standby_approver")]
 
 REASON = "Debugging the alerting pipeline"
 

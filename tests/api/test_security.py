@@ -14,7 +14,8 @@ from apps.access.models import AccessRequest
 from apps.audit.models import AuditAction, AuditEvent
 from tests.api.conftest import error
 
-pytestmark = pytest.mark.django_db
+# Requests need somebody able to approve them (a request nobody could approve is refused).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("standby_approver")]
 
 BODY = {"resource": "grafana-admin", "duration_minutes": 60, "justification": "a good reason"}
 

@@ -140,6 +140,7 @@ def test_an_audited_service_call_inserts_into_the_trail_once() -> None:
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("standby_approver")  # somebody can approve the requests
 def test_the_chain_lock_is_not_held_from_the_first_record() -> None:
     """A writer paused after its first record() does not stop another writer's commit."""
     resource = ResourceFactory()

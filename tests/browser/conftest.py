@@ -119,7 +119,7 @@ def artifacts() -> Path:
 @pytest.fixture(scope="module")
 def demo_stack(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[DemoStack]:
     data_dir = tmp_path_factory.mktemp("demo-data")
-    ports = DemoPorts(*free_ports(3))
+    ports = DemoPorts(*free_ports(5))
     base_env = {k: v for k, v in os.environ.items() if k not in NOT_FOR_THE_STACK}
     log = io.StringIO()
     prepare_data_dir(data_dir)

@@ -55,7 +55,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoPorts]:
     if missing:
         pytest.skip(f"demo parts not there yet: {missing}")
     data_dir = tmp_path_factory.mktemp("jit-demo")
-    ports = DemoPorts(*free_ports(3))
+    ports = DemoPorts(*free_ports(5))
     base_env = {k: v for k, v in os.environ.items() if k not in NOT_FOR_THE_STACK}
     prepare_data_dir(data_dir)
     out = io.StringIO()  # the children's output, for a failing assertion to show

@@ -301,3 +301,44 @@ def test_every_exit_code_is_documented_in_the_help_and_in_docs_cli():
 
     assert set(map(int, re.findall(r"^\| (\d+) \|", documented, re.MULTILINE))) == codes
     assert set(map(int, re.findall(r"^  (\d+)  ", EXIT_CODES, re.MULTILINE))) == codes
+
+
+def test_a_single_request_shows_its_stages_and_who_can_approve() -> None:
+    from jitcli.objects import request_line
+
+    req = {
+        "id": 7,
+        "kind": "new",
+        "resource_name": "Prod DB",
+        "state": "pending",
+        "approvals": 1,
+        "approvals_required": 2,
+        "decision_reason": "",
+        "auto_approval_note": "",
+        "grant": None,
+        "stages": [
+            {
+                "number": 1,
+                "name": "Team lead",
+                "count": 1,
+                "approvers": ["tina@example.com"],
+                "complete": True,
+                "can_approve": [],
+                "groups": ["team-leads"],
+            },
+            {
+                "number": 2,
+                "name": "Security",
+                "count": 1,
+                "approvers": [],
+                "complete": False,
+                "can_approve": ["sam@example.com"],
+                "groups": ["security"],
+            },
+        ],
+    }
+    assert request_line(req).splitlines() == [
+        "Request 7 (new) for Prod DB: pending, 1/2 approvals",
+        "  Stage 1 (Team lead): 1/1 done",
+        "  Stage 2 (Security): 0/1, can approve now: sam@example.com",
+    ]

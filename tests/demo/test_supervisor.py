@@ -222,6 +222,8 @@ def test_demo_environment_wires_the_parts_to_the_chosen_ports(tmp_path: Path):
     )
     assert env["ZERO_CLUSTERS"] == "staging=demo-staging,production=demo-production"
     assert env["ZERO_DEFAULT_CLUSTER"] == "staging"
+    assert env["SLACK_API_URL"] == "http://127.0.0.1:8791/api"
+    assert env["PAGERDUTY_API_URL"] == "http://127.0.0.1:8792"
     # A *_FILE variant would win over the simulator's token in settings.
     assert "API_USER_TOKEN_FILE" not in env
     assert "POMERIUM_JWT_ISSUER" not in env
@@ -257,7 +259,13 @@ def test_prepare_data_dir_creates_broker_folders_and_a_private_stable_key(tmp_pa
 def test_demo_children_use_the_chosen_ports():
     children = {c.name: c for c in demo_children(DemoPorts(proxy=9100, portal=9101, zero=9102))}
 
-    assert list(children) == ["zero", "portal", "worker", "proxy"]
+    assert list(children) == ["zero", "slack", "oncall", "portal", "worker", "proxy"]
+    assert children["slack"].ready_port == 8791 and children["oncall"].ready_port == 8792
+    slack = children["slack"].argv
+    assert slack[slack.index("--interactivity-url") + 1] == (
+        "http://127.0.0.1:9101/slack/interactions"
+    )
+    assert "U0BOB:bob:bob@example.com" in slack
     assert children["zero"].argv[1:5] == ["-m", "devtools.zerosim.simulator", "--port", "9102"]
     assert "127.0.0.1:9101" in children["portal"].argv
     assert children["portal"].ready_url == "http://127.0.0.1:9101/healthz"
@@ -280,5 +288,5 @@ def test_run_demo_refuses_a_port_that_is_taken():
 
 
 def test_run_demo_refuses_duplicate_ports():
-    with pytest.raises(CommandError, match="three different ports"):
+    with pytest.raises(CommandError, match="five different ports"):
         call_command("run_demo", "--port", "9200", "--portal-port", "9200", "--zero-port", "9201")

@@ -29,6 +29,8 @@ pytestmark = [
     pytest.mark.redis,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
+    # Requests need somebody able to approve them (a request nobody could approve is refused).
+    pytest.mark.usefixtures("standby_approver"),
 ]
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -32,6 +32,8 @@ pytestmark = [
     pytest.mark.redis,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
+    # Requests need somebody able to approve them (a request nobody could approve is refused).
+    pytest.mark.usefixtures("standby_approver"),
 ]
 
 MALLORY = "mallory@example.com"

@@ -21,6 +21,7 @@ from django.core.management.base import BaseCommand, CommandError
 from devtools.demo.identities import DEMO_IDENTITIES
 from devtools.demo.supervisor import (
     BASE_DIR,
+    PAGERDUTY_SCHEDULE,
     ROUTE_HOST,
     ChildFailed,
     DemoPorts,
@@ -45,6 +46,10 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000, help="dev sign-in proxy (open this)")
         parser.add_argument("--portal-port", type=int, default=8001, help="the portal itself")
         parser.add_argument("--zero-port", type=int, default=8790, help="the Zero simulator")
+        parser.add_argument("--slack-port", type=int, default=8791, help="the Slack stand-in")
+        parser.add_argument(
+            "--oncall-port", type=int, default=8792, help="the PagerDuty/Opsgenie stand-in"
+        )
         parser.add_argument(
             "--data-dir",
             type=Path,
@@ -54,7 +59,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         ports = DemoPorts(
-            proxy=options["port"], portal=options["portal_port"], zero=options["zero_port"]
+            proxy=options["port"],
+            portal=options["portal_port"],
+            zero=options["zero_port"],
+            slack=options["slack_port"],
+            oncall=options["oncall_port"],
         )
         self._check_ports(ports)
         missing = missing_parts()
@@ -85,12 +94,12 @@ class Command(BaseCommand):
     def _check_ports(self, ports: DemoPorts) -> None:
         numbers = list(ports.all().values())
         if len(set(numbers)) != len(numbers):
-            raise CommandError(f"the demo needs three different ports, got {ports.all()}")
+            raise CommandError(f"the demo needs five different ports, got {ports.all()}")
         for name, port in ports.all().items():
             if not port_is_free(port):
                 raise CommandError(
                     f"port {port} ({name}) is already in use; is another demo running? "
-                    "Pick others with --port/--portal-port/--zero-port"
+                    "Pick others with --port/--portal-port/--zero-port/--slack-port/--oncall-port"
                 )
 
     def _install_signal_handlers(self, supervisor: Supervisor) -> None:
@@ -117,6 +126,8 @@ class Command(BaseCommand):
     def _banner(self, ports: DemoPorts, data_dir: Path) -> str:
         url = f"http://{ROUTE_HOST}:{ports.proxy}"
         evaluator = f"http://127.0.0.1:{ports.zero}/_sim/evaluate"
+        slack = f"http://127.0.0.1:{ports.slack}"
+        schedule = PAGERDUTY_SCHEDULE
         rule = "=" * 78
         people = "\n".join(
             f"    {i.key:<6} {i.name:<16} {i.email:<20} {', '.join(i.groups):<20} {i.role_blurb}"
@@ -139,10 +150,17 @@ class Command(BaseCommand):
        the production cluster (Grafana in staging); its rule is in production only:
          {evaluator}?cluster=demo-production&policy=jit-billing-admin&email=dave@example.com
     6. Sign in as Carol and export the audit log: {url}/audit/export
+    7. Slack: every request is posted to #access-approvals in the Slack stand-in. As Alice,
+       request "Grafana admin"; then open the "Slack" page as Bob and click Approve:
+         {slack}/?as=U0BOB
+       The click is signed and sent to the portal exactly as Slack sends it; the message
+       updates. Dave is on call in PagerDuty ({schedule}): his "Incident console" request
+       is approved at once.
 
   Parts: portal http://127.0.0.1:{ports.portal} (reach it through the proxy only),
          Zero simulator http://127.0.0.1:{ports.zero}/api/v0 (clusters staging and
-         production, one namespace each), Celery worker with beat,
+         production, one namespace each), Slack stand-in {slack}, PagerDuty stand-in
+         http://127.0.0.1:{ports.oncall}, Celery worker with beat,
          data in {data_dir}
   Ctrl-C stops everything.
 {rule}

@@ -1,0 +1,1 @@
+"""An on-call stand-in (PagerDuty, Opsgenie)."""
