@@ -145,6 +145,7 @@ def test_outside_the_window_the_pages_say_opens_monday_never_allowed_now(clock, 
         assert "Allowed now" not in text, text
 
 
+@pytest.mark.usefixtures("standby_approver")  # a request nobody could approve is refused
 def test_a_request_for_now_outside_the_window_is_refused_and_offered_for_monday(clock, people):
     alice = people("alice", ["engineering"])
     alice.open("/")
