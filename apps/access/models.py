@@ -20,7 +20,7 @@ from django.dispatch import receiver
 from apps.kit.text import hidden_in
 from apps.ppl import criteria_errors, validate_ppl
 
-from . import oncall, schedules, stages, visibility
+from . import oncall, schedules, stages, targets, visibility
 from .clusters import configured as configured_clusters
 from .clusters import default_cluster_name
 from .durations import duration_label
@@ -701,12 +701,17 @@ class GrantQuerySet(RestrictedQuerySet["Grant"]):
         return self.filter(resource=resource, state__in=OPEN_GRANT_STATES, expires_at__gt=now)
 
     def removal_overdue(self, now: datetime) -> GrantQuerySet:
-        """Revoked grants whose window is still open and whose removal Pomerium Zero has
-        not confirmed within ``ZERO_REMOVAL_ALERT_SECONDS``: the user may still get in."""
+        """Revoked grants whose window is still open and whose removal Pomerium has not
+        confirmed within ``ZERO_REMOVAL_ALERT_SECONDS``: the user may still get in. On a
+        target that cannot close a rule by itself (``targets.closes_by_itself``) the same
+        holds for a grant whose end passed that long ago: only the worker removes its rule.
+        """
         threshold = now - timedelta(seconds=settings.ZERO_REMOVAL_ALERT_SECONDS)
-        return self.filter(
-            state=GrantState.REVOKED, revoked_at__lte=threshold, expires_at__gt=now
-        ).exclude(sync_status=SyncStatus.REMOVED)
+        overdue = Q(state=GrantState.REVOKED, revoked_at__lte=threshold, expires_at__gt=now)
+        open_ended = [n for n in configured_clusters() if not targets.closes_by_itself(n)]
+        if open_ended:
+            overdue |= Q(resource__cluster__in=open_ended, expires_at__lte=threshold)
+        return self.filter(overdue).exclude(sync_status=SyncStatus.REMOVED)
 
     def needing_review(self) -> GrantQuerySet:
         return self.filter(is_break_glass=True, reviewed_at__isnull=True)
@@ -813,6 +818,12 @@ class Grant(models.Model):
     def removal_is_overdue(self, now: datetime) -> bool:
         """The instance form of ``GrantQuerySet.removal_overdue``."""
         threshold = now - timedelta(seconds=settings.ZERO_REMOVAL_ALERT_SECONDS)
+        if (
+            self.expires_at <= threshold
+            and self.sync_status != SyncStatus.REMOVED
+            and not targets.closes_by_itself(self.resource.cluster)
+        ):
+            return True
         return (
             self.state == GrantState.REVOKED
             and self.revoked_at is not None

@@ -58,7 +58,7 @@ from apps.access.states import SyncStatus
 from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
-from apps.zero import desired, identity, port, remote
+from apps.zero import desired, identity, port, remote, windows
 from apps.zero.client import (
     ZeroClient,
     ZeroError,
@@ -280,10 +280,12 @@ def _changed_since(resource_id: int, generation: int | None) -> bool:
 
 def _settled(state: PolicySync, generation: int) -> bool:
     """Has a successful pass already settled ``generation``, with Zero enforcing it? (A
-    resource never synced has not, even at generation 0: its policy must exist; and a
-    change waiting for a changeset is not settled until Zero applies it.)"""
+    resource never synced has not, even at generation 0: its policy must exist; a
+    change waiting for a changeset is not settled until Zero applies it; and a window
+    boundary the worker must enforce, ``due_at``, unsettles it once it has passed.)"""
     return (
         state.last_success_at is not None
+        and (state.due_at is None or state.due_at > timezone.now())
         and state.synced_generation >= generation
         and not state.pending_apply
         and not state.retired_policies
@@ -324,7 +326,9 @@ def _leased_pass(
     refused = desired.refused_rules(wanted, registry)
     wanted = {gid: key for gid, key in wanted.items() if gid not in refused}
     props = desired.properties(resource, desired.render(resource, wanted))
-    result = PassResult(generation=generation, wanted=wanted, refused=dict(refused))
+    result = PassResult(generation=generation, wanted=wanted, refused=dict(refused), now=now)
+    # Where the worker opens and closes windows, the next second a rule must change.
+    result.due_at = windows.next_boundary(resource, now)
     result.has_unsettled = has_unsettled(resource, wanted)
     try:
         client = _cluster_client(resource, base)
@@ -504,7 +508,10 @@ def _without_doubtful_rules(
     write still carries every removal; re-raise when there is none to leave out (then the
     base rules are what Zero refuses). Returns the properties to write instead."""
     held = result.held_rules or set()
-    doubtful = [gid for gid, key in result.wanted.items() if desired.rule_text(key) not in held]
+    dated = desired.dated(resource)
+    doubtful = [
+        gid for gid, key in result.wanted.items() if desired.rule_text(key, dated=dated) not in held
+    ]
     if not doubtful:
         raise exc
     reason = (
@@ -882,18 +889,34 @@ def resources_to_reconcile() -> list[int]:
 # --------------------------------------------------------------------------- #
 
 
-def resources_to_tick() -> list[int]:
+def resources_to_tick(now: datetime | None = None) -> list[int]:
     """Ids of resources the 30-second tick syncs: those with a revoked or expired grant
-    whose removal Zero has not confirmed, or a change Zero has not settled yet."""
+    whose removal Zero has not confirmed, a change Zero has not settled yet, or a window
+    boundary the worker must enforce that is past (``due_at``: the fallback when the pass
+    queued for that second was lost, or the worker was down)."""
+    now = now or timezone.now()
     unremoved = Grant.objects.filter(state__in=CLOSED_GRANT_STATES).exclude(
         sync_status=SyncStatus.REMOVED
     )
-    return _resource_ids(Q(pk__in=unremoved.values("resource_id")) | _unsettled())
+    return _resource_ids(
+        Q(pk__in=unremoved.values("resource_id")) | _unsettled() | Q(zero__due_at__lte=now)
+    )
+
+
+def due_at(resource_id: int) -> datetime | None:
+    """The next window boundary recorded for the resource (``PolicySync.due_at``)."""
+    return (
+        PolicySync.objects.filter(resource_id=resource_id).values_list("due_at", flat=True).first()
+    )
 
 
 def flag_overdue_removals(now: datetime | None = None) -> int:
     """Raise one alert per overdue revocation: an audit entry and a notice to the
-    resource's approvers (``events.REMOVAL_OVERDUE``). Returns how many were raised."""
+    resource's approvers (``events.REMOVAL_OVERDUE``). Returns how many were raised.
+
+    On a target that cannot close a rule by itself an expiry is a removal too: a grant
+    whose end passed ``ZERO_REMOVAL_ALERT_SECONDS`` ago without a confirmed removal is
+    alerted the same way (``revoked_at`` is then its end, with ``expired: true``)."""
     now = now or timezone.now()
     raised = 0
     for grant in (
@@ -901,8 +924,8 @@ def flag_overdue_removals(now: datetime | None = None) -> int:
         .exclude(pk__in=RemovalAlert.objects.values("grant_id"))
         .select_related("resource")
     ):
-        revoked_at = grant.revoked_at
-        assert revoked_at is not None  # removal_overdue() filters on it
+        # Revoked, or (on a target that cannot close a rule by itself) ended by the clock.
+        revoked_at = grant.revoked_at or grant.expires_at
         with audit.atomic():
             _, created = RemovalAlert.objects.get_or_create(
                 grant=grant, defaults={"raised_at": now, "revoked_at": revoked_at}
@@ -917,6 +940,7 @@ def flag_overdue_removals(now: datetime | None = None) -> int:
                     "email": grant.email,
                     "revoked_at": revoked_at.isoformat(),
                     "seconds_since_revocation": int((now - revoked_at).total_seconds()),
+                    **({} if grant.revoked_at else {"expired": True}),
                     "sync_status": grant.sync_status,
                     "sync_error": grant.sync_error[:300] or None,
                 },
