@@ -76,6 +76,7 @@ def test_a_hand_edit_is_found_by_the_tick_repaired_and_audited(
     state = PolicySync.objects.get(resource=resource)
     mallory = [{"allow": {"and": [{"email": {"is": "mallory@example.com"}}]}}]
     core.hand_edit(state.remote_policy_id, sourcePpl=json.dumps(mallory))
+    edited_at = core.policies[state.remote_policy_id]["modifiedAt"]
     before = last_seq()
 
     drifted, _ = watch.drifted_resources()
@@ -86,10 +87,8 @@ def test_a_hand_edit_is_found_by_the_tick_repaired_and_audited(
     assert "mallory" not in json.dumps(_rules(core, resource))
     assert actions(before) == [A.ZERO_DRIFT_REPAIRED]
     event = AuditEvent.objects.get(action=A.ZERO_DRIFT_REPAIRED)
-    assert (
-        event.details["modified_at"] == core.policies[state.remote_policy_id]["modifiedAt"]
-        or (event.details["modified_at"])
-    )
+    assert event.details["modified_at"] == edited_at
+    assert event.details["last_written_at"] < edited_at.replace("Z", "+00:00")
     assert any("mallory" in rule for rule in event.details["rules_removed"])
     assert watch.drifted_resources()[0] == set()  # repaired: nothing differs any more
 
