@@ -102,8 +102,8 @@ def test_capabilities_follow_the_flavour(settings) -> None:
         targets.CHANGESETS,
         targets.ACTIVITY_LOG,
     }
-    assert targets.capabilities("corp") == {targets.DATE, targets.RECURRING}
-    assert targets.capabilities("edge") == frozenset()
+    assert targets.capabilities("corp") == {targets.DATE, targets.RECURRING, targets.ROUTES}
+    assert targets.capabilities("edge") == {targets.ROUTES}
     assert [targets.flavour(n) for n in ("default", "edge", "corp")] == ["zero", "core", "api"]
     assert not targets.closes_by_itself("edge") and targets.closes_by_itself("corp")
     assert clusters.names() == ["default", "edge", "corp"]

@@ -259,6 +259,11 @@ class Resource(models.Model):
             isinstance(r, str) and r.strip() and r == r.strip() for r in self.routes
         ):
             errors["routes"] = 'A list of route ids, e.g. ["r-1"].'
+        elif self.routes and targets.ROUTES not in targets.capabilities(self.cluster):
+            errors["routes"] = (
+                f"Target {self.cluster!r} does not let the portal attach policies to routes: "
+                "leave this empty and attach the policy in its console."
+            )
         if self.break_glass_max_minutes > self.max_duration_minutes:
             errors["break_glass_max_minutes"] = "May not exceed the maximum duration."
         cluster_problem = self.cluster_problem()

@@ -15,6 +15,8 @@ The domain and the sync never ask which flavour a target is, only what it can do
   Without it a write is enforced at once, and proven by reading it back.
 * ``ACTIVITY_LOG``: the target says who changed what (Zero's v0 API). Without it someone
   else's edit is found by comparing the policy with the portal's last write.
+* ``ROUTES``: the portal may add a policy's id to the routes a resource names
+  (``Resource.routes``; ConfigService targets). Without it, attach policies by hand.
 
 ``flavour`` is for the adapters and for what people read (``check_connectivity``).
 Read at call time from the settings, so a test's override is seen at once.
@@ -34,6 +36,7 @@ __all__ = [
     "CORE",
     "DATE",
     "RECURRING",
+    "ROUTES",
     "ZERO",
     "Target",
     "capabilities",
@@ -48,14 +51,15 @@ DATE = "date"
 RECURRING = "day_of_week/time_of_day"
 CHANGESETS = "changesets"
 ACTIVITY_LOG = "activity_log"
+ROUTES = "routes"
 
 ZERO_V0 = frozenset({DATE, RECURRING, CHANGESETS, ACTIVITY_LOG})
 _CAPABILITIES = {
     ZERO: ZERO_V0,
     # Zero or Enterprise through ConfigService: their policy engine has the date criteria,
     # but ConfigService has no changesets and no activity log.
-    API: frozenset({DATE, RECURRING}),
-    CORE: frozenset(),
+    API: frozenset({DATE, RECURRING, ROUTES}),
+    CORE: frozenset({ROUTES}),
 }
 
 

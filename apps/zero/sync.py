@@ -635,6 +635,8 @@ def _attach_routes(
     a route not yet seen attached. Returns the route ids now known to list the policy.
     Raises ZeroError (a missing route fails the pass)."""
     wanted = [r for r in (resource.routes or []) if isinstance(r, str) and r]
+    if targets.ROUTES not in client.capabilities:
+        return []  # attached by hand there (Resource.clean refuses routes for such a target)
     known = {r.get("id") for r in (state.routes or []) if isinstance(r, dict)}
     confirmed = []
     for route_id in wanted:

@@ -54,6 +54,7 @@ REQUESTS = {
 CORE_CRITERIA = {
     "accept",
     "authenticated_user",
+    "claim",
     "client_certificate",
     "cors_preflight",
     "device",
@@ -87,7 +88,7 @@ def _criteria(rules: Any) -> list[str]:
     names: list[str] = []
     for rule in rules if isinstance(rules, list) else [rules]:
         for action, body in (rule or {}).items():
-            for op, items in (body or {}).items():
+            for items in (body or {}).values():
                 for item in items or []:
                     for name in item:
                         if name in OPERATORS:
