@@ -13,7 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from apps.access import services
+from apps.access import services, targets
 from apps.access.models import Grant
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditAction, AuditEvent
@@ -22,7 +22,7 @@ from apps.zero.models import PolicySync
 from apps.zero.sync import sync_resource
 from devtools.coresim.simulator import CoreSimulator
 from tests.conftest import redis_available, redis_url, require_service
-from tests.factories import ResourceFactory
+from tests.factories import AccessLevelFactory, ResourceFactory, UserFactory
 from tests.zero.live import _point_celery_at, approver, eventually, pending
 from tests.zero.worker import CeleryWorker, database_url, purge_broker
 
@@ -148,3 +148,64 @@ def test_a_bad_shared_secret_fails_check_connectivity_in_one_line(
     assert len(lines) == 1 and lines[0].startswith("FAIL  Pomerium server info")
     assert "unauthenticated" in lines[0]
     assert settings.POMERIUM_SHARED_SECRET not in out.getvalue()
+
+
+def test_a_read_only_level_allows_get_and_denies_post(core_live) -> None:
+    core, _ = core_live
+    core.add_route("grafana", "https://grafana.example.com")
+    grafana = ResourceFactory(slug="grafana", routes=["grafana"])
+    read = AccessLevelFactory(
+        resource=grafana,
+        slug="read-only",
+        rank=1,
+        criteria=[{"http_method": {"in": ["GET", "HEAD", "OPTIONS"]}}],
+    )
+    boss = approver()
+    alice = UserFactory(username="idp|alice", email="alice@example.com")
+    req = services.submit_request(
+        requester=alice,
+        resource=grafana,
+        level=read,
+        duration_minutes=60,
+        justification="Checking the dashboards for INC-7",
+    )
+
+    grant = services.approve_request(req, approver=boss)
+
+    assert grant is not None
+    assert eventually(lambda: Grant.objects.get(pk=grant.pk).sync_status == SyncStatus.LIVE)
+    assert core.evaluate("grafana", "alice@example.com", method="GET", path="/d/home")
+    assert not core.evaluate("grafana", "alice@example.com", method="POST", path="/api/x")
+
+
+def test_a_criterion_core_refuses_shows_on_the_grant_with_cores_message(
+    settings: Any, core: CoreSimulator
+) -> None:
+    """A Core declared as an ``api`` target (Enterprise) gets ``date`` rules; Core refuses
+    them, and the grant says so in Core's words while the policy is still written."""
+    core.reset()
+    core.add_route("wiki", "https://wiki.example.com")
+    settings.CLUSTER_ID = ""
+    settings.ZERO_CLUSTERS = {}
+    settings.POMERIUM_TARGETS = {
+        "default": targets.Target("default", targets.API, core.url),
+    }
+    settings.POMERIUM_API_TOKEN = core.token(ttl=3600)
+    settings.PORTAL_URL = "https://jit.example.com"
+    settings.ZERO_SYNC_ENABLED = False  # this test runs the pass itself
+    port.reset_store_cache()
+    resource = ResourceFactory(slug="wiki", routes=["wiki"])
+    boss = approver()
+    (req,) = pending([resource], 1)
+    grant = services.approve_request(req, approver=boss)
+    assert grant is not None
+
+    outcome = sync_resource(resource.pk)
+
+    grant.refresh_from_db()
+    assert grant.sync_status == SyncStatus.ERROR
+    assert "unknown policy criterion: date" in grant.sync_error
+    assert outcome.ok  # every other change (here: the base policy) was still written
+    assert core.policy_by_name("jit-wiki") is not None
+    assert not core.evaluate("wiki", grant.email)
+    port.reset_store_cache()
