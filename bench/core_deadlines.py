@@ -55,8 +55,7 @@ from devtools.zerosim.simulator import ZeroSimulator  # noqa: E402
 
 # The worker of the core phases sees Core's capabilities: none.
 CORE_HOOK = (
-    "import apps.access.targets as _targets\n"
-    "_targets.capabilities = lambda name: frozenset()\n"
+    "import apps.access.targets as _targets\n_targets.capabilities = lambda name: frozenset()\n"
 )
 
 
@@ -64,7 +63,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--database-url",
-        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/core_bench"),
+        default=os.environ.get(
+            "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/core_bench"
+        ),
     )
     parser.add_argument(
         "--broker", default=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/3")

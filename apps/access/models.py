@@ -157,6 +157,14 @@ class Resource(models.Model):
         blank=True,
         help_text="Always-on PPL rules kept in the policy, e.g. an SRE group's allow rule.",
     )
+    routes = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Ids of the Pomerium routes this resource\'s policy protects, e.g. ["r-1"]. '
+        "On a ConfigService target (Core, Enterprise) the portal adds the policy's id to each "
+        "route's policyIds and changes nothing else on the route. Empty: attach the policy "
+        'yourself (docs/sync.md "Routes").',
+    )
     # Approval policy
     approvals_required = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1)], help_text="Distinct approvals needed."
@@ -247,6 +255,15 @@ class Resource(models.Model):
             problems = validate_ppl(self.base_ppl)
             if problems:
                 errors["base_ppl"] = "; ".join(problems[:3])
+        if not isinstance(self.routes, list) or not all(
+            isinstance(r, str) and r.strip() and r == r.strip() for r in self.routes
+        ):
+            errors["routes"] = 'A list of route ids, e.g. ["r-1"].'
+        elif self.routes and targets.ROUTES not in targets.capabilities(self.cluster):
+            errors["routes"] = (
+                f"Target {self.cluster!r} does not let the portal attach policies to routes: "
+                "leave this empty and attach the policy in its console."
+            )
         if self.break_glass_max_minutes > self.max_duration_minutes:
             errors["break_glass_max_minutes"] = "May not exceed the maximum duration."
         cluster_problem = self.cluster_problem()

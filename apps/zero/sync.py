@@ -52,18 +52,17 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps import ppl as ppl_lib
-from apps.access import clusters, events
+from apps.access import clusters, events, targets
 from apps.access.models import Grant, Resource
 from apps.access.states import SyncStatus
 from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
-from apps.zero import desired, identity, remote, windows
+from apps.zero import desired, identity, port, remote, windows
 from apps.zero.client import (
     ZeroClient,
     ZeroError,
     ZeroPermanentError,
-    get_client,
 )
 from apps.zero.desired import desired_policy
 from apps.zero.models import PolicySync, RemovalAlert
@@ -74,6 +73,7 @@ from apps.zero.outcomes import (
     record_failure,
     record_success,
 )
+from apps.zero.port import PolicyStore
 
 __all__ = ["LEASE_SECONDS", "SyncOutcome", "desired_policy", "resources_to_reconcile"]
 
@@ -293,25 +293,17 @@ def _settled(state: PolicySync, generation: int) -> bool:
     )
 
 
-def _cluster_client(resource: Resource, base: ZeroClient | None) -> ZeroClient:
-    """The client of the resource's cluster: the process-wide one, or one configured like
-    ``base`` (a caller's client, taken to be the default cluster's) for that cluster.
-    Raises SyncRefused for a cluster name that is not configured (any more)."""
+def _cluster_client(resource: Resource, base: ZeroClient | None) -> PolicyStore:
+    """The store of the resource's target (``port.store_for``): the process-wide one, or,
+    for a Zero cluster, one configured like ``base`` (a caller's client, taken to be the
+    default cluster's). Raises SyncRefused for a target name that is not configured."""
     try:
-        cluster_id = clusters.cluster_id(resource.cluster)
+        return port.store_for(resource.cluster, base=base)
     except KeyError:
         raise SyncRefused(
             f"the resource names cluster {resource.cluster!r}, which is not configured "
             f"(ZERO_CLUSTERS: {', '.join(clusters.names())})"
         ) from None
-    if base is None:
-        return get_client(cluster_id)
-    # A caller's client is the default cluster's (as it was before there were several).
-    return (
-        base
-        if resource.cluster == clusters.default_cluster_name()
-        else base.for_cluster(cluster_id)
-    )
 
 
 def _leased_pass(
@@ -453,7 +445,7 @@ def _follow_move(state: PolicySync, cluster_id: str, result: PassResult) -> Poli
     return PolicySync.objects.select_related("resource").get(pk=state.pk)
 
 
-def _retire_moved(client: ZeroClient, state: PolicySync, result: PassResult) -> None:
+def _retire_moved(client: PolicyStore, state: PolicySync, result: PassResult) -> None:
     """Delete the policies left in clusters the resource moved away from, but only once
     Zero enforces the policy in the new cluster. A deletion that fails is kept for the
     next pass (the tick keeps syncing a resource with retired policies); it does not fail
@@ -466,7 +458,7 @@ def _retire_moved(client: ZeroClient, state: PolicySync, result: PassResult) -> 
         policy_id = str(old.get("policy_id") or "")
         if policy_id == result.policy_id:
             continue  # moved back before it was deleted: that policy is ours again
-        old_client = client.for_cluster(str(old.get("cluster_id") or ""))
+        old_client, fresh = port.store_at(str(old.get("cluster_id") or ""), client)
         try:
             old_client.delete_policy(policy_id)
         except ZeroPermanentError as exc:
@@ -479,7 +471,7 @@ def _retire_moved(client: ZeroClient, state: PolicySync, result: PassResult) -> 
             kept.append(old)
             continue
         finally:
-            if old_client is not client:
+            if fresh:
                 old_client.session.close()
         result.audit(
             AuditAction.ZERO_POLICY_WRITTEN,
@@ -545,7 +537,7 @@ MAX_ATTEMPTED = 10  # write attempts remembered to recognise a lost answer
 
 
 def _remote(
-    client: ZeroClient,
+    client: PolicyStore,
     state: PolicySync,
     resource: Resource,
     props: dict[str, Any],
@@ -582,7 +574,12 @@ def _remote(
         ):
             # Our earlier write took effect although its answer never reached us.
             _late_confirmed(state, result, found_digest)
+    confirmed_routes = _attach_routes(client, state, resource, result, force)
     result.routes = remote.attached_routes(client, state, policy, result.policy_id, force)
+    listed = {r.get("id") for r in result.routes if isinstance(r, dict)}
+    result.routes += [
+        {"id": r, "name": None, "from": None} for r in confirmed_routes if r not in listed
+    ]
     # A policy left in a former cluster is deleted once this one is confirmed enforced.
     if (
         result.wrote
@@ -592,9 +589,15 @@ def _remote(
         or state.confirmed_by == remote.CONFIRMED_BY_SETTINGS
         or force
     ):
+        if targets.CHANGESETS not in client.capabilities:
+            # No changesets: the write is enforced at once; reading it back proves it holds.
+            remote.read_back(client, result, wanted_digest)
+            return
         own = identity.own_identity(client.cluster_id)
         try:
-            remote.settle_changesets(client, state, result, own, written_at=written_at)
+            remote.settle_changesets(
+                port.with_log(client), state, result, own, written_at=written_at
+            )
         except remote.ChangesetNeverApplied:
             if not force or result.wrote:
                 raise
@@ -618,11 +621,43 @@ def _remote(
                     "resubmitted": True,
                 },
             )
-            remote.settle_changesets(client, state, result, own, written_at=timezone.now())
+            remote.settle_changesets(
+                port.with_log(client), state, result, own, written_at=timezone.now()
+            )
+
+
+def _attach_routes(
+    client: PolicyStore, state: PolicySync, resource: Resource, result: PassResult, force: bool
+) -> list[str]:
+    """Add the policy's id to the ``policyIds`` of each route the resource names
+    (``Resource.routes``), touching nothing else on a route; a route that already lists it
+    costs one read and no write. Checked when the policy is new, on forced passes, and for
+    a route not yet seen attached. Returns the route ids now known to list the policy.
+    Raises ZeroError (a missing route fails the pass)."""
+    wanted = [r for r in (resource.routes or []) if isinstance(r, str) and r]
+    if targets.ROUTES not in client.capabilities:
+        return []  # attached by hand there (Resource.clean refuses routes for such a target)
+    known = {r.get("id") for r in (state.routes or []) if isinstance(r, dict)}
+    confirmed = []
+    for route_id in wanted:
+        confirmed.append(route_id)
+        if not (force or result.created or route_id not in known):
+            continue
+        if client.attach_policy(route_id, result.policy_id):
+            result.audit(
+                AuditAction.ZERO_POLICY_WRITTEN,
+                {
+                    "policy_id": result.policy_id,
+                    "route_id": route_id,
+                    "attached_to_route": True,
+                    "generation": result.generation,
+                },
+            )
+    return confirmed
 
 
 def _find(
-    client: ZeroClient,
+    client: PolicyStore,
     state: PolicySync,
     resource: Resource,
     result: PassResult,
@@ -668,7 +703,7 @@ def _find(
 
 
 def _create_recorded(
-    client: ZeroClient,
+    client: PolicyStore,
     state: PolicySync,
     resource: Resource,
     props: dict[str, Any],
@@ -697,7 +732,7 @@ def _create_recorded(
 
 
 def _create(
-    client: ZeroClient, resource: Resource, props: dict[str, Any], result: PassResult
+    client: PolicyStore, resource: Resource, props: dict[str, Any], result: PassResult
 ) -> dict[str, Any]:
     """Create the policy. Zero's spec defines no conflict answer: a 409 (or 400 naming a
     duplicate) means it exists after all, e.g. a create whose answer was lost, so the
@@ -718,7 +753,7 @@ def _create(
 
 
 def _write(
-    client: ZeroClient,
+    client: PolicyStore,
     state: PolicySync,
     policy: dict[str, Any],
     props: dict[str, Any],
@@ -734,8 +769,12 @@ def _write(
     drift = False
     editors: list[str] | None = None
     if changed:
-        own = identity.own_identity(client.cluster_id)
-        seen = remote.hand_editors(client, state, result.policy_id, found_digest, own)
+        seen = None  # without an activity log, the content alone says whose it is
+        if targets.ACTIVITY_LOG in client.capabilities:
+            own = identity.own_identity(client.cluster_id)
+            seen = remote.hand_editors(
+                port.with_log(client), state, result.policy_id, found_digest, own
+            )
         ours = seen[1] if seen is not None else found_digest in (state.attempted_digests or [])
         if ours:
             _late_confirmed(state, result, found_digest)
@@ -764,6 +803,12 @@ def _write(
     if drift:
         details["expected_digest"] = state.remote_digest
         details["changed_by"] = editors
+        if policy.get("modifiedAt"):
+            # Without an activity log: when the edit was made, next to our last write.
+            details["modified_at"] = str(policy["modifiedAt"])
+            details["last_written_at"] = (
+                state.last_written_at.isoformat() if state.last_written_at else None
+            )
         result.audit(AuditAction.ZERO_DRIFT_REPAIRED, details)
     else:
         details["adopted"] = not state.remote_digest  # first write to a policy found by name
