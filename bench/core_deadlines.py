@@ -13,16 +13,19 @@ tick; a real Celery worker (prefork x2):
 3. **outage** (core): the worker is stopped before the first end and started again
    ``--outage-after`` seconds after the last; beat is played by a thread that enqueues
    ``zero.tick`` every ``--tick`` seconds from a random phase. Measured: from the worker's
-   return (ready) to each rule's removal, and whether every overdue change was made
-   within one tick period.
+   start to each rule's removal, and whether every overdue change was made within one
+   tick period.
+4. **outage-lost**: the same, but the broker loses the passes queued for the ends while
+   the worker is down (purged): only the tick can catch up.
 
 Latency = first moment the store's evaluator answers the new way (polled every 20 ms) minus
-the boundary. ``--store zerosim`` (the default until the Core stand-in lands) keeps the
-policies in the Zero simulator and gives the worker Core's capabilities (none) through a
-``sitecustomize`` hook on its ``PYTHONPATH``: only the capabilities decide how rules are
-written and when, so the worker's deadlines are the same; what it does not measure is the
-Core client's own call time. ``--store coresim`` runs against the Core stand-in
-(``devtools/coresim``) once it exists. Usage, from the repository root::
+the boundary. The core phases run against the Core stand-in (``devtools/coresim``, real
+HTTP, the worker configured with only ``POMERIUM_CORE_URL`` and the shared secret; each
+policy attached to a route of its own); the zero phase against the Zero simulator.
+``--store zerosim`` runs the core phases on the Zero simulator instead, the worker given
+Core's capabilities (none) through a ``sitecustomize`` hook on its ``PYTHONPATH``: it
+isolates the worker's scheduling from the Core client's call time. Usage, from the
+repository root::
 
     .venv/bin/python bench/core_deadlines.py \\
         --database-url postgres://postgres@127.0.0.1:5432/core_bench \\
@@ -51,6 +54,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.zero_sync import percentile, scratch_stack, wait_for  # noqa: E402
+from devtools.coresim.simulator import CoreSimulator  # noqa: E402
 from devtools.zerosim.simulator import ZeroSimulator  # noqa: E402
 
 # The worker of the core phases sees Core's capabilities: none.
@@ -70,7 +74,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--broker", default=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/3")
     )
-    parser.add_argument("--store", choices=("zerosim", "coresim"), default="zerosim")
+    parser.add_argument(
+        "--store", choices=("coresim", "zerosim"), default="coresim", help="core phases' store"
+    )
     parser.add_argument("--grants", type=int, default=20, help="grants per phase (>= 20)")
     parser.add_argument("--spread", type=float, default=20.0, help="starts fall in this span (s)")
     parser.add_argument("--lead", type=float, default=15.0, help="approval to first start (s)")
@@ -78,7 +84,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--outage-after", type=float, default=10.0, help="worker back this long after the last end"
     )
-    parser.add_argument("--phases", default="zero,core,outage")
+    parser.add_argument("--phases", default="zero,core,outage,outage-lost")
     parser.add_argument("--seed", type=int, default=21)
     return parser.parse_args()
 
@@ -93,15 +99,6 @@ def seconds(values: list[float]) -> str:
 
 def main() -> None:
     args = parse_args()
-    if args.store == "coresim":
-        try:
-            import devtools.coresim  # type: ignore[import-not-found]  # noqa: F401
-        except ImportError:
-            raise SystemExit(
-                "devtools/coresim (the Core stand-in) is not in this checkout yet; run with "
-                "--store zerosim, or merge the branch that brings it"
-            ) from None
-        raise SystemExit("--store coresim: wire the stand-in's stack here once it lands")
     with scratch_stack(args.database_url, args.broker) as (sim, env):
         run(args, sim, env)
 
@@ -111,7 +108,7 @@ class Phase:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.grants: list[tuple[str, str, datetime, datetime]] = []  # policy, email, start, end
+        self.grants: list[tuple[str, str, datetime, datetime]] = []  # slug, email, start, end
         self.added: dict[int, float] = {}  # index -> latency after the start (s)
         self.removed: dict[int, float] = {}  # index -> latency after the end (s)
 
@@ -132,13 +129,26 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
     call_command("migrate", verbosity=0)
     boss = User.objects.create(username="idp|boss", email="boss@example.com", is_superuser=True)
     rng = random.Random(args.seed)
-    hook_dir = tempfile.mkdtemp(prefix="core-bench-hook-")
-    Path(hook_dir, "sitecustomize.py").write_text(CORE_HOOK)
-    core_env = {**env, "PYTHONPATH": os.pathsep.join([hook_dir, str(REPO)])}
+    core = CoreSimulator().start() if args.store == "coresim" else None
+    if core is not None:
+        # Only Core's settings: "default" is the Core target, and no Zero is configured.
+        core_env = {
+            **env,
+            "POMERIUM_CORE_URL": core.url,
+            "POMERIUM_SHARED_SECRET": core.shared_secret,
+            "API_USER_TOKEN": "",
+            "CLUSTER_ID": "",
+        }
+    else:
+        hook_dir = tempfile.mkdtemp(prefix="core-bench-hook-")
+        Path(hook_dir, "sitecustomize.py").write_text(CORE_HOOK)
+        core_env = {**env, "PYTHONPATH": os.pathsep.join([hook_dir, str(REPO)])}
 
-    def allowed(name: str, email: str) -> bool:
+    def allowed(phase: str, name: str, email: str) -> bool:
         try:
-            return sim.evaluate(name, email)
+            if core is not None and phase != "zero":
+                return core.evaluate(name, email)  # the route named like the resource
+            return sim.evaluate(f"jit-{name}", email)
         except KeyError:
             return False
 
@@ -150,12 +160,17 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
         offsets = sorted(rng.uniform(0, args.spread) for _ in range(args.grants))
         for i, offset in enumerate(offsets):
             slug = f"{phase.name}{i}"
+            on_core = core is not None and phase.name != "zero"
+            if on_core:
+                assert core is not None
+                core.add_route(slug, f"https://{slug}.example.com")
             resource = Resource.objects.create(
                 slug=slug,
                 name=f"{phase.name} {i}",
                 approver_groups=[],
                 duration_choices=[1],
                 allow_scheduled=True,
+                routes=[slug] if on_core else [],
             )
             email = f"{slug}@example.com"
             user = User.objects.create(username=f"idp|{slug}", email=email)
@@ -169,7 +184,7 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
             )
             grant = services.approve_request(req, approver=boss)
             assert grant is not None
-            phase.grants.append((resource.policy_name, email, grant.not_before, grant.expires_at))
+            phase.grants.append((slug, email, grant.not_before, grant.expires_at))
 
     def watch(phase: Phase, stop: threading.Event) -> None:
         """Poll the evaluator: record when each rule lets its person in, then out."""
@@ -178,7 +193,7 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
             for i, (name, email, start, end) in enumerate(phase.grants):
                 if i in phase.removed:
                     continue
-                is_in = allowed(name, email)
+                is_in = allowed(phase.name, name, email)
                 if i not in phase.added and is_in and now >= start:
                     phase.added[i] = (now - start).total_seconds()
                 if i in phase.added and not is_in and now >= end:
@@ -204,8 +219,6 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
 
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     results: dict[str, Phase] = {}
-    recovery: list[float] = []
-    back_at: datetime | None = None
     purge_broker(args.broker)
 
     if "zero" in phases:
@@ -223,25 +236,34 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
             measured(phase, worker, lambda: None)
         results["core"] = phase
 
-    if "outage" in phases:
-        phase = Phase("outage")
+    def outage_phase(name: str, *, lose_queue: bool) -> tuple[Phase, list[float], float]:
+        """Worker down across every end, back ``--outage-after`` s after the last; with
+        ``lose_queue`` the broker loses the passes queued for the ends meanwhile, so only
+        the tick can catch up. Returns the phase, each removal's delay after the worker was
+        started again, and the worker's own start-up time (start to "ready")."""
+        phase = Phase(name)
         purge_broker(args.broker)
         worker = CeleryWorker(core_env, pool="prefork", concurrency=2).start()
         stop_beat = threading.Event()
+        back: list[datetime] = []
+        startup: list[float] = []
 
         def outage() -> None:
-            nonlocal back_at
             first_end = min(end for *_, end in phase.grants)
             last_end = max(end for *_, end in phase.grants)
             # Every rule is in before the outage begins.
             assert wait_for(lambda: len(phase.added) == len(phase.grants), 120, 0.05), (
-                f"outage: only {len(phase.added)} rules added"
+                f"{name}: only {len(phase.added)} rules added"
             )
             time.sleep(max(0.0, (first_end - sim_now()).total_seconds() - 2))
             worker.stop()
+            if lose_queue:
+                purge_broker(args.broker)
             time.sleep(max(0.0, (last_end - sim_now()).total_seconds() + args.outage_after))
+            back.append(sim_now())
+            started = time.monotonic()
             worker.start()
-            back_at = sim_now()
+            startup.append(time.monotonic() - started)
             phase_offset = rng.uniform(0, args.tick)
 
             def beat() -> None:
@@ -258,31 +280,45 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
         finally:
             stop_beat.set()
             worker.stop()
-        assert back_at is not None
-        for i, (*_, end) in enumerate(phase.grants):
-            removed_at = end + timedelta(seconds=phase.removed[i])
-            recovery.append((removed_at - back_at).total_seconds())
-        results["outage"] = phase
+        delays = [
+            (end + timedelta(seconds=phase.removed[i]) - back[0]).total_seconds()
+            for i, (*_, end) in enumerate(phase.grants)
+        ]
+        return phase, delays, startup[0]
 
-    print(f"\nCore deadlines bench ({os.cpu_count()} CPUs, store: {args.store}, PostgreSQL, "
-          "Redis, Celery prefork worker x2):\n")  # fmt: skip
+    recoveries: dict[str, tuple[list[float], float]] = {}
+    for name, lose in (("outage", False), ("outage-lost", True)):
+        if name in phases:
+            phase, delays, startup = outage_phase(name, lose_queue=lose)
+            results[name] = phase
+            recoveries[name] = (delays, startup)
+
+    if core is not None:
+        core.stop()
+    print(f"\nCore deadlines bench ({os.cpu_count()} CPUs, core phases on {args.store}, "
+          "PostgreSQL, Redis, Celery prefork worker x2):\n")  # fmt: skip
     print("| phase | who closes | rule added after the start | rule removed after the end |")
     print("|---|---|---|---|")
     for name, phase in results.items():
         who = "Pomerium (`date`)" if name == "zero" else "jitportal's worker"
         added = list(phase.added.values())
         removed = list(phase.removed.values())
-        if name == "outage":
+        if name.startswith("outage"):
             print(f"| {name} | {who} | {seconds(added)} | (worker down across every end) |")
         else:
             print(f"| {name} | {who} | {seconds(added)} | {seconds(removed)} |")
-    if recovery:
-        within = sum(1 for value in recovery if value <= args.tick)
+    for name, (delays, startup) in recoveries.items():
+        within = sum(1 for value in delays if value <= args.tick)
+        how = (
+            "the broker lost the passes queued for the ends: the tick alone"
+            if name == "outage-lost"
+            else "the passes queued for the ends kept by the broker, and the tick"
+        )
         print(
-            f"\n- After a worker outage across {len(recovery)} ends (back "
-            f"{args.outage_after:.0f} s after the last), from the worker's return to each "
-            f"removal: {seconds(recovery)}; within one tick ({args.tick:.0f} s): "
-            f"{within} of {len(recovery)}"
+            f"\n- {name} ({how}): worker down across {len(delays)} ends, started again "
+            f"{args.outage_after:.0f} s after the last (start-up to ready {startup:.1f} s); "
+            f"from that start to each removal: {seconds(delays)}; within one tick "
+            f"({args.tick:.0f} s): {within} of {len(delays)}"
         )
     print(
         "- Deadlines of issue #21: removed <= 2 s after the end, added <= 2 s after the start, "
