@@ -68,6 +68,7 @@ def backoff(failures: int, retry_after: float | None = None) -> float:
 # Below Redis's default visibility timeout (1 h): an ETA message waiting longer would be
 # delivered again (harmless, but noise).
 BOUNDARY_HORIZON = timedelta(minutes=30)
+BUSY_BOUNDARY_RETRY = 1.0
 
 
 def schedule_boundary(
@@ -156,6 +157,14 @@ def sync_resource(
     if from_tick:  # the next tick is the retry
         return {"status": outcome.status, "summary": outcome.summary()}
     if outcome.status == sync.BUSY:
+        if boundary_eta and self.request.retries < limit:
+            # The holder may have read the windows just before this boundary: come back in
+            # a second rather than leave the boundary to the tick.
+            raise self.retry(
+                kwargs={**kwargs, "boundary_eta": boundary_eta},
+                countdown=BUSY_BOUNDARY_RETRY,
+                max_retries=limit,
+            )
         # The lease holder settles this change before it lets go (sync.sync_resource);
         # waiting here would only add a retry 2 s from now.
         return {"status": outcome.status}

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from celery.signals import task_retry
 from django.utils import timezone
 
 from apps.access import reach, services, targets
@@ -260,3 +261,39 @@ def test_a_recurring_window_is_opened_closed_and_confirmed_window_by_window(
         assert reach.access(grant, now=wednesday).state == reach.ALLOWED
     enforced = AuditEvent.objects.filter(action=AuditAction.GRANT_ENFORCED, target_id=str(grant.pk))
     assert enforced.count() == 2
+
+
+def test_a_boundary_pass_that_finds_the_lease_held_comes_back_in_a_second(
+    sim: ZeroSimulator, bob: Any, queued: list[dict[str, Any]]
+) -> None:
+    """The holder may have read the windows just before the boundary: the boundary pass
+    retries shortly instead of leaving the boundary to the tick (bounded retries)."""
+    resource = core_resource()
+    grant = approve(resource, bob, minutes=1)
+    tasks.sync_resource.apply(kwargs={"resource_id": resource.pk}).get()
+    PolicySync.objects.filter(resource=resource).update(
+        lease_owner="other", lease_until=timezone.now() + timedelta(minutes=1)
+    )
+    retried: list[Any] = []
+
+    def count(request: Any = None, **details: Any) -> None:
+        retried.append(request)
+
+    task_retry.connect(count, weak=False)
+    try:
+        with time_machine.travel(grant.expires_at, tick=False):
+            tasks.sync_resource.apply(
+                kwargs={"resource_id": resource.pk, "boundary_eta": grant.expires_at.isoformat()}
+            )
+    finally:
+        task_retry.disconnect(count)
+
+    assert retried, "a boundary pass that found the lease held was not retried"
+    # A plain pass that finds the lease held still ends at once.
+    retried.clear()
+    task_retry.connect(count, weak=False)
+    try:
+        result = tasks.sync_resource.apply(kwargs={"resource_id": resource.pk, "force": True}).get()
+    finally:
+        task_retry.disconnect(count)
+    assert result == {"status": "busy"} and retried == []
