@@ -169,13 +169,16 @@ def parse_date_bound(value: object) -> datetime | None:
 
 
 def render_policy(
-    base_rules: Sequence[Mapping[str, Any]], grants: Iterable[GrantRule]
+    base_rules: Sequence[Mapping[str, Any]], grants: Iterable[GrantRule], *, dated: bool = True
 ) -> list[dict[str, Any]]:
     """Render the managed policy: base rules (as given), then one rule per grant.
 
     Each email is written exactly as given: Pomerium's ``email`` criterion is exact,
     case-sensitive equality with the identity provider's value, so ``First.Last@Corp.com``
-    must stay as it is. A grant's rule is ``email AND date AND <criteria...>``. Grants are
+    must stay as it is. A grant's rule is ``email AND date AND <criteria...>``; with
+    ``dated=False`` (a policy engine without ``date``, e.g. Pomerium Core, where the
+    portal adds and removes the rule at the window's bounds) it is ``email AND
+    <criteria...>``. Grants are
     sorted by (email, not_before, expires_at, canonical criteria) so the result does not
     depend on the order grants were loaded in. With neither base rules nor
     grants the result is ``[DENY_ALL_RULE]``. The returned structures are fresh
@@ -193,7 +196,7 @@ def render_policy(
             "allow": {
                 "and": [
                     {"email": {"is": email}},
-                    {"date": {"after": after, "before": before}},
+                    *([{"date": {"after": after, "before": before}}] if dated else []),
                     *json.loads(extra),
                 ]
             }

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register, run_checks
 
-from jitportal import zero_clusters
+from jitportal import pomerium_targets, zero_clusters
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 STATIC_TAG = "jitportal_static"
@@ -51,24 +51,37 @@ def refuse_to_start_without_static() -> None:
 @register(Tags.security)
 def pomerium_checks(app_configs: Any, **kwargs: Any) -> list[Any]:
     problems: list[Any] = []
+    found: dict[str, pomerium_targets.Target] = {}
+    try:
+        found = pomerium_targets.target_set(
+            cluster_id=settings.CLUSTER_ID,
+            zero=dict(settings.ZERO_CLUSTERS),
+            default_name=settings.ZERO_DEFAULT_CLUSTER,
+            core_url=settings.POMERIUM_CORE_URL,
+            targets=dict(settings.POMERIUM_TARGETS),
+            shared_secret=settings.POMERIUM_SHARED_SECRET,
+            api_token=settings.POMERIUM_API_TOKEN,
+        )
+    except (zero_clusters.ClusterConfigError, pomerium_targets.TargetConfigError) as exc:
+        problems.append(Error(f"{exc}.", id="jitportal.E004"))
     if settings.ZERO_SYNC_ENABLED:
-        missing = [n for n in ("API_USER_TOKEN", "ORGANIZATION_ID") if not getattr(settings, n)]
-        if not settings.CLUSTER_ID and not settings.ZERO_CLUSTERS:
+        has_zero = any(t.flavour == pomerium_targets.ZERO and t.address for t in found.values())
+        has_other = any(t.flavour != pomerium_targets.ZERO for t in found.values())
+        missing = []
+        if has_zero or not has_other:
+            # Zero's v0 API needs its token and organization; a Core needs only its own.
+            missing = [n for n in ("API_USER_TOKEN", "ORGANIZATION_ID") if not getattr(settings, n)]
+        if not has_zero and not has_other:
             missing.append("CLUSTER_ID (or ZERO_CLUSTERS)")
         if missing:
             problems.append(
                 Error(
                     "Zero sync is enabled but " + ", ".join(missing) + " is not set.",
-                    hint="Set them (see README 'Configuration'), or ZERO_SYNC_ENABLED=false.",
+                    hint="Set them (see README 'Configuration'), or POMERIUM_CORE_URL for a "
+                    "Pomerium Core, or ZERO_SYNC_ENABLED=false.",
                     id="jitportal.E001",
                 )
             )
-    try:
-        zero_clusters.cluster_set(
-            settings.CLUSTER_ID, settings.ZERO_CLUSTERS, settings.ZERO_DEFAULT_CLUSTER
-        )
-    except zero_clusters.ClusterConfigError as exc:
-        problems.append(Error(f"{exc}.", id="jitportal.E004"))
     if settings.ZERO_AUTH_SCHEME not in ("Bearer", "Pomerium"):
         problems.append(Error("ZERO_AUTH_SCHEME must be Bearer or Pomerium.", id="jitportal.E002"))
     return problems

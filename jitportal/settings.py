@@ -23,6 +23,7 @@ from kombu import Queue
 
 from apps.reviews import periods as _review_periods
 from jitportal import audit_stream as _audit_stream
+from jitportal import pomerium_targets as _pomerium_targets
 from jitportal import zero_clusters as _zero_clusters
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -269,11 +270,28 @@ ORGANIZATION_ID = env.str("ORGANIZATION_ID", default="")
 CLUSTER_ID = env.str("CLUSTER_ID", default="")
 # More clusters: "name=cluster_id" pairs. CLUSTER_ID is the cluster named "default";
 # ZERO_DEFAULT_CLUSTER names the cluster a resource gets when it names none.
+# --- Pomerium through ConfigService (Core, Enterprise, Zero; docs/configuration.md) ------
+# Core only: its control plane's URL and shared secret; every resource then lives there.
+POMERIUM_CORE_URL = env.str("POMERIUM_CORE_URL", default="").rstrip("/")
+POMERIUM_SHARED_SECRET = env_secret("POMERIUM_SHARED_SECRET")
+# Zero or Enterprise through ConfigService ("api" targets).
+POMERIUM_API_TOKEN = env_secret("POMERIUM_API_TOKEN")
+POMERIUM_TIMEOUT_SECONDS = env.float("POMERIUM_TIMEOUT_SECONDS", default=10.0)
+# Named targets of any flavour: "name=flavour:address" (zero:cluster id, core:URL, api:URL).
 try:
     ZERO_CLUSTERS = _zero_clusters.parse(env.str("ZERO_CLUSTERS", default=""))
     ZERO_DEFAULT_CLUSTER = env.str("ZERO_DEFAULT_CLUSTER", default=_zero_clusters.DEFAULT_NAME)
-    _zero_clusters.cluster_set(CLUSTER_ID, ZERO_CLUSTERS, ZERO_DEFAULT_CLUSTER)
-except _zero_clusters.ClusterConfigError as _exc:
+    POMERIUM_TARGETS = _pomerium_targets.parse(env.str("POMERIUM_TARGETS", default=""))
+    _pomerium_targets.target_set(
+        cluster_id=CLUSTER_ID,
+        zero=ZERO_CLUSTERS,
+        default_name=ZERO_DEFAULT_CLUSTER,
+        core_url=POMERIUM_CORE_URL,
+        targets=POMERIUM_TARGETS,
+        shared_secret=POMERIUM_SHARED_SECRET,
+        api_token=POMERIUM_API_TOKEN,
+    )
+except (_zero_clusters.ClusterConfigError, _pomerium_targets.TargetConfigError) as _exc:
     raise ImproperlyConfigured(f"{_exc}.") from None
 ZERO_AUTH_SCHEME = env.str("ZERO_AUTH_SCHEME", default="Bearer")
 ZERO_TIMEOUT_SECONDS = env.float("ZERO_TIMEOUT_SECONDS", default=10.0)
@@ -285,7 +303,9 @@ ZERO_API_USER_ID = env.str("ZERO_API_USER_ID", default="")
 ZERO_SYNC_SETTLE_SECONDS = env.float("ZERO_SYNC_SETTLE_SECONDS", default=0.3)
 # A revocation Zero has not confirmed after this long is flagged and approvers are told.
 ZERO_REMOVAL_ALERT_SECONDS = env.int("ZERO_REMOVAL_ALERT_SECONDS", default=120)
-ZERO_SYNC_ENABLED = env.bool("ZERO_SYNC_ENABLED", default=bool(API_USER_TOKEN))
+ZERO_SYNC_ENABLED = env.bool(
+    "ZERO_SYNC_ENABLED", default=bool(API_USER_TOKEN or POMERIUM_CORE_URL or POMERIUM_TARGETS)
+)
 
 # --- Access domain -----------------------------------------------------------------
 REQUEST_PENDING_TTL_HOURS = env.int("REQUEST_PENDING_TTL_HOURS", default=24)

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["DEFAULT_NAME", "NAME_RE", "ClusterConfigError", "cluster_set", "parse"]
+__all__ = ["DEFAULT_NAME", "ID_RE", "NAME_RE", "ClusterConfigError", "cluster_set", "parse"]
 
 DEFAULT_NAME = "default"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_ID_RE = re.compile(r"^[^\s,=]+$")
+ID_RE = re.compile(r"^[^\s,=]+$")
 
 
 class ClusterConfigError(ValueError):
@@ -44,7 +44,7 @@ def parse(text: str) -> dict[str, str]:
             )
         if not cluster_id:
             raise ClusterConfigError(f"ZERO_CLUSTERS entry {name!r} has an empty cluster id")
-        if not _ID_RE.match(cluster_id):
+        if not ID_RE.match(cluster_id):
             raise ClusterConfigError(f"ZERO_CLUSTERS entry {name!r} has an invalid cluster id")
         if name in clusters:
             raise ClusterConfigError(f"ZERO_CLUSTERS names cluster {name!r} twice")

@@ -24,12 +24,24 @@ MAX_REASON = 1000
 
 
 def confirm_live(
-    grant: Grant, *, at: datetime, policy_id: str, pending: bool, reason: str = ""
+    grant: Grant,
+    *,
+    at: datetime,
+    policy_id: str,
+    pending: bool,
+    reason: str = "",
+    since: datetime | None = None,
 ) -> int:
     """Zero holds the grant's rule: ``live`` (1) once it enforces it, ``pending_apply`` (0)
     while a changeset waits, with ``reason`` (why it waits: e.g. who else changed what in
-    the changeset) in ``sync_error``. A grant already live is left alone (0)."""
-    if grant.sync_status == SyncStatus.LIVE:
+    the changeset) in ``sync_error``. A grant already live is left alone (0), unless
+    ``since`` is given (the opening of the window the worker added the rule for, on a
+    target that cannot open windows by itself) and its confirmation is older: then this one
+    confirms the new window (``enforced_at``), so "allowed now" never rests on an earlier
+    window's rule."""
+    if grant.sync_status == SyncStatus.LIVE and (
+        since is None or (grant.enforced_at is not None and grant.enforced_at >= since)
+    ):
         return 0
     if pending:
         # The rule is written but Zero does not enforce it yet.
@@ -54,6 +66,7 @@ def confirm_live(
             "enforced_at": at.isoformat(),
             "policy_id": policy_id,
             "first_time": first,
+            **({"window_opened": since.isoformat()} if since is not None else {}),
         },
     )
     if first:

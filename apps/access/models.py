@@ -20,7 +20,7 @@ from django.dispatch import receiver
 from apps.kit.text import hidden_in
 from apps.ppl import criteria_errors, validate_ppl
 
-from . import oncall, schedules, stages, visibility
+from . import oncall, schedules, stages, targets, visibility
 from .clusters import configured as configured_clusters
 from .clusters import default_cluster_name
 from .durations import duration_label
@@ -157,6 +157,14 @@ class Resource(models.Model):
         blank=True,
         help_text="Always-on PPL rules kept in the policy, e.g. an SRE group's allow rule.",
     )
+    routes = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Ids of the Pomerium routes this resource\'s policy protects, e.g. ["r-1"]. '
+        "On a ConfigService target (Core, Enterprise) the portal adds the policy's id to each "
+        "route's policyIds and changes nothing else on the route. Empty: attach the policy "
+        'yourself (docs/sync.md "Routes").',
+    )
     # Approval policy
     approvals_required = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1)], help_text="Distinct approvals needed."
@@ -247,6 +255,15 @@ class Resource(models.Model):
             problems = validate_ppl(self.base_ppl)
             if problems:
                 errors["base_ppl"] = "; ".join(problems[:3])
+        if not isinstance(self.routes, list) or not all(
+            isinstance(r, str) and r.strip() and r == r.strip() for r in self.routes
+        ):
+            errors["routes"] = 'A list of route ids, e.g. ["r-1"].'
+        elif self.routes and targets.ROUTES not in targets.capabilities(self.cluster):
+            errors["routes"] = (
+                f"Target {self.cluster!r} does not let the portal attach policies to routes: "
+                "leave this empty and attach the policy in its console."
+            )
         if self.break_glass_max_minutes > self.max_duration_minutes:
             errors["break_glass_max_minutes"] = "May not exceed the maximum duration."
         cluster_problem = self.cluster_problem()
@@ -689,12 +706,17 @@ class GrantQuerySet(RestrictedQuerySet["Grant"]):
         return self.filter(resource=resource, state__in=OPEN_GRANT_STATES, expires_at__gt=now)
 
     def removal_overdue(self, now: datetime) -> GrantQuerySet:
-        """Revoked grants whose window is still open and whose removal Pomerium Zero has
-        not confirmed within ``ZERO_REMOVAL_ALERT_SECONDS``: the user may still get in."""
+        """Revoked grants whose window is still open and whose removal Pomerium has not
+        confirmed within ``ZERO_REMOVAL_ALERT_SECONDS``: the user may still get in. On a
+        target that cannot close a rule by itself (``targets.closes_by_itself``) the same
+        holds for a grant whose end passed that long ago: only the worker removes its rule.
+        """
         threshold = now - timedelta(seconds=settings.ZERO_REMOVAL_ALERT_SECONDS)
-        return self.filter(
-            state=GrantState.REVOKED, revoked_at__lte=threshold, expires_at__gt=now
-        ).exclude(sync_status=SyncStatus.REMOVED)
+        overdue = Q(state=GrantState.REVOKED, revoked_at__lte=threshold, expires_at__gt=now)
+        open_ended = [n for n in configured_clusters() if not targets.closes_by_itself(n)]
+        if open_ended:
+            overdue |= Q(resource__cluster__in=open_ended, expires_at__lte=threshold)
+        return self.filter(overdue).exclude(sync_status=SyncStatus.REMOVED)
 
     def needing_review(self) -> GrantQuerySet:
         return self.filter(is_break_glass=True, reviewed_at__isnull=True)
@@ -801,6 +823,12 @@ class Grant(models.Model):
     def removal_is_overdue(self, now: datetime) -> bool:
         """The instance form of ``GrantQuerySet.removal_overdue``."""
         threshold = now - timedelta(seconds=settings.ZERO_REMOVAL_ALERT_SECONDS)
+        if (
+            self.expires_at <= threshold
+            and self.sync_status != SyncStatus.REMOVED
+            and not targets.closes_by_itself(self.resource.cluster)
+        ):
+            return True
         return (
             self.state == GrantState.REVOKED
             and self.revoked_at is not None

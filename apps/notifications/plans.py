@@ -33,7 +33,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from apps.access import events, oncall, reach, schedules, stages
+from apps.access import events, oncall, reach, schedules, stages, targets
 from apps.access.durations import duration_label
 from apps.access.models import AccessRequest, Grant
 from apps.access.states import (
@@ -442,7 +442,10 @@ def removal_overdue(*, grant_id: int | None = None, **_: Any) -> list[Message]:
     """A revocation Zero has not confirmed in time: every approver must know the user may
     still get in. Nothing is planned once Zero confirmed the removal meanwhile."""
     grant = _grant(grant_id)
-    if grant is None or grant.revoked_at is None or grant.sync_status == SyncStatus.REMOVED:
+    if grant is None or grant.sync_status == SyncStatus.REMOVED:
+        return []
+    # An expiry is a removal only where the worker, not Pomerium, closes the rule.
+    if grant.revoked_at is None and targets.closes_by_itself(grant.resource.cluster):
         return []
     ctx = {**_grant_context(grant), "admin_url": admin_grant_url(grant)}
     return [

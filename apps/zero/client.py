@@ -33,8 +33,8 @@ from urllib.parse import quote
 import requests
 
 from apps import ppl as ppl_lib
+from apps.access import clusters, targets
 from apps.zero import contract
-from jitportal import zero_clusters
 
 __all__ = [
     "POLICY_PROPERTIES",
@@ -149,6 +149,9 @@ class ZeroClient:
     threads. ``calls`` counts requests by (method, path template), e.g.
     ``calls[("POST", "/token")]``.
     """
+
+    # Zero's v0 API: date windows, recurring windows, changesets, an activity log.
+    capabilities: frozenset[str] = targets.ZERO_V0
 
     def __init__(
         self,
@@ -527,6 +530,14 @@ class ZeroClient:
         """The namespace's routes (to show which routes a policy protects)."""
         return self._paged("/routes", {"namespaceId": self.namespace_id()})
 
+    def attach_policy(self, route_id: str, policy_id: str) -> bool:
+        """Not done through Zero's v0 API: attach the policy to its routes in the Zero
+        console (docs/sync.md "Routes"). Raises ZeroPermanentError saying so."""
+        raise ZeroPermanentError(
+            f"route {route_id}: attach policy {policy_id} to it in the Zero console; the "
+            "portal attaches policies to routes only through ConfigService targets"
+        )
+
     def cluster_settings(self) -> dict[str, Any]:
         """The cluster's settings, e.g. ``autoApplyChangesets``."""
         settings = self._get_object(
@@ -607,13 +618,11 @@ _cached: dict[tuple[Any, ...], ZeroClient] = {}
 
 def default_cluster_id() -> str:
     """The Zero cluster id of the default cluster (``ZERO_DEFAULT_CLUSTER``; normally
-    ``CLUSTER_ID``)."""
+    ``CLUSTER_ID``). When the default target is not a Zero cluster (a Core), ``CLUSTER_ID``
+    (normally empty)."""
     from django.conf import settings
 
-    clusters = zero_clusters.cluster_set(
-        settings.CLUSTER_ID, dict(settings.ZERO_CLUSTERS), settings.ZERO_DEFAULT_CLUSTER
-    )
-    return clusters[settings.ZERO_DEFAULT_CLUSTER]
+    return clusters.zero_clusters().get(settings.ZERO_DEFAULT_CLUSTER, settings.CLUSTER_ID)
 
 
 def _settings_key() -> tuple[Any, ...]:

@@ -17,6 +17,7 @@ from django.conf import settings
 from apps import ppl as ppl_lib
 from apps.access import targets
 from apps.access.models import Grant, Resource
+from apps.zero import windows
 
 # The managed properties: what the portal owns in a policy and compares on every sync.
 MANAGED_KEYS = ("name", "description", "explanation", "remediation", "enforced", "ppl")
@@ -47,23 +48,57 @@ def rule_key(
     )
 
 
+def grant_key(grant: Any, now: datetime, caps: frozenset[str]) -> RuleKey | None:
+    """The key of the rule ``grant`` (in policy: not revoked, not over) has at ``now`` on a
+    target with ``caps``; ``None`` when the policy must not carry it now.
+
+    Where the target closes windows by itself that is the grant's own window and criteria.
+    Where the worker does (``apps.zero.windows``), the key names the window the rule is in
+    the policy for, so it changes at every boundary, and leaves out the criteria the
+    target lacks: no ``date`` (``render`` writes none), and the schedule's ``day_of_week``/
+    ``time_of_day`` where the worker evaluates the schedule.
+    """
+    window = windows.grant_window(grant, now, caps)
+    if window is None:
+        return None
+    criteria = list(grant.criteria or [])
+    if targets.RECURRING not in caps:
+        criteria = windows.strip_schedule_criteria(criteria, grant.schedule)
+    return rule_key(grant.email, window.opens, window.closes, criteria)
+
+
 def wanted_grants(resource: Resource, now: datetime) -> dict[int, RuleKey]:
     """Grant id -> rule key of every grant the policy must carry at ``now``.
 
-    These are ``Grant.objects.in_policy``: not revoked, window not over (scheduled ones
-    included: their ``date.after`` keeps them closed until they start).
+    These are ``Grant.objects.in_policy`` (not revoked, window not over; scheduled ones
+    included where ``date.after`` keeps them closed until they start), and, on a target
+    that cannot close a window by itself, only those whose window is open at ``now``.
     """
+    caps = targets.capabilities(resource.cluster)
     rows = (
         Grant.objects.in_policy(resource, now)
         .order_by("pk")
-        .values_list("pk", "email", "not_before", "expires_at", "criteria")
+        .only("pk", "email", "not_before", "expires_at", "criteria", "schedule")
     )
-    return {pk: rule_key(email, start, end, criteria) for pk, email, start, end, criteria in rows}
+    wanted = {}
+    for grant in rows:
+        key = grant_key(grant, now, caps)
+        if key is not None:
+            wanted[grant.pk] = key
+    return wanted
+
+
+def dated(resource: Resource) -> bool:
+    """Do the resource's grant rules carry their own ``date`` window?"""
+    return targets.DATE in targets.capabilities(resource.cluster)
 
 
 def render(resource: Resource, wanted: Mapping[int, RuleKey]) -> list[dict[str, Any]]:
-    """The PPL for the base rules plus the given grant rules (deterministic)."""
-    return ppl_lib.render_policy(resource.base_ppl or [], _grant_rules(wanted.values()))
+    """The PPL for the base rules plus the given grant rules (deterministic). On a target
+    without ``date`` the grant rules carry the email and the level's criteria only."""
+    return ppl_lib.render_policy(
+        resource.base_ppl or [], _grant_rules(wanted.values()), dated=dated(resource)
+    )
 
 
 def _grant_rules(keys: Iterable[RuleKey]) -> list[ppl_lib.GrantRule]:
@@ -94,9 +129,10 @@ def refused_rules(wanted: Mapping[int, RuleKey], registry: frozenset[str]) -> di
     return refused
 
 
-def rule_text(key: RuleKey) -> str:
-    """The canonical JSON of the one rule a grant's key renders (as ``render`` writes it)."""
-    return ppl_lib.dumps(ppl_lib.render_policy([], _grant_rules([key]))[0])
+def rule_text(key: RuleKey, *, dated: bool = True) -> str:
+    """The canonical JSON of the one rule a grant's key renders (as ``render`` writes it;
+    ``dated``: with its ``date`` criterion, see ``dated()``)."""
+    return ppl_lib.dumps(ppl_lib.render_policy([], _grant_rules([key]), dated=dated)[0])
 
 
 def _parse(value: str) -> datetime:

@@ -90,6 +90,21 @@ class PolicySync(models.Model):
         editable=False,
         help_text="Routes the policy is attached to: [{id, name, from}] from Zero's listing.",
     )
+    due_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The next instant a grant's rule must appear or disappear, on a target that "
+        "cannot open or close a window by itself (apps.zero.windows); a pass is queued for "
+        "that second, and the tick syncs every resource whose due_at is past.",
+    )
+    boundary_eta = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The eta of the boundary pass last queued (apps.zero.tasks."
+        "schedule_boundary): one chain of boundary passes per resource.",
+    )
     # A lease, not a database lock: a sync must not hold a transaction open across HTTP
     # calls, so it claims the row with a conditional UPDATE and frees it when done. An
     # expired lease (a crashed worker) is simply claimed again.

@@ -17,14 +17,15 @@ from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from apps.access import enforcement
+from apps.access import enforcement, targets
 from apps.access.models import Grant, Resource
 from apps.access.states import OPEN_GRANT_STATES, GrantState, SyncStatus
 from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
+from apps.zero import windows
 from apps.zero.actions import ZeroAction
-from apps.zero.desired import RuleKey, rule_key
+from apps.zero.desired import RuleKey, grant_key
 from apps.zero.models import PolicySync
 
 CLOSED_GRANT_STATES = (GrantState.REVOKED, GrantState.EXPIRED)
@@ -61,6 +62,10 @@ class PassResult:
     refused: dict[int, str] = field(default_factory=dict)
     held_rules: set[str] | None = None  # the grant/base rules Zero held before this pass
     audits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # The instant the pass computed its windows for (its ``now``), and the next one at
+    # which a grant's rule must appear or disappear (``windows.next_boundary``).
+    now: datetime | None = None
+    due_at: datetime | None = None
 
     def audit(self, action: str, details: dict[str, Any]) -> None:
         """Queue an entry about the policy; written with the pass's outcome."""
@@ -168,6 +173,7 @@ def record_success(
             ),
             pending_changeset_ids=result.pending_changesets,
             pending_reason=result.pending_reason if result.pending_apply else "",
+            due_at=result.due_at,
             routes=result.routes if result.routes is not None else state.routes,
             duplicate_policy_ids=(
                 result.duplicate_policy_ids
@@ -177,16 +183,22 @@ def record_success(
         )
         _write_audits(resource, result)
         _mark_refused(resource, result)
+        caps = targets.capabilities(resource.cluster)
+        worker_windows = windows.needs_worker(caps)
+        at = result.now or now
         for grant in grants:
-            current = rule_key(grant.email, grant.not_before, grant.expires_at, grant.criteria)
-            in_policy = result.wanted.get(grant.pk) == current
-            if in_policy and grant.state in OPEN_GRANT_STATES:
+            current = grant_key(grant, at, caps) if grant.state in OPEN_GRANT_STATES else None
+            in_policy = current is not None and result.wanted.get(grant.pk) == current
+            if in_policy:
+                window = windows.grant_window(grant, at, caps) if worker_windows else None
                 live += enforcement.confirm_live(
                     grant,
                     at=enforced_at,
                     policy_id=result.policy_id,
                     pending=unconfirmed,
                     reason=waiting,
+                    # The worker added the rule for this window: confirm it for this one.
+                    since=window.opens if window is not None else None,
                 )
             elif grant.pk not in result.wanted and grant.state in CLOSED_GRANT_STATES:
                 removed += enforcement.confirm_removed(

@@ -41,11 +41,12 @@ from django.utils import timezone
 
 from apps import ppl as ppl_lib
 from apps.audit.models import AuditAction
-from apps.zero import identity
-from apps.zero.client import ZeroClient, ZeroError, ZeroPermanentError
+from apps.zero import desired, identity
+from apps.zero.client import ZeroClient, ZeroError, ZeroPermanentError, ZeroTransientError
 from apps.zero.identity import Identity
 from apps.zero.models import PolicySync
 from apps.zero.outcomes import PassResult
+from apps.zero.port import PolicyStore
 
 logger = logging.getLogger("apps.zero.sync")
 
@@ -118,7 +119,7 @@ def hand_editors(
 
 
 def attached_routes(
-    client: ZeroClient, state: PolicySync, policy: dict[str, Any], policy_id: str, force: bool
+    client: PolicyStore, state: PolicySync, policy: dict[str, Any], policy_id: str, force: bool
 ) -> list[dict[str, Any]]:
     """Routes the policy is attached to: from the routes listing on forced passes (it has
     the ``from`` URLs), otherwise from the policy's own ``routes`` when they changed."""
@@ -145,6 +146,28 @@ def attached_routes(
         for r in refs
         if isinstance(r, dict)
     ]
+
+
+# --------------------------------------------------------------------------- #
+# Enforcement: a read-back (no changesets)
+# --------------------------------------------------------------------------- #
+
+CONFIRMED_BY_READ_BACK = "read_back"
+
+
+def read_back(client: PolicyStore, result: PassResult, wanted_digest: str) -> None:
+    """On a target that applies a write at once (no changesets), prove the policy holds
+    what the portal wants by reading it back: equal managed content confirms it
+    (``read_back``). Anything else raises ``ZeroTransientError``: someone wrote in between
+    (last write wins), and the next pass finds it as drift, repairs and audits it."""
+    policy = client.get_policy(result.policy_id)
+    found = desired.state_digest(desired.managed_state(policy))
+    if found != wanted_digest:
+        raise ZeroTransientError(
+            f"policy {result.policy_id} read back with other content than the portal wrote "
+            "(someone else wrote it meanwhile); it is compared and repaired on the next pass"
+        )
+    _confirmed(result, timezone.now(), CONFIRMED_BY_READ_BACK)
 
 
 # --------------------------------------------------------------------------- #

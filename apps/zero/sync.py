@@ -52,18 +52,17 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps import ppl as ppl_lib
-from apps.access import clusters, events
+from apps.access import clusters, events, targets
 from apps.access.models import Grant, Resource
 from apps.access.states import SyncStatus
 from apps.audit import services as audit
 from apps.audit.models import AuditAction
 from apps.audit.services import record
-from apps.zero import desired, identity, remote
+from apps.zero import desired, identity, port, remote, windows
 from apps.zero.client import (
     ZeroClient,
     ZeroError,
     ZeroPermanentError,
-    get_client,
 )
 from apps.zero.desired import desired_policy
 from apps.zero.models import PolicySync, RemovalAlert
@@ -74,6 +73,7 @@ from apps.zero.outcomes import (
     record_failure,
     record_success,
 )
+from apps.zero.port import PolicyStore
 
 __all__ = ["LEASE_SECONDS", "SyncOutcome", "desired_policy", "resources_to_reconcile"]
 
@@ -280,10 +280,12 @@ def _changed_since(resource_id: int, generation: int | None) -> bool:
 
 def _settled(state: PolicySync, generation: int) -> bool:
     """Has a successful pass already settled ``generation``, with Zero enforcing it? (A
-    resource never synced has not, even at generation 0: its policy must exist; and a
-    change waiting for a changeset is not settled until Zero applies it.)"""
+    resource never synced has not, even at generation 0: its policy must exist; a
+    change waiting for a changeset is not settled until Zero applies it; and a window
+    boundary the worker must enforce, ``due_at``, unsettles it once it has passed.)"""
     return (
         state.last_success_at is not None
+        and (state.due_at is None or state.due_at > timezone.now())
         and state.synced_generation >= generation
         and not state.pending_apply
         and not state.retired_policies
@@ -291,25 +293,17 @@ def _settled(state: PolicySync, generation: int) -> bool:
     )
 
 
-def _cluster_client(resource: Resource, base: ZeroClient | None) -> ZeroClient:
-    """The client of the resource's cluster: the process-wide one, or one configured like
-    ``base`` (a caller's client, taken to be the default cluster's) for that cluster.
-    Raises SyncRefused for a cluster name that is not configured (any more)."""
+def _cluster_client(resource: Resource, base: ZeroClient | None) -> PolicyStore:
+    """The store of the resource's target (``port.store_for``): the process-wide one, or,
+    for a Zero cluster, one configured like ``base`` (a caller's client, taken to be the
+    default cluster's). Raises SyncRefused for a target name that is not configured."""
     try:
-        cluster_id = clusters.cluster_id(resource.cluster)
+        return port.store_for(resource.cluster, base=base)
     except KeyError:
         raise SyncRefused(
             f"the resource names cluster {resource.cluster!r}, which is not configured "
             f"(ZERO_CLUSTERS: {', '.join(clusters.names())})"
         ) from None
-    if base is None:
-        return get_client(cluster_id)
-    # A caller's client is the default cluster's (as it was before there were several).
-    return (
-        base
-        if resource.cluster == clusters.default_cluster_name()
-        else base.for_cluster(cluster_id)
-    )
 
 
 def _leased_pass(
@@ -332,7 +326,9 @@ def _leased_pass(
     refused = desired.refused_rules(wanted, registry)
     wanted = {gid: key for gid, key in wanted.items() if gid not in refused}
     props = desired.properties(resource, desired.render(resource, wanted))
-    result = PassResult(generation=generation, wanted=wanted, refused=dict(refused))
+    result = PassResult(generation=generation, wanted=wanted, refused=dict(refused), now=now)
+    # Where the worker opens and closes windows, the next second a rule must change.
+    result.due_at = windows.next_boundary(resource, now)
     result.has_unsettled = has_unsettled(resource, wanted)
     try:
         client = _cluster_client(resource, base)
@@ -449,7 +445,7 @@ def _follow_move(state: PolicySync, cluster_id: str, result: PassResult) -> Poli
     return PolicySync.objects.select_related("resource").get(pk=state.pk)
 
 
-def _retire_moved(client: ZeroClient, state: PolicySync, result: PassResult) -> None:
+def _retire_moved(client: PolicyStore, state: PolicySync, result: PassResult) -> None:
     """Delete the policies left in clusters the resource moved away from, but only once
     Zero enforces the policy in the new cluster. A deletion that fails is kept for the
     next pass (the tick keeps syncing a resource with retired policies); it does not fail
@@ -462,7 +458,7 @@ def _retire_moved(client: ZeroClient, state: PolicySync, result: PassResult) -> 
         policy_id = str(old.get("policy_id") or "")
         if policy_id == result.policy_id:
             continue  # moved back before it was deleted: that policy is ours again
-        old_client = client.for_cluster(str(old.get("cluster_id") or ""))
+        old_client, fresh = port.store_at(str(old.get("cluster_id") or ""), client)
         try:
             old_client.delete_policy(policy_id)
         except ZeroPermanentError as exc:
@@ -475,7 +471,7 @@ def _retire_moved(client: ZeroClient, state: PolicySync, result: PassResult) -> 
             kept.append(old)
             continue
         finally:
-            if old_client is not client:
+            if fresh:
                 old_client.session.close()
         result.audit(
             AuditAction.ZERO_POLICY_WRITTEN,
@@ -512,7 +508,10 @@ def _without_doubtful_rules(
     write still carries every removal; re-raise when there is none to leave out (then the
     base rules are what Zero refuses). Returns the properties to write instead."""
     held = result.held_rules or set()
-    doubtful = [gid for gid, key in result.wanted.items() if desired.rule_text(key) not in held]
+    dated = desired.dated(resource)
+    doubtful = [
+        gid for gid, key in result.wanted.items() if desired.rule_text(key, dated=dated) not in held
+    ]
     if not doubtful:
         raise exc
     reason = (
@@ -538,7 +537,7 @@ MAX_ATTEMPTED = 10  # write attempts remembered to recognise a lost answer
 
 
 def _remote(
-    client: ZeroClient,
+    client: PolicyStore,
     state: PolicySync,
     resource: Resource,
     props: dict[str, Any],
@@ -575,7 +574,12 @@ def _remote(
         ):
             # Our earlier write took effect although its answer never reached us.
             _late_confirmed(state, result, found_digest)
+    confirmed_routes = _attach_routes(client, state, resource, result, force)
     result.routes = remote.attached_routes(client, state, policy, result.policy_id, force)
+    listed = {r.get("id") for r in result.routes if isinstance(r, dict)}
+    result.routes += [
+        {"id": r, "name": None, "from": None} for r in confirmed_routes if r not in listed
+    ]
     # A policy left in a former cluster is deleted once this one is confirmed enforced.
     if (
         result.wrote
@@ -585,9 +589,15 @@ def _remote(
         or state.confirmed_by == remote.CONFIRMED_BY_SETTINGS
         or force
     ):
+        if targets.CHANGESETS not in client.capabilities:
+            # No changesets: the write is enforced at once; reading it back proves it holds.
+            remote.read_back(client, result, wanted_digest)
+            return
         own = identity.own_identity(client.cluster_id)
         try:
-            remote.settle_changesets(client, state, result, own, written_at=written_at)
+            remote.settle_changesets(
+                port.with_log(client), state, result, own, written_at=written_at
+            )
         except remote.ChangesetNeverApplied:
             if not force or result.wrote:
                 raise
@@ -611,11 +621,43 @@ def _remote(
                     "resubmitted": True,
                 },
             )
-            remote.settle_changesets(client, state, result, own, written_at=timezone.now())
+            remote.settle_changesets(
+                port.with_log(client), state, result, own, written_at=timezone.now()
+            )
+
+
+def _attach_routes(
+    client: PolicyStore, state: PolicySync, resource: Resource, result: PassResult, force: bool
+) -> list[str]:
+    """Add the policy's id to the ``policyIds`` of each route the resource names
+    (``Resource.routes``), touching nothing else on a route; a route that already lists it
+    costs one read and no write. Checked when the policy is new, on forced passes, and for
+    a route not yet seen attached. Returns the route ids now known to list the policy.
+    Raises ZeroError (a missing route fails the pass)."""
+    wanted = [r for r in (resource.routes or []) if isinstance(r, str) and r]
+    if targets.ROUTES not in client.capabilities:
+        return []  # attached by hand there (Resource.clean refuses routes for such a target)
+    known = {r.get("id") for r in (state.routes or []) if isinstance(r, dict)}
+    confirmed = []
+    for route_id in wanted:
+        confirmed.append(route_id)
+        if not (force or result.created or route_id not in known):
+            continue
+        if client.attach_policy(route_id, result.policy_id):
+            result.audit(
+                AuditAction.ZERO_POLICY_WRITTEN,
+                {
+                    "policy_id": result.policy_id,
+                    "route_id": route_id,
+                    "attached_to_route": True,
+                    "generation": result.generation,
+                },
+            )
+    return confirmed
 
 
 def _find(
-    client: ZeroClient,
+    client: PolicyStore,
     state: PolicySync,
     resource: Resource,
     result: PassResult,
@@ -661,7 +703,7 @@ def _find(
 
 
 def _create_recorded(
-    client: ZeroClient,
+    client: PolicyStore,
     state: PolicySync,
     resource: Resource,
     props: dict[str, Any],
@@ -690,7 +732,7 @@ def _create_recorded(
 
 
 def _create(
-    client: ZeroClient, resource: Resource, props: dict[str, Any], result: PassResult
+    client: PolicyStore, resource: Resource, props: dict[str, Any], result: PassResult
 ) -> dict[str, Any]:
     """Create the policy. Zero's spec defines no conflict answer: a 409 (or 400 naming a
     duplicate) means it exists after all, e.g. a create whose answer was lost, so the
@@ -711,7 +753,7 @@ def _create(
 
 
 def _write(
-    client: ZeroClient,
+    client: PolicyStore,
     state: PolicySync,
     policy: dict[str, Any],
     props: dict[str, Any],
@@ -727,8 +769,12 @@ def _write(
     drift = False
     editors: list[str] | None = None
     if changed:
-        own = identity.own_identity(client.cluster_id)
-        seen = remote.hand_editors(client, state, result.policy_id, found_digest, own)
+        seen = None  # without an activity log, the content alone says whose it is
+        if targets.ACTIVITY_LOG in client.capabilities:
+            own = identity.own_identity(client.cluster_id)
+            seen = remote.hand_editors(
+                port.with_log(client), state, result.policy_id, found_digest, own
+            )
         ours = seen[1] if seen is not None else found_digest in (state.attempted_digests or [])
         if ours:
             _late_confirmed(state, result, found_digest)
@@ -757,6 +803,12 @@ def _write(
     if drift:
         details["expected_digest"] = state.remote_digest
         details["changed_by"] = editors
+        if policy.get("modifiedAt"):
+            # Without an activity log: when the edit was made, next to our last write.
+            details["modified_at"] = str(policy["modifiedAt"])
+            details["last_written_at"] = (
+                state.last_written_at.isoformat() if state.last_written_at else None
+            )
         result.audit(AuditAction.ZERO_DRIFT_REPAIRED, details)
     else:
         details["adopted"] = not state.remote_digest  # first write to a policy found by name
@@ -839,18 +891,34 @@ def resources_to_reconcile() -> list[int]:
 # --------------------------------------------------------------------------- #
 
 
-def resources_to_tick() -> list[int]:
+def resources_to_tick(now: datetime | None = None) -> list[int]:
     """Ids of resources the 30-second tick syncs: those with a revoked or expired grant
-    whose removal Zero has not confirmed, or a change Zero has not settled yet."""
+    whose removal Zero has not confirmed, a change Zero has not settled yet, or a window
+    boundary the worker must enforce that is past (``due_at``: the fallback when the pass
+    queued for that second was lost, or the worker was down)."""
+    now = now or timezone.now()
     unremoved = Grant.objects.filter(state__in=CLOSED_GRANT_STATES).exclude(
         sync_status=SyncStatus.REMOVED
     )
-    return _resource_ids(Q(pk__in=unremoved.values("resource_id")) | _unsettled())
+    return _resource_ids(
+        Q(pk__in=unremoved.values("resource_id")) | _unsettled() | Q(zero__due_at__lte=now)
+    )
+
+
+def due_at(resource_id: int) -> datetime | None:
+    """The next window boundary recorded for the resource (``PolicySync.due_at``)."""
+    return (
+        PolicySync.objects.filter(resource_id=resource_id).values_list("due_at", flat=True).first()
+    )
 
 
 def flag_overdue_removals(now: datetime | None = None) -> int:
     """Raise one alert per overdue revocation: an audit entry and a notice to the
-    resource's approvers (``events.REMOVAL_OVERDUE``). Returns how many were raised."""
+    resource's approvers (``events.REMOVAL_OVERDUE``). Returns how many were raised.
+
+    On a target that cannot close a rule by itself an expiry is a removal too: a grant
+    whose end passed ``ZERO_REMOVAL_ALERT_SECONDS`` ago without a confirmed removal is
+    alerted the same way (``revoked_at`` is then its end, with ``expired: true``)."""
     now = now or timezone.now()
     raised = 0
     for grant in (
@@ -858,8 +926,8 @@ def flag_overdue_removals(now: datetime | None = None) -> int:
         .exclude(pk__in=RemovalAlert.objects.values("grant_id"))
         .select_related("resource")
     ):
-        revoked_at = grant.revoked_at
-        assert revoked_at is not None  # removal_overdue() filters on it
+        # Revoked, or (on a target that cannot close a rule by itself) ended by the clock.
+        revoked_at = grant.revoked_at or grant.expires_at
         with audit.atomic():
             _, created = RemovalAlert.objects.get_or_create(
                 grant=grant, defaults={"raised_at": now, "revoked_at": revoked_at}
@@ -874,6 +942,7 @@ def flag_overdue_removals(now: datetime | None = None) -> int:
                     "email": grant.email,
                     "revoked_at": revoked_at.isoformat(),
                     "seconds_since_revocation": int((now - revoked_at).total_seconds()),
+                    **({} if grant.revoked_at else {"expired": True}),
                     "sync_status": grant.sync_status,
                     "sync_error": grant.sync_error[:300] or None,
                 },

@@ -20,18 +20,31 @@ Zero within one tick of Zero recovering, not at the 5-minute reconcile. It also 
 each cluster's activity log once and force-syncs every managed policy someone else
 changed since the last tick, so a console edit is repaired within one tick. Tick passes
 do not retry: the next tick is their retry.
+
+Window boundaries on a target that cannot close a rule by itself (no ``date``; Pomerium
+Core): after every pass that ran, ``schedule_boundary`` queues ``zero.sync_resource`` with
+``eta`` = the resource's next boundary (``PolicySync.due_at``, from ``apps.zero.windows``),
+so the rule appears or disappears at that second. A boundary further than
+``BOUNDARY_HORIZON`` away is approached in hops (a wake-up that only re-queues itself), so
+no message waits in the broker longer than its redelivery timeout. Duplicates are
+harmless: the first pass at the boundary writes, the others find nothing to do and queue
+nothing. The tick is the fallback: it syncs every resource whose ``due_at`` is past, so
+after a worker outage every overdue change is made within one tick of its return.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
 from apps.zero import sync, watch
+from apps.zero.models import PolicySync
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +63,50 @@ def backoff(failures: int, retry_after: float | None = None) -> float:
     if retry_after is not None:
         delay = max(delay, min(MAX_RETRY_AFTER, max(0.0, retry_after)))
     return delay
+
+
+# Below Redis's default visibility timeout (1 h): an ETA message waiting longer would be
+# delivered again (harmless, but noise).
+BOUNDARY_HORIZON = timedelta(minutes=30)
+BUSY_BOUNDARY_RETRY = 1.0
+
+
+def schedule_boundary(
+    resource_id: int, *, replacing: datetime | None = None, now: datetime | None = None
+) -> datetime | None:
+    """Queue a pass of the resource for its next window boundary (``sync.due_at``), or for
+    ``BOUNDARY_HORIZON`` from now when that is later. Returns the eta queued, or None.
+
+    One chain per resource: the eta queued is recorded (``PolicySync.boundary_eta``) with
+    a conditional UPDATE, so the same eta is never queued twice, and a boundary pass
+    (``replacing`` = its own eta) re-queues only if no newer eta was queued meanwhile
+    (0 rows changed: someone else got there first). Never raises: when the broker is
+    down, the tick is the fallback.
+    """
+    due = sync.due_at(resource_id)
+    if due is None:
+        return None
+    now = now or timezone.now()
+    eta = min(due, now + BOUNDARY_HORIZON)
+    rows = PolicySync.objects.filter(resource_id=resource_id)
+    if replacing is not None:
+        # This chain's own message: it carries on only if no other eta was queued since.
+        rows = rows.filter(boundary_eta=replacing)
+    else:
+        rows = rows.exclude(boundary_eta=eta)  # already queued for that second
+    if not rows.update(boundary_eta=eta):
+        return None
+    try:
+        sync_resource.apply_async(
+            kwargs={"resource_id": resource_id, "boundary_eta": eta.isoformat()}, eta=eta
+        )
+    except Exception:
+        log.exception("could not queue the boundary pass of resource %s", resource_id)
+        PolicySync.objects.filter(resource_id=resource_id, boundary_eta=eta).update(
+            boundary_eta=None
+        )
+        return None
+    return eta
 
 
 # Below the sync's lease (sync.LEASE_SECONDS, 120 s): a pass stuck on a slow Zero is
@@ -73,21 +130,41 @@ def sync_resource(
     force: bool = False,
     apply_checks: int = 0,
     from_tick: bool = False,
+    boundary_eta: str | None = None,
 ) -> dict[str, Any]:
     """Sync one resource's Zero policy (see ``apps.zero.sync.sync_resource``).
 
     Returns quietly when the resource is gone. ``apply_checks`` counts retries spent
     waiting for Zero to finish applying; the rest of ``request.retries`` are failures.
-    ``from_tick`` passes never retry.
+    ``from_tick`` passes never retry. After a pass that ran, the resource's next window
+    boundary is queued (``schedule_boundary``); a boundary pass (``boundary_eta``: the eta
+    it was queued for) that finds nothing to do (early, or a wake-up on the way to a
+    distant boundary) queues the next hop, unless a newer one was queued meanwhile.
     """
     outcome = sync.sync_resource(resource_id, force=force)
-    kwargs = {"resource_id": resource_id, "force": force, "apply_checks": apply_checks}
+    if outcome.status == sync.SYNCED:
+        schedule_boundary(resource_id)
+    elif boundary_eta and outcome.status == sync.UP_TO_DATE:
+        schedule_boundary(resource_id, replacing=datetime.fromisoformat(boundary_eta))
+    kwargs: dict[str, Any] = {
+        "resource_id": resource_id,
+        "force": force,
+        "apply_checks": apply_checks,
+    }
     limit = self.max_retries + APPLY_RECHECKS
     if outcome.status == sync.MISSING:
         return {"status": outcome.status}
     if from_tick:  # the next tick is the retry
         return {"status": outcome.status, "summary": outcome.summary()}
     if outcome.status == sync.BUSY:
+        if boundary_eta and self.request.retries < limit:
+            # The holder may have read the windows just before this boundary: come back in
+            # a second rather than leave the boundary to the tick.
+            raise self.retry(
+                kwargs={**kwargs, "boundary_eta": boundary_eta},
+                countdown=BUSY_BOUNDARY_RETRY,
+                max_retries=limit,
+            )
         # The lease holder settles this change before it lets go (sync.sync_resource);
         # waiting here would only add a retry 2 s from now.
         return {"status": outcome.status}

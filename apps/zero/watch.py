@@ -11,6 +11,12 @@ forced one, which compares with Zero, overwrites the edit and audits
 ``zero.drift_repaired`` naming the editor. So a console edit is repaired within one tick,
 not at the 5-minute reconcile.
 
+A target without an activity log (ConfigService: Core, Enterprise) is compared instead:
+one listing of its policies per tick (every page), each managed policy's content against
+the portal's last write (``PolicySync.remote_digest``). A policy whose content differs, or
+that is gone, is someone else's edit: the forced sync repairs it and audits
+``zero.drift_repaired`` with the policy's ``modifiedAt`` beside the portal's last write.
+
 Nothing is lost when the log cannot be read (an outage, a page cap below what arrived):
 a cursor that cannot be reached makes every managed policy of the cluster be compared,
 and the 5-minute reconcile still compares everything.
@@ -28,9 +34,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps import ppl as ppl_lib
-from apps.access import clusters
+from apps.access import clusters, targets
 from apps.access.models import Resource
-from apps.zero import identity
+from apps.zero import desired, identity, port
 from apps.zero.client import PAGE_SIZE, ZeroClient, ZeroError, get_client
 from apps.zero.models import PolicySync, ZeroCluster
 
@@ -64,14 +70,72 @@ def drifted_resources() -> tuple[set[int], list[ClusterWatch]]:
         watch = _watch(get_client(cluster_id))
         watches.append(watch)
         drifted |= watch.drifted
+    for name in _compared_targets():
+        watch = _compare(name)
+        watches.append(watch)
+        drifted |= watch.drifted
     return drifted, watches
 
 
-def _watched_clusters() -> list[str]:
-    """Configured clusters that hold at least one managed policy."""
-    default = clusters.cluster_id(clusters.default_cluster_name())
+def _compared_targets() -> list[str]:
+    """Targets without an activity log that hold at least one managed policy."""
     held = set(PolicySync.objects.exclude(remote_policy_id="").values_list("cluster_id", flat=True))
-    return [c for c in clusters.configured().values() if c in held or (c == default and "" in held)]
+    found = []
+    for name in targets.names():
+        if targets.ACTIVITY_LOG in targets.capabilities(name):
+            continue
+        store = port.store_for(name)
+        if store.cluster_id in held:
+            found.append(name)
+    return found
+
+
+def _compare(name: str) -> ClusterWatch:
+    """One listing of the target's policies, each managed one compared with the portal's
+    last write: content that differs, or a policy that is gone, marks its resource."""
+    store = port.store_for(name)
+    watch = ClusterWatch(store.cluster_id)
+    rows = list(
+        PolicySync.objects.filter(cluster_id=store.cluster_id)
+        .exclude(remote_policy_id="")
+        .values_list("remote_policy_id", "resource_id", "remote_digest")
+    )
+    calls_before = sum(store.calls.values())
+    try:
+        listed = {str(p.get("id")): p for p in store.list_policies()}
+    except ZeroError as exc:
+        watch.error = str(exc)
+        watch.caught_up = False
+        logger.info("policies of target %s unavailable: %s", name, exc)
+        return watch
+    finally:
+        watch.calls = sum(store.calls.values()) - calls_before
+    watch.entries = len(listed)
+    for policy_id, resource_id, digest in rows:
+        policy = listed.get(policy_id)
+        if policy is None:
+            watch.drifted.add(resource_id)
+            watch.editors[resource_id] = ["(deleted outside the portal)"]
+            continue
+        if digest and desired.state_digest(desired.managed_state(policy)) != digest:
+            watch.drifted.add(resource_id)
+            watch.editors[resource_id] = [f"(modified at {policy.get('modifiedAt') or '?'})"]
+    if watch.drifted:
+        logger.info(
+            "target %s: %d managed policy(ies) differ from the portal's last write; "
+            "syncing them now",
+            name,
+            len(watch.drifted),
+        )
+    return watch
+
+
+def _watched_clusters() -> list[str]:
+    """Configured Zero clusters that hold at least one managed policy."""
+    zero = clusters.zero_clusters()
+    default = zero.get(clusters.default_cluster_name())
+    held = set(PolicySync.objects.exclude(remote_policy_id="").values_list("cluster_id", flat=True))
+    return [c for c in zero.values() if c in held or (c == default and "" in held)]
 
 
 def _managed(cluster_id: str) -> tuple[dict[str, int], dict[str, int], dict[str, set[str]]]:
@@ -79,7 +143,7 @@ def _managed(cluster_id: str) -> tuple[dict[str, int], dict[str, int], dict[str,
     for the cluster's managed policies (rows written before clusters were recorded are the
     default cluster's)."""
     holders = Q(cluster_id=cluster_id)
-    if cluster_id == clusters.cluster_id(clusters.default_cluster_name()):
+    if cluster_id == clusters.zero_clusters().get(clusters.default_cluster_name()):
         holders |= Q(cluster_id="")
     rows = (
         PolicySync.objects.filter(holders)

@@ -13,6 +13,9 @@ from devtools.zerosim.simulator import ZeroSimulator
 # The live stack (simulator + real worker) of the integration tests, on request only.
 from tests.zero.live import live, live_sim, worker, worker_env  # noqa: F401
 
+# The Core stand-in and a worker with only Core settings (tests/zero/test_core_windows.py).
+from tests.zero.test_core_integration import core, core_live  # noqa: F401
+
 
 @pytest.fixture
 def sim() -> Iterator[ZeroSimulator]:

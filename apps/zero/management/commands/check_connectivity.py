@@ -9,6 +9,14 @@ access; then the JWKS endpoint, the task broker, and each audit stream destinati
 ``FAIL  cluster NAME`` line per failing cluster. Exit 0 when nothing failed, 1 otherwise.
 No token or password is printed.
 
+For every ConfigService target (Core, or Zero/Enterprise as flavour ``api``;
+``POMERIUM_CORE_URL``, ``POMERIUM_TARGETS``): ``GetServerInfo`` (the flavour and version
+the server reports), write access (a scratch policy created and deleted: ConfigService has
+no changesets, so nothing waits for a human), and the expiry guarantee that applies: a
+target with the ``date`` criterion closes a grant's rule by itself, one without (Core) has
+it closed by the portal's worker. The first failure of a target ends its checks, so a bad
+shared secret is one readable line.
+
 The write check proves the token may write policies without changing anything: it
 re-PUTs one portal-managed policy with exactly the content Zero holds. With no managed
 policy yet it creates and deletes a scratch policy named ``jitportal-connectivity-check``,
@@ -28,11 +36,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from kombu import Connection
 
-from apps.access import clusters
+from apps.access import clusters, targets
 from apps.audit.stream import probe as audit_stream
 from apps.ppl import DENY_ALL_RULE
-from apps.zero import identity, remote
+from apps.zero import identity, port, remote
 from apps.zero.client import ZeroClient, ZeroPermanentError, default_cluster_id
+from apps.zero.configservice import ConfigServiceClient
 from apps.zero.models import PolicySync
 
 POLICY_PREFIX = "jit-"
@@ -57,7 +66,12 @@ def _managed_policy_ids(cluster_id: str | None = None) -> set[str]:
 
 
 def _secrets() -> list[str]:
-    found = [settings.API_USER_TOKEN, settings.AUDIT_STREAM_TOKEN]
+    found = [
+        settings.API_USER_TOKEN,
+        settings.AUDIT_STREAM_TOKEN,
+        settings.POMERIUM_SHARED_SECRET,
+        settings.POMERIUM_API_TOKEN,
+    ]
     password = urlsplit(settings.CELERY_BROKER_URL).password
     if password:
         found.append(password)
@@ -75,8 +89,8 @@ class Command(BaseCommand):
     help = "Check Zero, the JWKS endpoint and the broker; one ok/FAIL line each."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        configured = clusters.configured()
-        several = len(configured) > 1
+        configured = clusters.zero_clusters()
+        several = len(clusters.configured()) > 1
         failures = 0
         total = 0
         failing: list[tuple[str, str]] = []  # (cluster name, its first failure)
@@ -100,6 +114,14 @@ class Command(BaseCommand):
             total += len(checks)
             if failed:
                 failing.append((cluster_name, failed[0]))
+        for name, target in targets.configured().items():
+            if target.flavour == targets.ZERO:
+                continue
+            failed = self._configservice(name, target, several)
+            failures += len(failed)
+            total += 3
+            if failed:
+                failing.append((name, failed[0]))
         others = self._run(
             [("JWKS endpoint", self._jwks), ("Task broker", self._broker), *audit_stream.checks()]
         )
@@ -108,19 +130,56 @@ class Command(BaseCommand):
         if several:
             # One line per failing cluster, so an operator sees at once which one is down.
             for cluster_name, first in failing:
-                self.stdout.write(
-                    f"FAIL  cluster {cluster_name} ({configured[cluster_name]}): {first}"
-                )
+                address = clusters.configured().get(cluster_name, "")
+                self.stdout.write(f"FAIL  cluster {cluster_name} ({address}): {first}")
         if failures:
             where = (
                 f" (clusters: {', '.join(n for n, _ in failing)})" if several and failing else ""
             )
             raise CommandError(f"{failures} of {total} checks failed{where}", returncode=1)
 
-    def _run(self, checks: list[tuple[str, Callable[[], str]]]) -> list[str]:
+    def _configservice(self, name: str, target: targets.Target, several: bool) -> list[str]:
+        """The checks of one ConfigService target; the first failure ends them."""
+        store = port.store_for(name)
+        assert isinstance(store, ConfigServiceClient)
+        suffix = f" [{name}]" if several else ""
+        checks: list[tuple[str, Callable[[], str]]] = [
+            ("Pomerium server info" + suffix, partial(self._server_info, store, target)),
+            ("Pomerium policy write access" + suffix, partial(self._scratch, store)),
+            ("Pomerium expiry guarantee" + suffix, partial(self._guarantee, name)),
+        ]
+        return self._run(checks, stop_at_failure=True)
+
+    def _server_info(self, store: ConfigServiceClient, target: targets.Target) -> str:
+        info = store.server_info()
+        server = str(info.get("serverType") or "SERVER_TYPE_UNKNOWN")
+        flavour = server.removeprefix("SERVER_TYPE_").lower()
+        version = str(info.get("version") or "unknown version")
+        return f"{target.address} is Pomerium {flavour} {version} (target flavour {target.flavour})"
+
+    def _scratch(self, store: ConfigServiceClient) -> str:
+        scratch = store.create_policy(
+            {"name": SCRATCH_POLICY, "ppl": [DENY_ALL_RULE], "description": SCRATCH_NOTE}
+        )
+        store.delete_policy(str(scratch["id"]))
+        return f"created and deleted the scratch policy {SCRATCH_POLICY!r}"
+
+    def _guarantee(self, name: str) -> str:
+        if targets.closes_by_itself(name):
+            return "a grant's rule closes by itself in Pomerium (date criterion) at its end"
+        return (
+            "a grant's rule is closed by jitportal's worker (Core has no date criterion): "
+            "expiry is only as punctual as the worker"
+        )
+
+    def _run(
+        self, checks: list[tuple[str, Callable[[], str]]], *, stop_at_failure: bool = False
+    ) -> list[str]:
         """Run and print each check; returns the failures as "check: reason"."""
         failed: list[str] = []
         for name, check in checks:
+            if failed and stop_at_failure:
+                break
             try:
                 detail = check()
             except Skipped as exc:

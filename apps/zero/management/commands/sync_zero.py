@@ -18,9 +18,10 @@ from django.utils import timezone
 
 from apps.access import clusters
 from apps.access.models import Resource
-from apps.zero import desired
-from apps.zero.client import ZeroClient, ZeroError, ZeroPermanentError, get_client
+from apps.zero import desired, port
+from apps.zero.client import ZeroError, ZeroPermanentError
 from apps.zero.models import PolicySync
+from apps.zero.port import PolicyStore
 from apps.zero.sync import FAILED, resources_to_reconcile, sync_resource
 
 
@@ -49,7 +50,7 @@ class Command(BaseCommand):
         failed: list[str] = []
         for resource in sorted(resources, key=lambda r: r.slug):
             try:
-                client = get_client(clusters.cluster_id(resource.cluster))
+                client = port.store_for(resource.cluster)
             except KeyError:
                 self.stdout.write(
                     f"{resource.slug}: failed: cluster {resource.cluster!r} is not configured"
@@ -66,7 +67,7 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(f"sync failed for {', '.join(failed)}", returncode=1)
 
-    def _show(self, client: ZeroClient, resource: Resource) -> None:
+    def _show(self, client: PolicyStore, resource: Resource) -> None:
         props = desired.properties(resource, desired.desired_policy(resource, timezone.now()))
         self.stdout.write(f"# {resource.slug}: Zero policy {resource.policy_name!r}")
         if len(clusters.configured()) > 1:
@@ -88,7 +89,7 @@ class Command(BaseCommand):
         )
         self.stdout.write("\n".join(lines) if lines else "(no difference)")
 
-    def _remote(self, client: ZeroClient, resource: Resource) -> dict[str, Any] | None:
+    def _remote(self, client: PolicyStore, resource: Resource) -> dict[str, Any] | None:
         policy_id = (
             # A policy remembered in another cluster (a move not done yet) is not this one.
             PolicySync.objects.filter(resource=resource, cluster_id__in=[client.cluster_id, ""])
