@@ -143,6 +143,8 @@ class CoreSimulator(FaultsMixin):
         if moment is not None and moment.tzinfo is None:
             raise ValueError("the clock needs an aware datetime")
         self._frozen = moment
+        with self.store.lock:
+            self.store._last = datetime.min.replace(tzinfo=UTC)  # a set clock is obeyed
 
     @property
     def page_cap(self) -> int:
