@@ -58,6 +58,7 @@ import base64
 import binascii
 import copy
 import logging
+import math
 import secrets
 import signal
 import sys
@@ -203,6 +204,7 @@ class CoreSimulator(FaultsMixin):
             or set(claims) != {"exp"}
             or isinstance(exp, bool)
             or not isinstance(exp, int | float)
+            or not math.isfinite(exp)
         ):
             return "invalid JWT"
         if self.now().timestamp() > exp:

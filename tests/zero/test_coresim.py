@@ -8,6 +8,8 @@ client: these tests pin what the stand-in promises the client's tests.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import subprocess
 import sys
@@ -287,6 +289,8 @@ def test_core_criteria_in_yaml_or_json_compile(core: CoreSimulator, source: str)
         "permit:\n  or:\n    - accept: true\n",
         "allow:\n  or:\n    - email:\n        matches: a.*\n",
         "allow:\n  or:\n    - source_ip: not-an-ip\n",
+        "allow:\n  or:\n    - email:\n        in: a@x.com\n",  # in wants a list
+        "allow:\n  or:\n    - http_path:\n        starts_with: [1]\n",
     ],
 )
 def test_ppl_core_cannot_compile_is_invalid_argument(core: CoreSimulator, source: str) -> None:
@@ -454,3 +458,49 @@ def test_python_m_prints_one_line_without_the_secret() -> None:
     assert line.startswith("Core stand-in on http://127.0.0.1:")
     assert "shared secret the default test value" in line
     assert DEV_SHARED_SECRET not in line
+
+
+ODD_BODIES: list[object] = [
+    None,
+    [],
+    "text",
+    17,
+    {"id": None},
+    {"id": 5},
+    {"policy": None},
+    {"policy": {"id": None, "sourcePpl": "allow:\n  or:\n    - email:\n        in: a@x.com\n"}},
+    {"policy": {"sourcePpl": "allow:\n  or:\n    - email:\n        starts_with: [1]\n"}},
+    {"policy": {"sourcePpl": "&a [*a, *a]"}},
+    {"policy": {"sourcePpl": "allow:\n  or:\n    - http_method: {is: 5}\n"}},
+    {"policy": {"allowedIdpClaims": {"groups": [{"x": 1}]}}},
+    {"route": {"id": "wiki", "policyIds": "p"}},
+    {"route": {"id": "wiki", "from": ""}},
+    {"offset": "1e3"},
+    {"limit": 2**70},
+    {"orderBy": ","},
+    {"filter": {"$and": []}},
+    {"updateMask": "a.b", "policy": {"id": "x"}},
+]
+
+
+@pytest.mark.parametrize("method", contract.METHODS)
+def test_no_input_makes_a_5xx(core: CoreSimulator, method: str) -> None:
+    core.add_route("wiki", "https://wiki.example.com")
+    for body in ODD_BODIES:
+        response = rpc(core, method, body)
+        assert response.status_code < 500, (body, response.text)
+        if response.status_code != 200:
+            assert contract.errors("ConnectError", response.json()) == []
+    assert core.faults()["fault_count"] == 0
+
+
+def test_an_exp_that_is_not_a_finite_number_is_refused(core: CoreSimulator) -> None:
+    key = base64.b64decode(core.shared_secret)
+    header = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=")
+    payload = base64.urlsafe_b64encode(b'{"exp":NaN}').rstrip(b"=")
+    signing_input = header + b"." + payload
+    signature = base64.urlsafe_b64encode(
+        hmac.new(key, signing_input, hashlib.sha256).digest()
+    ).rstrip(b"=")
+    token = (signing_input + b"." + signature).decode()
+    refused(rpc(core, "GetServerInfo", {}, token=token), 401, "unauthenticated")
