@@ -31,7 +31,7 @@ from apps.accounts.middleware import request_user
 from apps.accounts.timezones import abbreviation, zone_for
 from apps.ppl import criteria_errors, validate_ppl
 
-from . import briefs, clusters, inbox, services, stages
+from . import briefs, clusters, inbox, services, stages, targets
 from .admin_actions import (
     BoundedRelatedOnlyFilter,
     ConfirmedAction,
@@ -234,6 +234,7 @@ class ResourceAdmin(StrictIdsMixin):
     search_fields = ("name", "slug", "description", "zero_policy_name")
     show_full_result_count = False  # one COUNT(*) per page view, not two
     readonly_fields = (
+        "expiry",
         "zero_status",
         "ppl_problems",
         "slack_webhook",
@@ -254,6 +255,7 @@ class ResourceAdmin(StrictIdsMixin):
             {
                 "fields": (
                     "cluster",
+                    "expiry",
                     "zero_policy_name",
                     "base_ppl",
                     "routes",
@@ -321,6 +323,13 @@ class ResourceAdmin(StrictIdsMixin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Resource]:
         return super().get_queryset(request).restrict(request_user(request))  # type: ignore[attr-defined]
+
+    @admin.display(description="Expiry")
+    def expiry(self, obj: Resource | None) -> str:
+        """Who closes a grant's rule at its end on the resource's target (read-only)."""
+        name = obj.cluster if obj is not None and obj.pk else clusters.default_cluster_name()
+        text = targets.expiry_enforcement(name)
+        return text[:1].upper() + text[1:]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)

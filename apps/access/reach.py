@@ -49,6 +49,7 @@ __all__ = [
     "WAITING",
     "Access",
     "access",
+    "closing",
     "outcome",
 ]
 
@@ -208,6 +209,29 @@ def access(grant: Any, *, now: datetime, zone: tzinfo = UTC) -> Access:
     if not is_open:
         return _opens(opens, zone, now)
     return Access(ALLOWED, f"Allowed now, until {when(closes, zone, now)}", until=closes)
+
+
+def closing(grant: Any, *, now: datetime, zone: tzinfo = UTC) -> str:
+    """Who ends the grant's access, and when, in one line: "Closes by itself in Pomerium at
+    17:00 CET" where the rule carries its own window, "Closed by jitportal at 17:00 CET"
+    where the worker must remove it (``targets.closes_by_itself``); "" once it has ended."""
+    if grant.state not in OPEN_GRANT_STATES or grant.expires_at <= now:
+        return ""
+    caps = targets.capabilities(grant.resource.cluster)
+    at = when(grant.expires_at, zone, now)
+    recurring = bool(grant.schedule)
+    if targets.DATE in caps:
+        text = f"Closes by itself in Pomerium at {at}"
+        if recurring and targets.RECURRING not in caps:
+            text += "; jitportal opens and closes each recurring window"
+        return text + "."
+    text = (
+        f"Closed by jitportal at {at}: this Pomerium cannot close a rule by itself, so "
+        "jitportal's worker removes it then"
+    )
+    if recurring:
+        text += ", and opens and closes each recurring window"
+    return text + "."
 
 
 def _opens(opens: datetime, zone: tzinfo, now: datetime) -> Access:

@@ -42,6 +42,7 @@ __all__ = [
     "capabilities",
     "closes_by_itself",
     "configured",
+    "expiry_enforcement",
     "flavour",
     "get",
     "names",
@@ -103,3 +104,28 @@ def capabilities(target: str) -> frozenset[str]:
 def closes_by_itself(target: str) -> bool:
     """Does Pomerium close a grant's rule at the window's end without the portal?"""
     return DATE in capabilities(target)
+
+
+BY_POMERIUM = "enforced by Pomerium itself"
+BY_WORKER = "enforced by jitportal's worker"
+
+
+def expiry_enforcement(target: str) -> str:
+    """Who ends a grant's access on ``target``, in the words the admin shows: Pomerium
+    itself (the rule carries its own window), or jitportal's worker (it removes the rule
+    at the end, and opens and closes recurring windows), which is only as good as the
+    worker: a worker that is down leaves the rule in place until it returns."""
+    caps = capabilities(target)
+    if DATE not in caps:
+        return (
+            f"{BY_WORKER}: this Pomerium cannot close a rule by itself, so the worker adds "
+            "each grant's rule when its window opens and removes it when it ends (to the "
+            "second while the worker runs; a worker outage delays removals until it is back, "
+            "and the overdue-removal alert says so)"
+        )
+    if RECURRING not in caps:
+        return (
+            f"{BY_POMERIUM} at a grant's end; recurring windows are opened and closed by "
+            "jitportal's worker"
+        )
+    return f"{BY_POMERIUM}: each rule carries its own window and closes at its end"

@@ -417,6 +417,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "req": req,
             "grant": grant,
             "access": access,
+            "closing": reach.closing(grant, now=now, zone=zone_for(request)) if grant else "",
             "outcome": outcome,
             "approvals_required": _approvals_required(req),
             "schedule_text": (

@@ -26,7 +26,7 @@ from django.utils import timezone
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
-from apps.access import reach, stages
+from apps.access import reach, stages, targets
 from apps.access.models import AccessRequest, Grant
 from apps.access.queries import grant_of
 from apps.access.schedules import rfc3339
@@ -175,6 +175,9 @@ def grant_out(grant: Grant, now: datetime, zone: tzinfo = UTC) -> dict[str, Any]
         "is_break_glass": grant.is_break_glass,
         "sync_status": grant.sync_status,
         "access": reach.access(grant, now=now, zone=zone).as_json(),
+        # Does Pomerium close the rule by itself at the end, or must the portal's worker?
+        "closes_by_itself": targets.closes_by_itself(resource.cluster),
+        "closing": reach.closing(grant, now=now, zone=zone),
         "live_at": grant.live_at,
         "enforced_at": grant.enforced_at,
         "revoked_at": grant.revoked_at,

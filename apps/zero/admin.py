@@ -84,6 +84,8 @@ class PolicySyncAdmin(StrictIdsMixin):
         "attempted_digests",
         "routes_attached",
         "retired",
+        "due_at",
+        "boundary_eta",
         "lease_owner",
         "lease_until",
     )

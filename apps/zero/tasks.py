@@ -89,8 +89,11 @@ def schedule_boundary(
     eta = min(due, now + BOUNDARY_HORIZON)
     rows = PolicySync.objects.filter(resource_id=resource_id)
     if replacing is not None:
+        # This chain's own message: it carries on only if no other eta was queued since.
         rows = rows.filter(boundary_eta=replacing)
-    if not rows.exclude(boundary_eta=eta).update(boundary_eta=eta):
+    else:
+        rows = rows.exclude(boundary_eta=eta)  # already queued for that second
+    if not rows.update(boundary_eta=eta):
         return None
     try:
         sync_resource.apply_async(
