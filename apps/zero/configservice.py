@@ -51,6 +51,7 @@ from jitportal import pomerium_targets
 
 __all__ = [
     "JWT_LIFETIME",
+    "LOCATION_PREFIX",
     "SERVICE",
     "TRANSIENT_CODES",
     "ConfigServiceClient",
@@ -61,6 +62,7 @@ __all__ = [
 logger = logging.getLogger("apps.zero.configservice")
 
 SERVICE = "pomerium.config.ConfigService"
+LOCATION_PREFIX = "target:"
 JWT_LIFETIME = 300  # seconds: "a few minutes ahead"
 PAGE_SIZE = 100  # asked for; the server may send fewer
 MAX_PAGES = 1000  # a server that ignores offset must not keep us looping
@@ -161,8 +163,9 @@ class ConfigServiceClient:
             raise ValueError("a ConfigService client needs a shared secret or an API token")
         self.base_url = base_url.rstrip("/")
         self.target = target
-        # Where the policies live, as PolicySync.cluster_id remembers it (moves).
-        self.cluster_id = f"{target}@{self.base_url}" if target else self.base_url
+        # Where the policies live, as PolicySync.cluster_id remembers it (moves): the target's
+        # name, so a Core that changes address is not taken for a move.
+        self.cluster_id = f"{LOCATION_PREFIX}{target}" if target else self.base_url
         self._secret = pomerium_targets.decode_secret(shared_secret) if shared_secret else b""
         self._secret_text = shared_secret
         self._api_token = api_token

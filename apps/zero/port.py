@@ -23,8 +23,8 @@ import requests
 from django.conf import settings
 
 from apps.access import targets
-from apps.zero.client import ZeroClient, get_client
-from apps.zero.configservice import ConfigServiceClient
+from apps.zero.client import ZeroClient, ZeroPermanentError, get_client
+from apps.zero.configservice import LOCATION_PREFIX, ConfigServiceClient
 
 __all__ = ["PolicyStore", "reset_store_cache", "store_at", "store_for", "with_log"]
 
@@ -117,15 +117,17 @@ def store_for(name: str, *, base: ZeroClient | None = None) -> PolicyStore:
 def store_at(location: str, current: PolicyStore) -> tuple[PolicyStore, bool]:
     """The store holding policies at ``location`` (a ``PolicySync.cluster_id``), and whether
     it is a fresh one the caller must close. ``current`` answers for its own location; a
-    ConfigService location is found among the configured targets; anything else is a Zero
-    cluster, reached like ``current`` when that is a Zero client."""
+    ConfigService location (``target:<name>``) is that target's store; anything else is a
+    Zero cluster, reached like ``current`` when that is a Zero client. Raises
+    ``ZeroPermanentError`` for a ConfigService target that is no longer configured."""
     if location == current.cluster_id:
         return current, False
-    for target in targets.configured().values():
-        if target.flavour != targets.ZERO:
-            store = _configservice(target)
-            if store.cluster_id == location:
-                return store, False
+    if location.startswith(LOCATION_PREFIX):
+        name = location.removeprefix(LOCATION_PREFIX)
+        target = targets.configured().get(name)
+        if target is None or target.flavour == targets.ZERO:
+            raise ZeroPermanentError(f"target {name!r} is no longer a ConfigService target")
+        return _configservice(target), False
     if isinstance(current, ZeroClient):
         return current.for_cluster(location), True
     return get_client(location), False

@@ -456,7 +456,7 @@ def _retire_moved(client: PolicyStore, state: PolicySync, result: PassResult) ->
     kept: list[dict[str, str]] = []
     for old in pending:
         policy_id = str(old.get("policy_id") or "")
-        if policy_id == result.policy_id:
+        if policy_id == result.policy_id and old.get("cluster_id") == client.cluster_id:
             continue  # moved back before it was deleted: that policy is ours again
         old_client, fresh = port.store_at(str(old.get("cluster_id") or ""), client)
         try:

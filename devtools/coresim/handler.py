@@ -163,6 +163,8 @@ class CoreRequestHandler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             length = -1
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True  # chunked bodies are not read: never reuse the socket
         if length < 0 or length > MAX_BODY:
             self.close_connection = True
             return None

@@ -97,9 +97,17 @@ def _check_value(name: str, value: object) -> None:
     problem = "error generating criterion rules: "
     if name in STRING_CRITERIA:
         if isinstance(value, dict):
-            unknown = sorted(set(value) - STRING_OPS)
+            unknown = sorted(set(value) - STRING_OPS, key=str)
             if unknown:
                 raise PPLError(f"{problem}unsupported string matcher operator: {unknown[0]}")
+            for op, operand in value.items():
+                if op in ("in", "not_in"):
+                    if not isinstance(operand, list) or not all(
+                        isinstance(item, str) for item in operand
+                    ):
+                        raise PPLError(f"{problem}{op} matcher requires an array of strings")
+                elif not isinstance(operand, str):
+                    raise PPLError(f"{problem}unsupported value type: {_type(operand)}")
         elif not isinstance(value, str):
             raise PPLError(f"{problem}unsupported value type: {_type(value)}")
     elif name == "source_ip":

@@ -58,6 +58,7 @@ import base64
 import binascii
 import copy
 import logging
+import math
 import secrets
 import signal
 import sys
@@ -143,6 +144,8 @@ class CoreSimulator(FaultsMixin):
         if moment is not None and moment.tzinfo is None:
             raise ValueError("the clock needs an aware datetime")
         self._frozen = moment
+        with self.store.lock:
+            self.store._last = datetime.min.replace(tzinfo=UTC)  # a set clock is obeyed
 
     @property
     def page_cap(self) -> int:
@@ -201,6 +204,7 @@ class CoreSimulator(FaultsMixin):
             or set(claims) != {"exp"}
             or isinstance(exp, bool)
             or not isinstance(exp, int | float)
+            or not math.isfinite(exp)
         ):
             return "invalid JWT"
         if self.now().timestamp() > exp:

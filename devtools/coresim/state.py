@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apps.zero import configservice_contract as contract
 from devtools.coresim.ppl import PPLError, Request, Rule, compile_ppl, evaluate_rules
 
 __all__ = ["CoreError", "Store", "timestamp"]
@@ -222,6 +223,9 @@ class Store:
                 if key not in POLICY_FIELDS or key in ("id", *READ_ONLY):
                     raise ValueError(f"{key} is not an editable policy field")
                 entity[key] = value
+            problems = contract.errors("Policy", self._clean(entity))
+            if problems:
+                raise ValueError("; ".join(problems))
             try:
                 rules = self._compile(entity)
             except CoreError as exc:
@@ -241,6 +245,9 @@ class Store:
                 raise ValueError(f"route {route_id} exists already")
             now = self._now()
             entity = {**copy.deepcopy(route), "id": route_id, "createdAt": now, "modifiedAt": now}
+            problems = contract.errors("Route", self._clean(entity))
+            if problems:
+                raise ValueError("; ".join(problems))
             self.routes[route_id] = self._clean(entity)
             return copy.deepcopy(self.routes[route_id])
 

@@ -187,3 +187,24 @@ def test_yaml_source_ppl_is_read_as_rules(core, client) -> None:
     policy = core.add_policy(name="y", sourcePpl="- allow:\n    and:\n      - accept: true\n")
 
     assert client.get_policy(policy["id"])["ppl"] == [{"allow": {"and": [{"accept": True}]}}]
+
+
+def test_every_request_the_client_sends_validates_against_the_written_contract(
+    core, client
+) -> None:
+    from apps.zero import configservice_contract
+
+    core.add_route("r-1", policyIds=[])
+    created = client.create_policy(PROPS)
+    client.replace_policy(created["id"], PROPS)
+    client.get_policy(created["id"])
+    client.list_policies()
+    client.list_routes()
+    client.attach_policy("r-1", created["id"])
+    client.delete_policy(created["id"])
+    client.server_info()
+
+    methods = {method for method, _ in core.bodies}
+    assert methods == set(configservice_contract.METHODS)
+    for method, body in core.bodies:
+        assert configservice_contract.errors(f"{method}Request", body) == [], method

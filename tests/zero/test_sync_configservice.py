@@ -15,8 +15,10 @@ from apps.access.models import Resource
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
 from apps.zero import port, watch
+from apps.zero.client import ZeroPermanentError
 from apps.zero.models import PolicySync
 from apps.zero.sync import SYNCED, sync_resource
+from jitportal.pomerium_targets import Target
 from tests.zero.fake_core import FakeCore
 from tests.zero.helpers import A, actions, approve, last_seq
 
@@ -58,7 +60,7 @@ def test_a_grant_reaches_core_without_a_date_and_is_proven_by_reading_it_back(
     assert {"email": {"is": "Alice@Example.com"}} in rules[-1]["allow"]["and"]
     assert "date" not in json.dumps(rules)
     state = PolicySync.objects.get(resource=resource)
-    assert state.confirmed_by == "read_back" and state.cluster_id.startswith("default@")
+    assert state.confirmed_by == "read_back" and state.cluster_id == "target:default"
     assert core.calls["GetPolicy"] >= 1 and core.calls["CreatePolicy"] == 1
     grant.refresh_from_db()
     assert grant.sync_status == SyncStatus.LIVE
@@ -119,3 +121,34 @@ def test_a_missing_route_fails_the_pass_with_cores_message(
     outcome = sync_resource(resource.pk)
 
     assert outcome.status == "failed" and "not_found: route r-gone not found" in outcome.error
+
+
+def test_a_resource_moved_to_another_core_leaves_the_old_policy_deleted(
+    settings: Any, core: FakeCore, resource: Resource
+) -> None:
+    edge = FakeCore(url="http://edge.test:5443")
+    settings.POMERIUM_TARGETS = {"edge": Target("edge", "core", edge.url)}
+    port.reset_store_cache()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        edge.register(mock)
+        core.register(mock)
+        assert sync_resource(resource.pk).ok
+        old_id = PolicySync.objects.get(resource=resource).remote_policy_id
+        resource.cluster = "edge"
+        resource.full_clean()
+        resource.save()
+
+        outcome = sync_resource(resource.pk, force=True)
+
+    state = PolicySync.objects.get(resource=resource)
+    assert outcome.ok and state.cluster_id == "target:edge" and not state.retired_policies
+    assert old_id not in core.policies
+    assert [p["name"] for p in edge.policies.values()] == ["jit-grafana"]
+
+
+def test_a_location_of_a_target_no_longer_configured_is_refused(core: FakeCore) -> None:
+    store = port.store_for("default")
+
+    assert port.store_at("target:default", store) == (store, False)
+    with pytest.raises(ZeroPermanentError, match="'gone' is no longer a ConfigService target"):
+        port.store_at("target:gone", store)
