@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from apps.access import clusters, schedules, services
 from apps.access.models import AccessRequest, Resource
-from apps.access.resources import ApplySummary, apply_definitions
+from apps.access.resources import ApplySummary, apply_definitions, save_resource
 from apps.accounts.assertion import Identity
 from apps.accounts.models import User
 from apps.accounts.services import sync_user
@@ -87,11 +87,7 @@ def seed(now: datetime | None = None) -> tuple[ApplySummary, bool]:
         definitions.append({**EDGE_RESOURCE, **channel})
     summary = apply_definitions(definitions)
     if edge:
-        # Routes are not a definition key (a route id is the target's, not the file's):
-        # the Core stand-in serves this route, and each sync attaches the policy to it.
-        Resource.objects.filter(slug=EDGE_RESOURCE["slug"]).exclude(routes=[CORE_ROUTE]).update(
-            routes=[CORE_ROUTE]
-        )
+        _attach_edge_route()
     users = demo_users()
     if AccessRequest.objects.exists():
         return summary, False
@@ -99,6 +95,18 @@ def seed(now: datetime | None = None) -> tuple[ApplySummary, bool]:
         _story(users, now)
     services.expire_due(now)
     return summary, True
+
+
+def _attach_edge_route() -> None:
+    """The edge resource's policy goes on the Core stand-in's route (``Resource.routes``
+    is no definition key), saved and audited as the admin saves it; each sync attaches
+    the policy to the route. Only when it differs, so a second seed writes nothing."""
+    edge = Resource.objects.get(slug=EDGE_RESOURCE["slug"])
+    if edge.routes == [CORE_ROUTE]:
+        return
+    edge.routes = [CORE_ROUTE]
+    edge.full_clean()
+    save_resource(edge, actor=None, changed=["routes"], created=False)
 
 
 def _in_a_window(resource: Resource, before: datetime) -> datetime:

@@ -97,9 +97,11 @@ def test_with_the_core_target_the_edge_console_lives_on_it_with_its_route(settin
     settings.POMERIUM_SHARED_SECRET = DEV_SHARED_SECRET
 
     seed()
-    seed()  # idempotent: still one edge resource, one route
+    audited = AuditEvent.objects.filter(action="resource.changed").count()
+    seed()  # idempotent: still one edge resource, one route, no new audit entry
 
     edge = Resource.objects.get(slug="edge-console")
+    assert AuditEvent.objects.filter(action="resource.changed").count() == audited >= 1
     assert (edge.name, edge.cluster, edge.routes) == (
         "Edge router console",
         "edge",
