@@ -193,3 +193,14 @@ def standby_approver(db: Any) -> Any:
         display_name="Standby",
         groups=["approvers"],
     )
+
+
+@pytest.fixture(scope="module")
+def demo_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The real demo stack (``tests.support.demo_stack``), one per test module: the one way
+    tests bring it up. A part that does not start fails the test, never skips it."""
+    from tests.support.demo_stack import running_demo_stack
+
+    name = request.module.__name__.rpartition(".")[2]
+    with running_demo_stack(tmp_path_factory.mktemp("demo-data"), name) as stack:
+        yield stack

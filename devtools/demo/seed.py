@@ -17,19 +17,30 @@ from django.utils import timezone
 
 from apps.access import clusters, schedules, services
 from apps.access.models import AccessRequest, Resource
-from apps.access.resources import ApplySummary, apply_definitions
+from apps.access.resources import ApplySummary, apply_definitions, save_resource
 from apps.accounts.assertion import Identity
 from apps.accounts.models import User
 from apps.accounts.services import sync_user
 
 from .identities import DEMO_IDENTITIES
-from .supervisor import PAGERDUTY_SCHEDULE, SLACK_CHANNEL
+from .supervisor import CORE_ROUTE, CORE_TARGET, PAGERDUTY_SCHEDULE, SLACK_CHANNEL
 
 RESOURCES_FILE = Path(settings.BASE_DIR) / "deploy" / "resources.example.yaml"
 # The demo runs two clusters (staging, the default, and production); the production
 # resources live there. The example file names no cluster, so it also suits one-cluster
 # installs; these are added only when a production cluster is configured.
 PRODUCTION_RESOURCES = ("prod-db", "billing-admin")
+# The demo's Pomerium Core target: one resource whose rule the worker must remove itself.
+EDGE_RESOURCE = {
+    "slug": "edge-console",
+    "name": "Edge router console",
+    "description": "Admin console of the edge routers, behind Pomerium Core: jitportal's "
+    "worker removes the rule when the grant ends.",
+    "cluster": CORE_TARGET,
+    "approver_groups": ["approvers"],
+    "duration_choices": [30, 60],
+    "max_duration_minutes": 60,
+}
 
 
 def demo_users() -> dict[str, User]:
@@ -70,7 +81,13 @@ def seed(now: datetime | None = None) -> tuple[ApplySummary, bool]:
             {**d, "cluster": "production"} if d.get("slug") in PRODUCTION_RESOURCES else d
             for d in definitions
         ]
+    edge = CORE_TARGET in clusters.configured()
+    if edge:
+        channel = {"slack_channel": SLACK_CHANNEL} if settings.SLACK_BOT_TOKEN else {}
+        definitions.append({**EDGE_RESOURCE, **channel})
     summary = apply_definitions(definitions)
+    if edge:
+        _attach_edge_route()
     users = demo_users()
     if AccessRequest.objects.exists():
         return summary, False
@@ -78,6 +95,18 @@ def seed(now: datetime | None = None) -> tuple[ApplySummary, bool]:
         _story(users, now)
     services.expire_due(now)
     return summary, True
+
+
+def _attach_edge_route() -> None:
+    """The edge resource's policy goes on the Core stand-in's route (``Resource.routes``
+    is no definition key), saved and audited as the admin saves it; each sync attaches
+    the policy to the route. Only when it differs, so a second seed writes nothing."""
+    edge = Resource.objects.get(slug=EDGE_RESOURCE["slug"])
+    if edge.routes == [CORE_ROUTE]:
+        return
+    edge.routes = [CORE_ROUTE]
+    edge.full_clean()
+    save_resource(edge, actor=None, changed=["routes"], created=False)
 
 
 def _in_a_window(resource: Resource, before: datetime) -> datetime:

@@ -4,14 +4,14 @@
 their output with their names, waits until each is ready, notices when one dies and
 stops them all (SIGTERM, then SIGKILL to the group after a grace period). The functions
 below it describe the demo: which children, which ports, which environment. ``run_demo``
-and the end-to-end browser test both build the stack from them, so they run the same thing.
+and the tests' one ``demo_stack`` fixture (``tests.support.demo_stack``) both build the
+stack from them, so they run the same thing. A part that is missing fails both.
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
-import importlib.util
 import os
 import signal
 import socket
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from devtools.coresim.simulator import DEV_SHARED_SECRET
 from devtools.demo.identities import DEMO_IDENTITIES
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -46,6 +47,11 @@ SLACK_SIGNING_SECRET = "demo-signing-secret-0001"  # noqa: S105 - the local stan
 SLACK_CHANNEL = "C0JITAPPROVALS"
 PAGERDUTY_TOKEN = "demo-pagerduty-token"  # noqa: S105 - the local stand-in's
 PAGERDUTY_SCHEDULE = "PDEMO01"
+# The Pomerium Core stand-in: the target ``edge`` (a ConfigService on its own port), the
+# stand-in's public test secret, and the route the edge resource's policy is attached to.
+CORE_TARGET = "edge"
+CORE_ROUTE = "edge-console"
+CORE_ROUTE_FROM = "https://edge.localhost"
 
 
 class TextSink(Protocol):
@@ -295,6 +301,7 @@ class DemoPorts:
     zero: int = 8790
     slack: int = 8791
     oncall: int = 8792
+    core: int = 8793
 
     def all(self) -> dict[str, int]:
         return {
@@ -303,6 +310,7 @@ class DemoPorts:
             "zero": self.zero,
             "slack": self.slack,
             "oncall": self.oncall,
+            "core": self.core,
         }
 
 
@@ -331,6 +339,8 @@ def demo_environment(
         "SLACK_BOT_TOKEN_FILE",
         "SLACK_SIGNING_SECRET_FILE",
         "PAGERDUTY_TOKEN_FILE",
+        "POMERIUM_SHARED_SECRET_FILE",
+        "POMERIUM_CORE_URL",
     ):
         env.pop(name, None)
     env.update(
@@ -363,6 +373,9 @@ def demo_environment(
             "SLACK_API_URL": f"http://127.0.0.1:{ports.slack}/api",
             "PAGERDUTY_TOKEN": PAGERDUTY_TOKEN,
             "PAGERDUTY_API_URL": f"http://127.0.0.1:{ports.oncall}",
+            # Beside the two Zero clusters, a Pomerium Core (the stand-in) named "edge".
+            "POMERIUM_TARGETS": f"{CORE_TARGET}=core:http://127.0.0.1:{ports.core}",
+            "POMERIUM_SHARED_SECRET": DEV_SHARED_SECRET,
         }
     )
     return env
@@ -384,19 +397,8 @@ def celery_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "celery"]
 
 
-def missing_parts() -> list[str]:
-    """Modules the stack needs that are not importable yet (the project grows in parallel)."""
-    needed = (
-        "devtools.zerosim.simulator",
-        "devtools.slacksim.simulator",
-        "devtools.oncallsim.simulator",
-        "jitportal.celery",
-    )
-    return [name for name in needed if importlib.util.find_spec(name) is None]
-
-
 def demo_children(ports: DemoPorts, *, base_dir: Path = BASE_DIR) -> list[Child]:
-    """The Zero, Slack and on-call stand-ins, portal, worker with embedded beat, and the
+    """The Zero, Core, Slack and on-call stand-ins, portal, worker with embedded beat, and the
     sign-in proxy, in start order."""
     python = sys.executable
     # Options are written as one string per child for readability; no value has spaces.
@@ -411,6 +413,7 @@ def demo_children(ports: DemoPorts, *, base_dir: Path = BASE_DIR) -> list[Child]
     slack += f" --interactivity-url http://127.0.0.1:{ports.portal}/slack/interactions"
     for identity in DEMO_IDENTITIES:
         slack += f" --person {identity.slack_id}:{identity.key}:{identity.email}"
+    core = f"--port {ports.core} --route {CORE_ROUTE}={CORE_ROUTE_FROM}"
     dave = next(i for i in DEMO_IDENTITIES if i.key == "dave")
     oncall = f"--port {ports.oncall} --pagerduty-token {PAGERDUTY_TOKEN}"
     oncall += f" --pagerduty-schedule {PAGERDUTY_SCHEDULE}:PDAVE01:Dave:{dave.email}"
@@ -419,6 +422,12 @@ def demo_children(ports: DemoPorts, *, base_dir: Path = BASE_DIR) -> list[Child]
             name="zero",
             argv=[python, "-m", "devtools.zerosim.simulator", *zero.split()],
             ready_port=ports.zero,
+        ),
+        # The Core stand-in serves the public test secret (never printed) by default.
+        Child(
+            name="core",
+            argv=[python, "-m", "devtools.coresim", *core.split()],
+            ready_port=ports.core,
         ),
         Child(
             name="slack",

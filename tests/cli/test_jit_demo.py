@@ -9,7 +9,6 @@ talking to the portal through the proxy, exactly as in `make demo`.
 from __future__ import annotations
 
 import http.client
-import io
 import json
 import os
 import re
@@ -17,7 +16,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,53 +24,20 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from devtools.demo.supervisor import (
-    BASE_DIR,
-    DemoPorts,
-    Supervisor,
-    demo_children,
-    demo_environment,
-    missing_parts,
-    prepare_data_dir,
-)
+from devtools.demo.supervisor import DemoPorts
 from tests.cli.inprocess import Background, Ran, run_jit
-from tests.support.processes import free_ports
+from tests.support.demo_stack import DemoStack
 
 pytestmark = pytest.mark.slow
 
 JIT = str(Path(sys.executable).with_name("jit"))
 TZ = "Europe/Berlin"
-# The test run's storage must not leak into the stack's children (they keep their own).
-NOT_FOR_THE_STACK = (
-    "DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "SECRET_KEY", "BROKER_DATA_DIR",
-    "CELERY_BEAT_SCHEDULE_FILENAME",
-)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoPorts]:
-    missing = missing_parts()
-    if missing:
-        pytest.skip(f"demo parts not there yet: {missing}")
-    data_dir = tmp_path_factory.mktemp("jit-demo")
-    ports = DemoPorts(*free_ports(5))
-    base_env = {k: v for k, v in os.environ.items() if k not in NOT_FOR_THE_STACK}
-    prepare_data_dir(data_dir)
-    out = io.StringIO()  # the children's output, for a failing assertion to show
-    supervisor = Supervisor(demo_environment(ports, data_dir, base_env), out=out)
-    manage = [sys.executable, str(BASE_DIR / "manage.py")]
-    try:
-        assert supervisor.run_once("migrate", [*manage, "migrate", "--noinput"]) == 0, (
-            out.getvalue()
-        )
-        assert supervisor.run_once("seed", [*manage, "seed_demo"]) == 0, out.getvalue()
-        for child in demo_children(ports):
-            supervisor.add(child)
-        supervisor.start()
-        supervisor.wait_ready(timeout=90)
-        yield ports
-    finally:
-        supervisor.stop()
+def demo(demo_stack: DemoStack) -> DemoPorts:
+    """The shared demo stack (``tests.support.demo_stack``): migrated and seeded."""
+    return demo_stack.ports
 
 
 class Person:

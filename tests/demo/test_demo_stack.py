@@ -1,8 +1,9 @@
 """The real demo stack on spare ports: the portal accepts the proxy's assertions, and only them.
 
-This starts what ``run_demo`` starts (simulator, portal, worker with beat, proxy) with the
-same supervisor and environment, in a temporary data folder, then signs in through the
-proxy like a browser. It needs no Django test database: the stack migrates its own SQLite.
+The stack is the shared ``demo_stack`` (what ``run_demo`` starts: the Zero and Core
+stand-ins, portal, worker with beat, proxy, with the same supervisor and environment, in a
+temporary data folder); the tests sign in through the proxy like a browser. They need no
+Django test database: the stack migrates and seeds its own SQLite.
 """
 
 from __future__ import annotations
@@ -10,27 +11,17 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import os
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devtools.demo.supervisor import (
-    BASE_DIR,
-    DemoPorts,
-    Supervisor,
-    demo_children,
-    demo_environment,
-    missing_parts,
-    prepare_data_dir,
-)
-from tests.support.processes import free_ports
+from devtools.demo.supervisor import BASE_DIR, CORE_ROUTE, DemoPorts, demo_environment
+from tests.cli.test_jit_demo import Person
+from tests.support.demo_stack import DemoStack
 
 pytestmark = pytest.mark.slow
-STACK_ENV: dict[str, dict[str, str]] = {}  # the running stack's environment, for seeding
 
 
 def get(
@@ -51,34 +42,9 @@ def get(
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoPorts, io.StringIO]]:
-    missing = missing_parts()
-    if missing:
-        pytest.skip(f"demo parts not there yet: {missing}")
-    data_dir = tmp_path_factory.mktemp("demo-data")
-    ports = DemoPorts(*free_ports(5))
-    # The stack keeps its own storage, whatever database or broker the test run uses.
-    base_env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "SECRET_KEY")
-    }
-    prepare_data_dir(data_dir)
-    out = io.StringIO()
-    STACK_ENV["env"] = demo_environment(ports, data_dir, base_env)
-    supervisor = Supervisor(STACK_ENV["env"], out=out)
-    try:
-        code = supervisor.run_once(
-            "migrate", [sys.executable, str(BASE_DIR / "manage.py"), "migrate", "--noinput"]
-        )
-        assert code == 0, out.getvalue()
-        for child in demo_children(ports):
-            supervisor.add(child)
-        supervisor.start()
-        supervisor.wait_ready(timeout=90)
-        yield ports, out
-    finally:
-        supervisor.stop()
+def stack(demo_stack: DemoStack) -> tuple[DemoPorts, io.StringIO]:
+    """The shared demo stack (``tests.support.demo_stack``): its ports and its output."""
+    return demo_stack.ports, demo_stack.log
 
 
 def sign_in(ports: DemoPorts, key: str) -> str:
@@ -139,14 +105,14 @@ def test_simulator_accepts_the_token_the_portal_is_given(stack):
     assert exchange("wrong") == 401
 
 
-def test_the_seeded_demo_writes_to_both_clusters(stack):
+def test_the_seeded_demo_writes_to_both_clusters(stack, demo_stack):
     """Seeded as run_demo seeds it: Grafana's policy lands in staging only, the production
     resources' in production only."""
     import subprocess
     import time
 
     ports, _ = stack
-    env = STACK_ENV["env"]
+    env = demo_stack.env
     assert env["ZERO_CLUSTERS"] == "staging=demo-staging,production=demo-production"
     seeded = subprocess.run(
         [sys.executable, str(BASE_DIR / "manage.py"), "seed_demo"],
@@ -175,3 +141,60 @@ def test_the_seeded_demo_writes_to_both_clusters(stack):
     assert found["demo-staging"] <= {"jit-grafana-admin", "jit-incident-console"}, found
     assert found["demo-production"] >= {"jit-billing-admin"}, found
     assert found["demo-production"] <= {"jit-billing-admin", "jit-prod-db"}, found
+
+
+# --- the Pomerium Core target beside the two Zero clusters ------------------------------
+
+
+def test_the_demo_serves_the_edge_resource_on_its_core_target(stack, demo_stack):
+    ports, out = stack
+    cookie = sign_in(ports, "alice")
+
+    status, _, page = get(ports.proxy, "/requests/new?resource=edge-console", cookie=cookie)
+
+    assert status == 200, out.getvalue()[-3000:]
+    assert "Edge router console" in page
+    assert demo_stack.env["POMERIUM_TARGETS"] == f"edge=core:http://127.0.0.1:{ports.core}"
+    assert [r["id"] for r in demo_stack.core_state()["routes"]] == [CORE_ROUTE]
+
+
+def test_an_approved_edge_grant_becomes_a_rule_in_core_that_jitportal_closes(
+    demo_stack, tmp_path_factory
+):
+    """Alice asks for the edge console, Bob approves: the real worker writes the rule to the
+    Core stand-in and attaches it to the route; the request page says who closes it."""
+    ports = demo_stack.ports
+    alice = Person(tmp_path_factory.mktemp("edge-alice"), ports)
+    bob = Person(tmp_path_factory.mktemp("edge-bob"), ports)
+    assert alice.login("alice").returncode == 0 and bob.login("bob").returncode == 0
+    assert demo_stack.core_evaluate(CORE_ROUTE, "alice@example.com") == (200, {"allow": False})
+
+    req = alice.jit_json("request", "edge-console", "--for", "30m", "--reason", "Rotate BGP keys")
+    approved = bob.jit("approve", str(req["id"]))
+    waited = alice.jit("wait", str(req["id"]), "--timeout", "2m", "--interval", "0.5s")
+
+    assert approved.returncode == 0, approved.stderr
+    assert waited.returncode == 0, waited.stderr + demo_stack.log_tail()
+    assert demo_stack.core_evaluate(CORE_ROUTE, "alice@example.com") == (200, {"allow": True})
+    assert demo_stack.core_evaluate(CORE_ROUTE, "bob@example.com") == (200, {"allow": False})
+    policy = next(p for p in demo_stack.core_state()["policies"] if p["name"] == "jit-edge-console")
+    route = demo_stack.core_state()["routes"][0]
+    assert route["policyIds"] == [policy["id"]]
+    status, _, page = get(ports.proxy, f"/requests/{req['id']}", cookie=sign_in(ports, "alice"))
+    assert status == 200
+    assert "Closed by jitportal at" in page
+    assert "Closes by itself in Pomerium" not in page
+
+
+def test_a_zero_grant_page_says_it_closes_by_itself(stack):
+    """The stronger guarantee beside it: Dave's seeded on-call Grafana grant (a Zero cluster)."""
+    ports, _ = stack
+    cookie = sign_in(ports, "dave")
+    _, _, home = get(ports.proxy, "/", cookie=cookie)
+    ids = sorted(set(re.findall(r'href="/requests/(\d+)"', home)))
+    pages = [get(ports.proxy, f"/requests/{i}", cookie=cookie)[2] for i in ids]
+
+    grafana = [p for p in pages if "Grafana admin" in p and "grant-closing" in p]
+    assert grafana, home[-3000:]
+    assert "Closes by itself in Pomerium at" in grafana[0]
+    assert "Closed by jitportal" not in grafana[0]

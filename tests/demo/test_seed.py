@@ -82,3 +82,29 @@ def test_seed_offers_a_read_only_grafana_level_and_a_weekday_hours_resource() ->
         "before": "17:00",
         "timezone": "Europe/Berlin",
     }
+
+
+def test_with_the_core_target_the_edge_console_lives_on_it_with_its_route(settings: Any) -> None:
+    from apps.access.models import Resource
+    from devtools.coresim.simulator import DEV_SHARED_SECRET
+    from devtools.demo import supervisor
+    from jitportal.pomerium_targets import parse
+
+    settings.CLUSTER_ID = ""
+    settings.ZERO_CLUSTERS = dict(supervisor.ZERO_CLUSTERS)
+    settings.ZERO_DEFAULT_CLUSTER = supervisor.ZERO_DEFAULT_CLUSTER
+    settings.POMERIUM_TARGETS = parse("edge=core:http://127.0.0.1:9")
+    settings.POMERIUM_SHARED_SECRET = DEV_SHARED_SECRET
+
+    seed()
+    audited = AuditEvent.objects.filter(action="resource.changed").count()
+    seed()  # idempotent: still one edge resource, one route, no new audit entry
+
+    edge = Resource.objects.get(slug="edge-console")
+    assert AuditEvent.objects.filter(action="resource.changed").count() == audited >= 1
+    assert (edge.name, edge.cluster, edge.routes) == (
+        "Edge router console",
+        "edge",
+        ["edge-console"],
+    )
+    assert Resource.objects.get(slug="grafana-admin").cluster == "staging"

@@ -19,6 +19,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from devtools.coresim.simulator import DEV_SHARED_SECRET
 from devtools.demo.supervisor import (
     Child,
     ChildFailed,
@@ -224,6 +225,8 @@ def test_demo_environment_wires_the_parts_to_the_chosen_ports(tmp_path: Path):
     assert env["ZERO_DEFAULT_CLUSTER"] == "staging"
     assert env["SLACK_API_URL"] == "http://127.0.0.1:8791/api"
     assert env["PAGERDUTY_API_URL"] == "http://127.0.0.1:8792"
+    assert env["POMERIUM_TARGETS"] == "edge=core:http://127.0.0.1:8793"
+    assert env["POMERIUM_SHARED_SECRET"] == DEV_SHARED_SECRET
     # A *_FILE variant would win over the simulator's token in settings.
     assert "API_USER_TOKEN_FILE" not in env
     assert "POMERIUM_JWT_ISSUER" not in env
@@ -259,7 +262,7 @@ def test_prepare_data_dir_creates_broker_folders_and_a_private_stable_key(tmp_pa
 def test_demo_children_use_the_chosen_ports():
     children = {c.name: c for c in demo_children(DemoPorts(proxy=9100, portal=9101, zero=9102))}
 
-    assert list(children) == ["zero", "slack", "oncall", "portal", "worker", "proxy"]
+    assert list(children) == ["zero", "core", "slack", "oncall", "portal", "worker", "proxy"]
     assert children["slack"].ready_port == 8791 and children["oncall"].ready_port == 8792
     slack = children["slack"].argv
     assert slack[slack.index("--interactivity-url") + 1] == (
@@ -276,6 +279,10 @@ def test_demo_children_use_the_chosen_ports():
         "http://127.0.0.1:9101"
     )
     assert children["proxy"].ready_port == 9100
+    core = children["core"].argv
+    assert core[1:5] == ["-m", "devtools.coresim", "--port", "8793"]
+    assert core[core.index("--route") + 1] == "edge-console=https://edge.localhost"
+    assert children["core"].ready_port == 8793
 
 
 def test_run_demo_refuses_a_port_that_is_taken():
@@ -288,5 +295,5 @@ def test_run_demo_refuses_a_port_that_is_taken():
 
 
 def test_run_demo_refuses_duplicate_ports():
-    with pytest.raises(CommandError, match="five different ports"):
+    with pytest.raises(CommandError, match="6 different ports"):
         call_command("run_demo", "--port", "9200", "--portal-port", "9200", "--zero-port", "9201")

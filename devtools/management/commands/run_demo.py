@@ -1,9 +1,9 @@
 """``manage.py run_demo``: the whole product on this machine, Ctrl-C stops it all.
 
-Runs migrate and seed_demo, then the Zero simulator, the portal, a Celery worker with
-embedded beat and the dev sign-in proxy, each in its own process group with its output
-prefixed by its name. Exits 0 when stopped by Ctrl-C/SIGTERM, non-zero with one readable
-line when a part fails.
+Runs migrate and seed_demo, then the Zero and Pomerium Core stand-ins, the portal, a
+Celery worker with embedded beat and the dev sign-in proxy, each in its own process group
+with its output prefixed by its name. Exits 0 when stopped by Ctrl-C/SIGTERM, non-zero
+with one readable line when a part fails.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from django.core.management import get_commands
 from django.core.management.base import BaseCommand, CommandError
 
 from devtools.demo.identities import DEMO_IDENTITIES
 from devtools.demo.supervisor import (
     BASE_DIR,
+    CORE_ROUTE,
+    CORE_TARGET,
     PAGERDUTY_SCHEDULE,
     ROUTE_HOST,
     ChildFailed,
@@ -28,7 +29,6 @@ from devtools.demo.supervisor import (
     Supervisor,
     demo_children,
     demo_environment,
-    missing_parts,
     port_is_free,
     prepare_data_dir,
 )
@@ -36,7 +36,7 @@ from devtools.demo.supervisor import (
 
 class Command(BaseCommand):
     help = (
-        "Run the demo: Zero simulator, portal (SQLite), Celery worker+beat and the dev "
+        "Run the demo: Zero and Core stand-ins, portal (SQLite), Celery worker+beat and the dev "
         "sign-in proxy. Ctrl-C stops everything."
     )
     # The children run the checks against their own (demo) environment.
@@ -49,6 +49,9 @@ class Command(BaseCommand):
         parser.add_argument("--slack-port", type=int, default=8791, help="the Slack stand-in")
         parser.add_argument(
             "--oncall-port", type=int, default=8792, help="the PagerDuty/Opsgenie stand-in"
+        )
+        parser.add_argument(
+            "--core-port", type=int, default=8793, help="the Pomerium Core stand-in"
         )
         parser.add_argument(
             "--data-dir",
@@ -64,11 +67,9 @@ class Command(BaseCommand):
             zero=options["zero_port"],
             slack=options["slack_port"],
             oncall=options["oncall_port"],
+            core=options["core_port"],
         )
         self._check_ports(ports)
-        missing = missing_parts()
-        if missing:
-            raise CommandError(f"the demo needs {', '.join(missing)}, which is not there yet")
         data_dir: Path = options["data_dir"].resolve()
         prepare_data_dir(data_dir)
         supervisor = Supervisor(demo_environment(ports, data_dir), out=self.stdout)
@@ -94,12 +95,13 @@ class Command(BaseCommand):
     def _check_ports(self, ports: DemoPorts) -> None:
         numbers = list(ports.all().values())
         if len(set(numbers)) != len(numbers):
-            raise CommandError(f"the demo needs five different ports, got {ports.all()}")
+            raise CommandError(f"the demo needs {len(numbers)} different ports, got {ports.all()}")
         for name, port in ports.all().items():
             if not port_is_free(port):
                 raise CommandError(
                     f"port {port} ({name}) is already in use; is another demo running? "
-                    "Pick others with --port/--portal-port/--zero-port/--slack-port/--oncall-port"
+                    "Pick others with --port/--portal-port/--zero-port/--slack-port/"
+                    "--oncall-port/--core-port"
                 )
 
     def _install_signal_handlers(self, supervisor: Supervisor) -> None:
@@ -116,9 +118,6 @@ class Command(BaseCommand):
             raise CommandError(f"migrate failed with code {code} (its output is above)")
         if supervisor.stop_requested.is_set():
             return
-        if "seed_demo" not in get_commands():
-            self.stderr.write("seed_demo is not available yet: starting without demo data.")
-            return
         code = supervisor.run_once("seed", [*manage, "seed_demo"])
         if code != 0 and not supervisor.stop_requested.is_set():
             raise CommandError(f"seed_demo failed with code {code} (its output is above)")
@@ -126,6 +125,7 @@ class Command(BaseCommand):
     def _banner(self, ports: DemoPorts, data_dir: Path) -> str:
         url = f"http://{ROUTE_HOST}:{ports.proxy}"
         evaluator = f"http://127.0.0.1:{ports.zero}/_sim/evaluate"
+        core = f"http://127.0.0.1:{ports.core}"
         slack = f"http://127.0.0.1:{ports.slack}"
         schedule = PAGERDUTY_SCHEDULE
         rule = "=" * 78
@@ -156,10 +156,17 @@ class Command(BaseCommand):
        The click is signed and sent to the portal exactly as Slack sends it; the message
        updates. Dave is on call in PagerDuty ({schedule}): his "Incident console" request
        is approved at once.
+    8. Pomerium Core: "Edge router console" lives on the target {CORE_TARGET}, a Core
+       (stand-in) beside the two Zero clusters. Request it as Alice, approve it as Bob:
+       its page says "Closed by jitportal at …" (Core cannot close a rule by itself; the
+       worker removes it), where Zero resources say "Closes by itself in Pomerium at …".
+       Ask Core's evaluator whether Alice gets through the route:
+         curl -d '{{"target":"{CORE_ROUTE}","email":"alice@example.com"}}' {core}/_sim/evaluate
 
   Parts: portal http://127.0.0.1:{ports.portal} (reach it through the proxy only),
          Zero simulator http://127.0.0.1:{ports.zero}/api/v0 (clusters staging and
-         production, one namespace each), Slack stand-in {slack}, PagerDuty stand-in
+         production, one namespace each), Core stand-in {core} (target
+         {CORE_TARGET}, route {CORE_ROUTE}), Slack stand-in {slack}, PagerDuty stand-in
          http://127.0.0.1:{ports.oncall}, Celery worker with beat,
          data in {data_dir}
   Ctrl-C stops everything.
