@@ -46,7 +46,6 @@ MAX_PAGE = 10_000
 # A grant's page lists its newest extensions; someone extended every hour for months still
 # gets a page of constant size.
 DETAIL_EXTENSIONS = 20
-ENDED_EARLY_REASON = "ended early by the user"
 
 
 def _render(
@@ -480,7 +479,7 @@ def request_end_access(request: HttpRequest, pk: int) -> HttpResponse:
     if grant.user_id != user.pk:
         return _forbidden(request, "Only the person who holds this access can end it here.")
     try:
-        services.revoke_grant(grant, actor=user, reason=ENDED_EARLY_REASON)
+        services.end_own_grant(grant, actor=user)
     except AccessError as exc:
         messages.error(request, str(exc))
     else:
