@@ -39,7 +39,7 @@ def confirm_live(
     target that cannot open windows by itself) and its confirmation is older: then this one
     confirms the new window (``enforced_at``), so "allowed now" never rests on an earlier
     window's rule."""
-    if grant.sync_status == SyncStatus.LIVE and (
+    if grant.is_live and (
         since is None or (grant.enforced_at is not None and grant.enforced_at >= since)
     ):
         return 0

@@ -245,7 +245,7 @@ def _initial_level(
     resource: Resource, grant: Grant | None, query: Any, groups: set[str] | None = None
 ) -> str:
     """The level to pre-select: the lowest that would have allowed the ``method`` and
-    ``path`` Pomerium denied (query parameters), else the live grant's, else the lowest
+    ``path`` Pomerium denied (query parameters), else the open grant's, else the lowest
     that would be approved at once for the person (``groups``), else the highest (what a
     request naming no level asks for; approvers may lower it)."""
     levels = list(resource.levels.all())
