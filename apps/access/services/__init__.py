@@ -12,7 +12,10 @@ sentence a person can read.
 
 The package is split by noun: ``rules`` (the checks and locks), ``requests`` (asking),
 ``decisions`` (approving, rejecting), ``grants`` (changing a grant) and ``clock`` (time
-passing). Import from ``apps.access.services``: every public name is re-exported here.
+passing). Import from ``apps.access.services``: every public name of those is re-exported
+here. Beside them, imported by their own path: ``enforcement`` (a grant's sync fields, from
+the sync), ``reminders`` (what is due a reminder) and ``resources`` (saving resources and
+their levels, the bootstrap definitions).
 """
 
 from ..states import AccessError, PolicyViolation
