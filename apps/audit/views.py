@@ -25,8 +25,9 @@ from .models import AuditEvent
 EXPORT_PERMISSION = "audit.export_auditevent"
 
 
-# The accounts app registers its check of the portal roles (from the settings) here; the
-# trail cannot import it (audit depends on nothing). With no check registered, nobody exports.
+# The accounts app registers its rule (``apps.accounts.roles.may_export``, the one home of
+# who exports) here; the trail cannot import it (audit depends on nothing). With no check
+# registered, nobody exports.
 _role_checks: list[Callable[[Any], bool]] = []
 
 
