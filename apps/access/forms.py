@@ -93,7 +93,7 @@ class LocalDateTimeField(forms.Field):
 
 
 class RequestForm(forms.Form):
-    """New access (or an extension, when a live grant exists) for one resource."""
+    """New access (or an extension, when an open grant exists) for one resource."""
 
     START_NOW = "now"
     START_LATER = "later"

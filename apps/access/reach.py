@@ -194,12 +194,12 @@ def access(grant: Any, *, now: datetime, zone: tzinfo = UTC) -> Access:
     if not is_open and worker_opens and grant.live_at is None:
         return _opens(opens, zone, now)
 
-    confirmed = grant.sync_status == SyncStatus.LIVE
+    confirmed = grant.is_live
     if confirmed and worker_opens and is_open:
         at = grant.enforced_at or grant.live_at
         confirmed = at is not None and at >= _previous_close(grant, schedule, now)
     if not confirmed:
-        if grant.live_at is not None and grant.sync_status != SyncStatus.LIVE:
+        if grant.live_at is not None and not grant.is_live:
             why = "A change to this access is written; Pomerium has not confirmed it yet."
         else:
             why = "The rule is written; Pomerium has not confirmed it yet."

@@ -31,7 +31,7 @@ from django.utils.text import Truncator
 from apps.accounts.timezones import abbreviation
 
 from . import schedules
-from .states import GrantState, RequestKind, RequestState
+from .states import GrantState, RequestKind, RequestState, is_live
 
 GRANT_STATES = dict(GrantState.choices)
 REQUEST_STATES = dict(RequestState.choices)
@@ -118,6 +118,11 @@ class GrantRow:
             resource=ResourceCells(resource_name, resource_slug, cluster=cluster),
             level=None if level_name is None else LevelCells(level_name),
         )
+
+    @property
+    def is_live(self) -> bool:
+        """Pomerium has confirmed the grant's rule (``states.is_live``, the one definition)."""
+        return is_live(self.sync_status)
 
     def get_state_display(self) -> str:
         return _label(GRANT_STATES, self.state)

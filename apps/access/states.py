@@ -37,7 +37,7 @@ class OutsideWindow(PolicyViolation):
 
 
 class Conflict(AccessError):
-    """Something already exists that this would duplicate (an open request, a live grant)."""
+    """Something already exists that this would duplicate (an open request, an open grant)."""
 
 
 class RequestState(models.TextChoices):
@@ -58,6 +58,7 @@ class GrantState(models.TextChoices):
 class SyncStatus(models.TextChoices):
     PENDING = "pending", "Waiting for sync"
     PENDING_APPLY = "pending_apply", "Written, waiting for changeset apply"
+    # "Live" means this, and only this: ``is_live`` below is its one definition.
     LIVE = "live", "Rule confirmed by Pomerium"
     REMOVED = "removed", "Removed from Pomerium"
     ERROR = "error", "Sync error"
@@ -117,3 +118,14 @@ def transition(obj: _Stateful, states: type[models.TextChoices], new: str) -> No
     """
     check_transition(states, obj.state, new)
     obj.state = new
+
+
+def is_live(sync_status: str) -> bool:
+    """ "Live", in one meaning everywhere: Pomerium has confirmed the grant's current rule
+    (``sync_status`` ``live``; ``live_at`` is when it first did, ``events.GRANT_LIVE``
+    announces that first time). It is not "the person may get in now": a scheduled grant,
+    or one between its recurring windows, is live and still closed; that answer is
+    ``apps.access.reach.access``. A grant that may still be changed is *open*
+    (``OPEN_GRANT_STATES``), never "live". ``Grant.is_live`` and ``GrantRow.is_live`` ask
+    this."""
+    return sync_status == SyncStatus.LIVE

@@ -1,11 +1,11 @@
 from django.urls import path
 
-from . import views
+from . import new_request, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("status", views.dashboard_status, name="dashboard_status"),
-    path("requests/new", views.request_new, name="request_new"),
+    path("requests/new", new_request.request_new, name="request_new"),
     path("requests/<int:pk>", views.request_detail, name="request_detail"),
     path("requests/<int:pk>/status", views.request_status, name="request_status"),
     path("requests/<int:pk>/cancel", views.request_cancel, name="request_cancel"),

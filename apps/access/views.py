@@ -20,7 +20,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps import ppl
 from apps.accounts.middleware import request_user
 from apps.accounts.services import update_preferences
 from apps.accounts.timezones import zone_for, zone_label
@@ -30,12 +29,9 @@ from .durations import duration_label
 from .forms import (
     BreakGlassForm,
     PreferencesForm,
-    RequestForm,
-    approved_at_once,
-    level_choices,
 )
 from .models import AccessRequest, Grant, Resource, open_to
-from .states import AccessError, OutsideWindow, RequestKind, RequestState
+from .states import AccessError, RequestState
 
 # The dashboard shows the newest requests; older ones stay in the audit trail and admin.
 DASHBOARD_REQUESTS = 50
@@ -46,10 +42,9 @@ MAX_PAGE = 10_000
 # A grant's page lists its newest extensions; someone extended every hour for months still
 # gets a page of constant size.
 DETAIL_EXTENSIONS = 20
-ENDED_EARLY_REASON = "ended early by the user"
 
 
-def _render(
+def render_page(
     request: HttpRequest, template: str, context: dict[str, Any], status: int = 200
 ) -> HttpResponse:
     # Every {{ datetime }} is in the person's zone (``TimeZoneMiddleware`` activates it).
@@ -58,7 +53,7 @@ def _render(
 
 
 def _forbidden(request: HttpRequest, reason: str) -> HttpResponse:
-    return _render(request, "errors/403.html", {"reason": reason}, status=403)
+    return render_page(request, "errors/403.html", {"reason": reason}, status=403)
 
 
 # --- Dashboard -----------------------------------------------------------------------------
@@ -170,7 +165,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
     break_glass = [r for r in emergency if r.pk not in with_grant]
     requests = _dashboard_requests(user, times, now)
-    return _render(
+    return render_page(
         request,
         "access/dashboard.html",
         {
@@ -213,147 +208,6 @@ def dashboard_status(request: HttpRequest) -> JsonResponse:
     )
     requests = _dashboard_requests(user, times, now)
     return JsonResponse(_dashboard_watch(grants, requests, now).as_json())
-
-
-# --- New request ---------------------------------------------------------------------------
-
-
-def _resource_hints(
-    request: HttpRequest, resources: list[Resource], open_grants: dict[int, Grant]
-) -> dict[str, dict[str, Any]]:
-    """What the page's small script needs to adapt the form to the chosen resource."""
-    hints = {}
-    zone, now = zone_for(request), timezone.now()
-    groups = request_user(request).group_names()
-    for r in resources:
-        grant = open_grants.get(r.pk)
-        schedule = r.parsed_schedule()
-        hints[r.slug] = {
-            "levels": [list(choice) for choice in level_choices(r, groups)],
-            "level": _initial_level(r, grant, request.GET, groups),
-            "schedule": schedules.describe_for(schedule, zone, now) if schedule else "",
-            "durations": [[m, duration_label(m)] for m in sorted(set(r.duration_choices))],
-            "extends": bool(grant),
-            "allow_scheduled": r.allow_scheduled,
-            "justification_min": r.justification_min_length if r.justification_required else 0,
-            "ticket_required": r.ticket_required,
-            "description": r.description,
-        }
-    return hints
-
-
-def _initial_level(
-    resource: Resource, grant: Grant | None, query: Any, groups: set[str] | None = None
-) -> str:
-    """The level to pre-select: the lowest that would have allowed the ``method`` and
-    ``path`` Pomerium denied (query parameters), else the live grant's, else the lowest
-    that would be approved at once for the person (``groups``), else the highest (what a
-    request naming no level asks for; approvers may lower it)."""
-    levels = list(resource.levels.all())
-    if not levels:
-        return ""
-    method = (query.get("method") or "")[:16].upper() or None
-    path = (query.get("path") or "")[:2000] or None
-    if method or path:
-        for level in levels:  # ordered by rank, lowest first
-            if ppl.matches_request(level.criteria, method=method, path=path):
-                return level.slug
-        return levels[-1].slug
-    if grant is not None and grant.level is not None:
-        return grant.level.slug
-    at_once = approved_at_once(resource, groups or set())
-    for level in levels:  # lowest first
-        if level.slug in at_once:
-            return level.slug
-    return levels[-1].slug
-
-
-@require_http_methods(["GET", "POST"])
-def request_new(request: HttpRequest) -> HttpResponse:
-    user = request_user(request)
-    resources = Resource.objects.requestable_by(user)
-    if not resources:
-        return _render(
-            request,
-            "access/nothing_to_request.html",
-            {"groups": sorted(user.group_names())},
-        )
-    open_grants = {
-        g.resource_id: g
-        for g in Grant.objects.open().filter(user=user).select_related("resource", "level")
-    }
-    preselect_error = ""
-    zone, now = zone_for(request), timezone.now()
-    groups = user.group_names()
-    if request.method == "POST":
-        form = RequestForm(request.POST, user=user, resources=resources, zone=zone, groups=groups)
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                req = services.submit_request(
-                    requester=user,
-                    resource=data["resource_obj"],
-                    duration_minutes=data["duration"],
-                    justification=data["justification"],
-                    ticket=data["ticket"],
-                    start_at=data["start_at_utc"],
-                    level=data["level_obj"],
-                )
-            except OutsideWindow as exc:
-                form.offer_start(exc)
-            except AccessError as exc:
-                form.add_error(None, str(exc))
-            else:
-                messages.success(request, _submitted_message(req))
-                return redirect("request_detail", pk=req.pk)
-    else:
-        slug = request.GET.get("resource", "")[:100]
-        known = {r.slug for r in resources}
-        initial: dict[str, Any] = {}
-        if slug in known:
-            initial["resource"] = slug
-            chosen = next(r for r in resources if r.slug == slug)
-            if level := _initial_level(chosen, open_grants.get(chosen.pk), request.GET, groups):
-                initial["level"] = level
-        elif slug:
-            preselect_error = (
-                "There is no resource with that name that you may request; choose one below."
-            )
-        form = RequestForm(
-            initial=initial, user=user, resources=resources, zone=zone, groups=groups
-        )
-    selected_slug = str(form.data.get("resource") or form.initial.get("resource") or "")
-    selected = next((r for r in resources if r.slug == selected_slug), None)
-    return _render(
-        request,
-        "access/request_form.html",
-        {
-            "form": form,
-            "selected": selected,
-            "extends": open_grants.get(selected.pk) if selected else None,
-            "open_grants": [
-                (g, reach.access(g, now=now, zone=zone))
-                for g in sorted(open_grants.values(), key=lambda g: g.resource.name)
-            ],
-            "hints": _resource_hints(request, resources, open_grants),
-            "schedule_text": (
-                schedules.describe_for(schedule, zone_for(request), timezone.now())
-                if selected and (schedule := selected.parsed_schedule())
-                else ""
-            ),
-            "preselect_error": preselect_error,
-            "user_has_zone": bool(user.time_zone),
-        },
-    )
-
-
-def _submitted_message(req: AccessRequest) -> str:
-    name = req.resource.name
-    if req.state == RequestState.APPROVED:
-        return f"Your request for {name} was approved automatically."
-    if req.kind == RequestKind.EXTENSION:
-        return f"Your request to extend your access to {name} is waiting for approval."
-    return f"Your request for {name} is waiting for approval."
 
 
 # --- Request detail and the requester's own actions ----------------------------------------
@@ -410,7 +264,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     own_grant = bool(grant and grant.user_id == user.pk)
     req.duration_text = duration_label(req.duration_minutes)  # type: ignore[attr-defined]
     outcome, access, seen = _request_state(req, grant, len(approvals), now, zone_for(request))
-    return _render(
+    return render_page(
         request,
         "access/request_detail.html",
         {
@@ -480,7 +334,7 @@ def request_end_access(request: HttpRequest, pk: int) -> HttpResponse:
     if grant.user_id != user.pk:
         return _forbidden(request, "Only the person who holds this access can end it here.")
     try:
-        services.revoke_grant(grant, actor=user, reason=ENDED_EARLY_REASON)
+        services.end_own_grant(grant, actor=user)
     except AccessError as exc:
         messages.error(request, str(exc))
     else:
@@ -523,7 +377,7 @@ def break_glass(request: HttpRequest, slug: str) -> HttpResponse:
                 "told, and it will be reviewed.",
             )
             return redirect("request_detail", pk=grant.request_id)
-    return _render(request, "access/break_glass.html", {"form": form, "resource": resource})
+    return render_page(request, "access/break_glass.html", {"form": form, "resource": resource})
 
 
 # --- Preferences ---------------------------------------------------------------------------
@@ -546,4 +400,4 @@ def preferences(request: HttpRequest) -> HttpResponse:
         form = PreferencesForm(
             initial={"time_zone": user.time_zone, "notify_expiry": user.notify_expiry}
         )
-    return _render(request, "access/preferences.html", {"form": form})
+    return render_page(request, "access/preferences.html", {"form": form})

@@ -17,7 +17,7 @@ class AccountsConfig(AppConfig):
 
         from .actions import AccountAction
         from .permissions import audit_outside_changes
-        from .roles import AUDITOR, holds
+        from .roles import may_export
 
         actions.register(AccountAction)
         m2m_changed.connect(
@@ -26,4 +26,4 @@ class AccountsConfig(AppConfig):
             dispatch_uid="accounts.audit_group_permissions",
         )
 
-        register_role_check(lambda user: holds(user, AUDITOR))
+        register_role_check(may_export)

@@ -131,3 +131,23 @@ def may_use_admin(request: Any) -> bool:
     """The admin's door: an active staff member who holds a portal role right now."""
     user = request.user
     return bool(user.is_active and user.is_staff and holds(user, APPROVER, AUDITOR))
+
+
+EXPORT_PERMISSION = "audit.export_auditevent"
+REPORTS_PERMISSION = "audit.view_auditevent"
+
+
+def may_export(user: Any) -> bool:
+    """Who exports the audit trail: auditors and superusers, the permission *and* the role,
+    checked each time. The audit app's pages ask this through the check the accounts app
+    registers with it (``apps.audit.views.may_export``)."""
+    if not (getattr(user, "is_authenticated", False) and user.is_active):
+        return False
+    return user.has_perm(EXPORT_PERMISSION) and holds(user, AUDITOR)
+
+
+def may_see_reports(request: Any) -> bool:
+    """Who sees the access reports: whoever may read the audit trail and export it
+    (auditors, superusers)."""
+    user = request.user
+    return bool(user.has_perm(REPORTS_PERMISSION)) and may_export(user)

@@ -47,6 +47,7 @@ from typing import Any
 
 from django.db import connections
 from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from . import actions, chain, export_copy, instants
@@ -419,3 +420,12 @@ def read_csv(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
         except json.JSONDecodeError as exc:
             raise ExportFileError(number, f"details is not JSON ({exc.msg})") from None
         yield _checked(data, number)
+
+
+def download(queryset: Any, *, fmt: str, name: str, upto_seq: int) -> StreamingHttpResponse:
+    """Stream ``queryset`` (entries up to ``upto_seq``) as an attachment called ``name``."""
+    rows = entries(queryset, upto_seq=upto_seq)
+    response = StreamingHttpResponse(encoded(chunks(rows, fmt)), content_type=FORMATS[fmt])
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "no-store"
+    return response

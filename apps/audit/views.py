@@ -11,21 +11,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from . import export
 from .errors import AUDITOR, RoleRequired
+from .export import download
 from .forms import ExportForm
 from .models import AuditEvent
 
 EXPORT_PERMISSION = "audit.export_auditevent"
 
 
-# The accounts app registers its check of the portal roles (from the settings) here; the
-# trail cannot import it (audit depends on nothing). With no check registered, nobody exports.
+# The accounts app registers its rule (``apps.accounts.roles.may_export``, the one home of
+# who exports) here; the trail cannot import it (audit depends on nothing). With no check
+# registered, nobody exports.
 _role_checks: list[Callable[[Any], bool]] = []
 
 
@@ -39,17 +41,6 @@ def may_export(user: Any) -> bool:
     if not (user.is_authenticated and user.is_active and user.has_perm(EXPORT_PERMISSION)):
         return False
     return bool(_role_checks) and all(check(user) for check in _role_checks)
-
-
-def download(queryset: Any, *, fmt: str, name: str, upto_seq: int) -> StreamingHttpResponse:
-    """Stream ``queryset`` (entries up to ``upto_seq``) as an attachment called ``name``."""
-    rows = export.entries(queryset, upto_seq=upto_seq)
-    response = StreamingHttpResponse(
-        export.encoded(export.chunks(rows, fmt)), content_type=export.FORMATS[fmt]
-    )
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 @require_http_methods(["GET", "POST"])

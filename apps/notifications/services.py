@@ -32,8 +32,9 @@ from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from apps.access import events, reminders
+from apps.access import events
 from apps.access.models import AccessRequest, Grant, Resource
+from apps.access.services import reminders
 from apps.access.states import OPEN_GRANT_STATES
 
 from . import channels, slack

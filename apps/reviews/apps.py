@@ -10,7 +10,7 @@ class ReviewsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from apps.access import resources
+        from apps.access.services import resources
         from apps.audit import actions
 
         from . import checks  # noqa: F401  (registers the settings checks)

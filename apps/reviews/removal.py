@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from apps.access import services as access_services
 from apps.access.models import Grant, Resource
-from apps.access.resources import save_resource
+from apps.access.services.resources import save_resource
 from apps.access.states import PolicyViolation
 from apps.ppl import dumps
 

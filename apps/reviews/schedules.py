@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.access.models import Resource
-from apps.access.resources import DefinitionError
+from apps.access.services.resources import DefinitionError
 from apps.access.states import AccessError
 from apps.accounts.emails import normalize_email
 from apps.audit import services as audit

@@ -11,7 +11,7 @@ from django.db.models import ProtectedError
 
 from apps.access import reports, services
 from apps.access.models import Grant, Resource
-from apps.access.resources import save_resource
+from apps.access.services.resources import save_resource
 from apps.accounts.models import User
 from tests.factories import ResourceFactory, UserFactory
 

@@ -288,6 +288,24 @@ def test_user_may_end_own_grant_but_stranger_may_not(grant: Grant, alice: Any) -
     assert grant.state == GrantState.REVOKED
 
 
+def test_only_the_holder_ends_their_own_grant_and_the_reason_is_fixed(
+    grant: Grant, alice: Any, bob: Any
+) -> None:
+    before = trail()
+    # bob approves Grafana and may revoke the grant, but it is not his to "end early".
+    with pytest.raises(NotAllowed, match="Only the person who holds this access"):
+        services.end_own_grant(grant, actor=bob, now=T0)
+    grant.refresh_from_db()
+    assert grant.state == GrantState.ACTIVE
+    assert trail() == before
+    services.end_own_grant(grant, actor=alice, now=T0 + timedelta(minutes=5))
+    grant.refresh_from_db()
+    assert grant.state == GrantState.REVOKED
+    assert grant.revoked_by == alice
+    assert grant.revoke_reason == "ended early by the user" == services.ENDED_EARLY_REASON
+    assert trail()[-1] == (AuditAction.GRANT_REVOKED, "alice@example.com")
+
+
 def test_extend_within_maximum(grant: Grant, bob: Any) -> None:
     new_end = T0 + timedelta(hours=4)
     services.extend_grant(

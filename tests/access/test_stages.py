@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 
 from apps.access import services, stages
 from apps.access.models import AccessRequest, Resource
-from apps.access.resources import DefinitionError, apply_definitions
+from apps.access.services.resources import DefinitionError, apply_definitions
 from apps.access.states import NotAllowed, PolicyViolation, RequestState
 from tests.factories import ResourceFactory, UserFactory
 

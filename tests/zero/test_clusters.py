@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 
 from apps.access import services
 from apps.access.models import Resource
-from apps.access.resources import save_resource
+from apps.access.services.resources import save_resource
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
 from apps.zero.client import ZeroClient

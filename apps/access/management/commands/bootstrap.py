@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.access.resources import DefinitionError, apply_definitions, sections
+from apps.access.services.resources import DefinitionError, apply_definitions, sections
 from apps.audit import services as audit
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .models import AccessRequest, Grant
-from .states import OPEN_GRANT_STATES, RequestState
+from ..models import AccessRequest, Grant
+from ..states import OPEN_GRANT_STATES, RequestState
 
 
 def claim_expiry_reminder(grant_id: int, *, ends: datetime, now: datetime) -> bool:

@@ -1,36 +1,28 @@
-"""Resources people can ask for, their requests, and the grants approval creates.
-
-Models are declarative; every state change goes through ``apps.access.services``.
-"""
+"""Resources and their access levels, and the checks of their rules and text."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
-from django.db import NotSupportedError, models
-from django.db.models import Case, F, ProtectedError, Q, Value, When
+from django.db import models
+from django.db.models import ProtectedError
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 
 from apps.kit.text import hidden_in
 from apps.ppl import criteria_errors, validate_ppl
 
-from . import oncall, schedules, stages, targets, visibility
-from .clusters import configured as configured_clusters
-from .clusters import default_cluster_name
-from .durations import duration_label
-from .states import (
-    OPEN_GRANT_STATES,
-    GrantState,
-    RequestKind,
-    RequestState,
+from .. import oncall, schedules, stages, targets, visibility
+from ..clusters import configured as configured_clusters
+from ..clusters import default_cluster_name
+from ..durations import duration_label
+from ..states import (
     SyncStatus,
 )
+from .querysets import ResourceQuerySet, RestrictedQuerySet
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
@@ -44,66 +36,6 @@ AUTO_RULES_HELP = (
 
 def default_durations() -> list[int]:
     return [60, 240, 480]
-
-
-class ListHasAny(models.Func):
-    """True where a JSON list of strings (``field``) holds any of ``values``: what
-    ``bool(set(values) & set(row.field))`` says in Python, for PostgreSQL and SQLite."""
-
-    VENDORS = ("postgresql", "sqlite")
-    output_field = models.BooleanField()
-    conditional = True
-
-    def __init__(self, field: str, values: Iterable[str]) -> None:
-        self.values = sorted(values)
-        super().__init__(models.F(field))
-
-    def as_sql(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotSupportedError(f"ListHasAny works on {', '.join(self.VENDORS)} only")
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        # jsonb ?| text[]: any of the strings is a top-level element (strings only).
-        column, params = compiler.compile(self.source_expressions[0])
-        return f"({column} ?| %s::text[])", (*params, self.values)
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        column, params = compiler.compile(self.source_expressions[0])
-        marks = ", ".join(["%s"] * len(self.values))
-        return (
-            f"EXISTS (SELECT 1 FROM json_each({column}) AS element "  # noqa: S608 - params below
-            f"WHERE element.type = 'text' AND element.value IN ({marks}))",
-            (*params, *self.values),
-        )
-
-
-_Row = TypeVar("_Row", bound=models.Model)
-
-
-class RestrictedQuerySet(models.QuerySet[_Row]):
-    """Rows that answer "which of these may this person see, or act on?" (``restrict``)."""
-
-    # The path from a row to its resource ("" for a resource) and to the people it is
-    # about (who may view it): what ``visibility.restrict`` needs to know of the model.
-    resource_path: ClassVar[str] = "resource"
-    owner_paths: ClassVar[tuple[str, ...]] = ()
-
-    def restrict(self, user: User, action: str = visibility.VIEW) -> Self:
-        """The rows ``user`` may ``action`` (``visibility.VIEW`` or ``CHANGE``): the one rule."""
-        return visibility.restrict(
-            self, user, action, resource=self.resource_path, owners=self.owner_paths
-        )
-
-
-class ResourceQuerySet(RestrictedQuerySet["Resource"]):
-    resource_path = ""
-
-    def active(self) -> ResourceQuerySet:
-        return self.filter(is_active=True)
-
-    def requestable_by(self, user: User) -> list[Resource]:
-        groups = user.group_names()
-        resources = self.active().order_by("name").prefetch_related("levels")
-        return [r for r in resources if r.may_request(user, groups)]
 
 
 def open_to(requester_groups: list[str], groups: set[str]) -> bool:
@@ -400,6 +332,8 @@ RESOURCE_TEXT = (
     "base_ppl",
     "schedule",
 )
+
+
 LEVEL_TEXT = ("name", "criteria", "auto_approve_rules")
 
 
@@ -514,377 +448,6 @@ class AccessLevel(models.Model):
         errors = {**hidden_errors(self, LEVEL_TEXT), **errors}
         if errors:
             raise ValidationError(errors)
-
-
-def pending_first() -> Case:
-    """0 for a pending request, 1 otherwise: the admin lists pending requests first. The
-    admin orders by this expression and an index (``request_admin_order``) holds it."""
-    return Case(
-        When(state=RequestState.PENDING, then=Value(0)),
-        default=Value(1),
-        output_field=models.IntegerField(),
-    )
-
-
-class AccessRequestQuerySet(RestrictedQuerySet["AccessRequest"]):
-    owner_paths = ("requester", "filed_by")
-
-    def pending(self) -> AccessRequestQuerySet:
-        return self.filter(state=RequestState.PENDING)
-
-    def due_for_expiry(self, now: datetime) -> AccessRequestQuerySet:
-        """Pending requests that waited too long, or whose resource was archived."""
-        return self.pending().filter(Q(expires_at__lte=now) | Q(resource__is_active=False))
-
-    def open_for(self, user: User, resource: Resource) -> AccessRequestQuerySet:
-        return self.pending().filter(requester=user, resource=resource)
-
-
-class AccessRequest(models.Model):
-    requester = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="access_requests"
-    )
-    filed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        related_name="+",
-        help_text="Who filed it: the requester, or an approver acting on their behalf.",
-    )
-    resource = models.ForeignKey(Resource, on_delete=models.PROTECT, related_name="requests")
-    kind = models.CharField(max_length=16, choices=RequestKind.choices, default=RequestKind.NEW)
-    extends_grant = models.ForeignKey(
-        "Grant", null=True, blank=True, on_delete=models.PROTECT, related_name="extension_requests"
-    )
-    level = models.ForeignKey(
-        AccessLevel,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        help_text="The level asked for; empty on resources without levels.",
-    )
-    approved_level = models.ForeignKey(
-        AccessLevel,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        help_text="A lower level an approver chose; empty: the level asked for.",
-    )
-    duration_minutes = models.PositiveIntegerField()
-    start_at = models.DateTimeField(null=True, blank=True, help_text="Empty: start when approved.")
-    justification = models.TextField(blank=True)
-    ticket = models.CharField(max_length=120, blank=True)
-    state = models.CharField(
-        max_length=16, choices=RequestState.choices, default=RequestState.PENDING
-    )
-    created_at = models.DateTimeField()
-    expires_at = models.DateTimeField(help_text="Undecided by then, the request expires.")
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    decided_at = models.DateTimeField(null=True, blank=True)
-    decision_reason = models.TextField(blank=True)
-    approved_duration_minutes = models.PositiveIntegerField(null=True, blank=True)
-    auto_approved_rule = models.JSONField(null=True, blank=True)
-    auto_approval_note = models.TextField(
-        blank=True,
-        help_text="Why an on-call rule could not auto-approve it (the provider could not be "
-        "asked), so it waits for an approver.",
-    )
-    reminded_at = models.DateTimeField(
-        null=True, blank=True, help_text="When approvers were told it waits too long."
-    )
-
-    objects: ClassVar[AccessRequestQuerySet] = AccessRequestQuerySet.as_manager()  # type: ignore[assignment]
-
-    class Meta:
-        ordering = ["-created_at"]
-        permissions = [("decide_accessrequest", "Can approve or reject access requests")]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["requester", "resource"],
-                condition=Q(state="pending"),
-                name="one_pending_request_per_user_and_resource",
-            )
-        ]
-        indexes = [
-            models.Index(fields=["state", "created_at"]),
-            # A person's requests newest first (the dashboard, the API's pages): a page
-            # reads its rows off the index, however long the person's history.
-            models.Index(fields=["requester", "-created_at", "-id"], name="access_req_mine_newest"),
-            # The admin's order (pending first, newest first): the changelist reads its page
-            # from this index instead of sorting every visible request.
-            models.Index(
-                pending_first(), F("created_at").desc(), F("id").desc(), name="request_admin_order"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"#{self.pk} {self.requester} → {self.resource} ({self.get_state_display()})"
-
-    @property
-    def resource_slug_for_audit(self) -> str:
-        return self.resource.slug
-
-    @property
-    def duration(self) -> timedelta:
-        return timedelta(minutes=self.duration_minutes)
-
-    @property
-    def effective_level(self) -> AccessLevel | None:
-        """The level a grant gets: the approver's lower choice, else the one asked for."""
-        return self.approved_level or self.level
-
-
-class ApprovalQuerySet(RestrictedQuerySet["Approval"]):
-    resource_path = "request__resource"
-    owner_paths = ("request__requester", "request__filed_by")
-
-
-class Approval(models.Model):
-    """One approver's yes on a request (quorum counts distinct approvers), with the
-    conditions that approver set. Under a quorum the grant takes the most restrictive
-    conditions of the approvals that count (``services.strictest_conditions``)."""
-
-    request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="approvals")
-    approver = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
-    created_at = models.DateTimeField()
-    note = models.TextField(blank=True)
-    duration_minutes = models.PositiveIntegerField(
-        null=True, blank=True, help_text="The shorter duration this approver set; empty: as asked."
-    )
-    level = models.ForeignKey(
-        AccessLevel,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        help_text="The lower level this approver set; empty: as asked.",
-    )
-    stage = models.PositiveSmallIntegerField(
-        default=1, help_text="The approval stage it was given in (1 without stages)."
-    )
-
-    objects: ClassVar[ApprovalQuerySet] = ApprovalQuerySet.as_manager()  # type: ignore[assignment]
-
-    class Meta:
-        ordering = ["created_at"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["request", "approver"], name="one_approval_per_approver"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.approver} approved #{self.request_id}"
-
-
-class GrantQuerySet(RestrictedQuerySet["Grant"]):
-    owner_paths = ("user",)
-
-    def open(self) -> GrantQuerySet:
-        return self.filter(state__in=OPEN_GRANT_STATES)
-
-    def active_at(self, at: datetime) -> GrantQuerySet:
-        return self.open().filter(not_before__lte=at, expires_at__gt=at)
-
-    def due_for_activation(self, now: datetime) -> GrantQuerySet:
-        return self.filter(state=GrantState.SCHEDULED, not_before__lte=now, expires_at__gt=now)
-
-    def due_for_expiry(self, now: datetime) -> GrantQuerySet:
-        return self.open().filter(expires_at__lte=now)
-
-    def in_policy(self, resource: Resource, now: datetime) -> GrantQuerySet:
-        """Grants the resource's policy must carry: not revoked, window not yet over."""
-        return self.filter(resource=resource, state__in=OPEN_GRANT_STATES, expires_at__gt=now)
-
-    def removal_overdue(self, now: datetime) -> GrantQuerySet:
-        """Revoked grants whose window is still open and whose removal Pomerium has not
-        confirmed within ``ZERO_REMOVAL_ALERT_SECONDS``: the user may still get in. On a
-        target that cannot close a rule by itself (``targets.closes_by_itself``) the same
-        holds for a grant whose end passed that long ago: only the worker removes its rule.
-        """
-        threshold = now - timedelta(seconds=settings.ZERO_REMOVAL_ALERT_SECONDS)
-        overdue = Q(state=GrantState.REVOKED, revoked_at__lte=threshold, expires_at__gt=now)
-        open_ended = [n for n in configured_clusters() if not targets.closes_by_itself(n)]
-        if open_ended:
-            overdue |= Q(resource__cluster__in=open_ended, expires_at__lte=threshold)
-        return self.filter(overdue).exclude(sync_status=SyncStatus.REMOVED)
-
-    def needing_review(self) -> GrantQuerySet:
-        return self.filter(is_break_glass=True, reviewed_at__isnull=True)
-
-
-class Grant(models.Model):
-    request = models.OneToOneField(AccessRequest, on_delete=models.PROTECT, related_name="grant")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="grants"
-    )
-    email = models.EmailField(help_text="The user's email when approved; what the PPL rule names.")
-    resource = models.ForeignKey(Resource, on_delete=models.PROTECT, related_name="grants")
-    level = models.ForeignKey(
-        AccessLevel,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="grants",
-        help_text="The level approved; empty on resources without levels.",
-    )
-    criteria = models.JSONField(
-        default=list,
-        blank=True,
-        help_text="The extra PPL criteria this grant's rule carries, copied when it was "
-        "approved (level, then schedule): editing the level later does not change it.",
-    )
-    schedule = models.JSONField(
-        null=True, blank=True, help_text="The recurring window copied when it was approved."
-    )
-    not_before = models.DateTimeField()
-    expires_at = models.DateTimeField()
-    state = models.CharField(max_length=16, choices=GrantState.choices)
-    created_at = models.DateTimeField()
-    revoked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    revoke_reason = models.TextField(blank=True)
-    is_break_glass = models.BooleanField(default=False)
-    reviewed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    reviewed_at = models.DateTimeField(null=True, blank=True)
-    review_note = models.TextField(blank=True)
-    # Filled by the Zero sync.
-    sync_status = models.CharField(
-        max_length=16, choices=SyncStatus.choices, default=SyncStatus.PENDING
-    )
-    sync_error = models.TextField(blank=True)
-    live_at = models.DateTimeField(null=True, blank=True, help_text="Zero confirmed the rule.")
-    enforced_at = models.DateTimeField(
-        null=True, blank=True, help_text="When Zero applied the latest change for this grant."
-    )
-    removed_at = models.DateTimeField(
-        null=True, blank=True, help_text="When Zero confirmed the rule was gone."
-    )
-    reminder_sent_at = models.DateTimeField(null=True, blank=True)
-
-    objects: ClassVar[GrantQuerySet] = GrantQuerySet.as_manager()  # type: ignore[assignment]
-
-    class Meta:
-        ordering = ["-not_before"]
-        permissions = [
-            ("revoke_grant", "Can revoke grants"),
-            ("extend_grant", "Can extend grants"),
-            ("review_grant", "Can mark break-glass grants reviewed"),
-        ]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["user", "resource"],
-                condition=Q(state__in=["scheduled", "active"]),
-                name="one_open_grant_per_user_and_resource",
-            ),
-            models.CheckConstraint(
-                condition=Q(expires_at__gt=models.F("not_before")), name="grant_window_not_empty"
-            ),
-        ]
-        indexes = [
-            models.Index(fields=["state", "expires_at"]),
-            models.Index(fields=["resource", "state"]),
-            # A person's grants latest start first (the API's pages) and their open grants
-            # soonest first (the dashboard's pages), without reading their ended ones.
-            models.Index(fields=["user", "-not_before", "-id"], name="access_grant_mine_latest"),
-            models.Index(
-                fields=["user", "not_before", "id"],
-                condition=models.Q(state__in=OPEN_GRANT_STATES),
-                name="access_grant_mine_open",
-            ),
-            # The admin's order (newest window first, then id): read from the index.
-            models.Index(fields=["-not_before", "-id"], name="grant_admin_order"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.email} → {self.resource} ({self.get_state_display()})"
-
-    @property
-    def resource_slug_for_audit(self) -> str:
-        return self.resource.slug
-
-    def is_open_at(self, now: datetime) -> bool:
-        """Scheduled or active and not yet over: it can still be extended or revoked."""
-        return self.state in OPEN_GRANT_STATES and self.expires_at > now
-
-    def removal_is_overdue(self, now: datetime) -> bool:
-        """The instance form of ``GrantQuerySet.removal_overdue``."""
-        threshold = now - timedelta(seconds=settings.ZERO_REMOVAL_ALERT_SECONDS)
-        if (
-            self.expires_at <= threshold
-            and self.sync_status != SyncStatus.REMOVED
-            and not targets.closes_by_itself(self.resource.cluster)
-        ):
-            return True
-        return (
-            self.state == GrantState.REVOKED
-            and self.revoked_at is not None
-            and self.revoked_at <= threshold
-            and self.expires_at > now
-            and self.sync_status != SyncStatus.REMOVED
-        )
-
-    def window(self) -> dict[str, Any]:
-        """The window for audit details, with the level and schedule when there are any."""
-        window: dict[str, Any] = {
-            "not_before": self.not_before.isoformat(),
-            "expires_at": self.expires_at.isoformat(),
-        }
-        if self.level_id is not None:
-            window["level"] = self.level.slug if self.level else None
-        if self.schedule:
-            window["schedule"] = self.schedule
-        return window
-
-    def parsed_schedule(self) -> schedules.Schedule | None:
-        return schedules.parse(self.schedule)
-
-    def access_ends_at(self) -> datetime:
-        """When access really ends: the last window's close with a schedule, else the end."""
-        schedule = self.parsed_schedule()
-        if schedule is None:
-            return self.expires_at
-        return schedules.last_window_end(schedule, self.not_before, self.expires_at) or (
-            self.not_before
-        )
-
-
-class GrantExtensionQuerySet(RestrictedQuerySet["GrantExtension"]):
-    resource_path = "grant__resource"
-    owner_paths = ("grant__user",)
-
-
-class GrantExtension(models.Model):
-    grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="extensions")
-    extended_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField()
-    old_expires_at = models.DateTimeField()
-    new_expires_at = models.DateTimeField()
-    reason = models.TextField()
-    over_maximum = models.BooleanField(default=False)
-
-    objects: ClassVar[GrantExtensionQuerySet] = GrantExtensionQuerySet.as_manager()  # type: ignore[assignment]
-
-    class Meta:
-        ordering = ["created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.grant} extended to {self.new_expires_at:%Y-%m-%d %H:%M %Z}"
 
 
 @receiver(pre_delete, sender=Resource)
