@@ -19,7 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps import ppl as ppl_lib
-from apps.access import clusters
+from apps.access import clusters, targets
 from apps.access.models import Resource
 from apps.zero import desired, lease, moves, port, remote, windows, writing
 from apps.zero.client import ZeroClient, ZeroError
@@ -290,7 +290,7 @@ def _leased_pass(
         try:
             _failed(outcome, state_pk, resource, result, exc)
         except Exception:
-            logger.exception("could not record the failed Zero sync of %s", resource.slug)
+            logger.exception("could not record the failed sync of %s", resource.slug)
         raise
     outcome.calls = sum(client.calls.values()) - calls_before
     live, removed = record_success(state_pk, owner, resource, result)
@@ -301,7 +301,9 @@ def _leased_pass(
     outcome.applying = result.applying
     outcome.applied_changesets = result.applied_changesets
     outcome.live, outcome.removed = live, removed
-    logger.info("Zero sync of %s: %s", resource.slug, outcome.summary())
+    logger.info(
+        "Sync of %s to %s: %s", resource.slug, targets.describe(resource.cluster), outcome.summary()
+    )
     return outcome
 
 
@@ -322,6 +324,8 @@ def _failed(
     outcome.retry_after = exc.retry_after if isinstance(exc, ZeroError) else None
     outcome.policy_id = result.policy_id
     outcome.wrote = result.wrote
-    logger.warning("Zero sync of %s failed: %s", resource.slug, message)
+    logger.warning(
+        "Sync of %s to %s failed: %s", resource.slug, targets.describe(resource.cluster), message
+    )
     record_failure(state_pk, resource, result, message, transient=outcome.transient)
     return outcome

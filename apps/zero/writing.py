@@ -63,15 +63,17 @@ def without_doubtful_rules(
     ]
     if not doubtful:
         raise exc
+    who = targets.enforcer(resource.cluster)
     reason = (
-        f"Zero refused the policy when this grant's rule was added ({exc}); the rule was "
+        f"{who} refused the policy when this grant's rule was added ({exc}); the rule was "
         "left out so that every other change, removals included, is written"
     )
     for gid in doubtful:
         result.refused[gid] = reason
     result.wanted = {gid: key for gid, key in result.wanted.items() if gid not in doubtful}
     logger.warning(
-        "Zero refused the policy of %s; writing it without %d new grant rule(s)",
+        "%s refused the policy of %s; writing it without %d new grant rule(s)",
+        who,
         resource.slug,
         len(doubtful),
     )
@@ -115,7 +117,7 @@ def remote_phase(
                 if exc.status not in (404, 410):
                     raise
                 # Deleted between our read and our write: create it afresh.
-                logger.warning("Zero policy %s vanished before the write", result.policy_id)
+                logger.warning("Policy %s vanished before the write", result.policy_id)
                 policy = _create_recorded(client, state, resource, props, result, wanted_digest)
             written_at = timezone.now()
         elif state.remote_digest != found_digest and found_digest in (
@@ -228,7 +230,8 @@ def _find(
             if exc.status not in (404, 410):
                 raise
             logger.warning(
-                "Zero policy %s of %s is gone; looking it up by name",
+                "%s policy %s of %s is gone; looking it up by name",
+                targets.enforcer(resource.cluster),
                 state.remote_policy_id,
                 resource.slug,
             )
@@ -243,9 +246,9 @@ def _find(
         ids = sorted(str(p.get("id")) for p in named)
         result.duplicate_policy_ids = ids
         raise DuplicatePolicies(
-            f"{len(ids)} Zero policies are named {resource.policy_name!r} "
-            f"({', '.join(ids)}); the portal will not pick one. Delete all but one in the "
-            "Zero console, then sync again"
+            f"{len(ids)} {targets.enforcer(resource.cluster)} policies are named "
+            f"{resource.policy_name!r} ({', '.join(ids)}); the portal will not pick one. "
+            f"Delete all but one in {targets.console(resource.cluster)}, then sync again"
         )
     result.duplicate_policy_ids = []
     return named[0] if named else None
@@ -371,8 +374,8 @@ def _late_confirmed(state: PolicySync, result: PassResult, found_digest: str) ->
             "policy_id": result.policy_id,
             "digest": found_digest,
             "previous_digest": state.remote_digest or None,
-            "note": "Zero holds a write the portal attempted whose answer was lost; "
-            "not a hand edit",
+            "note": f"{targets.enforcer(state.resource.cluster)} holds a write the portal "
+            "attempted whose answer was lost; not a hand edit",
         },
     )
     state.remote_digest = found_digest
