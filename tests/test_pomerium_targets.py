@@ -142,3 +142,31 @@ def test_bad_target_settings_refuse_to_start_in_one_line(env: dict[str, str], sh
     assert shown in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "not*base64" not in result.stderr
+
+
+def test_each_target_is_named_by_what_it_is(settings) -> None:
+    """The words people read (``targets.describe`` and friends): Zero's v0 API keeps its
+    own, a Core says Core, a ConfigService target of unknown product says Pomerium."""
+    settings.CLUSTER_ID = "c-0"
+    settings.POMERIUM_SHARED_SECRET = SECRET
+    settings.POMERIUM_API_TOKEN = "tok"
+    settings.POMERIUM_TARGETS = parse("edge=core:http://p:5443,corp=api:https://c.example.com")
+
+    assert [targets.describe(n) for n in ("default", "edge", "corp")] == [
+        "Zero cluster default",
+        "Pomerium Core edge",
+        "Pomerium corp",
+    ]
+    assert [targets.enforcer(n) for n in ("default", "edge", "corp")] == [
+        "Zero",
+        "Pomerium Core",
+        "Pomerium",
+    ]
+    assert [targets.product(n) for n in ("default", "edge", "corp")] == [
+        "Pomerium Zero",
+        "Pomerium Core",
+        "Pomerium",
+    ]
+    assert targets.console("default") == "the Zero console"
+    assert targets.console("edge") == "Pomerium Core edge"
+    assert targets.describe("gone") == "Zero cluster gone"  # as capabilities reads it

@@ -128,6 +128,26 @@ def test_render_copies_base_rules() -> None:
     assert base == BASE
 
 
+def test_a_grant_rule_is_its_own_key_equal_exactly_when_it_renders_alike() -> None:
+    """``GrantRule`` is the sync's hashable rule key: the same instant in another zone or
+    with a fraction of a second renders the same rule, so it is the same key; another
+    email (case kept), window or criterion is another rule."""
+    level = ({"http_method": {"is": "GET"}},)
+    paris = timezone(timedelta(hours=2))
+    a = GrantRule("a@example.com", T0, T1, level)
+    b = GrantRule("a@example.com", (T0 + timedelta(microseconds=500)).astimezone(paris), T1, level)
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert dumps(render_policy([], [a])) == dumps(render_policy([], [b]))
+    others = [
+        GrantRule("A@example.com", T0, T1, level),
+        GrantRule("a@example.com", T0 + timedelta(seconds=1), T1, level),
+        GrantRule("a@example.com", T0, T1),
+    ]
+    for other in others:
+        assert other != a and dumps(render_policy([], [other])) != dumps(render_policy([], [a]))
+    assert len({a, b, *others}) == 4
+
+
 def test_render_rejects_naive_datetimes() -> None:
     with pytest.raises(ValueError, match="naive"):
         render_policy([], [grant("a@example.com", datetime(2026, 9, 1, 9, 0), T1)])

@@ -251,7 +251,7 @@ class ResourceAdmin(StrictIdsMixin):
     fieldsets = (
         (None, {"fields": ("name", "slug", "description", "is_active")}),
         (
-            "Pomerium Zero policy",
+            "Pomerium policy",
             {
                 "fields": (
                     "cluster",
@@ -371,7 +371,10 @@ class ResourceAdmin(StrictIdsMixin):
         ):
             return "error"
         if state.duplicate_policy_ids:
-            return "DUPLICATE POLICIES in Zero: the portal will not pick one"
+            return (
+                f"DUPLICATE POLICIES in {targets.enforcer(obj.cluster)}: "
+                "the portal will not pick one"
+            )
         if state.pending_apply:
             return "not enforced yet: " + (state.pending_reason or "waiting for changeset apply")
         return "current" if state.synced_generation >= obj.sync_generation else "pending"
@@ -389,7 +392,7 @@ class ResourceAdmin(StrictIdsMixin):
             return "none"
         return format_html('<strong style="color:#b42318">{}</strong>', "; ".join(found[:10]))
 
-    @admin.display(description="Sync status in Pomerium Zero")
+    @admin.display(description="Sync status in Pomerium")
     def zero_status(self, obj: Resource) -> str:
         state = getattr(obj, "zero", None) if obj.pk else None
         if state is None:

@@ -250,7 +250,7 @@ class GrantAdmin(ReadOnlyAdmin):
             {"fields": ("is_break_glass", "reviewed_by", "reviewed_at", "review_note")},
         ),
         (
-            "Pomerium Zero",
+            "Pomerium",
             {
                 "fields": (
                     "sync_status",

@@ -18,7 +18,8 @@ The domain and the sync never ask which flavour a target is, only what it can do
 * ``ROUTES``: the portal may add a policy's id to the routes a resource names
   (``Resource.routes``; ConfigService targets). Without it, attach policies by hand.
 
-``flavour`` is for the adapters and for what people read (``check_connectivity``).
+``flavour`` is for the adapters and for what people read (``check_connectivity``, and
+``enforcer``/``describe``/``console``: the one home of the words naming a target).
 Read at call time from the settings, so a test's override is seen at once.
 """
 
@@ -42,10 +43,14 @@ __all__ = [
     "capabilities",
     "closes_by_itself",
     "configured",
+    "console",
+    "describe",
+    "enforcer",
     "expiry_enforcement",
     "flavour",
     "get",
     "names",
+    "product",
 ]
 
 DATE = "date"
@@ -129,3 +134,43 @@ def expiry_enforcement(target: str) -> str:
             "jitportal's worker"
         )
     return f"{BY_POMERIUM}: each rule carries its own window and closes at its end"
+
+
+# What people read about a target, by flavour: who holds the policy (the subject of a
+# sentence), what to call a target of that flavour, and the product's name. Zero's v0
+# API keeps its words ("Zero refused the policy…", "Zero cluster staging").
+_WORDS = {
+    ZERO: ("Zero", "Zero cluster", "Pomerium Zero"),
+    CORE: ("Pomerium Core", "Pomerium Core", "Pomerium Core"),
+    API: ("Pomerium", "Pomerium", "Pomerium"),  # Zero or Enterprise through ConfigService
+}
+
+
+def _words(target: str) -> tuple[str, str, str]:
+    found = configured().get(target)
+    # A name not configured (any more) reads as Zero's v0 API, like ``capabilities``.
+    return _WORDS[found.flavour if found is not None else ZERO]
+
+
+def enforcer(target: str) -> str:
+    """Who holds the policy of a resource on ``target``, as the subject of a sentence:
+    ``Zero`` (a Zero cluster), ``Pomerium Core``, or ``Pomerium``."""
+    return _words(target)[0]
+
+
+def describe(target: str) -> str:
+    """The target named ``target`` as people read it: ``Zero cluster staging``,
+    ``Pomerium Core edge`` or ``Pomerium edge``."""
+    return f"{_words(target)[1]} {target}"
+
+
+def console(target: str) -> str:
+    """Where a person edits the target's policies by hand: ``the Zero console`` on a Zero
+    cluster, else the target itself (``Pomerium Core edge``)."""
+    return "the Zero console" if _words(target) == _WORDS[ZERO] else describe(target)
+
+
+def product(target: str) -> str:
+    """The Pomerium holding a resource's policy on ``target``, by its product's name:
+    ``Pomerium Zero``, ``Pomerium Core``, or ``Pomerium``."""
+    return _words(target)[2]

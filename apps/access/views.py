@@ -24,7 +24,7 @@ from apps.accounts.middleware import request_user
 from apps.accounts.services import update_preferences
 from apps.accounts.timezones import zone_for, zone_label
 
-from . import clusters, queries, reach, rows, schedules, services, stages, watch
+from . import clusters, queries, reach, rows, schedules, services, stages, targets, watch
 from .durations import duration_label
 from .forms import (
     BreakGlassForm,
@@ -292,8 +292,10 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "can_extend": open_grant and own_grant,
             "can_end": open_grant and own_grant,
             "now": now,
-            # Only worth saying where there is more than one cluster to be in.
-            "cluster": req.resource.cluster if len(clusters.configured()) > 1 else "",
+            # Only worth saying where there is more than one target to be in.
+            "cluster": (
+                targets.describe(req.resource.cluster) if len(clusters.configured()) > 1 else ""
+            ),
             "watch": seen,
             "watch_url": reverse("request_status", args=[req.pk]),
         },

@@ -447,7 +447,14 @@ def removal_overdue(*, grant_id: int | None = None, **_: Any) -> list[Message]:
     # An expiry is a removal only where the worker, not Pomerium, closes the rule.
     if grant.revoked_at is None and targets.closes_by_itself(grant.resource.cluster):
         return []
-    ctx = {**_grant_context(grant), "admin_url": admin_grant_url(grant)}
+    cluster = grant.resource.cluster
+    ctx = {
+        **_grant_context(grant),
+        "admin_url": admin_grant_url(grant),
+        "pomerium": targets.product(cluster),
+        "enforcer": targets.enforcer(cluster),
+        "console": targets.console(cluster),
+    }
     return [
         email(
             user,

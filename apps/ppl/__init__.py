@@ -26,7 +26,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,11 +105,17 @@ _RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]
 _ZONELESS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class GrantRule:
-    """One live grant as it appears in the policy: who, from when, until when, and how.
+    """One grant's rule as it appears in the policy: who, from when, until when, and how.
 
-    Both datetimes must be timezone-aware; rendering raises ``ValueError``
+    The canonical, hashable key of a rule: two ``GrantRule`` are equal (and hash alike)
+    exactly when they render byte-identical rules, i.e. when their ``canonical`` forms
+    are equal: the email as given, both bounds as ``rfc3339`` text (UTC, whole seconds)
+    and the criteria as ``dumps`` text. That form is taken once, when the rule is made,
+    and rendering uses it as is.
+
+    Both datetimes must be timezone-aware; making the rule raises ``ValueError``
     otherwise. ``criteria`` are extra criteria ANDed after ``email`` and ``date`` in
     the order given (an access level's matchers, then a schedule's ``day_of_week`` and
     ``time_of_day``); empty renders exactly the plain two-criterion rule.
@@ -119,6 +125,31 @@ class GrantRule:
     not_before: datetime
     expires_at: datetime
     criteria: tuple[Mapping[str, Any], ...] = ()
+    canonical: tuple[str, str, str, str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "canonical",
+            (
+                self.email,
+                rfc3339(self.not_before),
+                rfc3339(self.expires_at),
+                dumps(list(self.criteria)),
+            ),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, GrantRule):
+            return NotImplemented
+        return self.canonical == other.canonical
+
+    def __hash__(self) -> int:
+        return hash(self.canonical)
+
+    def __getitem__(self, index: Any) -> Any:
+        """Indexing reads the canonical form (email, after, before, criteria)."""
+        return self.canonical[index]
 
 
 # --------------------------------------------------------------------------- #
@@ -187,10 +218,7 @@ def render_policy(
     rules: list[dict[str, Any]] = [dict(copy.deepcopy(rule)) for rule in base_rules]
     # Sort on the rendered values: grants that tie render identical rules, so
     # the output is the same for every input order.
-    rendered = sorted(
-        (g.email, rfc3339(g.not_before), rfc3339(g.expires_at), dumps(list(g.criteria)))
-        for g in grants
-    )
+    rendered = sorted(g.canonical for g in grants)
     rules.extend(
         {
             "allow": {

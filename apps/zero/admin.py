@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from apps.access import visibility
+from apps.access import targets, visibility
 from apps.access.admin_actions import ReadOnlyAdmin, StrictIdsMixin
 from apps.accounts.middleware import request_user
 from apps.zero.models import PolicySync, ZeroCluster
@@ -158,15 +158,17 @@ class PolicySyncAdmin(StrictIdsMixin):
         failures = f" ({obj.consecutive_failures} in a row)" if obj.consecutive_failures else ""
         return Truncator(obj.last_error).chars(120) + failures
 
-    @admin.display(description="Enforced in Zero")
+    @admin.display(description="Enforced in Pomerium")
     def enforcement(self, obj: PolicySync) -> str:
         """One loud line: duplicates first (the portal will not pick one), then a change
         that waits for a human to apply a changeset, else "yes"."""
         if obj.duplicate_policy_ids:
             return format_html(
                 WARNING,
-                f"DUPLICATE POLICIES: {len(obj.duplicate_policy_ids)} Zero policies are named "
-                f"{obj.resource.policy_name!r}; delete all but one in the Zero console",
+                f"DUPLICATE POLICIES: {len(obj.duplicate_policy_ids)} "
+                f"{targets.enforcer(obj.resource.cluster)} policies are named "
+                f"{obj.resource.policy_name!r}; delete all but one in "
+                f"{targets.console(obj.resource.cluster)}",
             )
         if obj.pending_apply:
             return format_html(WARNING, "NOT YET: " + (obj.pending_reason or "changeset pending"))

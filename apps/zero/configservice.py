@@ -41,7 +41,7 @@ import requests
 import yaml
 
 from apps import ppl as ppl_lib
-from apps.zero.client import (
+from apps.zero.transport import (
     ZeroError,
     ZeroPermanentError,
     ZeroTransientError,

@@ -7,7 +7,7 @@ builds on these; ``manage.py sync_zero --dry-run`` prints them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -23,8 +23,8 @@ from apps.zero import windows
 MANAGED_KEYS = ("name", "description", "explanation", "remediation", "enforced", "ppl")
 MAX_LISTED_RULES = 20  # per list in an audit diff; the digests cover the rest
 
-# (email exactly as the assertion carried it, after, before, canonical extra criteria)
-RuleKey = tuple[str, str, str, str]
+# A grant's rule: its canonical, hashable key is the rule itself (``ppl.GrantRule``).
+RuleKey = ppl_lib.GrantRule
 
 
 def rule_key(
@@ -40,12 +40,7 @@ def rule_key(
     write a rule that never matches. Case-insensitive identity is the portal's business
     (apps.accounts), not the rule's.
     """
-    return (
-        email,
-        ppl_lib.rfc3339(not_before),
-        ppl_lib.rfc3339(expires_at),
-        ppl_lib.dumps(list(criteria or [])),
-    )
+    return ppl_lib.GrantRule(email, not_before, expires_at, tuple(criteria or []))
 
 
 def grant_key(grant: Any, now: datetime, caps: frozenset[str]) -> RuleKey | None:
@@ -96,16 +91,7 @@ def dated(resource: Resource) -> bool:
 def render(resource: Resource, wanted: Mapping[int, RuleKey]) -> list[dict[str, Any]]:
     """The PPL for the base rules plus the given grant rules (deterministic). On a target
     without ``date`` the grant rules carry the email and the level's criteria only."""
-    return ppl_lib.render_policy(
-        resource.base_ppl or [], _grant_rules(wanted.values()), dated=dated(resource)
-    )
-
-
-def _grant_rules(keys: Iterable[RuleKey]) -> list[ppl_lib.GrantRule]:
-    return [
-        ppl_lib.GrantRule(email, _parse(after), _parse(before), tuple(json.loads(extra)))
-        for email, after, before, extra in keys
-    ]
+    return ppl_lib.render_policy(resource.base_ppl or [], wanted.values(), dated=dated(resource))
 
 
 def criteria_registry(resource: Resource) -> frozenset[str]:
@@ -122,8 +108,8 @@ def refused_rules(wanted: Mapping[int, RuleKey], registry: frozenset[str]) -> di
     copied criteria (level, schedule) the target does not accept. One such rule would make
     the whole policy write fail, revocations included, so the sync leaves these out."""
     refused = {}
-    for grant_id, (_, _, _, extra) in wanted.items():
-        problems = ppl_lib.criteria_errors(json.loads(extra), criteria=registry)
+    for grant_id, rule in wanted.items():
+        problems = ppl_lib.criteria_errors(list(rule.criteria), criteria=registry)
         if problems:
             refused[grant_id] = "; ".join(problems[:3])
     return refused
@@ -132,13 +118,7 @@ def refused_rules(wanted: Mapping[int, RuleKey], registry: frozenset[str]) -> di
 def rule_text(key: RuleKey, *, dated: bool = True) -> str:
     """The canonical JSON of the one rule a grant's key renders (as ``render`` writes it;
     ``dated``: with its ``date`` criterion, see ``dated()``)."""
-    return ppl_lib.dumps(ppl_lib.render_policy([], _grant_rules([key]), dated=dated)[0])
-
-
-def _parse(value: str) -> datetime:
-    parsed = ppl_lib.parse_rfc3339(value)
-    assert parsed is not None  # produced by rfc3339() above
-    return parsed
+    return ppl_lib.dumps(ppl_lib.render_policy([], [key], dated=dated)[0])
 
 
 def desired_policy(resource: Resource, now: datetime) -> list[dict[str, Any]]:

@@ -37,8 +37,9 @@ from apps import ppl as ppl_lib
 from apps.access import clusters, targets
 from apps.access.models import Resource
 from apps.zero import desired, identity, port
-from apps.zero.client import PAGE_SIZE, ZeroClient, ZeroError, get_client
+from apps.zero.client import ZeroClient, ZeroError, get_client
 from apps.zero.models import PolicySync, ZeroCluster
+from apps.zero.transport import PAGE_SIZE
 
 __all__ = ["ClusterWatch", "drifted_resources"]
 

@@ -143,3 +143,19 @@ def test_the_request_page_names_the_cluster_when_there_are_several(
     resource.cluster = "default"
     resource.save()
     assert "in Zero cluster" not in client.get(f"/requests/{req.pk}").content.decode()
+
+
+def test_the_request_page_names_a_core_target_as_core(signed_in: Any, settings: Any) -> None:
+    from apps.access import services
+    from jitportal.pomerium_targets import Target
+    from tests.factories import AccessRequestFactory, UserFactory
+
+    settings.POMERIUM_SHARED_SECRET = "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s="
+    settings.POMERIUM_TARGETS = {"edge": Target("edge", "core", "http://edge.test:5443")}
+    client, user = signed_in("alice", groups=["engineering"])
+    resource = ResourceFactory(slug="billing", cluster="edge")
+    req = AccessRequestFactory(requester=user, resource=resource)
+    services.approve_request(req, approver=UserFactory(groups=["approvers"]))
+
+    page = client.get(f"/requests/{req.pk}").content.decode()
+    assert "in Pomerium Core edge" in page and "Zero cluster" not in page

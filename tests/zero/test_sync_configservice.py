@@ -152,3 +152,18 @@ def test_a_location_of_a_target_no_longer_configured_is_refused(core: FakeCore) 
     assert port.store_at("target:default", store) == (store, False)
     with pytest.raises(ZeroPermanentError, match="'gone' is no longer a ConfigService target"):
         port.store_at("target:gone", store)
+
+
+def test_duplicate_policies_on_core_are_named_for_core_not_zero(
+    core: FakeCore, resource: Resource
+) -> None:
+    """What the sync says about a Core target names Pomerium Core, never Zero."""
+    for _ in range(2):
+        core.add_policy(name=resource.policy_name, sourcePpl="[]")
+
+    outcome = sync_resource(resource.pk)
+
+    assert outcome.status == "failed"
+    assert "2 Pomerium Core policies are named 'jit-grafana'" in outcome.error
+    assert "Delete all but one in Pomerium Core default" in outcome.error
+    assert "Zero" not in outcome.error

@@ -16,7 +16,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from apps.access import clusters
+from apps.access import clusters, targets
 from apps.access.models import Resource
 from apps.zero import desired, port
 from apps.zero.client import ZeroError, ZeroPermanentError
@@ -69,16 +69,17 @@ class Command(BaseCommand):
 
     def _show(self, client: PolicyStore, resource: Resource) -> None:
         props = desired.properties(resource, desired.desired_policy(resource, timezone.now()))
-        self.stdout.write(f"# {resource.slug}: Zero policy {resource.policy_name!r}")
+        who = targets.enforcer(resource.cluster)
+        self.stdout.write(f"# {resource.slug}: {who} policy {resource.policy_name!r}")
         if len(clusters.configured()) > 1:
-            self.stdout.write(f"# in cluster {resource.cluster} ({client.cluster_id})")
+            self.stdout.write(f"# in {targets.describe(resource.cluster)} ({client.cluster_id})")
         self.stdout.write(desired.pretty(props["ppl"]))
         try:
             remote = self._remote(client, resource)
         except ZeroError as exc:
-            raise CommandError(_one_line(f"Zero unreachable: {exc}"), returncode=1) from None
+            raise CommandError(_one_line(f"{who} unreachable: {exc}"), returncode=1) from None
         if remote is None:
-            self.stdout.write(f"(Zero has no policy {resource.policy_name!r}: a sync creates it)")
+            self.stdout.write(f"({who} has no policy {resource.policy_name!r}: a sync creates it)")
             return
         before = desired.pretty(desired.managed_state(remote)).splitlines()
         after = desired.pretty(desired.managed_state(props)).splitlines()
@@ -106,7 +107,8 @@ class Command(BaseCommand):
         if len(named) > 1:
             ids = ", ".join(sorted(str(p.get("id")) for p in named))
             raise CommandError(
-                f"{len(named)} Zero policies are named {resource.policy_name!r} ({ids}); "
-                "delete all but one in the Zero console"
+                f"{len(named)} {targets.enforcer(resource.cluster)} policies are named "
+                f"{resource.policy_name!r} ({ids}); delete all but one in "
+                f"{targets.console(resource.cluster)}"
             )
         return named[0] if named else None
