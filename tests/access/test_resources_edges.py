@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from apps.access.models import AccessLevel, Resource
-from apps.access.resources import DefinitionError, apply_definitions
+from apps.access.services.resources import DefinitionError, apply_definitions
 from tests.factories import GrantFactory
 
 pytestmark = pytest.mark.django_db
@@ -66,3 +66,22 @@ def test_a_level_still_used_by_a_grant_stays_and_the_file_is_refused() -> None:
     wiki.refresh_from_db()
     assert wiki.name == "Wiki"  # all or nothing: the rename did not happen either
     assert sorted(wiki.levels.values_list("slug", flat=True)) == ["full", "read"]
+
+
+def test_a_definition_names_the_routes_its_policy_protects_on_a_target_that_attaches(
+    settings: Any,
+) -> None:
+    from jitportal.pomerium_targets import Target
+
+    settings.CLUSTER_ID = "c-default"  # the Zero cluster "default", beside a Core "edge"
+    settings.POMERIUM_SHARED_SECRET = "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s="
+    settings.POMERIUM_TARGETS = {"edge": Target("edge", "core", "http://edge.test:5443")}
+    apply_definitions([{**GOOD, "cluster": "edge", "routes": ["r-wiki"]}])
+    assert Resource.objects.get(slug="wiki").routes == ["r-wiki"]
+
+    # A Zero cluster's v0 API cannot attach routes: refused with its place, nothing written.
+    with pytest.raises(DefinitionError) as caught:
+        apply_definitions([{**GOOD, "slug": "lab", "routes": ["r-lab"]}])
+    assert str(caught.value).startswith("resources[0] (lab): ")
+    assert "routes" in str(caught.value)
+    assert not Resource.objects.filter(slug="lab").exists()

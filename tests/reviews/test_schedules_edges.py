@@ -11,7 +11,7 @@ import pytest
 import time_machine
 
 from apps.access.models import Resource
-from apps.access.resources import DefinitionError
+from apps.access.services.resources import DefinitionError
 from apps.audit.models import AuditEvent
 from apps.reviews import schedules
 from apps.reviews.actions import ReviewAction

@@ -30,6 +30,7 @@ CONFIG_FIELDS = (
     "description",
     "zero_policy_name",
     "cluster",
+    "routes",
     "requester_groups",
     "approver_groups",
     "duration_choices",
