@@ -32,7 +32,7 @@ repository root::
         --broker redis://127.0.0.1:6379/3
 
 The database named in --database-url is DROPPED and recreated: give it a scratch name.
-Results are printed as Markdown for bench/README.md ("Core deadlines").
+Results are printed as Markdown, for a dated file in bench/results/ (see bench/README.md).
 """
 
 from __future__ import annotations
