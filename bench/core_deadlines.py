@@ -124,7 +124,7 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
     from apps.access.models import Resource
     from apps.accounts.models import User
     from apps.zero.tasks import tick
-    from tests.zero.worker import CeleryWorker, purge_broker
+    from tests.support.celery_worker import CeleryWorker, purge_broker
 
     call_command("migrate", verbosity=0)
     boss = User.objects.create(username="idp|boss", email="boss@example.com", is_superuser=True)

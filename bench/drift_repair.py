@@ -84,7 +84,7 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
     from apps.audit.models import AuditAction, AuditEvent
     from apps.zero.models import ZeroCluster
     from apps.zero.tasks import tick
-    from tests.zero.worker import CeleryWorker, purge_broker
+    from tests.support.celery_worker import CeleryWorker, purge_broker
 
     call_command("migrate", verbosity=0)
     boss = User.objects.create(username="idp|boss", email="boss@example.com", is_superuser=True)
