@@ -234,7 +234,7 @@ def drain_phase(rounds: int) -> None:
 
 
 def worker_env(receivers: list[Receiver]) -> dict[str, str]:
-    from tests.zero.worker import database_url
+    from tests.support.celery_worker import database_url
 
     return {
         "DEBUG": "true",
@@ -280,7 +280,7 @@ def pct(values: list[float], q: float) -> float:
 
 def live_phase(events: int, rate: float, outage: float) -> None:
     from jitportal.celery import app
-    from tests.zero.worker import CeleryWorker, purge_broker
+    from tests.support.celery_worker import CeleryWorker, purge_broker
 
     purge_broker(os.environ["CELERY_BROKER_URL"])
     app.conf.broker_url = os.environ["CELERY_BROKER_URL"]

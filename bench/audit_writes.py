@@ -20,8 +20,8 @@ Before and after side by side (the same script against an older checkout, altern
 
 The database named in --database-url is DROPPED and recreated: give it a scratch name.
 Redis receives the notification tasks the submissions enqueue (nobody consumes them; the
-script deletes that Redis database's keys at the end). Results are printed as Markdown for
-bench/README.md ("Audited writes").
+script deletes that Redis database's keys at the end). Results are printed as Markdown, for
+a dated file in bench/results/ (see bench/README.md).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ repository root::
         --broker redis://127.0.0.1:6379/3
 
 The database named in --database-url is DROPPED and recreated: give it a scratch name.
-Results are printed as Markdown for bench/README.md ("Core deadlines").
+Results are printed as Markdown, for a dated file in bench/results/ (see bench/README.md).
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
     from apps.access.models import Resource
     from apps.accounts.models import User
     from apps.zero.tasks import tick
-    from tests.zero.worker import CeleryWorker, purge_broker
+    from tests.support.celery_worker import CeleryWorker, purge_broker
 
     call_command("migrate", verbosity=0)
     boss = User.objects.create(username="idp|boss", email="boss@example.com", is_superuser=True)

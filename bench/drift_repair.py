@@ -16,7 +16,7 @@ apply) to the moment its evaluator denies Mallory again. Usage, from the reposit
         --broker redis://127.0.0.1:6379/3
 
 The database named in --database-url is DROPPED and recreated: give it a scratch name.
-Results are printed as Markdown for bench/README.md ("Drift repair").
+Results are printed as Markdown, for a dated file in bench/results/ (see bench/README.md).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
     from apps.audit.models import AuditAction, AuditEvent
     from apps.zero.models import ZeroCluster
     from apps.zero.tasks import tick
-    from tests.zero.worker import CeleryWorker, purge_broker
+    from tests.support.celery_worker import CeleryWorker, purge_broker
 
     call_command("migrate", verbosity=0)
     boss = User.objects.create(username="idp|boss", email="boss@example.com", is_superuser=True)

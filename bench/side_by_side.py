@@ -8,7 +8,7 @@
 (``../<name>-bench/``, or ``$BENCH_SCRATCH``) and gets its own virtualenv from its own
 pins (created once, reused). Rounds alternate: before, after, before, after, ... Each run's
 output is printed whole under a heading naming its checkout and round, and saved under
-``bench/results/side-by-side/``; reading the lines into a table is left to the reader, since
+``bench/results/raw/side-by-side/``; reading the lines into a table is left to the reader, since
 the two checkouts' scripts may word them differently.
 """
 
@@ -47,7 +47,7 @@ def main() -> int:
     if not script:
         parser.error("give the bench script after --")
     trees = {"before": checkout(args.before), "after": ROOT}
-    out_dir = ROOT / "bench" / "results" / "side-by-side"
+    out_dir = ROOT / "bench" / "results" / "raw" / "side-by-side"
     out_dir.mkdir(parents=True, exist_ok=True)
     failed = 0
     for n in range(1, args.rounds + 1):

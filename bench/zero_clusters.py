@@ -8,7 +8,7 @@ sync for both, and their ratio. Usage, from the repository root::
 
     TMPDIR=/dev/shm .venv/bin/python bench/zero_clusters.py --rounds 3 --resources 20
 
-Results are printed as Markdown for bench/README.md ("Several clusters").
+Results are printed as Markdown, for a dated file in bench/results/ (see bench/README.md).
 """
 
 from __future__ import annotations

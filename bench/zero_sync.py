@@ -9,7 +9,7 @@ database that it creates and drops, Redis, and a real Celery worker subprocess
         --broker redis://127.0.0.1:6379/3
 
 The database named in --database-url is DROPPED and recreated: give it a scratch name.
-Results are printed as Markdown for bench/README.md ("Zero sync").
+Results are printed as Markdown, for a dated file in bench/results/ (see bench/README.md).
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
     from apps.access.states import SyncStatus
     from apps.accounts.models import User
     from apps.zero.sync import sync_resource
-    from tests.zero.worker import CeleryWorker, purge_broker
+    from tests.support.celery_worker import CeleryWorker, purge_broker
 
     call_command("migrate", verbosity=0)
     boss = User.objects.create(username="idp|boss", email="boss@example.com")

@@ -17,6 +17,7 @@ from django.test import Client
 from apps.accounts.assertion import reset_key_caches
 from apps.accounts.models import User
 from tests.support.jwks import AUDIENCE, JwksServer, SigningKey, claims_for, mint
+from tests.support.people import alice, bob, erin  # noqa: F401 - the shared people (fixtures)
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -204,3 +205,19 @@ def demo_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     name = request.module.__name__.rpartition(".")[2]
     with running_demo_stack(tmp_path_factory.mktemp("demo-data"), name) as stack:
         yield stack
+
+
+@pytest.fixture
+def eager_celery() -> Iterator[None]:
+    """Run ``.delay()`` in-process (the Celery app caches its config, so set it there).
+
+    Eager exceptions are not propagated at once: as with a real broker, a task's failure does
+    not reach the code that enqueued it, and eager retries run as Celery runs them
+    (immediately); ``.get()`` on the result still raises a task's error.
+    """
+    from jitportal.celery import app
+
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, False
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved

@@ -189,7 +189,8 @@ def config(**env: str) -> dict[str, Any]:
 
 def test_workers_are_recycled_rarely_and_not_together() -> None:
     # Each restart boots Django again; at 1,000 requests a worker restarted every few
-    # seconds under load and the restarts showed in the p99 (bench/README.md).
+    # seconds under load and the restarts showed in the p99
+    # (bench/results/2026-12-01-gunicorn-recycling.md).
     settings = config()
     assert settings["max_requests"] >= 10_000
     assert settings["max_requests_jitter"] >= settings["max_requests"] // 20

@@ -10,10 +10,11 @@ and the page's template writes the joined rows where its ``{% for %}`` loops wer
 The rows are read as tuples of the columns they show (``GrantRow``, ``RequestRow``), not as
 model instances: building a model instance per row and per related row cost as much as the
 query. They keep the attribute names the models had (``g.resource.name``,
-``r.get_state_display()``...), so the old loops still render over them.
+``r.get_state_display()``...), so a template loop renders over them too.
 
-The markup is byte for byte what those loops rendered (``tests/access/test_dashboard_rows.py``
-renders the old loops beside these rows and compares): change both together.
+The markup is byte for byte what template loops over the same rows render
+(``tests/access/test_dashboard_rows.py`` renders such loops beside these rows and
+compares): change both together.
 """
 
 from __future__ import annotations

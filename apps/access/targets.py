@@ -99,8 +99,8 @@ def flavour(target: str) -> str:
 def capabilities(target: str) -> frozenset[str]:
     """The capabilities of the target named ``target`` (a resource's ``cluster``).
 
-    A name that is not configured (any more) is answered as Zero's v0 API was before there
-    were other flavours; the sync refuses such a resource anyway.
+    A name that is not configured is answered with Zero v0's capabilities (the default
+    flavour); the sync refuses such a resource anyway.
     """
     found = configured().get(target)
     return _CAPABILITIES[found.flavour] if found is not None else ZERO_V0

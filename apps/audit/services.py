@@ -25,15 +25,15 @@ unbuffered writer:
 * nested ``audit.atomic()`` blocks are savepoints: an inner block that fails drops its own
   buffered entries with its changes; one that succeeds hands them to the enclosing block;
 * an entry recorded outside any unit, or inside a plain ``transaction.atomic()`` savepoint
-  nested in one (which may roll back on its own, unseen by the unit), is chained at once,
-  exactly as before buffering; so is a unit's buffer when a plain savepoint separates it
+  nested in one (which may roll back on its own, unseen by the unit), is chained at once
+  (lock, head read, INSERT on the spot); so is a unit's buffer when a plain savepoint separates it
   from its enclosing unit. Such entries are never lost or orphaned; they only take the lock
   earlier;
 * ``created_at`` is stamped when the entry is chained (under the lock), so it never
-  decreases along ``seq``, as before.
+  decreases along ``seq``.
 
 Lock order stays one-way: every domain row lock is taken before the chain lock, which a
-unit now takes last. An entry chained at once (outside a unit) takes the lock at that
+unit takes last. An entry chained at once (outside a unit) takes the lock at that
 point: take every domain row lock *before* it.
 """
 

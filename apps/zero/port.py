@@ -102,8 +102,8 @@ def _configservice(target: targets.Target) -> ConfigServiceClient:
 def store_for(name: str, *, base: ZeroClient | None = None) -> PolicyStore:
     """The store of the target named ``name``; KeyError when it is not configured.
 
-    ``base`` is a caller's Zero client, taken to be the default Zero cluster's (as before
-    there were other flavours): a Zero target is then reached like it, for its own cluster.
+    ``base`` is a caller's Zero client, taken to be the default Zero cluster's: a Zero
+    target is then reached like it, for its own cluster.
     A ConfigService target gets the process-wide client of that target.
     """
     target = targets.get(name)

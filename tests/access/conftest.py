@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from tests.conftest import PomeriumClient
-from tests.factories import UserFactory
 from tests.support.jwks import SigningKey
 
 
@@ -26,18 +24,6 @@ def csrf_client(signing_key: SigningKey) -> Callable[..., PomeriumClient]:
     return make
 
 
-# The people of the service tests, made directly (no sign-in). Modules that sign people in
-# through the middleware define their own ``alice``/``bob`` from ``signed_in``.
-@pytest.fixture
-def alice() -> Any:
-    return UserFactory(username="idp|alice", email="alice@example.com", groups=["engineering"])
-
-
-@pytest.fixture
-def bob() -> Any:
-    return UserFactory(username="idp|bob", email="bob@example.com", groups=["approvers"])
-
-
-@pytest.fixture
-def erin() -> Any:
-    return UserFactory(username="idp|erin", email="erin@example.com", groups=["approvers"])
+# The people of the service tests (``alice``, ``bob``, ``erin``) are the shared ones of
+# ``tests/support/people.py``. Modules that sign people in through the middleware define their
+# own ``alice``/``bob`` from ``signed_in``, with the same groups.

@@ -21,7 +21,6 @@ from apps.accounts.models import User
 from apps.audit.models import AuditEvent
 from apps.notifications.models import Notification
 from tests.factories import ResourceFactory
-from tests.notifications.conftest import eager_celery  # noqa: F401 - the fixture, used below
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
 

@@ -25,9 +25,9 @@ from devtools.siem import HttpReceiver, SyslogReceiver
 from tests.audit.stream_support import TOKEN, export_lines, verify_file
 from tests.conftest import redis_available, redis_url, require_service
 from tests.factories import ResourceFactory, UserFactory
+from tests.support.celery_worker import CeleryWorker, database_url, purge_broker
 from tests.support.tls import LocalCA
 from tests.zero.live import _point_celery_at, eventually
-from tests.zero.worker import CeleryWorker, database_url, purge_broker
 
 pytestmark = [
     pytest.mark.postgres,

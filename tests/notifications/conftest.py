@@ -15,19 +15,13 @@ import pytest
 
 from apps.access.models import Resource
 from apps.accounts.models import User
-from jitportal.celery import app as celery_app
 from tests.factories import ResourceFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
-def eager_celery() -> Iterator[None]:
-    """Tasks run in-process when enqueued. As with a real broker, a task's failure does not
-    reach the code that enqueued it; tests assert on the rows and the outbox instead."""
-    old = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = False
-    yield
-    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = old
+def _tasks_run_eagerly(eager_celery: None) -> None:
+    """Tasks run in-process when enqueued (``eager_celery``, ``tests/conftest.py``). A task's
+    failure does not reach the code that enqueued it; tests assert on the rows and the outbox."""
 
 
 @pytest.fixture(autouse=True)
@@ -47,25 +41,8 @@ def after_commit(
     return lambda: django_capture_on_commit_callbacks(execute=True)
 
 
-@pytest.fixture
-def alice() -> User:
-    return UserFactory(
-        username="idp|alice", email="alice@example.com", display_name="Alice", groups=["eng"]
-    )
-
-
-@pytest.fixture
-def bob() -> User:
-    return UserFactory(
-        username="idp|bob", email="bob@example.com", display_name="Bob", groups=["approvers"]
-    )
-
-
-@pytest.fixture
-def erin() -> User:
-    return UserFactory(
-        username="idp|erin", email="erin@example.com", display_name="Erin", groups=["approvers"]
-    )
+# ``alice`` (engineering), ``bob`` and ``erin`` (approvers) are the shared people of
+# ``tests/support/people.py``.
 
 
 @pytest.fixture
@@ -86,7 +63,7 @@ def resource() -> Resource:
         slug="grafana",
         name="Grafana admin",
         approver_groups=["approvers"],
-        break_glass_groups=["eng"],
+        break_glass_groups=["engineering"],
         break_glass_max_minutes=60,
         auto_approve_rules=[{"group": "oncall", "max_minutes": 60}],
     )

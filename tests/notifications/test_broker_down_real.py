@@ -23,7 +23,7 @@ from apps.notifications.models import Notification
 from apps.zero.sync import resources_to_tick
 from tests.factories import ResourceFactory, UserFactory
 
-alice = UserFactory(username="idp|alice", email="alice@example.com", groups=["eng"])
+alice = UserFactory(username="idp|alice", email="alice@example.com", groups=["engineering"])
 bob = UserFactory(username="idp|bob", email="bob@example.com", groups=["approvers"])
 resource = ResourceFactory(slug="grafana", name="Grafana", approver_groups=["approvers"])
 req = services.submit_request(

@@ -34,10 +34,8 @@ def root() -> Any:
     )
 
 
-@pytest.fixture
-def bob() -> Any:
-    """An approver of the resource: reviews its items."""
-    return UserFactory(username="idp|bob", email="bob@example.com", groups=["approvers"])
+# ``bob``, an approver of the resource who reviews its items, is the shared one
+# (``tests/support/people.py``).
 
 
 @pytest.fixture

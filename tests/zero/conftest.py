@@ -54,21 +54,6 @@ def zero_settings(settings: Any, sim: ZeroSimulator) -> ZeroSimulator:
 
 
 @pytest.fixture
-def eager_celery() -> Iterator[None]:
-    """Run ``.delay()`` in-process (the Celery app caches its config, so set it there).
-
-    Eager exceptions are not propagated at once, so eager retries run as Celery runs them
-    (immediately); ``.get()`` on the result still raises a task's error.
-    """
-    from jitportal.celery import app
-
-    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager, app.conf.task_eager_propagates = True, False
-    yield
-    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
-
-
-@pytest.fixture
 def resource() -> Any:
     """The Grafana resource most sync tests use (modules with a richer one override it)."""
     from tests.factories import ResourceFactory
@@ -76,9 +61,5 @@ def resource() -> Any:
     return ResourceFactory(slug="grafana", name="Grafana admin")
 
 
-@pytest.fixture
-def bob() -> Any:
-    """An approver of that resource."""
-    from tests.factories import UserFactory
-
-    return UserFactory(username="idp|bob", email="bob@example.com", groups=["approvers"])
+# ``bob``, an approver of that resource, is the shared one (``tests/support/people.py``);
+# ``eager_celery`` is in ``tests/conftest.py``.

@@ -27,7 +27,7 @@ from apps.zero.sync import desired_policy
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.conftest import redis_available, redis_url, require_service
 from tests.factories import UserFactory
-from tests.zero.worker import CeleryWorker, database_url, purge_broker
+from tests.support.celery_worker import CeleryWorker, database_url, purge_broker
 
 CLOSED = (GrantState.REVOKED, GrantState.EXPIRED)
 SIM_DEFAULTS = inspect.signature(ZeroSimulator).parameters

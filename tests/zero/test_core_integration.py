@@ -23,8 +23,8 @@ from apps.zero.sync import sync_resource
 from devtools.coresim.simulator import CoreSimulator
 from tests.conftest import redis_available, redis_url, require_service
 from tests.factories import AccessLevelFactory, ResourceFactory, UserFactory
+from tests.support.celery_worker import CeleryWorker, database_url, purge_broker
 from tests.zero.live import _point_celery_at, approver, eventually, pending
-from tests.zero.worker import CeleryWorker, database_url, purge_broker
 
 pytestmark = [
     pytest.mark.postgres,

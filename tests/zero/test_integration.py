@@ -25,8 +25,8 @@ from apps.audit.models import AuditAction, AuditEvent
 from apps.zero.tasks import reconcile_all
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import GrantFactory, ResourceFactory
+from tests.support.celery_worker import CeleryWorker
 from tests.zero.live import approver, converged, evaluates, eventually, in_threads, pending
-from tests.zero.worker import CeleryWorker
 
 pytestmark = [
     pytest.mark.postgres,

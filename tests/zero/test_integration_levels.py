@@ -21,8 +21,8 @@ from apps.access.states import SyncStatus
 from devtools.zerosim.probe import would_allow
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import AccessLevelFactory, ResourceFactory, UserFactory
+from tests.support.celery_worker import CeleryWorker
 from tests.zero.live import approver, eventually
-from tests.zero.worker import CeleryWorker
 
 pytestmark = [
     pytest.mark.postgres,

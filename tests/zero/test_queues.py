@@ -19,8 +19,8 @@ from apps.access.states import SyncStatus
 from apps.notifications.models import Notification, Status
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import ResourceFactory, UserFactory
+from tests.support.celery_worker import CeleryWorker
 from tests.zero.live import approver, eventually
-from tests.zero.worker import CeleryWorker
 
 pytestmark = [
     pytest.mark.postgres,

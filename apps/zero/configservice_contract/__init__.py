@@ -1,9 +1,9 @@
 """Pomerium's unified configuration API (``pomerium.config.ConfigService``, Connect
 unary JSON) as JSON Schema (draft 2020-12): the messages the portal sends and reads.
 
-Our own subset of Pomerium's OpenAPI document (it lies outside the repository, at
-``<repo>/../shared/specs/pomerium-config.openapi.yaml``, and is never copied here);
-``tests/zero/test_configservice_schemas.py`` checks every field
+Our own subset of Pomerium's published OpenAPI document for ConfigService (kept outside
+this repository and never copied into it); ``tests/zero/test_configservice_schemas.py``
+checks every field
 declared here against Pomerium's document, so the two cannot drift apart. Both sides use
 it: the Core stand-in (``devtools/coresim``) refuses requests that do not validate and
 checks its own answers; the client can check what it sends and reads.
