@@ -1,4 +1,4 @@
-"""Every changelist's rows, rendered per column (``jitportal.admin_lists``), are exactly the
+"""Every changelist's rows, rendered per column (``apps.kit.admin_lists``), are exactly the
 markup Django's own ``{% result_list cl %}`` gives for the same changelist.
 
 Each page is read as a superuser (every row visible) whose zone has a half-hour offset, over

@@ -29,18 +29,16 @@ from django.utils.timesince import timesince
 
 from apps.accounts.middleware import request_user
 from apps.accounts.timezones import abbreviation, zone_for
+from apps.kit.admin_base import BoundedRelatedOnlyFilter, StrictIdsMixin, without_delete_selected
 from apps.ppl import criteria_errors, validate_ppl
 
 from . import briefs, clusters, inbox, services, stages, targets
 from .admin_actions import (
-    BoundedRelatedOnlyFilter,
     ConfirmedAction,
     ParentViewInline,
     ReadOnlyAdmin,
-    StrictIdsMixin,
     badge,
     run_confirmed,
-    without_delete_selected,
 )
 from .durations import duration_label
 from .forms import (

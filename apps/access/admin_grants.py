@@ -26,11 +26,11 @@ from apps.accounts.timezones import zone_for, zone_label
 from apps.audit import export
 from apps.audit.errors import AUDITOR, RoleRequired
 from apps.audit.views import may_export
+from apps.kit.admin_base import BoundedRelatedOnlyFilter
 
 from . import reach, reports, services
 from .admin_actions import (
     BADGE,
-    BoundedRelatedOnlyFilter,
     ConfirmedAction,
     ParentViewInline,
     ReadOnlyAdmin,

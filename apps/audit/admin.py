@@ -21,7 +21,8 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
-from jitportal.admin_lists import FastResultsChangeList
+from apps.kit.admin_base import ReadOnlyModelAdmin
+from apps.kit.admin_lists import FastResultsChangeList
 
 from . import actions, export
 from .errors import AUDITOR, RoleRequired
@@ -50,7 +51,7 @@ LIST_COLUMNS = ("seq", "created_at", "actor_label", "action", "target_repr", "re
 
 class AuditChangeList(FastResultsChangeList):
     """Loads only ``LIST_COLUMNS`` for the rows shown and renders them per column
-    (``jitportal.admin_lists``; the template extends ``admin/fast_change_list.html``);
+    (``apps.kit.admin_lists``; the template extends ``admin/fast_change_list.html``);
     filters, counts and the export keep the full queryset (``export_view`` reads
     ``changelist.queryset``)."""
 
@@ -78,27 +79,9 @@ class ActionFilter(admin.SimpleListFilter):
         return queryset.filter(action=value) if value else queryset
 
 
-class ViewOnlyAdmin(admin.ModelAdmin):
-    """Nobody adds, changes or deletes these rows in the admin (services and the sender own
-    them); the bulk delete action is gone too."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        found = super().get_actions(request)
-        found.pop("delete_selected", None)
-        return found
-
-
 @admin.register(AuditEvent)
-class AuditEventAdmin(ViewOnlyAdmin):
+class AuditEventAdmin(ReadOnlyModelAdmin, admin.ModelAdmin):
+    # Nobody adds, changes or deletes entries in the admin: the services own them.
     list_display = LIST_COLUMNS
     list_display_links = ("seq",)
     list_filter = (ActionFilter, "created_at", "resource_slug")
@@ -208,7 +191,8 @@ class AuditEventAdmin(ViewOnlyAdmin):
 
 
 @admin.register(StreamDestination)
-class StreamDestinationAdmin(ViewOnlyAdmin):
+class StreamDestinationAdmin(ReadOnlyModelAdmin, admin.ModelAdmin):
+    # The sender owns these rows; nobody adds, changes or deletes them in the admin.
     """One row per audit stream destination: cursor, lag, last success, last error.
 
     Read-only for auditors and superusers; superusers may clear a destination's backoff

@@ -18,8 +18,9 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from apps.access import visibility
-from apps.access.admin_actions import ReadOnlyAdmin, StrictIdsMixin
+from apps.access.admin_actions import ReadOnlyAdmin
 from apps.accounts.middleware import request_user
+from apps.kit.admin_base import ReadOnlyModelAdmin, StrictIdsMixin
 from apps.zero.models import PolicySync, ZeroCluster
 
 SYNC_PERMISSION = "access.decide_accessrequest"
@@ -27,7 +28,8 @@ WARNING = '<strong style="color:#b42318">{}</strong>'
 
 
 @admin.register(PolicySync)
-class PolicySyncAdmin(StrictIdsMixin):
+class PolicySyncAdmin(ReadOnlyModelAdmin, StrictIdsMixin):
+    # Read-only: deleting a row would only make the next sync re-adopt the policy by name.
     list_display = (
         "resource",
         "cluster",
@@ -99,21 +101,6 @@ class PolicySyncAdmin(StrictIdsMixin):
             visibility.VIEW,
             resource="resource",
         )
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        # Deleting a row would only make the next sync re-adopt the policy by name.
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Approvers see why a grant is not live yet, without a separate permission.

@@ -362,7 +362,7 @@ def test_dashboard_cells_are_what_the_template_filters_gave(signed_in: Any, zone
 def test_the_row_checkbox_is_djangos_markup(signed_in: Any) -> None:
     from django.contrib import admin
 
-    from apps.access.admin_actions import FastChangeListMixin
+    from apps.kit.admin_base import FastChangeListMixin
 
     _, user = signed_in("bob", groups=["approvers"])
     (resource,) = resources(1)
