@@ -43,8 +43,8 @@ from apps.kit.admin_base import (
     StrictIdsMixin,
 )
 
-from . import reach
-from .states import AccessError
+from .. import reach
+from ..states import AccessError
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
