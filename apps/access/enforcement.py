@@ -13,10 +13,10 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from apps.audit.models import AuditAction
 from apps.audit.services import record
 
 from . import events
+from .actions import AccessAction
 from .models import Grant
 from .states import SyncStatus
 
@@ -57,7 +57,7 @@ def confirm_live(
         enforced_at=at,
     )
     record(
-        AuditAction.GRANT_ENFORCED,
+        AccessAction.GRANT_ENFORCED,
         target=grant,
         resource_slug=grant.resource.slug,
         details={
@@ -89,7 +89,7 @@ def confirm_removed(
         sync_status=SyncStatus.REMOVED, sync_error="", removed_at=at, enforced_at=at
     )
     record(
-        AuditAction.GRANT_ENFORCED,
+        AccessAction.GRANT_ENFORCED,
         target=grant,
         resource_slug=grant.resource.slug,
         details={

@@ -17,9 +17,9 @@ from django.db import transaction
 from django.db.models import ProtectedError
 
 from apps.audit import services as audit
-from apps.audit.models import AuditAction
 from apps.audit.services import MASK, record
 
+from .actions import AccessAction
 from .models import AccessLevel, Resource
 from .services import expire_requests_of_archived
 from .sync import request_sync
@@ -189,7 +189,7 @@ def save_levels(resource: Resource, formset: Any, *, actor: Any) -> None:
         after = [level_state(lv) for lv in resource.levels.all()]
         if before != after:
             record(
-                AuditAction.RESOURCE_CHANGED,
+                AccessAction.RESOURCE_CHANGED,
                 actor=actor,
                 target=resource,
                 resource_slug=resource.slug,
@@ -285,7 +285,7 @@ def save_resource(
             if not created:
                 details.setdefault("changes", {})["levels"] = [old_levels, new_levels]
         record(
-            AuditAction.RESOURCE_CREATED if created else AuditAction.RESOURCE_CHANGED,
+            AccessAction.RESOURCE_CREATED if created else AccessAction.RESOURCE_CHANGED,
             actor=actor,
             target=resource,
             resource_slug=resource.slug,

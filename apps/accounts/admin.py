@@ -21,12 +21,12 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from apps.audit import services as audit
-from apps.audit.models import AuditAction
 from apps.audit.services import record
 from apps.kit.admin_base import ReadOnlyModelAdmin
 from apps.kit.admin_lists import FastListAdmin
 from apps.kit.text import refuse_hidden
 
+from .actions import AccountAction
 from .models import User
 from .permissions import code
 from .roles import CLAIM_GROUP_PREFIX, MANAGED_GROUP_NAMES
@@ -176,7 +176,7 @@ class UserAdmin(FastListAdmin):
             super().save_model(request, obj, form, change)
             if changes:
                 record(
-                    AuditAction.USER_UPDATED,
+                    AccountAction.USER_UPDATED,
                     actor=request.user,
                     target=obj,
                     details={"changes": changes, "via": "admin"},

@@ -21,12 +21,12 @@ from apps.access import enforcement, targets
 from apps.access.models import Grant, Resource
 from apps.access.states import OPEN_GRANT_STATES, GrantState, SyncStatus
 from apps.audit import services as audit
-from apps.audit.models import AuditAction
 from apps.audit.services import record
 from apps.zero import windows
-from apps.zero.actions import ZeroAction
 from apps.zero.desired import RuleKey, grant_key
 from apps.zero.models import PolicySync
+
+from .actions import ZeroAction
 
 CLOSED_GRANT_STATES = (GrantState.REVOKED, GrantState.EXPIRED)
 MAX_ERROR = 1000
@@ -242,7 +242,7 @@ def record_failure(
         _write_audits(resource, result)
         if first:
             record(
-                AuditAction.ZERO_SYNC_FAILED,
+                ZeroAction.ZERO_SYNC_FAILED,
                 target=resource,
                 resource_slug=resource.slug,
                 details={

@@ -56,7 +56,6 @@ from apps.access import clusters, events, targets
 from apps.access.models import Grant, Resource
 from apps.access.states import SyncStatus
 from apps.audit import services as audit
-from apps.audit.models import AuditAction
 from apps.audit.services import record
 from apps.zero import desired, identity, port, remote, windows
 from apps.zero.client import (
@@ -74,6 +73,8 @@ from apps.zero.outcomes import (
     record_success,
 )
 from apps.zero.port import PolicyStore
+
+from .actions import ZeroAction
 
 __all__ = ["LEASE_SECONDS", "SyncOutcome", "desired_policy", "resources_to_reconcile"]
 
@@ -474,7 +475,7 @@ def _retire_moved(client: PolicyStore, state: PolicySync, result: PassResult) ->
             if fresh:
                 old_client.session.close()
         result.audit(
-            AuditAction.ZERO_POLICY_WRITTEN,
+            ZeroAction.ZERO_POLICY_WRITTEN,
             {
                 "policy_id": policy_id,
                 "cluster_id": old.get("cluster_id"),
@@ -612,7 +613,7 @@ def _remote(
             result.learnable = None  # the same content again: nothing singles this write out
             _remember(state.pk, result, written, wanted_digest)
             result.audit(
-                AuditAction.ZERO_POLICY_WRITTEN,
+                ZeroAction.ZERO_POLICY_WRITTEN,
                 {
                     "policy_id": result.policy_id,
                     "policy_name": props["name"],
@@ -645,7 +646,7 @@ def _attach_routes(
             continue
         if client.attach_policy(route_id, result.policy_id):
             result.audit(
-                AuditAction.ZERO_POLICY_WRITTEN,
+                ZeroAction.ZERO_POLICY_WRITTEN,
                 {
                     "policy_id": result.policy_id,
                     "route_id": route_id,
@@ -717,7 +718,7 @@ def _create_recorded(
     result.policy_id = str(policy["id"])
     _remember(state.pk, result, policy, wanted_digest)
     result.audit(
-        AuditAction.ZERO_POLICY_CREATED,
+        ZeroAction.ZERO_POLICY_CREATED,
         {
             "policy_id": result.policy_id,
             "policy_name": props["name"],
@@ -809,15 +810,15 @@ def _write(
             details["last_written_at"] = (
                 state.last_written_at.isoformat() if state.last_written_at else None
             )
-        result.audit(AuditAction.ZERO_DRIFT_REPAIRED, details)
+        result.audit(ZeroAction.ZERO_DRIFT_REPAIRED, details)
     else:
         details["adopted"] = not state.remote_digest  # first write to a policy found by name
-        result.audit(AuditAction.ZERO_POLICY_WRITTEN, details)
+        result.audit(ZeroAction.ZERO_POLICY_WRITTEN, details)
 
 
 def _late_confirmed(state: PolicySync, result: PassResult, found_digest: str) -> None:
     result.audit(
-        AuditAction.ZERO_WRITE_CONFIRMED,
+        ZeroAction.ZERO_WRITE_CONFIRMED,
         {
             "policy_id": result.policy_id,
             "digest": found_digest,
@@ -935,7 +936,7 @@ def flag_overdue_removals(now: datetime | None = None) -> int:
             if not created:
                 continue  # another tick got there first
             record(
-                AuditAction.ZERO_REMOVAL_OVERDUE,
+                ZeroAction.ZERO_REMOVAL_OVERDUE,
                 target=grant,
                 resource_slug=grant.resource.slug,
                 details={
