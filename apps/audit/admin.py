@@ -21,8 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
-from apps.kit.admin_base import ReadOnlyModelAdmin
-from apps.kit.admin_lists import FastResultsChangeList
+from apps.kit.admin_base import ColumnsChangeList, ReadOnlyModelAdmin
 
 from . import actions, export
 from .errors import AUDITOR, RoleRequired
@@ -49,21 +48,6 @@ def _bound(params: Any, key: str, *, end: bool) -> datetime | None:
 LIST_COLUMNS = ("seq", "created_at", "actor_label", "action", "target_repr", "resource_slug")
 
 
-class AuditChangeList(FastResultsChangeList):
-    """Loads only ``LIST_COLUMNS`` for the rows shown and renders them per column
-    (``apps.kit.admin_lists``; the template extends ``admin/fast_change_list.html``);
-    filters, counts and the export keep the full queryset (``export_view`` reads
-    ``changelist.queryset``)."""
-
-    def get_results(self, request: HttpRequest) -> None:
-        full = self.queryset
-        self.queryset = full.only(*LIST_COLUMNS)
-        try:
-            super().get_results(request)
-        finally:
-            self.queryset = full
-
-
 class ActionFilter(admin.SimpleListFilter):
     """Filter by action, with the registered actions as choices (``apps.audit.actions``):
     no query over the trail to find which actions occur."""
@@ -83,6 +67,9 @@ class ActionFilter(admin.SimpleListFilter):
 class AuditEventAdmin(ReadOnlyModelAdmin, admin.ModelAdmin):
     # Nobody adds, changes or deletes entries in the admin: the services own them.
     list_display = LIST_COLUMNS
+    # Only these are read for the rows shown (``ColumnsChangeList``); filters, counts and
+    # the export keep the full queryset (``export_view`` reads ``changelist.queryset``).
+    list_only = LIST_COLUMNS
     list_display_links = ("seq",)
     list_filter = (ActionFilter, "created_at", "resource_slug")
     search_fields = ("actor_label", "target_repr", "request_id")
@@ -109,7 +96,7 @@ class AuditEventAdmin(ReadOnlyModelAdmin, admin.ModelAdmin):
     )
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return AuditChangeList
+        return ColumnsChangeList
 
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
