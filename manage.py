@@ -7,7 +7,7 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jitportal.settings")
-    from jitportal.startup import load_settings_or_exit
+    from apps.kit.startup import load_settings_or_exit
 
     load_settings_or_exit()
     from django.core.management import execute_from_command_line

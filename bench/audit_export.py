@@ -55,8 +55,11 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
+from apps.access.actions import AccessAction  # noqa: E402
+from apps.accounts.actions import AccountAction  # noqa: E402
 from apps.audit import chain, export  # noqa: E402
 from apps.audit.models import AuditAction, AuditEvent  # noqa: E402
+from apps.zero.actions import ZeroAction  # noqa: E402
 
 SAMPLE_EVERY = 100_000
 TABLE = AuditEvent._meta.db_table
@@ -66,16 +69,16 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 
 _ACTIONS = [
     (AuditAction.FIELD_CHANGED, 30),
-    (AuditAction.REQUEST_SUBMITTED, 10),
-    (AuditAction.REQUEST_APPROVED, 8),
-    (AuditAction.GRANT_ACTIVATED, 8),
-    (AuditAction.GRANT_EXPIRED, 7),
-    (AuditAction.GRANT_REVOKED, 2),
-    (AuditAction.GRANT_ENFORCED, 10),
-    (AuditAction.ZERO_POLICY_WRITTEN, 10),
-    (AuditAction.ASSERTION_REJECTED, 5),
-    (AuditAction.USER_GROUPS_CHANGED, 3),
-    (AuditAction.GRANT_BREAK_GLASS, 1),
+    (AccessAction.REQUEST_SUBMITTED, 10),
+    (AccessAction.REQUEST_APPROVED, 8),
+    (AccessAction.GRANT_ACTIVATED, 8),
+    (AccessAction.GRANT_EXPIRED, 7),
+    (AccessAction.GRANT_REVOKED, 2),
+    (AccessAction.GRANT_ENFORCED, 10),
+    (ZeroAction.ZERO_POLICY_WRITTEN, 10),
+    (AccountAction.ASSERTION_REJECTED, 5),
+    (AccountAction.USER_GROUPS_CHANGED, 3),
+    (AccessAction.GRANT_BREAK_GLASS, 1),
 ]
 _UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -92,7 +95,7 @@ def generate(count: int, seed: int = 7) -> Iterator[dict[str, Any]]:
     for seq in range(1, count + 1):
         action = rnd.choice(actions)
         user = rnd.randrange(1, 501)
-        system = action in (AuditAction.GRANT_EXPIRED, AuditAction.ZERO_POLICY_WRITTEN)
+        system = action in (AccessAction.GRANT_EXPIRED, ZeroAction.ZERO_POLICY_WRITTEN)
         email = "zoë@example.com" if user == 1 else f"user{user}@example.com"
         slug = rnd.choice(slugs)
         when = START + timedelta(seconds=30 * seq, microseconds=rnd.randrange(1_000_000))
@@ -110,7 +113,7 @@ def generate(count: int, seed: int = 7) -> Iterator[dict[str, Any]]:
                     "decided_at": ["None", when.isoformat()],
                 },
             }
-        elif action == AuditAction.ASSERTION_REJECTED:
+        elif action == AccountAction.ASSERTION_REJECTED:
             details = {"reason": "expired", "message": "The assertion has expired.", "path": "/"}
         else:
             details = {

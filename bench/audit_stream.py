@@ -55,8 +55,9 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
+from apps.access.actions import AccessAction  # noqa: E402
 from apps.audit import export  # noqa: E402
-from apps.audit.models import AuditAction, AuditEvent, StreamDestination  # noqa: E402
+from apps.audit.models import AuditEvent, StreamDestination  # noqa: E402
 from apps.audit.services import record_now  # noqa: E402
 from apps.audit.stream import sender  # noqa: E402
 from tests.support.tls import make_ca  # noqa: E402
@@ -257,7 +258,7 @@ def write_events(count: int, rate: float) -> dict[int, float]:
     committed = {}
     for n in range(count):
         due = time.monotonic() + 1 / rate
-        event = record_now(AuditAction.REPORT_VIEWED, details={"bench": n})
+        event = record_now(AccessAction.REPORT_VIEWED, details={"bench": n})
         committed[event.seq] = time.time()
         time.sleep(max(0.0, due - time.monotonic()))
     return committed

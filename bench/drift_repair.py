@@ -81,7 +81,8 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
     from apps.access import services
     from apps.access.models import Resource
     from apps.accounts.models import User
-    from apps.audit.models import AuditAction, AuditEvent
+    from apps.audit.models import AuditEvent
+    from apps.zero.actions import ZeroAction
     from apps.zero.models import ZeroCluster
     from apps.zero.tasks import tick
     from tests.support.celery_worker import CeleryWorker, purge_broker
@@ -153,7 +154,7 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
         watcher.join(timeout=5)
         assert done, f"only {len(repaired)} of {len(names)} edits were repaired"
         ran_for = time.monotonic() - started
-        audited = AuditEvent.objects.filter(action=AuditAction.ZERO_DRIFT_REPAIRED)
+        audited = AuditEvent.objects.filter(action=ZeroAction.ZERO_DRIFT_REPAIRED)
         # The proxy denies her as soon as the PUT lands; the pass audits it just after.
         wait_for(lambda: audited.count() >= len(names), 30, 0.1)
 

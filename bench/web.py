@@ -139,10 +139,11 @@ def seed(database_url: str) -> None:
     django.setup()
     from django.utils import timezone
 
+    from apps.access.actions import AccessAction
     from apps.access.models import AccessRequest, Grant, Resource
     from apps.access.states import GrantState, RequestState, SyncStatus
     from apps.accounts.models import User
-    from apps.audit.models import AuditAction, AuditEvent
+    from apps.audit.models import AuditEvent
     from apps.zero.models import PolicySync
 
     now = timezone.now()
@@ -238,7 +239,7 @@ def seed(database_url: str) -> None:
                 seq=seq,
                 created_at=now,
                 actor_label=f"person{seq}@bench.example",
-                action=AuditAction.REQUEST_SUBMITTED,
+                action=AccessAction.REQUEST_SUBMITTED,
                 target_type="accessrequest",
                 target_id=str(seq),
                 target_repr=f"#{seq}",

@@ -8,7 +8,7 @@ import os
 
 from celery import Celery
 
-from jitportal.startup import load_settings_or_exit
+from apps.kit.startup import load_settings_or_exit
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jitportal.settings")
 load_settings_or_exit()

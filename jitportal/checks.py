@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register, run_checks
 
-from jitportal import pomerium_targets, zero_clusters
+from apps.access import pomerium_targets, zero_clusters
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 STATIC_TAG = "jitportal_static"

@@ -21,10 +21,10 @@ from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from apps.access import pomerium_targets as _pomerium_targets
+from apps.access import zero_clusters as _zero_clusters
+from apps.audit.stream import destinations as _audit_stream
 from apps.reviews import periods as _review_periods
-from jitportal import audit_stream as _audit_stream
-from jitportal import pomerium_targets as _pomerium_targets
-from jitportal import zero_clusters as _zero_clusters
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "apps.oncall",
     "apps.api",
     "apps.reviews",
+    "jitportal.apps.PortalConfig",
 ]
 # Development tools (devtools/: the demo, the dev sign-in proxy, the Zero simulator and
 # their commands) only with DEBUG on. Production never installs them and the image does
@@ -132,7 +133,7 @@ MIDDLEWARE = [
     "apps.accounts.middleware.PomeriumAssertionMiddleware",
     # Every page, the admin included, renders in the zone its person sees (one clock).
     "apps.accounts.timezones.TimeZoneMiddleware",
-    "jitportal.admin_ids.AdminSelectionMiddleware",
+    "apps.kit.admin_ids.AdminSelectionMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

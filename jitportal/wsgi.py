@@ -4,7 +4,7 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-from jitportal.startup import load_settings_or_exit
+from apps.kit.startup import load_settings_or_exit
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jitportal.settings")
 load_settings_or_exit()

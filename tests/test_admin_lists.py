@@ -1,4 +1,4 @@
-"""Every changelist's rows, rendered per column (``jitportal.admin_lists``), are exactly the
+"""Every changelist's rows, rendered per column (``apps.kit.admin_lists``), are exactly the
 markup Django's own ``{% result_list cl %}`` gives for the same changelist.
 
 Each page is read as a superuser (every row visible) whose zone has a half-hour offset, over
@@ -19,10 +19,11 @@ import time_machine
 from django.template import Context, Template
 from django.utils import timezone
 
+from apps.access.actions import AccessAction
 from apps.access.models import Grant
 from apps.access.states import GrantState, RequestKind, RequestState, SyncStatus
 from apps.accounts.models import User
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from apps.notifications.models import Channel, Event, Notification, Status
 from apps.zero.models import PolicySync
 from tests.factories import (
@@ -136,7 +137,7 @@ def history() -> None:
             seq=seq,
             created_at=now - timedelta(minutes=seq),
             actor_label="a&b@example.com" if seq % 2 else "",
-            action=AuditAction.REQUEST_SUBMITTED,
+            action=AccessAction.REQUEST_SUBMITTED,
             target_type="accessrequest",
             target_id=str(seq),
             target_repr=f"#{seq} <req>",

@@ -1,4 +1,4 @@
-"""``jitportal.admin_lists`` for column kinds the project's changelists do not show today:
+"""``apps.kit.admin_lists`` for column kinds the project's changelists do not show today:
 choice fields, JSON fields, callables, model admin methods marked boolean or returning
 dates, dotted lookups, related rows that are missing, and changelists without links or
 without a change URL. Each row must be exactly Django's ``items_for_result`` markup."""
@@ -15,7 +15,7 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from apps.access.models import AccessRequest
-from jitportal.admin_lists import _ChangeUrl, fast_results
+from apps.kit.admin_lists import _ChangeUrl, fast_results
 from tests.factories import AccessLevelFactory, AccessRequestFactory, ResourceFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ import base64
 import pytest
 
 from apps.access import clusters, targets
-from jitportal.pomerium_targets import Target, TargetConfigError, decode_secret, parse, target_set
+from apps.access.pomerium_targets import Target, TargetConfigError, decode_secret, parse, target_set
 from tests.test_settings import PRODUCTION, manage
 
 SECRET = base64.b64encode(b"k" * 32).decode()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jitportal.zero_clusters import ClusterConfigError, cluster_set, parse
+from apps.access.zero_clusters import ClusterConfigError, cluster_set, parse
 from tests.test_settings import PRODUCTION, manage
 
 

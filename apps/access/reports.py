@@ -36,11 +36,11 @@ from apps.accounts.models import User
 from apps.accounts.roles import claim_group_name
 from apps.audit import chain, names
 from apps.audit.export import neutralise
-from apps.audit.models import AuditAction
 from apps.audit.services import record_now
 from apps.kit.text import reveal
 
 from . import base_rules, oncall, reach, targets
+from .actions import AccessAction
 from .models import Grant, Resource
 from .states import GrantState, SyncStatus
 
@@ -174,7 +174,7 @@ def _may_reach(start: datetime) -> Q:
     return Q(expires_at__gt=start) | ~Q(sync_status=SyncStatus.REMOVED) | Q(removed_at__gt=start)
 
 
-_APPROVING = (AuditAction.REQUEST_APPROVAL_RECORDED, AuditAction.REQUEST_APPROVED)
+_APPROVING = (AccessAction.REQUEST_APPROVAL_RECORDED, AccessAction.REQUEST_APPROVED)
 
 
 def _approved_by(grant: Grant, trail: dict[str, list[str]]) -> str:
@@ -222,7 +222,7 @@ def _rows(found: list[tuple[Grant, Enforced, str]]) -> list[AccessRow]:
         "access.accessrequest", [g.request_id for g, _, _ in found], _APPROVING
     )
     revoking = names.actor_labels(
-        "access.grant", [g.pk for g, _, _ in found], [AuditAction.GRANT_REVOKED]
+        "access.grant", [g.pk for g, _, _ in found], [AccessAction.GRANT_REVOKED]
     )
     return [
         AccessRow(
@@ -464,7 +464,7 @@ def record_report(
 ) -> None:
     """Audit that someone looked at an access report (its own transaction)."""
     record_now(
-        AuditAction.REPORT_VIEWED,
+        AccessAction.REPORT_VIEWED,
         actor=actor,
         resource_slug=resource.slug if resource else "",
         details={

@@ -1,7 +1,7 @@
 """Where each resource's policy lives, and what that Pomerium can enforce by itself.
 
 A resource names the target its policy lives in (``Resource.cluster``: a configured name).
-The targets come from the settings alone (``jitportal.pomerium_targets``, docs/configuration.md):
+The targets come from the settings alone (``apps.access.pomerium_targets``, docs/configuration.md):
 ``CLUSTER_ID``/``ZERO_CLUSTERS`` (Zero's v0 API), ``POMERIUM_CORE_URL`` (Core, the target
 ``default``) and ``POMERIUM_TARGETS`` (``name=flavour:address`` of any flavour).
 
@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from jitportal import pomerium_targets
-from jitportal.pomerium_targets import API, CORE, ZERO, Target
+from apps.access import pomerium_targets
+from apps.access.pomerium_targets import API, CORE, ZERO, Target
 
 __all__ = [
     "ACTIVITY_LOG",

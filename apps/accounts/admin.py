@@ -21,11 +21,12 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from apps.audit import services as audit
-from apps.audit.models import AuditAction
 from apps.audit.services import record
+from apps.kit.admin_base import ReadOnlyModelAdmin
+from apps.kit.admin_lists import FastListAdmin
 from apps.kit.text import refuse_hidden
-from jitportal.admin_lists import FastListAdmin
 
+from .actions import AccountAction
 from .models import User
 from .permissions import code
 from .roles import CLAIM_GROUP_PREFIX, MANAGED_GROUP_NAMES
@@ -175,7 +176,7 @@ class UserAdmin(FastListAdmin):
             super().save_model(request, obj, form, change)
             if changes:
                 record(
-                    AuditAction.USER_UPDATED,
+                    AccountAction.USER_UPDATED,
                     actor=request.user,
                     target=obj,
                     details={"changes": changes, "via": "admin"},
@@ -188,7 +189,7 @@ admin.site.unregister(Group)
 
 
 @admin.register(Group)
-class GroupAdmin(admin.ModelAdmin):
+class GroupAdmin(ReadOnlyModelAdmin, admin.ModelAdmin):
     """Groups, shown and never edited: a role group's rights come from the code
     (``roles.ROLE_PERMISSIONS``), a claim group's name from the identity provider, and no
     other group grants anything (``permissions``)."""
@@ -219,12 +220,3 @@ class GroupAdmin(admin.ModelAdmin):
     @admin.display(description="permissions")
     def rights(self, obj: Group) -> str:
         return ", ".join(code(p) for p in obj.permissions.select_related("content_type")) or "none"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

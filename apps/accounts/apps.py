@@ -11,7 +11,6 @@ class AccountsConfig(AppConfig):
         from django.contrib.auth.models import Group
         from django.db.models.signals import m2m_changed
 
-        import jitportal.checks  # noqa: F401  (registers the configuration checks)
         from apps.audit import actions
         from apps.audit.views import register_role_check
 

@@ -27,9 +27,9 @@ from django.template.loader import render_to_string
 from django.utils.cache import patch_vary_headers
 
 from apps.audit import context
-from apps.audit.models import AuditAction
 from apps.audit.services import record_now
 
+from .actions import AccountAction
 from .assertion import AssertionRejected, Identity, verify
 from .services import sync_user
 
@@ -144,7 +144,7 @@ class PomeriumAssertionMiddleware:
             extra={"reason": exc.code, "path": request.path[:200]},
         )
         record_now(
-            AuditAction.ASSERTION_REJECTED,
+            AccountAction.ASSERTION_REJECTED,
             actor=user,
             details={
                 "reason": exc.code,

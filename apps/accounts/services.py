@@ -6,7 +6,6 @@ from django.db import IntegrityError
 from django.dispatch import Signal
 
 from apps.audit import services as audit
-from apps.audit.models import AuditAction
 from apps.audit.services import record
 from apps.kit.text import hidden_problem
 
@@ -162,7 +161,7 @@ def _sync_locked(identity: Identity, user_roles: tuple[str, ...], digest: str, k
         email_changed.send(sender=User, user=user, old=old_email, new=user.email, actor=user)
     if created:
         record(
-            AuditAction.USER_CREATED,
+            AccountAction.USER_CREATED,
             actor=user,
             target=user,
             details={
@@ -172,10 +171,10 @@ def _sync_locked(identity: Identity, user_roles: tuple[str, ...], digest: str, k
             },
         )
     elif changes:
-        record(AuditAction.USER_UPDATED, actor=user, target=user, details={"changes": changes})
+        record(AccountAction.USER_UPDATED, actor=user, target=user, details={"changes": changes})
     if not created and before_groups != after_groups:
         record(
-            AuditAction.USER_GROUPS_CHANGED,
+            AccountAction.USER_GROUPS_CHANGED,
             actor=user,
             target=user,
             details={
@@ -185,14 +184,14 @@ def _sync_locked(identity: Identity, user_roles: tuple[str, ...], digest: str, k
         )
     if is_admin and not was_admin:
         record(
-            AuditAction.USER_ADMIN_GRANTED,
+            AccountAction.USER_ADMIN_GRANTED,
             actor=user,
             target=user,
             details={"roles": list(user_roles)},
         )
     elif was_admin and not is_admin:
         record(
-            AuditAction.USER_ADMIN_REVOKED,
+            AccountAction.USER_ADMIN_REVOKED,
             actor=user,
             target=user,
             details={"roles": list(user_roles)},
@@ -229,7 +228,7 @@ def relink_user(user: User, *, new_sub: str, actor: User, reason: str) -> User:
         user.claims_digest = ""  # the next assertion re-derives everything
         user.save(update_fields=["username", "claims_digest"])
         record(
-            AuditAction.USER_RELINKED,
+            AccountAction.USER_RELINKED,
             actor=actor,
             target=user,
             details={"old_sub": old_sub, "new_sub": new_sub, "reason": reason},
@@ -249,5 +248,5 @@ def update_preferences(user: User, *, time_zone: str, notify_expiry: bool) -> Us
     with audit.atomic():
         User.objects.filter(pk=user.pk).update(time_zone=time_zone, notify_expiry=notify_expiry)
         user.time_zone, user.notify_expiry = time_zone, notify_expiry
-        record(AuditAction.USER_UPDATED, actor=user, target=user, details={"changes": changes})
+        record(AccountAction.USER_UPDATED, actor=user, target=user, details={"changes": changes})
     return user

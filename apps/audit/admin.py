@@ -21,7 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
-from jitportal.admin_lists import FastResultsChangeList
+from apps.kit.admin_base import ColumnsChangeList, ReadOnlyModelAdmin
 
 from . import actions, export
 from .errors import AUDITOR, RoleRequired
@@ -48,21 +48,6 @@ def _bound(params: Any, key: str, *, end: bool) -> datetime | None:
 LIST_COLUMNS = ("seq", "created_at", "actor_label", "action", "target_repr", "resource_slug")
 
 
-class AuditChangeList(FastResultsChangeList):
-    """Loads only ``LIST_COLUMNS`` for the rows shown and renders them per column
-    (``jitportal.admin_lists``; the template extends ``admin/fast_change_list.html``);
-    filters, counts and the export keep the full queryset (``export_view`` reads
-    ``changelist.queryset``)."""
-
-    def get_results(self, request: HttpRequest) -> None:
-        full = self.queryset
-        self.queryset = full.only(*LIST_COLUMNS)
-        try:
-            super().get_results(request)
-        finally:
-            self.queryset = full
-
-
 class ActionFilter(admin.SimpleListFilter):
     """Filter by action, with the registered actions as choices (``apps.audit.actions``):
     no query over the trail to find which actions occur."""
@@ -78,28 +63,13 @@ class ActionFilter(admin.SimpleListFilter):
         return queryset.filter(action=value) if value else queryset
 
 
-class ViewOnlyAdmin(admin.ModelAdmin):
-    """Nobody adds, changes or deletes these rows in the admin (services and the sender own
-    them); the bulk delete action is gone too."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        found = super().get_actions(request)
-        found.pop("delete_selected", None)
-        return found
-
-
 @admin.register(AuditEvent)
-class AuditEventAdmin(ViewOnlyAdmin):
+class AuditEventAdmin(ReadOnlyModelAdmin, admin.ModelAdmin):
+    # Nobody adds, changes or deletes entries in the admin: the services own them.
     list_display = LIST_COLUMNS
+    # Only these are read for the rows shown (``ColumnsChangeList``); filters, counts and
+    # the export keep the full queryset (``export_view`` reads ``changelist.queryset``).
+    list_only = LIST_COLUMNS
     list_display_links = ("seq",)
     list_filter = (ActionFilter, "created_at", "resource_slug")
     search_fields = ("actor_label", "target_repr", "request_id")
@@ -126,7 +96,7 @@ class AuditEventAdmin(ViewOnlyAdmin):
     )
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return AuditChangeList
+        return ColumnsChangeList
 
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
@@ -208,7 +178,8 @@ class AuditEventAdmin(ViewOnlyAdmin):
 
 
 @admin.register(StreamDestination)
-class StreamDestinationAdmin(ViewOnlyAdmin):
+class StreamDestinationAdmin(ReadOnlyModelAdmin, admin.ModelAdmin):
+    # The sender owns these rows; nobody adds, changes or deletes them in the admin.
     """One row per audit stream destination: cursor, lag, last success, last error.
 
     Read-only for auditors and superusers; superusers may clear a destination's backoff

@@ -50,7 +50,9 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from . import actions, chain, export_copy, instants
+from apps.kit import instants
+
+from . import actions, chain, export_copy
 from .models import AuditAction, AuditEvent
 from .services import record_now
 

@@ -51,7 +51,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transac
 from django.utils import timezone
 
 from . import actions, chain, context
-from .models import AuditAction, AuditEvent
+from .models import AuditEvent
 
 SYSTEM = "system"
 
@@ -216,7 +216,7 @@ _HASHED = (*chain.CHAINED_FIELDS, *chain.OPTIONAL_CHAINED_FIELDS)
 
 
 def _entry(
-    action: AuditAction | str,
+    action: str,
     *,
     actor: Any,
     target: models.Model | None,
@@ -254,7 +254,7 @@ def _entry(
 
 
 def record(
-    action: AuditAction | str,
+    action: str,
     *,
     actor: Any = None,
     target: models.Model | None = None,
@@ -287,7 +287,7 @@ def record(
     return event
 
 
-def record_now(action: AuditAction | str, **kwargs: Any) -> AuditEvent:
+def record_now(action: str, **kwargs: Any) -> AuditEvent:
     """Record and chain at once, in a transaction of its own when none is open (for events
     with no state change, e.g. a rejection or an export, whose entry must exist before the
     caller goes on: the export reads its ``seq``)."""

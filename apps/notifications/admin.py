@@ -6,21 +6,20 @@ in the admin. Retrying resets a failed row's attempts and enqueues it again.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.text import Truncator
 
-from jitportal.admin_lists import FastListAdmin
+from apps.kit.admin_base import ReadOnlyModelAdmin
+from apps.kit.admin_lists import FastListAdmin
 
 from . import services
 from .models import Notification, Status
 
 
 @admin.register(Notification)
-class NotificationAdmin(FastListAdmin):
+class NotificationAdmin(ReadOnlyModelAdmin, FastListAdmin):
     list_display = (
         "created_at",
         "event",
@@ -64,15 +63,6 @@ class NotificationAdmin(FastListAdmin):
     @admin.display(description="last error")
     def short_error(self, obj: Notification) -> str:
         return Truncator(obj.last_error).chars(60)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.is_active and request.user.is_superuser)

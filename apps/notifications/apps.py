@@ -16,9 +16,13 @@ class NotificationsConfig(AppConfig):
         from apps.audit.stream import signals as stream_signals
         from apps.reviews import events as review_events
 
+        from . import services, tasks
         from .receivers import on_compliance_event, on_domain_event, on_stream_alert
         from .slack import RedactWebhookPaths
 
+        services.rows_stored.connect(
+            tasks.on_rows_stored, dispatch_uid="notifications.enqueue_stored_rows"
+        )
         events.domain_event.connect(on_domain_event, dispatch_uid="notifications.on_domain_event")
         review_events.review_event.connect(
             on_compliance_event, dispatch_uid="notifications.on_review_event"

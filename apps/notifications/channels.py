@@ -1,9 +1,9 @@
 """Senders that adapter apps plug into the outbox, per channel.
 
-The outbox (``services.deliver``) sends email and incoming-webhook rows itself. A channel
+The outbox (``delivery.deliver``) sends email and incoming-webhook rows itself. A channel
 whose protocol lives in an app above this one (the Slack app's Web API, ``apps.slack``)
 registers its sender here when that app loads; notifications never imports it. A sender
-gets the claimed row and raises ``services.DeliveryError`` (permanent or not, with Slack's
+gets the claimed row and raises ``delivery.DeliveryError`` (permanent or not, with Slack's
 Retry-After) when it could not deliver; returning means delivered.
 """
 

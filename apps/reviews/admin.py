@@ -32,8 +32,8 @@ from apps.access.models import Resource
 from apps.access.states import AccessError
 from apps.accounts.middleware import request_user
 from apps.audit import export
-from apps.audit.admin import ViewOnlyAdmin
 from apps.audit.forms import InstantField
+from apps.kit.admin_base import ReadOnlyModelAdmin
 
 from . import evidence, services
 from .models import Campaign, CampaignState, ReviewItem
@@ -66,7 +66,7 @@ class OpenCampaignForm(forms.Form):
     )
 
 
-class StaffViewAdmin(ViewOnlyAdmin):
+class StaffViewAdmin(ReadOnlyModelAdmin, admin.ModelAdmin):
     """Rows the admin shows and never edits: every staff member may look (the querysets
     are ``restrict``-ed), nobody adds, changes or deletes here."""
 
@@ -133,7 +133,7 @@ class CampaignAdmin(StaffViewAdmin):
         url = reverse("admin:reviews_reviewitem_changelist") + f"?campaign__id__exact={obj.pk}"
         return format_html("<a href='{}'>every item of this review</a>", url)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return services.may_run(request.user)
 
     def get_urls(self) -> list[URLPattern]:

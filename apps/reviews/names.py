@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from apps.audit.models import AuditAction
+from apps.access.actions import AccessAction
 from apps.audit.names import actor_labels, detail_values
 
 from .actions import ReviewAction
@@ -13,9 +13,9 @@ from .actions import ReviewAction
 GRANT = "access.grant"
 ITEM = "reviews.reviewitem"
 _GRANT_CREATED = (
-    AuditAction.GRANT_ACTIVATED,
-    AuditAction.GRANT_SCHEDULED,
-    AuditAction.GRANT_BREAK_GLASS,
+    AccessAction.GRANT_ACTIVATED,
+    AccessAction.GRANT_SCHEDULED,
+    AccessAction.GRANT_BREAK_GLASS,
 )
 
 

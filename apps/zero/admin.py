@@ -4,6 +4,10 @@ View-only (rows are written by the sync alone); one action, "Sync now", which en
 a forced sync per selected row and is allowed to superusers and to those who may decide
 access requests. Each person sees the rows of the resources they may see
 (``apps.access.visibility``), like the resource list.
+
+The resource list and page show each resource's sync status too: this module adds the
+"Zero sync" column and the "Sync status in Pomerium" field to the Resource admin
+(``ResourceAdmin.add_column`` / ``add_detail``), reading its own table.
 """
 
 from __future__ import annotations
@@ -14,12 +18,16 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from apps.access import targets, visibility
-from apps.access.admin_actions import ReadOnlyAdmin, StrictIdsMixin
+from apps.access.admin import ResourceAdmin
+from apps.access.admin.actions import ReadOnlyAdmin
+from apps.access.models import Resource
 from apps.accounts.middleware import request_user
+from apps.kit.admin_base import ReadOnlyModelAdmin, StrictIdsMixin
 from apps.zero.models import PolicySync, ZeroCluster
 
 SYNC_PERMISSION = "access.decide_accessrequest"
@@ -27,7 +35,8 @@ WARNING = '<strong style="color:#b42318">{}</strong>'
 
 
 @admin.register(PolicySync)
-class PolicySyncAdmin(StrictIdsMixin):
+class PolicySyncAdmin(ReadOnlyModelAdmin, StrictIdsMixin):
+    # Read-only: deleting a row would only make the next sync re-adopt the policy by name.
     list_display = (
         "resource",
         "cluster",
@@ -99,21 +108,6 @@ class PolicySyncAdmin(StrictIdsMixin):
             visibility.VIEW,
             resource="resource",
         )
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        # Deleting a row would only make the next sync re-adopt the policy by name.
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Approvers see why a grant is not live yet, without a separate permission.
@@ -238,3 +232,63 @@ class ZeroClusterAdmin(ReadOnlyAdmin):
         if configured:
             return f"{configured} (ZERO_API_USER_ID); learnt: {learnt}"
         return learnt
+
+
+# --- The Resource admin's Zero columns ------------------------------------------------------
+
+
+@admin.display(description="Zero sync")
+def zero_sync(obj: Resource) -> str:
+    state = getattr(obj, "zero", None)
+    if state is None or state.last_attempt_at is None:
+        return "not synced yet"
+    if state.last_error and (
+        state.last_success_at is None or state.last_error_at > state.last_success_at
+    ):
+        return "error"
+    if state.duplicate_policy_ids:
+        return (
+            f"DUPLICATE POLICIES in {targets.enforcer(obj.cluster)}: the portal will not pick one"
+        )
+    if state.pending_apply:
+        return "not enforced yet: " + (state.pending_reason or "waiting for changeset apply")
+    return "current" if state.synced_generation >= obj.sync_generation else "pending"
+
+
+@admin.display(description="Sync status in Pomerium")
+def zero_status(obj: Resource) -> str:
+    state = getattr(obj, "zero", None) if obj.pk else None
+    if state is None:
+        return "The worker has not synced this resource yet."
+    link = reverse("admin:zero_policysync_change", args=[state.pk])
+    routes = ", ".join(r.get("name", "?") for r in state.routes or []) or "none yet"
+    return format_html(
+        "{} · cluster {} · remote policy <code>{}</code> · last success {} · "
+        "last error: {} · routes using it: {} · <a href='{}'>details and Sync now</a>",
+        zero_sync(obj),
+        f"{obj.cluster} ({state.cluster_id})" if state.cluster_id else obj.cluster,
+        state.remote_policy_id or "—",
+        state.last_success_at or "never",
+        state.last_error or "none",
+        routes,
+        link,
+    )
+
+
+ResourceAdmin.add_column(
+    "zero_sync",
+    zero_sync,
+    after="policy",
+    select_related=("zero",),
+    only=(
+        "zero__last_attempt_at",
+        "zero__last_success_at",
+        "zero__last_error",
+        "zero__last_error_at",
+        "zero__duplicate_policy_ids",
+        "zero__pending_apply",
+        "zero__pending_reason",
+        "zero__synced_generation",
+    ),
+)
+ResourceAdmin.add_detail("zero_status", zero_status, fieldset="Pomerium policy")

@@ -16,9 +16,9 @@ from apps.access import events
 from apps.access.models import Grant, Resource
 from apps.access.states import SyncStatus
 from apps.audit import services as audit
-from apps.audit.models import AuditAction
 from apps.audit.services import record
 from apps.zero import remote
+from apps.zero.actions import ZeroAction
 from apps.zero.models import PolicySync, RemovalAlert
 from apps.zero.outcomes import CLOSED_GRANT_STATES
 
@@ -107,7 +107,7 @@ def flag_overdue_removals(now: datetime | None = None) -> int:
             if not created:
                 continue  # another tick got there first
             record(
-                AuditAction.ZERO_REMOVAL_OVERDUE,
+                ZeroAction.ZERO_REMOVAL_OVERDUE,
                 target=grant,
                 resource_slug=grant.resource.slug,
                 details={

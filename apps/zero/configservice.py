@@ -41,13 +41,13 @@ import requests
 import yaml
 
 from apps import ppl as ppl_lib
+from apps.access import pomerium_targets
 from apps.zero.transport import (
     ZeroError,
     ZeroPermanentError,
     ZeroTransientError,
     _parse_retry_after,
 )
-from jitportal import pomerium_targets
 
 __all__ = [
     "JWT_LIFETIME",

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from apps.audit.models import AuditAction
 from apps.zero import port
+from apps.zero.actions import ZeroAction
 from apps.zero.client import ZeroError, ZeroPermanentError
 from apps.zero.models import PolicySync
 from apps.zero.outcomes import PassResult
@@ -90,7 +90,7 @@ def retire_moved(client: PolicyStore, state: PolicySync, result: PassResult) -> 
             if fresh:
                 old_client.session.close()
         result.audit(
-            AuditAction.ZERO_POLICY_WRITTEN,
+            ZeroAction.ZERO_POLICY_WRITTEN,
             {
                 "policy_id": policy_id,
                 "cluster_id": old.get("cluster_id"),

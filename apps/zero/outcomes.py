@@ -2,7 +2,7 @@
 
 Called by ``apps.zero.sync`` after its remote calls, never while it waits on Zero. The
 sync's own row (``PolicySync``) is written here; each grant's enforcement fields are
-reported to their owner, ``apps.access.enforcement``, which audits them. Lock
+reported to their owner, ``apps.access.services.enforcement``, which audits them. Lock
 order matches the services (rows first, then the audit chain through ``record``):
 the ``PolicySync`` row, then the grants, then the audit entries.
 """
@@ -17,16 +17,17 @@ from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from apps.access import enforcement, targets
+from apps.access import targets
 from apps.access.models import Grant, Resource
+from apps.access.services import enforcement
 from apps.access.states import OPEN_GRANT_STATES, GrantState, SyncStatus
 from apps.audit import services as audit
-from apps.audit.models import AuditAction
 from apps.audit.services import record
 from apps.zero import windows
-from apps.zero.actions import ZeroAction
 from apps.zero.desired import RuleKey, grant_key
 from apps.zero.models import PolicySync
+
+from .actions import ZeroAction
 
 CLOSED_GRANT_STATES = (GrantState.REVOKED, GrantState.EXPIRED)
 MAX_ERROR = 1000
@@ -242,7 +243,7 @@ def record_failure(
         _write_audits(resource, result)
         if first:
             record(
-                AuditAction.ZERO_SYNC_FAILED,
+                ZeroAction.ZERO_SYNC_FAILED,
                 target=resource,
                 resource_slug=resource.slug,
                 details={

@@ -40,13 +40,14 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps import ppl as ppl_lib
-from apps.audit.models import AuditAction
 from apps.zero import desired, identity
 from apps.zero.client import ZeroClient, ZeroError, ZeroPermanentError, ZeroTransientError
 from apps.zero.identity import Identity
 from apps.zero.models import PolicySync
 from apps.zero.outcomes import PassResult
 from apps.zero.port import PolicyStore
+
+from .actions import ZeroAction
 
 logger = logging.getLogger("apps.zero.sync")
 
@@ -252,7 +253,7 @@ def settle_changesets(
         )
         if changeset_id not in (state.pending_changeset_ids or []):
             result.audit(
-                AuditAction.ZERO_CHANGESET_WAITING,
+                ZeroAction.ZERO_CHANGESET_WAITING,
                 {
                     "changeset_id": changeset_id,
                     "policy_id": result.policy_id,
@@ -269,7 +270,7 @@ def settle_changesets(
     status = str(answer.get("status") or "")
     result.applied_changesets.append(changeset_id)
     result.audit(
-        AuditAction.ZERO_CHANGESET_APPLIED,
+        ZeroAction.ZERO_CHANGESET_APPLIED,
         {
             "changeset_id": changeset_id,
             "policy_id": result.policy_id,

@@ -18,8 +18,8 @@ from django.utils import timezone
 from apps import ppl as ppl_lib
 from apps.access import targets
 from apps.access.models import Resource
-from apps.audit.models import AuditAction
 from apps.zero import desired, identity, port, remote
+from apps.zero.actions import ZeroAction
 from apps.zero.client import ZeroPermanentError
 from apps.zero.models import PolicySync
 from apps.zero.outcomes import PassResult
@@ -163,7 +163,7 @@ def remote_phase(
             result.learnable = None  # the same content again: nothing singles this write out
             _remember(state.pk, result, written, wanted_digest)
             result.audit(
-                AuditAction.ZERO_POLICY_WRITTEN,
+                ZeroAction.ZERO_POLICY_WRITTEN,
                 {
                     "policy_id": result.policy_id,
                     "policy_name": props["name"],
@@ -196,7 +196,7 @@ def _attach_routes(
             continue
         if client.attach_policy(route_id, result.policy_id):
             result.audit(
-                AuditAction.ZERO_POLICY_WRITTEN,
+                ZeroAction.ZERO_POLICY_WRITTEN,
                 {
                     "policy_id": result.policy_id,
                     "route_id": route_id,
@@ -269,7 +269,7 @@ def _create_recorded(
     result.policy_id = str(policy["id"])
     _remember(state.pk, result, policy, wanted_digest)
     result.audit(
-        AuditAction.ZERO_POLICY_CREATED,
+        ZeroAction.ZERO_POLICY_CREATED,
         {
             "policy_id": result.policy_id,
             "policy_name": props["name"],
@@ -361,15 +361,15 @@ def _write(
             details["last_written_at"] = (
                 state.last_written_at.isoformat() if state.last_written_at else None
             )
-        result.audit(AuditAction.ZERO_DRIFT_REPAIRED, details)
+        result.audit(ZeroAction.ZERO_DRIFT_REPAIRED, details)
     else:
         details["adopted"] = not state.remote_digest  # first write to a policy found by name
-        result.audit(AuditAction.ZERO_POLICY_WRITTEN, details)
+        result.audit(ZeroAction.ZERO_POLICY_WRITTEN, details)
 
 
 def _late_confirmed(state: PolicySync, result: PassResult, found_digest: str) -> None:
     result.audit(
-        AuditAction.ZERO_WRITE_CONFIRMED,
+        ZeroAction.ZERO_WRITE_CONFIRMED,
         {
             "policy_id": result.policy_id,
             "digest": found_digest,

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from apps.access import clusters, schedules, services
 from apps.access.models import AccessRequest, Resource
-from apps.access.resources import ApplySummary, apply_definitions, save_resource
+from apps.access.services.resources import ApplySummary, apply_definitions, save_resource
 from apps.accounts.assertion import Identity
 from apps.accounts.models import User
 from apps.accounts.services import sync_user

@@ -10,9 +10,10 @@ import pytest
 from django.contrib import messages
 from django.utils import timezone
 
+from apps.access.actions import AccessAction
 from apps.access.models import Grant, GrantExtension
 from apps.access.states import GrantState, SyncStatus
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from tests.factories import GrantFactory, ResourceFactory
 
 pytestmark = pytest.mark.django_db
@@ -84,7 +85,7 @@ def test_revoke_through_the_intermediate_page(bob: Any, grant: Any) -> None:
         "left the team",
     )
     assert grant.sync_status == SyncStatus.PENDING
-    assert audit(AuditAction.GRANT_REVOKED) == [("bob@example.com", str(grant.pk))]
+    assert audit(AccessAction.GRANT_REVOKED) == [("bob@example.com", str(grant.pk))]
     assert flash(done) == [(messages.SUCCESS, "1 revoked")]
 
 
@@ -103,7 +104,7 @@ def test_staff_without_permission_cannot_revoke_or_extend(carol: Any, grant: Any
     grant.refresh_from_db()
     assert (grant.state, grant.expires_at) == (GrantState.ACTIVE, before)
     assert not AuditEvent.objects.filter(
-        action__in=[AuditAction.GRANT_REVOKED, AuditAction.GRANT_EXTENDED]
+        action__in=[AccessAction.GRANT_REVOKED, AccessAction.GRANT_EXTENDED]
     ).exists()
 
 
@@ -134,7 +135,7 @@ def test_extend_moves_the_end_in_the_approvers_zone(bob: Any, grant: Any) -> Non
         "migration runs long",
         False,
     )
-    assert audit(AuditAction.GRANT_EXTENDED) == [("bob@example.com", str(grant.pk))]
+    assert audit(AccessAction.GRANT_EXTENDED) == [("bob@example.com", str(grant.pk))]
     assert flash(done) == [(messages.SUCCESS, "1 extended")]
 
 
@@ -155,7 +156,7 @@ def test_extend_past_the_maximum_needs_the_override(bob: Any, grant: Any) -> Non
 
     assert flash(allowed)[-1] == (messages.SUCCESS, "1 extended")
     assert GrantExtension.objects.get(grant=grant).over_maximum is True
-    assert AuditEvent.objects.get(action=AuditAction.GRANT_EXTENDED).details["over_maximum"]
+    assert AuditEvent.objects.get(action=AccessAction.GRANT_EXTENDED).details["over_maximum"]
 
 
 def test_extend_rejects_bad_dates_and_own_grants(bob: Any, resource: Any) -> None:
@@ -179,7 +180,7 @@ def test_extend_rejects_bad_dates_and_own_grants(bob: Any, resource: Any) -> Non
         )
     ]
     assert not GrantExtension.objects.exists()
-    assert not AuditEvent.objects.filter(action=AuditAction.GRANT_EXTENDED).exists()
+    assert not AuditEvent.objects.filter(action=AccessAction.GRANT_EXTENDED).exists()
 
 
 def test_mark_reviewed_for_break_glass(bob: Any, signed_in: Any, resource: Any) -> None:
@@ -202,7 +203,7 @@ def test_mark_reviewed_for_break_glass(bob: Any, signed_in: Any, resource: Any) 
         "bob@example.com",
         "justified: DB outage",
     )
-    assert audit(AuditAction.GRANT_REVIEWED) == [("bob@example.com", str(glass.pk))]
+    assert audit(AccessAction.GRANT_REVIEWED) == [("bob@example.com", str(glass.pk))]
     assert flash(done) == [
         (
             messages.WARNING,
@@ -224,7 +225,7 @@ def test_grant_change_page_buttons(bob: Any, grant: Any) -> None:
     assert done["Location"] == f"{CHANGELIST}{grant.pk}/change/"
     grant.refresh_from_db()
     assert grant.state == GrantState.REVOKED
-    assert audit(AuditAction.GRANT_REVOKED) == [("bob@example.com", str(grant.pk))]
+    assert audit(AccessAction.GRANT_REVOKED) == [("bob@example.com", str(grant.pk))]
 
 
 def test_grants_are_read_only_and_never_deleted(signed_in: Any, grant: Any) -> None:

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from apps.access import reports, services
+from apps.access.actions import AccessAction
 from apps.access.models import AccessRequest, Grant, Resource
 from apps.access.states import RequestState
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from tests.access.test_admin_requests import resource_form
 from tests.factories import GrantFactory, ResourceFactory, UserFactory
 
@@ -195,7 +196,7 @@ def test_the_webhook_is_replaced_cleared_or_kept(superuser: Any, hooked: Resourc
     assert hooked.slack_webhook_url == ""
     changes = [
         e.details["changed"]
-        for e in AuditEvent.objects.filter(action=AuditAction.RESOURCE_CHANGED).order_by("seq")
+        for e in AuditEvent.objects.filter(action=AccessAction.RESOURCE_CHANGED).order_by("seq")
     ]
     assert changes == [[], ["slack_webhook_url"], ["slack_webhook_url"]]
     trail = "".join(str(e.details) for e in AuditEvent.objects.all())

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from apps.access.actions import AccessAction
 from apps.access.models import AccessLevel, Grant
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from tests.access.test_admin_requests import confirm, resource_form
 from tests.factories import AccessLevelFactory, AccessRequestFactory, ResourceFactory
 
@@ -52,7 +53,7 @@ def test_the_approve_action_lowers_the_level_never_raises_it(
     assert Grant.objects.get(request=asked_full).level == read
     assert Grant.objects.get(request=asked_full).criteria == [{"http_method": {"in": ["GET"]}}]
     assert Grant.objects.get(request=asked_read).level == read
-    approved = AuditEvent.objects.filter(action=AuditAction.REQUEST_APPROVED).order_by("pk")
+    approved = AuditEvent.objects.filter(action=AccessAction.REQUEST_APPROVED).order_by("pk")
     assert [(e.details["level"], e.details.get("level_asked")) for e in approved] == [
         ("read-only", "full"),
         ("read-only", None),
@@ -67,7 +68,7 @@ def test_an_unknown_level_in_the_approve_action_approves_nothing(
     req = AccessRequestFactory(requester=alice, resource=grafana, level=grafana.levels.last())
     confirm(bob, "approve_selected", [req.pk], level="nope", note="")
     assert not Grant.objects.exists()
-    assert not AuditEvent.objects.filter(action=AuditAction.REQUEST_APPROVED).exists()
+    assert not AuditEvent.objects.filter(action=AccessAction.REQUEST_APPROVED).exists()
 
 
 def test_level_edits_on_the_resource_page_are_audited(signed_in: Any, grafana: Any) -> None:
@@ -99,6 +100,6 @@ def test_level_edits_on_the_resource_page_are_audited(signed_in: Any, grafana: A
         {"http_method": {"in": ["GET", "HEAD"]}}
     ]
     entry = AuditEvent.objects.filter(
-        action=AuditAction.RESOURCE_CHANGED, details__changed=["levels"]
+        action=AccessAction.RESOURCE_CHANGED, details__changed=["levels"]
     ).get()
     assert [lv["slug"] for lv in entry.details["levels"]] == ["read-only", "full"]

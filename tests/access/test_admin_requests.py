@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from django.contrib import messages
 
+from apps.access.actions import AccessAction
 from apps.access.models import Approval, Grant
 from apps.access.states import GrantState, RequestState
+from apps.accounts.actions import AccountAction
 from apps.audit.models import AuditAction, AuditEvent
 from tests.factories import AccessRequestFactory, ResourceFactory
 
@@ -27,11 +29,11 @@ def decisions() -> list[tuple[str, str, str]]:
         AuditEvent.objects.in_chain_order()
         .filter(
             action__in=[
-                AuditAction.REQUEST_APPROVED,
-                AuditAction.REQUEST_APPROVAL_RECORDED,
-                AuditAction.REQUEST_REJECTED,
-                AuditAction.GRANT_ACTIVATED,
-                AuditAction.GRANT_SCHEDULED,
+                AccessAction.REQUEST_APPROVED,
+                AccessAction.REQUEST_APPROVAL_RECORDED,
+                AccessAction.REQUEST_REJECTED,
+                AccessAction.GRANT_ACTIVATED,
+                AccessAction.GRANT_SCHEDULED,
             ]
         )
         .values_list("action", "actor_label", "target_id")
@@ -94,8 +96,8 @@ def test_approve_through_the_intermediate_page(people: dict[str, Any], resource:
     assert grant.state == GrantState.ACTIVE
     assert grant.expires_at - grant.not_before == timedelta(minutes=120)
     assert decisions() == [
-        (AuditAction.REQUEST_APPROVED, "bob@example.com", str(req.pk)),
-        (AuditAction.GRANT_ACTIVATED, "bob@example.com", str(grant.pk)),
+        (AccessAction.REQUEST_APPROVED, "bob@example.com", str(req.pk)),
+        (AccessAction.GRANT_ACTIVATED, "bob@example.com", str(grant.pk)),
     ]
     assert flash(done) == [(messages.SUCCESS, "1 approved")]
 
@@ -118,7 +120,7 @@ def test_approve_can_shorten_and_reports_per_object(people: dict[str, Any], reso
     own.refresh_from_db()
     assert own.state == RequestState.PENDING
     assert not Grant.objects.filter(request=own).exists()
-    assert [e[2] for e in decisions() if e[0] == AuditAction.REQUEST_APPROVED] == [
+    assert [e[2] for e in decisions() if e[0] == AccessAction.REQUEST_APPROVED] == [
         str(long_req.pk),
         str(short_req.pk),
     ]
@@ -203,8 +205,8 @@ def test_reject_requires_a_reason(people: dict[str, Any], resource: Any) -> None
         "Use the read-only role instead.",
     )
     assert not Grant.objects.exists()
-    assert decisions() == [(AuditAction.REQUEST_REJECTED, "bob@example.com", str(req.pk))]
-    event = AuditEvent.objects.get(action=AuditAction.REQUEST_REJECTED)
+    assert decisions() == [(AccessAction.REQUEST_REJECTED, "bob@example.com", str(req.pk))]
+    event = AuditEvent.objects.get(action=AccessAction.REQUEST_REJECTED)
     assert event.details["reason"] == "Use the read-only role instead."
     assert flash(done) == [(messages.SUCCESS, "1 rejected")]
 
@@ -220,8 +222,8 @@ def test_deciding_twice_skips_the_second_time(people: dict[str, Any], resource: 
     req.refresh_from_db()
     assert req.state == RequestState.APPROVED
     assert [e[0] for e in decisions()] == [
-        AuditAction.REQUEST_APPROVED,
-        AuditAction.GRANT_ACTIVATED,
+        AccessAction.REQUEST_APPROVED,
+        AccessAction.GRANT_ACTIVATED,
     ]
     level, text = flash(again)[-1]
     assert level == messages.ERROR
@@ -245,9 +247,9 @@ def test_quorum_records_an_approval_and_waits(signed_in: Any) -> None:
     req.refresh_from_db()
     assert req.state == RequestState.APPROVED
     assert [(e[0], e[1]) for e in decisions()] == [
-        (AuditAction.REQUEST_APPROVAL_RECORDED, "bob@example.com"),
-        (AuditAction.REQUEST_APPROVED, "erin@example.com"),
-        (AuditAction.GRANT_ACTIVATED, "erin@example.com"),
+        (AccessAction.REQUEST_APPROVAL_RECORDED, "bob@example.com"),
+        (AccessAction.REQUEST_APPROVED, "erin@example.com"),
+        (AccessAction.GRANT_ACTIVATED, "erin@example.com"),
     ]
 
 
@@ -288,9 +290,9 @@ def test_change_page_buttons_reuse_the_intermediate_pages(
     assert rejected.status_code == 302
     assert other.state == RequestState.REJECTED
     assert [e[0] for e in decisions()] == [
-        AuditAction.REQUEST_APPROVED,
-        AuditAction.GRANT_ACTIVATED,
-        AuditAction.REQUEST_REJECTED,
+        AccessAction.REQUEST_APPROVED,
+        AccessAction.GRANT_ACTIVATED,
+        AccessAction.REQUEST_REJECTED,
     ]
     # Decided requests offer no buttons any more; garbage ids are 404.
     assert approve_url not in bob.get(f"{CHANGELIST}{req.pk}/change/").content.decode()
@@ -444,12 +446,12 @@ def test_resource_admin_saves_audits_and_resyncs(signed_in: Any) -> None:
     assert resource.sync_generation == 2  # one bump per saved change of the policy
     events = list(
         AuditEvent.objects.in_chain_order()
-        .filter(action__in=[AuditAction.RESOURCE_CREATED, AuditAction.RESOURCE_CHANGED])
+        .filter(action__in=[AccessAction.RESOURCE_CREATED, AccessAction.RESOURCE_CHANGED])
         .values_list("action", "actor_label", "details")
     )
-    assert events[0][:2] == (AuditAction.RESOURCE_CREATED, "root@example.com")
+    assert events[0][:2] == (AccessAction.RESOURCE_CREATED, "root@example.com")
     assert events[1] == (
-        AuditAction.RESOURCE_CHANGED,
+        AccessAction.RESOURCE_CHANGED,
         "root@example.com",
         {"changed": ["name"], "changes": {"name": ["Kibana", "Kibana (prod)"]}},
     )
@@ -479,7 +481,7 @@ def test_resources_are_archived_not_deleted(signed_in: Any) -> None:
     assert archived.status_code == 302
     resource.refresh_from_db()
     assert resource.is_active is False
-    event = AuditEvent.objects.get(action=AuditAction.RESOURCE_CHANGED)
+    event = AuditEvent.objects.get(action=AccessAction.RESOURCE_CHANGED)
     assert event.details == {"changed": ["is_active"], "changes": {"is_active": [True, False]}}
     assert approver_edit.status_code == 403
 
@@ -514,7 +516,7 @@ def test_user_admin_keeps_identity_read_only(signed_in: Any) -> None:
         False,
     )
     assert (alice.is_active, alice.time_zone) == (False, "Europe/Berlin")
-    event = AuditEvent.objects.filter(action=AuditAction.USER_UPDATED, target_id=str(alice.pk))
+    event = AuditEvent.objects.filter(action=AccountAction.USER_UPDATED, target_id=str(alice.pk))
     assert event.get().details["changes"] == {
         "is_active": [True, False],
         "time_zone": ["", "Europe/Berlin"],

@@ -18,15 +18,14 @@ import pytest
 from django.core.management import call_command
 
 from apps.access import services
+from apps.access.actions import AccessAction
 from apps.access.models import AccessRequest, Grant, GrantExtension, Resource
 from apps.access.states import RequestKind, RequestState
 from apps.accounts.models import User
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from tests.factories import ResourceFactory
 
 pytestmark = pytest.mark.django_db
-
-A = AuditAction
 
 
 @pytest.fixture
@@ -107,9 +106,9 @@ def test_archiving_expires_open_requests_and_approving_them_grants_nothing(
     }
     entries = list(AuditEvent.objects.in_chain_order().filter(seq__gt=head.seq))
     assert [(e.action, e.actor_label) for e in entries] == [
-        (A.RESOURCE_CHANGED, "root@example.com"),
-        (A.REQUEST_EXPIRED, "root@example.com"),
-        (A.REQUEST_EXPIRED, "root@example.com"),
+        (AccessAction.RESOURCE_CHANGED, "root@example.com"),
+        (AccessAction.REQUEST_EXPIRED, "root@example.com"),
+        (AccessAction.REQUEST_EXPIRED, "root@example.com"),
     ]
     # One transaction: one unit of work, one request id.
     assert len({e.request_id for e in entries}) == 1
@@ -143,7 +142,7 @@ def test_a_request_that_escaped_the_archive_cannot_be_decided_and_expires_at_the
     assert AuditEvent.objects.count() == before
     assert AccessRequest.objects.get(pk=before_archive["new"]).state == RequestState.PENDING
     assert services.expire_due()["requests_expired"] == 2
-    expired = AuditEvent.objects.filter(action=A.REQUEST_EXPIRED)
+    expired = AuditEvent.objects.filter(action=AccessAction.REQUEST_EXPIRED)
     assert {(e.actor_label, e.details["reason"]) for e in expired} == {
         ("system", "resource archived")
     }
@@ -191,7 +190,10 @@ def test_the_change_form_and_bootstrap_archive_the_same_way(
     )
     call_command("bootstrap", str(tmp_path / "resources.json"))
     assert set(AccessRequest.objects.values_list("state", flat=True)) == {RequestState.EXPIRED}
-    assert AuditEvent.objects.filter(action=A.REQUEST_EXPIRED, actor_label="system").count() == 2
+    assert (
+        AuditEvent.objects.filter(action=AccessAction.REQUEST_EXPIRED, actor_label="system").count()
+        == 2
+    )
     assert not Resource.objects.get(pk=grafana.pk).is_active
     # Submitting, through the API, is refused by the same check.
     refused = api(

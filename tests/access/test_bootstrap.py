@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from apps.access.actions import AccessAction
 from apps.access.models import Resource
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +37,7 @@ def test_example_file_applies_and_second_run_changes_nothing() -> None:
     assert run(EXAMPLE) == "bootstrap: 3 created, 0 updated, 0 unchanged"
     first = snapshot()
     entries = AuditEvent.objects.count()
-    assert semantic_actions() == [AuditAction.RESOURCE_CREATED] * 3
+    assert semantic_actions() == [AccessAction.RESOURCE_CREATED] * 3
     assert run(EXAMPLE) == "bootstrap: 0 created, 0 updated, 3 unchanged"
     assert snapshot() == first
     assert AuditEvent.objects.count() == entries
@@ -58,7 +59,7 @@ def test_update_is_audited_with_changed_fields(tmp_path: Path) -> None:
         )
     )
     assert run(path) == "bootstrap: 0 created, 1 updated, 0 unchanged"
-    event = AuditEvent.objects.filter(action=AuditAction.RESOURCE_CHANGED).get()
+    event = AuditEvent.objects.filter(action=AccessAction.RESOURCE_CHANGED).get()
     assert event.details == {
         "changed": ["duration_choices", "max_duration_minutes"],
         "changes": {
@@ -124,7 +125,7 @@ def test_slack_webhook_never_enters_the_audit_trail(tmp_path: Path) -> None:
     run(path)
     dumped = json.dumps(list(AuditEvent.objects.values("details", "target_repr")))
     assert "very-secret-token" not in dumped
-    changed = AuditEvent.objects.get(action=AuditAction.RESOURCE_CHANGED)
+    changed = AuditEvent.objects.get(action=AccessAction.RESOURCE_CHANGED)
     assert changed.details == {
         "changed": ["slack_webhook_url"],
         "changes": {"slack_webhook_url": "***"},  # a credential: named, never shown
@@ -140,7 +141,7 @@ def test_levels_and_schedule_from_the_example_file() -> None:
         ("full", 20, [], None),
     ]
     created = AuditEvent.objects.get(
-        action=AuditAction.RESOURCE_CREATED, resource_slug="grafana-admin"
+        action=AccessAction.RESOURCE_CREATED, resource_slug="grafana-admin"
     )
     assert [lv["slug"] for lv in created.details["levels"]] == ["read-only", "full"]
     assert Resource.objects.get(slug="prod-db").schedule == {

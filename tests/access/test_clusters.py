@@ -11,9 +11,10 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from apps.access import clusters
+from apps.access.actions import AccessAction
 from apps.access.models import Resource
 from apps.access.states import SyncStatus
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from tests.access.test_admin_requests import resource_form
 from tests.factories import GrantFactory, ResourceFactory
 
@@ -65,7 +66,7 @@ def test_the_admin_offers_the_configured_clusters_and_saves_a_choice(superuser: 
 
     assert response.status_code == 302
     assert Resource.objects.get(pk=resource.pk).cluster == "production"
-    changed = AuditEvent.objects.filter(action=AuditAction.RESOURCE_CHANGED).latest("seq")
+    changed = AuditEvent.objects.filter(action=AccessAction.RESOURCE_CHANGED).latest("seq")
     assert "cluster" in changed.details["changed"]
 
 
@@ -147,7 +148,7 @@ def test_the_request_page_names_the_cluster_when_there_are_several(
 
 def test_the_request_page_names_a_core_target_as_core(signed_in: Any, settings: Any) -> None:
     from apps.access import services
-    from jitportal.pomerium_targets import Target
+    from apps.access.pomerium_targets import Target
     from tests.factories import AccessRequestFactory, UserFactory
 
     settings.POMERIUM_SHARED_SECRET = "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s="

@@ -11,7 +11,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from apps.audit.models import AuditAction, AuditEvent
+from apps.access.actions import AccessAction
+from apps.audit.models import AuditEvent
 from tests.factories import GrantFactory, ResourceFactory
 from tests.support.processes import run_manage
 
@@ -43,7 +44,7 @@ def test_access_report() -> None:
     assert len(out.splitlines()) == 1  # the window is half-open: over at 10:00
     out, _ = run()
     assert len(out.splitlines()) == 1  # nobody now
-    reports = AuditEvent.objects.filter(action=AuditAction.REPORT_VIEWED).order_by("seq")
+    reports = AuditEvent.objects.filter(action=AccessAction.REPORT_VIEWED).order_by("seq")
     assert [(e.details["report"], e.details["rows"], e.details["via"]) for e in reports] == [
         ("who_had_access", 1, "command"),
         ("who_had_access_at", 0, "command"),
@@ -58,7 +59,7 @@ def test_to_a_file(tmp_path: Path) -> None:
     out, _ = run("--resource", "prod-db", "--at", "2026-11-01", "-o", str(target))
     assert out == ""
     assert target.read_bytes().startswith(b"resource,email,access_from_utc,access_until_utc,")
-    (event,) = AuditEvent.objects.filter(action=AuditAction.REPORT_VIEWED)
+    (event,) = AuditEvent.objects.filter(action=AccessAction.REPORT_VIEWED)
     assert event.resource_slug == "prod-db"
     assert event.details["format"] == "csv"
 

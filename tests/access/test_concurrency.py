@@ -10,10 +10,11 @@ import pytest
 from django.db import connection
 
 from apps.access import services
+from apps.access.actions import AccessAction
 from apps.access.models import AccessRequest, Grant
 from apps.access.states import AccessError, RequestState
 from apps.audit import chain
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from apps.audit.services import event_fields
 from tests.factories import ResourceFactory, UserFactory
 
@@ -69,12 +70,12 @@ def test_approve_and_reject_at_once_one_decision_wins(attempt: int) -> None:
     assert len(errors) == 1, results
     req.refresh_from_db()
     decisions = AuditEvent.objects.filter(
-        action__in=[AuditAction.REQUEST_APPROVED, AuditAction.REQUEST_REJECTED]
+        action__in=[AccessAction.REQUEST_APPROVED, AccessAction.REQUEST_REJECTED]
     )
     assert decisions.count() == 1
     if req.state == RequestState.REJECTED:
         assert not Grant.objects.exists()
-        assert decisions.get().action == AuditAction.REQUEST_REJECTED
+        assert decisions.get().action == AccessAction.REQUEST_REJECTED
     else:
         assert req.state == RequestState.APPROVED
         assert Grant.objects.count() == 1
@@ -119,4 +120,4 @@ def test_two_approvers_approve_at_once_one_grant() -> None:
         ]
     )
     assert Grant.objects.count() == 1
-    assert AuditEvent.objects.filter(action=AuditAction.REQUEST_APPROVED).count() == 1
+    assert AuditEvent.objects.filter(action=AccessAction.REQUEST_APPROVED).count() == 1

@@ -11,8 +11,9 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from apps.access.actions import AccessAction
 from apps.access.models import AccessRequest
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from tests.factories import ResourceFactory
 
 pytestmark = pytest.mark.django_db
@@ -82,7 +83,7 @@ def test_new_request_form_never_fails(client: Any, data: dict[str, str]) -> None
     with transaction.atomic():
         response = client.post("/requests/new", data)
         created = AccessRequest.objects.count()
-        audited = AuditEvent.objects.filter(action=AuditAction.REQUEST_SUBMITTED).count()
+        audited = AuditEvent.objects.filter(action=AccessAction.REQUEST_SUBMITTED).count()
         assert response.status_code in (200, 302)
         if response.status_code == 302:
             assert (created, audited) == (1, 1)

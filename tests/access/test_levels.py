@@ -11,9 +11,10 @@ from django.core.exceptions import ValidationError
 
 from apps import ppl
 from apps.access import services
+from apps.access.actions import AccessAction
 from apps.access.models import AccessLevel, AccessRequest, Grant, Resource
 from apps.access.states import GrantState, PolicyViolation, RequestKind, RequestState
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from apps.zero.desired import desired_policy
 from tests.factories import AccessLevelFactory, ResourceFactory, UserFactory
 
@@ -80,9 +81,9 @@ def test_read_only_within_its_maximum_is_auto_approved_with_its_criteria(grafana
     grant = Grant.objects.get(request=req)
     assert grant.level == levels["read"]
     assert grant.criteria == READ_ONLY
-    assert details(AuditAction.REQUEST_SUBMITTED)[0]["level"] == "read-only"
-    assert details(AuditAction.REQUEST_AUTO_APPROVED)[0]["level"] == "read-only"
-    assert details(AuditAction.GRANT_ACTIVATED)[0]["level"] == "read-only"
+    assert details(AccessAction.REQUEST_SUBMITTED)[0]["level"] == "read-only"
+    assert details(AccessAction.REQUEST_AUTO_APPROVED)[0]["level"] == "read-only"
+    assert details(AccessAction.GRANT_ACTIVATED)[0]["level"] == "read-only"
     rule = desired_policy(grafana, T0)[0]
     assert rule == {
         "allow": {
@@ -108,7 +109,7 @@ def test_no_level_asks_for_the_highest_and_only_own_levels_count(grafana, levels
     with pytest.raises(PolicyViolation, match="does not belong"):
         ask(alice, grafana, other)
     assert AccessRequest.objects.count() == 0
-    assert AuditEvent.objects.filter(action=AuditAction.REQUEST_SUBMITTED).count() == 1
+    assert AuditEvent.objects.filter(action=AccessAction.REQUEST_SUBMITTED).count() == 1
 
 
 def test_full_access_needs_its_quorum_and_is_not_auto_approved(grafana, levels, alice, bob, erin):
@@ -119,7 +120,7 @@ def test_full_access_needs_its_quorum_and_is_not_auto_approved(grafana, levels, 
     grant = services.approve_request(req, approver=erin, now=T0)
 
     assert grant is not None and grant.level == levels["full"] and grant.criteria == []
-    assert details(AuditAction.REQUEST_APPROVED)[0]["level"] == "full"
+    assert details(AccessAction.REQUEST_APPROVED)[0]["level"] == "full"
 
 
 def test_the_approver_may_lower_the_level_never_raise_it(grafana, levels, alice, bob):
@@ -134,7 +135,7 @@ def test_the_approver_may_lower_the_level_never_raise_it(grafana, levels, alice,
 
     # Read-only needs one approval: bob's lowering is enough.
     assert grant is not None and grant.level == levels["read"] and grant.criteria == READ_ONLY
-    (approved,) = details(AuditAction.REQUEST_APPROVED)
+    (approved,) = details(AccessAction.REQUEST_APPROVED)
     assert approved["level"] == "read-only" and approved["level_asked"] == "full"
 
 
@@ -150,7 +151,7 @@ def test_upgrade_by_extension_keeps_one_rule_with_the_new_level(grafana, levels,
     grant.refresh_from_db()
     assert grant.level == levels["full"] and grant.criteria == []
     assert grant.expires_at == T0 + timedelta(minutes=120)
-    (extended,) = details(AuditAction.GRANT_EXTENDED)
+    (extended,) = details(AccessAction.GRANT_EXTENDED)
     assert extended["old_level"] == "read-only" and extended["level"] == "full"
     rules = [r for r in desired_policy(grafana, T0) if "alice@" in ppl.dumps(r)]
     assert len(rules) == 1 and "http_method" not in ppl.dumps(rules)
@@ -193,8 +194,8 @@ def test_a_schedule_is_copied_onto_the_grant_and_rendered_after_the_level(grafan
         {"day_of_week": "mon-fri"},
         {"time_of_day": {"timezone": "Europe/Berlin", "after": "09:00", "before": "17:00"}},
     ]
-    assert details(AuditAction.REQUEST_SUBMITTED)[0]["schedule"] == BERLIN_WEEKDAYS
-    assert details(AuditAction.GRANT_ACTIVATED)[0]["schedule"] == BERLIN_WEEKDAYS
+    assert details(AccessAction.REQUEST_SUBMITTED)[0]["schedule"] == BERLIN_WEEKDAYS
+    assert details(AccessAction.GRANT_ACTIVATED)[0]["schedule"] == BERLIN_WEEKDAYS
     assert grant.state == GrantState.ACTIVE
 
 
@@ -203,7 +204,7 @@ def test_without_levels_or_schedule_nothing_changes_in_the_rows(alice):
         slug="plain", auto_approve_rules=[{"group": "engineering", "max_minutes": 60}]
     )
     ask(alice, plain, None, 60)
-    for action in (AuditAction.REQUEST_SUBMITTED, AuditAction.GRANT_ACTIVATED):
+    for action in (AccessAction.REQUEST_SUBMITTED, AccessAction.GRANT_ACTIVATED):
         (row,) = details(action)
         assert "level" not in row and "schedule" not in row
     grant = Grant.objects.get()

@@ -11,16 +11,17 @@ from typing import Any
 import pytest
 
 from apps.access import services
+from apps.access.actions import AccessAction
 from apps.access.models import AccessRequest, Approval, Grant, GrantExtension, Resource
 from apps.access.states import Conflict, NotAllowed, PolicyViolation, RequestKind, RequestState
-from apps.audit.models import AuditAction, AuditEvent
+from apps.accounts.actions import AccountAction
+from apps.audit.models import AuditEvent
 from tests.factories import ResourceFactory, UserFactory
 
 # Requests need somebody able to approve them (a request nobody could approve is refused).
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("standby_approver")]
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
-A = AuditAction
 
 
 def trail(since: int = 0) -> list[tuple[str, str]]:
@@ -79,10 +80,10 @@ def test_six_chained_auto_approved_extensions_stop_at_the_first_window(oncall: A
     assert window_minutes(grant) == 60
     assert GrantExtension.objects.count() == 0
     assert trail() == [
-        (A.REQUEST_SUBMITTED, "olga@example.com"),
-        (A.REQUEST_AUTO_APPROVED, "system"),
-        (A.GRANT_ACTIVATED, "system"),
-        (A.REQUEST_SUBMITTED, "olga@example.com"),
+        (AccessAction.REQUEST_SUBMITTED, "olga@example.com"),
+        (AccessAction.REQUEST_AUTO_APPROVED, "system"),
+        (AccessAction.GRANT_ACTIVATED, "system"),
+        (AccessAction.REQUEST_SUBMITTED, "olga@example.com"),
     ]
     pending = AccessRequest.objects.get(state=RequestState.PENDING)
     assert pending.kind == RequestKind.EXTENSION and pending.extends_grant == grant
@@ -101,7 +102,7 @@ def test_auto_approved_extensions_with_a_wide_rule_end_at_the_maximum(
     assert states == [RequestState.APPROVED] * 4 + [RequestState.PENDING]
     grant = Grant.objects.get()
     assert window_minutes(grant) == 240
-    extended = AuditEvent.objects.filter(action=A.GRANT_EXTENDED).order_by("seq")
+    extended = AuditEvent.objects.filter(action=AccessAction.GRANT_EXTENDED).order_by("seq")
     assert [(e.actor_label, e.details["over_maximum"]) for e in extended] == [("system", False)] * 3
     # A person cannot approve the fifth either: it would go past the maximum.
     before = head()
@@ -131,7 +132,7 @@ def test_a_human_approved_maximum_plus_an_auto_extension_stays_at_the_maximum(
     extension = submit(oncall, resource, 60, T0 + timedelta(minutes=5))
     assert extension.state == RequestState.PENDING
     assert window_minutes(Grant.objects.get()) == 240
-    assert trail(before) == [(A.REQUEST_SUBMITTED, "olga@example.com")]
+    assert trail(before) == [(AccessAction.REQUEST_SUBMITTED, "olga@example.com")]
     # The approver may shorten it to what is left (nothing), or override on the grant.
     with pytest.raises(PolicyViolation, match=r"\(0 minutes are left\)"):
         services.approve_request(extension, approver=bob, now=T0 + timedelta(minutes=6))
@@ -151,8 +152,8 @@ def test_going_past_the_maximum_takes_a_human_override_with_a_reason(oncall: Any
         grant, actor=bob, new_expires_at=later, reason="still on fire", override=True, now=T0
     )
     assert window_minutes(grant) == 270
-    assert trail(before) == [(A.GRANT_EXTENDED, "bob@example.com")]
-    event = AuditEvent.objects.get(action=A.GRANT_EXTENDED)
+    assert trail(before) == [(AccessAction.GRANT_EXTENDED, "bob@example.com")]
+    event = AuditEvent.objects.get(action=AccessAction.GRANT_EXTENDED)
     assert event.details["over_maximum"] is True and event.details["reason"] == "still on fire"
     assert GrantExtension.objects.get().over_maximum is True
 
@@ -234,8 +235,8 @@ def test_two_lookalike_accounts_do_not_meet_a_quorum_of_two(lookalike: Any) -> N
     assert services.approve_request(req, approver=twin, now=T0) is None
     req.refresh_from_db()
     assert req.state == RequestState.PENDING and Grant.objects.count() == 0
-    assert trail(before) == [(A.REQUEST_APPROVAL_RECORDED, "ERIN@example.test")]
-    event = AuditEvent.objects.filter(action=A.REQUEST_APPROVAL_RECORDED).latest("seq")
+    assert trail(before) == [(AccessAction.REQUEST_APPROVAL_RECORDED, "ERIN@example.test")]
+    event = AuditEvent.objects.filter(action=AccessAction.REQUEST_APPROVAL_RECORDED).latest("seq")
     assert event.details["approvals"] == 1
     assert event.details["not_counted"] == [
         {"approver": "ERIN@example.test", "reason": "the same person as an earlier approval"}
@@ -273,8 +274,10 @@ def test_a_stale_approvers_approval_does_not_count(bob: Any) -> None:
     assert services.approve_request(req, approver=carol, now=T0) is None
     req.refresh_from_db()
     assert req.state == RequestState.PENDING
-    assert trail(before) == [(A.REQUEST_APPROVAL_RECORDED, "carol@example.com")]
-    recorded = AuditEvent.objects.filter(action=A.REQUEST_APPROVAL_RECORDED).latest("seq")
+    assert trail(before) == [(AccessAction.REQUEST_APPROVAL_RECORDED, "carol@example.com")]
+    recorded = AuditEvent.objects.filter(action=AccessAction.REQUEST_APPROVAL_RECORDED).latest(
+        "seq"
+    )
     assert recorded.details == {
         "approvals": 1,
         "required": 2,
@@ -288,10 +291,10 @@ def test_a_stale_approvers_approval_does_not_count(bob: Any) -> None:
     grant = services.approve_request(req, approver=dave, now=T0)
     assert grant is not None
     assert trail(before) == [
-        (A.REQUEST_APPROVED, "dave@example.com"),
-        (A.GRANT_ACTIVATED, "dave@example.com"),
+        (AccessAction.REQUEST_APPROVED, "dave@example.com"),
+        (AccessAction.GRANT_ACTIVATED, "dave@example.com"),
     ]
-    approved = AuditEvent.objects.get(action=A.REQUEST_APPROVED)
+    approved = AuditEvent.objects.get(action=AccessAction.REQUEST_APPROVED)
     assert approved.details["approvers"] == ["carol@example.com", "dave@example.com"]
 
 
@@ -331,10 +334,10 @@ def test_an_email_change_moves_open_grants_in_the_same_transaction(bob: Any) -> 
     assert Grant.objects.get(pk=old.pk).email == "alice@example.com"  # ended: history kept
     assert Resource.objects.get(pk=resource.pk).sync_generation == generation + 1
     assert trail(before) == [
-        (A.GRANT_EMAIL_CHANGED, "Alice.Smith@example.com"),
-        (A.USER_UPDATED, "Alice.Smith@example.com"),
+        (AccessAction.GRANT_EMAIL_CHANGED, "Alice.Smith@example.com"),
+        (AccountAction.USER_UPDATED, "Alice.Smith@example.com"),
     ]
-    moved = AuditEvent.objects.get(action=A.GRANT_EMAIL_CHANGED)
+    moved = AuditEvent.objects.get(action=AccessAction.GRANT_EMAIL_CHANGED)
     assert moved.details["old_email"] == "alice@example.com"
     assert moved.details["new_email"] == "Alice.Smith@example.com"
     assert moved.target_id == str(grant.pk) and moved.resource_slug == "billing"

@@ -23,10 +23,11 @@ from django.utils import timezone
 from django.utils.timezone import override as tz_override
 
 from apps.access import reach
+from apps.access.actions import AccessAction
 from apps.access.models import AccessRequest, Grant, Resource
 from apps.access.states import GrantState, RequestState, SyncStatus
 from apps.accounts.models import User
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from apps.zero.models import PolicySync
 
 pytestmark = pytest.mark.django_db
@@ -298,7 +299,7 @@ def add_audit_entries(n: int) -> None:
             seq=seq,
             created_at=now,
             actor_label="q@example.com",
-            action=AuditAction.REQUEST_SUBMITTED,
+            action=AccessAction.REQUEST_SUBMITTED,
             target_type="accessrequest",
             target_id=str(seq),
             target_repr=f"#{seq}",
@@ -362,7 +363,7 @@ def test_dashboard_cells_are_what_the_template_filters_gave(signed_in: Any, zone
 def test_the_row_checkbox_is_djangos_markup(signed_in: Any) -> None:
     from django.contrib import admin
 
-    from apps.access.admin_actions import FastChangeListMixin
+    from apps.kit.admin_base import FastChangeListMixin
 
     _, user = signed_in("bob", groups=["approvers"])
     (resource,) = resources(1)

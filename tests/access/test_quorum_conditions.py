@@ -15,14 +15,13 @@ from typing import Any
 import pytest
 
 from apps.access import services
+from apps.access.actions import AccessAction
 from apps.access.models import AccessLevel, AccessRequest, Approval, Grant, Resource
 from apps.accounts.models import User
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from tests.factories import ResourceFactory
 
 pytestmark = pytest.mark.django_db
-
-A = AuditAction
 
 
 @pytest.fixture
@@ -89,14 +88,14 @@ def test_bob_limits_in_the_admin_erin_asks_for_more_in_the_api(
 ) -> None:
     req = ask(people, hr)
     admin_approve(people["bob"][0], req, duration_minutes="30", level="read-only")
-    recorded = entry(A.REQUEST_APPROVAL_RECORDED)
+    recorded = entry(AccessAction.REQUEST_APPROVAL_RECORDED)
     assert recorded.actor_label == "bob@example.com"
     assert recorded.details["conditions"] == {"duration_minutes": 30, "level": "read-only"}
     body = api_approve(people["erin"][0], req, duration_minutes=120, level="full")
     assert body["grant"]["level"] == "read-only"
     grant = Grant.objects.get(request=req)
     assert window(grant) == (30, "read-only")
-    approved = entry(A.REQUEST_APPROVED)
+    approved = entry(AccessAction.REQUEST_APPROVED)
     assert approved.actor_label == "erin@example.com"
     assert approved.details["duration_minutes"] == 30
     assert approved.details["level"] == "read-only"
@@ -107,7 +106,7 @@ def test_bob_limits_in_the_admin_erin_asks_for_more_in_the_api(
         {"approver": "bob@example.com", "duration_minutes": 30, "level": "read-only"},
         {"approver": "erin@example.com", "duration_minutes": None, "level": None},
     ]
-    activated = entry(A.GRANT_ACTIVATED)
+    activated = entry(AccessAction.GRANT_ACTIVATED)
     assert activated.details["level"] == "read-only"
     rows = Approval.objects.filter(request=req).order_by("pk")
     assert [(a.approver.email, a.duration_minutes, a.level and a.level.slug) for a in rows] == [
@@ -124,7 +123,7 @@ def test_each_limit_holds_whoever_set_it_and_in_whichever_order(
     api_approve(people["bob"][0], req, duration_minutes=60, level="full")
     admin_approve(people["erin"][0], req, level="read-only")
     assert window(Grant.objects.get(request=req)) == (60, "read-only")
-    assert entry(A.REQUEST_APPROVED).details["conditions_by_approver"] == [
+    assert entry(AccessAction.REQUEST_APPROVED).details["conditions_by_approver"] == [
         {"approver": "bob@example.com", "duration_minutes": 60, "level": None},
         {"approver": "erin@example.com", "duration_minutes": None, "level": "read-only"},
     ]
@@ -162,13 +161,16 @@ def test_an_approval_that_no_longer_counts_constrains_nothing(
     bob.groups.clear()
     api_approve(people["erin"][0], req)
     assert AccessRequest.objects.get(pk=req.pk).state == "pending"
-    recorded = entry(A.REQUEST_APPROVAL_RECORDED)
+    recorded = entry(AccessAction.REQUEST_APPROVAL_RECORDED)
     assert recorded.details["not_counted"] == [
         {"approver": "bob@example.com", "reason": "no longer an approver of the resource"}
     ]
     api_approve(people["frank"][0], req)
     assert window(Grant.objects.get(request=req)) == (120, "full")
-    assert [a["approver"] for a in entry(A.REQUEST_APPROVED).details["conditions_by_approver"]] == [
+    assert [
+        a["approver"]
+        for a in entry(AccessAction.REQUEST_APPROVED).details["conditions_by_approver"]
+    ] == [
         "erin@example.com",
         "frank@example.com",
     ]

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from apps.access import reports
+from apps.access.actions import AccessAction
 from apps.access.models import Approval, Grant, Resource
 from apps.access.states import GrantState, RequestKind, SyncStatus
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from tests.factories import GrantFactory, ResourceFactory, UserFactory
 
 # Requests need somebody able to approve them (a request nobody could approve is refused).
@@ -175,7 +176,7 @@ class TestAdminViews:
     NOW_URL = "/admin/access/grant/access-now/"
 
     def viewed(self) -> list[AuditEvent]:
-        return list(AuditEvent.objects.filter(action=AuditAction.REPORT_VIEWED))
+        return list(AuditEvent.objects.filter(action=AccessAction.REPORT_VIEWED))
 
     def test_who_had_access_is_shown_and_audited(
         self, auditor: Any, db_res: Resource, grants: dict[str, Grant]

@@ -71,7 +71,7 @@ def test_a_level_still_used_by_a_grant_stays_and_the_file_is_refused() -> None:
 def test_a_definition_names_the_routes_its_policy_protects_on_a_target_that_attaches(
     settings: Any,
 ) -> None:
-    from jitportal.pomerium_targets import Target
+    from apps.access.pomerium_targets import Target
 
     settings.CLUSTER_ID = "c-default"  # the Zero cluster "default", beside a Core "edge"
     settings.POMERIUM_SHARED_SECRET = "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s="

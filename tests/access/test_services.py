@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from apps.access import services
+from apps.access.actions import AccessAction
 from apps.access.models import AccessRequest, Approval, Grant, GrantExtension, Resource
 from apps.access.states import (
     Conflict,
@@ -19,7 +20,7 @@ from apps.access.states import (
     RequestState,
 )
 from apps.audit import chain
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from tests.factories import GrantFactory, ResourceFactory, UserFactory
 
 # Requests need somebody able to approve them (a request nobody could approve is refused).
@@ -55,8 +56,8 @@ def test_submit_creates_pending_request_and_one_audit_row(alice: Any, resource: 
     req = submit(alice, resource, ticket="INC-1")
     assert req.state == RequestState.PENDING
     assert req.expires_at == T0 + timedelta(hours=24)
-    assert trail() == [(AuditAction.REQUEST_SUBMITTED, "alice@example.com")]
-    event = AuditEvent.objects.get(action=AuditAction.REQUEST_SUBMITTED)
+    assert trail() == [(AccessAction.REQUEST_SUBMITTED, "alice@example.com")]
+    event = AuditEvent.objects.get(action=AccessAction.REQUEST_SUBMITTED)
     assert event.resource_slug == "grafana"
     assert event.details["ticket"] == "INC-1"
     assert event.details["duration_minutes"] == 120
@@ -112,7 +113,7 @@ def test_second_pending_request_is_refused(alice: Any, resource: Resource) -> No
     with pytest.raises(Conflict, match="pending request"):
         submit(alice, resource)
     assert AccessRequest.objects.count() == 1
-    assert trail() == [(AuditAction.REQUEST_SUBMITTED, "alice@example.com")]
+    assert trail() == [(AccessAction.REQUEST_SUBMITTED, "alice@example.com")]
 
 
 def test_request_with_live_grant_becomes_extension_request(
@@ -142,9 +143,9 @@ def test_clock_starts_at_approval(alice: Any, bob: Any, resource: Resource) -> N
     req.refresh_from_db()
     assert (req.state, req.decided_by, req.decided_at) == (RequestState.APPROVED, bob, T0)
     assert trail() == [
-        (AuditAction.REQUEST_SUBMITTED, "alice@example.com"),
-        (AuditAction.REQUEST_APPROVED, "bob@example.com"),
-        (AuditAction.GRANT_ACTIVATED, "bob@example.com"),
+        (AccessAction.REQUEST_SUBMITTED, "alice@example.com"),
+        (AccessAction.REQUEST_APPROVED, "bob@example.com"),
+        (AccessAction.GRANT_ACTIVATED, "bob@example.com"),
     ]
     resource.refresh_from_db()
     assert resource.sync_generation == 1
@@ -155,7 +156,7 @@ def test_scheduled_window(alice: Any, bob: Any, resource: Resource) -> None:
     grant = services.approve_request(submit(alice, resource, start_at=start), approver=bob, now=T0)
     assert grant is not None
     assert (grant.state, grant.not_before) == (GrantState.SCHEDULED, start)
-    assert trail()[-1] == (AuditAction.GRANT_SCHEDULED, "bob@example.com")
+    assert trail()[-1] == (AccessAction.GRANT_SCHEDULED, "bob@example.com")
 
 
 def test_approver_may_shorten_not_lengthen(alice: Any, bob: Any, resource: Resource) -> None:
@@ -176,7 +177,7 @@ def test_self_approval_refused(resource: Resource) -> None:
     req.refresh_from_db()
     assert req.state == RequestState.PENDING
     assert not Approval.objects.exists()
-    assert trail() == [(AuditAction.REQUEST_SUBMITTED, "self@example.com")]
+    assert trail() == [(AccessAction.REQUEST_SUBMITTED, "self@example.com")]
 
 
 def test_superuser_cannot_approve_own_request(resource: Resource) -> None:
@@ -205,7 +206,7 @@ def test_double_approve_refused(alice: Any, bob: Any, resource: Resource) -> Non
     with pytest.raises(IllegalTransition):
         services.approve_request(req, approver=bob, now=T0)
     assert Grant.objects.count() == 1
-    assert [a for a, _ in trail()].count(AuditAction.REQUEST_APPROVED) == 1
+    assert [a for a, _ in trail()].count(AccessAction.REQUEST_APPROVED) == 1
 
 
 def test_approve_after_cancel_refused(alice: Any, bob: Any, resource: Resource) -> None:
@@ -215,8 +216,8 @@ def test_approve_after_cancel_refused(alice: Any, bob: Any, resource: Resource) 
         services.approve_request(req, approver=bob, now=T0)
     assert not Grant.objects.exists()
     assert trail() == [
-        (AuditAction.REQUEST_SUBMITTED, "alice@example.com"),
-        (AuditAction.REQUEST_CANCELLED, "alice@example.com"),
+        (AccessAction.REQUEST_SUBMITTED, "alice@example.com"),
+        (AccessAction.REQUEST_CANCELLED, "alice@example.com"),
     ]
 
 
@@ -231,8 +232,8 @@ def test_decide_expired_request_refused(alice: Any, bob: Any, resource: Resource
     with pytest.raises(IllegalTransition):
         services.reject_request(req, approver=bob, reason="late", now=later)
     assert trail() == [
-        (AuditAction.REQUEST_SUBMITTED, "alice@example.com"),
-        (AuditAction.REQUEST_EXPIRED, "system"),
+        (AccessAction.REQUEST_SUBMITTED, "alice@example.com"),
+        (AccessAction.REQUEST_EXPIRED, "system"),
     ]
 
 
@@ -244,8 +245,8 @@ def test_reject_needs_reason_and_records_it(alice: Any, bob: Any, resource: Reso
     req.refresh_from_db()
     assert (req.state, req.decision_reason) == (RequestState.REJECTED, "Use the read-only role")
     assert not Grant.objects.exists()
-    assert trail()[-1] == (AuditAction.REQUEST_REJECTED, "bob@example.com")
-    assert AuditEvent.objects.get(action=AuditAction.REQUEST_REJECTED).details["reason"] == (
+    assert trail()[-1] == (AccessAction.REQUEST_REJECTED, "bob@example.com")
+    assert AuditEvent.objects.get(action=AccessAction.REQUEST_REJECTED).details["reason"] == (
         "Use the read-only role"
     )
 
@@ -275,7 +276,7 @@ def test_revoke(grant: Grant, bob: Any) -> None:
     assert grant.state == GrantState.REVOKED
     assert grant.revoked_by == bob
     assert grant.revoke_reason == "Incident closed"
-    assert trail()[-1] == (AuditAction.GRANT_REVOKED, "bob@example.com")
+    assert trail()[-1] == (AccessAction.GRANT_REVOKED, "bob@example.com")
     with pytest.raises(IllegalTransition, match="revoked"):
         services.revoke_grant(grant, actor=bob, reason="again", now=T0)
 
@@ -303,7 +304,7 @@ def test_only_the_holder_ends_their_own_grant_and_the_reason_is_fixed(
     assert grant.state == GrantState.REVOKED
     assert grant.revoked_by == alice
     assert grant.revoke_reason == "ended early by the user" == services.ENDED_EARLY_REASON
-    assert trail()[-1] == (AuditAction.GRANT_REVOKED, "alice@example.com")
+    assert trail()[-1] == (AccessAction.GRANT_REVOKED, "alice@example.com")
 
 
 def test_extend_within_maximum(grant: Grant, bob: Any) -> None:
@@ -319,7 +320,7 @@ def test_extend_within_maximum(grant: Grant, bob: Any) -> None:
         new_end,
         False,
     )
-    assert trail()[-1] == (AuditAction.GRANT_EXTENDED, "bob@example.com")
+    assert trail()[-1] == (AccessAction.GRANT_EXTENDED, "bob@example.com")
 
 
 def test_extend_past_maximum_needs_override(grant: Grant, bob: Any) -> None:
@@ -364,7 +365,10 @@ def test_expire_due_moves_each_row_once(alice: Any, bob: Any, resource: Resource
     }
     scheduled.refresh_from_db()
     assert scheduled.state == GrantState.EXPIRED
-    assert [a for a, _ in trail()][-2:] == [AuditAction.GRANT_ACTIVATED, AuditAction.GRANT_EXPIRED]
+    assert [a for a, _ in trail()][-2:] == [
+        AccessAction.GRANT_ACTIVATED,
+        AccessAction.GRANT_EXPIRED,
+    ]
     assert trail()[-1][1] == "system"
 
 
@@ -394,12 +398,12 @@ def test_quorum_two_of_three(alice: Any, bob: Any, erin: Any) -> None:
     grant = services.approve_request(req, approver=erin, now=T0 + timedelta(minutes=1))
     assert grant is not None
     assert [a for a, _ in trail()] == [
-        AuditAction.REQUEST_SUBMITTED,
-        AuditAction.REQUEST_APPROVAL_RECORDED,
-        AuditAction.REQUEST_APPROVED,
-        AuditAction.GRANT_ACTIVATED,
+        AccessAction.REQUEST_SUBMITTED,
+        AccessAction.REQUEST_APPROVAL_RECORDED,
+        AccessAction.REQUEST_APPROVED,
+        AccessAction.GRANT_ACTIVATED,
     ]
-    approved = AuditEvent.objects.get(action=AuditAction.REQUEST_APPROVED)
+    approved = AuditEvent.objects.get(action=AccessAction.REQUEST_APPROVED)
     assert approved.details["approvers"] == ["bob@example.com", "erin@example.com"]
 
 
@@ -433,11 +437,11 @@ def test_auto_approval_for_matching_group_and_duration() -> None:
     assert req.decided_by is None
     assert Grant.objects.get(request=req).state == GrantState.ACTIVE
     assert trail() == [
-        (AuditAction.REQUEST_SUBMITTED, "dave@example.com"),
-        (AuditAction.REQUEST_AUTO_APPROVED, "system"),
-        (AuditAction.GRANT_ACTIVATED, "system"),
+        (AccessAction.REQUEST_SUBMITTED, "dave@example.com"),
+        (AccessAction.REQUEST_AUTO_APPROVED, "system"),
+        (AccessAction.GRANT_ACTIVATED, "system"),
     ]
-    assert AuditEvent.objects.get(action=AuditAction.REQUEST_AUTO_APPROVED).details["rule"] == {
+    assert AuditEvent.objects.get(action=AccessAction.REQUEST_AUTO_APPROVED).details["rule"] == {
         "group": "oncall",
         "max_minutes": 240,
     }
@@ -466,13 +470,13 @@ def test_break_glass() -> None:
     )
     assert grant.state == GrantState.ACTIVE and grant.is_break_glass
     assert list(Grant.objects.needing_review()) == [grant]
-    assert trail() == [(AuditAction.GRANT_BREAK_GLASS, "sre@example.com")]
+    assert trail() == [(AccessAction.GRANT_BREAK_GLASS, "sre@example.com")]
     reviewer = UserFactory(email="rev@example.com", groups=["approvers"])
     with pytest.raises(NotAllowed):
         services.mark_reviewed(grant, reviewer=sre, note="fine", now=T0)
     services.mark_reviewed(grant, reviewer=reviewer, note="Justified: INC-77", now=T0)
     assert not Grant.objects.needing_review().exists()
-    assert trail()[-1] == (AuditAction.GRANT_REVIEWED, "rev@example.com")
+    assert trail()[-1] == (AccessAction.GRANT_REVIEWED, "rev@example.com")
 
 
 @pytest.mark.parametrize(
@@ -530,7 +534,7 @@ def test_on_behalf_request_audits_both_people(alice: Any, bob: Any, resource: Re
     )
     assert req.state == RequestState.APPROVED
     assert (req.requester, req.filed_by, req.decided_by) == (alice, bob, bob)
-    submitted = AuditEvent.objects.get(action=AuditAction.REQUEST_SUBMITTED)
+    submitted = AuditEvent.objects.get(action=AccessAction.REQUEST_SUBMITTED)
     assert (
         submitted.actor_label,
         submitted.details["requester"],
@@ -540,7 +544,7 @@ def test_on_behalf_request_audits_both_people(alice: Any, bob: Any, resource: Re
         "alice@example.com",
         "bob@example.com",
     )
-    approved = AuditEvent.objects.get(action=AuditAction.REQUEST_APPROVED)
+    approved = AuditEvent.objects.get(action=AccessAction.REQUEST_APPROVED)
     assert approved.details["filed_by"] == "bob@example.com"
 
 
@@ -565,9 +569,9 @@ def test_one_chained_entry_per_domain_event_and_chain_verifies(
     services.approve_request(submit(alice, resource), approver=bob, now=T0)
     # Exactly the service's entries: no copies of django-auditlog's field history.
     assert list(AuditEvent.objects.in_chain_order().values_list("action", flat=True)) == [
-        AuditAction.REQUEST_SUBMITTED,
-        AuditAction.REQUEST_APPROVED,
-        AuditAction.GRANT_ACTIVATED,
+        AccessAction.REQUEST_SUBMITTED,
+        AccessAction.REQUEST_APPROVED,
+        AccessAction.GRANT_ACTIVATED,
     ]
     from apps.audit.services import event_fields
 

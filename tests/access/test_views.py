@@ -11,12 +11,14 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from apps.access import services
+from apps.access.actions import AccessAction
 from apps.access.errors import server_error
 from apps.access.models import AccessRequest, Grant
 from apps.access.states import GrantState, RequestKind, RequestState, SyncStatus
+from apps.accounts.actions import AccountAction
 from apps.accounts.models import User
 from apps.accounts.timezones import when as reach_when
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from tests.factories import AccessRequestFactory, GrantFactory, ResourceFactory, UserFactory
 
 # Requests need somebody able to approve them (a request nobody could approve is refused).
@@ -40,7 +42,7 @@ def post_data(**overrides: Any) -> dict[str, Any]:
 
 
 def submitted() -> int:
-    return AuditEvent.objects.filter(action=AuditAction.REQUEST_SUBMITTED).count()
+    return AuditEvent.objects.filter(action=AccessAction.REQUEST_SUBMITTED).count()
 
 
 @pytest.fixture
@@ -161,7 +163,7 @@ def test_new_request_creates_one_pending_request_and_its_audit_row(
     assert (req.requester, req.resource, req.state) == (user, grafana, RequestState.PENDING)
     assert (req.duration_minutes, req.justification, req.ticket) == (60, GOOD_REASON, "INC-42")
     assert req.start_at is None
-    event = AuditEvent.objects.get(action=AuditAction.REQUEST_SUBMITTED)
+    event = AuditEvent.objects.get(action=AccessAction.REQUEST_SUBMITTED)
     assert (event.actor_id, event.target_id) == (user.pk, str(req.pk))
     page = client.get(response["Location"])
     assert "Your request for Grafana admin is waiting for approval." in page.content.decode()
@@ -373,7 +375,7 @@ def test_cancel_moves_the_request_and_audits_it(alice: Any, grafana: Any) -> Non
     req.refresh_from_db()
     assert response.status_code == 302
     assert req.state == RequestState.CANCELLED
-    event = AuditEvent.objects.get(action=AuditAction.REQUEST_CANCELLED)
+    event = AuditEvent.objects.get(action=AccessAction.REQUEST_CANCELLED)
     assert (event.actor_id, event.target_id) == (user.pk, str(req.pk))
 
 
@@ -391,7 +393,7 @@ def test_cancel_is_post_only_and_only_for_the_requester(signed_in: Any, grafana:
 
     req.refresh_from_db()
     assert req.state == RequestState.PENDING
-    assert not AuditEvent.objects.filter(action=AuditAction.REQUEST_CANCELLED).exists()
+    assert not AuditEvent.objects.filter(action=AccessAction.REQUEST_CANCELLED).exists()
 
 
 def test_end_my_access_now_revokes_my_grant(alice: Any, grafana: Any) -> None:
@@ -410,7 +412,7 @@ def test_end_my_access_now_revokes_my_grant(alice: Any, grafana: Any) -> None:
         user,
         "ended early by the user",
     )
-    event = AuditEvent.objects.get(action=AuditAction.GRANT_REVOKED)
+    event = AuditEvent.objects.get(action=AccessAction.GRANT_REVOKED)
     assert (event.actor_id, event.details["reason"]) == (user.pk, "ended early by the user")
 
 
@@ -476,7 +478,7 @@ def test_break_glass_grants_at_once_flagged_and_audited(signed_in: Any) -> None:
     grant = Grant.objects.get(resource=resource)
     assert (grant.user, grant.is_break_glass, grant.state) == (user, True, GrantState.ACTIVE)
     assert response["Location"] == f"/requests/{grant.request_id}"
-    assert AuditEvent.objects.filter(action=AuditAction.GRANT_BREAK_GLASS).count() == 1
+    assert AuditEvent.objects.filter(action=AccessAction.GRANT_BREAK_GLASS).count() == 1
 
 
 # --- Preferences and error pages -----------------------------------------------------------
@@ -493,12 +495,12 @@ def test_preferences_save_and_change_how_times_are_shown(alice: Any) -> None:
     assert response.status_code == 302
     assert (user.time_zone, user.notify_expiry) == ("Europe/Berlin", False)
     assert "Times are shown in Europe/Berlin." in client.get("/").content.decode()
-    update = AuditEvent.objects.filter(action=AuditAction.USER_UPDATED, actor=user).get()
+    update = AuditEvent.objects.filter(action=AccountAction.USER_UPDATED, actor=user).get()
     assert update.details == {
         "changes": {"time_zone": ["", "Europe/Berlin"], "notify_expiry": [True, False]}
     }
     client.post("/preferences", {"time_zone": "Europe/Berlin"})  # unchanged: no new entry
-    assert AuditEvent.objects.filter(action=AuditAction.USER_UPDATED, actor=user).count() == 1
+    assert AuditEvent.objects.filter(action=AccountAction.USER_UPDATED, actor=user).count() == 1
 
 
 def test_browser_zone_cookie_is_used_without_a_preference(alice: Any) -> None:

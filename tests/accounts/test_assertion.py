@@ -15,9 +15,10 @@ import jwt
 import pytest
 from django.test import Client
 
+from apps.accounts.actions import AccountAction
 from apps.accounts.assertion import reset_key_caches
 from apps.accounts.models import User
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from tests.support.jwks import AUDIENCE, SigningKey, claims_for, mint
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +46,7 @@ def assert_rejected(response: Any, code: str, status: int = 403) -> None:
     assert code in body
     assert "Traceback" not in body
     assert not User.objects.exists()
-    event = AuditEvent.objects.get(action=AuditAction.ASSERTION_REJECTED)
+    event = AuditEvent.objects.get(action=AccountAction.ASSERTION_REJECTED)
     assert event.details["reason"] == code
     assert event.actor is None
 
@@ -68,7 +69,7 @@ def test_valid_es256_token_is_accepted(signing_key: SigningKey) -> None:
     assert response.status_code == 200
     user = User.objects.get(username="idp|alice")
     assert user.email == "alice@example.com"
-    assert AuditEvent.objects.filter(action=AuditAction.USER_CREATED, actor=user).count() == 1
+    assert AuditEvent.objects.filter(action=AccountAction.USER_CREATED, actor=user).count() == 1
 
 
 def test_valid_rs256_token_is_accepted(rsa_key: SigningKey) -> None:

@@ -11,8 +11,9 @@ from django.contrib.sessions.backends.signed_cookies import SessionStore
 from django.contrib.sessions.models import Session
 from django.test import Client
 
+from apps.accounts.actions import AccountAction
 from apps.accounts.models import User
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from tests.support.jwks import SigningKey, claims_for, mint
 
 pytestmark = pytest.mark.django_db
@@ -54,8 +55,8 @@ def test_email_and_name_change_keep_the_same_user(signing_key: SigningKey) -> No
     user = User.objects.get()
     assert user.email == "alice.new@example.com"
     assert user.display_name == "Alice N"
-    assert actions(user) == [AuditAction.USER_CREATED, AuditAction.USER_UPDATED]
-    update = AuditEvent.objects.get(action=AuditAction.USER_UPDATED)
+    assert actions(user) == [AccountAction.USER_CREATED, AccountAction.USER_UPDATED]
+    update = AuditEvent.objects.get(action=AccountAction.USER_UPDATED)
     assert update.details["changes"]["email"] == ["alice@example.com", "alice.new@example.com"]
 
 
@@ -68,7 +69,7 @@ def test_groups_mirrored_and_changes_audited(signing_key: SigningKey) -> None:
     client.get("/", **{HEADER: token(signing_key, groups=["eng", "dba"])})
     user.refresh_from_db()  # the names are read once per instance; this one predates the request
     assert user.group_names() == {"eng", "dba"}
-    change = AuditEvent.objects.get(action=AuditAction.USER_GROUPS_CHANGED)
+    change = AuditEvent.objects.get(action=AccountAction.USER_GROUPS_CHANGED)
     assert change.details == {"added": ["dba"], "removed": ["sre"]}
 
 
@@ -93,10 +94,10 @@ def test_admin_group_grants_and_losing_it_removes_superuser(signing_key: Signing
     user.refresh_from_db()
     assert not user.is_staff and not user.is_superuser
     assert actions(user) == [
-        AuditAction.USER_CREATED,
-        AuditAction.USER_ADMIN_GRANTED,
-        AuditAction.USER_GROUPS_CHANGED,
-        AuditAction.USER_ADMIN_REVOKED,
+        AccountAction.USER_CREATED,
+        AccountAction.USER_ADMIN_GRANTED,
+        AccountAction.USER_GROUPS_CHANGED,
+        AccountAction.USER_ADMIN_REVOKED,
     ]
 
 
@@ -139,7 +140,7 @@ def test_missing_header_logs_the_session_out(signing_key: SigningKey) -> None:
     assert response.status_code == 403
     assert response.cookies[settings.SESSION_COOKIE_NAME].value == ""  # the cookie is deleted
     assert session_user_id(client) is None
-    rejected = AuditEvent.objects.get(action=AuditAction.ASSERTION_REJECTED)
+    rejected = AuditEvent.objects.get(action=AccountAction.ASSERTION_REJECTED)
     assert rejected.actor == user  # the session's user is named
 
 
@@ -238,7 +239,7 @@ def test_request_id_and_assertion_ids_reach_the_audit(signing_key: SigningKey) -
         HTTP_USER_AGENT="pytest-browser",
         **{HEADER: mint(signing_key, claims)},
     )
-    event = AuditEvent.objects.get(action=AuditAction.USER_CREATED)
+    event = AuditEvent.objects.get(action=AccountAction.USER_CREATED)
     # The request id is the portal's own; Pomerium's id is kept apart.
     assert re.fullmatch(r"[0-9a-f]{32}", event.request_id)
     assert event.upstream_request_id == "req-12345678"

@@ -20,10 +20,12 @@ import pytest
 from django.test import Client
 
 from apps.access import services
+from apps.access.actions import AccessAction
 from apps.access.models import AccessRequest, Grant
 from apps.access.states import GrantState, RequestState
+from apps.accounts.actions import AccountAction
 from apps.accounts.models import User
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from tests.factories import ResourceFactory, UserFactory
 from tests.support.jwks import SigningKey, claims_for, mint
 
@@ -42,7 +44,7 @@ def visit(key: SigningKey, sub: str, email: str, path: str = "/") -> Any:
 def rejections() -> list[dict[str, Any]]:
     return [
         e.details
-        for e in AuditEvent.objects.filter(action=AuditAction.ASSERTION_REJECTED).order_by("seq")
+        for e in AuditEvent.objects.filter(action=AccountAction.ASSERTION_REJECTED).order_by("seq")
     ]
 
 
@@ -81,7 +83,7 @@ def test_the_real_address_signs_in_after_a_look_alike_took_it(signing_key: Signi
         "by_sub": "idp|office",
         "by_email": REAL,
     }
-    revoked = AuditEvent.objects.get(action=AuditAction.GRANT_REVOKED)
+    revoked = AuditEvent.objects.get(action=AccessAction.GRANT_REVOKED)
     assert revoked.actor_label == "system"
     assert revoked.details["reason"] == f"look-alike of {REAL}, which signed in"
     # The look-alike's next visit is refused, naming both.

@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group, Permission
 from django.test import Client
 
 from apps.accounts import roles
+from apps.accounts.actions import AccountAction
 from apps.accounts.emails import InvalidEmail, normalize_email, validate_email
 from apps.accounts.models import User
 from apps.audit.models import AuditAction, AuditEvent
@@ -26,7 +27,7 @@ def visit(key: SigningKey, sub: str, email: str, path: str = "/", **kw: Any) -> 
 def rejections() -> list[dict[str, Any]]:
     return [
         e.details
-        for e in AuditEvent.objects.filter(action=AuditAction.ASSERTION_REJECTED).order_by("seq")
+        for e in AuditEvent.objects.filter(action=AccountAction.ASSERTION_REJECTED).order_by("seq")
     ]
 
 
@@ -147,7 +148,7 @@ def test_whitespace_and_case_variants_of_the_admin_email_are_not_superusers(
         ("duplicate_identity", "idp|case"),
         ("invalid_email", "idp|newline"),
     ]
-    assert AuditEvent.objects.filter(action=AuditAction.USER_ADMIN_GRANTED).count() == 1
+    assert AuditEvent.objects.filter(action=AccountAction.USER_ADMIN_GRANTED).count() == 1
 
 
 def test_the_admin_list_matches_the_normalised_email(
@@ -187,7 +188,7 @@ def test_an_admin_relinks_an_account_after_an_idp_migration(
     assert response.status_code == 302
     appa.refresh_from_db()
     assert appa.username == "idp-new|appa"
-    relinked = AuditEvent.objects.get(action=AuditAction.USER_RELINKED)
+    relinked = AuditEvent.objects.get(action=AccountAction.USER_RELINKED)
     assert relinked.actor_label == "root@example.com"
     assert relinked.details == {
         "old_sub": "idp-old|appa",

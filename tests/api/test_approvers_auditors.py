@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from apps.access.actions import AccessAction
 from apps.access.models import AccessRequest, Approval, Grant
 from apps.access.states import GrantState, RequestState
 from apps.audit.models import AuditAction, AuditEvent
@@ -60,7 +61,7 @@ def test_approve_creates_the_grant_audited_like_the_admin(bob, pending):
     assert body["request"]["state"] == "approved"
     assert (body["grant"]["id"], body["grant"]["state"]) == (grant.pk, "active")
     assert grant.expires_at - grant.not_before == timedelta(minutes=30)
-    approved = AuditEvent.objects.get(action=AuditAction.REQUEST_APPROVED)
+    approved = AuditEvent.objects.get(action=AccessAction.REQUEST_APPROVED)
     assert approved.actor_label == "bob@example.com"
     assert approved.details == {
         "requester": "alice@example.com",
@@ -73,7 +74,7 @@ def test_approve_creates_the_grant_audited_like_the_admin(bob, pending):
         ],
         "channel": "api",
     }
-    activated = AuditEvent.objects.get(action=AuditAction.GRANT_ACTIVATED)
+    activated = AuditEvent.objects.get(action=AccessAction.GRANT_ACTIVATED)
     assert activated.details["channel"] == "api"
 
 
@@ -114,7 +115,7 @@ def test_reject_needs_a_reason_and_is_audited(bob, pending):
 
     assert (empty.status_code, error(empty)["code"]) == (422, "policy_violation")
     assert done.json()["state"] == "rejected"
-    event = AuditEvent.objects.get(action=AuditAction.REQUEST_REJECTED)
+    event = AuditEvent.objects.get(action=AccessAction.REQUEST_REJECTED)
     assert event.details == {
         "requester": "alice@example.com",
         "reason": "no ticket",
@@ -252,7 +253,7 @@ def test_access_reports(carol, alice, grafana):
 
     assert [r["grant_id"] for r in between["rows"]] == [grant.pk]
     assert [r["email"] for r in now["rows"]] == ["alice@example.com"]
-    viewed = AuditEvent.objects.filter(action=AuditAction.REPORT_VIEWED).order_by("seq")
+    viewed = AuditEvent.objects.filter(action=AccessAction.REPORT_VIEWED).order_by("seq")
     assert [(e.details["report"], e.details["via"]) for e in viewed] == [
         ("who_had_access", "api"),
         ("who_has_access_now", "api"),
@@ -263,7 +264,7 @@ def test_requesters_see_no_reports(alice, grafana):
     response = alice.get("/reports/access-now")
 
     assert response.status_code == 403
-    assert not AuditEvent.objects.filter(action=AuditAction.REPORT_VIEWED).exists()
+    assert not AuditEvent.objects.filter(action=AccessAction.REPORT_VIEWED).exists()
 
 
 @pytest.mark.parametrize("edge", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"])

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
+from apps.access.actions import AccessAction
+from apps.accounts.actions import AccountAction
 from apps.accounts.models import User
 from apps.audit import context
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from apps.audit.services import record
 from tests.factories import AccessRequestFactory, ResourceFactory
 
@@ -18,9 +20,9 @@ def test_request_and_grant_entries_carry_the_channel_others_do_not():
     token = context.activate(context.AuditContext(channel="api"))
     try:
         with transaction.atomic():
-            submitted = record(AuditAction.REQUEST_SUBMITTED, details={"kind": "new"})
-            revoked = record(AuditAction.GRANT_REVOKED, details={})
-            updated = record(AuditAction.USER_UPDATED, details={"email": "x"})
+            submitted = record(AccessAction.REQUEST_SUBMITTED, details={"kind": "new"})
+            revoked = record(AccessAction.GRANT_REVOKED, details={})
+            updated = record(AccountAction.USER_UPDATED, details={"email": "x"})
     finally:
         context.deactivate(token)
 
@@ -31,7 +33,7 @@ def test_request_and_grant_entries_carry_the_channel_others_do_not():
 
 def test_without_a_channel_tasks_and_commands_record_none():
     with transaction.atomic():
-        expired = record(AuditAction.REQUEST_EXPIRED, details={"requester": "a@example.com"})
+        expired = record(AccessAction.REQUEST_EXPIRED, details={"requester": "a@example.com"})
 
     assert expired.details == {"requester": "a@example.com"}
 
@@ -44,5 +46,5 @@ def test_the_admin_approval_records_channel_web(approver, plain_user, db):
 
     approver.post(f"/admin/access/accessrequest/{req.pk}/approve/", {"apply": "1", "note": ""})
 
-    event = AuditEvent.objects.get(action=AuditAction.REQUEST_APPROVED)
+    event = AuditEvent.objects.get(action=AccessAction.REQUEST_APPROVED)
     assert event.details["channel"] == "web"

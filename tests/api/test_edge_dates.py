@@ -2,7 +2,7 @@
 
 ``since=0001-01-01T00:00:00+05:00`` is in year 0 once in UTC: the export and the reports
 answered 500. Every date the API takes from a person is now checked against one rule
-(``apps.audit.instants``); the paging cursors' dates too (``test_paging``).
+(``apps.kit.instants``); the paging cursors' dates too (``test_paging``).
 """
 
 from __future__ import annotations

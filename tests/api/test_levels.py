@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 
+from apps.access.actions import AccessAction
 from apps.access.models import AccessRequest, Grant, Resource
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from tests.api.conftest import error
 from tests.factories import AccessLevelFactory
 
@@ -84,7 +85,7 @@ def test_filing_needs_a_known_level_and_none_asks_for_the_highest(alice, leveled
     )
     assert unknown.status_code == 422
     assert "no access level 'root'" in error(unknown)["message"]
-    assert not AuditEvent.objects.filter(action=AuditAction.REQUEST_SUBMITTED).exists()
+    assert not AuditEvent.objects.filter(action=AccessAction.REQUEST_SUBMITTED).exists()
     filed = alice.post(
         "/requests", {"resource": leveled.slug, "duration_minutes": 60, "justification": REASON}
     )

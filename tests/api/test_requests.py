@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from apps.access.actions import AccessAction
 from apps.access.models import AccessRequest, Grant
 from apps.access.states import GrantState, RequestKind, RequestState
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from tests.api.conftest import error
 from tests.factories import GrantFactory, ResourceFactory
 
@@ -62,7 +63,7 @@ def test_create_files_a_pending_request_audited_like_the_form(alice, grafana):
         REASON,
     )
     assert body["created_at"].endswith("Z") and body["grant"] is None
-    event = AuditEvent.objects.get(action=AuditAction.REQUEST_SUBMITTED)
+    event = AuditEvent.objects.get(action=AccessAction.REQUEST_SUBMITTED)
     assert event.actor_label == "alice@example.com"
     assert event.details == {
         "requester": "alice@example.com",
@@ -84,7 +85,7 @@ def test_the_page_twin_records_channel_web(as_user, grafana):
         {"resource": "grafana-admin", "duration": 60, "justification": REASON, "start": "now"},
     )
 
-    event = AuditEvent.objects.get(action=AuditAction.REQUEST_SUBMITTED)
+    event = AuditEvent.objects.get(action=AccessAction.REQUEST_SUBMITTED)
     assert event.details["channel"] == "web"
 
 
@@ -166,7 +167,7 @@ def test_bad_requests_get_the_right_status_and_change_nothing(alice, grafana, bo
 
     assert (response.status_code, error(response)["code"]) == (status, code)
     assert AccessRequest.objects.count() == 0
-    assert not AuditEvent.objects.filter(action=AuditAction.REQUEST_SUBMITTED).exists()
+    assert not AuditEvent.objects.filter(action=AccessAction.REQUEST_SUBMITTED).exists()
 
 
 def test_a_duration_not_offered_names_the_ones_that_are(alice, grafana):
@@ -210,7 +211,7 @@ def test_idempotency_key_makes_a_retry_return_the_same_request(alice, grafana):
     assert first.json()["id"] == second.json()["id"]
     assert second["Idempotent-Replayed"] == "true"
     assert AccessRequest.objects.count() == 1
-    assert AuditEvent.objects.filter(action=AuditAction.REQUEST_SUBMITTED).count() == 1
+    assert AuditEvent.objects.filter(action=AccessAction.REQUEST_SUBMITTED).count() == 1
 
 
 def test_a_reused_key_with_another_body_is_a_422(alice, grafana):
@@ -284,7 +285,7 @@ def test_cancel_is_audited_and_a_second_cancel_is_409(alice, grafana):
     assert done.json()["state"] == "cancelled"
     assert AccessRequest.objects.get().state == RequestState.CANCELLED
     assert (again.status_code, error(again)["code"]) == (409, "illegal_transition")
-    event = AuditEvent.objects.get(action=AuditAction.REQUEST_CANCELLED)
+    event = AuditEvent.objects.get(action=AccessAction.REQUEST_CANCELLED)
     assert event.details == {"requester": "alice@example.com", "channel": "api"}
 
 
@@ -295,7 +296,7 @@ def test_end_my_access_revokes_with_the_pages_reason(alice, grafana):
 
     grant.refresh_from_db()
     assert (body["state"], grant.state) == ("revoked", GrantState.REVOKED)
-    event = AuditEvent.objects.get(action=AuditAction.GRANT_REVOKED)
+    event = AuditEvent.objects.get(action=AccessAction.GRANT_REVOKED)
     assert event.details["reason"] == "ended early by the user"
     assert event.details["channel"] == "api"
 

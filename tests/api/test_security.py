@@ -11,6 +11,7 @@ import json
 import pytest
 
 from apps.access.models import AccessRequest
+from apps.accounts.actions import AccountAction
 from apps.audit.models import AuditAction, AuditEvent
 from tests.api.conftest import error
 
@@ -93,7 +94,7 @@ def test_missing_assertion_is_a_json_403(client, db):
 
     assert (response.status_code, error(response)["code"]) == (403, "not_signed_in")
     assert "jit login" in error(response)["message"]
-    assert AuditEvent.objects.filter(action=AuditAction.ASSERTION_REJECTED).count() == 1
+    assert AuditEvent.objects.filter(action=AccountAction.ASSERTION_REJECTED).count() == 1
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,9 @@ import pytest
 import time_machine
 from django.db import connection, transaction
 
+from apps.access.actions import AccessAction
 from apps.audit import services
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 
 # The audit stream's receivers and settings (tests/audit/stream_support.py).
 from tests.audit.stream_support import (  # noqa: F401
@@ -31,7 +32,7 @@ ENABLE = "ALTER TABLE audit_auditevent ENABLE TRIGGER audit_append_only"
 
 
 def add_entry(
-    action: AuditAction | str = AuditAction.GRANT_REVOKED,
+    action: str = AccessAction.GRANT_REVOKED,
     *,
     at: datetime | None = None,
     **kwargs: Any,

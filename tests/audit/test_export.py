@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from apps.access.actions import AccessAction
 from apps.audit import chain, context, export
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from tests.factories import UserFactory
 
 from .conftest import T0, add_entry
@@ -103,16 +104,16 @@ class TestFilters:
     @pytest.fixture
     def seqs(self) -> dict[str, int]:
         a = add_entry(
-            AuditAction.GRANT_REVOKED, at=T0, actor_label="alice@example.com", resource_slug="db"
+            AccessAction.GRANT_REVOKED, at=T0, actor_label="alice@example.com", resource_slug="db"
         )
         b = add_entry(
-            AuditAction.GRANT_BREAK_GLASS,
+            AccessAction.GRANT_BREAK_GLASS,
             at=T0 + timedelta(days=1),
             actor_label="bob@example.com",
             resource_slug="db",
         )
         c = add_entry(
-            AuditAction.GRANT_REVOKED,
+            AccessAction.GRANT_REVOKED,
             at=T0 + timedelta(days=2),
             actor_label="alice@example.com",
             resource_slug="web",
@@ -128,7 +129,7 @@ class TestFilters:
             ({"since": T0, "until": T0 + timedelta(days=2)}, "ab"),
             ({"actor": "Alice@Example.com"}, "ac"),
             ({"resource": "db"}, "ab"),
-            ({"action": AuditAction.GRANT_BREAK_GLASS}, "b"),
+            ({"action": AccessAction.GRANT_BREAK_GLASS}, "b"),
             ({"actor": "alice@example.com", "resource": "web"}, "c"),
         ],
     )

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
+from apps.access.actions import AccessAction
 from apps.audit import chain, context, export
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from tests.factories import UserFactory
 
 from .conftest import T0, add_entry
@@ -62,7 +63,7 @@ def _trail() -> list[AuditEvent]:
         try:
             events.append(
                 add_entry(
-                    AuditAction.GRANT_BREAK_GLASS if n % 2 else AuditAction.GRANT_REVOKED,
+                    AccessAction.GRANT_BREAK_GLASS if n % 2 else AccessAction.GRANT_REVOKED,
                     at=T0 + timedelta(seconds=n, microseconds=n * 7 if n % 5 else 0),
                     actor=user,
                     actor_label=None if user else (text or "system")[:254],
@@ -144,8 +145,8 @@ def test_jsonl_parses_to_identical_values() -> None:
         {"until": T0 + timedelta(seconds=5)},
         {"actor": "U3@example.com"},
         {"resource": "+1"},
-        {"action": AuditAction.GRANT_BREAK_GLASS},
-        {"actor": "+1", "action": AuditAction.GRANT_BREAK_GLASS},
+        {"action": AccessAction.GRANT_BREAK_GLASS},
+        {"actor": "+1", "action": AccessAction.GRANT_BREAK_GLASS},
     ],
 )
 def test_the_same_filters_select_the_same_rows(filters: dict[str, Any]) -> None:

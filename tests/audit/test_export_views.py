@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import pytest
 from django.http import StreamingHttpResponse
 
+from apps.access.actions import AccessAction
 from apps.audit import chain
 from apps.audit.models import AuditAction, AuditEvent
 from tests.conftest import PomeriumClient
@@ -38,21 +39,21 @@ def exports() -> list[AuditEvent]:
 def trail() -> dict[str, AuditEvent]:
     return {
         "revoked": add_entry(
-            AuditAction.GRANT_REVOKED,
+            AccessAction.GRANT_REVOKED,
             at=T0,
             actor_label="alice@example.com",
             resource_slug="db",
             details={"reason": '=HYPERLINK("x")'},
         ),
         "glass": add_entry(
-            AuditAction.GRANT_BREAK_GLASS,
+            AccessAction.GRANT_BREAK_GLASS,
             at=T0 + timedelta(days=5),
             actor_label="zoë@example.com",
             resource_slug="db",
             details={"justification": "Zoë 🚀 prod down"},
         ),
         "later": add_entry(
-            AuditAction.GRANT_REVOKED,
+            AccessAction.GRANT_REVOKED,
             at=T0 + timedelta(days=40),
             actor_label="alice@example.com",
             resource_slug="web",

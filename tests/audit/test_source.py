@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from apps.accounts.actions import AccountAction
 from apps.audit import chain
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from apps.audit.services import event_fields
 from tests.support.jwks import SigningKey, claims_for, mint
 
@@ -21,7 +22,7 @@ PORTAL_ID = re.compile(r"^[0-9a-f]{32}$")
 
 def sign_in(key: SigningKey, sub: str, email: str, **meta: str) -> AuditEvent:
     Client().get("/", **{HEADER: mint(key, claims_for(sub, email))}, **meta)
-    return AuditEvent.objects.filter(action=AuditAction.USER_CREATED).latest("seq")
+    return AuditEvent.objects.filter(action=AccountAction.USER_CREATED).latest("seq")
 
 
 def test_a_forged_leftmost_forwarded_for_does_not_reach_the_trail(
@@ -93,7 +94,7 @@ def test_the_response_names_the_portals_request_id(signing_key: SigningKey) -> N
         HTTP_X_REQUEST_ID="client-chosen-id",
         **{HEADER: mint(signing_key, claims_for("idp|alice", "alice@example.com"))},
     )
-    event = AuditEvent.objects.get(action=AuditAction.USER_CREATED)
+    event = AuditEvent.objects.get(action=AccountAction.USER_CREATED)
     assert response["X-Request-Id"] == event.request_id != "client-chosen-id"
 
 

@@ -15,9 +15,9 @@ from django.test import override_settings
 
 from apps.audit.models import AuditEvent, StreamDestination
 from apps.audit.stream import config, sender
+from apps.audit.stream import destinations as audit_stream
 from apps.audit.stream.actions import StreamAction
 from devtools.siem import HttpReceiver, SyslogReceiver
-from jitportal import audit_stream
 from tests.audit.conftest import add_entries
 from tests.test_settings import PRODUCTION, manage
 

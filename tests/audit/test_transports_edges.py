@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from apps.audit.stream.config import Settings
+from apps.audit.stream.destinations import parse
 from apps.audit.stream.transports import (
     Batch,
     DeliveryError,
@@ -26,7 +27,6 @@ from apps.audit.stream.transports import (
     syslog_frame,
     transport_for,
 )
-from jitportal.audit_stream import parse
 
 TOKEN = "stream-secret-token"
 LINE = (

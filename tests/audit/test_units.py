@@ -10,7 +10,9 @@ from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from apps.access import services as access
+from apps.access.actions import AccessAction
 from apps.access.models import AccessRequest
+from apps.accounts.actions import AccountAction
 from apps.audit import chain, export
 from apps.audit import services as audit
 from apps.audit.models import AuditAction, AuditEvent
@@ -37,9 +39,9 @@ def intact() -> chain.VerifyResult:
 class TestUnit:
     def test_entries_are_chained_once_at_the_end(self) -> None:
         with CaptureQueriesContext(connection) as queries, audit.atomic():
-            first = audit.record(AuditAction.GRANT_REVOKED, details={"n": 1})
-            audit.record(AuditAction.GRANT_EXPIRED, details={"n": 2})
-            audit.record(AuditAction.GRANT_EXTENDED, details={"n": 3})
+            first = audit.record(AccessAction.GRANT_REVOKED, details={"n": 1})
+            audit.record(AccessAction.GRANT_EXPIRED, details={"n": 2})
+            audit.record(AccessAction.GRANT_EXTENDED, details={"n": 3})
             assert count(queries, INSERT) == 0  # buffered: no lock, no head read yet
             assert first.seq is None
         assert count(queries, INSERT) == 1  # one multi-row INSERT
@@ -52,7 +54,7 @@ class TestUnit:
     def test_created_at_never_decreases_along_seq(self) -> None:
         with audit.atomic():
             for n in range(5):
-                audit.record(AuditAction.GRANT_REVOKED, details={"n": n})
+                audit.record(AccessAction.GRANT_REVOKED, details={"n": n})
         times = list(AuditEvent.objects.in_chain_order().values_list("created_at", flat=True))
         assert times == sorted(times)
 
@@ -60,7 +62,7 @@ class TestUnit:
         def fail() -> None:
             with audit.atomic():
                 user = UserFactory(email="gone@example.com")
-                audit.record(AuditAction.USER_CREATED, target=user)
+                audit.record(AccountAction.USER_CREATED, target=user)
                 raise RuntimeError("boom")
 
         with pytest.raises(RuntimeError):
@@ -70,26 +72,26 @@ class TestUnit:
 
     def test_a_failed_inner_unit_drops_only_its_own_entries(self) -> None:
         with audit.atomic():
-            audit.record(AuditAction.GRANT_REVOKED, details={"kept": 1})
+            audit.record(AccessAction.GRANT_REVOKED, details={"kept": 1})
             try:
                 with audit.atomic():
-                    audit.record(AuditAction.GRANT_EXPIRED, details={"dropped": 1})
+                    audit.record(AccessAction.GRANT_EXPIRED, details={"dropped": 1})
                     raise RuntimeError("inner")
             except RuntimeError:
                 pass
             with audit.atomic():
-                audit.record(AuditAction.GRANT_EXTENDED, details={"kept": 2})
+                audit.record(AccessAction.GRANT_EXTENDED, details={"kept": 2})
         assert actions() == ["grant.revoked", "grant.extended"]
         assert intact().ok
 
     def test_a_plain_savepoint_inside_a_unit_that_rolls_back_takes_its_entry(self) -> None:
         with audit.atomic():
-            audit.record(AuditAction.GRANT_REVOKED, details={"kept": 1})
+            audit.record(AccessAction.GRANT_REVOKED, details={"kept": 1})
             try:
                 with transaction.atomic():  # may roll back on its own: chained at once
-                    audit.record(AuditAction.GRANT_EXPIRED, details={"dropped": 1})
+                    audit.record(AccessAction.GRANT_EXPIRED, details={"dropped": 1})
                     with audit.atomic():  # separated from the outer unit by that savepoint
-                        audit.record(AuditAction.GRANT_EXTENDED, details={"dropped": 2})
+                        audit.record(AccessAction.GRANT_EXTENDED, details={"dropped": 2})
                     raise RuntimeError("savepoint")
             except RuntimeError:
                 pass
@@ -98,13 +100,13 @@ class TestUnit:
 
     def test_outside_a_unit_an_entry_is_chained_at_once(self) -> None:
         with transaction.atomic(), CaptureQueriesContext(connection) as queries:
-            event = audit.record(AuditAction.GRANT_REVOKED)
+            event = audit.record(AccessAction.GRANT_REVOKED)
             assert count(queries, INSERT) == 1
             assert event.seq == 1
 
     def test_record_now_chains_at_once_even_inside_a_unit(self) -> None:
         with audit.atomic():
-            audit.record(AuditAction.GRANT_REVOKED)
+            audit.record(AccessAction.GRANT_REVOKED)
             exported = audit.record_now(AuditAction.AUDIT_EXPORTED)
             assert exported.seq == 1  # the export reads its seq before the unit ends
         assert actions() == ["audit.exported", "grant.revoked"]
@@ -125,9 +127,9 @@ def test_an_audited_service_call_inserts_into_the_trail_once() -> None:
         )
     assert req.state == "approved"
     assert actions() == [
-        AuditAction.REQUEST_SUBMITTED,
-        AuditAction.REQUEST_AUTO_APPROVED,
-        AuditAction.GRANT_ACTIVATED,
+        AccessAction.REQUEST_SUBMITTED,
+        AccessAction.REQUEST_AUTO_APPROVED,
+        AccessAction.GRANT_ACTIVATED,
     ]
     assert count(queries, INSERT) == 1
     assert count(queries, HEAD_READ) == 1
@@ -151,7 +153,7 @@ def test_the_chain_lock_is_not_held_from_the_first_record() -> None:
     def paused() -> None:
         try:
             with audit.atomic():
-                audit.record(AuditAction.GRANT_REVOKED, actor=alice)
+                audit.record(AccessAction.GRANT_REVOKED, actor=alice)
                 recorded.set()
                 # Before buffering, this writer held the chain lock here until COMMIT.
                 assert other_done.wait(20), "the other writer waited for our lock"
@@ -178,7 +180,7 @@ def test_the_chain_lock_is_not_held_from_the_first_record() -> None:
     for t in threads:
         t.join(30)
     assert errors == []
-    assert actions() == [AuditAction.REQUEST_SUBMITTED, AuditAction.GRANT_REVOKED]
+    assert actions() == [AccessAction.REQUEST_SUBMITTED, AccessAction.GRANT_REVOKED]
     assert intact().ok
 
 
@@ -223,7 +225,7 @@ def test_eight_concurrent_service_writers_get_a_contiguous_chain() -> None:
     rows = list(AuditEvent.objects.in_chain_order().values_list("action", "target_id"))
     for i in range(0, len(rows), 3):
         assert [a for a, _ in rows[i : i + 3]] == [
-            AuditAction.REQUEST_SUBMITTED,
-            AuditAction.REQUEST_AUTO_APPROVED,
-            AuditAction.GRANT_ACTIVATED,
+            AccessAction.REQUEST_SUBMITTED,
+            AccessAction.REQUEST_AUTO_APPROVED,
+            AccessAction.GRANT_ACTIVATED,
         ]

@@ -86,9 +86,9 @@ def test_seed_offers_a_read_only_grafana_level_and_a_weekday_hours_resource() ->
 
 def test_with_the_core_target_the_edge_console_lives_on_it_with_its_route(settings: Any) -> None:
     from apps.access.models import Resource
+    from apps.access.pomerium_targets import parse
     from devtools.coresim.simulator import DEV_SHARED_SECRET
     from devtools.demo import supervisor
-    from jitportal.pomerium_targets import parse
 
     settings.CLUSTER_ID = ""
     settings.ZERO_CLUSTERS = dict(supervisor.ZERO_CLUSTERS)

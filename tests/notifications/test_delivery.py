@@ -19,6 +19,7 @@ from apps.access import services
 from apps.access.models import AccessRequest, Grant, Resource
 from apps.access.states import GrantState, RequestState
 from apps.notifications import services as outbox
+from apps.notifications import tasks as notification_tasks
 from apps.notifications.models import Notification, Status
 from apps.notifications.tasks import send
 
@@ -218,14 +219,14 @@ def test_broker_down_stores_the_notices_and_the_tick_sends_them_later(
     assert mail.outbox == []
     # Still down: the tick tries, fails, and leaves the rows for later.
     later = timezone.now() + timedelta(minutes=6)
-    assert outbox.requeue_stuck(later) == 0
+    assert notification_tasks.requeue_stuck(later) == 0
     monkeypatch.undo()
 
     # Back up. Rows younger than five minutes are not "stuck" yet...
-    assert outbox.requeue_stuck() == 0
+    assert notification_tasks.requeue_stuck() == 0
     # ...older ones are handed to the workers again.
     Notification.objects.update(next_attempt_at=timezone.now() - timedelta(minutes=6))
-    assert outbox.requeue_stuck() == 2
+    assert notification_tasks.requeue_stuck() == 2
     assert sorted(m.to[0] for m in mail.outbox) == ["bob@example.com", "erin@example.com"]
     assert set(Notification.objects.values_list("status", flat=True)) == {Status.SENT}
 
@@ -234,11 +235,11 @@ def test_rows_waiting_for_their_retry_are_not_stuck(
     decided: tuple[AccessRequest, Notification],
 ) -> None:
     _, row = decided
-    assert outbox.requeue_stuck(timezone.now() + timedelta(seconds=50)) == 0
+    assert notification_tasks.requeue_stuck(timezone.now() + timedelta(seconds=50)) == 0
     Notification.objects.filter(pk=row.pk).update(
         next_attempt_at=timezone.now() - timedelta(minutes=10)
     )
-    assert outbox.requeue_stuck() == 1
+    assert notification_tasks.requeue_stuck() == 1
 
 
 def _plan_submitted(req: AccessRequest) -> list[Any]:

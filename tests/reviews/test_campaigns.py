@@ -9,9 +9,10 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from apps.access.actions import AccessAction
 from apps.access.models import Grant, Resource
 from apps.access.states import GrantState, IllegalTransition, NotAllowed, PolicyViolation
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from apps.notifications.models import Notification
 from apps.reviews import events, services
 from apps.reviews.actions import ReviewAction
@@ -171,7 +172,7 @@ def test_remove_a_base_rule_changes_the_policy_through_the_resource_service(
     assert grafana.base_ppl == [ERIN_RULE]
     assert grafana.sync_generation == generation + 1  # the policy is re-synced
     assert "sre" not in str(desired_policy(grafana, timezone.now()))
-    changed = AuditEvent.objects.get(action=AuditAction.RESOURCE_CHANGED)
+    changed = AuditEvent.objects.get(action=AccessAction.RESOURCE_CHANGED)
     assert changed.actor_label == "bob@example.com"
     assert changed.details["changes"]["base_ppl"] == [[SRE_RULE, ERIN_RULE], [ERIN_RULE]]
     decided = AuditEvent.objects.get(action=ReviewAction.ITEM_DECIDED)
@@ -233,7 +234,7 @@ def test_remove_an_open_long_grant_revokes_it(grafana: Resource, carol: Any, bob
     grant.refresh_from_db()
     assert grant.state == GrantState.REVOKED and grant.revoked_by == bob
     assert grant.revoke_reason == "Access review 'Q4 review': too long"
-    assert AuditEvent.objects.filter(action=AuditAction.GRANT_REVOKED).count() == 1
+    assert AuditEvent.objects.filter(action=AccessAction.GRANT_REVOKED).count() == 1
     target.refresh_from_db()
     assert target.outcome == f"revoked grant #{grant.pk}"
     ended = item(campaign, ItemKind.LONG_GRANT, email="dave@example.com")

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+from apps.access.pomerium_targets import parse
 from apps.zero import port
 from devtools.coresim.simulator import CoreSimulator
-from jitportal.pomerium_targets import parse
 
 pytestmark = [pytest.mark.django_db]
 

@@ -15,6 +15,7 @@ from apps import ppl
 from apps.access import services
 from apps.access.models import Resource
 from apps.audit.models import AuditAction, AuditEvent
+from apps.zero.actions import ZeroAction
 from apps.zero.models import PolicySync
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import ResourceFactory, UserFactory
@@ -85,7 +86,7 @@ def test_sync_runs_a_forced_sync_and_prints_the_outcome(
     assert sim.evaluate("jit-grafana", "alice@example.com")
     again, _ = run("sync_zero", "--resource", "grafana")
     assert "(no difference)" in again and "unchanged" in again
-    assert AuditEvent.objects.filter(action=AuditAction.ZERO_POLICY_CREATED).count() == 1
+    assert AuditEvent.objects.filter(action=ZeroAction.ZERO_POLICY_CREATED).count() == 1
 
 
 def test_without_a_slug_every_resource_is_synced(sim: ZeroSimulator, resource: Resource) -> None:

@@ -17,10 +17,12 @@ from celery.signals import task_retry
 from django.utils import timezone
 
 from apps.access import reach, services, targets
+from apps.access.actions import AccessAction
 from apps.access.models import Grant, Resource
 from apps.access.states import GrantState, SyncStatus
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from apps.zero import sync, tasks
+from apps.zero.actions import ZeroAction
 from apps.zero.models import PolicySync, RemovalAlert
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import GrantFactory, ResourceFactory, UserFactory
@@ -212,7 +214,7 @@ def test_an_expiry_not_enforced_in_time_raises_the_overdue_alert(
     with time_machine.travel(grant.expires_at + timedelta(seconds=121), tick=False):
         assert sync.flag_overdue_removals() == 1
         assert sync.flag_overdue_removals() == 0  # once
-    entry = AuditEvent.objects.get(action=AuditAction.ZERO_REMOVAL_OVERDUE)
+    entry = AuditEvent.objects.get(action=ZeroAction.ZERO_REMOVAL_OVERDUE)
     assert entry.details["expired"] is True
     assert entry.details["revoked_at"] == grant.expires_at.isoformat()
     assert RemovalAlert.objects.filter(grant=grant).exists()
@@ -259,7 +261,9 @@ def test_a_recurring_window_is_opened_closed_and_confirmed_window_by_window(
         grant.refresh_from_db()
         assert grant.enforced_at is not None and grant.enforced_at >= wednesday
         assert reach.access(grant, now=wednesday).state == reach.ALLOWED
-    enforced = AuditEvent.objects.filter(action=AuditAction.GRANT_ENFORCED, target_id=str(grant.pk))
+    enforced = AuditEvent.objects.filter(
+        action=AccessAction.GRANT_ENFORCED, target_id=str(grant.pk)
+    )
     assert enforced.count() == 2
 
 

@@ -16,8 +16,9 @@ from django.db import connection
 from apps.access import services, targets
 from apps.access.models import Grant
 from apps.access.states import SyncStatus
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from apps.zero import port
+from apps.zero.actions import ZeroAction
 from apps.zero.models import PolicySync
 from apps.zero.sync import sync_resource
 from devtools.coresim.simulator import CoreSimulator
@@ -127,7 +128,7 @@ def test_a_hand_edit_is_repaired_and_audited_past_25_foreign_policies(core_live)
 
     assert outcome.ok and outcome.drift
     assert not core.evaluate("wiki", "anyone@example.com")
-    assert AuditEvent.objects.filter(action=AuditAction.ZERO_DRIFT_REPAIRED).count() == 1
+    assert AuditEvent.objects.filter(action=ZeroAction.ZERO_DRIFT_REPAIRED).count() == 1
     assert len([p for p in core.policies() if p.get("name") == "jit-wiki"]) == 1
 
 

@@ -20,8 +20,9 @@ from django.utils import timezone
 from apps.access import services
 from apps.access.models import Grant, Resource
 from apps.access.states import GrantState, SyncStatus
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from apps.zero import sync
+from apps.zero.actions import ZeroAction
 from apps.zero.models import PolicySync
 from apps.zero.tasks import sync_resource, tick
 from devtools.coresim.simulator import CoreSimulator
@@ -95,7 +96,7 @@ def test_a_worker_stopped_across_an_end_removes_the_rule_when_it_is_back(
     assert core.evaluate("kibana", grant.email)
     assert resource.pk in sync.resources_to_tick()
     assert sync.flag_overdue_removals() == 1
-    alert = AuditEvent.objects.get(action=AuditAction.ZERO_REMOVAL_OVERDUE)
+    alert = AuditEvent.objects.get(action=ZeroAction.ZERO_REMOVAL_OVERDUE)
     assert alert.details["expired"] is True
 
     worker.start()

@@ -21,7 +21,8 @@ from apps.access.models import Grant
 from apps.access.states import GrantState, SyncStatus
 from apps.access.sync import request_sync
 from apps.access.tasks import tick
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
+from apps.zero.actions import ZeroAction
 from apps.zero.tasks import reconcile_all
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import GrantFactory, ResourceFactory
@@ -57,7 +58,7 @@ def test_approve_then_revoke_through_the_worker(live: ZeroSimulator, worker: Cel
 
     assert eventually(lambda: not live.evaluate("jit-grafana", email)), "still allowed"
     assert eventually(lambda: Grant.objects.get(pk=grant.pk).sync_status == SyncStatus.REMOVED)
-    enforced = AuditEvent.objects.filter(action=AuditAction.ZERO_POLICY_CREATED)
+    enforced = AuditEvent.objects.filter(action=ZeroAction.ZERO_POLICY_CREATED)
     assert enforced.count() == 1
     assert live.api_token not in worker.log_text()
 

@@ -16,7 +16,8 @@ from apps import ppl
 from apps.access import services
 from apps.access.models import Grant
 from apps.access.states import SyncStatus
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
+from apps.zero.actions import ZeroAction
 from apps.zero.models import PolicySync
 from apps.zero.tasks import tick as zero_tick
 from devtools.zerosim.simulator import ZeroSimulator
@@ -67,7 +68,7 @@ def test_auto_apply_off_our_write_alone_is_applied_by_the_portal_then_live(
     assert eventually(lambda: status_of(grant) == SyncStatus.LIVE), "never live"
     assert live.evaluate("jit-grafana", "alice@example.com")
     assert live.pending_changeset() is None
-    assert AuditEvent.objects.filter(action=AuditAction.ZERO_CHANGESET_APPLIED).count() == 1
+    assert AuditEvent.objects.filter(action=ZeroAction.ZERO_CHANGESET_APPLIED).count() == 1
     assert not PolicySync.objects.get(resource=resource).pending_apply
 
 
@@ -88,7 +89,7 @@ def test_auto_apply_off_a_foreign_hand_edit_keeps_the_grant_pending_and_says_why
     assert eventually(lambda: status_of(grant) == SyncStatus.PENDING_APPLY)
     assert not evaluates(live, "jit-grafana", "alice@example.com")
     assert live.pending_changeset() is not None
-    assert not AuditEvent.objects.filter(action=AuditAction.ZERO_CHANGESET_APPLIED).exists()
+    assert not AuditEvent.objects.filter(action=ZeroAction.ZERO_CHANGESET_APPLIED).exists()
     page = superuser.get("/admin/zero/policysync/").content.decode()
     assert "NOT YET" in page and "payroll-admins" in page and "mallory@example.com" in page
     grant_page = superuser.get(f"/admin/access/grant/{grant.pk}/change/").content.decode()
@@ -123,7 +124,7 @@ def test_paging_with_a_server_cap_of_10_finds_the_managed_policy_among_25(
 
     assert eventually(lambda: status_of(grant) == SyncStatus.LIVE), "never live"
     assert len(live.policies_by_name("jit-grafana")) == 1  # adopted, never duplicated
-    assert not AuditEvent.objects.filter(action=AuditAction.ZERO_POLICY_CREATED).exists()
+    assert not AuditEvent.objects.filter(action=ZeroAction.ZERO_POLICY_CREATED).exists()
     assert live.evaluate("jit-grafana", "alice@example.com")
 
 
@@ -144,7 +145,7 @@ def test_lost_answers_are_never_reported_as_someone_elses_edit(live: ZeroSimulat
     zero_tick()
     assert eventually(lambda: converged(live, resources), timeout=60), "did not converge"
     live.set_faults(lost_write_rate=0.0)
-    assert not AuditEvent.objects.filter(action=AuditAction.ZERO_DRIFT_REPAIRED).exists()
+    assert not AuditEvent.objects.filter(action=ZeroAction.ZERO_DRIFT_REPAIRED).exists()
     print(f"\nlost answers: {live.lost_answer_count}; drift entries: 0")
 
 

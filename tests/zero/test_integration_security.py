@@ -17,9 +17,10 @@ import pytest
 import requests
 
 from apps.access import services
+from apps.access.actions import AccessAction
 from apps.access.models import Grant
 from apps.access.states import SyncStatus
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from apps.zero.actions import ZeroAction
 from apps.zero.models import PolicySync, ZeroCluster
 from apps.zero.tasks import tick
@@ -83,7 +84,7 @@ def test_a_console_edit_in_the_same_pending_changeset_is_never_deployed(
     still = live.pending_changeset()
     assert still is not None and still["id"] == waiting["id"]
     assert not evaluates(live, "jit-hr-records", MALLORY)
-    assert not AuditEvent.objects.filter(action=AuditAction.ZERO_CHANGESET_APPLIED).filter(
+    assert not AuditEvent.objects.filter(action=ZeroAction.ZERO_CHANGESET_APPLIED).filter(
         details__changeset_id=waiting["id"]
     )
     # Who changed which policy, on the row, the grant and in the trail.
@@ -95,7 +96,7 @@ def test_a_console_edit_in_the_same_pending_changeset_is_never_deployed(
     grafana_grant.refresh_from_db()
     assert grafana_grant.sync_status == SyncStatus.PENDING_APPLY
     assert "jit-hr-records" in grafana_grant.sync_error and MALLORY in grafana_grant.sync_error
-    entry = AuditEvent.objects.get(action=AuditAction.ZERO_CHANGESET_WAITING)
+    entry = AuditEvent.objects.get(action=ZeroAction.ZERO_CHANGESET_WAITING)
     assert entry.details["changeset_id"] == waiting["id"]
     assert entry.details["editors"] == [MALLORY]
     assert entry.details["policies"] == ["jit-hr-records"]
@@ -145,7 +146,7 @@ def test_auto_apply_turned_off_at_run_time_leaves_the_grant_waiting_until_applie
     assert carol.sync_status == SyncStatus.PENDING_APPLY and carol.live_at is None
     assert not evaluates(live, "jit-grafana", carol.email)
     assert not AuditEvent.objects.filter(
-        action=AuditAction.GRANT_ENFORCED, target_id=str(carol.pk)
+        action=AccessAction.GRANT_ENFORCED, target_id=str(carol.pk)
     ).exists()
 
     # A human applies it in the console; the 30 s tick finds it enforced.
@@ -186,7 +187,7 @@ def test_a_console_edit_is_repaired_by_the_next_tick_and_names_the_editor(
     tick.delay()  # the next 30 s tick, as beat runs it
 
     assert eventually(lambda: not evaluates(live, "jit-hr-records", MALLORY)), "not repaired"
-    drift = AuditEvent.objects.filter(action=AuditAction.ZERO_DRIFT_REPAIRED)
+    drift = AuditEvent.objects.filter(action=ZeroAction.ZERO_DRIFT_REPAIRED)
     assert eventually(drift.exists), "the repair was not audited"
     repaired = drift.get()
     assert repaired.details["changed_by"] == [MALLORY]

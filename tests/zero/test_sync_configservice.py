@@ -12,13 +12,13 @@ import pytest
 import responses
 
 from apps.access.models import Resource
+from apps.access.pomerium_targets import Target
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
 from apps.zero import port, watch
 from apps.zero.client import ZeroPermanentError
 from apps.zero.models import PolicySync
 from apps.zero.sync import SYNCED, sync_resource
-from jitportal.pomerium_targets import Target
 from tests.zero.fake_core import FakeCore
 from tests.zero.helpers import A, actions, approve, last_seq
 

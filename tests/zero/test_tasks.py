@@ -13,8 +13,9 @@ from apps import ppl
 from apps.access import services
 from apps.access.models import Grant, Resource
 from apps.access.states import SyncStatus
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 from apps.zero import tasks
+from apps.zero.actions import ZeroAction
 from apps.zero.models import PolicySync
 from apps.zero.sync import resources_to_reconcile, resources_to_tick
 from devtools.zerosim.simulator import ZeroSimulator
@@ -69,7 +70,7 @@ def test_transient_failures_are_retried_until_the_sync_lands(sim: ZeroSimulator,
     grant.refresh_from_db()
     assert grant.sync_status == SyncStatus.LIVE
     # One failure streak, one entry, then the success.
-    failed = AuditEvent.objects.filter(action=AuditAction.ZERO_SYNC_FAILED).count()
+    failed = AuditEvent.objects.filter(action=ZeroAction.ZERO_SYNC_FAILED).count()
     assert failed == 1
     assert PolicySync.objects.get(resource=resource).consecutive_failures == 0
 
@@ -149,7 +150,7 @@ def test_reconcile_repairs_drift_and_catches_up(sim: ZeroSimulator, bob: Any) ->
     assert sim.evaluate("jit-db", "carol@example.com")
     carol.refresh_from_db()
     assert carol.sync_status == SyncStatus.LIVE
-    drift = AuditEvent.objects.get(action=AuditAction.ZERO_DRIFT_REPAIRED)
+    drift = AuditEvent.objects.get(action=ZeroAction.ZERO_DRIFT_REPAIRED)
     assert drift.details["changed_by"] == ["eve@example.com"]
 
 

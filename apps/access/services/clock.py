@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 from django.utils import timezone
 
+from apps.access.actions import AccessAction
 from apps.audit import services as audit
-from apps.audit.models import AuditAction
 from apps.audit.services import record
 
 from .. import events
@@ -55,7 +55,7 @@ def _expire_request(req: AccessRequest, *, actor: User | None = None) -> None:
     if not req.resource.is_active:
         details["reason"] = "resource archived"
     record(
-        AuditAction.REQUEST_EXPIRED,
+        AccessAction.REQUEST_EXPIRED,
         actor=actor,
         target=req,
         resource_slug=req.resource.slug,
@@ -91,7 +91,7 @@ def _activate_grant(grant: Grant) -> None:
     transition(grant, GrantState, GrantState.ACTIVE)
     grant.save(update_fields=["state"])
     record(
-        AuditAction.GRANT_ACTIVATED,
+        AccessAction.GRANT_ACTIVATED,
         target=grant,
         resource_slug=grant.resource.slug,
         details={"email": grant.email, **grant.window()},
@@ -104,7 +104,7 @@ def _expire_grant(grant: Grant) -> None:
     # The PPL's date.before already ended access; the sync only tidies the policy.
     request_sync(grant.resource)
     record(
-        AuditAction.GRANT_EXPIRED,
+        AccessAction.GRANT_EXPIRED,
         target=grant,
         resource_slug=grant.resource.slug,
         details={"email": grant.email, **grant.window()},

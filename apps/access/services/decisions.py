@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.access.actions import AccessAction
 from apps.audit import services as audit
-from apps.audit.models import AuditAction
 from apps.audit.services import record
 
 from .. import events, quorum, stages
@@ -124,7 +124,7 @@ def approve_request(
             if counted.discarded:
                 details["not_counted"] = counted.discarded
             record(
-                AuditAction.REQUEST_APPROVAL_RECORDED,
+                AccessAction.REQUEST_APPROVAL_RECORDED,
                 actor=approver,
                 target=req,
                 resource_slug=req.resource.slug,
@@ -224,9 +224,9 @@ def _approve_locked(
     request_sync(req.resource)
     _audit_decision(req, approver, auto_rule, note, counted, approval, stage_summary)
     record(
-        AuditAction.GRANT_ACTIVATED
+        AccessAction.GRANT_ACTIVATED
         if grant.state == GrantState.ACTIVE
-        else AuditAction.GRANT_SCHEDULED,
+        else AccessAction.GRANT_SCHEDULED,
         actor=approver,
         target=grant,
         resource_slug=req.resource.slug,
@@ -267,7 +267,7 @@ def _audit_decision(
     if req.filed_by_id != req.requester_id:
         details["filed_by"] = req.filed_by.email
     record(
-        AuditAction.REQUEST_AUTO_APPROVED if auto_rule else AuditAction.REQUEST_APPROVED,
+        AccessAction.REQUEST_AUTO_APPROVED if auto_rule else AccessAction.REQUEST_APPROVED,
         actor=approver,
         target=req,
         resource_slug=req.resource.slug,
@@ -296,7 +296,7 @@ def reject_request(
         req.decision_reason = reason
         req.save()
         record(
-            AuditAction.REQUEST_REJECTED,
+            AccessAction.REQUEST_REJECTED,
             actor=approver,
             target=req,
             resource_slug=req.resource.slug,

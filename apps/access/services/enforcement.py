@@ -13,7 +13,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from apps.audit.models import AuditAction
+from apps.access.actions import AccessAction
 from apps.audit.services import record
 
 from .. import events
@@ -57,7 +57,7 @@ def confirm_live(
         enforced_at=at,
     )
     record(
-        AuditAction.GRANT_ENFORCED,
+        AccessAction.GRANT_ENFORCED,
         target=grant,
         resource_slug=grant.resource.slug,
         details={
@@ -89,7 +89,7 @@ def confirm_removed(
         sync_status=SyncStatus.REMOVED, sync_error="", removed_at=at, enforced_at=at
     )
     record(
-        AuditAction.GRANT_ENFORCED,
+        AccessAction.GRANT_ENFORCED,
         target=grant,
         resource_slug=grant.resource.slug,
         details={

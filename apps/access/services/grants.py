@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from apps.accounts.emails import same_person
 from apps.audit import services as audit
-from apps.audit.models import AuditAction
 from apps.audit.services import record
 
 from .. import events
@@ -75,7 +74,7 @@ def _revoke_locked(grant: Grant, *, actor: User | None, reason: str, now: dateti
     grant.save()
     request_sync(grant.resource)
     record(
-        AuditAction.GRANT_REVOKED,
+        AccessAction.GRANT_REVOKED,
         actor=actor,
         target=grant,
         resource_slug=grant.resource.slug,
@@ -111,7 +110,7 @@ def end_access_of(user: User, *, reason: str, now: datetime | None = None) -> No
         req.decision_reason = reason
         req.save(update_fields=["state", "decided_at", "decision_reason"])
         record(
-            AuditAction.REQUEST_CANCELLED,
+            AccessAction.REQUEST_CANCELLED,
             target=req,
             resource_slug=req.resource.slug,
             details={"requester": req.requester.email, "reason": reason},
@@ -212,7 +211,7 @@ def _extend_locked(
     grant.save()
     request_sync(grant.resource)
     record(
-        AuditAction.GRANT_EXTENDED,
+        AccessAction.GRANT_EXTENDED,
         actor=actor,
         target=grant,
         resource_slug=grant.resource.slug,
@@ -324,7 +323,7 @@ def _activate_break_glass(
     )
     request_sync(resource)
     record(
-        AuditAction.GRANT_BREAK_GLASS,
+        AccessAction.GRANT_BREAK_GLASS,
         actor=user,
         target=grant,
         resource_slug=resource.slug,
@@ -360,7 +359,7 @@ def mark_reviewed(grant: Grant, *, reviewer: User, note: str, now: datetime | No
         grant.review_note = note
         grant.save()
         record(
-            AuditAction.GRANT_REVIEWED,
+            AccessAction.GRANT_REVIEWED,
             actor=reviewer,
             target=grant,
             resource_slug=grant.resource.slug,
@@ -393,7 +392,7 @@ def move_grants_to_email(user: User, *, old: str, new: str, actor: User | None) 
         request_sync(resource)
     for grant in grants:
         record(
-            AuditAction.GRANT_EMAIL_CHANGED,
+            AccessAction.GRANT_EMAIL_CHANGED,
             actor=actor,
             target=grant,
             resource_slug=grant.resource.slug,

@@ -10,9 +10,9 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.access.actions import AccessAction
 from apps.accounts.emails import same_person
 from apps.audit import services as audit
-from apps.audit.models import AuditAction
 from apps.audit.services import record
 
 from .. import events, oncall, stages
@@ -184,7 +184,7 @@ def submit_request(
         if req.auto_approval_note:
             details["auto_approval_note"] = req.auto_approval_note
         record(
-            AuditAction.REQUEST_SUBMITTED,
+            AccessAction.REQUEST_SUBMITTED,
             actor=filed_by,
             target=req,
             resource_slug=resource.slug,
@@ -250,7 +250,7 @@ def cancel_request(
         req.decided_at = now
         req.save()
         record(
-            AuditAction.REQUEST_CANCELLED,
+            AccessAction.REQUEST_CANCELLED,
             actor=actor,
             target=req,
             resource_slug=req.resource.slug,

@@ -16,8 +16,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import ProtectedError
 
+from apps.access.actions import AccessAction
 from apps.audit import services as audit
-from apps.audit.models import AuditAction
 from apps.audit.services import MASK, record
 
 from ..models import AccessLevel, Resource
@@ -190,7 +190,7 @@ def save_levels(resource: Resource, formset: Any, *, actor: Any) -> None:
         after = [level_state(lv) for lv in resource.levels.all()]
         if before != after:
             record(
-                AuditAction.RESOURCE_CHANGED,
+                AccessAction.RESOURCE_CHANGED,
                 actor=actor,
                 target=resource,
                 resource_slug=resource.slug,
@@ -286,7 +286,7 @@ def save_resource(
             if not created:
                 details.setdefault("changes", {})["levels"] = [old_levels, new_levels]
         record(
-            AuditAction.RESOURCE_CREATED if created else AuditAction.RESOURCE_CHANGED,
+            AccessAction.RESOURCE_CREATED if created else AccessAction.RESOURCE_CHANGED,
             actor=actor,
             target=resource,
             resource_slug=resource.slug,

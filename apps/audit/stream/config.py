@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from jitportal import audit_stream
-from jitportal.audit_stream import Destination
+from apps.audit.stream import destinations as audit_stream
+from apps.audit.stream.destinations import Destination
 
 __all__ = ["Destination", "Settings", "current", "destinations", "enabled", "problems"]
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from apps.audit import export
+from apps.audit import actions, export
 from apps.audit.management.cli import (
     OneLineErrorsMixin,
     instant,
@@ -30,7 +30,7 @@ from apps.audit.management.cli import (
     usage_error,
     write_output,
 )
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
 
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
 
@@ -61,7 +61,7 @@ class Command(OneLineErrorsMixin, BaseCommand):
                 raise usage_error("--format is required: csv or jsonl")
             raise usage_error(f"--format {fmt!r}: use csv or jsonl")
         action = options["action"] or ""
-        if action and action not in AuditAction.values:
+        if action and not actions.is_registered(action):
             raise usage_error(f"--action {action!r} is not an audit action, e.g. grant.revoked")
         resource = options["resource"] or ""
         if resource and not _SLUG.match(resource):

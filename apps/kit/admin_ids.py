@@ -11,7 +11,7 @@ Its changelists' date filters (``?created_at__gte=...``, the date hierarchy's
 range (``0001-01-01 00:00:00+05:00``) overflowed in the database adapter or the hierarchy's
 arithmetic, and a malformed one gave Django's "Database error" page. The middleware answers
 400 with a readable line for either, before the changelist runs
-(``apps.audit.instants`` is the rule for dates).
+(``apps.kit.instants`` is the rule for dates).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.urls import Resolver404, resolve
 
-from apps.audit import instants
+from apps.kit import instants
 
 MAX_ID = 2**63 - 1  # BigAutoField: larger numbers cannot name a row in any database
 

@@ -1,6 +1,6 @@
 """Grant admin: live, scheduled and ended access, with Revoke, Extend and Mark reviewed.
 
-Registered from ``admin.py``. Grants are read-only; every change goes through a confirmed
+Grants are read-only; every change goes through a confirmed
 action (``admin_actions``) that calls the service per grant.
 
 The access reports live here too: "who had access to X between T1 and T2" and "who has
@@ -26,11 +26,20 @@ from apps.accounts.timezones import zone_for, zone_label
 from apps.audit import export
 from apps.audit.errors import AUDITOR, RoleRequired
 from apps.audit.views import may_export
+from apps.kit.admin_base import BoundedRelatedOnlyFilter
 
-from . import reach, reports, services
-from .admin_actions import (
+from .. import reach, reports, services
+from ..briefs import grant_briefs
+from ..forms import (
+    ExtendForm,
+    ReviewForm,
+    RevokeForm,
+)
+from ..models import Grant, GrantExtension, Resource
+from ..report_forms import AccessReportForm
+from ..states import OPEN_GRANT_STATES
+from .actions import (
     BADGE,
-    BoundedRelatedOnlyFilter,
     ConfirmedAction,
     ParentViewInline,
     ReadOnlyAdmin,
@@ -38,15 +47,6 @@ from .admin_actions import (
     badge,
     run_confirmed,
 )
-from .briefs import grant_briefs
-from .forms import (
-    ExtendForm,
-    ReviewForm,
-    RevokeForm,
-)
-from .models import Grant, GrantExtension, Resource
-from .report_forms import AccessReportForm
-from .states import OPEN_GRANT_STATES
 
 
 def _revoke(actor: Any, grant: Grant, data: dict[str, Any]) -> str:

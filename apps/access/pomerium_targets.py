@@ -24,7 +24,7 @@ import binascii
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from jitportal import zero_clusters
+from apps.access import zero_clusters
 
 __all__ = [
     "API",
