@@ -59,7 +59,7 @@ from apps.access.actions import AccessAction  # noqa: E402
 from apps.accounts.actions import AccountAction  # noqa: E402
 from apps.audit import chain, export  # noqa: E402
 from apps.audit.models import AuditAction, AuditEvent  # noqa: E402
-from apps.zero.actions import ZeroAction  # noqa: E402
+from apps.pomerium.actions import ZeroAction  # noqa: E402
 
 SAMPLE_EVERY = 100_000
 TABLE = AuditEvent._meta.db_table

@@ -8,7 +8,7 @@ tick; a real Celery worker (prefork x2):
 1. **zero**: the target has every capability. The rule carries its ``date`` window; the
    store's evaluator lets the person in at the start and out at the end by itself.
 2. **core**: the target has none. The worker adds each rule at its start and removes it at
-   its end, driven by the boundary pass queued with ``eta`` (``apps.zero.tasks``). No beat
+   its end, driven by the boundary pass queued with ``eta`` (``apps.pomerium.tasks``). No beat
    runs in this phase: what is measured is the eta path alone.
 3. **outage** (core): the worker is stopped before the first end and started again
    ``--outage-after`` seconds after the last; beat is played by a thread that enqueues
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
     from apps.access import services
     from apps.access.models import Resource
     from apps.accounts.models import User
-    from apps.zero.tasks import tick
+    from apps.pomerium.tasks import tick
     from tests.support.celery_worker import CeleryWorker, purge_broker
 
     call_command("migrate", verbosity=0)

@@ -82,9 +82,9 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
     from apps.access.models import Resource
     from apps.accounts.models import User
     from apps.audit.models import AuditEvent
-    from apps.zero.actions import ZeroAction
-    from apps.zero.models import ZeroCluster
-    from apps.zero.tasks import tick
+    from apps.pomerium.actions import ZeroAction
+    from apps.pomerium.models import ZeroCluster
+    from apps.pomerium.tasks import tick
     from tests.support.celery_worker import CeleryWorker, purge_broker
 
     call_command("migrate", verbosity=0)

@@ -144,7 +144,7 @@ def seed(database_url: str) -> None:
     from apps.access.states import GrantState, RequestState, SyncStatus
     from apps.accounts.models import User
     from apps.audit.models import AuditEvent
-    from apps.zero.models import PolicySync
+    from apps.pomerium.models import PolicySync
 
     now = timezone.now()
     requester = User.objects.get(username=PEOPLE["requester"][0])

@@ -49,8 +49,8 @@ from django.core.management import call_command  # noqa: E402
 from apps.access import services  # noqa: E402
 from apps.access.models import Resource  # noqa: E402
 from apps.accounts.models import User  # noqa: E402
-from apps.zero.client import reset_client_cache  # noqa: E402
-from apps.zero.sync import sync_resource  # noqa: E402
+from apps.pomerium.client import reset_client_cache  # noqa: E402
+from apps.pomerium.sync import sync_resource  # noqa: E402
 from devtools.zerosim.simulator import ZeroSimulator  # noqa: E402
 
 PROD = "cluster-prod"

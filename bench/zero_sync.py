@@ -150,7 +150,7 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
     from apps.access.models import Grant, Resource
     from apps.access.states import SyncStatus
     from apps.accounts.models import User
-    from apps.zero.sync import sync_resource
+    from apps.pomerium.sync import sync_resource
     from tests.support.celery_worker import CeleryWorker, purge_broker
 
     call_command("migrate", verbosity=0)
@@ -260,7 +260,7 @@ def run(args: argparse.Namespace, sim: ZeroSimulator, env: dict[str, str]) -> No
             services.approve_request(req, approver=boss)
         settings.ZERO_SYNC_ENABLED = True
         writes_before = sim.write_count
-        from apps.zero.tasks import sync_resource as sync_task
+        from apps.pomerium.tasks import sync_resource as sync_task
 
         for _ in range(args.burst):  # the 100 enqueues their commits would have made
             sync_task.delay(resource_id=instant.pk)
@@ -335,7 +335,7 @@ def revocation_deadline(
     import threading
 
     from apps.access import services
-    from apps.zero.tasks import tick
+    from apps.pomerium.tasks import tick
 
     stop = threading.Event()
 

@@ -96,7 +96,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.accounts",
     "apps.access",
-    "apps.zero",
+    "apps.pomerium",
     "apps.notifications",
     "apps.slack",
     "apps.oncall",

@@ -25,7 +25,7 @@ from apps.access.states import GrantState, RequestKind, RequestState, SyncStatus
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
 from apps.notifications.models import Channel, Event, Notification, Status
-from apps.zero.models import PolicySync
+from apps.pomerium.models import PolicySync
 from tests.factories import (
     AccessLevelFactory,
     AccessRequestFactory,

@@ -543,7 +543,7 @@ def test_not_in_matcher_evaluates() -> None:
 def test_the_written_contract_names_zeros_registry() -> None:
     """The simulator reads its criterion names from the contract schema, the portal from
     CRITERIA_ZERO: both are Pomerium's registry, so they must name the same criteria."""
-    from apps.zero import contract
+    from apps.pomerium import contract
 
     criterion = contract.schema("PPL")["$defs"]["Criterion"]
     assert set(criterion["properties"]) | {"claim"} == set(CRITERIA_ZERO)

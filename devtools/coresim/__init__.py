@@ -1,5 +1,5 @@
 """A real HTTP server that plays Pomerium Core's ConfigService (Connect, JSON), written
-from Pomerium's OpenAPI document and ``apps/zero/configservice_contract``, never from the
+from Pomerium's OpenAPI document and ``apps/pomerium/configservice_contract``, never from the
 portal's client.
 
 ``devtools.coresim.simulator.CoreSimulator`` is the entry point (its module docstring is

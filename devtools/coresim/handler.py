@@ -13,7 +13,7 @@ The wire, as Pomerium's OpenAPI document and ``connectrpc.com/connect`` define i
 * the JWT (``auth``) is checked before the body is read: no token ``unauthenticated``
   ("unauthenticated"), a bad one ``unauthenticated`` ("invalid JWT"), as
   ``pkg/grpcutil/options.go`` words them;
-* requests are checked against ``apps/zero/configservice_contract`` (closed messages: an
+* requests are checked against ``apps/pomerium/configservice_contract`` (closed messages: an
   unknown field, a snake_case name or a wrong type is ``invalid_argument``), answers too
   (a mismatch is a stand-in bug: ``internal``, logged).
 
@@ -33,7 +33,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from apps.zero import configservice_contract as contract
+from apps.pomerium import configservice_contract as contract
 from devtools.coresim.state import CoreError
 
 if TYPE_CHECKING:

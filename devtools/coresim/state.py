@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from apps.zero import configservice_contract as contract
+from apps.pomerium import configservice_contract as contract
 from devtools.coresim.ppl import PPLError, Request, Rule, compile_ppl, evaluate_rules
 
 __all__ = ["CoreError", "Store", "timestamp"]

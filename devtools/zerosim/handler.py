@@ -1,7 +1,7 @@
 """HTTP face of the Zero simulator: routing, strict request checks, faults, JSON.
 
 Paths under ``/api/v0`` follow the Zero API contract (``docs/zero-api.md``,
-``apps/zero/contract``); ``/_sim/...`` are simulator controls that the real API
+``apps/pomerium/contract``); ``/_sim/...`` are simulator controls that the real API
 does not have (``controls``). The model lives in ``state``; the owning
 ``simulator.ZeroSimulator`` holds tokens, fault settings and counters.
 
@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from apps.zero import contract
+from apps.pomerium import contract
 from devtools.zerosim import controls as sim_controls
 from devtools.zerosim.views import ACTIVITY_ORDER, CHANGESET_ORDER, SimError, order
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from apps.zero import contract
+from apps.pomerium import contract
 from devtools.zerosim.views import timestamp
 
 __all__ = [

@@ -1,6 +1,6 @@
 """The Zero simulator's own PPL: validation beyond the schema, and the evaluator.
 
-Written from the contract (``docs/zero-api.md``, ``apps/zero/contract/PPL.json``)
+Written from the contract (``docs/zero-api.md``, ``apps/pomerium/contract/PPL.json``)
 and Pomerium's documented semantics, deliberately independent of the portal's
 ``apps.ppl``: a bug there must not be able to hide itself here.
 
@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.exceptions import UnsupportedAlgorithm
 
-from apps.zero import contract
+from apps.pomerium import contract
 
 __all__ = [
     "Request",

@@ -26,7 +26,7 @@ from typing import Any
 
 import requests
 
-from apps.zero import contract
+from apps.pomerium import contract
 from devtools.zerosim.handler import API_ENDPOINTS
 
 __all__ = ["ContractProbe", "would_allow"]

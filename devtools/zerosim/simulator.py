@@ -11,7 +11,7 @@ From a shell: ``python -m devtools.zerosim.simulator --port 8790`` (or the Djang
 command ``manage.py zero_simulator``) prints one line with the API URL and
 serves until interrupted.
 
-Written from the wire contract (``docs/zero-api.md``, ``apps/zero/contract``),
+Written from the wire contract (``docs/zero-api.md``, ``apps/pomerium/contract``),
 never from the portal's client; where the contract is silent it takes the
 strictest plausible reading. What is simulated is described in ``state``
 (latest vs effective versions, one pending changeset per namespace, apply and

@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from apps.zero import contract
+from apps.pomerium import contract
 from devtools.zerosim import ppl as sim_ppl
 from devtools.zerosim.changesets import ChangesetsMixin
 from devtools.zerosim.model import (

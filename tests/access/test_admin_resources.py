@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from apps.zero.models import PolicySync
+from apps.pomerium.models import PolicySync
 from tests.factories import ResourceFactory
 
 pytestmark = pytest.mark.django_db

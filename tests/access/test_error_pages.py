@@ -62,7 +62,7 @@ def test_the_log_filter_keeps_one_line_for_a_refusal_and_none_for_an_outage() ->
     refusal = record("django.request", PermissionDenied())
     assert quiet.filter(refusal) and refusal.exc_info is None
     assert not quiet.filter(record("django.request", OperationalError("refused")))
-    task = record("apps.zero.tasks", OperationalError("refused"))
+    task = record("apps.pomerium.tasks", OperationalError("refused"))
     assert quiet.filter(task) and task.exc_info is not None  # a worker keeps its traceback
 
 

@@ -15,7 +15,7 @@ from apps.access.actions import AccessAction
 from apps.access.models import AccessLevel, AccessRequest, Grant, Resource
 from apps.access.states import GrantState, PolicyViolation, RequestKind, RequestState
 from apps.audit.models import AuditEvent
-from apps.zero.desired import desired_policy
+from apps.pomerium.desired import desired_policy
 from tests.factories import AccessLevelFactory, ResourceFactory, UserFactory
 
 # Requests need somebody able to approve them (a request nobody could approve is refused).

@@ -28,7 +28,7 @@ from apps.access.models import AccessRequest, Grant, Resource
 from apps.access.states import GrantState, RequestState, SyncStatus
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
-from apps.zero.models import PolicySync
+from apps.pomerium.models import PolicySync
 
 pytestmark = pytest.mark.django_db
 

@@ -33,7 +33,7 @@ from apps.access.models import (
 from apps.access.visibility import CHANGE, VIEW
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
-from apps.zero.models import PolicySync
+from apps.pomerium.models import PolicySync
 from tests.factories import ResourceFactory
 
 pytestmark = pytest.mark.django_db

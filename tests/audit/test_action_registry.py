@@ -11,7 +11,7 @@ from apps.audit import actions
 from apps.audit import services as audit
 from apps.audit.forms import ExportForm
 from apps.audit.models import AuditAction, AuditEvent
-from apps.zero.actions import ZeroAction
+from apps.pomerium.actions import ZeroAction
 
 
 def test_every_built_in_action_is_registered_with_its_label() -> None:

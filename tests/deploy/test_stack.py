@@ -646,7 +646,7 @@ def test_image_holds_the_app_and_no_tests_dev_tools_or_toolchain(image: str) -> 
     # The demo and the Zero simulator are dev tools (devtools/): none of it is in the image.
     assert not [p for p in tree if re.search(r"(^|/)(demo|zerosim|sim_\w+\.py|simulator\.py)", p)]
     assert not [p for p in tree if re.search(r"commands/(run_demo|seed_demo|zero_simulator)", p)]
-    assert "apps/zero/management/commands/check_connectivity.py" in tree
+    assert "apps/pomerium/management/commands/check_connectivity.py" in tree
     assert "staticfiles/staticfiles.json" in tree  # collected at build, with the manifest
     assert found["modules"] == {
         **dict.fromkeys(found["modules"], False),

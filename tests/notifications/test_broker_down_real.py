@@ -20,7 +20,7 @@ from django.core import mail
 from apps.access import services
 from apps.access.models import Resource
 from apps.notifications.models import Notification
-from apps.zero.sync import resources_to_tick
+from apps.pomerium.sync import resources_to_tick
 from tests.factories import ResourceFactory, UserFactory
 
 alice = UserFactory(username="idp|alice", email="alice@example.com", groups=["engineering"])

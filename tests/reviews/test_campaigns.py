@@ -159,7 +159,7 @@ def test_keep_is_recorded_and_final(grafana: Resource, carol: Any, bob: Any) -> 
 def test_remove_a_base_rule_changes_the_policy_through_the_resource_service(
     grafana: Resource, carol: Any, bob: Any
 ) -> None:
-    from apps.zero.desired import desired_policy
+    from apps.pomerium.desired import desired_policy
 
     campaign = open_review(carol)
     target = item(campaign, ItemKind.BASE_RULE, allow=SRE_RULE["allow"])

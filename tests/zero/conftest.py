@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from apps.zero.client import ZeroClient, reset_client_cache
+from apps.pomerium.client import ZeroClient, reset_client_cache
 from devtools.zerosim.simulator import ZeroSimulator
 
 # The live stack (simulator + real worker) of the integration tests, on request only.

@@ -21,9 +21,9 @@ from apps import ppl
 from apps.access import services
 from apps.access.models import AccessRequest, Grant, Resource
 from apps.access.states import OPEN_GRANT_STATES, GrantState, SyncStatus
-from apps.zero.client import reset_client_cache
-from apps.zero.models import PolicySync
-from apps.zero.sync import desired_policy
+from apps.pomerium.client import reset_client_cache
+from apps.pomerium.models import PolicySync
+from apps.pomerium.sync import desired_policy
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.conftest import redis_available, redis_url, require_service
 from tests.factories import UserFactory

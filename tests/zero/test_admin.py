@@ -9,8 +9,8 @@ import pytest
 from apps.access import services
 from apps.access.models import Resource
 from apps.access.states import SyncStatus
-from apps.zero.models import PolicySync
-from apps.zero.sync import sync_resource
+from apps.pomerium.models import PolicySync
+from apps.pomerium.sync import sync_resource
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import ResourceFactory, UserFactory
 

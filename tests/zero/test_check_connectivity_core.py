@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from apps.access.pomerium_targets import parse
-from apps.zero import port
+from apps.pomerium import port
 from devtools.coresim.simulator import CoreSimulator
 
 pytestmark = [pytest.mark.django_db]

@@ -1,4 +1,4 @@
-"""apps.zero.client against canned HTTP answers (``responses``)."""
+"""apps.pomerium.client against canned HTTP answers (``responses``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import requests
 import responses
 from responses import matchers
 
-from apps.zero.client import (
+from apps.pomerium.client import (
     ZeroClient,
     ZeroError,
     ZeroPermanentError,

@@ -1,5 +1,5 @@
 """Every body the portal's Zero client sends, and every answer it reads, against the written
-contract (``apps/zero/contract``), over real HTTP to the simulator.
+contract (``apps/pomerium/contract``), over real HTTP to the simulator.
 
 The simulator refuses bodies that break the contract, so a green sync test already proves
 much; these tests say it explicitly and also check the answers, so neither side can drift
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import requests
 
-from apps.zero import contract
-from apps.zero.client import ZeroClient
+from apps.pomerium import contract
+from apps.pomerium.client import ZeroClient
 from devtools.zerosim.simulator import ZeroSimulator
 
 # (method, path below /api/v0) -> (request schema or None, answer schema or None)
@@ -167,7 +167,7 @@ def test_a_whole_sync_speaks_the_contract(
     """Approve, revoke and reconcile with auto-apply off: the widest set of calls a sync
     makes, every one of them checked."""
     from apps.access import services
-    from apps.zero import sync
+    from apps.pomerium import sync
     from tests.factories import ResourceFactory, UserFactory
     from tests.zero.helpers import approve
 

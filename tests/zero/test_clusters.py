@@ -19,9 +19,9 @@ from apps.access.models import Resource
 from apps.access.services.resources import save_resource
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
-from apps.zero.client import ZeroClient
-from apps.zero.models import PolicySync
-from apps.zero.sync import FAILED, SYNCED, resources_to_tick, sync_resource
+from apps.pomerium.client import ZeroClient
+from apps.pomerium.models import PolicySync
+from apps.pomerium.sync import FAILED, SYNCED, resources_to_tick, sync_resource
 from devtools.zerosim.simulator import ZeroSimulator
 from devtools.zerosim.state import console_user
 from tests.factories import ResourceFactory

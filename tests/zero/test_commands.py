@@ -15,8 +15,8 @@ from apps import ppl
 from apps.access import services
 from apps.access.models import Resource
 from apps.audit.models import AuditAction, AuditEvent
-from apps.zero.actions import ZeroAction
-from apps.zero.models import PolicySync
+from apps.pomerium.actions import ZeroAction
+from apps.pomerium.models import PolicySync
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import ResourceFactory, UserFactory
 
@@ -175,7 +175,7 @@ def test_check_connectivity_proves_write_access_by_rewriting_a_managed_policy_un
 ) -> None:
     settings.CELERY_BROKER_URL = "memory://"
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
-    from apps.zero.sync import sync_resource
+    from apps.pomerium.sync import sync_resource
 
     resource = ResourceFactory(slug="grafana")
     sync_resource(resource.pk)

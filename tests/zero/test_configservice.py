@@ -1,4 +1,4 @@
-"""apps.zero.configservice against a fake Core (tests/zero/fake_core.py, from the OpenAPI
+"""apps.pomerium.configservice against a fake Core (tests/zero/fake_core.py, from the OpenAPI
 document): transport, Core's JWT, Connect error codes, paging, the policy wire form, routes."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import jwt
 import pytest
 import responses
 
-from apps.zero.client import ZeroPermanentError, ZeroTransientError
-from apps.zero.configservice import JWT_LIFETIME, ConfigServiceClient
+from apps.pomerium.client import ZeroPermanentError, ZeroTransientError
+from apps.pomerium.configservice import JWT_LIFETIME, ConfigServiceClient
 from tests.zero.fake_core import FakeCore
 
 RULES = [{"allow": {"and": [{"email": {"is": "Alice@Example.com"}}]}}]
@@ -192,7 +192,7 @@ def test_yaml_source_ppl_is_read_as_rules(core, client) -> None:
 def test_every_request_the_client_sends_validates_against_the_written_contract(
     core, client
 ) -> None:
-    from apps.zero import configservice_contract
+    from apps.pomerium import configservice_contract
 
     core.add_route("r-1", policyIds=[])
     created = client.create_policy(PROPS)

@@ -1,4 +1,4 @@
-"""Our ConfigService schemas (apps/zero/configservice_contract) against Pomerium's own
+"""Our ConfigService schemas (apps/pomerium/configservice_contract) against Pomerium's own
 OpenAPI document, field by field, so the two cannot drift apart.
 
 Pomerium's document is not in the repository (it is Pomerium's; we keep our own subset).
@@ -17,7 +17,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from apps.zero import configservice_contract as contract
+from apps.pomerium import configservice_contract as contract
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC_NAME = "shared/specs/pomerium-config.openapi.yaml"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from apps.zero import contract
+from apps.pomerium import contract
 from devtools.zerosim.handler import API_ENDPOINTS
 from devtools.zerosim.probe import ContractProbe
 from devtools.zerosim.simulator import ZeroSimulator

@@ -1,4 +1,4 @@
-"""The Zero wire contract (apps/zero/contract): the schemas themselves, without HTTP."""
+"""The Zero wire contract (apps/pomerium/contract): the schemas themselves, without HTTP."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import copy
 import pytest
 from jsonschema import Draft202012Validator
 
-from apps.zero import contract
+from apps.pomerium import contract
 
 STAMP = "2026-09-01T09:00:00.000Z"
 RULE = {

@@ -21,9 +21,9 @@ from apps.access.actions import AccessAction
 from apps.access.models import Grant, Resource
 from apps.access.states import GrantState, SyncStatus
 from apps.audit.models import AuditEvent
-from apps.zero import sync, tasks
-from apps.zero.actions import ZeroAction
-from apps.zero.models import PolicySync, RemovalAlert
+from apps.pomerium import sync, tasks
+from apps.pomerium.actions import ZeroAction
+from apps.pomerium.models import PolicySync, RemovalAlert
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import GrantFactory, ResourceFactory, UserFactory
 

@@ -17,10 +17,10 @@ from apps.access import services, targets
 from apps.access.models import Grant
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
-from apps.zero import port
-from apps.zero.actions import ZeroAction
-from apps.zero.models import PolicySync
-from apps.zero.sync import sync_resource
+from apps.pomerium import port
+from apps.pomerium.actions import ZeroAction
+from apps.pomerium.models import PolicySync
+from apps.pomerium.sync import sync_resource
 from devtools.coresim.simulator import CoreSimulator
 from tests.conftest import redis_available, redis_url, require_service
 from tests.factories import AccessLevelFactory, ResourceFactory, UserFactory

@@ -4,7 +4,7 @@ worker stopped across an end removes it when it is back (and the end, unenforced
 raises the overdue alert), a recurring window is opened and closed by the worker.
 
 No beat runs here: what opens and closes the rules is the pass queued for the boundary's
-second (``apps.zero.tasks.schedule_boundary``), or, after the outage, that pass delivered
+second (``apps.pomerium.tasks.schedule_boundary``), or, after the outage, that pass delivered
 late and the tick called once, as beat would. The recurring window is placed on the real
 clock (the next whole minute, in UTC), since the worker is another process.
 """
@@ -21,10 +21,10 @@ from apps.access import services
 from apps.access.models import Grant, Resource
 from apps.access.states import GrantState, SyncStatus
 from apps.audit.models import AuditEvent
-from apps.zero import sync
-from apps.zero.actions import ZeroAction
-from apps.zero.models import PolicySync
-from apps.zero.tasks import sync_resource, tick
+from apps.pomerium import sync
+from apps.pomerium.actions import ZeroAction
+from apps.pomerium.models import PolicySync
+from apps.pomerium.tasks import sync_resource, tick
 from devtools.coresim.simulator import CoreSimulator
 from tests.factories import GrantFactory, ResourceFactory, UserFactory
 from tests.zero.live import approver, eventually

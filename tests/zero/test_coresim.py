@@ -21,7 +21,7 @@ import jwt
 import pytest
 import requests
 
-from apps.zero import configservice_contract as contract
+from apps.pomerium import configservice_contract as contract
 from devtools.coresim import CoreSimulator
 from devtools.coresim.simulator import DEV_SHARED_SECRET
 

@@ -1,4 +1,4 @@
-"""Whose change is it (apps.zero.identity): the portal's own Zero user AND content it
+"""Whose change is it (apps.pomerium.identity): the portal's own Zero user AND content it
 attempted, or someone else's. Against the simulator over HTTP where a pass decides it;
 the learning rule also on hand-made activity entries, for orders a live run cannot force."""
 
@@ -10,9 +10,9 @@ import pytest
 
 from apps.access.models import Resource
 from apps.audit.models import AuditEvent
-from apps.zero import desired, identity
-from apps.zero.models import PolicySync, ZeroCluster
-from apps.zero.sync import sync_resource
+from apps.pomerium import desired, identity
+from apps.pomerium.models import PolicySync, ZeroCluster
+from apps.pomerium.sync import sync_resource
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.zero.helpers import A, approve
 

@@ -22,8 +22,8 @@ from apps.access.states import GrantState, SyncStatus
 from apps.access.sync import request_sync
 from apps.access.tasks import tick
 from apps.audit.models import AuditEvent
-from apps.zero.actions import ZeroAction
-from apps.zero.tasks import reconcile_all
+from apps.pomerium.actions import ZeroAction
+from apps.pomerium.tasks import reconcile_all
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import GrantFactory, ResourceFactory
 from tests.support.celery_worker import CeleryWorker

@@ -14,8 +14,8 @@ import pytest
 
 from apps.access.models import Grant
 from apps.access.states import SyncStatus
-from apps.zero.client import reset_client_cache
-from apps.zero.models import PolicySync
+from apps.pomerium.client import reset_client_cache
+from apps.pomerium.models import PolicySync
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import ResourceFactory
 from tests.zero.live import approver, eventually, pending

@@ -17,9 +17,9 @@ from apps.access import services
 from apps.access.models import Grant
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
-from apps.zero.actions import ZeroAction
-from apps.zero.models import PolicySync
-from apps.zero.tasks import tick as zero_tick
+from apps.pomerium.actions import ZeroAction
+from apps.pomerium.models import PolicySync
+from apps.pomerium.tasks import tick as zero_tick
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import ResourceFactory, UserFactory
 from tests.zero.live import approver, converged, evaluates, eventually, in_threads, pending

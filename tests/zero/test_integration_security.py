@@ -21,9 +21,9 @@ from apps.access.actions import AccessAction
 from apps.access.models import Grant
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
-from apps.zero.actions import ZeroAction
-from apps.zero.models import PolicySync, ZeroCluster
-from apps.zero.tasks import tick
+from apps.pomerium.actions import ZeroAction
+from apps.pomerium.models import PolicySync, ZeroCluster
+from apps.pomerium.tasks import tick
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import AccessLevelFactory, ResourceFactory, UserFactory
 from tests.zero.live import approver, evaluates, eventually, pending

@@ -1,4 +1,4 @@
-"""apps.zero.sync against the Zero simulator over real HTTP: approvals, revocations,
+"""apps.pomerium.sync against the Zero simulator over real HTTP: approvals, revocations,
 coalescing, the lease, drift, and what denied users are told."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from apps.access import services
 from apps.access.models import Resource
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
-from apps.zero import sync as sync_module
-from apps.zero.client import ZeroClient, get_client
-from apps.zero.models import PolicySync
-from apps.zero.sync import (
+from apps.pomerium import sync as sync_module
+from apps.pomerium.client import ZeroClient, get_client
+from apps.pomerium.models import PolicySync
+from apps.pomerium.sync import (
     BUSY,
     MAX_PASSES,
     SYNCED,

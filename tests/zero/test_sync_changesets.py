@@ -1,4 +1,4 @@
-"""apps.zero.sync against the simulator over real HTTP: changesets as Zero has them,
+"""apps.pomerium.sync against the simulator over real HTTP: changesets as Zero has them,
 emails as Pomerium matches them, paging, duplicates, lost answers, overdue revocations."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from apps.access import services
 from apps.access.models import Grant, Resource
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
-from apps.zero.client import get_client
-from apps.zero.models import PolicySync, RemovalAlert
-from apps.zero.sync import (
+from apps.pomerium.client import get_client
+from apps.pomerium.models import PolicySync, RemovalAlert
+from apps.pomerium.sync import (
     FAILED,
     SYNCED,
     UP_TO_DATE,
@@ -26,7 +26,7 @@ from apps.zero.sync import (
     resources_to_tick,
     sync_resource,
 )
-from apps.zero.tasks import APPLY_RECHECK, MAX_RETRY_AFTER, backoff
+from apps.pomerium.tasks import APPLY_RECHECK, MAX_RETRY_AFTER, backoff
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.zero.helpers import A, actions, approve, last_seq
 

@@ -1,4 +1,4 @@
-"""apps.zero.sync on a ConfigService target (a fake Core, tests/zero/fake_core.py): the
+"""apps.pomerium.sync on a ConfigService target (a fake Core, tests/zero/fake_core.py): the
 write read back as proof, no date criterion, drift found by comparing content and audited,
 routes attached touching only policyIds."""
 
@@ -15,10 +15,10 @@ from apps.access.models import Resource
 from apps.access.pomerium_targets import Target
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
-from apps.zero import port, watch
-from apps.zero.client import ZeroPermanentError
-from apps.zero.models import PolicySync
-from apps.zero.sync import SYNCED, sync_resource
+from apps.pomerium import port, watch
+from apps.pomerium.client import ZeroPermanentError
+from apps.pomerium.models import PolicySync
+from apps.pomerium.sync import SYNCED, sync_resource
 from tests.zero.fake_core import FakeCore
 from tests.zero.helpers import A, actions, approve, last_seq
 

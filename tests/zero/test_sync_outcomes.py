@@ -1,4 +1,4 @@
-"""apps.zero.sync against the Zero simulator over real HTTP: expiry, changesets,
+"""apps.pomerium.sync against the Zero simulator over real HTTP: expiry, changesets,
 failures and routes."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from apps.access import services
 from apps.access.models import AccessRequest, Grant, Resource
 from apps.access.states import GrantState, SyncStatus
 from apps.audit.models import AuditEvent
-from apps.zero.client import get_client
-from apps.zero.models import PolicySync
-from apps.zero.sync import FAILED, SYNCED, sync_resource
+from apps.pomerium.client import get_client
+from apps.pomerium.models import PolicySync
+from apps.pomerium.sync import FAILED, SYNCED, sync_resource
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import GrantFactory, ResourceFactory, UserFactory
 from tests.zero.helpers import A, actions, approve, last_seq, policy_text

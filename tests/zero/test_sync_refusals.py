@@ -13,9 +13,9 @@ from apps.access import services
 from apps.access.models import Grant, Resource
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
-from apps.zero.actions import ZeroAction
-from apps.zero.models import PolicySync
-from apps.zero.sync import FAILED, SYNCED, sync_resource
+from apps.pomerium.actions import ZeroAction
+from apps.pomerium.models import PolicySync
+from apps.pomerium.sync import FAILED, SYNCED, sync_resource
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import AccessLevelFactory, UserFactory
 from tests.zero.helpers import approve

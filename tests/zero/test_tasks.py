@@ -14,10 +14,10 @@ from apps.access import services
 from apps.access.models import Grant, Resource
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
-from apps.zero import tasks
-from apps.zero.actions import ZeroAction
-from apps.zero.models import PolicySync
-from apps.zero.sync import resources_to_reconcile, resources_to_tick
+from apps.pomerium import tasks
+from apps.pomerium.actions import ZeroAction
+from apps.pomerium.models import PolicySync
+from apps.pomerium.sync import resources_to_reconcile, resources_to_tick
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import GrantFactory, ResourceFactory, UserFactory
 

@@ -1,4 +1,4 @@
-"""The tick's watch on Zero's activity log (apps.zero.watch): one read per cluster per
+"""The tick's watch on Zero's activity log (apps.pomerium.watch): one read per cluster per
 tick, someone else's edit to a managed policy found and repaired by a forced sync, the
 portal's own writes left alone. Against the simulator over real HTTP; calls are counted."""
 
@@ -10,9 +10,9 @@ import pytest
 
 from apps.access.models import Resource
 from apps.audit.models import AuditEvent
-from apps.zero import watch
-from apps.zero.models import PolicySync, ZeroCluster
-from apps.zero.sync import sync_resource
+from apps.pomerium import watch
+from apps.pomerium.models import PolicySync, ZeroCluster
+from apps.pomerium.sync import sync_resource
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import ResourceFactory
 from tests.zero.helpers import A, approve
@@ -185,7 +185,7 @@ def test_a_failing_watch_never_keeps_the_tick_from_its_revocations(
     bob: Any,
 ) -> None:  # fmt: skip
     from apps.access import services
-    from apps.zero import tasks
+    from apps.pomerium import tasks
 
     grant = approve("alice@example.com", resource, bob)
     sync_resource(resource.pk)

@@ -13,7 +13,7 @@ import pytest
 from apps import ppl
 from apps.access import targets
 from apps.access.states import GrantState
-from apps.zero import desired, windows
+from apps.pomerium import desired, windows
 from tests.factories import GrantFactory, ResourceFactory
 
 CORE: frozenset[str] = frozenset()

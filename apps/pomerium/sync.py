@@ -15,7 +15,7 @@
 * **Drift is named.** A remote policy that differs from what the portal last wrote was
   edited elsewhere: it is overwritten and audited as ``zero.drift_repaired`` with the
   rules added/removed and, from Zero's activity log, who edited it. The 30 s tick finds
-  such edits in the activity log (``apps.zero.watch``) and forces a pass at once.
+  such edits in the activity log (``apps.pomerium.watch``) and forces a pass at once.
 * **Live means enforced.** Grants become ``live``/``removed`` only once an answer about
   the write itself proves Zero applied it (its activity entry, or its changeset; never a
   remembered setting: ``remote.settle_changesets``), with that time in ``enforced_at``
@@ -45,15 +45,15 @@ from __future__ import annotations
 
 import time  # noqa: F401  (tests patch ``sync.time.sleep``, the pause between passes)
 
-from apps.zero.choosing import (
+from apps.pomerium.choosing import (
     due_at,
     flag_overdue_removals,
     resources_to_reconcile,
     resources_to_tick,
 )
-from apps.zero.desired import desired_policy
-from apps.zero.lease import LEASE_SECONDS
-from apps.zero.passes import (
+from apps.pomerium.desired import desired_policy
+from apps.pomerium.lease import LEASE_SECONDS
+from apps.pomerium.passes import (
     BUSY,
     FAILED,
     MAX_PASSES,
@@ -64,7 +64,7 @@ from apps.zero.passes import (
     SyncRefused,
     sync_resource,
 )
-from apps.zero.writing import DuplicatePolicies, PolicyRefused
+from apps.pomerium.writing import DuplicatePolicies, PolicyRefused
 
 __all__ = [
     "BUSY",

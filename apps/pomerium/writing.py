@@ -18,12 +18,12 @@ from django.utils import timezone
 from apps import ppl as ppl_lib
 from apps.access import targets
 from apps.access.models import Resource
-from apps.zero import desired, identity, port, remote
-from apps.zero.actions import ZeroAction
-from apps.zero.client import ZeroPermanentError
-from apps.zero.models import PolicySync
-from apps.zero.outcomes import PassResult
-from apps.zero.port import PolicyStore
+from apps.pomerium import desired, identity, port, remote
+from apps.pomerium.actions import ZeroAction
+from apps.pomerium.client import ZeroPermanentError
+from apps.pomerium.models import PolicySync
+from apps.pomerium.outcomes import PassResult
+from apps.pomerium.port import PolicyStore
 
 __all__ = [
     "MAX_ATTEMPTED",
@@ -33,7 +33,7 @@ __all__ = [
     "without_doubtful_rules",
 ]
 
-logger = logging.getLogger("apps.zero.sync")
+logger = logging.getLogger("apps.pomerium.sync")
 
 REFUSED_STATUSES = (400, 422)
 

@@ -1,8 +1,8 @@
 """The Pomerium Zero management API client: the only code that talks to Zero.
 
-Contract (docs/zero-api.md; the JSON Schemas in ``apps/zero/contract`` are the written
+Contract (docs/zero-api.md; the JSON Schemas in ``apps/pomerium/contract`` are the written
 form, and the tests validate every body this client sends against them). The token, the
-authenticated call, errors and paging are ``apps.zero.transport``'s (its docstring says
+authenticated call, errors and paging are ``apps.pomerium.transport``'s (its docstring says
 how failures and tokens are handled); this module adds the calls on policies, routes,
 clusters, changesets and the activity log, and one client per process and cluster
 (``get_client``).
@@ -19,8 +19,8 @@ from typing import Any
 
 from apps import ppl as ppl_lib
 from apps.access import clusters, targets
-from apps.zero import contract
-from apps.zero.transport import (
+from apps.pomerium import contract
+from apps.pomerium.transport import (
     MAX_PAGES,
     PAGE_SIZE,
     TOKEN_RENEW_MARGIN,
@@ -44,7 +44,7 @@ __all__ = [
     "reset_client_cache",
 ]
 
-logger = logging.getLogger("apps.zero.client")
+logger = logging.getLogger("apps.pomerium.client")
 
 SETTINGS_MAX_AGE = 30.0  # seconds a cluster-settings answer is reused
 # Every key a create or replace must carry, read from the written contract so the client

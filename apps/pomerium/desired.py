@@ -1,6 +1,6 @@
 """What a resource's Zero policy should hold, and how to compare it with what Zero holds.
 
-Pure reads of the database plus pure functions: no HTTP, no writes. ``apps.zero.sync``
+Pure reads of the database plus pure functions: no HTTP, no writes. ``apps.pomerium.sync``
 builds on these; ``manage.py sync_zero --dry-run`` prints them.
 """
 
@@ -17,7 +17,7 @@ from django.conf import settings
 from apps import ppl as ppl_lib
 from apps.access import targets
 from apps.access.models import Grant, Resource
-from apps.zero import windows
+from apps.pomerium import windows
 
 # The managed properties: what the portal owns in a policy and compares on every sync.
 MANAGED_KEYS = ("name", "description", "explanation", "remediation", "enforced", "ppl")
@@ -48,7 +48,7 @@ def grant_key(grant: Any, now: datetime, caps: frozenset[str]) -> RuleKey | None
     target with ``caps``; ``None`` when the policy must not carry it now.
 
     Where the target closes windows by itself that is the grant's own window and criteria.
-    Where the worker does (``apps.zero.windows``), the key names the window the rule is in
+    Where the worker does (``apps.pomerium.windows``), the key names the window the rule is in
     the policy for, so it changes at every boundary, and leaves out the criteria the
     target lacks: no ``date`` (``render`` writes none), and the schedule's ``day_of_week``/
     ``time_of_day`` where the worker evaluates the schedule.

@@ -28,7 +28,7 @@ from apps.access.admin.actions import ReadOnlyAdmin
 from apps.access.models import Resource
 from apps.accounts.middleware import request_user
 from apps.kit.admin_base import ReadOnlyModelAdmin, StrictIdsMixin
-from apps.zero.models import PolicySync, ZeroCluster
+from apps.pomerium.models import PolicySync, ZeroCluster
 
 SYNC_PERMISSION = "access.decide_accessrequest"
 WARNING = '<strong style="color:#b42318">{}</strong>'
@@ -187,7 +187,7 @@ class PolicySyncAdmin(ReadOnlyModelAdmin, StrictIdsMixin):
 
     @admin.action(description="Sync now", permissions=["sync"])
     def sync_now(self, request: HttpRequest, queryset: QuerySet[PolicySync]) -> None:
-        from apps.zero.tasks import sync_resource
+        from apps.pomerium.tasks import sync_resource
 
         queued = failed = 0
         for resource_id in queryset.values_list("resource_id", flat=True):

@@ -1,7 +1,7 @@
 """The read-mostly Zero calls of a sync pass: who edited a policy, which routes use it,
 and whether the portal's change is enforced (changesets).
 
-Helpers of ``apps.zero.sync``; each raises ``ZeroError`` like the client unless it says
+Helpers of ``apps.pomerium.sync``; each raises ``ZeroError`` like the client unless it says
 otherwise, and none writes to the database.
 
 How "enforced" is decided (docs/zero-api.md, "Changesets"):
@@ -21,7 +21,7 @@ How "enforced" is decided (docs/zero-api.md, "Changesets"):
 * With ``ZERO_APPLY_CHANGESETS`` the portal applies a pending changeset itself, but only
   when Zero's activity log lists the portal's own write under it and shows that every
   change in it is the portal's own: made by the portal's own Zero API user AND holding
-  content the portal attempted to write to that policy (``apps.zero.identity``, the one
+  content the portal attempted to write to that policy (``apps.pomerium.identity``, the one
   home of that rule). Anything else in it (another user's console edit, even to a policy
   the portal manages; a route; a setting; a deletion; an entry whose content the log does
   not show) and the changeset is left pending for a human, and the row, the audit trail
@@ -40,16 +40,16 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps import ppl as ppl_lib
-from apps.zero import desired, identity
-from apps.zero.client import ZeroClient, ZeroError, ZeroPermanentError, ZeroTransientError
-from apps.zero.identity import Identity
-from apps.zero.models import PolicySync
-from apps.zero.outcomes import PassResult
-from apps.zero.port import PolicyStore
+from apps.pomerium import desired, identity
+from apps.pomerium.client import ZeroClient, ZeroError, ZeroPermanentError, ZeroTransientError
+from apps.pomerium.identity import Identity
+from apps.pomerium.models import PolicySync
+from apps.pomerium.outcomes import PassResult
+from apps.pomerium.port import PolicyStore
 
 from .actions import ZeroAction
 
-logger = logging.getLogger("apps.zero.sync")
+logger = logging.getLogger("apps.pomerium.sync")
 
 ACTIVITY_LOOKBACK = 20
 

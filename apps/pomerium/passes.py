@@ -1,11 +1,11 @@
 """A sync pass, and the passes one ``sync_resource`` call runs under the lease.
 
-``sync_resource`` claims the resource's lease (``apps.zero.lease``), runs passes while
+``sync_resource`` claims the resource's lease (``apps.pomerium.lease``), runs passes while
 changes keep arriving (at least ``ZERO_SYNC_SETTLE_SECONDS`` apart), and returns one
 ``SyncOutcome``. A pass reads the generation, then the grants, renders the policy
-(``apps.zero.desired``), makes its remote calls (``apps.zero.writing``, following a move
-with ``apps.zero.moves``) and records the outcome in one transaction
-(``apps.zero.outcomes``). See ``apps.zero.sync`` for the guarantees.
+(``apps.pomerium.desired``), makes its remote calls (``apps.pomerium.writing``, following a move
+with ``apps.pomerium.moves``) and records the outcome in one transaction
+(``apps.pomerium.outcomes``). See ``apps.pomerium.sync`` for the guarantees.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from django.utils import timezone
 from apps import ppl as ppl_lib
 from apps.access import clusters, targets
 from apps.access.models import Resource
-from apps.zero import desired, lease, moves, port, remote, windows, writing
-from apps.zero.client import ZeroClient, ZeroError
-from apps.zero.models import PolicySync
-from apps.zero.outcomes import PassResult, has_unsettled, record_failure, record_success
-from apps.zero.port import PolicyStore
+from apps.pomerium import desired, lease, moves, port, remote, windows, writing
+from apps.pomerium.client import ZeroClient, ZeroError
+from apps.pomerium.models import PolicySync
+from apps.pomerium.outcomes import PassResult, has_unsettled, record_failure, record_success
+from apps.pomerium.port import PolicyStore
 
 __all__ = [
     "BUSY",
@@ -39,7 +39,7 @@ __all__ = [
     "sync_resource",
 ]
 
-logger = logging.getLogger("apps.zero.sync")
+logger = logging.getLogger("apps.pomerium.sync")
 
 MAX_PASSES = 8  # per call: the first plus follow-ups for changes made meanwhile
 

@@ -36,14 +36,14 @@ from django.utils import timezone
 from apps import ppl as ppl_lib
 from apps.access import clusters, targets
 from apps.access.models import Resource
-from apps.zero import desired, identity, port
-from apps.zero.client import ZeroClient, ZeroError, get_client
-from apps.zero.models import PolicySync, ZeroCluster
-from apps.zero.transport import PAGE_SIZE
+from apps.pomerium import desired, identity, port
+from apps.pomerium.client import ZeroClient, ZeroError, get_client
+from apps.pomerium.models import PolicySync, ZeroCluster
+from apps.pomerium.transport import PAGE_SIZE
 
 __all__ = ["ClusterWatch", "drifted_resources"]
 
-logger = logging.getLogger("apps.zero.sync")
+logger = logging.getLogger("apps.pomerium.sync")
 
 MAX_WATCH_PAGES = 5  # beyond this many pages since the cursor, compare every policy instead
 

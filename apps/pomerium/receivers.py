@@ -1,6 +1,6 @@
 """What the Zero sync does when the access domain announces a change (``apps.access.events``).
 
-Connected in ``ZeroConfig.ready()``.
+Connected in ``PomeriumConfig.ready()``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def enqueue_sync(sender: Any, *, resource_id: int, **_: Any) -> None:
     catches up within 30 s."""
     if not settings.ZERO_SYNC_ENABLED:
         return
-    from apps.zero.tasks import sync_resource
+    from apps.pomerium.tasks import sync_resource
 
     try:
         sync_resource.delay(resource_id=resource_id)

@@ -17,10 +17,10 @@ from apps.access.models import Grant, Resource
 from apps.access.states import SyncStatus
 from apps.audit import services as audit
 from apps.audit.services import record
-from apps.zero import remote
-from apps.zero.actions import ZeroAction
-from apps.zero.models import PolicySync, RemovalAlert
-from apps.zero.outcomes import CLOSED_GRANT_STATES
+from apps.pomerium import remote
+from apps.pomerium.actions import ZeroAction
+from apps.pomerium.models import PolicySync, RemovalAlert
+from apps.pomerium.outcomes import CLOSED_GRANT_STATES
 
 __all__ = ["due_at", "flag_overdue_removals", "resources_to_reconcile", "resources_to_tick"]
 

@@ -1,8 +1,8 @@
 """The port the sync engine talks to: "where a resource's policy lives".
 
 ``PolicyStore`` is what the sync, the watch and the commands use of a target; two adapters
-implement it, one module each: ``apps.zero.client.ZeroClient`` (Zero's v0 REST API) and
-``apps.zero.configservice.ConfigServiceClient`` (Pomerium's ConfigService: Core, and
+implement it, one module each: ``apps.pomerium.client.ZeroClient`` (Zero's v0 REST API) and
+``apps.pomerium.configservice.ConfigServiceClient`` (Pomerium's ConfigService: Core, and
 Zero or Enterprise as flavour ``api``). The sync never asks which one it holds: it reads
 ``capabilities`` (``apps.access.targets``) and calls the optional parts only when they
 say so (changesets and the activity log exist only where ``CHANGESETS`` and
@@ -23,8 +23,8 @@ import requests
 from django.conf import settings
 
 from apps.access import targets
-from apps.zero.client import ZeroClient, ZeroPermanentError, get_client
-from apps.zero.configservice import LOCATION_PREFIX, ConfigServiceClient
+from apps.pomerium.client import ZeroClient, ZeroPermanentError, get_client
+from apps.pomerium.configservice import LOCATION_PREFIX, ConfigServiceClient
 
 __all__ = ["PolicyStore", "reset_store_cache", "store_at", "store_for", "with_log"]
 
@@ -33,9 +33,9 @@ __all__ = ["PolicyStore", "reset_store_cache", "store_at", "store_for", "with_lo
 class PolicyStore(Protocol):
     """Read, list, create, replace and delete a target's policies; its routes.
 
-    Every method raises ``apps.zero.client.ZeroError`` (``ZeroTransientError`` when a
+    Every method raises ``apps.pomerium.client.ZeroError`` (``ZeroTransientError`` when a
     retry may help, ``ZeroPermanentError`` otherwise, ``status`` 404 for a missing
-    policy). Policies are dicts as ``apps.zero.desired.managed_state`` reads them: ``id``,
+    policy). Policies are dicts as ``apps.pomerium.desired.managed_state`` reads them: ``id``,
     ``name``, ``description``, ``explanation``, ``remediation``, ``enforced``, ``ppl``
     (a structure), and where the target says so ``namespaceId``, ``modifiedAt``,
     ``routes``.

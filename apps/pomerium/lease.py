@@ -17,7 +17,7 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.zero.models import PolicySync
+from apps.pomerium.models import PolicySync
 
 __all__ = ["LEASE_SECONDS", "claim", "new_owner", "release", "renew"]
 

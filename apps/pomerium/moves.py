@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import logging
 
-from apps.zero import port
-from apps.zero.actions import ZeroAction
-from apps.zero.client import ZeroError, ZeroPermanentError
-from apps.zero.models import PolicySync
-from apps.zero.outcomes import PassResult
-from apps.zero.port import PolicyStore
+from apps.pomerium import port
+from apps.pomerium.actions import ZeroAction
+from apps.pomerium.client import ZeroError, ZeroPermanentError
+from apps.pomerium.models import PolicySync
+from apps.pomerium.outcomes import PassResult
+from apps.pomerium.port import PolicyStore
 
 __all__ = ["follow_move", "retire_moved"]
 
-logger = logging.getLogger("apps.zero.sync")
+logger = logging.getLogger("apps.pomerium.sync")
 
 
 def follow_move(state: PolicySync, cluster_id: str, result: PassResult) -> PolicySync:

@@ -17,7 +17,7 @@ Contract (docs/sync.md "Pomerium Core and Enterprise"; Pomerium's OpenAPI docume
   ``JWT_LIFETIME`` seconds ahead, signed with the base64-decoded shared secret, in the
   ``jwt`` header; on Zero or Enterprise (flavour ``api``) ``Authorization: Bearer <token>``.
   Neither the secret, nor a JWT, nor the token ever appears in a message or a log line.
-* Policies are read and written as the sync compares them (``apps.zero.desired``): the
+* Policies are read and written as the sync compares them (``apps.pomerium.desired``): the
   wire's ``sourcePpl`` is a *string* of PPL (written as ``ppl.dumps`` of the rules); read
   back it is parsed into ``ppl`` (JSON, else YAML; text that is neither is kept as text, so
   it never equals what the portal wants and is rewritten).
@@ -42,7 +42,7 @@ import yaml
 
 from apps import ppl as ppl_lib
 from apps.access import pomerium_targets
-from apps.zero.transport import (
+from apps.pomerium.transport import (
     ZeroError,
     ZeroPermanentError,
     ZeroTransientError,
@@ -59,7 +59,7 @@ __all__ = [
     "policy_from_wire",
 ]
 
-logger = logging.getLogger("apps.zero.configservice")
+logger = logging.getLogger("apps.pomerium.configservice")
 
 SERVICE = "pomerium.config.ConfigService"
 LOCATION_PREFIX = "target:"
@@ -173,7 +173,7 @@ class ConfigServiceClient:
         self.session = session or requests.Session()
         self.clock = clock
         self.calls: Counter[tuple[str, str]] = Counter()
-        # Set by apps.zero.port from the target's flavour; none until then (fail closed).
+        # Set by apps.pomerium.port from the target's flavour; none until then (fail closed).
         self.capabilities: frozenset[str] = frozenset()
         self._stats_lock = threading.Lock()
         self._recent_jwts: list[str] = []
@@ -324,7 +324,7 @@ class ConfigServiceClient:
         return body
 
     # ------------------------------------------------------------------ #
-    # Operations (the PolicyStore port, apps.zero.port)
+    # Operations (the PolicyStore port, apps.pomerium.port)
     # ------------------------------------------------------------------ #
 
     def server_info(self) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Zero's v0 API on the wire: the ID token, one authenticated call, errors, paging.
 
-``ZeroTransport`` is the plumbing under ``apps.zero.client.ZeroClient`` (which adds the
+``ZeroTransport`` is the plumbing under ``apps.pomerium.client.ZeroClient`` (which adds the
 calls on policies, clusters, changesets and the activity log). Contract
 (docs/zero-api.md):
 
@@ -43,7 +43,7 @@ __all__ = [
     "ZeroTransport",
 ]
 
-logger = logging.getLogger("apps.zero.client")
+logger = logging.getLogger("apps.pomerium.client")
 
 TOKEN_RENEW_MARGIN = 60.0  # seconds of validity left below which we renew
 PAGE_SIZE = 100  # asked for; the server may send fewer (see ``_paged``)

@@ -1,4 +1,4 @@
-"""Bookkeeping of the Zero sync: one row per resource, owned by ``apps.zero.sync``.
+"""Bookkeeping of the Zero sync: one row per resource, owned by ``apps.pomerium.sync``.
 
 The access models hold the truth (grants, ``Resource.sync_generation``); this row only
 remembers what the portal last did to the resource's Zero policy, so a sync can tell its
@@ -95,14 +95,14 @@ class PolicySync(models.Model):
         blank=True,
         editable=False,
         help_text="The next instant a grant's rule must appear or disappear, on a target that "
-        "cannot open or close a window by itself (apps.zero.windows); a pass is queued for "
+        "cannot open or close a window by itself (apps.pomerium.windows); a pass is queued for "
         "that second, and the tick syncs every resource whose due_at is past.",
     )
     boundary_eta = models.DateTimeField(
         null=True,
         blank=True,
         editable=False,
-        help_text="The eta of the boundary pass last queued (apps.zero.tasks."
+        help_text="The eta of the boundary pass last queued (apps.pomerium.tasks."
         "schedule_boundary): one chain of boundary passes per resource.",
     )
     # A lease, not a database lock: a sync must not hold a transaction open across HTTP
@@ -122,8 +122,8 @@ class PolicySync(models.Model):
 
 class ZeroCluster(models.Model):
     """What the portal knows about one Zero cluster it writes to: who it is there, and how
-    far it has read the cluster's activity log. Written by ``apps.zero.identity`` and
-    ``apps.zero.watch`` only; nothing here is edited by hand.
+    far it has read the cluster's activity log. Written by ``apps.pomerium.identity`` and
+    ``apps.pomerium.watch`` only; nothing here is edited by hand.
 
     The portal's own Zero user (``api_user_id``/``api_user_email``) is what Zero's activity
     log names as the author of the portal's writes. It comes from ``ZERO_API_USER_ID`` or is

@@ -1,6 +1,6 @@
 """Recording what a sync pass did: the row, each grant, the audit trail, in one transaction.
 
-Called by ``apps.zero.sync`` after its remote calls, never while it waits on Zero. The
+Called by ``apps.pomerium.sync`` after its remote calls, never while it waits on Zero. The
 sync's own row (``PolicySync``) is written here; each grant's enforcement fields are
 reported to their owner, ``apps.access.services.enforcement``, which audits them. Lock
 order matches the services (rows first, then the audit chain through ``record``):
@@ -23,9 +23,9 @@ from apps.access.services import enforcement
 from apps.access.states import OPEN_GRANT_STATES, GrantState, SyncStatus
 from apps.audit import services as audit
 from apps.audit.services import record
-from apps.zero import windows
-from apps.zero.desired import RuleKey, grant_key
-from apps.zero.models import PolicySync
+from apps.pomerium import windows
+from apps.pomerium.desired import RuleKey, grant_key
+from apps.pomerium.models import PolicySync
 
 from .actions import ZeroAction
 

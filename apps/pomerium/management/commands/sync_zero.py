@@ -18,11 +18,11 @@ from django.utils import timezone
 
 from apps.access import clusters, targets
 from apps.access.models import Resource
-from apps.zero import desired, port
-from apps.zero.client import ZeroError, ZeroPermanentError
-from apps.zero.models import PolicySync
-from apps.zero.port import PolicyStore
-from apps.zero.sync import FAILED, resources_to_reconcile, sync_resource
+from apps.pomerium import desired, port
+from apps.pomerium.client import ZeroError, ZeroPermanentError
+from apps.pomerium.models import PolicySync
+from apps.pomerium.port import PolicyStore
+from apps.pomerium.sync import FAILED, resources_to_reconcile, sync_resource
 
 
 def _one_line(text: str) -> str:

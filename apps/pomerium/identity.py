@@ -45,8 +45,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps import ppl as ppl_lib
-from apps.zero import desired
-from apps.zero.models import ZeroCluster
+from apps.pomerium import desired
+from apps.pomerium.models import ZeroCluster
 
 __all__ = [
     "Identity",
@@ -58,7 +58,7 @@ __all__ = [
     "why_foreign",
 ]
 
-logger = logging.getLogger("apps.zero.sync")
+logger = logging.getLogger("apps.pomerium.sync")
 
 OWN_ACTIVITY = frozenset({"create", "update"})
 

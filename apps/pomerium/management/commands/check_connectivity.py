@@ -38,11 +38,11 @@ from kombu import Connection
 
 from apps.access import clusters, targets
 from apps.audit.stream import probe as audit_stream
+from apps.pomerium import identity, port, remote
+from apps.pomerium.client import ZeroClient, ZeroPermanentError, default_cluster_id
+from apps.pomerium.configservice import ConfigServiceClient
+from apps.pomerium.models import PolicySync
 from apps.ppl import DENY_ALL_RULE
-from apps.zero import identity, port, remote
-from apps.zero.client import ZeroClient, ZeroPermanentError, default_cluster_id
-from apps.zero.configservice import ConfigServiceClient
-from apps.zero.models import PolicySync
 
 POLICY_PREFIX = "jit-"
 SCRATCH_POLICY = "jitportal-connectivity-check"

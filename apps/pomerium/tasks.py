@@ -23,7 +23,7 @@ do not retry: the next tick is their retry.
 
 Window boundaries on a target that cannot close a rule by itself (no ``date``; Pomerium
 Core): after every pass that ran, ``schedule_boundary`` queues ``zero.sync_resource`` with
-``eta`` = the resource's next boundary (``PolicySync.due_at``, from ``apps.zero.windows``),
+``eta`` = the resource's next boundary (``PolicySync.due_at``, from ``apps.pomerium.windows``),
 so the rule appears or disappears at that second. A boundary further than
 ``BOUNDARY_HORIZON`` away is approached in hops (a wake-up that only re-queues itself), so
 no message waits in the broker longer than its redelivery timeout. Duplicates are
@@ -43,8 +43,8 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from apps.zero import sync, watch
-from apps.zero.models import PolicySync
+from apps.pomerium import sync, watch
+from apps.pomerium.models import PolicySync
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def sync_resource(
     from_tick: bool = False,
     boundary_eta: str | None = None,
 ) -> dict[str, Any]:
-    """Sync one resource's Zero policy (see ``apps.zero.sync.sync_resource``).
+    """Sync one resource's Zero policy (see ``apps.pomerium.sync.sync_resource``).
 
     Returns quietly when the resource is gone. ``apply_checks`` counts retries spent
     waiting for Zero to finish applying; the rest of ``request.retries`` are failures.

@@ -1,5 +1,5 @@
 """The audit actions the Zero sync writes, registered with ``apps.audit.actions`` when the
-app loads (``ZeroConfig.ready()``). Codes never change once written: older trails keep
+app loads (``PomeriumConfig.ready()``). Codes never change once written: older trails keep
 verifying."""
 
 from __future__ import annotations
