@@ -23,7 +23,7 @@ from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from ninja.errors import ValidationError
 
-from apps.audit import instants
+from apps.kit import instants
 
 M = TypeVar("M", bound=Model)
 
