@@ -563,6 +563,13 @@ def test_a_signed_request_reaches_web_and_an_approval_becomes_a_policy(stack: St
     assert status == 200, home[:2000]
     assert "Alice Requester" in home
 
+    # Bob, the approver, has signed in once: a request nobody could approve is refused when
+    # filed, and people count as approvers once the portal has seen them.
+    bob = Browser(stack.proxy.port)
+    bob.sign_in("bob")
+    status, _, _ = bob.request("GET", "/")
+    assert status == 200
+
     token = alice.form_token(f"/requests/new?resource={RESOURCE_SLUG}")
     status, headers, page = alice.request(
         "POST",
@@ -583,8 +590,6 @@ def test_a_signed_request_reaches_web_and_an_approval_becomes_a_policy(stack: St
     pk = re.fullmatch(r"/requests/(\d+)", request_path)
     assert pk, request_path
 
-    bob = Browser(stack.proxy.port)
-    bob.sign_in("bob")
     change = f"/admin/access/accessrequest/{pk.group(1)}/change/"
     token = bob.form_token(change)
     status, headers, page = bob.request(
