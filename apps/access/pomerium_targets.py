@@ -67,21 +67,12 @@ def _url(name: str, address: str) -> str:
 def parse(text: str) -> dict[str, Target]:
     """``POMERIUM_TARGETS``: ``name=flavour:address`` entries, in order."""
     found: dict[str, Target] = {}
-    if not text.strip():
-        return found
-    for raw in text.split(","):
-        entry = raw.strip()
-        if not entry:
-            raise TargetConfigError("POMERIUM_TARGETS has an empty entry (two commas in a row?)")
-        name, sep, rest = (part.strip() for part in entry.partition("="))
+    for entry, name, rest in zero_clusters.named_entries(
+        text, "POMERIUM_TARGETS", "name=flavour:address", TargetConfigError
+    ):
         flavour, colon, address = (part.strip() for part in rest.partition(":"))
-        if not sep or not colon:
+        if not colon:
             raise TargetConfigError(f"POMERIUM_TARGETS entry {entry!r} is not name=flavour:address")
-        if not zero_clusters.NAME_RE.match(name):
-            raise TargetConfigError(
-                f"POMERIUM_TARGETS name {name!r} is not valid: a lower-case letter, then "
-                "letters, digits, - or _ (at most 32)"
-            )
         if flavour not in FLAVOURS:
             raise TargetConfigError(
                 f"POMERIUM_TARGETS entry {name!r} has flavour {flavour!r}; "

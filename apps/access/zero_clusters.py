@@ -13,8 +13,17 @@ set; ``ZERO_CLUSTERS`` may then not name ``default`` itself. No two names may sh
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
-__all__ = ["DEFAULT_NAME", "ID_RE", "NAME_RE", "ClusterConfigError", "cluster_set", "parse"]
+__all__ = [
+    "DEFAULT_NAME",
+    "ID_RE",
+    "NAME_RE",
+    "ClusterConfigError",
+    "cluster_set",
+    "named_entries",
+    "parse",
+]
 
 DEFAULT_NAME = "default"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -25,23 +34,36 @@ class ClusterConfigError(ValueError):
     """The cluster configuration is invalid; the message is one readable sentence."""
 
 
-def parse(text: str) -> dict[str, str]:
-    """``name=cluster_id`` pairs, in order. Raises ``ClusterConfigError``."""
-    clusters: dict[str, str] = {}
+def named_entries(
+    text: str, setting: str, shape: str, error: type[ValueError]
+) -> Iterator[tuple[str, str, str]]:
+    """The ``name=value`` entries of a comma-separated setting, in order, as
+    ``(entry, name, value)`` with a checked name; ``error`` for an empty entry, an entry
+    without ``=`` (``shape`` says what one looks like) or an invalid name. Duplicate names
+    and the values are the caller's to check."""
     if not text.strip():
-        return clusters
+        return
     for raw in text.split(","):
         entry = raw.strip()
         if not entry:
-            raise ClusterConfigError("ZERO_CLUSTERS has an empty entry (two commas in a row?)")
-        name, sep, cluster_id = (part.strip() for part in entry.partition("="))
+            raise error(f"{setting} has an empty entry (two commas in a row?)")
+        name, sep, value = (part.strip() for part in entry.partition("="))
         if not sep:
-            raise ClusterConfigError(f"ZERO_CLUSTERS entry {entry!r} is not name=cluster_id")
+            raise error(f"{setting} entry {entry!r} is not {shape}")
         if not NAME_RE.match(name):
-            raise ClusterConfigError(
-                f"ZERO_CLUSTERS name {name!r} is not valid: a lower-case letter, then letters, "
+            raise error(
+                f"{setting} name {name!r} is not valid: a lower-case letter, then letters, "
                 "digits, - or _ (at most 32)"
             )
+        yield entry, name, value
+
+
+def parse(text: str) -> dict[str, str]:
+    """``name=cluster_id`` pairs, in order. Raises ``ClusterConfigError``."""
+    clusters: dict[str, str] = {}
+    for _, name, cluster_id in named_entries(
+        text, "ZERO_CLUSTERS", "name=cluster_id", ClusterConfigError
+    ):
         if not cluster_id:
             raise ClusterConfigError(f"ZERO_CLUSTERS entry {name!r} has an empty cluster id")
         if not ID_RE.match(cluster_id):
