@@ -349,3 +349,43 @@ def test_the_dashboard_updates_without_a_reload_after_an_approval_elsewhere(
     finally:
         for context in contexts:
             context.close()
+
+
+def test_a_grant_on_the_core_target_says_jitportal_closes_it(
+    page: Any, demo_stack: DemoStack, artifacts: Path
+) -> None:
+    """README step 8, as a person does it: Alice asks for the Edge router console (on the
+    Pomerium Core target ``edge``), Bob approves, and her page says *Allowed now* only once
+    Core lets her in, and that jitportal, not Pomerium, closes the rule at the end."""
+    story = Story(page, demo_stack, artifacts)
+    story.sign_in("alice", "Alice Requester")
+    status, body = demo_stack.core_evaluate("edge-console", ALICE)
+    assert status == 200 and isinstance(body, dict) and body.get("allow") is False, body
+
+    story.open("/requests/new?resource=edge-console")
+    page.select_option("#id_duration", label="30 minutes")
+    page.fill("#id_justification", "Rotate the edge routers' TLS certificates")
+    page.click("button:has-text('Send request')")
+    page.wait_for_url(re.compile(r"/requests/\d+$"))
+    request_id = page.url.rsplit("/", 1)[1]
+
+    story.switch_to("bob", "Bob Approver")
+    story.run_admin_action(
+        "/admin/access/accessrequest/?state__exact=pending",
+        [ALICE, "Edge router console"],
+        "approve_selected",
+    )
+    assert story.confirm_admin_action("Approve") == "1 approved", story.text()
+
+    story.switch_to("alice", "Alice Requester")
+    story.open(f"/requests/{request_id}")
+    access = page.locator("#grant-access")
+    story.reload_until(lambda: access.inner_text().startswith("Allowed now, until "), "Allowed now")
+    status, body = demo_stack.core_evaluate("edge-console", ALICE)
+    assert status == 200 and isinstance(body, dict) and body.get("allow") is True, (
+        f"the page says Allowed now, but Core's evaluator says HTTP {status} {body!r}"
+    )
+    closing = page.locator("#grant-closing").inner_text()
+    assert closing.startswith("Closed by jitportal at "), story.text()
+    assert "Closes by itself in Pomerium" not in story.text()
+    story.shot("alice-edge-grant-closed-by-jitportal")
