@@ -18,11 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["UnknownAction", "choices", "is_registered", "label", "member", "register"]
+__all__ = ["UnknownAction", "choices", "is_registered", "label", "register"]
 
 _LABELS: dict[str, str] = {}
-# The registered ``TextChoices`` classes, for ``member``.
-_ENUMS: list[Any] = []
 
 
 class UnknownAction(ValueError):
@@ -35,8 +33,6 @@ def register(actions: Iterable[Any]) -> None:
     Registering the same code with the same label again is harmless; a second, different
     label for a code is a programming error.
     """
-    if isinstance(actions, type) and actions not in _ENUMS:
-        _ENUMS.append(actions)
     for item in actions:
         code, text = (str(item.value), str(item.label)) if hasattr(item, "label") else item
         known = _LABELS.get(code)
@@ -58,13 +54,3 @@ def label(code: str) -> str:
 def choices() -> list[tuple[str, str]]:
     """Every registered action as (code, label), ordered by code."""
     return sorted(_LABELS.items())
-
-
-def member(name: str) -> Any:
-    """The registered action whose member name is ``name`` (in whichever app's enum holds
-    it); AttributeError when no app registered one."""
-    for enum in _ENUMS:
-        found = enum.__members__.get(name)
-        if found is not None:
-            return found
-    raise AttributeError(f"no app registered an audit action named {name}")

@@ -7,27 +7,15 @@ an altered, removed or inserted row breaks the chain (see ``chain.verify``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
-from django.db.models.enums import ChoicesType
 
 from . import actions
 
 
-class _OwnedElsewhere(ChoicesType):
-    """``AuditAction.REQUEST_SUBMITTED`` keeps working: a name the audit app does not hold is
-    the action some app registered under that name (``actions.member``), e.g.
-    ``AccessAction.REQUEST_SUBMITTED``. New code names the owning app's enum."""
-
-    def __getattr__(cls, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return actions.member(name)
-
-
-class AuditOwnAction(models.TextChoices, metaclass=_OwnedElsewhere):
+class AuditOwnAction(models.TextChoices):
     """The actions the audit app itself writes. Every other app declares and registers its
     own (``apps/<app>/actions.py``); the codes never change, so older trails verify."""
 
@@ -37,15 +25,10 @@ class AuditOwnAction(models.TextChoices, metaclass=_OwnedElsewhere):
     AUDIT_EXPORTED = "audit.exported", "Audit trail exported"
 
 
-# (The metaclass hides the enum's __iter__ from the type checker.)
-actions.register(AuditOwnAction)  # type: ignore[arg-type]
+actions.register(AuditOwnAction)
 
-# The historic name: the audit app's own actions, and any other app's by member name.
-# Typed loosely, as the type checker cannot see the names other apps register.
-if TYPE_CHECKING:
-    AuditAction: Any = AuditOwnAction
-else:
-    AuditAction = AuditOwnAction
+# The historic name of the audit app's own actions.
+AuditAction = AuditOwnAction
 
 
 class AppendOnlyError(Exception):

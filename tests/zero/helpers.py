@@ -6,11 +6,12 @@ from typing import Any
 
 from apps.access import services
 from apps.access.models import Grant, Resource
-from apps.audit.models import AuditAction, AuditEvent
+from apps.audit.models import AuditEvent
+from apps.pomerium.actions import ZeroAction
 from devtools.zerosim.simulator import ZeroSimulator
 from tests.factories import UserFactory
 
-A = AuditAction
+A = ZeroAction  # the sync's own actions; a grant's enforcement is the domain's (AccessAction)
 
 
 def actions(since: int = 0) -> list[str]:

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from apps import ppl
 from apps.access import services
+from apps.access.actions import AccessAction
 from apps.access.models import Resource
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
@@ -55,8 +56,8 @@ def test_approval_reaches_zero_and_the_window_is_enforced(
     grant.refresh_from_db()
     assert grant.sync_status == SyncStatus.LIVE
     assert grant.live_at is not None and grant.enforced_at == grant.live_at
-    assert actions(before) == [A.ZERO_POLICY_CREATED, A.GRANT_ENFORCED]
-    enforced = AuditEvent.objects.get(action=A.GRANT_ENFORCED)
+    assert actions(before) == [A.ZERO_POLICY_CREATED, AccessAction.GRANT_ENFORCED]
+    enforced = AuditEvent.objects.get(action=AccessAction.GRANT_ENFORCED)
     assert enforced.details["email"] == "Alice@Example.com"  # Grant.email, as carried
     assert enforced.details["enforced_at"] == grant.enforced_at.isoformat()
     assert enforced.details["first_time"] is True
@@ -86,13 +87,13 @@ def test_revocation_is_denied_at_once_and_its_end_recorded(
     assert grant.sync_status == SyncStatus.REMOVED
     assert grant.removed_at is not None and grant.enforced_at == grant.removed_at
     assert grant.removed_at >= grant.revoked_at
-    assert actions(before) == [A.ZERO_POLICY_WRITTEN, A.GRANT_ENFORCED]
+    assert actions(before) == [A.ZERO_POLICY_WRITTEN, AccessAction.GRANT_ENFORCED]
     written = AuditEvent.objects.get(action=A.ZERO_POLICY_WRITTEN)
     assert written.details["rules_removed_count"] == 1
     assert "alice@example.com" in written.details["rules_removed"][0]
     assert written.details["before_digest"] != written.details["after_digest"]
     assert written.details["adopted"] is False
-    removal = AuditEvent.objects.filter(action=A.GRANT_ENFORCED).order_by("-seq").first()
+    removal = AuditEvent.objects.filter(action=AccessAction.GRANT_ENFORCED).order_by("-seq").first()
     assert removal is not None
     assert removal.details["removed"] is True
     assert removal.details["enforced_at"] == grant.removed_at.isoformat()
@@ -122,8 +123,10 @@ def test_extension_is_enforced_again_without_a_second_live_notice(
 
     assert outcome.live == 1
     assert sim.evaluate("jit-grafana", "alice@example.com", old_end + timedelta(minutes=30))
-    assert actions(before) == [A.ZERO_POLICY_WRITTEN, A.GRANT_ENFORCED]
-    enforced = AuditEvent.objects.filter(action=A.GRANT_ENFORCED).order_by("-seq").first()
+    assert actions(before) == [A.ZERO_POLICY_WRITTEN, AccessAction.GRANT_ENFORCED]
+    enforced = (
+        AuditEvent.objects.filter(action=AccessAction.GRANT_ENFORCED).order_by("-seq").first()
+    )
     assert enforced is not None and enforced.details["first_time"] is False
     assert len(sent) == 1  # "access is live" is sent once per grant, not per change
     grant.refresh_from_db()

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from apps import ppl
 from apps.access import services
+from apps.access.actions import AccessAction
 from apps.access.models import Grant, Resource
 from apps.access.states import SyncStatus
 from apps.audit.models import AuditEvent
@@ -176,7 +177,11 @@ def test_our_write_alone_in_the_changeset_is_applied_by_the_portal_then_live(
     assert len(outcome.applied_changesets) == 1 and not outcome.pending_apply
     assert sim.state.pending_changeset() is None
     assert sim.evaluate("jit-grafana", "alice@example.com")
-    assert actions(before) == [A.ZERO_POLICY_CREATED, A.ZERO_CHANGESET_APPLIED, A.GRANT_ENFORCED]
+    assert actions(before) == [
+        A.ZERO_POLICY_CREATED,
+        A.ZERO_CHANGESET_APPLIED,
+        AccessAction.GRANT_ENFORCED,
+    ]
     applied = AuditEvent.objects.get(action=A.ZERO_CHANGESET_APPLIED)
     assert applied.details["changeset_id"] == outcome.applied_changesets[0]
     grant.refresh_from_db()
@@ -430,7 +435,11 @@ def test_a_reconcile_resubmits_a_write_whose_changeset_failed(
     outcome = sync_resource(resource.pk, force=True)
 
     assert outcome.status == SYNCED and outcome.live == 1
-    assert actions(before) == [A.ZERO_POLICY_WRITTEN, A.ZERO_CHANGESET_APPLIED, A.GRANT_ENFORCED]
+    assert actions(before) == [
+        A.ZERO_POLICY_WRITTEN,
+        A.ZERO_CHANGESET_APPLIED,
+        AccessAction.GRANT_ENFORCED,
+    ]
     assert AuditEvent.objects.filter(action=A.ZERO_POLICY_WRITTEN).last().details["resubmitted"]
     grant.refresh_from_db()
     assert grant.sync_status == SyncStatus.LIVE

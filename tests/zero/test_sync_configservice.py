@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import responses
 
+from apps.access.actions import AccessAction
 from apps.access.models import Resource
 from apps.access.pomerium_targets import Target
 from apps.access.states import SyncStatus
@@ -64,7 +65,7 @@ def test_a_grant_reaches_core_without_a_date_and_is_proven_by_reading_it_back(
     assert core.calls["GetPolicy"] >= 1 and core.calls["CreatePolicy"] == 1
     grant.refresh_from_db()
     assert grant.sync_status == SyncStatus.LIVE
-    assert actions(before) == [A.ZERO_POLICY_CREATED, A.GRANT_ENFORCED]
+    assert actions(before) == [A.ZERO_POLICY_CREATED, AccessAction.GRANT_ENFORCED]
     policy = next(iter(core.policies.values()))
     assert policy["remediation"].endswith("/requests/new?resource=grafana")
     assert policy["explanation"]

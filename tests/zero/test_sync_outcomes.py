@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from apps import ppl
 from apps.access import services
+from apps.access.actions import AccessAction
 from apps.access.models import AccessRequest, Grant, Resource
 from apps.access.states import GrantState, SyncStatus
 from apps.audit.models import AuditEvent
@@ -53,7 +54,7 @@ def test_expired_grant_is_denied_by_its_before_then_removed(
     assert "dave@example.com" not in policy_text(sim, resource)
     grant.refresh_from_db()
     assert grant.state == GrantState.EXPIRED and grant.sync_status == SyncStatus.REMOVED
-    assert actions(before) == [A.ZERO_POLICY_WRITTEN, A.GRANT_ENFORCED]
+    assert actions(before) == [A.ZERO_POLICY_WRITTEN, AccessAction.GRANT_ENFORCED]
     for version in sim.history("jit-grafana"):
         if version["ppl"] and "dave@example.com" in version["ppl"]:
             assert ppl.rfc3339(grant.expires_at) in version["ppl"]
@@ -116,7 +117,11 @@ def test_failure_marks_grants_error_and_audits_once_per_streak(
     grant.refresh_from_db()
     assert grant.sync_status == SyncStatus.LIVE and grant.sync_error == ""
     assert PolicySync.objects.get(resource=resource).consecutive_failures == 0
-    assert actions(before) == [A.ZERO_SYNC_FAILED, A.ZERO_POLICY_CREATED, A.GRANT_ENFORCED]
+    assert actions(before) == [
+        A.ZERO_SYNC_FAILED,
+        A.ZERO_POLICY_CREATED,
+        AccessAction.GRANT_ENFORCED,
+    ]
 
 
 def test_failures_never_leak_tokens(sim: ZeroSimulator, resource: Resource, bob: Any) -> None:
