@@ -35,11 +35,28 @@ VARIANTS = ["", "?p=2", "?o=2", "?o=-3.2", "?q=person1", "?q=zzz-nothing", "?p=2
 MASK = re.compile(rb'((?:name="csrfmiddlewaretoken" value=|nonce=)")[^"]+"')
 
 
+def _pages(spec: str) -> list[tuple[int, tuple[str, str, str | None]]]:
+    """The pages to time: numbers index ``PAGES``; ``PATH@PERSON`` is any other path, numbered
+    from 100 in the order given."""
+    chosen = []
+    for i, item in enumerate(spec.split(",")):
+        if "@" in item:
+            path, who = item.rsplit("@", 1)
+            chosen.append((100 + i, (path, path, who)))
+        else:
+            chosen.append((int(item), PAGES[int(item)]))
+    return chosen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--repeat", type=int, default=10)
-    parser.add_argument("--pages", default="2,3,4,5,6")
+    parser.add_argument(
+        "--pages",
+        default="2,3,4,5,6",
+        help="page numbers of bench/web.py's PAGES, or PATH@PERSON (e.g. /preferences@requester)",
+    )
     parser.add_argument("--profile", type=int, help="profile this page number")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--query", default="", help="appended to every page's path, e.g. ?q=x")
@@ -69,8 +86,7 @@ def main() -> None:
         who: mint(key, claims_for(sub, email, groups=groups, name=who.title(), lifetime=7200))
         for who, (sub, email, groups) in PEOPLE.items()
     }
-    for number in (int(n) for n in args.pages.split(",")):
-        label, path, who = PAGES[number]
+    for number, (label, path, who) in _pages(args.pages):
         path += args.query
         client = Client(
             HTTP_X_POMERIUM_JWT_ASSERTION=tokens[who or "requester"],
