@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from apps.access.models import AccessRequest, Grant
 from tests.factories import AccessLevelFactory, AccessRequestFactory, ResourceFactory, UserFactory
@@ -190,3 +191,33 @@ def test_the_approve_page_shows_the_level_and_what_it_allows(
     req.refresh_from_db()
     assert (req.approved_level, req.approved_duration_minutes) == (stage["read"], 60)
     assert not Grant.objects.filter(request=req).exists()  # one of two approvals
+
+
+def test_the_requester_filter_is_searched_as_the_approver_types(
+    stage: dict[str, Any], approver_tab: Any, live_server: Any, artifacts: Path
+) -> None:
+    """Issue 24: the filter lists nobody until asked; typing part of a name offers the
+    people in the approver's rows, choosing one filters the list, clearing it shows all."""
+    page = approver_tab
+    page.goto(live_server.url + LIST + "?o=1")
+    box = page.locator("details[data-filter-title=requester]")
+    assert box.locator("li").count() == 0  # no list of people
+    box.locator(".select2-selection").click()
+    page.locator(".select2-search__field").fill("lastname-07")
+    # The search answers after a short pause in typing: one person then.
+    option = page.locator(".select2-results__option", has_text="lastname-07")
+    option.wait_for()
+    expect(page.locator(".select2-results__option:not(.loading-results)")).to_have_count(1)
+    page.screenshot(path=str(artifacts / "approver-requester-search.png"))
+    with page.expect_navigation():
+        option.click()
+    assert "requester__id__exact=" in page.url and "o=1" in page.url
+    rows = page.locator("#result_list tbody tr:not(.detail-row)")
+    assert rows.count() == 1
+    assert "firstname.lastname-07@" in rows.first.inner_text()
+    chosen = page.locator("details[data-filter-title=requester] .select2-selection__rendered")
+    assert "firstname.lastname-07@" in chosen.inner_text()
+    with page.expect_navigation():
+        page.locator("details[data-filter-title=requester] .select2-selection__clear").click()
+    assert "requester__id__exact" not in page.url
+    assert rows.count() == 31

@@ -26,7 +26,7 @@ from apps.accounts.timezones import zone_for, zone_label
 from apps.audit import export
 from apps.audit.errors import AUDITOR, RoleRequired
 from apps.audit.views import may_export
-from apps.kit.admin_base import BoundedRelatedOnlyFilter
+from apps.kit.admin_autocomplete import AutocompleteFilter, AutocompleteFiltersMixin
 
 from .. import reach, reports, services
 from ..briefs import grant_briefs
@@ -163,7 +163,7 @@ class RemovalOverdueFilter(admin.SimpleListFilter):
 
 
 @admin.register(Grant)
-class GrantAdmin(ReadOnlyAdmin):
+class GrantAdmin(AutocompleteFiltersMixin, ReadOnlyAdmin):
     list_display = (
         "id",
         "email",
@@ -182,7 +182,7 @@ class GrantAdmin(ReadOnlyAdmin):
     list_filter = (
         "state",
         "sync_status",
-        ("resource", BoundedRelatedOnlyFilter),
+        ("resource", AutocompleteFilter),
         "is_break_glass",
         NeedsReviewFilter,
         RemovalOverdueFilter,

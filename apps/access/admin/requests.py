@@ -17,7 +17,7 @@ from django.utils.timesince import timesince
 
 from apps.accounts.middleware import request_user
 from apps.accounts.timezones import abbreviation, zone_for
-from apps.kit.admin_base import BoundedRelatedOnlyFilter
+from apps.kit.admin_autocomplete import AutocompleteFilter, AutocompleteFiltersMixin
 
 from .. import briefs, inbox, services, stages
 from ..durations import duration_label
@@ -180,7 +180,7 @@ class ApprovalInline(ParentViewInline):
 
 
 @admin.register(AccessRequest)
-class AccessRequestAdmin(ReadOnlyAdmin):
+class AccessRequestAdmin(AutocompleteFiltersMixin, ReadOnlyAdmin):
     # Fewer, narrower columns (state and approvals stay on screen at 1280 px, beside the
     # filters) and a detail line under each row (``list_detail``): kind, age, ticket and
     # the start of the justification.
@@ -196,8 +196,8 @@ class AccessRequestAdmin(ReadOnlyAdmin):
     list_filter = (
         "state",
         "kind",
-        ("resource", BoundedRelatedOnlyFilter),
-        ("requester", BoundedRelatedOnlyFilter),
+        ("resource", AutocompleteFilter),
+        ("requester", AutocompleteFilter),
         WaitingForMeFilter,
         WaitingFilter,
         # By date, in place of a date hierarchy: its choices cost no query, where the
