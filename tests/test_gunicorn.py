@@ -196,3 +196,44 @@ def test_workers_are_recycled_rarely_and_not_together() -> None:
     assert settings["max_requests_jitter"] >= settings["max_requests"] // 20
     overridden = config(GUNICORN_MAX_REQUESTS="500", GUNICORN_MAX_REQUESTS_JITTER="0")
     assert (overridden["max_requests"], overridden["max_requests_jitter"]) == (500, 0)
+
+
+@pytest.fixture
+def gunicorn_hooks() -> Iterator[dict[str, Any]]:
+    import gc
+    import runpy
+
+    hooks = runpy.run_path(str(ROOT / "jitportal" / "gunicorn.conf.py"))
+    gc.unfreeze()
+    try:
+        yield hooks
+    finally:
+        gc.unfreeze()
+
+
+def test_a_worker_freezes_what_it_loaded_and_again_after_warming_up(
+    gunicorn_hooks: dict[str, Any],
+) -> None:
+    """Full garbage collections skip what lives as long as the worker (bench/README.md):
+    frozen once the application is loaded, and once more after the first requests."""
+    import gc
+    from types import SimpleNamespace
+
+    worker = SimpleNamespace(nr=0)
+    gunicorn_hooks["post_worker_init"](worker)
+    after_load = gc.get_freeze_count()
+    assert after_load > 0
+    gc.unfreeze()
+    warm = gunicorn_hooks["GC_FREEZE_AFTER_REQUESTS"]
+    for nr in (1, warm - 1):
+        worker.nr = nr
+        gunicorn_hooks["post_request"](worker, None, {}, None)
+        assert gc.get_freeze_count() == 0, nr
+    worker.nr = warm
+    gunicorn_hooks["post_request"](worker, None, {}, None)
+    assert gc.get_freeze_count() > 0
+    gc.unfreeze()
+    # Once only: later requests collect nothing extra.
+    worker.nr = warm + 1
+    gunicorn_hooks["post_request"](worker, None, {}, None)
+    assert gc.get_freeze_count() == 0
