@@ -147,3 +147,39 @@ def test_a_popup_keeps_djangos_own_rendering(history: list, root: Any) -> None:
     django, ours = rows(EdgeAdmin(AccessRequest, admin.AdminSite(name="admin")), root, _popup="1")
     assert len(ours) == 3 and ours == django
     assert "data-popup-opener" in ours[0]  # Django's popup link, which fast rows never write
+
+
+# --- The datetime cells' formatter (issue 24) ------------------------------------------------
+
+_ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Europe/Istanbul"]
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    ["D j M Y H:i T", "Y-m-d H:i T", r"\D\a\y j M, H\h i", "N j, Y, P", "l jS F Y H:i:s e"],
+)
+def test_datetime_cells_read_exactly_as_djangos_formatter(fmt: str) -> None:
+    """Every minute-aligned and odd moment across two DST changes, in zones with and without
+    abbreviations, aware and naive: the per-list formatter and Django's give the same text
+    (ambiguous and imaginary local times included, where Django leaves the zone out)."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from django.utils import translation
+    from django.utils.dateformat import format as django_format
+
+    from apps.kit.admin_lists import _DateTimeFormat
+
+    moments = [
+        datetime(2026, 3, 29, 0, 0, tzinfo=UTC) + timedelta(minutes=37 * k) for k in range(120)
+    ] + [datetime(2026, 10, 25, 0, 0, tzinfo=UTC) + timedelta(minutes=29 * k) for k in range(120)]
+    with translation.override("en"):
+        ours = _DateTimeFormat(fmt)
+        for name in _ZONES:
+            zone = ZoneInfo(name)
+            for moment in moments:
+                local = moment.astimezone(zone)
+                for value in (local, local.replace(tzinfo=None), local.replace(fold=1)):
+                    assert ours(value) == django_format(value, fmt), (name, value)
+        # The settings' format and escaped letters take the fast way; others Django's.
+        assert ours.fast == (fmt in ("D j M Y H:i T", r"\D\a\y j M, H\h i"))
