@@ -189,10 +189,19 @@ def _value_cell(
         classes = ' class="action-checkbox"'
     icons = _icons() if boolean else None
 
+    plain_ints = not settings.USE_THOUSAND_SEPARATOR
+
     def cell(obj: Any) -> tuple[str, Any]:
         value = _blank(get(obj))
         if icons is not None:
             return classes, icons[value]
+        kind = type(value)
+        # display_for_value's answer for the common kinds, without its chain of checks:
+        # text as it is (empty text: the empty value), an int as number_format writes it.
+        if kind is str or kind is SafeString:
+            return classes, value if value != "" else empty
+        if kind is int and plain_ints:
+            return classes, SafeString(value)
         text = display_for_value(value, empty, False)
         if isinstance(value, _DATE_OR_TIME):
             return classes[:-1] + ' nowrap"', text
