@@ -152,8 +152,9 @@ def test_dashboard_is_constant(signed_in: Any) -> None:
             sync_status=SyncStatus.REMOVED,
         )
 
-    # The session's person, their groups, the offers, a page of open grants, which offered
-    # break-glass resources they hold, their newest requests: nothing per row.
+    # The session's person, their groups, the offers counted, the break-glass offers (those
+    # they hold an open grant of left out), a page of open grants, their newest requests:
+    # nothing per row.
     one, two_hundred, ten_thousand = at_each_scale(client, "/", grower(add), expect=6)
     assert len(one.context["grants"]) == 1
     for response in (two_hundred, ten_thousand):
