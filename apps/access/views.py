@@ -31,7 +31,7 @@ from .forms import (
     BreakGlassForm,
     PreferencesForm,
 )
-from .models import AccessRequest, Grant, Resource, breaks_glass_sql, open_to_sql
+from .models import AccessRequest, Grant, Resource, breaks_glass, breaks_glass_sql, open_to_sql
 from .states import AccessError, RequestState
 
 # The dashboard shows the newest requests; older ones stay in the audit trail and admin.
@@ -359,7 +359,7 @@ def request_end_access(request: HttpRequest, pk: int) -> HttpResponse:
 def break_glass(request: HttpRequest, slug: str) -> HttpResponse:
     resource = get_object_or_404(Resource.objects.active(), slug=slug)
     user = request_user(request)
-    if not set(resource.break_glass_groups) & user.group_names():
+    if not breaks_glass(resource.break_glass_groups, user.group_names()):
         return _forbidden(
             request,
             f"Break-glass access to {resource.name} is only for members of its emergency "
