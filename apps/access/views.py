@@ -112,7 +112,11 @@ def _dashboard_requests(user: Any, times: rows.LocalTimes, now: datetime) -> lis
     requests = [
         rows.RequestRow.from_values(values)
         for values in AccessRequest.objects.filter(requester=user)
-        .annotate(approval_count=queries.approval_count())
+        .annotate(
+            approval_count=queries.approval_count(),
+            decided_by_email=queries.email_of("decided_by"),
+            revoked_by_email=queries.email_of("grant__revoked_by"),
+        )
         .order_by("-created_at", "-pk")
         .values_list(*rows.RequestRow.COLUMNS)[:DASHBOARD_REQUESTS]
     ]

@@ -361,6 +361,26 @@ def test_dashboard_cells_are_what_the_template_filters_gave(signed_in: Any, zone
             assert f"{r.detail_url}|{r.asked_text}" == OLD_REQUEST.render(Context({"r": r}))
 
 
+def test_dashboard_outcomes_name_who_rejected_and_who_revoked(signed_in: Any) -> None:
+    # The two people are read per row by subqueries (``queries.email_of``), not joins.
+    client, user = signed_in("alice")
+    bob, carol = users(2)
+    mine = resources(3)
+    (rejected,) = requests([(user, mine[0])], state=RequestState.REJECTED, decided_by=bob)
+    approved = requests([(user, r) for r in mine[1:]], state=RequestState.APPROVED)
+    revoked_at = timezone.now() - timedelta(minutes=5)
+    grants(approved[:1], state=GrantState.REVOKED, revoked_by=carol, revoked_at=revoked_at)
+    grants(approved[1:], state=GrantState.REVOKED, revoked_by=user, revoked_at=revoked_at)
+
+    outcomes = {r.pk: r.outcome for r in client.get("/").context["requests"]}
+
+    assert outcomes[rejected.pk] == f"Rejected by {bob.email}"
+    assert outcomes[approved[0].pk].startswith(
+        f"Approved \N{RIGHTWARDS ARROW} revoked by {carol.email} at "
+    )
+    assert outcomes[approved[1].pk] == "Approved \N{RIGHTWARDS ARROW} released"
+
+
 def test_the_row_checkbox_is_djangos_markup(signed_in: Any) -> None:
     from django.contrib import admin
 
