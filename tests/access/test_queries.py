@@ -174,6 +174,27 @@ def test_dashboard_is_constant(signed_in: Any) -> None:
     assert shown == set(Grant.objects.open().filter(user=user).values_list("pk", flat=True))
 
 
+def test_dashboard_without_break_glass_is_constant(signed_in: Any) -> None:
+    # Nobody offers this person break-glass: the offers are one counting query.
+    client, user = signed_in("bea", groups=["engineering"])
+    resources(2, break_glass_groups=["oncall"], requester_groups=["sre"])  # not for her
+
+    def add(n: int) -> None:
+        mine = resources(n, requester_groups=["engineering"])
+        approved = requests([(user, r) for r in mine], state=RequestState.APPROVED)
+        grants(approved, sync_status=SyncStatus.LIVE, live_at=timezone.now())
+
+    counts = {}
+    grow_to = grower(add)
+    for n in (1, 200):
+        grow_to(n)
+        counts[n], response = queries(client, "/")
+        assert response.context["requestable"] == n
+        assert response.context["break_glass"] == []
+    # The session's person, their groups, the offers, a page of open grants, their requests.
+    assert counts == {1: 5, 200: 5}
+
+
 @pytest.mark.parametrize("page", ["0", "-3", "x", "1e9", "99999999999999999999"])
 def test_dashboard_page_numbers_never_fail(signed_in: Any, page: str) -> None:
     client, _ = signed_in("alice")
