@@ -8,18 +8,16 @@ existence is not confirmed.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
+from apps.accounts.models import User
+
 from .models import AccessRequest, Approval, Grant
 from .states import RequestKind
 from .visibility import CHANGE, VIEW
-
-if TYPE_CHECKING:
-    from apps.accounts.models import User
 
 
 def visible_request(user: User, pk: int) -> AccessRequest:
@@ -71,6 +69,16 @@ def approval_count() -> Coalesce:
         .values("n")
     )
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def email_of(path: str) -> Subquery:
+    """An annotation: the email of the person the foreign key at ``path`` names (None if
+    none), as a subquery per row.
+
+    On a list that already joins its resource, levels and grant, a join per person made
+    PostgreSQL spend longer planning the query than running it.
+    """
+    return Subquery(User.objects.filter(pk=OuterRef(path)).values("email"))
 
 
 def decidable_by(user: User, now: datetime) -> QuerySet[AccessRequest]:

@@ -176,7 +176,7 @@ class RequestRow:
         "duration_minutes",
         "decision_reason",
         "auto_approved_rule",
-        "decided_by__email",
+        "decided_by_email",  # the views annotate the two emails (``queries.email_of``)
         "resource__name",
         "resource__approvals_required",
         "level__approvals_required",
@@ -187,7 +187,7 @@ class RequestRow:
         "grant__revoked_at",
         "grant__revoked_by_id",
         "grant__user_id",
-        "grant__revoked_by__email",
+        "revoked_by_email",
     )
 
     @classmethod

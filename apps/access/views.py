@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from django.contrib import messages
+from django.db.models import Count, Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -30,7 +31,7 @@ from .forms import (
     BreakGlassForm,
     PreferencesForm,
 )
-from .models import AccessRequest, Grant, Resource, open_to
+from .models import AccessRequest, Grant, Resource, breaks_glass, breaks_glass_sql, open_to_sql
 from .states import AccessError, RequestState
 
 # The dashboard shows the newest requests; older ones stay in the audit trail and admin.
@@ -111,7 +112,11 @@ def _dashboard_requests(user: Any, times: rows.LocalTimes, now: datetime) -> lis
     requests = [
         rows.RequestRow.from_values(values)
         for values in AccessRequest.objects.filter(requester=user)
-        .annotate(approval_count=queries.approval_count())
+        .annotate(
+            approval_count=queries.approval_count(),
+            decided_by_email=queries.email_of("decided_by"),
+            revoked_by_email=queries.email_of("grant__revoked_by"),
+        )
         .order_by("-created_at", "-pk")
         .values_list(*rows.RequestRow.COLUMNS)[:DASHBOARD_REQUESTS]
     ]
@@ -127,43 +132,46 @@ def _dashboard_requests(user: Any, times: rows.LocalTimes, now: datetime) -> lis
 
 
 class Offer(NamedTuple):
-    """An active resource as the dashboard's offers read it (requestable, break-glass)."""
+    """A break-glass button of the dashboard."""
 
-    pk: int
     slug: str
     name: str
-    requester_groups: list[str]
-    break_glass_groups: list[str]
+
+
+def _dashboard_offers(user: Any) -> tuple[int, list[Offer]]:
+    """How many active resources ``user`` may request (``open_to``), and the break-glass
+    buttons: the active resources they may break glass on (``breaks_glass``) and hold no
+    open grant of, by name.
+
+    The rules are matched in the query, which counts: one row, whatever the number of
+    resources. Only someone a resource lets break glass costs a second query, its buttons.
+    """
+    groups, using = user.group_names(), Resource.objects.db
+    may_ask, may_break = open_to_sql(groups, using), breaks_glass_sql(groups, using)
+    counts = Resource.objects.active().aggregate(
+        requestable=Count("pk", filter=may_ask), emergency=Count("pk", filter=may_break)
+    )
+    if not counts["emergency"]:
+        return counts["requestable"], []
+    held = Grant.objects.open().filter(user=user, resource=OuterRef("pk"))
+    buttons = (
+        Resource.objects.active()
+        .filter(may_break)
+        .exclude(Exists(held))
+        .order_by("name", "pk")
+        .values_list("slug", "name")
+    )
+    return counts["requestable"], [Offer(*row) for row in buttons]
 
 
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     user = request_user(request)
-    groups = user.group_names()
     times = rows.LocalTimes(zone_for(request))
     now = timezone.now()
-    # Only the columns the offers need, as tuples: the page reads every active resource.
-    resources = [
-        Offer(*row)
-        for row in Resource.objects.active().values_list(
-            "pk", "slug", "name", "requester_groups", "break_glass_groups"
-        )
-    ]
-    requestable = [r for r in resources if open_to(r.requester_groups, groups)]
+    requestable, break_glass = _dashboard_offers(user)
     page = _page_number(request.GET.get("grants_page"))
     grants, more_grants = _dashboard_grants(user, page, times, now)
-    emergency = [r for r in resources if groups & set(r.break_glass_groups)]
-    # Break-glass is offered where the person holds no open grant, on any page.
-    with_grant = (
-        set(
-            Grant.objects.open()
-            .filter(user=user, resource__in=[r.pk for r in emergency])
-            .values_list("resource_id", flat=True)
-        )
-        if emergency
-        else set()
-    )
-    break_glass = [r for r in emergency if r.pk not in with_grant]
     requests = _dashboard_requests(user, times, now)
     return render_page(
         request,
@@ -355,7 +363,7 @@ def request_end_access(request: HttpRequest, pk: int) -> HttpResponse:
 def break_glass(request: HttpRequest, slug: str) -> HttpResponse:
     resource = get_object_or_404(Resource.objects.active(), slug=slug)
     user = request_user(request)
-    if not set(resource.break_glass_groups) & user.group_names():
+    if not breaks_glass(resource.break_glass_groups, user.group_names()):
         return _forbidden(
             request,
             f"Break-glass access to {resource.name} is only for members of its emergency "

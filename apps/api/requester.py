@@ -13,7 +13,7 @@ from django.utils import timezone
 from ninja import Header, Router, Status
 
 from apps.access import queries, schedules, services
-from apps.access.models import AccessLevel, AccessRequest, Grant, Resource
+from apps.access.models import AccessLevel, AccessRequest, Grant, Resource, breaks_glass
 from apps.access.states import OPEN_GRANT_STATES, IllegalTransition, PolicyViolation
 from apps.audit import services as audit
 
@@ -65,7 +65,7 @@ def list_resources(request: HttpRequest) -> list[dict[str, object]]:
             "allow_scheduled": r.allow_scheduled,
             "max_schedule_ahead_days": r.max_schedule_ahead_days,
             "approvals_required": r.approvals_required,
-            "break_glass_allowed": bool(groups & set(r.break_glass_groups)),
+            "break_glass_allowed": breaks_glass(r.break_glass_groups, groups),
             "break_glass_max_minutes": r.break_glass_max_minutes,
             "open_grant_id": open_grants.get(r.pk),
             "levels": [
@@ -81,8 +81,7 @@ def list_resources(request: HttpRequest) -> list[dict[str, object]]:
             ],
             "schedule": _schedule_out(r.schedule),
         }
-        for r in Resource.objects.active().order_by("name").prefetch_related("levels")
-        if r.may_request(user, groups)
+        for r in Resource.objects.requestable_by(user)
     ]
 
 

@@ -152,8 +152,9 @@ def test_dashboard_is_constant(signed_in: Any) -> None:
             sync_status=SyncStatus.REMOVED,
         )
 
-    # The session's person, their groups, the offers, a page of open grants, which offered
-    # break-glass resources they hold, their newest requests: nothing per row.
+    # The session's person, their groups, the offers counted, the break-glass offers (those
+    # they hold an open grant of left out), a page of open grants, their newest requests:
+    # nothing per row.
     one, two_hundred, ten_thousand = at_each_scale(client, "/", grower(add), expect=6)
     assert len(one.context["grants"]) == 1
     for response in (two_hundred, ten_thousand):
@@ -171,6 +172,27 @@ def test_dashboard_is_constant(signed_in: Any) -> None:
         g.pk for page in (1, 2, 3, 4) for g in client.get(f"/?grants_page={page}").context["grants"]
     }
     assert shown == set(Grant.objects.open().filter(user=user).values_list("pk", flat=True))
+
+
+def test_dashboard_without_break_glass_is_constant(signed_in: Any) -> None:
+    # Nobody offers this person break-glass: the offers are one counting query.
+    client, user = signed_in("bea", groups=["engineering"])
+    resources(2, break_glass_groups=["oncall"], requester_groups=["sre"])  # not for her
+
+    def add(n: int) -> None:
+        mine = resources(n, requester_groups=["engineering"])
+        approved = requests([(user, r) for r in mine], state=RequestState.APPROVED)
+        grants(approved, sync_status=SyncStatus.LIVE, live_at=timezone.now())
+
+    counts = {}
+    grow_to = grower(add)
+    for n in (1, 200):
+        grow_to(n)
+        counts[n], response = queries(client, "/")
+        assert response.context["requestable"] == n
+        assert response.context["break_glass"] == []
+    # The session's person, their groups, the offers, a page of open grants, their requests.
+    assert counts == {1: 5, 200: 5}
 
 
 @pytest.mark.parametrize("page", ["0", "-3", "x", "1e9", "99999999999999999999"])
@@ -336,6 +358,26 @@ def test_dashboard_cells_are_what_the_template_filters_gave(signed_in: Any, zone
             assert g.access == reach.access(model, now=shown_now, zone=ZoneInfo(zone))
         for r in response.context["requests"]:
             assert f"{r.detail_url}|{r.asked_text}" == OLD_REQUEST.render(Context({"r": r}))
+
+
+def test_dashboard_outcomes_name_who_rejected_and_who_revoked(signed_in: Any) -> None:
+    # The two people are read per row by subqueries (``queries.email_of``), not joins.
+    client, user = signed_in("alice")
+    bob, carol = users(2)
+    mine = resources(3)
+    (rejected,) = requests([(user, mine[0])], state=RequestState.REJECTED, decided_by=bob)
+    approved = requests([(user, r) for r in mine[1:]], state=RequestState.APPROVED)
+    revoked_at = timezone.now() - timedelta(minutes=5)
+    grants(approved[:1], state=GrantState.REVOKED, revoked_by=carol, revoked_at=revoked_at)
+    grants(approved[1:], state=GrantState.REVOKED, revoked_by=user, revoked_at=revoked_at)
+
+    outcomes = {r.pk: r.outcome for r in client.get("/").context["requests"]}
+
+    assert outcomes[rejected.pk] == f"Rejected by {bob.email}"
+    assert outcomes[approved[0].pk].startswith(
+        f"Approved \N{RIGHTWARDS ARROW} revoked by {carol.email} at "
+    )
+    assert outcomes[approved[1].pk] == "Approved \N{RIGHTWARDS ARROW} released"
 
 
 def test_the_row_checkbox_is_djangos_markup(signed_in: Any) -> None:

@@ -7,6 +7,7 @@ migrations' references) stay as they were.
 """
 
 from .grants import Grant, GrantExtension
+from .offers import breaks_glass, breaks_glass_sql, open_to, open_to_sql
 from .querysets import (
     AccessRequestQuerySet,
     ApprovalQuerySet,
@@ -26,7 +27,6 @@ from .resources import (
     Resource,
     default_durations,
     hidden_errors,
-    open_to,
     rule_misses,
     rule_text,
 )
@@ -48,9 +48,12 @@ __all__ = [
     "Resource",
     "ResourceQuerySet",
     "RestrictedQuerySet",
+    "breaks_glass",
+    "breaks_glass_sql",
     "default_durations",
     "hidden_errors",
     "open_to",
+    "open_to_sql",
     "pending_first",
     "rule_misses",
     "rule_text",

@@ -84,9 +84,12 @@ class ResourceQuerySet(RestrictedQuerySet["Resource"]):
         return self.filter(is_active=True)
 
     def requestable_by(self, user: User) -> list[Resource]:
-        groups = user.group_names()
-        resources = self.active().order_by("name").prefetch_related("levels")
-        return [r for r in resources if r.may_request(user, groups)]
+        """The active resources ``user`` may request (``Resource.may_request``), by name,
+        their levels read: the rule matched in the query (``offers.open_to_sql``)."""
+        from .offers import open_to_sql
+
+        matched = self.active().filter(open_to_sql(user.group_names(), self.db))
+        return list(matched.order_by("name").prefetch_related("levels"))
 
 
 def pending_first() -> Case:

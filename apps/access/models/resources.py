@@ -22,6 +22,7 @@ from ..durations import duration_label
 from ..states import (
     SyncStatus,
 )
+from .offers import open_to
 from .querysets import ResourceQuerySet, RestrictedQuerySet
 
 if TYPE_CHECKING:
@@ -36,12 +37,6 @@ AUTO_RULES_HELP = (
 
 def default_durations() -> list[int]:
     return [60, 240, 480]
-
-
-def open_to(requester_groups: list[str], groups: set[str]) -> bool:
-    """Whether people in ``groups`` may request a resource with these requester groups
-    (none: everyone). ``Resource.may_request`` for an active resource, from its columns."""
-    return not requester_groups or bool(groups & set(requester_groups))
 
 
 class Resource(models.Model):

@@ -16,7 +16,14 @@ from apps.audit.services import record
 
 from .. import events
 from ..actions import AccessAction
-from ..models import AccessLevel, AccessRequest, Grant, GrantExtension, Resource
+from ..models import (
+    AccessLevel,
+    AccessRequest,
+    Grant,
+    GrantExtension,
+    Resource,
+    breaks_glass,
+)
 from ..states import (
     OPEN_GRANT_STATES,
     Conflict,
@@ -241,7 +248,7 @@ def break_glass(
         # Re-read under a lock: an archive committed meanwhile must win.
         resource = Resource.objects.select_for_update().get(pk=resource.pk)
         require_active(resource, "it takes no break-glass")
-        if not set(resource.break_glass_groups) & user.group_names():
+        if not breaks_glass(resource.break_glass_groups, user.group_names()):
             raise NotAllowed(f"You may not use break-glass access for {resource.name}.")
         # Never past the resource maximum either, whatever the break-glass setting says.
         longest = min(resource.break_glass_max_minutes, resource.max_duration_minutes)
