@@ -28,7 +28,10 @@ statement keeps its snapshot until the last row is sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+import json
+import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
@@ -83,35 +86,76 @@ CSV_CELLS: dict[str, str] = {
 }
 
 
-def _json_string(column: str) -> str:
-    return f"to_json({_T}{column})::text"
+# JSON Lines: the server sends each entry's values as cells and this module puts the keys
+# around them. Cells that arrive as JSON text (a number, null, a quoted string or the stored
+# details) are spliced as they are; the others are the columns' raw text, which lands
+# between quotes as is when it holds nothing JSON escapes (checked per piece, below).
+_JSON_CELLS: dict[str, str] = {
+    "seq": f"{_T}seq",
+    "actor_id": f"""coalesce('"' || {_T}actor_id || '"', 'null')""",
+    # to_json(inet) is inet's output text, quoted (never the /32 of ip::text).
+    "ip": f"coalesce(to_json({_T}ip)::text, 'null')",
+    "details": f"{_T}details_text",
+}
+
+# One SQL expression per export column, in EXPORT_COLUMNS order.
+JSONL_CELLS: dict[str, str] = {
+    name: _JSON_CELLS.get(name, _CREATED if name == "created_at" else f"{_T}{name}")
+    for name in CSV_CELLS
+}
+# Positions of the cells that are raw text.
+_RAW = tuple(n for n, name in enumerate(JSONL_CELLS) if name not in _JSON_CELLS)
+_WIDTH = len(JSONL_CELLS)
 
 
-def _jsonl_line() -> str:
-    parts = [
-        f"""'{{"seq":' || {_T}seq""",
-        f"""',"created_at":"' || {_CREATED} || '"'""",
-        f"""',"actor_id":' || coalesce('"' || {_T}actor_id || '"', 'null')""",
-    ]
-    for column in ("actor_label", "action", "target_type", "target_id", "target_repr"):
-        parts.append(f"""',"{column}":' || {_json_string(column)}""")
-    for column in ("resource_slug", "request_id"):
-        parts.append(f"""',"{column}":' || {_json_string(column)}""")
-    parts.append(f"""',"ip":' || coalesce(to_json({_T}ip)::text, 'null')""")
-    for column in ("user_agent", "assertion_jti", "assertion_sid"):
-        parts.append(f"""',"{column}":' || {_json_string(column)}""")
-    parts.append(f"""',"details":' || {_T}details_text""")
-    parts.append(f"""',"prev_hash":' || {_json_string("prev_hash")}""")
-    parts.append(f"""',"hash":' || {_json_string("hash")}""")
-    parts.append(f"""',"upstream_request_id":' || {_json_string("upstream_request_id")} || '}}'""")
-    return " || ".join(parts)
+def _jsonl_template() -> bytes:
+    parts = []
+    for n, name in enumerate(JSONL_CELLS):
+        quote = "" if name in _JSON_CELLS else '"'
+        parts.append(("," if n else "{") + f'"{name}":{quote}%b{quote}')
+    return ("".join(parts) + "}\n").encode()
 
 
-JSONL_LINE = _jsonl_line()
+# One line, with a %b for each cell.
+JSONL_TEMPLATE = _jsonl_template()
 
-# CSV mode with control characters as quote and delimiter: JSON text escapes every
-# control character, so no line is ever quoted and nothing is escaped.
-_JSONL_OPTIONS = "FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01'"
+# CSV mode with control characters as delimiter, quote and NULL: a cell is quoted only when
+# it holds one of them, CR or LF (or is the NULL text), none of which JSON text holds raw.
+# An empty cell is not quoted, as the NULL text is not empty (no cell is NULL).
+_DELIMITER = b"\x02"
+_QUOTE = b"\x01"
+_JSONL_OPTIONS = "FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01', NULL E'\\x03'"
+
+# The bytes JSON escapes inside a string, as json.dumps(ensure_ascii=False) does: the quote,
+# the backslash and every control character below U+0020. In UTF-8 no byte of a non-ASCII
+# character is below 0x80, so looking at bytes is exact.
+_ESCAPED = bytes(range(0x20)) + b'"\\'
+
+# One cell of a row and the delimiter or LF after it: quoted (quotes inside doubled) or plain.
+_CELL = re.compile(rb"(?:\x01([^\x01]*(?:\x01\x01[^\x01]*)*)\x01|([^\x02\n]*))[\x02\n]")
+
+
+def jsonl_lines(rows: list[bytes]) -> bytes:
+    """The JSON lines of ``rows``, COPY's rows of JSONL_CELLS (each ends in LF)."""
+    data = b"".join(rows)
+    if _QUOTE not in data:
+        # No cell is quoted, so none holds the delimiter or LF: splitting is exact.
+        cells = data.replace(b"\n", _DELIMITER).split(_DELIMITER)
+        del cells[-1]  # after the last LF
+        raw = b"".join(itertools.chain.from_iterable(cells[n::_WIDTH] for n in _RAW))
+        if len(raw.translate(None, _ESCAPED)) == len(raw):
+            return (JSONL_TEMPLATE * len(rows)) % tuple(cells)
+    return b"".join(map(_jsonl_line, rows))
+
+
+def _jsonl_line(row: bytes) -> bytes:
+    """One row the slow way: its cells read one by one, raw text escaped by json."""
+    # A quoted cell has no plain part and the other way round (an empty one has neither).
+    cells = [quoted.replace(b"\x01\x01", b"\x01") or plain for quoted, plain in _CELL.findall(row)]
+    for n in _RAW:
+        text = json.dumps(cells[n].decode(), ensure_ascii=False)
+        cells[n] = text[1:-1].encode()
+    return JSONL_TEMPLATE % tuple(cells)
 
 
 def copy_statement(queryset: QuerySet[Any], fmt: str) -> tuple[str, tuple[Any, ...]] | None:
@@ -121,16 +165,11 @@ def copy_statement(queryset: QuerySet[Any], fmt: str) -> tuple[str, tuple[Any, .
         # The expressions read the base table's columns; keep only its rows' selection.
         queryset = queryset.model._default_manager.filter(pk__in=queryset.values("pk"))
     # RawSQL holds only the constant expressions above (no input); filters stay Django's.
-    if fmt == "csv":
-        names = [f"_x_{name}" for name in CSV_CELLS]
-        annotated = queryset.annotate(
-            **{n: RawSQL(sql, ()) for n, sql in zip(names, CSV_CELLS.values(), strict=True)}  # noqa: S611
-        )
-        options = "FORMAT csv"
-    else:
-        names = ["_x_line"]
-        annotated = queryset.annotate(_x_line=RawSQL(JSONL_LINE, ()))  # noqa: S611
-        options = _JSONL_OPTIONS
+    cells, options = (CSV_CELLS, "FORMAT csv") if fmt == "csv" else (JSONL_CELLS, _JSONL_OPTIONS)
+    names = [f"_x_{name}" for name in cells]
+    annotated = queryset.annotate(
+        **{n: RawSQL(sql, ()) for n, sql in zip(names, cells.values(), strict=True)}  # noqa: S611
+    )
     select = annotated.order_by("seq").values_list(*names)
     try:
         sql, params = select.query.sql_with_params()
@@ -143,18 +182,40 @@ def stream(queryset: QuerySet[Any], fmt: str, *, header: bytes) -> Iterator[byte
     """``header`` then every row of ``queryset`` in ``fmt``, as pieces of about
     BUFFER_BYTES bytes. Rows are read as the server sends them: memory stays flat."""
     statement = copy_statement(queryset, fmt)
+    if statement is None:
+        if header:
+            yield header
+        return
+    connection = connections[queryset.db]
+    pieces = _csv_pieces if fmt == "csv" else _jsonl_pieces
+    with connection.cursor() as cursor, cursor.cursor.copy(*statement) as copy:
+        yield from pieces(copy, header)
+
+
+def _csv_pieces(rows: Iterable[Any], header: bytes) -> Iterator[bytes]:
     buffer = bytearray(header)
-    if statement is not None:
-        connection = connections[queryset.db]
-        crlf = fmt == "csv"
-        with connection.cursor() as cursor, cursor.cursor.copy(*statement) as copy:
-            for data in copy:
-                buffer += data
-                if crlf:
-                    # One COPY message is one row, ending in LF; the CSV ends rows in CR LF.
-                    buffer[-1:] = b"\r\n"
-                if len(buffer) >= BUFFER_BYTES:
-                    yield bytes(buffer)
-                    buffer.clear()
+    for data in rows:
+        buffer += data
+        # One COPY message is one row, ending in LF; the CSV ends rows in CR LF.
+        buffer[-1:] = b"\r\n"
+        if len(buffer) >= BUFFER_BYTES:
+            yield bytes(buffer)
+            buffer.clear()
     if buffer:
         yield bytes(buffer)
+
+
+def _jsonl_pieces(rows: Iterable[Any], header: bytes) -> Iterator[bytes]:
+    # Each COPY message is one row (a memoryview valid until the next one).
+    batch: list[bytes] = []
+    size = 0
+    for data in rows:
+        batch.append(bytes(data))
+        size += len(data)
+        if size >= BUFFER_BYTES:
+            yield header + jsonl_lines(batch)
+            header = b""
+            batch.clear()
+            size = 0
+    if batch or header:
+        yield header + jsonl_lines(batch)
