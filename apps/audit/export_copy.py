@@ -1,10 +1,11 @@
-"""The PostgreSQL export path: ``COPY (SELECT ...) TO STDOUT``, formatted in SQL.
+"""The PostgreSQL export path: ``COPY (SELECT ...) TO STDOUT``.
 
-The server formats every row, so Python only moves bytes. The output is the same as the
-Python writers in ``export`` (``csv_chunks``, ``jsonl_chunks``) byte for byte, with one
-exception: inside a JSON Lines ``details`` object the keys come in canonical (sorted) order,
-because the stored canonical text is streamed as is (the Python path writes them in the
-order the database returns them). Parsed, every value is identical; tests/audit proves it.
+The server formats every CSV cell, so Python only moves bytes; for JSON Lines it sends the
+values as cells and Python puts the keys around them, a piece of rows at a time. The output
+is the same as the Python writers in ``export`` (``csv_chunks``, ``jsonl_chunks``) byte for
+byte, with one exception: inside a JSON Lines ``details`` object the keys come in canonical
+(sorted) order, because the stored canonical text is streamed as is (the Python path writes
+them in the order the database returns them). tests/audit proves it.
 
 How each rule of the Python writers is reproduced (see docs/audit-export.md):
 
@@ -17,10 +18,12 @@ How each rule of the Python writers is reproduced (see docs/audit-export.md):
   an empty string, ``csv.writer`` does not). Rows end in LF; COPY sends one row per
   message, so each message's last byte is replaced with CR LF. BOM and header are written
   here.
-* JSON Lines: each line is built by concatenation, strings through ``to_json`` (which
-  escapes the same characters as Python's ``json.dumps(ensure_ascii=False)``), and sent
-  through CSV mode with a quote and delimiter character that JSON text never contains raw,
-  so the line arrives unquoted and unescaped.
+* JSON Lines: COPY sends the cells in CSV mode with control characters as delimiter, quote
+  and NULL text, so a cell arrives as it is unless it holds one of them, CR or LF. A piece
+  of rows in which no text cell is quoted or holds a byte JSON escapes (``"``, ``\\``,
+  below 0x20) is split on the delimiter and filled into one template: such text is its
+  own JSON string body. Any other piece is read row by row, each cell unquoted and its
+  text escaped by ``json.dumps(ensure_ascii=False)``, as the Python writer does.
 
 The COPY runs as one statement in autocommit: no transaction stays open, but the
 statement keeps its snapshot until the last row is sent.
