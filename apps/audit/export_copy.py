@@ -145,19 +145,27 @@ def jsonl_lines(rows: list[bytes]) -> bytes:
         # No cell is quoted, so none holds the delimiter or LF: splitting is exact.
         cells = data.replace(b"\n", _DELIMITER).split(_DELIMITER)
         del cells[-1]  # after the last LF
-        raw = b"".join(itertools.chain.from_iterable(cells[n::_WIDTH] for n in _RAW))
-        if len(raw.translate(None, _ESCAPED)) == len(raw):
+        text = b"".join(itertools.chain.from_iterable(cells[n::_WIDTH] for n in _RAW))
+        if len(text.translate(None, _ESCAPED)) == len(text):
             return (JSONL_TEMPLATE * len(rows)) % tuple(cells)
     return b"".join(map(_jsonl_line, rows))
 
 
+# json.dumps(text, ensure_ascii=False), without building an encoder for each call.
+_json_string = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _jsonl_line(row: bytes) -> bytes:
-    """One row the slow way: its cells read one by one, raw text escaped by json."""
-    # A quoted cell has no plain part and the other way round (an empty one has neither).
-    cells = [quoted.replace(b"\x01\x01", b"\x01") or plain for quoted, plain in _CELL.findall(row)]
+    """One row on its own: its cells read one by one, text escaped by json where needed."""
+    if _QUOTE in row:
+        # A quoted cell has no plain part and the other way round (an empty one has neither).
+        pairs = _CELL.findall(row)
+        cells = [quoted.replace(b"\x01\x01", b"\x01") or plain for quoted, plain in pairs]
+    else:
+        cells = row[:-1].split(_DELIMITER)
     for n in _RAW:
-        text = json.dumps(cells[n].decode(), ensure_ascii=False)
-        cells[n] = text[1:-1].encode()
+        if len(cells[n].translate(None, _ESCAPED)) != len(cells[n]):
+            cells[n] = _json_string(cells[n].decode())[1:-1].encode()
     return JSONL_TEMPLATE % tuple(cells)
 
 
