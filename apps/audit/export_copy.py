@@ -133,6 +133,12 @@ _JSONL_OPTIONS = "FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01', NULL E'\\x03'"
 # the backslash and every control character below U+0020. In UTF-8 no byte of a non-ASCII
 # character is below 0x80, so looking at bytes is exact.
 _ESCAPED = bytes(range(0x20)) + b'"\\'
+_ESCAPED_BUT_LF = _ESCAPED.replace(b"\n", b"")
+# Where the spliced cells are, and what stands in their place when the text is checked: an
+# LF starts each row (no unquoted cell holds one).
+_SPLICED_FILL = tuple(
+    (n, b"\n" if n == 0 else b"") for n, name in enumerate(JSONL_CELLS) if name in _JSON_CELLS
+)
 
 # One cell of a row and the delimiter or LF after it: quoted (quotes inside doubled) or plain.
 _CELL = re.compile(rb"(?:\x01([^\x01]*(?:\x01\x01[^\x01]*)*)\x01|([^\x02\n]*))[\x02\n]")
@@ -141,14 +147,21 @@ _CELL = re.compile(rb"(?:\x01([^\x01]*(?:\x01\x01[^\x01]*)*)\x01|([^\x02\n]*))[\
 def jsonl_lines(rows: list[bytes]) -> bytes:
     """The JSON lines of ``rows``, COPY's rows of JSONL_CELLS (each ends in LF)."""
     data = b"".join(rows)
-    if _QUOTE not in data:
-        # No cell is quoted, so none holds the delimiter or LF: splitting is exact.
-        cells = data.replace(b"\n", _DELIMITER).split(_DELIMITER)
-        del cells[-1]  # after the last LF
-        text = b"".join(itertools.chain.from_iterable(cells[n::_WIDTH] for n in _RAW))
-        if len(text.translate(None, _ESCAPED)) == len(text):
-            return (JSONL_TEMPLATE * len(rows)) % tuple(cells)
-    return b"".join(map(_jsonl_line, rows))
+    if _QUOTE in data:
+        return b"".join(map(_jsonl_line, rows))
+    # No cell is quoted, so none holds the delimiter or LF: splitting is exact.
+    cells = data.replace(b"\n", _DELIMITER).split(_DELIMITER)
+    del cells[-1]  # after the last LF
+    # Each row's text cells after an LF: the spliced cells' places hold the LF or nothing.
+    text = cells.copy()
+    for n, fill in _SPLICED_FILL:
+        text[n::_WIDTH] = [fill] * len(rows)
+    joined = b"".join(text)
+    if len(joined.translate(None, _ESCAPED_BUT_LF)) != len(joined):
+        for row, row_text in enumerate(joined.split(b"\n")[1:]):
+            if len(row_text.translate(None, _ESCAPED_BUT_LF)) != len(row_text):
+                _escape(cells, row * _WIDTH)
+    return (JSONL_TEMPLATE * len(rows)) % tuple(cells)
 
 
 # json.dumps(text, ensure_ascii=False), without building an encoder for each call.
@@ -156,17 +169,20 @@ _json_string = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _jsonl_line(row: bytes) -> bytes:
-    """One row on its own: its cells read one by one, text escaped by json where needed."""
-    if _QUOTE in row:
-        # A quoted cell has no plain part and the other way round (an empty one has neither).
-        pairs = _CELL.findall(row)
-        cells = [quoted.replace(b"\x01\x01", b"\x01") or plain for quoted, plain in pairs]
-    else:
-        cells = row[:-1].split(_DELIMITER)
-    for n in _RAW:
-        if len(cells[n].translate(None, _ESCAPED)) != len(cells[n]):
-            cells[n] = _json_string(cells[n].decode())[1:-1].encode()
+    """One row on its own, read cell by cell (a quoted cell unquoted)."""
+    # A quoted cell has no plain part and the other way round (an empty one has neither).
+    pairs = _CELL.findall(row)
+    cells = [quoted.replace(b"\x01\x01", b"\x01") or plain for quoted, plain in pairs]
+    _escape(cells, 0)
     return JSONL_TEMPLATE % tuple(cells)
+
+
+def _escape(cells: list[bytes], start: int) -> None:
+    """Escape the text cells of the row at ``cells[start:]`` that need it, as json does."""
+    for n in _RAW:
+        cell = cells[start + n]
+        if len(cell.translate(None, _ESCAPED)) != len(cell):
+            cells[start + n] = _json_string(cell.decode())[1:-1].encode()
 
 
 def copy_statement(queryset: QuerySet[Any], fmt: str) -> tuple[str, tuple[Any, ...]] | None:

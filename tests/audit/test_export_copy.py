@@ -293,25 +293,48 @@ def test_jsonl_lines_are_the_python_lines_byte_for_byte(
     assert fast.count(b"\n") == len(events)
 
 
+def _hostile_columns(texts: list[str], raw_sql: Any) -> None:
+    """Two entries per text: the first with ``text`` in every text column, then a plain one."""
+    events = [add_entry(details={"n": n}) for n in range(len(texts) * 2)]
+    assignments = ", ".join(f"{column} = %s" for column in TEXT_COLUMNS)
+    for event, text in zip(events[::2], texts, strict=True):
+        raw_sql(
+            f"UPDATE audit_auditevent SET {assignments} WHERE seq = %s",  # noqa: S608
+            [text] * len(TEXT_COLUMNS) + [event.seq],
+        )
+
+
 @pytest.mark.parametrize("piece_bytes", [1, 64 * 1024])
 def test_jsonl_escapes_what_json_escapes_in_every_text_column(
     piece_bytes: int, raw_sql: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from apps.audit import export_copy
 
-    events = [add_entry(details={"n": n}) for n in range(len(CELL_TEXTS) * 2)]
-    assignments = ", ".join(f"{column} = %s" for column in TEXT_COLUMNS)
-    for event, text in zip(events[::2], CELL_TEXTS, strict=True):  # every other entry
-        raw_sql(
-            f"UPDATE audit_auditevent SET {assignments} WHERE seq = %s",  # noqa: S608
-            [text] * len(TEXT_COLUMNS) + [event.seq],
-        )
+    _hostile_columns(CELL_TEXTS, raw_sql)
     monkeypatch.setattr(export_copy, "BUFFER_BYTES", piece_bytes)
     fast = copy_lines(AuditEvent.objects.all())
     assert fast == python_lines(AuditEvent.objects.all())
     lines = [json.loads(line) for line in fast.decode().split("\n")[:-1]]
     assert [line["user_agent"] for line in lines[::2]] == CELL_TEXTS
     assert all(line["hash"] == text for line, text in zip(lines[::2], CELL_TEXTS, strict=True))
+
+
+def test_jsonl_escapes_rows_among_others_without_reading_them_one_by_one(
+    raw_sql: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apps.audit import export_copy
+
+    # Text COPY does not quote (no CR, LF or control character of its own).
+    texts = [text for text in CELL_TEXTS if not set(text) & set("\x01\x02\x03\r\n")]
+    _hostile_columns(texts, raw_sql)
+
+    def one_by_one(row: bytes) -> bytes:
+        raise AssertionError(f"read row by row: {row!r}")
+
+    monkeypatch.setattr(export_copy, "_jsonl_line", one_by_one)
+    fast = copy_lines(AuditEvent.objects.all())
+    assert fast == python_lines(AuditEvent.objects.all())
+    assert [json.loads(line)["target_repr"] for line in fast.splitlines()[::2]] == texts
 
 
 def test_jsonl_reads_rows_with_nothing_to_escape_in_one_go(
