@@ -31,7 +31,6 @@ statement keeps its snapshot until the last row is sent.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator
