@@ -20,10 +20,11 @@ How each rule of the Python writers is reproduced (see docs/audit-export.md):
   here.
 * JSON Lines: COPY sends the cells in CSV mode with control characters as delimiter, quote
   and NULL text, so a cell arrives as it is unless it holds one of them, CR or LF. A piece
-  of rows in which no text cell is quoted or holds a byte JSON escapes (``"``, ``\\``,
-  below 0x20) is split on the delimiter and filled into one template: such text is its
-  own JSON string body. Any other piece is read row by row, each cell unquoted and its
-  text escaped by ``json.dumps(ensure_ascii=False)``, as the Python writer does.
+  of rows in which no cell is quoted is split on the delimiter and filled into one
+  template: text with no byte JSON escapes (``"``, ``\\``, below 0x20) is its own JSON
+  string body, and the text cells of the few rows that hold one are escaped in place by
+  json's encoder (``json.dumps(ensure_ascii=False)``), as the Python writer does. A piece
+  with a quoted cell is read row by row, the same way.
 
 The COPY runs as one statement in autocommit: no transaction stays open, but the
 statement keeps its snapshot until the last row is sent.
@@ -122,8 +123,9 @@ def _jsonl_template() -> bytes:
 JSONL_TEMPLATE = _jsonl_template()
 
 # CSV mode with control characters as delimiter, quote and NULL: a cell is quoted only when
-# it holds one of them, CR or LF (or is the NULL text), none of which JSON text holds raw.
-# An empty cell is not quoted, as the NULL text is not empty (no cell is NULL).
+# it holds one of them, CR or LF (or is the NULL text). JSON text holds none of them raw, so
+# a quoted cell is always a text cell that needs escaping anyway. An empty cell is not
+# quoted, as the NULL text is not empty (no cell is NULL).
 _DELIMITER = b"\x02"
 _QUOTE = b"\x01"
 _JSONL_OPTIONS = "FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01', NULL E'\\x03'"
@@ -133,8 +135,8 @@ _JSONL_OPTIONS = "FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01', NULL E'\\x03'"
 # character is below 0x80, so looking at bytes is exact.
 _ESCAPED = bytes(range(0x20)) + b'"\\'
 _ESCAPED_BUT_LF = _ESCAPED.replace(b"\n", b"")
-# Where the spliced cells are, and what stands in their place when the text is checked: an
-# LF starts each row (no unquoted cell holds one).
+# What stands in the spliced cells' places when the text cells are checked row by row: an
+# LF in the first (seq) starts each row (no unquoted cell holds one), the others are empty.
 _SPLICED_FILL = tuple(
     (n, b"\n" if n == 0 else b"") for n, name in enumerate(JSONL_CELLS) if name in _JSON_CELLS
 )
@@ -144,7 +146,10 @@ _CELL = re.compile(rb"(?:\x01([^\x01]*(?:\x01\x01[^\x01]*)*)\x01|([^\x02\n]*))[\
 
 
 def jsonl_lines(rows: list[bytes]) -> bytes:
-    """The JSON lines of ``rows``, COPY's rows of JSONL_CELLS (each ends in LF)."""
+    """The JSON lines of ``rows``, COPY's rows of JSONL_CELLS (each ends in LF).
+
+    In one go when no cell is quoted: split on the delimiter, the few text cells that need
+    it escaped in place, one template filled. Otherwise row by row."""
     data = b"".join(rows)
     if _QUOTE in data:
         return b"".join(map(_jsonl_line, rows))
@@ -156,7 +161,7 @@ def jsonl_lines(rows: list[bytes]) -> bytes:
     for n, fill in _SPLICED_FILL:
         text[n::_WIDTH] = [fill] * len(rows)
     joined = b"".join(text)
-    if len(joined.translate(None, _ESCAPED_BUT_LF)) != len(joined):
+    if len(joined.translate(None, _ESCAPED_BUT_LF)) != len(joined):  # some row needs escaping
         for row, row_text in enumerate(joined.split(b"\n")[1:]):
             if len(row_text.translate(None, _ESCAPED_BUT_LF)) != len(row_text):
                 _escape(cells, row * _WIDTH)
