@@ -226,3 +226,128 @@ def test_a_distinct_or_combined_queryset_exports_the_same_rows() -> None:
         assert [row[0] for row in csv_cells(fast)[1:]] == ["1", "2", "3", "4", "5"] + (
             ["9"] if queryset.query.combinator else []
         )
+
+
+# What a JSON Lines cell of the COPY path may hold: COPY's delimiter (\x02), quote (\x01) and
+# NULL text (\x03), alone and mixed; what JSON escapes (each control character on its own);
+# text that needs nothing.
+CELL_TEXTS = [
+    "\x02",
+    "\x01",
+    "\x03",
+    "a\x01\x01b\x02c\x03d",
+    'say "hi"',
+    "back\\slash",
+    "nl\nnl",
+    "cr\rcr",
+    *(chr(code) for code in range(4, 0x20)),  # 1-3 above
+    "Zoë → 🚀 \u2028",
+    "",
+    "\x7f",
+    "\\N",
+    "\\.",
+    "plain",
+]
+TEXT_COLUMNS = [
+    "actor_label",
+    "action",
+    "target_type",
+    "target_id",
+    "target_repr",
+    "resource_slug",
+    "request_id",
+    "user_agent",
+    "assertion_jti",
+    "assertion_sid",
+    "prev_hash",
+    "hash",
+    "upstream_request_id",
+]
+
+
+def python_lines(queryset: Any) -> bytes:
+    """The Python writer's lines with ``details`` as stored (the COPY path's one difference)."""
+    lines = []
+    for row in export.entries(queryset.all()):
+        values = {**export.export_values(row), "details": json.loads(row["details_text"])}
+        lines.append(json.dumps(values, ensure_ascii=False, separators=(",", ":")) + "\n")
+    return "".join(lines).encode()
+
+
+def copy_lines(queryset: Any) -> bytes:
+    pieces = export.chunks(export.entries(queryset.all()), "jsonl")
+    assert isinstance(pieces, export.CopyChunks)
+    return b"".join(export.encoded(pieces))
+
+
+@pytest.mark.parametrize("piece_bytes", [1, 64 * 1024])
+def test_jsonl_lines_are_the_python_lines_byte_for_byte(
+    piece_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apps.audit import export_copy
+
+    events = _trail()
+    monkeypatch.setattr(export_copy, "BUFFER_BYTES", piece_bytes)
+    fast = copy_lines(AuditEvent.objects.all())
+    assert fast == python_lines(AuditEvent.objects.all())
+    assert fast.count(b"\n") == len(events)
+
+
+def _hostile_columns(texts: list[str], raw_sql: Any) -> None:
+    """Two entries per text: the first with ``text`` in every text column, then a plain one."""
+    events = [add_entry(details={"n": n}) for n in range(len(texts) * 2)]
+    assignments = ", ".join(f"{column} = %s" for column in TEXT_COLUMNS)
+    for event, text in zip(events[::2], texts, strict=True):
+        raw_sql(
+            f"UPDATE audit_auditevent SET {assignments} WHERE seq = %s",  # noqa: S608
+            [text] * len(TEXT_COLUMNS) + [event.seq],
+        )
+
+
+@pytest.mark.parametrize("piece_bytes", [1, 64 * 1024])
+def test_jsonl_escapes_what_json_escapes_in_every_text_column(
+    piece_bytes: int, raw_sql: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apps.audit import export_copy
+
+    _hostile_columns(CELL_TEXTS, raw_sql)
+    monkeypatch.setattr(export_copy, "BUFFER_BYTES", piece_bytes)
+    fast = copy_lines(AuditEvent.objects.all())
+    assert fast == python_lines(AuditEvent.objects.all())
+    lines = [json.loads(line) for line in fast.decode().split("\n")[:-1]]
+    assert [line["user_agent"] for line in lines[::2]] == CELL_TEXTS
+    assert all(line["hash"] == text for line, text in zip(lines[::2], CELL_TEXTS, strict=True))
+
+
+def test_jsonl_escapes_rows_among_others_without_reading_them_one_by_one(
+    raw_sql: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apps.audit import export_copy
+
+    # Text COPY does not quote (no CR, LF or control character of its own).
+    texts = [text for text in CELL_TEXTS if not set(text) & set("\x01\x02\x03\r\n")]
+    _hostile_columns(texts, raw_sql)
+
+    def one_by_one(row: bytes) -> bytes:
+        raise AssertionError(f"read row by row: {row!r}")
+
+    monkeypatch.setattr(export_copy, "_jsonl_line", one_by_one)
+    fast = copy_lines(AuditEvent.objects.all())
+    assert fast == python_lines(AuditEvent.objects.all())
+    assert [json.loads(line)["target_repr"] for line in fast.splitlines()[::2]] == texts
+
+
+def test_jsonl_reads_rows_with_nothing_to_escape_in_one_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from apps.audit import export_copy
+
+    events = [add_entry(details={"n": n, "why": 'a "quote"\n'}) for n in range(5)]
+
+    def one_by_one(row: bytes) -> bytes:
+        raise AssertionError(f"read row by row: {row!r}")
+
+    monkeypatch.setattr(export_copy, "_jsonl_line", one_by_one)
+    fast = copy_lines(AuditEvent.objects.all())
+    assert fast == python_lines(AuditEvent.objects.all())
+    assert [json.loads(line)["seq"] for line in fast.splitlines()] == [e.seq for e in events]
