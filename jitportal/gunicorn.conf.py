@@ -24,12 +24,14 @@ graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 # Pomerium keeps upstream connections open; outlive its idle timeout less than it does.
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
 # Recycle workers now and then so a slow leak cannot grow without bound, but rarely: each
-# restart costs a full Django boot while that worker's share of the traffic queues, and at a
-# few hundred requests per second a 1,000-request limit restarted a worker every few seconds,
-# which showed in the p99 latency (bench/README.md, "Pages"). At 10,000 a restart is minutes
-# apart; the jitter (up to 10 %) keeps the workers from restarting together.
-max_requests = _int("GUNICORN_MAX_REQUESTS", 10000)
-max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 1000)
+# restart boots Django again (and loses the frozen, warmed-up state below) while that
+# worker's share of the traffic queues. At 1,000 a worker restarted every few seconds of
+# page traffic; at 10,000 one restarted every 7-14 s of /healthz load (1,400-3,000
+# requests/s on two workers) and showed in that round's /healthz p99 (bench/README.md).
+# At 100,000 a worker lives for hours of real traffic; the jitter (up to 10 %) keeps the
+# workers from restarting together.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 100_000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 10_000)
 # The worker heartbeat file on tmpfs: a container's overlay filesystem can stall it.
 worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", "/dev/shm")  # noqa: S108 - tmpfs
 # Pomerium's assertion carries the user's groups: people in hundreds of groups send a header

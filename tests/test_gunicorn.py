@@ -190,9 +190,10 @@ def config(**env: str) -> dict[str, Any]:
 def test_workers_are_recycled_rarely_and_not_together() -> None:
     # Each restart boots Django again; at 1,000 requests a worker restarted every few
     # seconds under load and the restarts showed in the p99
-    # (bench/results/2026-12-01-gunicorn-recycling.md).
+    # (bench/results/2026-12-01-gunicorn-recycling.md); at 10,000 a bench round of /healthz
+    # load still restarted one (bench/results/2026-12-07-web-issue24.md).
     settings = config()
-    assert settings["max_requests"] >= 10_000
+    assert settings["max_requests"] >= 100_000
     assert settings["max_requests_jitter"] >= settings["max_requests"] // 20
     overridden = config(GUNICORN_MAX_REQUESTS="500", GUNICORN_MAX_REQUESTS_JITTER="0")
     assert (overridden["max_requests"], overridden["max_requests_jitter"]) == (500, 0)
