@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -48,6 +49,67 @@ def _pages(spec: str) -> list[tuple[int, tuple[str, str, str | None]]]:
     return chosen
 
 
+def _wsgi_times(args: argparse.Namespace, tokens: dict[str, str]) -> None:
+    """Median CPU (this thread's) and wall time per request through ``jitportal.wsgi``,
+    cookies kept as a browser keeps them, after gunicorn's ``gc.freeze`` of the loaded app."""
+    import gc
+    import io
+    from http.cookies import SimpleCookie
+
+    from jitportal.wsgi import application
+
+    gc.collect()
+    gc.freeze()
+    for number, (label, path, who) in _pages(args.pages):
+        path += args.query
+        jar: SimpleCookie = SimpleCookie()
+
+        def call(path: str = path, who: str | None = who, jar: SimpleCookie = jar) -> str:
+            route, _, query = path.partition("?")
+            environ = {
+                "REQUEST_METHOD": "GET",
+                "PATH_INFO": route,
+                "QUERY_STRING": query,
+                "SERVER_NAME": "127.0.0.1",
+                "SERVER_PORT": "443",
+                "HTTP_HOST": "127.0.0.1",
+                "HTTP_X_FORWARDED_PROTO": "https",
+                "HTTP_X_POMERIUM_JWT_ASSERTION": tokens[who or "requester"],
+                "HTTP_COOKIE": "; ".join(f"{k}={m.value}" for k, m in jar.items()),
+                "REMOTE_ADDR": "127.0.0.1",
+                "wsgi.input": io.BytesIO(b""),
+                "wsgi.errors": sys.stderr,
+                "wsgi.url_scheme": "https",
+                "wsgi.version": (1, 0),
+                "wsgi.multithread": True,
+                "wsgi.multiprocess": True,
+                "wsgi.run_once": False,
+            }
+            status = []
+
+            def start_response(code: str, headers: list[tuple[str, str]], exc: Any = None) -> None:
+                status.append(code)
+                for name, value in headers:
+                    if name.lower() == "set-cookie":
+                        jar.load(value)
+
+            b"".join(application(environ, start_response))
+            return status[0]
+
+        for _ in range(3):
+            assert call().startswith("200"), (path, call())
+        cpu, wall = [], []
+        for _ in range(args.repeat):
+            c0, w0 = time.thread_time(), time.perf_counter()
+            call()
+            cpu.append((time.thread_time() - c0) * 1000)
+            wall.append((time.perf_counter() - w0) * 1000)
+        print(
+            f"{number} {label:32} CPU median {statistics.median(cpu):7.2f} ms "
+            f"min {min(cpu):7.2f} ms  wall median {statistics.median(wall):7.2f} ms"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", required=True)
@@ -64,6 +126,12 @@ def main() -> None:
     parser.add_argument("--sql-chars", type=int, default=400)
     parser.add_argument(
         "--dump", type=Path, help="save each page (and VARIANTS of it) here, tokens masked"
+    )
+    parser.add_argument(
+        "--wsgi",
+        action="store_true",
+        help="time CPU and wall per request through the WSGI handler itself (no test client, "
+        "whose template signals cost as much as a small page), with gunicorn's gc.freeze",
     )
     args = parser.parse_args()
 
@@ -86,6 +154,10 @@ def main() -> None:
         who: mint(key, claims_for(sub, email, groups=groups, name=who.title(), lifetime=7200))
         for who, (sub, email, groups) in PEOPLE.items()
     }
+    if args.wsgi:
+        _wsgi_times(args, tokens)
+        jwks.stop()
+        return
     for number, (label, path, who) in _pages(args.pages):
         path += args.query
         client = Client(
