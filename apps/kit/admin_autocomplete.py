@@ -171,7 +171,9 @@ class AutocompleteFiltersMixin:
         related = occurring(self.get_queryset(request), field_path)  # type: ignore[attr-defined]
         other = _related_admin(self, related.model)
         if term and other is not None:
-            related, _ = other.get_search_results(request, related, term)
+            related, duplicates = other.get_search_results(request, related, term)
+            if duplicates:  # a search across a to-many relation: each object once
+                related = related.distinct()
         related = _ordered(self, request, related)
         start = (page - 1) * PAGE_SIZE
         found = list(related[start : start + PAGE_SIZE + 1])
