@@ -48,15 +48,9 @@ def occurring(rows: QuerySet[Any], field_path: str) -> QuerySet[Any]:
     return related._default_manager.filter(Exists(rows.filter(**{field_path: OuterRef("pk")})))
 
 
-def _related_admin(model_admin: Any, model: type[Model]) -> Any:
-    return model_admin.admin_site._registry.get(model)
-
-
-def _ordered(model_admin: Any, request: HttpRequest, related: QuerySet[Any]) -> QuerySet[Any]:
-    """In the related admin's order (as the old choice lists were), the pk breaking ties."""
-    other = _related_admin(model_admin, related.model)
-    ordering = tuple(other.get_ordering(request) or ()) if other else ()
-    return related.order_by(*ordering, "pk")
+def _url_name(meta: Any) -> str:
+    """The name of a changelist's filter-choices view (without the admin site's namespace)."""
+    return f"{meta.app_label}_{meta.model_name}_filter_choices"
 
 
 class AutocompleteFilter(admin.RelatedFieldListFilter):
@@ -91,8 +85,7 @@ class AutocompleteFilter(admin.RelatedFieldListFilter):
             "autocomplete": {
                 "name": self.lookup_kwarg,
                 "url": reverse(
-                    f"{changelist.model_admin.admin_site.name}:"
-                    f"{meta.app_label}_{meta.model_name}_filter_choices",
+                    f"{changelist.model_admin.admin_site.name}:{_url_name(meta)}",
                     args=[self.field_path],
                 ),
                 "kept": kept,
@@ -141,12 +134,11 @@ class AutocompleteFiltersMixin:
         return super().media + filter_media()  # type: ignore[misc]
 
     def get_urls(self) -> list[URLPattern]:
-        meta = self.model._meta
         own = [
             path(
                 "filter-choices/<str:field_path>/",
                 self.admin_site.admin_view(self.filter_choices_view),
-                name=f"{meta.app_label}_{meta.model_name}_filter_choices",
+                name=_url_name(self.model._meta),
             )
         ]
         return own + super().get_urls()  # type: ignore[misc]
@@ -155,7 +147,7 @@ class AutocompleteFiltersMixin:
         return {
             entry[0]
             for entry in self.get_list_filter(request)  # type: ignore[attr-defined]
-            if isinstance(entry, tuple) and entry[1] is AutocompleteFilter
+            if isinstance(entry, tuple) and issubclass(entry[1], AutocompleteFilter)
         }
 
     def filter_choices_view(self, request: HttpRequest, field_path: str) -> JsonResponse:
@@ -169,12 +161,16 @@ class AutocompleteFiltersMixin:
         except ValueError:
             page = 1
         related = occurring(self.get_queryset(request), field_path)  # type: ignore[attr-defined]
-        other = _related_admin(self, related.model)
-        if term and other is not None:
-            related, duplicates = other.get_search_results(request, related, term)
-            if duplicates:  # a search across a to-many relation: each object once
-                related = related.distinct()
-        related = _ordered(self, request, related)
+        ordering: tuple[Any, ...] = ()
+        if self.admin_site.is_registered(related.model):
+            # The related admin's search, and its order (as the old choice lists were).
+            other = self.admin_site.get_model_admin(related.model)
+            ordering = tuple(other.get_ordering(request) or ())
+            if term:
+                related, duplicates = other.get_search_results(request, related, term)
+                if duplicates:  # a search across a to-many relation: each object once
+                    related = related.distinct()
+        related = related.order_by(*ordering, "pk")  # the pk breaks ties
         start = (page - 1) * PAGE_SIZE
         found = list(related[start : start + PAGE_SIZE + 1])
         return JsonResponse(

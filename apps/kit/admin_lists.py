@@ -53,6 +53,8 @@ from django.utils.safestring import SafeString
 
 # How the admin finds a column's model field (private, but what items_for_result asks).
 _get_non_gfk_field = admin_utils._get_non_gfk_field  # type: ignore[attr-defined]
+# What DateFormat asks before it names a time's zone (private, but the rule it applies).
+_ambiguous_or_imaginary = timezone._datetime_ambiguous_or_imaginary  # type: ignore[attr-defined]
 # What display_for_field puts a datetime through before formatting it (untyped in stubs).
 template_localtime = timezone.template_localtime  # type: ignore[attr-defined]
 # A primary key stand-in for reversing the change URL once; letters only, so neither the
@@ -135,10 +137,10 @@ class _DateTimeFormat:
         self.months = {month: str(MONTHS_3[month]).title() for month in range(1, 13)}
 
     def zone(self, value: datetime.datetime) -> str:
-        # DateFormat: the value's zone (the default zone for a naive value), none when the
-        # time is ambiguous or imaginary there.
+        # DateFormat's: the value's zone (the default zone for a naive value), none when the
+        # time is ambiguous or imaginary there (Django's own test of that).
         tz = value.tzinfo if timezone.is_aware(value) else timezone.get_default_timezone()
-        if tz is None or tz.utcoffset(value.replace(fold=not value.fold)) != tz.utcoffset(value):
+        if tz is None or _ambiguous_or_imaginary(value, tz):
             return ""
         return str(tz.tzname(value))
 
