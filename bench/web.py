@@ -25,8 +25,11 @@ The database named in ``--database-url`` is DROPPED and recreated (its name must
 * an auditor, and 10,000 audit entries.
 
 Figures per page: p50 and p99 latency in ms, requests/s; the ratio is the page's p99
-divided by /healthz's p99 in the same tree and round. The tables show the median over the
-rounds with the min-max spread.
+divided by /healthz's p99 in the same tree and round. The CPU per request is read from
+/proc before and after each measurement: the gunicorn workers' and all of PostgreSQL's
+processes (the load generator's own is printed per round); the busiest worker's share of the
+workers' CPU says how the connections fell on the workers (50 % is even on two). The tables
+show the median over the rounds with the min-max spread.
 """
 
 from __future__ import annotations
@@ -328,17 +331,74 @@ class Result:
     p99: float
     rps: float
     count: int
+    # CPU ms per request: the gunicorn workers, PostgreSQL's processes, this load generator;
+    # and the busiest worker's share of the workers' CPU (0.5 = even on two workers).
+    cpu_app: float = 0.0
+    cpu_db: float = 0.0
+    cpu_client: float = 0.0
+    busiest_worker: float = 0.0
 
 
-def load(port: int, token: str | None, path: str, args: argparse.Namespace) -> Result:
+_TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command name) of every process."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:
+                continue
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            found.append((int(entry.name), int(text.rsplit(")", 1)[1].split()[1]), name))
+    return found
+
+
+def cpu_snapshot(server_pid: int) -> tuple[dict[int, int], int, float]:
+    """CPU so far: per gunicorn worker, all of PostgreSQL, and this process (ms)."""
+    processes = _processes()
+    workers = {pid: _cpu_ticks(pid) for pid, ppid, _ in processes if ppid == server_pid}
+    database = sum(_cpu_ticks(pid) for pid, _, name in processes if name.startswith("postgres"))
+    return workers, database, time.process_time() * 1000
+
+
+def load(
+    port: int, token: str | None, path: str, args: argparse.Namespace, server_pid: int = 0
+) -> Result:
     clients = [Client(port, token) for _ in range(args.connections)]
-    for client in clients:  # warm: connection, session cookie, the worker's caches
+    warm_errors: list[str] = []
+
+    def warm(client: Client) -> None:  # connection, session cookie, the worker's caches
         for _ in range(3):
             status, body = client.get(path)
             if status != 200:
-                raise SystemExit(f"GET {path} answered {status}: {body[:300]!r}")
+                warm_errors.append(f"GET {path} answered {status}: {body[:300]!r}")
+                return
+
+    # The connections open together, as Envoy (in Pomerium) opens upstream connections: a new
+    # one only when every open one is busy. Opened one after another into an idle server, they
+    # all went to whichever worker won the first accept in about half of the measurements,
+    # which halved that measurement's throughput and doubled its p99 (bench/README.md).
+    warmers = [threading.Thread(target=warm, args=(c,)) for c in clients]
+    for t in warmers:
+        t.start()
+    for t in warmers:
+        t.join()
+    if warm_errors:
+        raise SystemExit(warm_errors[0])
     latencies: list[float] = []
     lock = threading.Lock()
+    cpu_before = cpu_snapshot(server_pid)
     start = time.perf_counter()
     deadline = start + args.seconds
     hard_stop = start + args.max_seconds
@@ -368,13 +428,20 @@ def load(port: int, token: str | None, path: str, args: argparse.Namespace) -> R
     for t in threads:
         t.join()
     wall = time.perf_counter() - start
+    cpu_after = cpu_snapshot(server_pid)
     latencies.sort()
     p99_index = min(len(latencies) - 1, int(len(latencies) * 0.99))
+    n = len(latencies)
+    per_worker = [t - cpu_before[0].get(pid, 0) for pid, t in cpu_after[0].items()]
     return Result(
         p50=statistics.median(latencies) * 1000,
         p99=latencies[p99_index] * 1000,
-        rps=len(latencies) / wall,
-        count=len(latencies),
+        rps=n / wall,
+        count=n,
+        cpu_app=sum(per_worker) * _TICK_MS / n,
+        cpu_db=(cpu_after[1] - cpu_before[1]) * _TICK_MS / n,
+        cpu_client=(cpu_after[2] - cpu_before[2]) / n,
+        busiest_worker=max(per_worker) / sum(per_worker) if sum(per_worker) else 0.0,
     )
 
 
@@ -458,16 +525,26 @@ def main() -> None:
             order = names[round_no % len(names) :] + names[: round_no % len(names)]
             for name in order:
                 for label, path, who in chosen:
-                    result = load(servers[name].port, tokens.get(who or ""), path, args)
+                    result = load(
+                        servers[name].port,
+                        tokens.get(who or ""),
+                        path,
+                        args,
+                        servers[name].process.pid,
+                    )
                     results.setdefault((name, label), []).append(result)
                     print(
                         f"round {round_no + 1} {name:6} {label:30} p50 {result.p50:8.1f} ms "
-                        f"p99 {result.p99:8.1f} ms {result.rps:7.1f}/s n={result.count}",
+                        f"p99 {result.p99:8.1f} ms {result.rps:7.1f}/s n={result.count} "
+                        f"cpu app {result.cpu_app:.1f} db {result.cpu_db:.1f} "
+                        f"client {result.cpu_client:.1f} ms, busiest worker "
+                        f"{result.busiest_worker:.0%}",
                         file=sys.stderr,
                     )
         print(
-            "| page | tree | p50 ms | p99 ms | requests/s | p99 ÷ /healthz p99 |\n"
-            "|---|---|---:|---:|---:|---:|"
+            "| page | tree | p50 ms | p99 ms | requests/s | p99 ÷ /healthz p99 "
+            "| CPU ms per request: gunicorn + PostgreSQL | busiest worker |\n"
+            "|---|---|---:|---:|---:|---:|---:|---:|"
         )
         for label, _, _ in chosen:
             for name in names:
@@ -479,7 +556,8 @@ def main() -> None:
                     f"{spread([r.p99 for r in rows], '.1f')} | "
                     f"{spread([r.rps for r in rows], '.0f')} | "
                     + ("—" if label == "/healthz" else spread(ratios, ".1f"))
-                    + " |"
+                    + f" | {spread([r.cpu_app + r.cpu_db for r in rows], '.1f')}"
+                    f" | {spread([100 * r.busiest_worker for r in rows], '.0f')} % |"
                 )
         print(
             f"\n{args.rounds} interleaved rounds; {args.connections} keep-alive connections; "

@@ -155,3 +155,47 @@ def test_web_and_worker_refuse_with_the_same_one_line(entry: str) -> None:
         "jitportal refuses to start: Refusing to start in production mode (DEBUG is false) "
         "without: DATABASE_URL. Set them, or set DEBUG=true for local development."
     ]
+
+
+def _database_options(env: dict[str, str]) -> dict[str, object]:
+    result = manage(
+        "shell",
+        "-c",
+        "import json; from django.conf import settings; "
+        "print(json.dumps(settings.DATABASES['default'].get('OPTIONS', {})))",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_postgresql_prepares_statements_unless_told_not_to() -> None:
+    assert _database_options(PRODUCTION) == {"server_side_binding": True, "prepare_threshold": 5}
+    # Behind a transaction-pooling PgBouncer without prepared-statement support.
+    off = _database_options({**PRODUCTION, "DATABASE_PREPARED_STATEMENTS": "false"})
+    assert "server_side_binding" not in off and "prepare_threshold" not in off
+    assert _database_options({**PRODUCTION, "DATABASE_PREPARE_THRESHOLD": "2"}) == {
+        "server_side_binding": True,
+        "prepare_threshold": 2,
+    }
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_repeated_query_is_planned_once_per_connection() -> None:
+    """The ORM's statements reach PostgreSQL with separate parameters, and a statement the
+    connection runs often is prepared: the server keeps its plan (pg_prepared_statements)."""
+    from django.db import connection
+
+    from apps.accounts.models import User
+
+    threshold = connection.settings_dict["OPTIONS"]["prepare_threshold"]
+    for n in range(threshold + 1):
+        list(User.objects.filter(username=f"nobody-{n}"))  # a new value each time, one text
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+            ['%FROM "accounts_user" WHERE "accounts_user"."username" = $1%'],
+        )
+        (prepared,) = cursor.fetchone()
+    assert prepared == 1
