@@ -364,12 +364,18 @@ def _processes() -> list[tuple[int, int, str]]:
     return found
 
 
-def cpu_snapshot(server_pid: int) -> tuple[dict[int, int], int, float]:
-    """CPU so far: per gunicorn worker, all of PostgreSQL, and this process (ms)."""
+def cpu_snapshot(server_pid: int) -> tuple[dict[int, int], dict[int, int], float]:
+    """CPU so far: per gunicorn worker, per PostgreSQL process, and this process (ms)."""
     processes = _processes()
     workers = {pid: _cpu_ticks(pid) for pid, ppid, _ in processes if ppid == server_pid}
-    database = sum(_cpu_ticks(pid) for pid, _, name in processes if name.startswith("postgres"))
+    database = {pid: _cpu_ticks(pid) for pid, _, name in processes if name.startswith("postgres")}
     return workers, database, time.process_time() * 1000
+
+
+def _spent(before: dict[int, int], after: dict[int, int]) -> int:
+    """Ticks spent between two snapshots by the processes alive at the second (a process
+    that ended in between is not counted: its ticks are gone with it)."""
+    return sum(ticks - before.get(pid, 0) for pid, ticks in after.items())
 
 
 def load(
@@ -439,7 +445,7 @@ def load(
         rps=n / wall,
         count=n,
         cpu_app=sum(per_worker) * _TICK_MS / n,
-        cpu_db=(cpu_after[1] - cpu_before[1]) * _TICK_MS / n,
+        cpu_db=_spent(cpu_before[1], cpu_after[1]) * _TICK_MS / n,
         cpu_client=(cpu_after[2] - cpu_before[2]) / n,
         busiest_worker=max(per_worker) / sum(per_worker) if sum(per_worker) else 0.0,
     )

@@ -25,6 +25,8 @@ Read at call time from the settings, so a test's override is seen at once.
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
 
 from apps.access import pomerium_targets
@@ -71,14 +73,39 @@ _CAPABILITIES = {
 
 def configured() -> dict[str, Target]:
     """Every configured target, name -> Target (``default`` first)."""
+    return dict(
+        _target_set(
+            settings.CLUSTER_ID,
+            tuple(dict(settings.ZERO_CLUSTERS).items()),
+            settings.ZERO_DEFAULT_CLUSTER,
+            getattr(settings, "POMERIUM_CORE_URL", ""),
+            tuple(dict(getattr(settings, "POMERIUM_TARGETS", {}) or {}).items()),
+            getattr(settings, "POMERIUM_SHARED_SECRET", ""),
+            getattr(settings, "POMERIUM_API_TOKEN", ""),
+        )
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _target_set(
+    cluster_id: str,
+    zero: tuple[tuple[str, str], ...],
+    default_name: str,
+    core_url: str,
+    targets: tuple[tuple[str, Target], ...],
+    shared_secret: str,
+    api_token: str,
+) -> dict[str, Target]:
+    # Built once per distinct settings (a page asks for every grant row it shows); still
+    # read at call time, so a changed setting is a new key. A TargetConfigError is not kept.
     return pomerium_targets.target_set(
-        cluster_id=settings.CLUSTER_ID,
-        zero=dict(settings.ZERO_CLUSTERS),
-        default_name=settings.ZERO_DEFAULT_CLUSTER,
-        core_url=getattr(settings, "POMERIUM_CORE_URL", ""),
-        targets=dict(getattr(settings, "POMERIUM_TARGETS", {}) or {}),
-        shared_secret=getattr(settings, "POMERIUM_SHARED_SECRET", ""),
-        api_token=getattr(settings, "POMERIUM_API_TOKEN", ""),
+        cluster_id=cluster_id,
+        zero=dict(zero),
+        default_name=default_name,
+        core_url=core_url,
+        targets=dict(targets),
+        shared_secret=shared_secret,
+        api_token=api_token,
     )
 
 

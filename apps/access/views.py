@@ -8,13 +8,14 @@ times, each naming its zone, while the database keeps UTC.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from django.contrib import messages
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -78,6 +79,31 @@ def _detail_url() -> Callable[[int], str]:
     return lambda pk: f"{prefix}{pk}"
 
 
+# The dashboard's two tables are the same query for everyone but the person: each is built
+# once per process and filtered per page (a filter clones it). Building the requests one,
+# with its three subqueries, cost more CPU than PostgreSQL's whole answer (bench/README.md).
+
+
+@functools.cache
+def _grant_rows_shape() -> QuerySet[Grant, tuple[Any, ...]]:
+    """Open grants of anyone, by start, as ``rows.GrantRow`` tuples."""
+    return Grant.objects.open().order_by("not_before", "pk").values_list(*rows.GrantRow.COLUMNS)
+
+
+@functools.cache
+def _request_rows_shape() -> QuerySet[AccessRequest, tuple[Any, ...]]:
+    """Requests of anyone, newest first, as ``rows.RequestRow`` tuples."""
+    return (
+        AccessRequest.objects.annotate(
+            approval_count=queries.approval_count(),
+            decided_by_email=queries.email_of("decided_by"),
+            revoked_by_email=queries.email_of("grant__revoked_by"),
+        )
+        .order_by("-created_at", "-pk")
+        .values_list(*rows.RequestRow.COLUMNS)
+    )
+
+
 def _dashboard_grants(
     user: Any, page: int, times: rows.LocalTimes, now: datetime
 ) -> tuple[list[rows.GrantRow], bool]:
@@ -88,10 +114,9 @@ def _dashboard_grants(
     offset = (page - 1) * DASHBOARD_GRANTS
     found = [
         rows.GrantRow.from_values(values)
-        for values in Grant.objects.open()
-        .filter(user=user)
-        .order_by("not_before", "pk")
-        .values_list(*rows.GrantRow.COLUMNS)[offset : offset + DASHBOARD_GRANTS + 1]
+        for values in _grant_rows_shape().filter(user=user)[
+            offset : offset + DASHBOARD_GRANTS + 1
+        ]
     ]
     more = len(found) > DASHBOARD_GRANTS
     grants = found[:DASHBOARD_GRANTS]
@@ -111,14 +136,7 @@ def _dashboard_grants(
 def _dashboard_requests(user: Any, times: rows.LocalTimes, now: datetime) -> list[rows.RequestRow]:
     requests = [
         rows.RequestRow.from_values(values)
-        for values in AccessRequest.objects.filter(requester=user)
-        .annotate(
-            approval_count=queries.approval_count(),
-            decided_by_email=queries.email_of("decided_by"),
-            revoked_by_email=queries.email_of("grant__revoked_by"),
-        )
-        .order_by("-created_at", "-pk")
-        .values_list(*rows.RequestRow.COLUMNS)[:DASHBOARD_REQUESTS]
+        for values in _request_rows_shape().filter(requester=user)[:DASHBOARD_REQUESTS]
     ]
     detail_url = _detail_url()
     for r in requests:
