@@ -114,9 +114,7 @@ def _dashboard_grants(
     offset = (page - 1) * DASHBOARD_GRANTS
     found = [
         rows.GrantRow.from_values(values)
-        for values in _grant_rows_shape().filter(user=user)[
-            offset : offset + DASHBOARD_GRANTS + 1
-        ]
+        for values in _grant_rows_shape().filter(user=user)[offset : offset + DASHBOARD_GRANTS + 1]
     ]
     more = len(found) > DASHBOARD_GRANTS
     grants = found[:DASHBOARD_GRANTS]
