@@ -8,7 +8,8 @@ keep-alive ``http.client`` connection (``--connections``), sending the same GET 
 for ``--seconds`` (and at least ``--min-requests`` in all), every request carrying a signed
 Pomerium assertion (``X-Pomerium-Jwt-Assertion``, ES256, served by a loopback JWKS server
 from ``tests/support/jwks.py``) and the session cookie the first answer set, as a browser
-behind Pomerium does.
+behind Pomerium does. The connections open together and warm up with three requests each
+(``--warm one-by-one`` opens them one after another, as the script did before 2026-12-07).
 
 The server is gunicorn with the image's config (``jitportal/gunicorn.conf.py``, as the
 Dockerfile's CMD) in production mode (DEBUG off, collected static files), with
@@ -395,11 +396,16 @@ def load(
     # one only when every open one is busy. Opened one after another into an idle server, they
     # all went to whichever worker won the first accept in about half of the measurements,
     # which halved that measurement's throughput and doubled its p99 (bench/README.md).
-    warmers = [threading.Thread(target=warm, args=(c,)) for c in clients]
-    for t in warmers:
-        t.start()
-    for t in warmers:
-        t.join()
+    # --warm one-by-one is the old way, kept to compare with runs before 2026-12-07.
+    if args.warm == "one-by-one":
+        for client in clients:
+            warm(client)
+    else:
+        warmers = [threading.Thread(target=warm, args=(c,)) for c in clients]
+        for t in warmers:
+            t.start()
+        for t in warmers:
+            t.join()
     if warm_errors:
         raise SystemExit(warm_errors[0])
     latencies: list[float] = []
@@ -472,6 +478,12 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=40.0)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--warm",
+        choices=["together", "one-by-one"],
+        default="together",
+        help="open the connections together (as Envoy does under load) or one after another",
+    )
     parser.add_argument("--pages", default="", help="comma-separated page numbers (0 = healthz)")
     parser.add_argument("--seed", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -566,7 +578,8 @@ def main() -> None:
                     f" | {spread([100 * r.busiest_worker for r in rows], '.0f')} % |"
                 )
         print(
-            f"\n{args.rounds} interleaved rounds; {args.connections} keep-alive connections; "
+            f"\n{args.rounds} interleaved rounds; {args.connections} keep-alive connections "
+            f"(opened {args.warm}); "
             f"gunicorn {args.workers} workers x the config's threads; "
             f">= {args.seconds:g} s and >= {args.min_requests} requests per measurement."
         )
