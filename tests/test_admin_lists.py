@@ -18,6 +18,7 @@ import pytest
 import time_machine
 from django.template import Context, Template
 from django.utils import timezone
+from django.utils.html import conditional_escape
 
 from apps.access.actions import AccessAction
 from apps.access.models import Grant
@@ -188,8 +189,19 @@ def test_rows_are_djangos_markup(superuser_client: Any, url: str) -> None:
             assert "<tbody>" in django or not cl.result_list
             page = response.content.decode()
             if url in WITH_DETAIL_ROWS:
-                # The detail line under each row is ours; every row itself is Django's.
-                assert page.count('<tr class="detail-row">') == len(cl.result_list)
+                # The detail line under each row is ours, right after the row on its line,
+                # spanning every column but the checkbox; every row itself is Django's.
+                columns = len(cl.list_display)
+                with timezone.override(ZoneInfo(ZONE)):
+                    details = [
+                        conditional_escape(cl.model_admin.list_detail(o)) for o in cl.result_list
+                    ]
+                wanted = [
+                    f'<tr class="detail-row"><td></td><td colspan="{columns - 1}">{d}</td></tr>'
+                    for d in details
+                ]
+                assert DETAIL_ROW.findall(page) == wanted
+                assert page.count('</tr><tr class="detail-row">') == len(cl.result_list)
                 page = DETAIL_ROW.sub("", page)
             assert django in page, _first_difference(django, page)
 
