@@ -114,3 +114,61 @@ def test_every_orm_path_to_a_groups_permissions_is_audited(db: Any) -> None:
         ("idp:sre", [], ["access.change_resource"]),
         ("idp:sre", [], ["access.view_resource"]),
     ]
+
+
+def _django_answer(user: Any) -> set[str]:
+    """ModelBackend's own path: the role permission query built and compiled by the ORM."""
+    from django.contrib.auth.backends import ModelBackend
+
+    from apps.accounts.backends import PomeriumAssertionBackend
+
+    fresh = type(user).objects.get(pk=user.pk)
+    backend = PomeriumAssertionBackend()
+    return ModelBackend.get_group_permissions(backend, fresh)
+
+
+def test_the_compiled_permission_query_answers_as_the_orm_does(
+    signed_in: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backend runs the role permission query's SQL compiled once (apps/accounts/
+    backends.py); for every kind of person it grants exactly what the ORM's query grants."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.accounts import roles
+    from apps.accounts.backends import PomeriumAssertionBackend
+
+    _, approver = signed_in("ann", groups=["approvers"])
+    _, auditor = signed_in("aud", groups=["compliance"])
+    _, both = signed_in("bea", groups=["approvers", "compliance", "sre"])
+    _, nobody = signed_in("nic", groups=["sre"])
+    # A permission attached by hand to a role group and to a claim group: grants nothing.
+    approvers = Group.objects.get(name=ROLE_GROUPS["approver"])
+    approvers.permissions.add(change_resource())
+    Group.objects.get(name="idp:sre").permissions.add(change_resource())
+    # A right the code gives that the role group lacks in the database: not granted.
+    approvers.permissions.remove(
+        Permission.objects.get(content_type__app_label="access", codename="extend_grant")
+    )
+    backend = PomeriumAssertionBackend()
+    for person in (approver, auditor, both, nobody):
+        fresh = type(person).objects.get(pk=person.pk)
+        with CaptureQueriesContext(connection) as queries:
+            granted = backend.get_group_permissions(fresh)
+            assert backend.get_group_permissions(fresh) is granted  # kept for the request
+        assert len(queries) == 1
+        assert granted == _django_answer(person), person.username
+    assert "access.decide_accessrequest" in backend.get_group_permissions(approver)
+    assert "access.extend_grant" not in backend.get_group_permissions(approver)
+    assert "access.change_resource" not in backend.get_group_permissions(both)
+    assert backend.get_group_permissions(nobody) == set()
+    # Rights the code changes (a deployment widening a role) compile a new query.
+    widened = (*roles.ROLE_PERMISSIONS[roles.APPROVER], "access.change_resource")
+    monkeypatch.setitem(roles.ROLE_PERMISSIONS, roles.APPROVER, widened)
+    fresh = type(approver).objects.get(pk=approver.pk)
+    assert "access.change_resource" in backend.get_group_permissions(fresh)
+    assert backend.get_group_permissions(fresh) == _django_answer(approver)
+    # An inactive person and an object-level question: nothing, as Django's backend says.
+    fresh.is_active = False
+    assert backend.get_group_permissions(fresh) == set()
+    assert backend.get_group_permissions(approver, obj=approvers) == set()
