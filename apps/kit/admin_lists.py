@@ -365,9 +365,9 @@ class FastResultsChangeList(ChangeList):
     (``admin/fast_change_list.html``) asks for ``cl.result_list_context``."""
 
     def result_list_context(self) -> dict[str, Any]:
-        """What Django's ``{% result_list cl %}`` tag gives its template, plus ``rows``: each
-        row with its detail line when the model admin has ``list_detail`` (a method that
-        returns the HTML of one object's detail line)."""
+        """What Django's ``{% result_list cl %}`` tag gives its template, plus ``body``: the
+        rows written out, each with its detail line when the model admin has ``list_detail``
+        (a method that returns the HTML of one object's detail line)."""
         headers = list(result_headers(self))
         rows = list(fast_results(self))
         detail = getattr(self.model_admin, "list_detail", None)
@@ -385,7 +385,6 @@ class FastResultsChangeList(ChangeList):
             "result_headers": headers,
             "num_sorted_fields": sum(1 for h in headers if h["sortable"] and h["sorted"]),
             "results": rows,
-            "rows_with_details": with_details,
             # The table's body as the templates' row loop writes it (None: Django's rows,
             # with their forms, are left to Django's template).
             "body": _body(rows, with_details, len(headers)) if own else None,
@@ -395,12 +394,12 @@ class FastResultsChangeList(ChangeList):
 def _body(
     rows: list[ResultList], with_details: list[tuple[ResultList, SafeString]] | None, columns: int
 ) -> SafeString:
-    """The ``<tbody>`` content, character for character what the row loop of Django's
-    ``admin/change_list_results.html`` (a row without a form) or of
-    ``admin/change_list_results_with_details.html`` writes. Run by the template engine,
-    that loop cost 1-2.5 ms of a 50-row list's CPU (bench/results/2026-12-07-web-prepared.md);
-    test_admin_lists compares the rows with Django's own and the detail rows with
-    ``list_detail``."""
+    """The ``<tbody>`` content: character for character what the row loop of Django's
+    ``admin/change_list_results.html`` writes for rows without forms, each row followed on
+    its line by its detail row when the model admin has ``list_detail``. Run by the
+    template engine, that loop cost 1-2.5 ms of a 50-row list's CPU
+    (bench/results/2026-12-07-web-prepared.md); test_admin_lists compares the rows with
+    Django's own and the detail rows with ``list_detail``."""
     if with_details is None:
         return SafeString("".join(f"\n\n<tr>{''.join(row)}</tr>\n" for row in rows))
     span = columns - 1
