@@ -352,8 +352,11 @@ def _cpu_ticks(pid: int) -> int:
 
 
 def _processes() -> list[tuple[int, int, str]]:
-    """(pid, parent pid, command name) of every process."""
-    found = []
+    """(pid, parent pid, command name) of every process (none without Linux's /proc: the
+    CPU columns then read 0)."""
+    found: list[tuple[int, int, str]] = []
+    if not Path("/proc").is_dir():
+        return found
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
