@@ -212,3 +212,50 @@ def _first_difference(django: str, page: str) -> str:
     theirs = django[django.find('<div class="results">') :]
     at = next((i for i, (a, b) in enumerate(zip(theirs, ours, strict=False)) if a != b), 0)
     return f"Django: {theirs[at - 120 : at + 120]!r}\nours:   {ours[at - 120 : at + 120]!r}"
+
+
+@pytest.mark.parametrize("url", CHANGELISTS)
+def test_page_media_and_action_form_are_djangos(superuser_client: Any, url: str) -> None:
+    """The scripts, styles and action widgets rendered once per process
+    (``rendered_media``, the memoized action form) are what Django renders for the same
+    page, on the first view and on the next."""
+    from django import forms
+    from django.contrib.admin import helpers
+
+    history()
+    for _ in range(2):
+        response = superuser_client.get(url)
+        assert response.status_code == 200
+        page = response.content.decode()
+        admin = response.context["cl"].model_admin
+        media: forms.Media = admin.media
+        form = response.context["action_form"]
+        if form is not None:
+            django_form = helpers.ActionForm(auto_id=None)
+            django_form.fields["action"].choices = form.fields["action"].choices
+            media += django_form.media
+            for name in ("action", "select_across"):
+                assert str(django_form[name]) in page, name
+        assert str(media["css"]) in page
+        assert str(media["js"]) in page
+
+
+def test_action_widgets_follow_their_choices() -> None:
+    """One widget HTML per set of choices: other choices, another value or other attributes
+    are rendered anew, never served from another's entry."""
+    from apps.kit.admin_lists import ActionForm
+
+    first = ActionForm(auto_id=None)
+    first.fields["action"].choices = [("", "---------"), ("approve", "Approve <selected>")]
+    second = ActionForm(auto_id=None)
+    second.fields["action"].choices = [("", "---------"), ("revoke", "Revoke selected")]
+    html_first, html_second = str(first["action"]), str(second["action"])
+    assert 'value="approve"' in html_first and "Approve &lt;selected&gt;" in html_first
+    assert 'value="revoke"' in html_second and "approve" not in html_second
+    assert str(first["action"]) == html_first
+    bound = ActionForm({"action": "approve"}, auto_id=None)
+    bound.fields["action"].choices = first.fields["action"].choices
+    assert '<option value="approve" selected>' in str(bound["action"])
+    assert str(first["select_across"]) == (
+        '<input type="hidden" name="select_across" value="0" class="select-across">'
+    )
