@@ -39,6 +39,10 @@ pytestmark = pytest.mark.django_db
 
 ZONE = "America/St_Johns"
 DJANGO_RESULT_LIST = Template("{% load admin_list %}{% result_list cl %}")
+DJANGO_FILTERS = Template(
+    "{% load admin_list %}{% for spec in cl.filter_specs %}{% admin_list_filter cl spec %}"
+    "{% endfor %}"
+)
 CHANGELISTS = [
     "/admin/access/accessrequest/",
     "/admin/access/grant/",
@@ -188,6 +192,12 @@ def test_rows_are_djangos_markup(superuser_client: Any, url: str) -> None:
                 django = DJANGO_RESULT_LIST.render(Context({"cl": cl, "opts": cl.opts}))
             assert "<tbody>" in django or not cl.result_list
             page = response.content.decode()
+            # The filters, each rendered once per set of choices (rendered_filters), are
+            # Django's too, for this query's state.
+            with timezone.override(ZoneInfo(ZONE)):
+                filters = DJANGO_FILTERS.render(Context({"cl": cl}))
+            assert cl.has_filters == bool(filters.strip()), url
+            assert filters in page, (url, query)
             if url in WITH_DETAIL_ROWS:
                 # The detail line under each row is ours, right after the row on its line,
                 # spanning every column but the checkbox; every row itself is Django's.

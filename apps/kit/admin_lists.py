@@ -45,6 +45,7 @@ from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db import models
 from django.forms.renderers import BaseRenderer
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import get_template
 from django.urls import NoReverseMatch
 from django.utils import timezone
 from django.utils.dateformat import format as dateformat_format
@@ -53,6 +54,7 @@ from django.utils.dates import MONTHS_3, WEEKDAYS_ABBR
 from django.utils.formats import get_format
 from django.utils.html import conditional_escape, escape
 from django.utils.safestring import SafeString
+from django.utils.translation import get_language
 
 # How the admin finds a column's model field (private, but what items_for_result asks).
 _get_non_gfk_field = admin_utils._get_non_gfk_field  # type: ignore[attr-defined]
@@ -363,9 +365,37 @@ def fast_results(cl: ChangeList) -> Iterator[ResultList]:
         yield ResultList(None, [SafeString(row(obj))])
 
 
+# Filter templates that read only their title and choices (not ``spec``), so that the same
+# title and choices give the same HTML: Django's and the autocomplete filter's.
+_PURE_FILTER_TEMPLATES = frozenset({"admin/filter.html", "admin/kit/autocomplete_filter.html"})
+_FILTERS: dict[Any, str] = {}
+
+
 class FastResultsChangeList(ChangeList):
     """A changelist whose rows are rendered by ``fast_results``; its template
-    (``admin/fast_change_list.html``) asks for ``cl.result_list_context``."""
+    (``admin/fast_change_list.html``) asks for ``cl.result_list_context`` and
+    ``cl.rendered_filters``."""
+
+    def rendered_filters(self) -> list[SafeString]:
+        """What Django's ``{% admin_list_filter cl spec %}`` renders for each filter, in
+        order. A filter whose template reads only its title and choices is rendered once per
+        distinct title, choices and language in a process: the sidebar's seven templates
+        were 1-1.5 ms of every list view for the same few links."""
+        out = []
+        for spec in self.filter_specs:
+            choices = list(spec.choices(self))
+            template_name = spec.template
+
+            def render(spec: Any = spec, choices: list[Any] = choices) -> str:
+                context = {"title": spec.title, "choices": choices, "spec": spec}
+                return str(get_template(spec.template).render(context))
+
+            if template_name in _PURE_FILTER_TEMPLATES:
+                key = (template_name, _frozen(spec.title), _frozen(choices), get_language())
+                out.append(SafeString(_memo(_FILTERS, key, render)))
+            else:
+                out.append(SafeString(render()))
+        return out
 
     def result_list_context(self) -> dict[str, Any]:
         """What Django's ``{% result_list cl %}`` tag gives its template, plus ``body``: the
