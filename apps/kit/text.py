@@ -26,6 +26,7 @@ import unicodedata
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.text import Truncator
 
 # Kept as explicit ranges (a character class for the regular expression); tests/kit checks
 # that they are exactly the categories named above in this Python's Unicode database.
@@ -149,3 +150,13 @@ def reveal_bytes(content: bytes) -> bytes:
     if not (HIDDEN if astral else _HIDDEN_BMP).search(text):
         return content
     return reveal(text).encode("utf-8", "surrogateescape")
+
+
+def truncate_chars(text: str, length: int) -> str:
+    """``Truncator(text).chars(length)``: text that already fits (most of it) is only
+    normalized, as Django's Truncator does first, without its walk over every character."""
+    normalized = unicodedata.normalize("NFC", text)
+    if len(normalized) <= length:
+        # Combining characters only shorten the count Django makes, so nothing is cut.
+        return normalized
+    return str(Truncator(normalized).chars(length))

@@ -78,3 +78,25 @@ def test_ordinary_text_passes_untouched() -> None:
         assert reveal_bytes(content) is content
     refuse_hidden(12)  # not text: nothing to refuse
     assert hidden_in({"group": "sre", "max_minutes": 60}) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "short",
+        "x" * 140,
+        "x" * 141,
+        "y" * 400,
+        "e\u0301" * 100,  # 200 code points, 100 characters: NFC makes them 100
+        "a\u0301\u0302" * 70,  # combining marks NFC cannot fold: 140 counted characters
+        "a\u0301\u0302" * 71,
+        "“quoted” words " * 12,
+    ],
+)
+def test_truncate_chars_is_djangos_truncator(text: str) -> None:
+    from django.utils.text import Truncator
+
+    from apps.kit.text import truncate_chars
+
+    assert truncate_chars(text, 140) == Truncator(text).chars(140)

@@ -13,6 +13,7 @@ same intermediate page; they accept POST only, behind the admin's CSRF protectio
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from apps.accounts.middleware import request_user
 from apps.accounts.timezones import zone_for, zone_label
@@ -249,6 +251,18 @@ STATE_COLOURS = {
 
 
 def badge(value: str, label: str) -> str:
+    if type(label) in _PLAIN_TEXT:
+        # The same few states on every row: each badge's HTML made once per process.
+        return _badge(value, label)
+    return _badge.__wrapped__(value, label)
+
+
+# Text whose HTML cannot change between calls (a lazy label follows the active language).
+_PLAIN_TEXT = (str, SafeString)
+
+
+@functools.lru_cache(maxsize=256, typed=True)  # typed: "<b>" and SafeString("<b>") differ
+def _badge(value: str, label: str) -> str:
     bg, fg = STATE_COLOURS.get(value, ("#eceef3", "#5d6677"))
     return format_html(BADGE, bg, fg, label)
 

@@ -26,6 +26,7 @@ from apps.accounts.timezones import zone_for, zone_label
 from apps.audit import export
 from apps.audit.errors import AUDITOR, RoleRequired
 from apps.audit.views import may_export
+from apps.kit import choices
 from apps.kit.admin_autocomplete import AutocompleteFilter, AutocompleteFiltersMixin
 
 from .. import reach, reports, services
@@ -291,14 +292,14 @@ class GrantAdmin(AutocompleteFiltersMixin, ReadOnlyAdmin):
 
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj: Grant) -> str:
-        return badge(obj.state, obj.get_state_display())
+        return badge(obj.state, choices.display(obj, "state"))
 
     @admin.display(description="sync", ordering="sync_status")
     def sync_badge(self, obj: Grant) -> str:
         if obj.removal_is_overdue(timezone.now()):
             # The user may still get in: say it louder than any other state.
             return format_html(BADGE, "#b42318", "#fff", "REVOCATION NOT YET ENFORCED")
-        return badge(obj.sync_status, obj.get_sync_status_display())
+        return badge(obj.sync_status, choices.display(obj, "sync_status"))
 
     @admin.display(description="flags", ordering="is_break_glass")
     def flags(self, obj: Grant) -> str:

@@ -10,14 +10,15 @@ from django.contrib import admin
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html_join
 from django.utils.safestring import mark_safe
-from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
 from apps.accounts.middleware import request_user
 from apps.accounts.timezones import abbreviation, zone_for
+from apps.kit import choices
 from apps.kit.admin_autocomplete import AutocompleteFilter, AutocompleteFiltersMixin
+from apps.kit.text import truncate_chars
 
 from .. import briefs, inbox, services, stages
 from ..durations import duration_label
@@ -339,7 +340,7 @@ class AccessRequestAdmin(AutocompleteFiltersMixin, ReadOnlyAdmin):
         """The line under each row: kind, age, ticket and the start of the justification."""
         parts = []
         if obj.kind != RequestKind.NEW:
-            parts.append(obj.get_kind_display())
+            parts.append(choices.display(obj, "kind"))
         parts.append(f"asked {timesince(obj.created_at, depth=1)} ago")
         if obj.ticket:
             parts.append(f"ticket {obj.ticket}")
@@ -347,8 +348,8 @@ class AccessRequestAdmin(AutocompleteFiltersMixin, ReadOnlyAdmin):
         # also drop the separators that the page must show escaped).
         justification = _SPACES.sub(" ", obj.justification).strip()
         if justification:
-            parts.append(f"“{Truncator(justification).chars(140)}”")
-        return format_html("{}", " · ".join(parts))
+            parts.append(f"“{truncate_chars(justification, 140)}”")
+        return escape(" · ".join(parts))  # format_html("{}", ...) of plain text
 
     @staticmethod
     def _approval_counts(obj: AccessRequest) -> tuple[int, int]:
@@ -381,4 +382,4 @@ class AccessRequestAdmin(AutocompleteFiltersMixin, ReadOnlyAdmin):
 
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj: AccessRequest) -> str:
-        return badge(obj.state, obj.get_state_display())
+        return badge(obj.state, choices.display(obj, "state"))

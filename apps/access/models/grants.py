@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from apps.kit import choices
+
 from .. import schedules, targets
 from ..states import (
     OPEN_GRANT_STATES,
@@ -112,7 +114,7 @@ class Grant(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.email} → {self.resource} ({self.get_state_display()})"
+        return f"{self.email} → {self.resource} ({choices.display(self, 'state')})"
 
     @property
     def resource_slug_for_audit(self) -> str:

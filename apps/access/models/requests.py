@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from apps.kit import choices
+
 from ..states import (
     RequestKind,
     RequestState,
@@ -105,7 +107,7 @@ class AccessRequest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.requester} → {self.resource} ({self.get_state_display()})"
+        return f"#{self.pk} {self.requester} → {self.resource} ({choices.display(self, 'state')})"
 
     @property
     def resource_slug_for_audit(self) -> str:
