@@ -501,7 +501,9 @@ def rendered_media(media: forms.Media) -> RenderedMedia:
 
 
 def _frozen(value: Any) -> Any:
-    """A hashable, comparable stand-in for a widget's attrs or choices."""
+    """A hashable stand-in for a memo's input (a widget's attrs or choices, a filter's
+    choices): equal only for equal text of the same types, so safe and plain text, or an int
+    and its digits, never share an entry. Lazy text is read in the active language."""
     if isinstance(value, dict):
         return tuple(sorted((str(k), _frozen(v)) for k, v in value.items()))
     if isinstance(value, list | tuple):
