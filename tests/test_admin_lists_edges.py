@@ -183,3 +183,25 @@ def test_datetime_cells_read_exactly_as_djangos_formatter(fmt: str) -> None:
                     assert ours(value) == django_format(value, fmt), (name, value)
         # The settings' format and escaped letters take the fast way; others Django's.
         assert ours.fast == (fmt in ("D j M Y H:i T", r"\D\a\y j M, H\h i"))
+
+
+def test_datetime_formatters_are_kept_per_format_and_language() -> None:
+    """One formatter per format and language: the names a list shows follow the language."""
+    from datetime import UTC, datetime
+
+    from django.utils import translation
+    from django.utils.dateformat import format as django_format
+
+    from apps.kit.admin_lists import _datetime_format
+
+    moment = datetime(2026, 5, 4, 9, 30, tzinfo=UTC)
+    fmt = "D j M Y H:i T"
+    with translation.override("en"):
+        english = _datetime_format(fmt)
+        assert _datetime_format(fmt) is english
+        assert english(moment) == django_format(moment, fmt) == "Mon 4 May 2026 09:30 UTC"
+    with translation.override("de"):
+        german = _datetime_format(fmt)
+        assert german is not english
+        assert german(moment) == django_format(moment, fmt)
+        assert german(moment).startswith("Mo 4 Mai")

@@ -173,6 +173,18 @@ class _DateTimeFormat:
         return "".join(out)
 
 
+_DATETIME_FORMATS: dict[tuple[str, str | None], _DateTimeFormat] = {}
+
+
+def _datetime_format(fmt: str) -> _DateTimeFormat:
+    """The formatter of ``fmt`` in the active language, made once per format and language
+    (its 19 day and month names translated once, not once per column of every list)."""
+    formatter: _DateTimeFormat = _memo(
+        _DATETIME_FORMATS, (fmt, get_language()), lambda: _DateTimeFormat(fmt)
+    )
+    return formatter
+
+
 def _blank(value: Any) -> Any:
     """What ``items_for_result`` does to each looked-up value first: blank text is empty."""
     if isinstance(value, str) and value.strip() == "":
@@ -256,7 +268,7 @@ def _field_cell(
         return text
     if type(field) is models.DateTimeField:
         # localize(template_localtime(value)), with the format looked up once per list.
-        datetime_format = _DateTimeFormat(get_format("DATETIME_FORMAT"))
+        datetime_format = _datetime_format(get_format("DATETIME_FORMAT"))
 
         def moment(obj: Any) -> tuple[str, Any]:
             value = getattr(obj, name)
