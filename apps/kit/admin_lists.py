@@ -56,6 +56,8 @@ from django.utils.html import conditional_escape, escape
 from django.utils.safestring import SafeString
 from django.utils.translation import get_language
 
+from .memo import frozen, memo
+
 # How the admin finds a column's model field (private, but what items_for_result asks).
 _get_non_gfk_field = admin_utils._get_non_gfk_field  # type: ignore[attr-defined]
 # What DateFormat asks before it names a time's zone (private, but the rule it applies).
@@ -179,7 +181,7 @@ _DATETIME_FORMATS: dict[tuple[str, str | None], _DateTimeFormat] = {}
 def _datetime_format(fmt: str) -> _DateTimeFormat:
     """The formatter of ``fmt`` in the active language, made once per format and language
     (its 19 day and month names translated once, not once per column of every list)."""
-    formatter: _DateTimeFormat = _memo(
+    formatter: _DateTimeFormat = memo(
         _DATETIME_FORMATS, (fmt, get_language()), lambda: _DateTimeFormat(fmt)
     )
     return formatter
@@ -403,8 +405,8 @@ class FastResultsChangeList(ChangeList):
                 return str(get_template(spec.template).render(context))
 
             if template_name in _PURE_FILTER_TEMPLATES:
-                key = (template_name, _frozen(spec.title), _frozen(choices), get_language())
-                out.append(SafeString(_memo(_FILTERS, key, render)))
+                key = (template_name, frozen(spec.title), frozen(choices), get_language())
+                out.append(SafeString(memo(_FILTERS, key, render)))
             else:
                 out.append(SafeString(render()))
         return out
@@ -481,23 +483,6 @@ class RenderedMedia:
     __html__ = __str__
 
 
-_MEMO_SIZE = 256
-
-
-def _memo(store: dict[Any, Any], key: Any, make: Callable[[], Any]) -> Any:
-    """``store[key]``, made by ``make()`` the first time; the store is emptied when it
-    passes ``_MEMO_SIZE`` entries, so it stays small whatever the inputs."""
-    try:
-        return store[key]
-    except KeyError:
-        pass
-    value = make()
-    if len(store) >= _MEMO_SIZE:
-        store.clear()
-    store[key] = value
-    return value
-
-
 _MEDIA: dict[Any, RenderedMedia] = {}
 
 
@@ -506,21 +491,10 @@ def rendered_media(media: forms.Media) -> RenderedMedia:
     lists in order and asks the static files storage for each file's hashed name: 0.5-1 ms
     of every changelist's CPU for the same few lines (bench/README.md, "Pages")."""
     lists = (media._css_lists, media._js_lists)  # type: ignore[attr-defined]
-    rendered: RenderedMedia = _memo(
+    rendered: RenderedMedia = memo(
         _MEDIA, (repr(lists), settings.STATIC_URL), lambda: RenderedMedia(media)
     )
     return rendered
-
-
-def _frozen(value: Any) -> Any:
-    """A hashable stand-in for a memo's input (a widget's attrs or choices, a filter's
-    choices): equal only for equal text of the same types, so safe and plain text, or an int
-    and its digits, never share an entry. Lazy text is read in the active language."""
-    if isinstance(value, dict):
-        return tuple(sorted((str(k), _frozen(v)) for k, v in value.items()))
-    if isinstance(value, list | tuple):
-        return tuple(_frozen(v) for v in value)
-    return (type(value).__name__, str(value))
 
 
 class _MemoizedWidget:
@@ -538,14 +512,14 @@ class _MemoizedWidget:
         key = (
             type(self),
             name,
-            _frozen(value),
-            _frozen(attrs or {}),
-            _frozen(self.attrs),  # type: ignore[attr-defined]
-            _frozen(list(getattr(self, "choices", ()))),
+            frozen(value),
+            frozen(attrs or {}),
+            frozen(self.attrs),  # type: ignore[attr-defined]
+            frozen(list(getattr(self, "choices", ()))),
             id(renderer),
         )
         render = super().render  # type: ignore[misc]
-        return SafeString(_memo(_WIDGETS, key, lambda: render(name, value, attrs, renderer)))
+        return SafeString(memo(_WIDGETS, key, lambda: render(name, value, attrs, renderer)))
 
 
 _WIDGETS: dict[Any, str] = {}

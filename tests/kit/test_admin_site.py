@@ -52,3 +52,40 @@ def test_the_index_and_an_app_page_list_their_apps(approver: Any, builds: list[A
     assert builds == [None]
     assert approver.get("/admin/access/").status_code == 200
     assert approver.get("/admin/audit/").status_code == 404  # no model of it to see
+
+
+def _sidebar(html: str) -> str:
+    start = html.index('<button class="sticky toggle-nav-sidebar"')
+    return html[start : html.index("</nav>", start) + len("</nav>")]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/admin/access/grant/", "/admin/access/resource/", "/admin/access/grant/?state__exact=x"],
+)
+def test_the_sidebar_is_djangos_for_each_page(approver: Any, path: str) -> None:
+    """The sidebar rendered once per apps, page and language is the include Django renders,
+    its current page marked, on the first view and the next."""
+    from django.template.loader import render_to_string
+
+    for _ in range(2):
+        page = approver.get(path)
+        assert page.status_code == 200
+        html = page.content.decode()
+        request = page.wsgi_request
+        django = render_to_string(
+            "admin/nav_sidebar.html",
+            {"available_apps": page.context["available_apps"], "request": request},
+        )
+        assert f"\n          {django}\n        " in html
+        assert _sidebar(html) == _sidebar(django)
+        current = path.split("?")[0]
+        assert f'<a href="{current}" aria-current="page">' in html
+
+
+def test_the_sidebar_follows_the_reader(approver: Any, auditor: Any) -> None:
+    """Two readers with other apps to see get their own sidebars."""
+    theirs = auditor.get("/admin/audit/auditevent/").content.decode()
+    mine = approver.get("/admin/access/grant/").content.decode()
+    assert "/admin/audit/auditevent/" in _sidebar(theirs)
+    assert "/admin/audit/auditevent/" not in _sidebar(mine)
