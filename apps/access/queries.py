@@ -7,7 +7,9 @@ existence is not confirmed.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
+from typing import Any
 
 from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -61,14 +63,21 @@ def approval_count() -> Coalesce:
     is cut; this is evaluated only for the rows a page returns, and leaves the page's
     ``COUNT(*)`` a plain count.
     """
-    counted = (
+    return Coalesce(Subquery(_approvals_counted(), output_field=IntegerField()), 0)
+
+
+@functools.cache
+def _approvals_counted() -> QuerySet[Any, Any]:
+    # Built once per process (five clones of a queryset): ``Subquery`` copies its query, and
+    # each ``annotate`` resolves its own copy against the outer query, so nothing is shared
+    # between uses. Never evaluated itself.
+    return (
         Approval.objects.filter(request=OuterRef("pk"))
         .order_by()
         .values("request")
         .annotate(n=Count("pk"))
         .values("n")
     )
-    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 def email_of(path: str) -> Subquery:
