@@ -22,26 +22,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from html import escape
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
+from django.db.models import Field
 from django.utils import timezone
 from django.utils.dates import MONTHS_3, WEEKDAYS_ABBR
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.text import Truncator
 
 from apps.accounts.timezones import abbreviation
+from apps.kit import choices
+from apps.kit.text import truncate_chars
 
 from . import schedules
-from .states import GrantState, RequestKind, RequestState, is_live
+from .models import AccessRequest, Grant
+from .states import RequestKind, RequestState, is_live
 
-GRANT_STATES = dict(GrantState.choices)
-REQUEST_STATES = dict(RequestState.choices)
-REQUEST_KINDS = dict(RequestKind.choices)
+# get_FOO_display()'s answer for a value read as a column (``choices.label``).
+_GRANT_STATE = cast("Field[Any, Any]", Grant._meta.get_field("state"))
+_REQUEST_STATE = cast("Field[Any, Any]", AccessRequest._meta.get_field("state"))
+_REQUEST_KIND = cast("Field[Any, Any]", AccessRequest._meta.get_field("kind"))
 
 
-def _label(labels: dict[str, str], value: str) -> str:
-    # get_FOO_display(): the choice's label, or the value itself if it has none.
-    return str(labels.get(value, value))
+def _label(field: Field[Any, Any], value: str) -> str:
+    return str(choices.label(field, value))
 
 
 class ResourceCells(NamedTuple):
@@ -126,7 +129,7 @@ class GrantRow:
         return is_live(self.sync_status)
 
     def get_state_display(self) -> str:
-        return _label(GRANT_STATES, self.state)
+        return _label(_GRANT_STATE, self.state)
 
     def parsed_schedule(self) -> schedules.Schedule | None:
         return schedules.parse(self.schedule)
@@ -224,10 +227,10 @@ class RequestRow:
         )
 
     def get_state_display(self) -> str:
-        return _label(REQUEST_STATES, self.state)
+        return _label(_REQUEST_STATE, self.state)
 
     def get_kind_display(self) -> str:
-        return _label(REQUEST_KINDS, self.kind)
+        return _label(_REQUEST_KIND, self.kind)
 
 
 class LocalTimes:
@@ -324,7 +327,7 @@ def request_rows(requests: list[RequestRow]) -> SafeString:
             else ""
         )
         reason = (
-            f'<br><span class="muted">{escape(Truncator(r.decision_reason).chars(80))}</span>'
+            f'<br><span class="muted">{escape(truncate_chars(r.decision_reason, 80))}</span>'
             if r.decision_reason and r.state == RequestState.REJECTED
             else ""
         )
