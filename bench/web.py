@@ -354,18 +354,10 @@ class Result:
 _TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_ticks(pid: int) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])  # utime, stime
-
-
-def _processes() -> list[tuple[int, int, str]]:
-    """(pid, parent pid, command name) of every process (none without Linux's /proc: the
-    CPU columns then read 0)."""
-    found: list[tuple[int, int, str]] = []
+def _processes() -> list[tuple[int, int, str, int]]:
+    """(pid, parent pid, command name, CPU ticks so far) of every process, from one read of
+    each ``/proc/<pid>/stat`` (none without Linux's /proc: the CPU columns then read 0)."""
+    found: list[tuple[int, int, str, int]] = []
     if not Path("/proc").is_dir():
         return found
     for entry in Path("/proc").iterdir():
@@ -375,15 +367,17 @@ def _processes() -> list[tuple[int, int, str]]:
             except OSError:
                 continue
             name = text[text.index("(") + 1 : text.rindex(")")]
-            found.append((int(entry.name), int(text.rsplit(")", 1)[1].split()[1]), name))
+            fields = text.rsplit(")", 1)[1].split()
+            ticks = int(fields[11]) + int(fields[12])  # utime, stime
+            found.append((int(entry.name), int(fields[1]), name, ticks))
     return found
 
 
 def cpu_snapshot(server_pid: int) -> tuple[dict[int, int], dict[int, int], float]:
     """CPU so far: per gunicorn worker, per PostgreSQL process, and this process (ms)."""
     processes = _processes()
-    workers = {pid: _cpu_ticks(pid) for pid, ppid, _ in processes if ppid == server_pid}
-    database = {pid: _cpu_ticks(pid) for pid, _, name in processes if name.startswith("postgres")}
+    workers = {pid: ticks for pid, ppid, _, ticks in processes if ppid == server_pid}
+    database = {pid: ticks for pid, _, name, ticks in processes if name.startswith("postgres")}
     return workers, database, time.process_time() * 1000
 
 
