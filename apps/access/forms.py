@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from apps.accounts.timezones import stamp, valid_zone, zone_label, zone_names, zone_of
 from apps.kit.text import refuse_hidden
+from apps.kit.widgets import MemoizedSelect
 
 from . import schedules
 from .durations import duration_label
@@ -339,6 +340,8 @@ class PreferencesForm(forms.Form):
         required=False,
         help_text="Times on these pages are shown in this zone.",
         error_messages={"invalid_choice": "Choose a time zone from the list."},
+        # About 600 options: through the form templates they were most of the page's CPU.
+        widget=MemoizedSelect,
     )
     notify_expiry = forms.BooleanField(
         label="Email me before one of my grants ends", required=False

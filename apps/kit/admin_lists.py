@@ -43,7 +43,6 @@ from django.contrib.admin.utils import (
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db import models
-from django.forms.renderers import BaseRenderer
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import get_template
 from django.urls import NoReverseMatch
@@ -57,6 +56,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import get_language
 
 from .memo import frozen, memo
+from .widgets import MemoizedHiddenInput, MemoizedSelect
 
 # How the admin finds a column's model field (private, but what items_for_result asks).
 _get_non_gfk_field = admin_utils._get_non_gfk_field  # type: ignore[attr-defined]
@@ -497,51 +497,15 @@ def rendered_media(media: forms.Media) -> RenderedMedia:
     return rendered
 
 
-class _MemoizedWidget:
-    """A widget whose HTML is rendered once per distinct input in a process: its class, name,
-    value, attributes, choices and renderer. Every part of the HTML comes from those (the
-    widget templates read nothing else), so the same input gives the same HTML."""
-
-    def render(
-        self,
-        name: str,
-        value: Any,
-        attrs: dict[str, Any] | None = None,
-        renderer: BaseRenderer | None = None,
-    ) -> SafeString:
-        key = (
-            type(self),
-            name,
-            frozen(value),
-            frozen(attrs or {}),
-            frozen(self.attrs),  # type: ignore[attr-defined]
-            frozen(list(getattr(self, "choices", ()))),
-            id(renderer),
-        )
-        render = super().render  # type: ignore[misc]
-        return SafeString(memo(_WIDGETS, key, lambda: render(name, value, attrs, renderer)))
-
-
-_WIDGETS: dict[Any, str] = {}
-
-
-class _ActionSelect(_MemoizedWidget, forms.Select):
-    pass
-
-
-class _SelectAcross(_MemoizedWidget, forms.HiddenInput):
-    pass
-
-
 class ActionForm(helpers.ActionForm):
     """Django's action form, its two widgets rendered once per set of choices: through the
     form templates they cost 0.5-1 ms of every changelist (bench/README.md, "Pages")."""
 
     action = forms.ChoiceField(
-        label=helpers.ActionForm.base_fields["action"].label, widget=_ActionSelect
+        label=helpers.ActionForm.base_fields["action"].label, widget=MemoizedSelect
     )
     select_across = forms.BooleanField(
-        label="", required=False, initial=0, widget=_SelectAcross({"class": "select-across"})
+        label="", required=False, initial=0, widget=MemoizedHiddenInput({"class": "select-across"})
     )
 
 

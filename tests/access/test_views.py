@@ -503,6 +503,34 @@ def test_preferences_save_and_change_how_times_are_shown(alice: Any) -> None:
     assert AuditEvent.objects.filter(action=AccountAction.USER_UPDATED, actor=user).count() == 1
 
 
+def test_the_zone_select_is_djangos_for_each_reader(alice: Any, signed_in: Any) -> None:
+    """The time zone select is rendered once per distinct input (``MemoizedSelect``): for
+    each reader's own zone, the empty choice and a refused value it is exactly Django's
+    select, with that reader's zone marked, on the first view and on the next."""
+    from django import forms
+
+    from apps.access.forms import PreferencesForm
+
+    def djangos(form: PreferencesForm) -> str:
+        select = forms.Select(choices=form.fields["time_zone"].choices)
+        return str(form["time_zone"].as_widget(widget=select))
+
+    (alice_client, _), (bob_client, bob_user) = alice, signed_in("dave", groups=["engineering"])
+    bob_user.time_zone = "Asia/Tokyo"
+    bob_user.save(update_fields=["time_zone"])
+    for client, zone in ((alice_client, ""), (bob_client, "Asia/Tokyo"), (alice_client, "")):
+        for _ in range(2):
+            response = client.get("/preferences")
+            form = response.context["form"]
+            select = djangos(form)
+            assert select in response.content.decode()
+            assert f'<option value="{zone}" selected>' in select
+            assert select.count(" selected>") == 1
+    refused = alice_client.post("/preferences", {"time_zone": "Mars/<b>Olympus</b>"})
+    assert djangos(refused.context["form"]) in refused.content.decode()
+    assert " selected>" not in djangos(refused.context["form"])
+
+
 def test_browser_zone_cookie_is_used_without_a_preference(alice: Any) -> None:
     client, _ = alice
     client.cookies["jitportal_tz"] = "Asia/Tokyo"
