@@ -102,6 +102,9 @@ class RequestForm(forms.Form):
     resource = forms.ChoiceField(
         label="Resource",
         error_messages={"invalid_choice": "Choose a resource you may request from the list."},
+        # One option per requestable resource (hundreds in a large team): rendered once per
+        # set of choices and value rather than through the form templates on every view.
+        widget=MemoizedSelect,
     )
     level = forms.ChoiceField(
         label="Access level",

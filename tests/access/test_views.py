@@ -210,6 +210,35 @@ def test_resource_in_query_string_is_preselected(alice: Any, grafana: Any) -> No
     assert [c[0] for c in response.context["form"].fields["duration"].choices] == [60, 240]
 
 
+def test_the_resource_select_is_djangos_for_each_reader(
+    alice: Any, grafana: Any, signed_in: Any
+) -> None:
+    """The resource select is rendered once per distinct input (``MemoizedSelect``): each
+    reader gets exactly Django's select of the resources they may request, with their
+    choice marked, never another reader's options."""
+    from django import forms
+
+    ResourceFactory(slug="vault", name="Vault <prod>", requester_groups=["sre"])
+    sre_client, _ = signed_in("sam", groups=["sre"])
+    alice_client, _ = alice
+    for client, query, offered, chosen in (
+        (alice_client, "", ["grafana"], ""),
+        (sre_client, "", ["grafana", "vault"], ""),
+        (sre_client, "?resource=vault", ["grafana", "vault"], "vault"),
+        (alice_client, "?resource=grafana", ["grafana"], "grafana"),
+        (alice_client, "?resource=vault", ["grafana"], ""),
+    ):
+        for _ in range(2):
+            response = client.get("/requests/new" + query)
+            form = response.context["form"]
+            select = forms.Select(choices=form.fields["resource"].choices)
+            html = str(form["resource"].as_widget(widget=select))
+            assert html in response.content.decode()
+            assert [v for v, _ in form.fields["resource"].choices] == ["", *offered]
+            assert f'<option value="{chosen}" selected>' in html
+    assert "Vault &lt;prod&gt;" in sre_client.get("/requests/new").content.decode()
+
+
 def test_unknown_resource_in_query_string_is_explained_not_an_error(
     alice: Any, grafana: Any
 ) -> None:
