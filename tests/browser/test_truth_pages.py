@@ -261,3 +261,28 @@ def test_the_first_page_after_sign_in_is_in_the_browsers_zone(people):
     page.locator("text=Times are shown in America/New_York.").wait_for()
 
     assert "Times are shown in America/New_York." in dave.text()
+
+
+def test_each_person_picks_their_own_zone_in_the_preferences_select(people):
+    """The zone select is rendered once per distinct input in a process; two people on the
+    same server each see and keep only their own choice."""
+    alice = people("alice", ["engineering"], zone="Europe/Berlin")
+    bob = people("bob", ["engineering"], zone="America/New_York")
+
+    page = alice.open("/preferences")
+    page.select_option("#id_time_zone", "Asia/Tokyo")
+    page.click("main button:has-text('Save')")
+    page.locator("text=Your preferences were saved.").wait_for()
+    alice_choice = page.input_value("#id_time_zone")
+    bob_page = bob.open("/preferences")
+    bob_choice = bob_page.input_value("#id_time_zone")
+    bob_page.select_option("#id_time_zone", "America/Denver")
+    bob_page.click("main button:has-text('Save')")
+    bob_page.locator("text=Your preferences were saved.").wait_for()
+
+    assert (alice_choice, bob_choice) == ("Asia/Tokyo", "")
+    assert alice.open("/preferences").input_value("#id_time_zone") == "Asia/Tokyo"
+    assert bob.open("/preferences").input_value("#id_time_zone") == "America/Denver"
+    alice.open("/")
+    assert "Times are shown in Asia/Tokyo." in alice.text()
+    assert User.objects.get(username="idp|bob").time_zone == "America/Denver"
