@@ -18,9 +18,13 @@ from django.utils.safestring import SafeString
 
 from .memo import frozen, memo
 
-__all__ = ["MemoizedHiddenInput", "MemoizedSelect", "MemoizedWidget"]
+__all__ = ["LONGEST_VALUE", "MemoizedHiddenInput", "MemoizedSelect", "MemoizedWidget"]
 
 _WIDGETS: dict[Any, str] = {}
+# The longest value text a key may hold. A bound form's value is whatever was posted (up to
+# the request's size), so a longer one is rendered without the memo: the store holds at most
+# MEMO_SIZE entries, and none of them can be made large by a person's input.
+LONGEST_VALUE = 200
 
 
 class MemoizedWidget:
@@ -33,6 +37,9 @@ class MemoizedWidget:
         attrs: dict[str, Any] | None = None,
         renderer: BaseRenderer | None = None,
     ) -> SafeString:
+        render = super().render  # type: ignore[misc]
+        if len(str(value)) > LONGEST_VALUE:
+            return SafeString(render(name, value, attrs, renderer))
         key = (
             type(self),
             name,
@@ -42,7 +49,6 @@ class MemoizedWidget:
             frozen(list(getattr(self, "choices", ()))),
             id(renderer),
         )
-        render = super().render  # type: ignore[misc]
         return SafeString(memo(_WIDGETS, key, lambda: render(name, value, attrs, renderer)))
 
 
