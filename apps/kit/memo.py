@@ -4,8 +4,10 @@ A page piece whose HTML depends only on a few plain values (a widget's choices, 
 links, the sidebar's list of apps) is rendered once per distinct input in a process instead
 of through the template engine on every view (bench/README.md, "Pages"). The key must hold
 everything the HTML reads; ``frozen`` turns plain inputs (text, numbers, lists, dicts) into
-one. A store is emptied when it passes ``MEMO_SIZE`` entries, so it stays small whatever the
-inputs; nothing in it outlives the process.
+one. A store is emptied when it passes ``MEMO_SIZE`` entries, and nothing in it outlives the
+process. An entry is as large as its input allows: a query string or a path is bounded by
+gunicorn's request line (``limit_request_line``), and a widget's posted value by
+``apps.kit.widgets.LONGEST_VALUE`` (a longer one is not memoized).
 """
 
 from __future__ import annotations
