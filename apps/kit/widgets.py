@@ -2,7 +2,8 @@
 
 Django renders a widget through the form templates on every view: a select of a few
 actions costs 0.5-1 ms of a changelist, and the preferences page's time zone select (about
-600 options, one template render each) cost most of its 20 ms (bench/README.md, "Pages").
+600 options, one template render each) cost most of its 20 ms
+(bench/results/2026-12-07-web-floor.md).
 A memoized widget keys its HTML on everything the widget templates read (its class, name,
 value, attributes, choices and renderer), so the same input gives the same HTML and another
 input never gets another's entry. The stores are ``apps.kit.memo``'s: per process, bounded.
